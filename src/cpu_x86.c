@@ -1,0 +1,82 @@
+/*
+ * x86 CPU feature detection: CPUID for what the CPU implements, XGETBV for
+ * what the OS saves and restores (without OS support for the YMM/ZMM state,
+ * AVX instructions fault even on a CPU that has them).  A baseline file.
+ */
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#  error "src/cpu_x86.c is a baseline file: do not compile it with -mavx*/-march flags"
+#endif
+
+#include "rmsfuse_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <stdint.h>
+
+#define XCR0_SSE       (1u << 1)
+#define XCR0_AVX       (1u << 2)
+#define XCR0_OPMASK    (1u << 5)
+#define XCR0_ZMM_HI256 (1u << 6)
+#define XCR0_HI16_ZMM  (1u << 7)
+
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    /* The encoding, so that no -mxsave flag is needed to assemble it. */
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+typedef struct cpu_bits {
+    unsigned ecx1, edx1, ebx7;
+    uint64_t xcr0;
+} cpu_bits;
+
+static cpu_bits read_cpu(void)
+{
+    cpu_bits c = {0, 0, 0, 0};
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return c;
+    c.ecx1 = ecx;
+    c.edx1 = edx;
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, eax, ebx, ecx, edx);
+        c.ebx7 = ebx;
+    }
+    if (c.ecx1 & bit_OSXSAVE)
+        c.xcr0 = xgetbv0();
+    return c;
+}
+
+int rmsfuse_cpu_has_sse2(void)
+{
+    return (read_cpu().edx1 & bit_SSE2) != 0;
+}
+
+static int os_saves_ymm(const cpu_bits *c)
+{
+    const uint64_t need = XCR0_SSE | XCR0_AVX;
+    return (c->ecx1 & bit_OSXSAVE) && (c->xcr0 & need) == need;
+}
+
+int rmsfuse_cpu_has_avx2(void)
+{
+    cpu_bits c = read_cpu();
+    return (c.ecx1 & bit_AVX) && (c.ebx7 & bit_AVX2) && os_saves_ymm(&c);
+}
+
+int rmsfuse_cpu_has_avx512(void)
+{
+    cpu_bits c = read_cpu();
+    const uint64_t zmm = XCR0_OPMASK | XCR0_ZMM_HI256 | XCR0_HI16_ZMM;
+    return (c.ecx1 & bit_AVX) && (c.ebx7 & bit_AVX512F) && os_saves_ymm(&c) && (c.xcr0 & zmm) == zmm;
+}
+
+#else /* not x86 */
+
+int rmsfuse_cpu_has_sse2(void) { return 0; }
+int rmsfuse_cpu_has_avx2(void) { return 0; }
+int rmsfuse_cpu_has_avx512(void) { return 0; }
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * The RMSProp vector loop, written once for every SIMD ISA.  An ISA file
+ * defines the macros below and includes this header; it gets
+ * RMSFUSE_VEC_FUNC, the kernel specialised on all 64 variants.
+ *
+ *   VF            vector type of VW floats
+ *   VLOAD(ptr)    unaligned load        VSTORE(ptr, x)  unaligned store
+ *   VSET1(f)      broadcast             VNEG(x)         flip the sign bit
+ *   VADD VSUB VMUL VDIV(x, y)           VSQRT(x)   (IEEE, correctly rounded)
+ *
+ * The vector body mirrors rmsfuse_rmsprop_elem() op for op.  Elements
+ * before the first VW*4-byte-aligned param address, and the last n % VW,
+ * go through rmsfuse_rmsprop_elem() itself, so no access leaves [0, n).
+ */
+#include <stdint.h>
+
+#include "rmsprop_elem.h"
+
+#define RMSFUSE_VEC_BYTES (VW * sizeof(float))
+
+static RMSFUSE_ALWAYS_INLINE void vec_body(const rmsfuse_consts *k, const unsigned V, float *p, const float *grad,
+                                           float *v, float *b, float *ga, size_t i)
+{
+    VF g = VLOAD(grad + i);
+    VF pi = VLOAD(p + i);
+    VF s, d;
+
+    if (V & RMSFUSE_V_MAXIMIZE)
+        g = VNEG(g);
+    if (V & RMSFUSE_V_WD)
+        g = VADD(g, VMUL(VSET1(k->w), pi));
+
+    VF vi = VADD(VMUL(VLOAD(v + i), VSET1(k->a)), VMUL(VMUL(VSET1(k->c), g), g));
+    VSTORE(v + i, vi);
+
+    if (V & RMSFUSE_V_CENTERED) {
+        VF gai = VADD(VMUL(VLOAD(ga + i), VSET1(k->a)), VMUL(VSET1(k->c), g));
+        VSTORE(ga + i, gai);
+        s = VSUB(vi, VMUL(gai, gai));
+    } else {
+        s = vi;
+    }
+
+    if (V & RMSFUSE_V_EPS_IN_SQRT)
+        d = VSQRT(VADD(s, VSET1(k->e)));
+    else
+        d = VADD(VSQRT(s), VSET1(k->e));
+
+    if (V & RMSFUSE_V_LR_IN_MOM) {
+        VF u = VDIV(VMUL(VSET1(k->l), g), d);
+        if (V & RMSFUSE_V_MOM) {
+            VF bi = VADD(VMUL(VLOAD(b + i), VSET1(k->m)), u);
+            VSTORE(b + i, bi);
+            pi = VSUB(pi, bi);
+        } else {
+            pi = VSUB(pi, u);
+        }
+    } else {
+        if (V & RMSFUSE_V_MOM) {
+            VF bi = VADD(VMUL(VLOAD(b + i), VSET1(k->m)), VDIV(g, d));
+            VSTORE(b + i, bi);
+            pi = VADD(pi, VMUL(VSET1(k->nl), bi));
+        } else {
+            pi = VADD(pi, VDIV(VMUL(VSET1(k->nl), g), d));
+        }
+    }
+    VSTORE(p + i, pi);
+}
+
+static RMSFUSE_ALWAYS_INLINE void vec_loop(const rmsfuse_consts *k, const unsigned V, float *p, const float *g,
+                                           float *v, float *b, float *ga, size_t n)
+{
+    size_t i = 0;
+    /* Head: reach a vector-aligned param address (when param is at least
+     * float-aligned; otherwise every access stays unaligned). */
+    size_t head = 0;
+    if (((uintptr_t)p % sizeof(float)) == 0)
+        head = (size_t)((RMSFUSE_VEC_BYTES - ((uintptr_t)p % RMSFUSE_VEC_BYTES)) % RMSFUSE_VEC_BYTES) /
+               sizeof(float);
+    if (head > n)
+        head = n;
+    for (; i < head; i++)
+        rmsfuse_rmsprop_elem(k, V, p, g, v, b, ga, i);
+    for (; i + VW <= n; i += VW)
+        vec_body(k, V, p, g, v, b, ga, i);
+    for (; i < n; i++)
+        rmsfuse_rmsprop_elem(k, V, p, g, v, b, ga, i);
+}
+
+#define RMSFUSE_VEC_CASE(V)                  \
+    case (V):                                \
+        vec_loop(k, (V), p, g, v, b, ga, n); \
+        break;
+
+void RMSFUSE_VEC_FUNC(const rmsfuse_consts *k, float *p, const float *g, float *v, float *b, float *ga, size_t n)
+{
+    switch (k->variant) {
+        RMSFUSE_FOR_EACH_VARIANT(RMSFUSE_VEC_CASE)
+    default:
+        break;
+    }
+}
