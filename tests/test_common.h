@@ -95,6 +95,13 @@ static inline int rmsfuse_test_run(Suite *s)
             return EXIT_FAILURE;
         }
     }
+    const char *expect = getenv("RMSFUSE_EXPECT_ISA");
+    if (expect && *expect && (!forced || !*forced || strcmp(forced, "auto") == 0) &&
+        strcmp(rmsfuse_active_isa(), expect) != 0) {
+        printf("detection chose %s, expected %s\n", rmsfuse_active_isa(), expect);
+        srunner_free(srunner_create(s));
+        return EXIT_FAILURE;
+    }
     printf("active ISA: %s\n", rmsfuse_active_isa());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,29 @@
+# Sourced by scripts/test.sh and scripts/bench.sh.
+#
+# rmsfuse_need_packages PKG...: installs the Debian packages that are
+# missing (only those), when running as root; otherwise names them and
+# fails.  Packages of a foreign architecture (name:arm64) enable it first.
+rmsfuse_need_packages() {
+    local missing=() pkg arch
+    for pkg in "$@"; do
+        if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+            missing+=("$pkg")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "rmsfuse: missing Debian packages: ${missing[*]}" >&2
+        echo "rmsfuse: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+    for pkg in "${missing[@]}"; do
+        case "$pkg" in
+            *:*) arch=${pkg#*:}
+                 dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch" ;;
+        esac
+    done
+    echo "rmsfuse: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

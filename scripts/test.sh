@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds rmsfuse and runs the whole test suite: the README's test command.
+#
+#   scripts/test.sh          everything (what CI runs)
+#   scripts/test.sh native   only the native build and its ctest run
+#
+# Stages (each a separate build under build/):
+#   native    ctest: auto + every ISA forced, golden vectors, package consumer
+#   valgrind  the suite under memcheck (valgrind hides AVX-512: detection must
+#             fall back cleanly, the forced avx512 run must skip)
+#   qemu-x86  the suite under qemu-x86_64 -cpu qemu64 (no AVX): detection must
+#             pick sse2 and nothing illegal may execute
+#   aarch64   cross build with gcc-aarch64-linux-gnu, suite under qemu-aarch64,
+#             detection must pick neon
+# As root it installs the Debian packages it needs when they are missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+
+stages=${*:-native valgrind qemu-x86 aarch64}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+pkgs=(build-essential cmake pkg-config check python3-numpy)
+case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
+case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
+case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
+rmsfuse_need_packages "${pkgs[@]}"
+
+summary=()
+run_stage() { # name, then the commands of the stage as a function
+    local name=$1
+    shift
+    echo
+    echo "==================== $name ===================="
+    local t0=$SECONDS
+    "$@"
+    summary+=("$name: passed ($((SECONDS - t0)) s)")
+}
+
+configure_build() { # dir, cmake args...
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DRMSFUSE_BUILD_TESTS=ON "$@" >"$dir.configure.log" 2>&1 ||
+        { cat "$dir.configure.log"; return 1; }
+    cmake --build "$dir" -j "$jobs"
+}
+
+stage_native() {
+    configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    ctest --test-dir build/test -j "$jobs" --output-on-failure
+}
+
+stage_valgrind() {
+    configure_build build/valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        "-DRMSFUSE_TEST_LAUNCHER=valgrind;--quiet;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite"
+    # Valgrind implements AVX2 but not AVX-512.
+    local expect=sse2
+    grep -qw avx2 /proc/cpuinfo && expect=avx2
+    CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=$expect \
+        ctest --test-dir build/valgrind -j "$jobs" --output-on-failure
+}
+
+stage_qemu_x86() {
+    configure_build build/qemu-x86 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        "-DRMSFUSE_TEST_LAUNCHER=qemu-x86_64;-cpu;qemu64"
+    # Check forks each test by default; forked children hang under qemu-user.
+    CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=sse2 ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure
+}
+
+stage_aarch64() {
+    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
+    CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=neon ctest --test-dir build/aarch64 -j "$jobs" --output-on-failure
+}
+
+for s in $stages; do
+    case $s in
+        native) run_stage native stage_native ;;
+        valgrind) run_stage valgrind stage_valgrind ;;
+        qemu-x86) run_stage qemu-x86 stage_qemu_x86 ;;
+        aarch64) run_stage aarch64 stage_aarch64 ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64)" >&2; exit 2 ;;
+    esac
+done
+echo
+echo "==================== summary ===================="
+printf '%s\n' "${summary[@]}"
