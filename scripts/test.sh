@@ -8,8 +8,8 @@
 #   native    ctest: auto + every ISA forced, golden vectors, package consumer
 #   valgrind  the suite under memcheck (valgrind hides AVX-512: detection must
 #             fall back cleanly, the forced avx512 run must skip)
-#   qemu-x86  the suite under qemu-x86_64 -cpu qemu64 (no AVX): detection must
-#             pick sse2 and nothing illegal may execute
+#   qemu-x86  the suite under qemu-x86_64 on an SSE2-only CPU model (detection
+#             must pick sse2, nothing illegal may execute) and on Haswell (avx2)
 #   aarch64   cross build with gcc-aarch64-linux-gnu, suite under qemu-aarch64,
 #             detection must pick neon
 # As root it installs the Debian packages it needs when they are missing.
@@ -63,10 +63,14 @@ stage_valgrind() {
 }
 
 stage_qemu_x86() {
-    configure_build build/qemu-x86 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        "-DRMSFUSE_TEST_LAUNCHER=qemu-x86_64;-cpu;qemu64"
+    configure_build build/qemu-x86 -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DRMSFUSE_TEST_LAUNCHER=qemu-x86_64"
     # Check forks each test by default; forked children hang under qemu-user.
-    CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=sse2 ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure
+    # An SSE2-only CPU (qemu64 without SSE3/CX16): detection must pick sse2.
+    QEMU_CPU=qemu64,-pni,-cx16 CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=sse2 \
+        ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure
+    # Haswell (AVX2, no AVX-512): detection must pick avx2, avx512 must skip.
+    QEMU_CPU=Haswell-noTSX CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=avx2 \
+        ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure
 }
 
 stage_aarch64() {
