@@ -67,9 +67,13 @@ static RMSFUSE_ALWAYS_INLINE void vec_body(const rmsfuse_consts *k, const unsign
     VSTORE(p + i, pi);
 }
 
-static RMSFUSE_ALWAYS_INLINE void vec_loop(const rmsfuse_consts *k, const unsigned V, float *p, const float *g,
+static RMSFUSE_ALWAYS_INLINE void vec_loop(const rmsfuse_consts *kp, const unsigned V, float *p, const float *g,
                                            float *v, float *b, float *ga, size_t n)
 {
+    /* A local copy: stores through the float arrays cannot alias it, so the
+     * constants (and their broadcasts) stay in registers across the loop. */
+    const rmsfuse_consts kc = *kp;
+    const rmsfuse_consts *k = &kc;
     size_t i = 0;
     /* Head: reach a vector-aligned param address (when param is at least
      * float-aligned; otherwise every access stays unaligned). */

@@ -8,9 +8,11 @@
 
 #include "../rmsprop_elem.h"
 
-static RMSFUSE_ALWAYS_INLINE void scalar_loop(const rmsfuse_consts *k, const unsigned V, float *p, const float *g,
+static RMSFUSE_ALWAYS_INLINE void scalar_loop(const rmsfuse_consts *kp, const unsigned V, float *p, const float *g,
                                               float *v, float *b, float *ga, size_t n)
 {
+    const rmsfuse_consts kc = *kp; /* local: the array stores cannot alias it */
+    const rmsfuse_consts *k = &kc;
     for (size_t i = 0; i < n; i++)
         rmsfuse_rmsprop_elem(k, V, p, g, v, b, ga, i);
 }
