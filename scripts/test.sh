@@ -42,6 +42,7 @@ run_stage() { # name, then the commands of the stage as a function
 configure_build() { # dir, cmake args...
     local dir=$1
     shift
+    mkdir -p "$dir"
     cmake -S . -B "$dir" -DRMSFUSE_BUILD_TESTS=ON "$@" >"$dir.configure.log" 2>&1 ||
         { cat "$dir.configure.log"; return 1; }
     cmake --build "$dir" -j "$jobs"
