@@ -19,7 +19,7 @@ rmsfuse_need_packages() {
     for pkg in "${missing[@]}"; do
         case "$pkg" in
             *:*) arch=${pkg#*:}
-                 dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch" ;;
+                 dpkg --print-foreign-architectures | grep -x "$arch" >/dev/null || dpkg --add-architecture "$arch" ;;
         esac
     done
     echo "rmsfuse: installing ${missing[*]}"
