@@ -11,6 +11,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define XCR0_SSE       (1u << 1)
@@ -49,29 +50,46 @@ static cpu_bits read_cpu(void)
     return c;
 }
 
-int rmsfuse_cpu_has_sse2(void)
-{
-    return (read_cpu().edx1 & bit_SSE2) != 0;
-}
-
 static int os_saves_ymm(const cpu_bits *c)
 {
     const uint64_t need = XCR0_SSE | XCR0_AVX;
     return (c->ecx1 & bit_OSXSAVE) && (c->xcr0 & need) == need;
 }
 
-int rmsfuse_cpu_has_avx2(void)
-{
-    cpu_bits c = read_cpu();
-    return (c.ecx1 & bit_AVX) && (c.ebx7 & bit_AVX2) && os_saves_ymm(&c);
-}
+enum { HAS_SSE2 = 1, HAS_AVX2 = 2, HAS_AVX512 = 4, HAS_KNOWN = 8 };
 
-int rmsfuse_cpu_has_avx512(void)
+static unsigned detect(void)
 {
     cpu_bits c = read_cpu();
     const uint64_t zmm = XCR0_OPMASK | XCR0_ZMM_HI256 | XCR0_HI16_ZMM;
-    return (c.ecx1 & bit_AVX) && (c.ebx7 & bit_AVX512F) && os_saves_ymm(&c) && (c.xcr0 & zmm) == zmm;
+    unsigned has = HAS_KNOWN;
+    if (c.edx1 & bit_SSE2)
+        has |= HAS_SSE2;
+    if ((c.ecx1 & bit_AVX) && (c.ebx7 & bit_AVX2) && os_saves_ymm(&c))
+        has |= HAS_AVX2;
+    if ((c.ecx1 & bit_AVX) && (c.ebx7 & bit_AVX512F) && os_saves_ymm(&c) && (c.xcr0 & zmm) == zmm)
+        has |= HAS_AVX512;
+    return has;
 }
+
+/* CPUID is slow under a hypervisor (it traps), so it runs once.  Racing
+ * first callers compute the same value; relaxed order is enough for a
+ * value that is the same whoever stores it. */
+static _Atomic unsigned cpu_cache;
+
+static unsigned cpu_has(void)
+{
+    unsigned has = atomic_load_explicit(&cpu_cache, memory_order_relaxed);
+    if (!has) {
+        has = detect();
+        atomic_store_explicit(&cpu_cache, has, memory_order_relaxed);
+    }
+    return has;
+}
+
+int rmsfuse_cpu_has_sse2(void) { return (cpu_has() & HAS_SSE2) != 0; }
+int rmsfuse_cpu_has_avx2(void) { return (cpu_has() & HAS_AVX2) != 0; }
+int rmsfuse_cpu_has_avx512(void) { return (cpu_has() & HAS_AVX512) != 0; }
 
 #else /* not x86 */
 
