@@ -1,0 +1,82 @@
+/*
+ * The divider's limit: FLOOR_LANES independent vector sqrts and FLOOR_LANES
+ * independent vector divs per round, on registers, no memory traffic and no
+ * dependency chains (an empty asm makes each input look new every round, and
+ * another consumes each result, so nothing is hoisted or dropped).  A round
+ * is one sqrt + one div for FLOOR_LANES * width elements: the per-element
+ * cost of the RMSProp kernels' sqrt and div when nothing else limits them.
+ * Inputs have full mantissas (no special values).  The x86 functions are
+ * compiled for their ISA with a target attribute; each must only be called
+ * when rmsfuse_isa_supported() says that ISA runs here.
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define VREG(x) "v"(x) /* any SSE/AVX/AVX-512 register */
+#define FLOOR_X86 1
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#define VREG(x) "w"(x) /* any FP/SIMD register */
+#endif
+
+#if defined(FLOOR_X86) || defined(__aarch64__)
+
+/* One lane: x_j's sqrt, and x_j / x_{j+1}. */
+#define FLOOR_LANE(SQRT, DIV, xj, xk)                                   \
+    do {                                                                \
+        __asm__ volatile("" : "+" VREG(xj));                            \
+        __typeof__(xj) s_ = SQRT(xj), d_ = DIV(xj, xk);                 \
+        __asm__ volatile("" : : VREG(s_), VREG(d_));                    \
+    } while (0)
+
+#define FLOOR_BODY(VF, SET1, ADD, SQRT, DIV, STORE, W)                  \
+    VF x0 = SET1(1.6180339f), x1 = SET1(1.7548776f), x2 = SET1(1.3247180f), \
+       x3 = SET1(1.4142135f), x4 = SET1(1.7320508f), x5 = SET1(1.2599210f), \
+       x6 = SET1(1.1892071f), x7 = SET1(1.8392868f);                    \
+    for (int64_t r = 0; r < reps; r++) {                                \
+        FLOOR_LANE(SQRT, DIV, x0, x1);                                  \
+        FLOOR_LANE(SQRT, DIV, x1, x2);                                  \
+        FLOOR_LANE(SQRT, DIV, x2, x3);                                  \
+        FLOOR_LANE(SQRT, DIV, x3, x4);                                  \
+        FLOOR_LANE(SQRT, DIV, x4, x5);                                  \
+        FLOOR_LANE(SQRT, DIV, x5, x6);                                  \
+        FLOOR_LANE(SQRT, DIV, x6, x7);                                  \
+        FLOOR_LANE(SQRT, DIV, x7, x0);                                  \
+    }                                                                   \
+    VF acc = ADD(ADD(ADD(x0, x1), ADD(x2, x3)), ADD(ADD(x4, x5), ADD(x6, x7))); \
+    float out[W];                                                       \
+    STORE(out, acc);                                                    \
+    return out[0];
+
+#endif
+
+#if defined(FLOOR_X86)
+__attribute__((target("sse2"))) float floor_sqrtdiv_sse2(int64_t reps)
+{
+    FLOOR_BODY(__m128, _mm_set1_ps, _mm_add_ps, _mm_sqrt_ps, _mm_div_ps, _mm_storeu_ps, 4)
+}
+
+__attribute__((target("avx2"))) float floor_sqrtdiv_avx2(int64_t reps)
+{
+    FLOOR_BODY(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sqrt_ps, _mm256_div_ps, _mm256_storeu_ps, 8)
+}
+
+__attribute__((target("avx512f"))) float floor_sqrtdiv_avx512(int64_t reps)
+{
+    FLOOR_BODY(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sqrt_ps, _mm512_div_ps, _mm512_storeu_ps, 16)
+}
+#else /* never called: rmsfuse_isa_supported() says no */
+float floor_sqrtdiv_sse2(int64_t reps) { return (float)reps; }
+float floor_sqrtdiv_avx2(int64_t reps) { return (float)reps; }
+float floor_sqrtdiv_avx512(int64_t reps) { return (float)reps; }
+#endif
+
+#if defined(__aarch64__)
+float floor_sqrtdiv_neon(int64_t reps)
+{
+    FLOOR_BODY(float32x4_t, vdupq_n_f32, vaddq_f32, vsqrtq_f32, vdivq_f32, vst1q_f32, 4)
+}
+#else
+float floor_sqrtdiv_neon(int64_t reps) { return (float)reps; }
+#endif
