@@ -60,7 +60,9 @@ typedef enum rmsfuse_status {
     RMSFUSE_E_OVERLAP = -12,            /* two arrays used by the call overlap */
     RMSFUSE_E_SIZE = -13,               /* n * sizeof(float) overflows, or an array wraps the address space */
     RMSFUSE_E_UNKNOWN_ISA = -14,        /* ISA name not one of the known names */
-    RMSFUSE_E_ISA_UNSUPPORTED = -15     /* ISA not compiled in, or not usable on this CPU/OS */
+    RMSFUSE_E_ISA_UNSUPPORTED = -15,    /* ISA not compiled in, or not usable on this CPU/OS */
+    RMSFUSE_E_NULL_LIST = -16,          /* tensor list pointer is NULL with count > 0 */
+    RMSFUSE_E_NO_MEMORY = -17           /* a multi-tensor check could not allocate its scratch space */
 } rmsfuse_status;
 
 /* ---- configuration ----------------------------------------------------- */
@@ -116,6 +118,45 @@ RMSFUSE_API rmsfuse_rmsprop_config rmsfuse_rmsprop_keras(double lr);
  */
 RMSFUSE_API int rmsfuse_rmsprop_step(const rmsfuse_rmsprop_config *cfg, float *param, const float *grad,
                                      float *square_avg, float *momentum_buf, float *grad_avg, size_t n);
+
+/*
+ * Validates exactly what rmsfuse_rmsprop_step would validate, and writes
+ * nothing: the status that call would return (RMSFUSE_OK if it would run).
+ */
+RMSFUSE_API int rmsfuse_rmsprop_check(const rmsfuse_rmsprop_config *cfg, const float *param, const float *grad,
+                                      const float *square_avg, const float *momentum_buf, const float *grad_avg,
+                                      size_t n);
+
+/* ---- many tensors in one call ------------------------------------------ */
+/* One tensor of a multi-tensor step: the arrays of rmsfuse_rmsprop_step. */
+typedef struct rmsfuse_tensor {
+    float *param;
+    const float *grad;
+    float *square_avg;
+    float *momentum_buf; /* used when cfg->momentum != 0, else may be NULL */
+    float *grad_avg;     /* used when RMSFUSE_CENTERED, else may be NULL */
+    size_t n;            /* elements; 0 skips the tensor (its pointers may be NULL) */
+} rmsfuse_tensor;
+
+/*
+ * One RMSProp step of every tensor in tensors[0 .. count), with one
+ * configuration: the same bits as rmsfuse_rmsprop_step on each tensor, with
+ * the configuration checked and the kernel chosen once per call.
+ *
+ * Everything is validated before anything is written: on error no tensor
+ * has changed.  Besides each tensor's own rules, no array written by the
+ * call (param, square_avg and the used state) may overlap any other array
+ * of any tensor; gradients may be shared, as they are only read.  count == 0
+ * is a successful no-op (tensors may then be NULL).  The check across
+ * tensors sorts the arrays; beyond 64 tensors it allocates scratch space
+ * with malloc, and returns RMSFUSE_E_NO_MEMORY if that fails.
+ */
+RMSFUSE_API int rmsfuse_rmsprop_step_multi(const rmsfuse_rmsprop_config *cfg, const rmsfuse_tensor *tensors,
+                                           size_t count);
+
+/* What rmsfuse_rmsprop_step_multi would return, writing nothing. */
+RMSFUSE_API int rmsfuse_rmsprop_check_multi(const rmsfuse_rmsprop_config *cfg, const rmsfuse_tensor *tensors,
+                                            size_t count);
 
 /* Validates cfg alone, with the rules rmsfuse_rmsprop_step applies to it. */
 RMSFUSE_API int rmsfuse_rmsprop_check_config(const rmsfuse_rmsprop_config *cfg);

@@ -9,6 +9,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "rmsfuse_internal.h"
 
@@ -30,18 +31,24 @@ rmsfuse_rmsprop_config rmsfuse_rmsprop_keras(double lr)
     return c;
 }
 
-/* Finite, and still finite once rounded to float. */
-static int representable(double x)
-{
-    return isfinite(x) && isfinite((float)x);
-}
-
-int rmsfuse_rmsprop_check_config(const rmsfuse_rmsprop_config *cfg)
+/*
+ * Validates cfg and derives the loop constants: each rounded once from
+ * double (docs/math.md).  A hyperparameter must be finite and still finite
+ * once rounded to float; (float)x is finite only if x is, and x * 0 is zero
+ * only for finite x, so one comparison checks all five.
+ */
+static int derive_consts(const rmsfuse_rmsprop_config *cfg, rmsfuse_consts *k)
 {
     if (!cfg)
         return RMSFUSE_E_NULL_CONFIG;
-    if (!representable(cfg->lr) || !representable(cfg->alpha) || !representable(cfg->eps) ||
-        !representable(cfg->weight_decay) || !representable(cfg->momentum) || !representable(-cfg->lr))
+    k->a = (float)cfg->alpha;
+    k->c = (float)(1.0 - cfg->alpha);
+    k->e = (float)cfg->eps;
+    k->m = (float)cfg->momentum;
+    k->w = (float)cfg->weight_decay;
+    k->l = (float)cfg->lr;
+    k->nl = (float)(-cfg->lr);
+    if (!(k->a * 0.0f + k->e * 0.0f + k->m * 0.0f + k->w * 0.0f + k->l * 0.0f == 0.0f))
         return RMSFUSE_E_NONFINITE;
     if (cfg->lr < 0.0)
         return RMSFUSE_E_LR;
@@ -55,73 +62,192 @@ int rmsfuse_rmsprop_check_config(const rmsfuse_rmsprop_config *cfg)
         return RMSFUSE_E_MOMENTUM;
     if (cfg->flags & ~RMSFUSE_ALL_FLAGS)
         return RMSFUSE_E_FLAGS;
+    k->variant = cfg->flags | (cfg->weight_decay != 0.0 ? RMSFUSE_V_WD : 0u) |
+                 (cfg->momentum != 0.0 ? RMSFUSE_V_MOM : 0u);
     return RMSFUSE_OK;
 }
 
-/* Byte range [lo, hi) of an array of n floats, or 0 if it wraps. */
-typedef struct range {
-    uintptr_t lo, hi;
-} range;
-
-static int make_range(const void *ptr, size_t bytes, range *r)
+int rmsfuse_rmsprop_check_config(const rmsfuse_rmsprop_config *cfg)
 {
-    r->lo = (uintptr_t)ptr;
-    r->hi = r->lo + bytes;
-    return r->hi >= r->lo;
+    rmsfuse_consts k;
+    return derive_consts(cfg, &k);
 }
 
-static int overlaps(range x, range y)
+/* The NULL rules of one tensor with n > 0, in the documented order. */
+static RMSFUSE_ALWAYS_INLINE int check_nulls(unsigned variant, const float *p, const float *g, const float *v, const float *b,
+                       const float *ga)
 {
-    return x.lo < y.hi && y.lo < x.hi;
+    if (!p || !g || !v)
+        return RMSFUSE_E_NULL_ARRAY;
+    if ((variant & RMSFUSE_V_MOM) && !b)
+        return RMSFUSE_E_NULL_MOMENTUM_BUF;
+    if ((variant & RMSFUSE_V_CENTERED) && !ga)
+        return RMSFUSE_E_NULL_GRAD_AVG;
+    return RMSFUSE_OK;
+}
+
+/* [x, x + bytes) and [y, y + bytes), neither wrapping, are disjoint iff
+ * their distance, either way round, is at least bytes. */
+static int disjoint(uintptr_t x, uintptr_t y, size_t bytes)
+{
+    const uintptr_t d = x - y;
+    return (d >= bytes) & ((uintptr_t)0 - d >= bytes);
+}
+
+/* n > 0.  Every array one tensor uses: not NULL, not wrapping the address
+ * space, pairwise disjoint.  Written out pair by pair, without branches:
+ * this runs on every call and is most of its fixed cost. */
+static RMSFUSE_ALWAYS_INLINE int check_tensor(unsigned variant, const float *p, const float *g, const float *v, const float *b,
+                        const float *ga, size_t n)
+{
+    const int st = check_nulls(variant, p, g, v, b, ga);
+    if (st != RMSFUSE_OK)
+        return st;
+    if (n > SIZE_MAX / sizeof(float))
+        return RMSFUSE_E_SIZE;
+    const size_t bytes = n * sizeof(float);
+    const uintptr_t top = UINTPTR_MAX - bytes;
+    const int mom = (variant & RMSFUSE_V_MOM) != 0, cen = (variant & RMSFUSE_V_CENTERED) != 0;
+    /* An unused state array stands in as param for the wrap check. */
+    const uintptr_t P = (uintptr_t)p, G = (uintptr_t)g, V = (uintptr_t)v;
+    const uintptr_t B = mom ? (uintptr_t)b : P, A = cen ? (uintptr_t)ga : P;
+    if ((P > top) | (G > top) | (V > top) | (B > top) | (A > top))
+        return RMSFUSE_E_SIZE;
+    int ok = disjoint(P, G, bytes) & disjoint(P, V, bytes) & disjoint(G, V, bytes);
+    if (mom)
+        ok &= disjoint(B, P, bytes) & disjoint(B, G, bytes) & disjoint(B, V, bytes);
+    if (cen) {
+        ok &= disjoint(A, P, bytes) & disjoint(A, G, bytes) & disjoint(A, V, bytes);
+        if (mom)
+            ok &= disjoint(A, B, bytes);
+    }
+    return ok ? RMSFUSE_OK : RMSFUSE_E_OVERLAP;
+}
+
+int rmsfuse_rmsprop_check(const rmsfuse_rmsprop_config *cfg, const float *param, const float *grad,
+                          const float *square_avg, const float *momentum_buf, const float *grad_avg, size_t n)
+{
+    rmsfuse_consts k;
+    int st = derive_consts(cfg, &k);
+    if (st != RMSFUSE_OK || n == 0)
+        return st;
+    return check_tensor(k.variant, param, grad, square_avg, momentum_buf, grad_avg, n);
 }
 
 int rmsfuse_rmsprop_step(const rmsfuse_rmsprop_config *cfg, float *param, const float *grad, float *square_avg,
                          float *momentum_buf, float *grad_avg, size_t n)
 {
-    int st = rmsfuse_rmsprop_check_config(cfg);
+    rmsfuse_consts k;
+    int st = derive_consts(cfg, &k);
+    if (st != RMSFUSE_OK || n == 0)
+        return st;
+    st = check_tensor(k.variant, param, grad, square_avg, momentum_buf, grad_avg, n);
     if (st != RMSFUSE_OK)
         return st;
-    if (n == 0)
-        return RMSFUSE_OK;
-
-    const int use_mom = cfg->momentum != 0.0;
-    const int use_ga = (cfg->flags & RMSFUSE_CENTERED) != 0;
-    if (!param || !grad || !square_avg)
-        return RMSFUSE_E_NULL_ARRAY;
-    if (use_mom && !momentum_buf)
-        return RMSFUSE_E_NULL_MOMENTUM_BUF;
-    if (use_ga && !grad_avg)
-        return RMSFUSE_E_NULL_GRAD_AVG;
-    if (n > SIZE_MAX / sizeof(float))
-        return RMSFUSE_E_SIZE;
-
-    /* Every array the call touches, pairwise disjoint. */
-    const void *ptrs[5] = {param, grad, square_avg, use_mom ? momentum_buf : NULL, use_ga ? grad_avg : NULL};
-    range r[5];
-    int used = 0;
-    for (int i = 0; i < 5; i++) {
-        if (!ptrs[i])
-            continue;
-        if (!make_range(ptrs[i], n * sizeof(float), &r[used]))
-            return RMSFUSE_E_SIZE;
-        used++;
-    }
-    for (int i = 0; i < used; i++)
-        for (int j = i + 1; j < used; j++)
-            if (overlaps(r[i], r[j]))
-                return RMSFUSE_E_OVERLAP;
-
-    rmsfuse_consts k;
-    k.a = (float)cfg->alpha;
-    k.c = (float)(1.0 - cfg->alpha);
-    k.e = (float)cfg->eps;
-    k.m = (float)cfg->momentum;
-    k.w = (float)cfg->weight_decay;
-    k.l = (float)cfg->lr;
-    k.nl = (float)(-cfg->lr);
-    k.variant = cfg->flags | (cfg->weight_decay != 0.0 ? RMSFUSE_V_WD : 0u) | (use_mom ? RMSFUSE_V_MOM : 0u);
-
     rmsfuse_active_rmsprop_kernel()(&k, param, grad, square_avg, momentum_buf, grad_avg, n);
+    return RMSFUSE_OK;
+}
+
+/* ---- many tensors ------------------------------------------------------- */
+
+/* The byte range [lo, hi) of one array of a multi-tensor call, and whether
+ * the call writes it. */
+typedef struct span {
+    uintptr_t lo, hi;
+    int written;
+} span;
+
+static int span_cmp(const void *x, const void *y)
+{
+    const span *s = x, *t = y;
+    return (s->lo > t->lo) - (s->lo < t->lo);
+}
+
+/* Each tensor on its own, then every written array against every other
+ * array of the list: sorted by start, a range overlaps an earlier one iff
+ * it starts before the largest end seen so far (of the written ranges, for
+ * a read-only one). */
+static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t count)
+{
+    if (count == 0)
+        return RMSFUSE_OK;
+    if (!t)
+        return RMSFUSE_E_NULL_LIST;
+    size_t spans = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (t[i].n == 0)
+            continue;
+        int st = check_tensor(k->variant, t[i].param, t[i].grad, t[i].square_avg, t[i].momentum_buf,
+                              t[i].grad_avg, t[i].n);
+        if (st != RMSFUSE_OK)
+            return st;
+        spans += 5;
+    }
+    if (spans <= 5)
+        return RMSFUSE_OK; /* at most one tensor with elements: checked above */
+
+    span local[64 * 5];
+    span *s = local;
+    if (spans > sizeof local / sizeof local[0]) {
+        s = spans <= SIZE_MAX / sizeof *s ? malloc(spans * sizeof *s) : NULL;
+        if (!s)
+            return RMSFUSE_E_NO_MEMORY;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (t[i].n == 0)
+            continue;
+        const size_t bytes = t[i].n * sizeof(float);
+        const float *a[5] = {t[i].param, t[i].grad, t[i].square_avg, t[i].momentum_buf, t[i].grad_avg};
+        const int use[5] = {1, 1, 1, (k->variant & RMSFUSE_V_MOM) != 0, (k->variant & RMSFUSE_V_CENTERED) != 0};
+        for (int j = 0; j < 5; j++) {
+            if (!use[j])
+                continue;
+            s[m].lo = (uintptr_t)a[j];
+            s[m].hi = s[m].lo + bytes;
+            s[m].written = j != 1; /* a[1] is the gradient */
+            m++;
+        }
+    }
+    qsort(s, m, sizeof *s, span_cmp);
+    int st = RMSFUSE_OK;
+    uintptr_t end_all = 0, end_written = 0;
+    for (size_t i = 0; i < m && st == RMSFUSE_OK; i++) {
+        if (s[i].lo < (s[i].written ? end_all : end_written))
+            st = RMSFUSE_E_OVERLAP;
+        if (s[i].hi > end_all)
+            end_all = s[i].hi;
+        if (s[i].written && s[i].hi > end_written)
+            end_written = s[i].hi;
+    }
+    if (s != local)
+        free(s);
+    return st;
+}
+
+int rmsfuse_rmsprop_check_multi(const rmsfuse_rmsprop_config *cfg, const rmsfuse_tensor *tensors, size_t count)
+{
+    rmsfuse_consts k;
+    int st = derive_consts(cfg, &k);
+    if (st != RMSFUSE_OK)
+        return st;
+    return check_list(&k, tensors, count);
+}
+
+int rmsfuse_rmsprop_step_multi(const rmsfuse_rmsprop_config *cfg, const rmsfuse_tensor *tensors, size_t count)
+{
+    rmsfuse_consts k;
+    int st = derive_consts(cfg, &k);
+    if (st != RMSFUSE_OK)
+        return st;
+    st = check_list(&k, tensors, count);
+    if (st != RMSFUSE_OK)
+        return st;
+    const rmsfuse_rmsprop_kernel kernel = rmsfuse_active_rmsprop_kernel();
+    for (size_t i = 0; i < count; i++)
+        if (tensors[i].n)
+            kernel(&k, tensors[i].param, tensors[i].grad, tensors[i].square_avg, tensors[i].momentum_buf,
+                   tensors[i].grad_avg, tensors[i].n);
     return RMSFUSE_OK;
 }
 
@@ -144,6 +270,8 @@ const char *rmsfuse_strerror(int status)
     case RMSFUSE_E_SIZE: return "n is too large for the address space";
     case RMSFUSE_E_UNKNOWN_ISA: return "unknown ISA name";
     case RMSFUSE_E_ISA_UNSUPPORTED: return "ISA not built in or not supported by this CPU/OS";
+    case RMSFUSE_E_NULL_LIST: return "tensor list is NULL with count > 0";
+    case RMSFUSE_E_NO_MEMORY: return "out of memory for the multi-tensor overlap check";
     default: return "unknown status code";
     }
 }

@@ -173,6 +173,15 @@ static rmsfuse_rmsprop_config full_config(void)
         ck_assert_msg(st_ == (status), "line %d: got %d (%s), expected %d (%s)", __LINE__, st_,      \
                       rmsfuse_strerror(st_), (int)(status), rmsfuse_strerror(status));                \
         assert_untouched(&A, #status);                                                                \
+        /* The same rules through the checker and a one-tensor list. */                               \
+        st_ = rmsfuse_rmsprop_check((cfgp), (p), (g), (v), (b), (ga), (n));                           \
+        ck_assert_msg(st_ == (status), "line %d: check gave %d", __LINE__, st_);                      \
+        rmsfuse_tensor t_ = {(p), (g), (v), (b), (ga), (n)};                                          \
+        st_ = rmsfuse_rmsprop_step_multi((cfgp), &t_, 1);                                             \
+        ck_assert_msg(st_ == (status), "line %d: step_multi gave %d", __LINE__, st_);                 \
+        st_ = rmsfuse_rmsprop_check_multi((cfgp), &t_, 1);                                            \
+        ck_assert_msg(st_ == (status), "line %d: check_multi gave %d", __LINE__, st_);                \
+        assert_untouched(&A, #status);                                                                \
     } while (0)
 
 static arrays A;
@@ -448,14 +457,14 @@ START_TEST(test_version_and_strings)
 
     const char *unknown = rmsfuse_strerror(12345);
     ck_assert_ptr_nonnull(unknown);
-    for (int s = 0; s >= RMSFUSE_E_ISA_UNSUPPORTED; s--) {
+    for (int s = 0; s >= RMSFUSE_E_NO_MEMORY; s--) {
         const char *m = rmsfuse_strerror(s);
         ck_assert_ptr_nonnull(m);
         ck_assert_msg(strcmp(m, unknown) != 0, "status %d has no description", s);
         for (int t = s + 1; t <= 0; t++)
             ck_assert_msg(strcmp(m, rmsfuse_strerror(t)) != 0, "statuses %d and %d share a text", s, t);
     }
-    ck_assert_str_eq(rmsfuse_strerror(RMSFUSE_E_ISA_UNSUPPORTED - 1), unknown);
+    ck_assert_str_eq(rmsfuse_strerror(RMSFUSE_E_NO_MEMORY - 1), unknown);
 }
 END_TEST
 

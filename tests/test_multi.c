@@ -1,0 +1,271 @@
+/*
+ * The multi-tensor step: the same bits as one rmsfuse_rmsprop_step per
+ * tensor, whatever the list (many tiny tensors, empty tensors, more than the
+ * 64 the overlap check sorts on the stack); every bad entry rejected with
+ * nothing written in any tensor; overlaps across tensors caught, shared
+ * gradients allowed.  Registered once per ISA like the other suites.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rmsfuse.h"
+#include "test_common.h"
+
+/* A list of tensors carved out of one block of memory, so that a test can
+ * check "nothing changed" with one memcmp and build overlaps at will. */
+enum { MAX_T = 300 };
+typedef struct list {
+    float *block, *copy;
+    size_t floats;
+    rmsfuse_tensor t[MAX_T];
+    size_t count;
+} list;
+
+/* count tensors of random sizes in [0, max_n], each with its five arrays,
+ * at random float offsets (so alignments differ), filled with values a real
+ * step sees (positive state, signed gradients). */
+static void list_make(list *L, size_t count, size_t max_n, test_rng *r)
+{
+    size_t n[MAX_T], total = 0;
+    ck_assert_uint_le(count, MAX_T);
+    for (size_t i = 0; i < count; i++) {
+        n[i] = max_n ? (size_t)(rng_next(r) % (max_n + 1)) : 0;
+        total += 5 * (n[i] + 4);
+    }
+    L->floats = total + 1;
+    L->block = malloc(L->floats * sizeof(float));
+    L->copy = malloc(L->floats * sizeof(float));
+    ck_assert(L->block && L->copy);
+    for (size_t k = 0; k < L->floats; k++)
+        L->block[k] = rng_uniform(r, 0.01f, 1.0f);
+    float *at = L->block;
+    for (size_t i = 0; i < count; i++) {
+        float *a[5];
+        for (int j = 0; j < 5; j++) {
+            at += rng_next(r) % 4; /* 0..3 floats of padding: every alignment */
+            a[j] = at;
+            at += n[i] ? n[i] : 1; /* room for one element even when n = 0 */
+        }
+        for (size_t k = 0; k < n[i]; k++)
+            a[1][k] = rng_uniform(r, -1.0f, 1.0f);
+        rmsfuse_tensor t = {a[0], a[1], a[2], a[3], a[4], n[i]};
+        L->t[i] = t;
+    }
+    L->count = count;
+}
+
+static void list_snapshot(list *L)
+{
+    memcpy(L->copy, L->block, L->floats * sizeof(float));
+}
+
+static int list_unchanged(const list *L)
+{
+    return memcmp(L->copy, L->block, L->floats * sizeof(float)) == 0;
+}
+
+static void list_free(list *L)
+{
+    free(L->block);
+    free(L->copy);
+}
+
+/* The configuration of variant bits 0..63 (flags, weight decay, momentum). */
+static rmsfuse_rmsprop_config config_of(unsigned v)
+{
+    rmsfuse_rmsprop_config c = {0.01, 0.9, 1e-6, (v & 16) ? 0.01 : 0.0, (v & 32) ? 0.9 : 0.0, v & 15u};
+    return c;
+}
+
+/* step_multi over the list == step on each tensor in turn, bit for bit
+ * (the per-tensor reference runs on a copy of the block). */
+static void assert_multi_matches_steps(list *L, const rmsfuse_rmsprop_config *c, int steps)
+{
+    float *ref = malloc(L->floats * sizeof(float));
+    ck_assert(ref);
+    memcpy(ref, L->block, L->floats * sizeof(float));
+    for (int s = 0; s < steps; s++) {
+        ck_assert_int_eq(rmsfuse_rmsprop_step_multi(c, L->t, L->count), RMSFUSE_OK);
+        for (size_t i = 0; i < L->count; i++) {
+            const rmsfuse_tensor *t = &L->t[i];
+            float *base = L->block;
+#define REF(ptr) ((ptr) ? ref + ((const float *)(ptr) - base) : NULL)
+            int st = rmsfuse_rmsprop_step(c, REF(t->param), REF(t->grad), REF(t->square_avg),
+                                          REF(t->momentum_buf), REF(t->grad_avg), t->n);
+#undef REF
+            ck_assert_int_eq(st, RMSFUSE_OK);
+        }
+    }
+    ck_assert_msg(memcmp(ref, L->block, L->floats * sizeof(float)) == 0,
+                  "step_multi differs from one step per tensor");
+    free(ref);
+}
+
+START_TEST(test_multi_equals_single_steps)
+{
+    const unsigned v = (unsigned)_i;
+    test_rng r = {1000u + v};
+    rmsfuse_rmsprop_config c = config_of(v);
+    list L;
+    /* Tiny tensors (tails, heads, n = 0), then a few larger ones. */
+    list_make(&L, 40, 37, &r);
+    assert_multi_matches_steps(&L, &c, 3);
+    list_free(&L);
+    list_make(&L, 5, 3000, &r);
+    assert_multi_matches_steps(&L, &c, 2);
+    list_free(&L);
+}
+END_TEST
+
+START_TEST(test_many_tiny_tensors)
+{
+    /* More than 64 tensors: the overlap check sorts on the heap. */
+    test_rng r = {7};
+    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 32u);
+    list L;
+    list_make(&L, MAX_T, 9, &r);
+    assert_multi_matches_steps(&L, &c, 2);
+    list_free(&L);
+}
+END_TEST
+
+START_TEST(test_empty_lists)
+{
+    rmsfuse_rmsprop_config c = config_of(0);
+    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, NULL, 0), RMSFUSE_OK);
+    ck_assert_int_eq(rmsfuse_rmsprop_check_multi(&c, NULL, 0), RMSFUSE_OK);
+    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, NULL, 3), RMSFUSE_E_NULL_LIST);
+    ck_assert_int_eq(rmsfuse_rmsprop_check_multi(&c, NULL, 3), RMSFUSE_E_NULL_LIST);
+    /* Tensors of n = 0 may have NULL arrays. */
+    rmsfuse_tensor zeros[3];
+    memset(zeros, 0, sizeof zeros);
+    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, zeros, 3), RMSFUSE_OK);
+    /* The configuration is checked even for an empty list. */
+    c.alpha = 2.0;
+    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, NULL, 0), RMSFUSE_E_ALPHA);
+    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(NULL, zeros, 3), RMSFUSE_E_NULL_CONFIG);
+}
+END_TEST
+
+/* A list with one bad entry: the expected status, from step_multi and from
+ * check_multi, and not one float changed anywhere. */
+static void expect_rejected(list *L, const rmsfuse_rmsprop_config *c, int status, const char *what)
+{
+    list_snapshot(L);
+    int st = rmsfuse_rmsprop_step_multi(c, L->t, L->count);
+    ck_assert_msg(st == status, "%s: step_multi gave %d (%s), expected %d", what, st, rmsfuse_strerror(st),
+                  status);
+    ck_assert_msg(list_unchanged(L), "%s: a rejected call changed a tensor", what);
+    st = rmsfuse_rmsprop_check_multi(c, L->t, L->count);
+    ck_assert_msg(st == status, "%s: check_multi gave %d", what, st);
+    ck_assert_msg(list_unchanged(L), "%s: check_multi changed a tensor", what);
+}
+
+/* Array j of a tensor, in the order param, grad, square_avg, momentum_buf,
+ * grad_avg, set to x. */
+static void set_array(rmsfuse_tensor *t, int j, float *x)
+{
+    switch (j) {
+    case 0: t->param = x; break;
+    case 1: t->grad = x; break;
+    case 2: t->square_avg = x; break;
+    case 3: t->momentum_buf = x; break;
+    default: t->grad_avg = x; break;
+    }
+}
+
+START_TEST(test_bad_entries_change_nothing)
+{
+    /* count 10 uses the stack for sorting, 100 the heap. */
+    const size_t count = _i ? 100 : 10;
+    test_rng r = {99};
+    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 16u | 32u);
+    list L;
+    list_make(&L, count, 50, &r);
+    for (size_t i = 0; i < count; i++)
+        if (L.t[i].n == 0)
+            L.t[i].n = 1; /* every tensor has elements (list_make left room), so every entry is checked */
+    const size_t bad = count - 2; /* late in the list: earlier tensors were valid */
+    rmsfuse_tensor keep = L.t[bad];
+
+    L.t[bad].param = NULL;
+    expect_rejected(&L, &c, RMSFUSE_E_NULL_ARRAY, "NULL param");
+    L.t[bad] = keep;
+    L.t[bad].grad = NULL;
+    expect_rejected(&L, &c, RMSFUSE_E_NULL_ARRAY, "NULL grad");
+    L.t[bad] = keep;
+    L.t[bad].momentum_buf = NULL;
+    expect_rejected(&L, &c, RMSFUSE_E_NULL_MOMENTUM_BUF, "NULL momentum_buf");
+    L.t[bad] = keep;
+    L.t[bad].grad_avg = NULL;
+    expect_rejected(&L, &c, RMSFUSE_E_NULL_GRAD_AVG, "NULL grad_avg");
+    L.t[bad] = keep;
+    L.t[bad].n = SIZE_MAX / 2;
+    expect_rejected(&L, &c, RMSFUSE_E_SIZE, "huge n");
+    L.t[bad] = keep;
+    L.t[bad].square_avg = L.t[bad].param;
+    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "overlap inside a tensor");
+    L.t[bad] = keep;
+
+    /* Across tensors: a written array of one tensor overlapping any array
+     * of another, by one element at either end or entirely. */
+    for (int j = 0; j < 5; j++) {
+        const rmsfuse_tensor *o = &L.t[1];
+        float *theirs[5] = {o->param, (float *)o->grad, o->square_avg, o->momentum_buf, o->grad_avg};
+        for (int k = 0; k < 5; k++) {
+            if (j == 1 && k == 1)
+                continue; /* two gradients may overlap: tested below */
+            L.t[bad].n = 1;
+            set_array(&L.t[bad], j, theirs[k] + (o->n - 1)); /* the last element of theirs */
+            expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "overlap across tensors (end)");
+            set_array(&L.t[bad], j, theirs[k]);
+            expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "overlap across tensors (start)");
+            L.t[bad] = keep;
+        }
+    }
+    /* The same tensor twice in the list. */
+    L.t[bad] = L.t[0];
+    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "a tensor listed twice");
+    L.t[bad] = keep;
+
+    /* Shared gradients are allowed (read only), and the list then still
+     * matches one step per tensor. */
+    for (size_t i = 1; i < count; i++)
+        if (L.t[i].n <= L.t[0].n)
+            L.t[i].grad = L.t[0].grad;
+    list_snapshot(&L);
+    assert_multi_matches_steps(&L, &c, 1);
+    list_free(&L);
+}
+END_TEST
+
+START_TEST(test_bad_config_changes_nothing)
+{
+    test_rng r = {5};
+    list L;
+    list_make(&L, 8, 20, &r);
+    rmsfuse_rmsprop_config c = config_of(0);
+    c.momentum = 1.0;
+    expect_rejected(&L, &c, RMSFUSE_E_MOMENTUM, "momentum 1");
+    c = config_of(0);
+    c.flags = 1u << 9;
+    expect_rejected(&L, &c, RMSFUSE_E_FLAGS, "unknown flag");
+    list_free(&L);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("multi");
+    TCase *tc = tcase_create("multi");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_multi_equals_single_steps, 0, 64);
+    tcase_add_test(tc, test_many_tiny_tensors);
+    tcase_add_test(tc, test_empty_lists);
+    tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, 2);
+    tcase_add_test(tc, test_bad_config_changes_nothing);
+    suite_add_tcase(s, tc);
+    return rmsfuse_test_run(s);
+}
