@@ -4,6 +4,11 @@
  *
  *   rmsprop/<flags>/<impl>/ws:<bytes>   one RMSProp step over n elements
  *   floor/sqrt_div/<isa>                sqrt + div throughput on registers
+ *   threads/<flags>/<impl>/t:<k>/ws:<bytes>  the step on k cores (rmsfuse_pool)
+ *                                       against the roofline on the same k workers
+ *   multi/<impl>/tensors:<count>/n:<elems>   many small tensors: one
+ *                                       step_multi call, one step per tensor,
+ *                                       and one step over a single flat array
  *
  * <flags>: plain, momentum, centered, centered_momentum (PyTorch placement,
  * lr 1e-4, alpha 0.99, eps 1e-8, momentum 0.9 when used).
@@ -30,6 +35,7 @@
 
 #include "kernels.h"
 #include "rmsfuse.h"
+#include "rmsfuse_pool.h"
 #include "shim.h"
 
 /* ---- flag sets and implementations ---------------------------------------- */
@@ -50,7 +56,8 @@ static const flagset FSETS[FS_COUNT] = {
      peer_centered_momentum_native},
 };
 
-enum kind { K_ISA, K_DISPATCHED, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR };
+enum kind { K_ISA, K_DISPATCHED, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL, K_POOL_ROOFLINE,
+             K_MULTI, K_MULTI_LOOP, K_MULTI_FLAT };
 
 typedef struct bench_case {
     enum kind kind;
@@ -58,6 +65,8 @@ typedef struct bench_case {
     int fs;
     size_t n;
     size_t ws; /* bytes actually touched: narrays * 4 * n */
+    int threads;   /* K_POOL*: workers */
+    size_t count;  /* K_MULTI*: tensors of n elements each */
 } bench_case;
 
 static rmsfuse_rmsprop_config make_config(const flagset *f)
@@ -181,6 +190,130 @@ static void bench_rmsprop(rmsfuse_bench_state *st, void *arg)
     rmsfuse_bench_set_counter(st, "n", (double)n, 0);
     rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
     rmsfuse_bench_set_counter(st, "stream_bytes_per_elem", (double)f->stream_bytes, 0);
+}
+
+/* ---- many cores: rmsfuse_pool against the roofline on the same workers ---- */
+static rmsfuse_pool *pools[65]; /* by worker count, created on first use */
+
+static rmsfuse_pool *pool_for(int threads)
+{
+    if (threads < 1 || threads > 64)
+        return NULL;
+    if (!pools[threads] && rmsfuse_pool_create(&pools[threads], threads) != RMSFUSE_OK)
+        pools[threads] = NULL;
+    return pools[threads];
+}
+
+typedef struct roofline_job {
+    bench_kernel fn;
+    const peer_consts *k;
+    float *p, *g, *v, *b, *ga;
+    size_t n;
+} roofline_job;
+
+/* Each worker: the roofline kernel over the range the pool gives it for a
+ * single array (rmsfuse_pool_split), so traffic and split are the pool's. */
+static void roofline_worker(void *arg, int w, int nw)
+{
+    const roofline_job *J = arg;
+    size_t lo, hi;
+    rmsfuse_pool_split(J->p, J->n, w, nw, &lo, &hi);
+    if (hi > lo)
+        J->fn(J->k, J->p + lo, J->g + lo, J->v + lo, J->b ? J->b + lo : NULL, J->ga ? J->ga + lo : NULL, hi - lo);
+}
+
+static void bench_threads(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = &FSETS[bc->fs];
+    const size_t n = bc->n;
+    float *p = arrays[0], *g = arrays[1], *v = arrays[2];
+    float *b = f->momentum != 0.0 ? arrays[3] : NULL;
+    float *ga = (f->flags & RMSFUSE_CENTERED) ? arrays[4] : NULL;
+    rmsfuse_rmsprop_config cfg = make_config(f);
+    peer_consts k = make_consts(&cfg);
+    rmsfuse_pool *pool = pool_for(bc->threads);
+    char msg[160];
+    if (!pool) {
+        rmsfuse_bench_skip(st, "rmsfuse_pool_create failed");
+        return;
+    }
+    rmsfuse_set_isa("auto");
+    fill_arrays(n);
+    if (bc->kind == K_POOL) {
+        int s = rmsfuse_pool_rmsprop_step(pool, &cfg, p, g, v, b, ga, n);
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "rmsfuse_pool_rmsprop_step: %s", rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            return;
+        }
+        for (uint32_t i = 1; rmsfuse_bench_keep_running(st); i++) {
+            rmsfuse_pool_rmsprop_step(pool, &cfg, p, g, v, b, ga, n);
+            refresh(ga, n, i);
+        }
+    } else {
+        roofline_job J = {f->roofline, &k, p, g, v, b, ga, n};
+        rmsfuse_pool_run(pool, roofline_worker, &J);
+        for (uint32_t i = 1; rmsfuse_bench_keep_running(st); i++) {
+            rmsfuse_pool_run(pool, roofline_worker, &J);
+            refresh(ga, n, i);
+        }
+    }
+    rmsfuse_bench_clobber_memory();
+    int64_t it = rmsfuse_bench_iterations(st);
+    rmsfuse_bench_set_bytes_processed(st, it * (int64_t)n * f->stream_bytes);
+    rmsfuse_bench_set_items_processed(st, it * (int64_t)n);
+    rmsfuse_bench_set_counter(st, "n", (double)n, 0);
+    rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
+    rmsfuse_bench_set_counter(st, "threads", (double)bc->threads, 0);
+    rmsfuse_bench_set_counter(st, "stream_bytes_per_elem", (double)f->stream_bytes, 0);
+}
+
+/* ---- many small tensors ---------------------------------------------------- */
+/* count tensors of n elements, cut from the five arrays (momentum flag set);
+ * one step_multi call, a loop of single steps, and one step over the same
+ * elements as a single array (what the work costs without any per-tensor
+ * cost). */
+static void bench_multi(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = &FSETS[FS_MOMENTUM];
+    const size_t n = bc->n, count = bc->count, total = n * count;
+    rmsfuse_rmsprop_config cfg = make_config(f);
+    rmsfuse_tensor *t = malloc(count * sizeof *t);
+    if (!t) {
+        rmsfuse_bench_skip(st, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        rmsfuse_tensor x = {arrays[0] + i * n, arrays[1] + i * n, arrays[2] + i * n, arrays[3] + i * n, NULL, n};
+        t[i] = x;
+    }
+    rmsfuse_set_isa("auto");
+    fill_arrays(total);
+    if (rmsfuse_rmsprop_step_multi(&cfg, t, count) != RMSFUSE_OK) {
+        rmsfuse_bench_skip(st, "rmsfuse_rmsprop_step_multi failed");
+        free(t);
+        return;
+    }
+    if (bc->kind == K_MULTI) {
+        while (rmsfuse_bench_keep_running(st))
+            rmsfuse_rmsprop_step_multi(&cfg, t, count);
+    } else if (bc->kind == K_MULTI_LOOP) {
+        while (rmsfuse_bench_keep_running(st))
+            for (size_t i = 0; i < count; i++)
+                rmsfuse_rmsprop_step(&cfg, t[i].param, t[i].grad, t[i].square_avg, t[i].momentum_buf, NULL, n);
+    } else {
+        while (rmsfuse_bench_keep_running(st))
+            rmsfuse_rmsprop_step(&cfg, arrays[0], arrays[1], arrays[2], arrays[3], NULL, total);
+    }
+    rmsfuse_bench_clobber_memory();
+    free(t);
+    int64_t it = rmsfuse_bench_iterations(st);
+    rmsfuse_bench_set_bytes_processed(st, it * (int64_t)total * f->stream_bytes);
+    rmsfuse_bench_set_items_processed(st, it * (int64_t)total);
+    rmsfuse_bench_set_counter(st, "tensors", (double)count, 0);
+    rmsfuse_bench_set_counter(st, "n", (double)n, 0);
 }
 
 #define FLOOR_REPS 256
@@ -340,7 +473,7 @@ static int is_class_size(const machine *m, size_t ws)
     return ws == m->cache[1] / 2 || ws == m->cache[2] / 2 || ws == m->cache[3] / 2 || ws == m->dram_ws;
 }
 
-static void add(enum kind kind, const char *isa, int fs, size_t n, const char *name)
+static bench_case *add(enum kind kind, const char *isa, int fs, size_t n, const char *name)
 {
     bench_case *bc = malloc(sizeof *bc);
     if (!bc) {
@@ -352,7 +485,17 @@ static void add(enum kind kind, const char *isa, int fs, size_t n, const char *n
     bc->fs = fs;
     bc->n = n;
     bc->ws = fs >= 0 ? n * (size_t)FSETS[fs].narrays * sizeof(float) : 0;
-    rmsfuse_bench_register(name, kind == K_FLOOR ? bench_floor : bench_rmsprop, bc);
+    bc->threads = 1;
+    bc->count = 0;
+    rmsfuse_bench_fn fn = bench_rmsprop;
+    if (kind == K_FLOOR)
+        fn = bench_floor;
+    else if (kind == K_POOL || kind == K_POOL_ROOFLINE)
+        fn = bench_threads;
+    else if (kind == K_MULTI || kind == K_MULTI_LOOP || kind == K_MULTI_FLAT)
+        fn = bench_multi;
+    rmsfuse_bench_register(name, fn, bc);
+    return bc;
 }
 
 /* The peers must do the library's work: same bits after a few steps. */
@@ -471,5 +614,32 @@ int main(int argc, char **argv)
 #undef ADD
         }
     }
+    /* Many cores: the step on 1..all cores at the DRAM size, each against
+     * the roofline run by the same workers. */
+    const int cores = rmsfuse_pool_machine_cores();
+    snprintf(buf, sizeof buf, "%d", cores);
+    rmsfuse_bench_add_context("machine_cores", buf);
+    if (m.dram_ws >= min_ws && m.dram_ws <= max_ws)
+        for (int fs = 0; fs < FS_COUNT; fs++)
+            for (int t = 1; t <= cores && t <= 64; t++) {
+                const flagset *f = &FSETS[fs];
+                size_t n = elements_for(f, m.dram_ws);
+                snprintf(buf, sizeof buf, "threads/%s/pool/t:%d/ws:%zu", f->name, t, m.dram_ws);
+                add(K_POOL, NULL, fs, n, buf)->threads = t;
+                snprintf(buf, sizeof buf, "threads/%s/roofline/t:%d/ws:%zu", f->name, t, m.dram_ws);
+                add(K_POOL_ROOFLINE, NULL, fs, n, buf)->threads = t;
+            }
+
+    /* Many small tensors (momentum flag set). */
+    static const size_t multi_shapes[][2] = {{1000, 16}, {1000, 256}, {200, 4096}};
+    static const char *multi_impls[] = {"step_multi", "step_loop", "flat"};
+    for (size_t i = 0; i < sizeof multi_shapes / sizeof multi_shapes[0]; i++)
+        for (int k = 0; k < 3; k++) {
+            const size_t count = multi_shapes[i][0], n = multi_shapes[i][1];
+            if (count * n > max_n)
+                continue;
+            snprintf(buf, sizeof buf, "multi/%s/tensors:%zu/n:%zu", multi_impls[k], count, n);
+            add(k == 0 ? K_MULTI : k == 1 ? K_MULTI_LOOP : K_MULTI_FLAT, NULL, FS_MOMENTUM, n, buf)->count = count;
+        }
     return rmsfuse_bench_main(argc, argv);
 }

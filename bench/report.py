@@ -27,6 +27,10 @@ OTHERS = ["dispatched", "roofline", "peer_O2", "peer_native"]
 CLASSES = ["L1", "L2", "L3", "DRAM"]
 NAME_RE = re.compile(r"^rmsprop/([a-z_]+)/([A-Za-z0-9_]+)/ws:(\d+)$")
 FLOOR_RE = re.compile(r"^floor/sqrt_div/([a-z0-9]+)$")
+THREADS_RE = re.compile(r"^threads/([a-z_]+)/(pool|roofline)/t:(\d+)/ws:(\d+)$")
+MULTI_RE = re.compile(r"^multi/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
+MULTI_IMPLS = ["step_multi", "step_loop", "flat"]
+THREADS_TARGET = 0.9
 STAT_AGG = {"best": "max", "median": "median"}
 
 
@@ -42,7 +46,17 @@ class Data:
         self.stat = stat
         self.results = defaultdict(lambda: defaultdict(dict))
         self.floors = {}
+        self.threads = defaultdict(lambda: defaultdict(dict))  # [fs][impl][threads] -> GB/s
+        self.multi = defaultdict(dict)  # [(count, n)][impl] -> Gelem/s
         for name, b in entries.items():
+            m = THREADS_RE.match(name)
+            if m:
+                self.threads[m.group(1)][m.group(2)][int(m.group(3))] = b["bytes_per_second"] / 1e9
+                continue
+            m = MULTI_RE.match(name)
+            if m:
+                self.multi[(int(m.group(2)), int(m.group(3)))][m.group(1)] = b["items_per_second"] / 1e9
+                continue
             m = NAME_RE.match(name)
             if m:
                 fs, impl, target = m.group(1), m.group(2), int(m.group(3))
@@ -154,6 +168,14 @@ def targets(d, classes, present):
     for fs in present:
         r = ratio(d.get(fs, "dispatched", dram), d.get(fs, "peer_O2", dram))
         rows.append(("DRAM: dispatched ≥ 2 × peer_O2", fs, fr(r), r is not None and r >= 2.0))
+    for fs in present:
+        by = d.threads.get(fs, {})
+        pts = [(ratio(by.get("pool", {}).get(t), g), t) for t, g in sorted(by.get("roofline", {}).items())]
+        pts = [(r, t) for r, t in pts if r is not None]
+        if pts:
+            worst = min(pts)
+            rows.append((f"DRAM: pool ≥ {THREADS_TARGET} × roofline, 1..{max(t for _, t in pts)} threads", fs,
+                         f"min {fr(worst[0])} at {worst[1]} threads", worst[0] >= THREADS_TARGET))
     return rows
 
 
@@ -256,8 +278,38 @@ def markdown(ctx, stats, primary, errors, classes, command, png_names):
             w(f"| {label} | " + " | ".join(str(f(classes[c]) or "–") for c in cols) + " |")
         w("")
 
-    w("## Targets\n")
     yes = lambda ok: "yes" if ok else "**no**"
+    if d.threads:
+        w(f"## Many cores: rmsfuse_pool at the DRAM size ({fmt_size(classes.get('DRAM', 0))})\n")
+        w("`pool` is `rmsfuse_pool_rmsprop_step` with t workers bound to t cores; `roofline` is the same-traffic "
+          "kernel run by the same workers over the same split (`rmsfuse_pool_run`), measured in the same run. "
+          f"Target: pool ≥ {THREADS_TARGET} × roofline at every thread count.\n")
+        w("| flag set | threads | pool GB/s | roofline GB/s | pool / roofline | met |")
+        w("|---|---:|---:|---:|---:|:---:|")
+        for fs in FLAGSETS:
+            by = d.threads.get(fs)
+            if not by:
+                continue
+            for t in sorted(set(by.get("pool", {})) | set(by.get("roofline", {}))):
+                pg, rg = by.get("pool", {}).get(t), by.get("roofline", {}).get(t)
+                r = ratio(pg, rg)
+                w(f"| {fs} | {t} | {fr(pg, 1)} | {fr(rg, 1)} | {fr(r)} | "
+                  f"{'–' if r is None else yes(r >= THREADS_TARGET)} |")
+        w("")
+    if d.multi:
+        w("## Many small tensors (momentum flag set)\n")
+        w("`step_multi`: one `rmsfuse_rmsprop_step_multi` call over the list; `step_loop`: one "
+          "`rmsfuse_rmsprop_step` per tensor; `flat`: one step over the same elements as a single array, the "
+          "cost of the work alone. Elements per second.\n")
+        w("| tensors × elements | step_multi | step_loop | flat | step_multi / step_loop | step_multi / flat |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for (count, n), by in sorted(d.multi.items()):
+            sm, sl, fl = (by.get(i) for i in MULTI_IMPLS)
+            w(f"| {count} × {n} | {fr(sm, 3)} G/s | {fr(sl, 3)} G/s | {fr(fl, 3)} G/s | {fr(ratio(sm, sl))} | "
+              f"{fr(ratio(sm, fl))} |")
+        w("")
+
+    w("## Targets\n")
     t1, t2 = targets(d, classes, present), targets(stats[other], classes, present)
     w(f"| target | flag set | {primary} | met | {other} | met |")
     w("|---|---|---:|:---:|---:|:---:|")
@@ -410,7 +462,38 @@ def plot(ctx, d, classes, outdir):
     name2 = "ratio_to_roofline.png"
     fig.savefig(os.path.join(outdir, name2), dpi=110)
     plt.close(fig)
-    return [name, name2]
+    names = [name, name2]
+
+    # Scaling with threads at the DRAM size: pool against its roofline.
+    tfs = [fs for fs in FLAGSETS if fs in d.threads]
+    if tfs:
+        fig, axes = plt.subplots(1, len(tfs), figsize=(4.2 * len(tfs), 4.2), squeeze=False)
+        for ax, fs in zip(axes.flat, tfs):
+            for impl, st in (("roofline", STYLE["roofline"]), ("pool", STYLE["dispatched"])):
+                pts = sorted(d.threads[fs].get(impl, {}).items())
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, marker="o", markersize=5,
+                            **{k: v for k, v in st.items() if k != "marker"})
+            roof = sorted(d.threads[fs].get("roofline", {}).items())
+            if roof:
+                ax.plot([p[0] for p in roof], [p[1] * THREADS_TARGET for p in roof], color="black",
+                        linestyle=":", linewidth=0.9, label=f"{THREADS_TARGET} × roofline")
+            ax.set_xticks(sorted({t for impl in d.threads[fs].values() for t in impl}))
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("threads (cores)")
+            ax.set_ylabel("GB/s (STREAM convention)")
+            ax.set_title(f"{fs}")
+            ax.grid(True, alpha=0.3)
+        h, lab = axes.flat[0].get_legend_handles_labels()
+        fig.legend(h, lab, loc="lower center", ncol=len(h), fontsize=9, frameon=False)
+        fig.suptitle(f"rmsfuse_pool at the DRAM size ({fmt_size(classes.get('DRAM', 0))}): "
+                     f"{ctx.get('cpu_model', '?')}, {est}", fontsize=11)
+        fig.tight_layout(rect=(0, 0.07, 1, 0.94))
+        name3 = "threads_scaling.png"
+        fig.savefig(os.path.join(outdir, name3), dpi=110)
+        plt.close(fig)
+        names.append(name3)
+    return names
 
 
 def main():

@@ -62,7 +62,9 @@ typedef enum rmsfuse_status {
     RMSFUSE_E_UNKNOWN_ISA = -14,        /* ISA name not one of the known names */
     RMSFUSE_E_ISA_UNSUPPORTED = -15,    /* ISA not compiled in, or not usable on this CPU/OS */
     RMSFUSE_E_NULL_LIST = -16,          /* tensor list pointer is NULL with count > 0 */
-    RMSFUSE_E_NO_MEMORY = -17           /* a multi-tensor check could not allocate its scratch space */
+    RMSFUSE_E_NO_MEMORY = -17,          /* an allocation failed (multi-tensor check, thread pool) */
+    RMSFUSE_E_NULL_POOL = -18,          /* rmsfuse_pool pointer is NULL (rmsfuse_pool.h) */
+    RMSFUSE_E_THREADS = -19             /* threads or the topology could not be set up (rmsfuse_pool.h) */
 } rmsfuse_status;
 
 /* ---- configuration ----------------------------------------------------- */

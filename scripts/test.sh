@@ -5,7 +5,7 @@
 #   scripts/test.sh native   only the native build and its ctest run
 #
 # Stages (each a separate build under build/):
-#   native    ctest: auto + every ISA forced, golden vectors, package consumer
+#   native    ctest: auto + every ISA forced, golden vectors, thread pool, package consumer
 #   valgrind  the suite under memcheck (valgrind hides AVX-512: detection must
 #             fall back cleanly, the forced avx512 run must skip)
 #   qemu-x86  the suite under qemu-x86_64 on an SSE2-only CPU model (detection
@@ -22,7 +22,7 @@ cd "$root"
 stages=${*:-native valgrind qemu-x86 aarch64}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-pkgs=(build-essential cmake pkg-config check python3-numpy)
+pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
 case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
@@ -49,7 +49,7 @@ configure_build() { # dir, cmake args...
 }
 
 stage_native() {
-    configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMSFUSE_BUILD_POOL=ON
     ctest --test-dir build/test -j "$jobs" --output-on-failure
 }
 

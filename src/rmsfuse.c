@@ -163,10 +163,44 @@ static int span_cmp(const void *x, const void *y)
     return (s->lo > t->lo) - (s->lo < t->lo);
 }
 
+/*
+ * The common layout first, in one pass: each kind of array (all params, all
+ * grads, ...) laid out in list order without overlaps, as when tensors are
+ * cut from flat buffers, and the five kinds' hulls disjoint.  Then nothing
+ * overlaps.  Returns 1 if the list has that layout (0 says nothing).
+ */
+static int ordered_layout(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t count)
+{
+    const int kinds = 3 + ((k->variant & RMSFUSE_V_MOM) != 0) + ((k->variant & RMSFUSE_V_CENTERED) != 0);
+    uintptr_t lo[5], hi[5];
+    int seen = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (t[i].n == 0)
+            continue;
+        const size_t bytes = t[i].n * sizeof(float);
+        const float *a[5] = {t[i].param, t[i].grad, t[i].square_avg,
+                             (k->variant & RMSFUSE_V_MOM) ? t[i].momentum_buf : t[i].grad_avg, t[i].grad_avg};
+        for (int j = 0; j < kinds; j++) {
+            const uintptr_t x = (uintptr_t)a[j];
+            if (!seen)
+                lo[j] = x;
+            else if (x < hi[j])
+                return 0; /* not in order, or overlapping its predecessor */
+            hi[j] = x + bytes;
+        }
+        seen = 1;
+    }
+    for (int i = 0; i < kinds; i++)
+        for (int j = i + 1; j < kinds; j++)
+            if (lo[i] < hi[j] && lo[j] < hi[i])
+                return 0;
+    return 1;
+}
+
 /* Each tensor on its own, then every written array against every other
- * array of the list: sorted by start, a range overlaps an earlier one iff
- * it starts before the largest end seen so far (of the written ranges, for
- * a read-only one). */
+ * array of the list: in the ordered layout at once, otherwise sorted by
+ * start, where a range overlaps an earlier one iff it starts before the
+ * largest end seen so far (of the written ranges, for a read-only one). */
 static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t count)
 {
     if (count == 0)
@@ -183,8 +217,8 @@ static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t c
             return st;
         spans += 5;
     }
-    if (spans <= 5)
-        return RMSFUSE_OK; /* at most one tensor with elements: checked above */
+    if (spans <= 5 || ordered_layout(k, t, count))
+        return RMSFUSE_OK; /* at most one tensor with elements, checked above; or the ordered layout */
 
     span local[64 * 5];
     span *s = local;
@@ -271,7 +305,9 @@ const char *rmsfuse_strerror(int status)
     case RMSFUSE_E_UNKNOWN_ISA: return "unknown ISA name";
     case RMSFUSE_E_ISA_UNSUPPORTED: return "ISA not built in or not supported by this CPU/OS";
     case RMSFUSE_E_NULL_LIST: return "tensor list is NULL with count > 0";
-    case RMSFUSE_E_NO_MEMORY: return "out of memory for the multi-tensor overlap check";
+    case RMSFUSE_E_NO_MEMORY: return "out of memory";
+    case RMSFUSE_E_NULL_POOL: return "thread pool pointer is NULL";
+    case RMSFUSE_E_THREADS: return "could not create the threads or read the topology";
     default: return "unknown status code";
     }
 }

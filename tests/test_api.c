@@ -457,14 +457,14 @@ START_TEST(test_version_and_strings)
 
     const char *unknown = rmsfuse_strerror(12345);
     ck_assert_ptr_nonnull(unknown);
-    for (int s = 0; s >= RMSFUSE_E_NO_MEMORY; s--) {
+    for (int s = 0; s >= RMSFUSE_E_THREADS; s--) {
         const char *m = rmsfuse_strerror(s);
         ck_assert_ptr_nonnull(m);
         ck_assert_msg(strcmp(m, unknown) != 0, "status %d has no description", s);
         for (int t = s + 1; t <= 0; t++)
             ck_assert_msg(strcmp(m, rmsfuse_strerror(t)) != 0, "statuses %d and %d share a text", s, t);
     }
-    ck_assert_str_eq(rmsfuse_strerror(RMSFUSE_E_NO_MEMORY - 1), unknown);
+    ck_assert_str_eq(rmsfuse_strerror(RMSFUSE_E_THREADS - 1), unknown);
 }
 END_TEST
 

@@ -12,89 +12,20 @@
 
 #include "rmsfuse.h"
 #include "test_common.h"
-
-/* A list of tensors carved out of one block of memory, so that a test can
- * check "nothing changed" with one memcmp and build overlaps at will. */
-enum { MAX_T = 300 };
-typedef struct list {
-    float *block, *copy;
-    size_t floats;
-    rmsfuse_tensor t[MAX_T];
-    size_t count;
-} list;
-
-/* count tensors of random sizes in [0, max_n], each with its five arrays,
- * at random float offsets (so alignments differ), filled with values a real
- * step sees (positive state, signed gradients). */
-static void list_make(list *L, size_t count, size_t max_n, test_rng *r)
-{
-    size_t n[MAX_T], total = 0;
-    ck_assert_uint_le(count, MAX_T);
-    for (size_t i = 0; i < count; i++) {
-        n[i] = max_n ? (size_t)(rng_next(r) % (max_n + 1)) : 0;
-        total += 5 * (n[i] + 4);
-    }
-    L->floats = total + 1;
-    L->block = malloc(L->floats * sizeof(float));
-    L->copy = malloc(L->floats * sizeof(float));
-    ck_assert(L->block && L->copy);
-    for (size_t k = 0; k < L->floats; k++)
-        L->block[k] = rng_uniform(r, 0.01f, 1.0f);
-    float *at = L->block;
-    for (size_t i = 0; i < count; i++) {
-        float *a[5];
-        for (int j = 0; j < 5; j++) {
-            at += rng_next(r) % 4; /* 0..3 floats of padding: every alignment */
-            a[j] = at;
-            at += n[i] ? n[i] : 1; /* room for one element even when n = 0 */
-        }
-        for (size_t k = 0; k < n[i]; k++)
-            a[1][k] = rng_uniform(r, -1.0f, 1.0f);
-        rmsfuse_tensor t = {a[0], a[1], a[2], a[3], a[4], n[i]};
-        L->t[i] = t;
-    }
-    L->count = count;
-}
-
-static void list_snapshot(list *L)
-{
-    memcpy(L->copy, L->block, L->floats * sizeof(float));
-}
-
-static int list_unchanged(const list *L)
-{
-    return memcmp(L->copy, L->block, L->floats * sizeof(float)) == 0;
-}
-
-static void list_free(list *L)
-{
-    free(L->block);
-    free(L->copy);
-}
-
-/* The configuration of variant bits 0..63 (flags, weight decay, momentum). */
-static rmsfuse_rmsprop_config config_of(unsigned v)
-{
-    rmsfuse_rmsprop_config c = {0.01, 0.9, 1e-6, (v & 16) ? 0.01 : 0.0, (v & 32) ? 0.9 : 0.0, v & 15u};
-    return c;
-}
+#include "test_tensors.h"
 
 /* step_multi over the list == step on each tensor in turn, bit for bit
  * (the per-tensor reference runs on a copy of the block). */
 static void assert_multi_matches_steps(list *L, const rmsfuse_rmsprop_config *c, int steps)
 {
-    float *ref = malloc(L->floats * sizeof(float));
-    ck_assert(ref);
-    memcpy(ref, L->block, L->floats * sizeof(float));
+    float *ref = list_clone_block(L);
     for (int s = 0; s < steps; s++) {
         ck_assert_int_eq(rmsfuse_rmsprop_step_multi(c, L->t, L->count), RMSFUSE_OK);
         for (size_t i = 0; i < L->count; i++) {
             const rmsfuse_tensor *t = &L->t[i];
-            float *base = L->block;
-#define REF(ptr) ((ptr) ? ref + ((const float *)(ptr) - base) : NULL)
-            int st = rmsfuse_rmsprop_step(c, REF(t->param), REF(t->grad), REF(t->square_avg),
-                                          REF(t->momentum_buf), REF(t->grad_avg), t->n);
-#undef REF
+            int st = rmsfuse_rmsprop_step(c, list_rebase(L, ref, t->param), list_rebase(L, ref, t->grad),
+                                          list_rebase(L, ref, t->square_avg), list_rebase(L, ref, t->momentum_buf),
+                                          list_rebase(L, ref, t->grad_avg), t->n);
             ck_assert_int_eq(st, RMSFUSE_OK);
         }
     }

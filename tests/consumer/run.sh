@@ -40,4 +40,14 @@ libdir=$(pkg-config --variable=libdir rmsfuse)
 "$cc" -std=c11 -ffp-contract=off "$here/consumer.c" -o "$work/consumer_pc_static" \
     $(pkg-config --cflags rmsfuse) "$libdir/librmsfuse.a" $(pkg-config --static --libs-only-l rmsfuse | sed 's/-lrmsfuse//')
 "$work/consumer_pc_static"
+# The thread pool, when it was built (hwloc found): find_package and pkg-config.
+if [ -f "$(dirname "$pc")/rmsfuse_pool.pc" ]; then
+    echo "== rmsfuse_pool"
+    "$work/cmake/consumer_pool"
+    echo "pkg-config: $(pkg-config --modversion rmsfuse_pool) $(pkg-config --cflags --libs rmsfuse_pool)"
+    # shellcheck disable=SC2046
+    "$cc" -std=c11 "$here/pool_consumer.c" -o "$work/consumer_pool_pc" $(pkg-config --cflags --libs rmsfuse_pool) \
+        -Wl,-rpath,"$libdir"
+    "$work/consumer_pool_pc"
+fi
 echo "package consumer: ok"

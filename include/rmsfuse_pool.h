@@ -1,0 +1,93 @@
+/*
+ * rmsfuse_pool: the RMSProp step on many cores (library rmsfuse_pool,
+ * CMake target rmsfuse::rmsfuse_pool, pkg-config rmsfuse_pool).
+ *
+ * An opt-in runtime object on top of the core library: a fixed set of
+ * worker threads (pthreads), each bound to one core with hwloc, that split
+ * a step over large arrays or tensor lists.  The split falls on cache-line
+ * boundaries of each param array, so no two threads write the same cache
+ * line of param (nor of a state array with the same alignment modulo 64
+ * bytes, as arrays from malloc/posix_memalign/PyTorch have).  Every element
+ * is computed by the same kernel as the single-threaded call, so the
+ * results are bit-identical to it whatever the thread count or chunking.
+ *
+ * The core library (rmsfuse.h) stays dependency-free; only this part needs
+ * pthreads and hwloc.  One pool may be used from several threads: calls on
+ * the same pool run one after another.  Like the core, it never prints and
+ * never aborts; a call that fails writes nothing.
+ */
+#ifndef RMSFUSE_POOL_H
+#define RMSFUSE_POOL_H
+
+#include "rmsfuse.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rmsfuse_pool rmsfuse_pool;
+
+/*
+ * Creates a pool of `threads` workers (0: one per core of the machine, as
+ * hwloc counts them).  Worker i is bound to core i in hwloc's logical order
+ * (which groups the cores of a NUMA node together), wrapping around when
+ * there are more workers than cores.  Returns RMSFUSE_OK and *pool, or
+ * RMSFUSE_E_NULL_POOL (pool is NULL), RMSFUSE_E_SIZE (threads < 0 or
+ * > 4096), RMSFUSE_E_NO_MEMORY or RMSFUSE_E_THREADS, with *pool set to NULL.
+ */
+RMSFUSE_API int rmsfuse_pool_create(rmsfuse_pool **pool, int threads);
+
+/* Stops and joins the workers and frees the pool; NULL is a no-op. */
+RMSFUSE_API void rmsfuse_pool_destroy(rmsfuse_pool *pool);
+
+/* Number of workers (0 for a NULL pool). */
+RMSFUSE_API int rmsfuse_pool_threads(const rmsfuse_pool *pool);
+
+/* Number of cores hwloc found on the machine (0 if it could not tell). */
+RMSFUSE_API int rmsfuse_pool_machine_cores(void);
+
+/*
+ * Work granularity, in elements: the step is cut into pieces of about this
+ * many elements (rounded to whole cache lines of param), dealt round-robin
+ * to the workers.  0 (the default) cuts the work into one piece per worker,
+ * but no piece smaller than 16384 elements, so small steps run on fewer
+ * workers (on the caller alone when there is one piece).  Any value gives
+ * the same results.  Returns RMSFUSE_OK or RMSFUSE_E_NULL_POOL.
+ */
+RMSFUSE_API int rmsfuse_pool_set_chunk(rmsfuse_pool *pool, size_t elements);
+
+/* rmsfuse_rmsprop_step on the pool: same arguments, rules and bits. */
+RMSFUSE_API int rmsfuse_pool_rmsprop_step(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *cfg, float *param,
+                                          const float *grad, float *square_avg, float *momentum_buf,
+                                          float *grad_avg, size_t n);
+
+/* rmsfuse_rmsprop_step_multi on the pool: the tensors are laid end to end
+ * and the whole is split, so many small tensors and a few large ones both
+ * spread over the workers. */
+RMSFUSE_API int rmsfuse_pool_rmsprop_step_multi(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *cfg,
+                                                const rmsfuse_tensor *tensors, size_t count);
+
+/*
+ * Runs fn(arg, worker, workers) once on every worker, concurrently, and
+ * returns when all have returned: for first-touch initialisation of arrays
+ * (so their pages sit on the NUMA node of the worker that updates them), or
+ * to measure other kernels with the same threads.  fn must not call back
+ * into the same pool.  Returns RMSFUSE_OK or RMSFUSE_E_NULL_POOL.
+ */
+RMSFUSE_API int rmsfuse_pool_run(rmsfuse_pool *pool, void (*fn)(void *arg, int worker, int workers), void *arg);
+
+/*
+ * The range [*begin, *end) of n elements of `param` that worker `worker` of
+ * `workers` updates in a one-piece-per-worker split: cut at cache-line
+ * boundaries of param, as the pool cuts a single array.  Use it in an
+ * rmsfuse_pool_run callback to first-touch exactly what each worker will
+ * update.
+ */
+RMSFUSE_API void rmsfuse_pool_split(const float *param, size_t n, int worker, int workers, size_t *begin,
+                                    size_t *end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RMSFUSE_POOL_H */
