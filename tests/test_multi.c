@@ -172,6 +172,51 @@ START_TEST(test_bad_entries_change_nothing)
 }
 END_TEST
 
+/* Tensors cut from flat buffers: the one-pass overlap check.  Accepted
+ * when disjoint, and every kind of overlap still caught, including those
+ * that keep each kind in order. */
+START_TEST(test_flat_layout)
+{
+    const size_t count = _i ? 100 : 20;
+    test_rng r = {_i ? 61u : 62u};
+    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 32u);
+    list L;
+    list_make_layout(&L, count, 40, &r, FLAT);
+    for (size_t i = 0; i < count; i++)
+        if (L.t[i].n == 0)
+            L.t[i].n = 1;
+    assert_multi_matches_steps(&L, &c, 2);
+
+    rmsfuse_tensor keep4 = L.t[4], keep5 = L.t[5];
+    /* Within a kind, in order: the params of tensors 4 and 5 share their
+     * boundary element. */
+    L.t[5].param = L.t[4].param + L.t[4].n - 1;
+    L.t[5].n = 1;
+    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "consecutive params overlapping");
+    L.t[5] = keep5;
+    /* Across kinds: a square_avg inside the params region. */
+    L.t[5].square_avg = L.t[4].param;
+    L.t[5].n = 1;
+    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "square_avg in the params region");
+    L.t[5] = keep5;
+    /* The last param moved forward onto the first grad's first element:
+     * params still in order, grads in order, but the two regions meet. */
+    rmsfuse_tensor *last = &L.t[count - 1];
+    rmsfuse_tensor keep_last = *last;
+    last->param = (float *)L.t[0].grad - (last->n - 1);
+    ck_assert((uintptr_t)last->param > (uintptr_t)keep_last.param);
+    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "last param reaching into the grads");
+    *last = keep_last;
+    /* Shared gradients: out of order for the one pass, accepted by the sort. */
+    for (size_t i = 1; i < count; i++)
+        if (L.t[i].n <= L.t[0].n)
+            L.t[i].grad = L.t[0].grad;
+    L.t[4] = keep4;
+    assert_multi_matches_steps(&L, &c, 1);
+    list_free(&L);
+}
+END_TEST
+
 START_TEST(test_bad_config_changes_nothing)
 {
     test_rng r = {5};
@@ -196,6 +241,7 @@ int main(void)
     tcase_add_test(tc, test_many_tiny_tensors);
     tcase_add_test(tc, test_empty_lists);
     tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, 2);
+    tcase_add_loop_test(tc, test_flat_layout, 0, 2);
     tcase_add_test(tc, test_bad_config_changes_nothing);
     suite_add_tcase(s, tc);
     return rmsfuse_test_run(s);

@@ -17,10 +17,15 @@ typedef struct list {
     size_t count;
 } list;
 
+/* Layouts: each tensor's five arrays side by side (INTERLEAVED), or each
+ * kind of array in its own region, in list order (FLAT: tensors cut from
+ * five flat buffers, the layout of ZeRO-style optimizers). */
+enum layout { INTERLEAVED, FLAT };
+
 /* count tensors of random sizes in [0, max_n], each with its five arrays,
  * at random float offsets (so alignments differ), filled with values a real
  * step sees (positive state, signed gradients). */
-static inline void list_make(list *L, size_t count, size_t max_n, test_rng *r)
+static inline void list_make_layout(list *L, size_t count, size_t max_n, test_rng *r, enum layout layout)
 {
     size_t n[MAX_T], total = 0;
     ck_assert_uint_le(count, MAX_T);
@@ -35,19 +40,28 @@ static inline void list_make(list *L, size_t count, size_t max_n, test_rng *r)
     for (size_t k = 0; k < L->floats; k++)
         L->block[k] = rng_uniform(r, 0.01f, 1.0f);
     float *at = L->block;
+    float *a[MAX_T][5];
+    for (int pass = 0; pass < (layout == FLAT ? 5 : 1); pass++)
+        for (size_t i = 0; i < count; i++)
+            for (int j = 0; j < 5; j++) {
+                if (layout == FLAT && j != pass)
+                    continue;
+                at += rng_next(r) % 4; /* 0..3 floats of padding: every alignment */
+                a[i][j] = at;
+                at += n[i] ? n[i] : 1; /* room for one element even when n = 0 */
+            }
     for (size_t i = 0; i < count; i++) {
-        float *a[5];
-        for (int j = 0; j < 5; j++) {
-            at += rng_next(r) % 4; /* 0..3 floats of padding: every alignment */
-            a[j] = at;
-            at += n[i] ? n[i] : 1; /* room for one element even when n = 0 */
-        }
         for (size_t k = 0; k < n[i]; k++)
-            a[1][k] = rng_uniform(r, -1.0f, 1.0f);
-        rmsfuse_tensor t = {a[0], a[1], a[2], a[3], a[4], n[i]};
+            a[i][1][k] = rng_uniform(r, -1.0f, 1.0f);
+        rmsfuse_tensor t = {a[i][0], a[i][1], a[i][2], a[i][3], a[i][4], n[i]};
         L->t[i] = t;
     }
     L->count = count;
+}
+
+static inline void list_make(list *L, size_t count, size_t max_n, test_rng *r)
+{
+    list_make_layout(L, count, max_n, r, INTERLEAVED);
 }
 
 static inline void list_snapshot(list *L)
