@@ -536,7 +536,7 @@ int main(int argc, char **argv)
 
     size_t sizes[64];
     int nsizes = target_sizes(&m, min_ws, max_ws, sweep, sizes, 64);
-    size_t max_n = 1024;
+    size_t max_n = 1u << 20; /* room for the many-tensors lists too */
     for (int fs = 0; fs < FS_COUNT; fs++)
         for (int i = 0; i < nsizes; i++)
             if (elements_for(&FSETS[fs], sizes[i]) > max_n)
@@ -619,14 +619,16 @@ int main(int argc, char **argv)
     const int cores = rmsfuse_pool_machine_cores();
     snprintf(buf, sizeof buf, "%d", cores);
     rmsfuse_bench_add_context("machine_cores", buf);
-    if (m.dram_ws >= min_ws && m.dram_ws <= max_ws)
+    /* (Below the DRAM size when --rmsfuse_max_ws caps it: for smoke runs.) */
+    const size_t tws = m.dram_ws < max_ws ? m.dram_ws : max_ws;
+    if (tws >= min_ws)
         for (int fs = 0; fs < FS_COUNT; fs++)
             for (int t = 1; t <= cores && t <= 64; t++) {
                 const flagset *f = &FSETS[fs];
-                size_t n = elements_for(f, m.dram_ws);
-                snprintf(buf, sizeof buf, "threads/%s/pool/t:%d/ws:%zu", f->name, t, m.dram_ws);
+                size_t n = elements_for(f, tws);
+                snprintf(buf, sizeof buf, "threads/%s/pool/t:%d/ws:%zu", f->name, t, tws);
                 add(K_POOL, NULL, fs, n, buf)->threads = t;
-                snprintf(buf, sizeof buf, "threads/%s/roofline/t:%d/ws:%zu", f->name, t, m.dram_ws);
+                snprintf(buf, sizeof buf, "threads/%s/roofline/t:%d/ws:%zu", f->name, t, tws);
                 add(K_POOL_ROOFLINE, NULL, fs, n, buf)->threads = t;
             }
 

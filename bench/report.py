@@ -48,10 +48,12 @@ class Data:
         self.floors = {}
         self.threads = defaultdict(lambda: defaultdict(dict))  # [fs][impl][threads] -> GB/s
         self.multi = defaultdict(dict)  # [(count, n)][impl] -> Gelem/s
+        self.threads_ws = 0
         for name, b in entries.items():
             m = THREADS_RE.match(name)
             if m:
                 self.threads[m.group(1)][m.group(2)][int(m.group(3))] = b["bytes_per_second"] / 1e9
+                self.threads_ws = int(m.group(4))
                 continue
             m = MULTI_RE.match(name)
             if m:
@@ -174,7 +176,8 @@ def targets(d, classes, present):
         pts = [(r, t) for r, t in pts if r is not None]
         if pts:
             worst = min(pts)
-            rows.append((f"DRAM: pool ≥ {THREADS_TARGET} × roofline, 1..{max(t for _, t in pts)} threads", fs,
+            rows.append((f"DRAM: pool ≥ {THREADS_TARGET} × roofline, 1..{max(t for _, t in pts)} threads"
+                         + ("" if d.threads_ws == dram else f" (at {fmt_size(d.threads_ws)}, not DRAM)"), fs,
                          f"min {fr(worst[0])} at {worst[1]} threads", worst[0] >= THREADS_TARGET))
     return rows
 
@@ -280,7 +283,8 @@ def markdown(ctx, stats, primary, errors, classes, command, png_names):
 
     yes = lambda ok: "yes" if ok else "**no**"
     if d.threads:
-        w(f"## Many cores: rmsfuse_pool at the DRAM size ({fmt_size(classes.get('DRAM', 0))})\n")
+        where = "the DRAM size" if d.threads_ws == classes.get("DRAM") else "a working set"
+        w(f"## Many cores: rmsfuse_pool at {where} ({fmt_size(d.threads_ws)})\n")
         w("`pool` is `rmsfuse_pool_rmsprop_step` with t workers bound to t cores; `roofline` is the same-traffic "
           "kernel run by the same workers over the same split (`rmsfuse_pool_run`), measured in the same run. "
           f"Target: pool ≥ {THREADS_TARGET} × roofline at every thread count.\n")
@@ -486,7 +490,8 @@ def plot(ctx, d, classes, outdir):
             ax.grid(True, alpha=0.3)
         h, lab = axes.flat[0].get_legend_handles_labels()
         fig.legend(h, lab, loc="lower center", ncol=len(h), fontsize=9, frameon=False)
-        fig.suptitle(f"rmsfuse_pool at the DRAM size ({fmt_size(classes.get('DRAM', 0))}): "
+        fig.suptitle(f"rmsfuse_pool, working set {fmt_size(d.threads_ws)} "
+                     f"({'DRAM class' if d.threads_ws == classes.get('DRAM') else 'not the DRAM class'}): "
                      f"{ctx.get('cpu_model', '?')}, {est}", fontsize=11)
         fig.tight_layout(rect=(0, 0.07, 1, 0.94))
         name3 = "threads_scaling.png"

@@ -12,6 +12,8 @@
 #             must pick sse2, nothing illegal may execute) and on Haswell (avx2)
 #   aarch64   cross build with gcc-aarch64-linux-gnu, suite under qemu-aarch64,
 #             detection must pick neon
+#   bench     the benchmark suite builds, runs briefly at small sizes, and the
+#             report (tables and plots) renders: the README's main command works
 # As root it installs the Debian packages it needs when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,13 +21,14 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-stages=${*:-native valgrind qemu-x86 aarch64}
+stages=${*:-native valgrind qemu-x86 aarch64 bench}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
 case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
+case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
 rmsfuse_need_packages "${pkgs[@]}"
 
 summary=()
@@ -80,13 +83,27 @@ stage_aarch64() {
     CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=neon ctest --test-dir build/aarch64 -j "$jobs" --output-on-failure
 }
 
+stage_bench() {
+    cmake -S . -B build/bench-smoke -DCMAKE_BUILD_TYPE=Release -DRMSFUSE_BUILD_BENCH=ON -DRMSFUSE_BUILD_TESTS=OFF \
+        >build/bench-smoke.configure.log 2>&1 || { cat build/bench-smoke.configure.log; return 1; }
+    cmake --build build/bench-smoke -j "$jobs"
+    # Every benchmark kind, at small sizes, briefly: this checks that it
+    # runs and reports, not how fast (scripts/bench.sh measures).
+    build/bench-smoke/bench/rmsfuse_bench --rmsfuse_sweep=0 --rmsfuse_max_ws=1M --benchmark_min_time=0.001 \
+        --benchmark_out=build/bench-smoke/bench.json --benchmark_out_format=json >/dev/null
+    /usr/bin/python3 bench/report.py build/bench-smoke/bench.json build/bench-smoke/report \
+        --command "scripts/test.sh bench (smoke run)" >/dev/null
+    ls build/bench-smoke/report/*.png
+}
+
 for s in $stages; do
     case $s in
         native) run_stage native stage_native ;;
         valgrind) run_stage valgrind stage_valgrind ;;
         qemu-x86) run_stage qemu-x86 stage_qemu_x86 ;;
         aarch64) run_stage aarch64 stage_aarch64 ;;
-        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64)" >&2; exit 2 ;;
+        bench) run_stage bench stage_bench ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench)" >&2; exit 2 ;;
     esac
 done
 echo
