@@ -74,7 +74,7 @@ int rmsfuse_rmsprop_check_config(const rmsfuse_rmsprop_config *cfg)
 }
 
 /* The NULL rules of one tensor with n > 0, in the documented order. */
-static RMSFUSE_ALWAYS_INLINE int check_nulls(unsigned variant, const float *p, const float *g, const float *v, const float *b,
+static RMSFUSE_ALWAYS_INLINE int check_nulls(const unsigned variant, const float *p, const float *g, const float *v, const float *b,
                        const float *ga)
 {
     if (!p || !g || !v)
@@ -97,7 +97,7 @@ static int disjoint(uintptr_t x, uintptr_t y, size_t bytes)
 /* n > 0.  Every array one tensor uses: not NULL, not wrapping the address
  * space, pairwise disjoint.  Written out pair by pair, without branches:
  * this runs on every call and is most of its fixed cost. */
-static RMSFUSE_ALWAYS_INLINE int check_tensor(unsigned variant, const float *p, const float *g, const float *v, const float *b,
+static RMSFUSE_ALWAYS_INLINE int check_tensor(const unsigned variant, const float *p, const float *g, const float *v, const float *b,
                         const float *ga, size_t n)
 {
     const int st = check_nulls(variant, p, g, v, b, ga);
@@ -163,63 +163,28 @@ static int span_cmp(const void *x, const void *y)
     return (s->lo > t->lo) - (s->lo < t->lo);
 }
 
-/*
- * The common layout first, in one pass: each kind of array (all params, all
- * grads, ...) laid out in list order without overlaps, as when tensors are
- * cut from flat buffers, and the five kinds' hulls disjoint.  Then nothing
- * overlaps.  Returns 1 if the list has that layout (0 says nothing).
- */
-static int ordered_layout(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t count)
+/* Sorted by start, a range overlaps an earlier one iff it starts before
+ * the largest end seen so far (of the written ranges, for a read-only
+ * one).  s[0 .. m) is sorted in place. */
+static int sorted_spans_overlap(span *s, size_t m)
 {
-    const int kinds = 3 + ((k->variant & RMSFUSE_V_MOM) != 0) + ((k->variant & RMSFUSE_V_CENTERED) != 0);
-    uintptr_t lo[5], hi[5];
-    int seen = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (t[i].n == 0)
-            continue;
-        const size_t bytes = t[i].n * sizeof(float);
-        const float *a[5] = {t[i].param, t[i].grad, t[i].square_avg,
-                             (k->variant & RMSFUSE_V_MOM) ? t[i].momentum_buf : t[i].grad_avg, t[i].grad_avg};
-        for (int j = 0; j < kinds; j++) {
-            const uintptr_t x = (uintptr_t)a[j];
-            if (!seen)
-                lo[j] = x;
-            else if (x < hi[j])
-                return 0; /* not in order, or overlapping its predecessor */
-            hi[j] = x + bytes;
-        }
-        seen = 1;
+    qsort(s, m, sizeof *s, span_cmp);
+    uintptr_t end_all = 0, end_written = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (s[i].lo < (s[i].written ? end_all : end_written))
+            return 1;
+        if (s[i].hi > end_all)
+            end_all = s[i].hi;
+        if (s[i].written && s[i].hi > end_written)
+            end_written = s[i].hi;
     }
-    for (int i = 0; i < kinds; i++)
-        for (int j = i + 1; j < kinds; j++)
-            if (lo[i] < hi[j] && lo[j] < hi[i])
-                return 0;
-    return 1;
+    return 0;
 }
 
-/* Each tensor on its own, then every written array against every other
- * array of the list: in the ordered layout at once, otherwise sorted by
- * start, where a range overlaps an earlier one iff it starts before the
- * largest end seen so far (of the written ranges, for a read-only one). */
-static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t count)
+/* Every array of the list against every other, by sorting. */
+static int check_list_sorted(unsigned VM, const rmsfuse_tensor *t, size_t count, size_t tensors)
 {
-    if (count == 0)
-        return RMSFUSE_OK;
-    if (!t)
-        return RMSFUSE_E_NULL_LIST;
-    size_t spans = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (t[i].n == 0)
-            continue;
-        int st = check_tensor(k->variant, t[i].param, t[i].grad, t[i].square_avg, t[i].momentum_buf,
-                              t[i].grad_avg, t[i].n);
-        if (st != RMSFUSE_OK)
-            return st;
-        spans += 5;
-    }
-    if (spans <= 5 || ordered_layout(k, t, count))
-        return RMSFUSE_OK; /* at most one tensor with elements, checked above; or the ordered layout */
-
+    const size_t spans = 5 * tensors;
     span local[64 * 5];
     span *s = local;
     if (spans > sizeof local / sizeof local[0]) {
@@ -233,7 +198,7 @@ static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t c
             continue;
         const size_t bytes = t[i].n * sizeof(float);
         const float *a[5] = {t[i].param, t[i].grad, t[i].square_avg, t[i].momentum_buf, t[i].grad_avg};
-        const int use[5] = {1, 1, 1, (k->variant & RMSFUSE_V_MOM) != 0, (k->variant & RMSFUSE_V_CENTERED) != 0};
+        const int use[5] = {1, 1, 1, (VM & RMSFUSE_V_MOM) != 0, (VM & RMSFUSE_V_CENTERED) != 0};
         for (int j = 0; j < 5; j++) {
             if (!use[j])
                 continue;
@@ -243,20 +208,78 @@ static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t c
             m++;
         }
     }
-    qsort(s, m, sizeof *s, span_cmp);
-    int st = RMSFUSE_OK;
-    uintptr_t end_all = 0, end_written = 0;
-    for (size_t i = 0; i < m && st == RMSFUSE_OK; i++) {
-        if (s[i].lo < (s[i].written ? end_all : end_written))
-            st = RMSFUSE_E_OVERLAP;
-        if (s[i].hi > end_all)
-            end_all = s[i].hi;
-        if (s[i].written && s[i].hi > end_written)
-            end_written = s[i].hi;
-    }
+    const int bad = sorted_spans_overlap(s, m);
     if (s != local)
         free(s);
-    return st;
+    return bad ? RMSFUSE_E_OVERLAP : RMSFUSE_OK;
+}
+
+/*
+ * Each tensor on its own, then every written array against every other
+ * array of the list.  The common layout is recognised in the same pass:
+ * each kind of array (all params, all grads, ...) in list order without
+ * overlaps, as when tensors are cut from flat buffers, and the kinds' hulls
+ * disjoint; then nothing overlaps.  Otherwise the arrays are sorted.
+ * VM (the momentum and centred bits) is a constant at each call site, so
+ * the per-tensor work has no branches on it.
+ */
+static RMSFUSE_ALWAYS_INLINE int check_list_v(const unsigned VM, const rmsfuse_tensor *t, size_t count)
+{
+    const int mom = (VM & RMSFUSE_V_MOM) != 0, cen = (VM & RMSFUSE_V_CENTERED) != 0;
+    /* Per kind (param, grad, square_avg, momentum_buf, grad_avg): where the
+     * first array starts, where the latest one ends. */
+    uintptr_t loP = 0, loG = 0, loV = 0, loB = 0, loA = 0;
+    uintptr_t hiP = 0, hiG = 0, hiV = 0, hiB = 0, hiA = 0;
+    int ordered = 1;
+    size_t tensors = 0;
+    for (size_t i = 0; i < count; i++) {
+        const size_t n = t[i].n;
+        if (n == 0)
+            continue;
+        const int st = check_tensor(VM, t[i].param, t[i].grad, t[i].square_avg, t[i].momentum_buf, t[i].grad_avg, n);
+        if (st != RMSFUSE_OK)
+            return st;
+        const uintptr_t P = (uintptr_t)t[i].param, G = (uintptr_t)t[i].grad, V = (uintptr_t)t[i].square_avg;
+        const uintptr_t B = mom ? (uintptr_t)t[i].momentum_buf : 0, A = cen ? (uintptr_t)t[i].grad_avg : 0;
+        const size_t bytes = n * sizeof(float);
+        if (tensors == 0) {
+            loP = P, loG = G, loV = V, loB = B, loA = A;
+        } else {
+            ordered &= (P >= hiP) & (G >= hiG) & (V >= hiV);
+            if (mom)
+                ordered &= B >= hiB;
+            if (cen)
+                ordered &= A >= hiA;
+        }
+        hiP = P + bytes, hiG = G + bytes, hiV = V + bytes, hiB = B + bytes, hiA = A + bytes;
+        tensors++;
+    }
+    if (tensors <= 1)
+        return RMSFUSE_OK; /* one tensor with elements: checked above */
+    if (ordered) {
+        /* The kinds' hulls [lo, hi) must be pairwise disjoint. */
+        const uintptr_t lo[5] = {loP, loG, loV, loB, loA}, hi[5] = {hiP, hiG, hiV, hiB, hiA};
+        const int use[5] = {1, 1, 1, mom, cen};
+        for (int i = 0; i < 5; i++)
+            for (int j = i + 1; j < 5; j++)
+                if (use[i] && use[j] && lo[i] < hi[j] && lo[j] < hi[i])
+                    ordered = 0;
+    }
+    return ordered ? RMSFUSE_OK : check_list_sorted(VM, t, count, tensors);
+}
+
+static int check_list(const rmsfuse_consts *k, const rmsfuse_tensor *t, size_t count)
+{
+    if (count == 0)
+        return RMSFUSE_OK;
+    if (!t)
+        return RMSFUSE_E_NULL_LIST;
+    switch (k->variant & (RMSFUSE_V_MOM | RMSFUSE_V_CENTERED)) {
+    case 0: return check_list_v(0, t, count);
+    case RMSFUSE_V_MOM: return check_list_v(RMSFUSE_V_MOM, t, count);
+    case RMSFUSE_V_CENTERED: return check_list_v(RMSFUSE_V_CENTERED, t, count);
+    default: return check_list_v(RMSFUSE_V_MOM | RMSFUSE_V_CENTERED, t, count);
+    }
 }
 
 int rmsfuse_rmsprop_check_multi(const rmsfuse_rmsprop_config *cfg, const rmsfuse_tensor *tensors, size_t count)
