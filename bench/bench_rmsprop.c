@@ -24,6 +24,8 @@
  * the last core.  Own options (before the --benchmark_* ones):
  *   --rmsfuse_min_ws=SIZE --rmsfuse_max_ws=SIZE  bound the sizes (K/M/G suffixes)
  *   --rmsfuse_sweep=0                            only the cache-class sizes
+ *   --rmsfuse_l3=SIZE                            the L3 size one core really has,
+ *       where hwloc reports another (a VM may show the whole socket's L3)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -357,6 +359,15 @@ typedef struct machine {
     const char *cache_source;
 } machine;
 
+/* The DRAM class: 8 x L3, at most 1/8 of physical memory. */
+static void set_dram_ws(machine *m)
+{
+    m->dram_ws = m->cache[3] * 8;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && m->dram_ws > (size_t)pages / 8 * (size_t)page)
+        m->dram_ws = (size_t)pages / 8 * (size_t)page;
+}
+
 static void discover(machine *m)
 {
     hwloc_topology_t topo;
@@ -398,10 +409,7 @@ static void discover(machine *m)
             m->cache[l] = fallback[l];
             m->cache_source = "hwloc, with defaults for missing levels";
         }
-    m->dram_ws = m->cache[3] * 8;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && m->dram_ws > (size_t)pages / 8 * (size_t)page)
-        m->dram_ws = (size_t)pages / 8 * (size_t)page;
+    set_dram_ws(m);
 }
 
 /* ---- options, sizes, registration ----------------------------------------- */
@@ -419,7 +427,7 @@ static size_t parse_size(const char *s)
 }
 
 /* Removes our own --rmsfuse_* options from argv. */
-static void parse_options(int *argc, char **argv, size_t *min_ws, size_t *max_ws, int *sweep)
+static void parse_options(int *argc, char **argv, size_t *min_ws, size_t *max_ws, int *sweep, size_t *l3)
 {
     int out = 1;
     for (int i = 1; i < *argc; i++) {
@@ -430,6 +438,8 @@ static void parse_options(int *argc, char **argv, size_t *min_ws, size_t *max_ws
             *max_ws = parse_size(a + 17);
         else if (!strncmp(a, "--rmsfuse_sweep=", 16))
             *sweep = atoi(a + 16);
+        else if (!strncmp(a, "--rmsfuse_l3=", 13))
+            *l3 = parse_size(a + 13);
         else
             argv[out++] = argv[i];
     }
@@ -529,10 +539,16 @@ int main(int argc, char **argv)
 {
     size_t min_ws = 0, max_ws = (size_t)-1;
     int sweep = 1;
-    parse_options(&argc, argv, &min_ws, &max_ws, &sweep);
+    size_t l3 = 0;
+    parse_options(&argc, argv, &min_ws, &max_ws, &sweep, &l3);
 
     machine m;
     discover(&m); /* binds this thread, which runs every benchmark */
+    if (l3) {
+        m.cache[3] = l3;
+        set_dram_ws(&m);
+        m.cache_source = "hwloc, L3 from --rmsfuse_l3";
+    }
 
     size_t sizes[64];
     int nsizes = target_sizes(&m, min_ws, max_ws, sweep, sizes, 64);

@@ -96,6 +96,8 @@ def load(path):
     with open(path) as f:
         data = json.load(f)
     ctx = data.get("context", {})
+    if "cpu_model" in ctx:  # hwloc keeps the padding some CPUs put in the brand string
+        ctx["cpu_model"] = " ".join(ctx["cpu_model"].split())
     agg = defaultdict(dict)  # aggregate name -> run name -> entry
     single, errors = defaultdict(list), {}
     for b in data["benchmarks"]:
