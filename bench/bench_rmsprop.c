@@ -4,6 +4,7 @@
  *
  *   rmsprop/<flags>/<impl>/ws:<bytes>   one RMSProp step over n elements
  *   floor/sqrt_div/<isa>                sqrt + div throughput on registers
+ *   floor/sqrt_div_grouped/<isa>        the same, all sqrts then all divs
  *   threads/<flags>/<impl>/t:<k>/ws:<bytes>  the step on k cores (rmsfuse_pool)
  *                                       against the roofline on the same k workers
  *   multi/<impl>/tensors:<count>/n:<elems>   many small tensors: one
@@ -68,7 +69,7 @@ typedef struct bench_case {
     size_t n;
     size_t ws; /* bytes actually touched: narrays * 4 * n */
     int threads;   /* K_POOL*: workers */
-    size_t count;  /* K_MULTI*: tensors of n elements each */
+    size_t count;  /* K_MULTI*: tensors of n elements each; K_FLOOR: 1 = grouped order */
 } bench_case;
 
 static rmsfuse_rmsprop_config make_config(const flagset *f)
@@ -324,7 +325,7 @@ static volatile float floor_sink;
 static void bench_floor(rmsfuse_bench_state *st, void *arg)
 {
     const bench_case *bc = arg;
-    float (*fn)(int64_t) = NULL;
+    float (*fn)(int64_t, int) = NULL;
     int width = 0;
     char msg[160];
 
@@ -343,7 +344,7 @@ static void bench_floor(rmsfuse_bench_state *st, void *arg)
     }
     float sum = 0.0f;
     while (rmsfuse_bench_keep_running(st))
-        sum += fn(FLOOR_REPS);
+        sum += fn(FLOOR_REPS, (int)bc->count); /* count: the grouped order */
     floor_sink = sum;
     int64_t per_call = (int64_t)FLOOR_REPS * FLOOR_LANES * width; /* elements: 1 sqrt + 1 div each */
     rmsfuse_bench_set_items_processed(st, rmsfuse_bench_iterations(st) * per_call);
@@ -606,6 +607,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++) {
         snprintf(buf, sizeof buf, "floor/sqrt_div/%s", floor_isas[i]);
         add(K_FLOOR, floor_isas[i], -1, 0, buf);
+        snprintf(buf, sizeof buf, "floor/sqrt_div_grouped/%s", floor_isas[i]);
+        add(K_FLOOR, floor_isas[i], -1, 0, buf)->count = 1;
     }
     for (int fs = 0; fs < FS_COUNT; fs++) {
         for (int i = 0; i < nsizes; i++) {

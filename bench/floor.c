@@ -30,10 +30,40 @@
         __asm__ volatile("" : : VREG(s_), VREG(d_));                    \
     } while (0)
 
+/* The same work as FLOOR_LANE, as all sqrts of a round, then all divs. */
+#define FLOOR_SQRT(SQRT, xj)                                            \
+    do {                                                                \
+        __asm__ volatile("" : "+" VREG(xj));                            \
+        __typeof__(xj) s_ = SQRT(xj);                                   \
+        __asm__ volatile("" : : VREG(s_));                              \
+    } while (0)
+#define FLOOR_DIV(DIV, xj, xk)                                          \
+    do {                                                                \
+        __asm__ volatile("" : "+" VREG(xj));                            \
+        __typeof__(xj) d_ = DIV(xj, xk);                                \
+        __asm__ volatile("" : : VREG(d_));                              \
+    } while (0)
+
+/* grouped == 0: sqrt and div alternate; grouped != 0: the round's sqrts,
+ * then its divs.  CPUs whose sqrt and div share a unit can be faster with
+ * either order (Zen 5 with the grouped one, by ~25%), so the floor is the
+ * faster of the two. */
 #define FLOOR_BODY(VF, SET1, ADD, SQRT, DIV, STORE, W)                  \
     VF x0 = SET1(1.6180339f), x1 = SET1(1.7548776f), x2 = SET1(1.3247180f), \
        x3 = SET1(1.4142135f), x4 = SET1(1.7320508f), x5 = SET1(1.2599210f), \
        x6 = SET1(1.1892071f), x7 = SET1(1.8392868f);                    \
+    if (grouped)                                                        \
+        for (int64_t r = 0; r < reps; r++) {                            \
+            FLOOR_SQRT(SQRT, x0); FLOOR_SQRT(SQRT, x1);                 \
+            FLOOR_SQRT(SQRT, x2); FLOOR_SQRT(SQRT, x3);                 \
+            FLOOR_SQRT(SQRT, x4); FLOOR_SQRT(SQRT, x5);                 \
+            FLOOR_SQRT(SQRT, x6); FLOOR_SQRT(SQRT, x7);                 \
+            FLOOR_DIV(DIV, x0, x1); FLOOR_DIV(DIV, x1, x2);             \
+            FLOOR_DIV(DIV, x2, x3); FLOOR_DIV(DIV, x3, x4);             \
+            FLOOR_DIV(DIV, x4, x5); FLOOR_DIV(DIV, x5, x6);             \
+            FLOOR_DIV(DIV, x6, x7); FLOOR_DIV(DIV, x7, x0);             \
+        }                                                               \
+    else                                                                \
     for (int64_t r = 0; r < reps; r++) {                                \
         FLOOR_LANE(SQRT, DIV, x0, x1);                                  \
         FLOOR_LANE(SQRT, DIV, x1, x2);                                  \
@@ -52,31 +82,31 @@
 #endif
 
 #if defined(FLOOR_X86)
-__attribute__((target("sse2"))) float floor_sqrtdiv_sse2(int64_t reps)
+__attribute__((target("sse2"))) float floor_sqrtdiv_sse2(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m128, _mm_set1_ps, _mm_add_ps, _mm_sqrt_ps, _mm_div_ps, _mm_storeu_ps, 4)
 }
 
-__attribute__((target("avx2"))) float floor_sqrtdiv_avx2(int64_t reps)
+__attribute__((target("avx2"))) float floor_sqrtdiv_avx2(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sqrt_ps, _mm256_div_ps, _mm256_storeu_ps, 8)
 }
 
-__attribute__((target("avx512f"))) float floor_sqrtdiv_avx512(int64_t reps)
+__attribute__((target("avx512f"))) float floor_sqrtdiv_avx512(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sqrt_ps, _mm512_div_ps, _mm512_storeu_ps, 16)
 }
 #else /* never called: rmsfuse_isa_supported() says no */
-float floor_sqrtdiv_sse2(int64_t reps) { return (float)reps; }
-float floor_sqrtdiv_avx2(int64_t reps) { return (float)reps; }
-float floor_sqrtdiv_avx512(int64_t reps) { return (float)reps; }
+float floor_sqrtdiv_sse2(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
+float floor_sqrtdiv_avx2(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
+float floor_sqrtdiv_avx512(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
 #endif
 
 #if defined(__aarch64__)
-float floor_sqrtdiv_neon(int64_t reps)
+float floor_sqrtdiv_neon(int64_t reps, int grouped)
 {
     FLOOR_BODY(float32x4_t, vdupq_n_f32, vaddq_f32, vsqrtq_f32, vdivq_f32, vst1q_f32, 4)
 }
 #else
-float floor_sqrtdiv_neon(int64_t reps) { return (float)reps; }
+float floor_sqrtdiv_neon(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
 #endif

@@ -48,13 +48,14 @@ void roofline_centered(const peer_consts *, float *, const float *, float *, flo
 void roofline_centered_momentum(const peer_consts *, float *, const float *, float *, float *, float *, size_t);
 
 /* floor.c: `reps` rounds of FLOOR_LANES independent vector sqrts and
- * FLOOR_LANES independent vector divs on registers (no chains, no memory);
+ * FLOOR_LANES independent vector divs on registers (no chains, no memory),
+ * alternating (grouped == 0) or all sqrts then all divs (grouped != 0);
  * returns a value to keep the work alive.  A round is one sqrt + one div
  * for FLOOR_LANES * width elements. */
 #define FLOOR_LANES 8
-float floor_sqrtdiv_sse2(int64_t reps);
-float floor_sqrtdiv_avx2(int64_t reps);
-float floor_sqrtdiv_avx512(int64_t reps);
-float floor_sqrtdiv_neon(int64_t reps);
+float floor_sqrtdiv_sse2(int64_t reps, int grouped);
+float floor_sqrtdiv_avx2(int64_t reps, int grouped);
+float floor_sqrtdiv_avx512(int64_t reps, int grouped);
+float floor_sqrtdiv_neon(int64_t reps, int grouped);
 
 #endif /* RMSFUSE_BENCH_KERNELS_H */
