@@ -53,6 +53,8 @@
  *   mpirun -np 2 ./mpi_zero1
  * Options:
  *   --steps N      optimizer steps per configuration (default 5)
+ *   --chunk K      exchange gradients in rounds of K floats per shard
+ *                  (default 1048576: 4 MiB from each rank per round)
  *   --threads T    update each rank's shard with an rmsfuse_pool of T workers
  *                  (builds with -DMPI_ZERO1_POOL and rmsfuse_pool only)
  *   --mixed-isa    rank r forces the r-th instruction set this CPU runs
@@ -144,12 +146,13 @@ typedef struct zero1 {
     size_t off[NT];      /* where each tensor starts in the flat buffers */
     int *counts;         /* shard of rank q: [displs[q], displs[q] + counts[q]) */
     int *displs;
-    int *recv_counts;    /* every rank sends this rank counts[rank] floats ... */
-    int *recv_displs;    /* ... stored at q * counts[rank] */
     size_t lo, hi;       /* this rank's shard */
+    size_t chunk;        /* the gradient exchange moves at most this many floats */
+    size_t rounds;       /* of each shard per round, in this many rounds */
+    int *send_counts, *send_displs, *recv_counts, *recv_displs; /* one round's */
     float *param;        /* total: all parameters, on every rank */
     float *grad;         /* total: the gradient of this rank's batch */
-    float *recv;         /* ranks * shard: the slices of this shard, from every rank */
+    float *recv;         /* ranks * chunk: one round's slices of this shard, from every rank */
     float *grad_shard;   /* shard: the averaged gradient of this shard */
     float *square_avg;   /* shard: the optimizer state, of this shard only */
     float *momentum_buf; /* shard */
@@ -171,6 +174,11 @@ static void shard_bounds(size_t total, int ranks, int q, size_t *lo, size_t *hi)
         *hi = total;
 }
 
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
 /* The part [a, b) of tensor t that lies in [lo, hi); 0 if none. */
 static int intersect(const zero1 *z, int t, size_t lo, size_t hi, size_t *a, size_t *b)
 {
@@ -179,7 +187,7 @@ static int intersect(const zero1 *z, int t, size_t lo, size_t hi, size_t *a, siz
     return *a < *b;
 }
 
-static void zero1_init(zero1 *z, int rank, int ranks)
+static void zero1_init(zero1 *z, int rank, int ranks, size_t chunk)
 {
     memset(z, 0, sizeof *z);
     z->rank = rank;
@@ -190,25 +198,27 @@ static void zero1_init(zero1 *z, int rank, int ranks)
     }
     z->counts = malloc((size_t)ranks * sizeof(int));
     z->displs = malloc((size_t)ranks * sizeof(int));
+    z->send_counts = malloc((size_t)ranks * sizeof(int));
+    z->send_displs = malloc((size_t)ranks * sizeof(int));
     z->recv_counts = malloc((size_t)ranks * sizeof(int));
     z->recv_displs = malloc((size_t)ranks * sizeof(int));
-    if (!z->counts || !z->displs || !z->recv_counts || !z->recv_displs)
+    if (!z->counts || !z->displs || !z->send_counts || !z->send_displs || !z->recv_counts || !z->recv_displs)
         die("shard table", RMSFUSE_E_NO_MEMORY);
+    size_t largest = 0;
     for (int q = 0; q < ranks; q++) { /* MPI counts are int: fine below 2^31 floats */
         size_t lo, hi;
         shard_bounds(z->total, ranks, q, &lo, &hi);
         z->displs[q] = (int)lo;
         z->counts[q] = (int)(hi - lo);
+        largest = hi - lo > largest ? hi - lo : largest;
     }
     shard_bounds(z->total, ranks, rank, &z->lo, &z->hi);
     const size_t m = z->hi - z->lo;
-    for (int q = 0; q < ranks; q++) {
-        z->recv_counts[q] = (int)m;
-        z->recv_displs[q] = (int)((size_t)q * m);
-    }
+    z->chunk = chunk;
+    z->rounds = (largest + chunk - 1) / chunk; /* the same on every rank */
     z->param = alloc_floats(z->total);
     z->grad = alloc_floats(z->total);
-    z->recv = alloc_floats((size_t)ranks * m);
+    z->recv = alloc_floats((size_t)ranks * min_size(chunk, m));
     z->grad_shard = alloc_floats(m);
     z->square_avg = alloc_floats(m);
     z->momentum_buf = alloc_floats(m);
@@ -231,6 +241,8 @@ static void zero1_free(zero1 *z)
 {
     free(z->counts);
     free(z->displs);
+    free(z->send_counts);
+    free(z->send_displs);
     free(z->recv_counts);
     free(z->recv_displs);
     free(z->param);
@@ -262,20 +274,36 @@ static void zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], int s
         for (size_t j = 0; j < model[t].n; j++)
             z->grad[z->off[t] + j] = grad_of(z->rank, step, t, j, z->param[z->off[t] + j]);
 
-    /* 2. Reduce-scatter, in a fixed order.  Rank q's slice of this shard
-     *    lands at recv + q * m; the sum runs over q = 0, 1, ..., p-1. */
-    MPI_Alltoallv(z->grad, z->counts, z->displs, MPI_FLOAT, z->recv, z->recv_counts, z->recv_displs, MPI_FLOAT,
-                  MPI_COMM_WORLD);
-    const size_t m = z->hi - z->lo;
+    /* 2. Reduce-scatter, in a fixed order.  In round k, this rank sends
+     *    every rank r the k-th chunk of shard r of its gradient, and receives
+     *    the k-th chunk of its own shard from every rank q, at recv + q * len.
+     *    The sum runs over q = 0, 1, ..., p-1.  (Rounds bound the receive
+     *    buffer to ranks * chunk floats instead of a whole gradient.) */
     const float ranks = (float)z->ranks;
-    memcpy(z->grad_shard, z->recv, m * sizeof(float));
-    for (int q = 1; q < z->ranks; q++) {
-        const float *slice = z->recv + (size_t)q * m;
-        for (size_t i = 0; i < m; i++)
-            z->grad_shard[i] += slice[i];
+    for (size_t k = 0; k < z->rounds; k++) {
+        for (int q = 0; q < z->ranks; q++) {
+            const size_t end = (size_t)z->displs[q] + (size_t)z->counts[q];
+            const size_t a = min_size((size_t)z->displs[q] + k * z->chunk, end);
+            z->send_displs[q] = (int)a;
+            z->send_counts[q] = (int)(min_size(a + z->chunk, end) - a);
+        }
+        const size_t a = min_size(z->lo + k * z->chunk, z->hi), len = min_size(a + z->chunk, z->hi) - a;
+        for (int q = 0; q < z->ranks; q++) {
+            z->recv_counts[q] = (int)len;
+            z->recv_displs[q] = (int)((size_t)q * len);
+        }
+        MPI_Alltoallv(z->grad, z->send_counts, z->send_displs, MPI_FLOAT, z->recv, z->recv_counts,
+                      z->recv_displs, MPI_FLOAT, MPI_COMM_WORLD);
+        float *sum = z->grad_shard + (a - z->lo);
+        memcpy(sum, z->recv, len * sizeof(float));
+        for (int q = 1; q < z->ranks; q++) {
+            const float *slice = z->recv + (size_t)q * len;
+            for (size_t i = 0; i < len; i++)
+                sum[i] += slice[i];
+        }
+        for (size_t i = 0; i < len; i++)
+            sum[i] /= ranks;
     }
-    for (size_t i = 0; i < m; i++)
-        z->grad_shard[i] /= ranks;
 
     /* 3. The fused update of this rank's shard, one call per parameter group. */
     for (int g = 0; g < GROUPS; g++) {
@@ -469,23 +497,26 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
 
     int steps = 5, threads = 0, mixed_isa = 0;
+    long chunk = 1L << 20;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
+            chunk = atol(argv[++i]);
         else if (!strcmp(argv[i], "--mixed-isa"))
             mixed_isa = 1;
         else {
             if (rank == 0)
-                fprintf(stderr, "usage: mpirun -np P %s [--steps N] [--threads T] [--mixed-isa]\n", argv[0]);
+                fprintf(stderr, "usage: mpirun -np P %s [--steps N] [--chunk K] [--threads T] [--mixed-isa]\n", argv[0]);
             MPI_Finalize();
             return 2;
         }
     }
-    if (steps < 1 || threads < 0) {
+    if (steps < 1 || chunk < 1 || threads < 0) {
         if (rank == 0)
-            fprintf(stderr, "mpi_zero1: --steps must be >= 1 and --threads >= 0\n");
+            fprintf(stderr, "mpi_zero1: --steps and --chunk must be >= 1, --threads >= 0\n");
         MPI_Finalize();
         return 2;
     }
@@ -515,7 +546,7 @@ int main(int argc, char **argv)
         die("rmsfuse_set_isa", RMSFUSE_E_ISA_UNSUPPORTED);
 
     zero1 z;
-    zero1_init(&z, rank, ranks);
+    zero1_init(&z, rank, ranks, (size_t)chunk);
     reference R;
     reference_init(&R);
 
@@ -528,6 +559,8 @@ int main(int argc, char **argv)
         for (int q = 0; q < ranks; q++)
             largest = z.counts[q] > largest ? z.counts[q] : largest;
         printf("optimizer state per rank: at most 3 x %d floats (one process: 3 x %zu)\n", largest, z.total);
+        printf("gradient exchange: %zu round(s) per step, receive buffer %zu floats per rank\n", z.rounds,
+               (size_t)ranks * min_size(z.chunk, (size_t)largest));
         printf("rank 0: ISA %s%s; the update on ", isa, mixed_isa ? " (--mixed-isa: rank r takes the r-th)" : "");
         if (threads)
             printf("an rmsfuse_pool of %d workers per rank\n", threads);
