@@ -14,6 +14,8 @@
 #             detection must pick neon
 #   bench     the benchmark suite builds, runs briefly at small sizes, and the
 #             report (tables and plots) renders: the README's main command works
+#   mpi       the distributed example (examples/mpi_zero1.c, Open MPI): 2, 3 and
+#             4 ranks on this host give the single-process result bit for bit
 # As root it installs the Debian packages it needs when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +23,7 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-stages=${*:-native valgrind qemu-x86 aarch64 bench}
+stages=${*:-native valgrind qemu-x86 aarch64 bench mpi}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
@@ -29,6 +31,7 @@ case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
 case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
+case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
 rmsfuse_need_packages "${pkgs[@]}"
 
 summary=()
@@ -96,6 +99,15 @@ stage_bench() {
     ls build/bench-smoke/report/*.png
 }
 
+stage_mpi() {
+    # Only the example and what it links; the other stages build the rest.
+    mkdir -p build/mpi
+    cmake -S . -B build/mpi -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMSFUSE_BUILD_TESTS=ON -DRMSFUSE_BUILD_POOL=ON \
+        -DRMSFUSE_BUILD_MPI_EXAMPLE=ON >build/mpi.configure.log 2>&1 || { cat build/mpi.configure.log; return 1; }
+    cmake --build build/mpi -j "$jobs" --target mpi_zero1
+    ctest --test-dir build/mpi -L mpi --output-on-failure
+}
+
 for s in $stages; do
     case $s in
         native) run_stage native stage_native ;;
@@ -103,7 +115,8 @@ for s in $stages; do
         qemu-x86) run_stage qemu-x86 stage_qemu_x86 ;;
         aarch64) run_stage aarch64 stage_aarch64 ;;
         bench) run_stage bench stage_bench ;;
-        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench)" >&2; exit 2 ;;
+        mpi) run_stage mpi stage_mpi ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench mpi)" >&2; exit 2 ;;
     esac
 done
 echo
