@@ -543,6 +543,12 @@ int main(int argc, char **argv)
     size_t l3 = 0;
     parse_options(&argc, argv, &min_ws, &max_ws, &sweep, &l3);
 
+    /* The pools first: a pool's workers keep to the CPUs of the thread that
+     * creates it, which discover() narrows to one core. */
+    const int cores = rmsfuse_pool_machine_cores(); /* those this process may use */
+    for (int t = 1; t <= cores && t <= 64; t++)
+        (void)pool_for(t);
+
     machine m;
     discover(&m); /* binds this thread, which runs every benchmark */
     if (l3) {
@@ -635,7 +641,6 @@ int main(int argc, char **argv)
     }
     /* Many cores: the step on 1..all cores at the DRAM size, each against
      * the roofline run by the same workers. */
-    const int cores = rmsfuse_pool_machine_cores();
     snprintf(buf, sizeof buf, "%d", cores);
     rmsfuse_bench_add_context("machine_cores", buf);
     /* (Below the DRAM size when --rmsfuse_max_ws caps it: for smoke runs.) */

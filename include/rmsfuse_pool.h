@@ -28,10 +28,13 @@ extern "C" {
 typedef struct rmsfuse_pool rmsfuse_pool;
 
 /*
- * Creates a pool of `threads` workers (0: one per core of the machine, as
- * hwloc counts them).  Worker i is bound to core i in hwloc's logical order
- * (which groups the cores of a NUMA node together), wrapping around when
- * there are more workers than cores.  Returns RMSFUSE_OK and *pool, or
+ * Creates a pool of `threads` workers (0: one per usable core, as
+ * rmsfuse_pool_machine_cores() counts them).  Worker i is bound to the i-th
+ * usable core in hwloc's logical order (which groups the cores of a NUMA
+ * node together), wrapping around when there are more workers than cores.
+ * Usable means within the CPU binding of the calling thread, which taskset,
+ * mpirun --bind-to or a cgroup cpuset set for the whole process: pools of
+ * MPI ranks bound to different cores do not share cores.  Returns RMSFUSE_OK and *pool, or
  * RMSFUSE_E_NULL_POOL (pool is NULL), RMSFUSE_E_SIZE (threads < 0 or
  * > 4096), RMSFUSE_E_NO_MEMORY or RMSFUSE_E_THREADS, with *pool set to NULL.
  */
@@ -43,7 +46,9 @@ RMSFUSE_API void rmsfuse_pool_destroy(rmsfuse_pool *pool);
 /* Number of workers (0 for a NULL pool). */
 RMSFUSE_API int rmsfuse_pool_threads(const rmsfuse_pool *pool);
 
-/* Number of cores hwloc found on the machine (0 if it could not tell). */
+/* Number of cores the calling thread may run on (its CPU binding; the
+ * whole machine when unbound), as hwloc counts them (0 if it could not
+ * tell). */
 RMSFUSE_API int rmsfuse_pool_machine_cores(void);
 
 /*

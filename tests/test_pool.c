@@ -5,8 +5,10 @@
  * any tensor, concurrent calls on one pool, the run/split helpers.
  * Registered once per ISA; also built with ThreadSanitizer in CI.
  */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +311,54 @@ START_TEST(test_concurrent_callers)
 }
 END_TEST
 
+/* A pool keeps to the CPUs its creator may use (mpirun --bind-to, taskset):
+ * restricted to one CPU, it counts one core and binds every worker there. */
+typedef struct affinity_seen {
+    cpu_set_t set[8];
+    int ok[8];
+} affinity_seen;
+
+static void record_affinity(void *arg, int worker, int workers)
+{
+    affinity_seen *a = arg;
+    (void)workers;
+    if (worker < 8)
+        a->ok[worker] = pthread_getaffinity_np(pthread_self(), sizeof a->set[worker], &a->set[worker]) == 0;
+}
+
+START_TEST(test_workers_keep_to_the_process_binding)
+{
+    cpu_set_t all, one;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    int last = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all))
+            last = c;
+    if (CPU_COUNT(&all) < 2 || rmsfuse_pool_machine_cores() < 2)
+        return; /* nothing to restrict: one CPU */
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+
+    ck_assert_int_eq(rmsfuse_pool_machine_cores(), 1);
+    rmsfuse_pool *p = NULL;
+    ck_assert_int_eq(rmsfuse_pool_create(&p, 0), RMSFUSE_OK);
+    ck_assert_int_eq(rmsfuse_pool_threads(p), 1);
+    rmsfuse_pool_destroy(p);
+    ck_assert_int_eq(rmsfuse_pool_create(&p, 3), RMSFUSE_OK); /* more workers than usable cores */
+    affinity_seen a;
+    memset(&a, 0, sizeof a);
+    ck_assert_int_eq(rmsfuse_pool_run(p, record_affinity, &a), RMSFUSE_OK);
+    rmsfuse_pool_destroy(p);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof all, &all), 0); /* CK_FORK=no shares this process */
+    for (int w = 0; w < 3; w++) {
+        ck_assert_msg(a.ok[w], "worker %d: pthread_getaffinity_np failed", w);
+        ck_assert_msg(CPU_COUNT(&a.set[w]) == 1 && CPU_ISSET(last, &a.set[w]),
+                      "worker %d may run on %d CPUs, not only CPU %d", w, CPU_COUNT(&a.set[w]), last);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -323,6 +373,7 @@ int main(void)
     tcase_add_test(tc, test_empty_and_null);
     tcase_add_test(tc, test_run_calls_every_worker_once);
     tcase_add_test(tc, test_concurrent_callers);
+    tcase_add_test(tc, test_workers_keep_to_the_process_binding);
     suite_add_tcase(s, tc);
     return rmsfuse_test_run(s);
 }

@@ -231,16 +231,49 @@ static int load_topology(hwloc_topology_t *topo)
     return 1;
 }
 
-/* Cores in hwloc's logical order, or PUs if the topology has no cores. */
-static int count_cores(hwloc_topology_t topo, hwloc_obj_type_t *type)
+/* The CPUs the calling thread may run on: its binding, which taskset,
+ * mpirun's --bind-to or a cgroup cpuset give the whole process (not the
+ * union over the process's threads: the workers of an earlier pool must not
+ * widen it), or all that hwloc allows when it cannot tell.  NULL only when
+ * out of memory. */
+static hwloc_bitmap_t usable_cpus(hwloc_topology_t topo)
 {
-    *type = HWLOC_OBJ_CORE;
-    int n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
-    if (n <= 0) {
-        *type = HWLOC_OBJ_PU;
-        n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-    }
-    return n > 0 ? n : 0;
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (!set)
+        return NULL;
+    const hwloc_const_bitmap_t allowed = hwloc_topology_get_allowed_cpuset(topo);
+    if (hwloc_get_cpubind(topo, set, HWLOC_CPUBIND_THREAD) != 0)
+        hwloc_bitmap_zero(set);
+    hwloc_bitmap_and(set, set, allowed);
+    if (hwloc_bitmap_iszero(set))
+        hwloc_bitmap_copy(set, allowed);
+    return set;
+}
+
+/* The cores (or PUs, if the topology has no cores) that share a CPU with
+ * `usable`, in hwloc's logical order: *count of them; the k-th with
+ * usable_core(). */
+static hwloc_obj_type_t core_type(hwloc_topology_t topo)
+{
+    return hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+}
+
+static hwloc_obj_t usable_core(hwloc_topology_t topo, hwloc_const_bitmap_t usable, int k)
+{
+    const hwloc_obj_type_t type = core_type(topo);
+    hwloc_obj_t o = NULL;
+    while ((o = hwloc_get_next_obj_by_type(topo, type, o)) != NULL)
+        if (o->cpuset && hwloc_bitmap_intersects(o->cpuset, usable) && k-- == 0)
+            return o;
+    return NULL;
+}
+
+static int count_cores(hwloc_topology_t topo, hwloc_const_bitmap_t usable)
+{
+    int n = 0;
+    while (usable_core(topo, usable, n))
+        n++;
+    return n;
 }
 
 int rmsfuse_pool_machine_cores(void)
@@ -248,8 +281,9 @@ int rmsfuse_pool_machine_cores(void)
     hwloc_topology_t topo;
     if (!load_topology(&topo))
         return 0;
-    hwloc_obj_type_t type;
-    const int n = count_cores(topo, &type);
+    hwloc_bitmap_t usable = usable_cpus(topo);
+    const int n = usable ? count_cores(topo, usable) : 0;
+    hwloc_bitmap_free(usable);
     hwloc_topology_destroy(topo);
     return n;
 }
@@ -303,21 +337,24 @@ int rmsfuse_pool_create(rmsfuse_pool **pool, int threads)
     pthread_cond_init(&P->start_cv, NULL);
     pthread_cond_init(&P->done_cv, NULL);
 
-    hwloc_obj_type_t type;
-    const int cores = count_cores(P->topo, &type);
+    hwloc_bitmap_t usable = usable_cpus(P->topo);
+    const int cores = usable ? count_cores(P->topo, usable) : 0;
     P->nthreads = threads ? threads : (cores ? cores : 1);
     P->workers = calloc((size_t)P->nthreads, sizeof *P->workers);
     P->cpusets = calloc((size_t)P->nthreads, sizeof *P->cpusets);
     P->status = calloc((size_t)P->nthreads, sizeof *P->status);
-    if (!P->workers || !P->cpusets || !P->status) {
+    if (!usable || !P->workers || !P->cpusets || !P->status) {
+        hwloc_bitmap_free(usable);
         pool_free(P);
         return RMSFUSE_E_NO_MEMORY;
     }
+    /* Worker i: the usable CPUs of the i-th usable core. */
     for (int i = 0; i < P->nthreads && cores; i++) {
-        hwloc_obj_t obj = hwloc_get_obj_by_type(P->topo, type, (unsigned)(i % cores));
-        if (obj && obj->cpuset)
-            P->cpusets[i] = hwloc_bitmap_dup(obj->cpuset);
+        hwloc_obj_t obj = usable_core(P->topo, usable, i % cores);
+        if (obj && (P->cpusets[i] = hwloc_bitmap_dup(obj->cpuset)) != NULL)
+            hwloc_bitmap_and(P->cpusets[i], P->cpusets[i], usable);
     }
+    hwloc_bitmap_free(usable);
     for (int i = 0; i < P->nthreads; i++) {
         P->workers[i].pool = P;
         P->workers[i].index = i;
