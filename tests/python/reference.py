@@ -171,11 +171,19 @@ def tf_f32_ops(hp, flags, p, g, v, b, ga):
     return p, v, b, ga
 
 
-def ulps(x32, ref64):
-    """Elementwise |x32 - ref64| / spacing(float32(|ref64|)) in float64."""
+def ulps(x32, ref64, before=None):
+    """Elementwise |x32 - ref64| in float32 ulps, in float64.
+
+    The ulp is the float32 spacing at |ref64|, or, given the array's value
+    before the step, at max(|before|, |ref64|): every update is
+    new = before * k + t (param: k = 1; state: k = alpha or momentum), and
+    where the two terms cancel the result's own ulp says nothing about the
+    accuracy of an evaluation (every float32 evaluation loses the same digits).
+    """
     x = np.asarray(x32, dtype=np.float64)
     r = np.asarray(ref64, dtype=np.float64)
-    sp = np.spacing(np.abs(r).astype(F32)).astype(np.float64)
+    scale = np.abs(r) if before is None else np.maximum(np.abs(r), np.abs(np.asarray(before, dtype=np.float64)))
+    sp = np.spacing(scale.astype(F32)).astype(np.float64)
     return np.abs(x - r) / sp
 
 
