@@ -306,5 +306,27 @@ class TestLoading(unittest.TestCase):
         self.assertEqual(r.stdout.split(), ["scalar", "0"], r.stderr)
 
 
+def run_example(name):
+    """Runs examples/<name> with this package and library; returns its stdout."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(rmsfuse.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg, RMSFUSE_LIBRARY=rmsfuse.library_path)
+    r = subprocess.run([sys.executable, os.path.join(repo, "examples", name)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        raise AssertionError(f"examples/{name} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+class TestExample(unittest.TestCase):
+    def test_readme_numpy_example(self):
+        out = run_example("python_numpy.py")
+        # torch's first step moves each element by lr * g / sqrt((1 - alpha) g^2) = 0.1 sign(g);
+        # the centred Keras step with momentum by lr * g / sqrt(0.1 g^2 - (0.1 g)^2 + eps) = 1/300.
+        self.assertRegex(out, r"param after one step: \[ 0\.9000001 +-1\.9000001 +0\.40000004 +3\. *\]")
+        self.assertRegex(out, r"weights after a centred Keras step: \[0\.99666667 0\.99666667\]")
+        self.assertIn("refused: grad must have dtype float32", out)
+
+
 if __name__ == "__main__":
     unittest.main()

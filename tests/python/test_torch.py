@@ -322,5 +322,15 @@ class TestTraining(unittest.TestCase):
         print(f"\nMLP, {TRAIN_STEPS} steps, rmsfuse vs torch.optim.RMSprop:\n" + "\n".join(report))
 
 
+class TestExample(unittest.TestCase):
+    def test_readme_torch_example(self):
+        from test_numpy import run_example
+        out = run_example("python_torch.py")
+        start = float(out.split("loss at the start: ")[1].split()[0])
+        end = float(out.split("loss after 200 steps: ")[1].split()[0])
+        self.assertLess(end, 0.01 * start, out)
+        self.assertIn("state of the first weight: ['momentum_buffer', 'square_avg', 'step'], step 200", out)
+
+
 if __name__ == "__main__":
     unittest.main()
