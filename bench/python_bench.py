@@ -78,6 +78,10 @@ MODELS = {
 }
 CONFIGS = {"default": {}, "momentum": {"momentum": 0.9}}
 BYTES = {"default": 20, "momentum": 28}  # STREAM bytes per element: the fused update's traffic
+# torch.optim.RMSprop's traffic, STREAM convention, both loop and foreach (torch/optim/rmsprop.py, 1.13):
+# default  square_avg.mul_ 8, addcmul_ 12, avg = sqrt 8, avg.add_(eps) 8, param.addcdiv_ 16    = 52
+# momentum the same up to avg (36), buf.mul_ 8, buf.addcdiv_ 16, param.add_(buf) 12            = 72
+TORCH_BYTES = {"default": 52, "momentum": 72}
 IMPLS = ["rmsfuse", "torch loop", "torch foreach"]
 
 
@@ -155,7 +159,9 @@ def run(models, rounds, steps, quick):
                 results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
                                 "config": cname, "kwargs": kw, "threads": threads, "seconds": t,
                                 "median": med, "best": best, "speedup_vs": speedup,
-                                "gbs_rmsfuse": BYTES[cname] * n / med["rmsfuse"] / 1e9})
+                                "gbs_rmsfuse": BYTES[cname] * n / med["rmsfuse"] / 1e9,
+                                "gbs_torch": {i: TORCH_BYTES[cname] * n / med[i] / 1e9
+                                              for i in IMPLS if i != "rmsfuse"}})
                 print(f"python_bench: {key} {cname} threads={threads}: "
                       + ", ".join(f"{i} {med[i] * 1e3:.2f} ms" for i in IMPLS), file=sys.stderr)
         del params
@@ -188,7 +194,15 @@ def markdown(ctx, results, command):
         lines += ["", f"Target: at one thread, on models whose parameters alone exceed the L3 cache "
                       f"({ctx['l3_bytes'] >> 20} MB), rmsfuse at least "
                       f"{TARGET:g}x faster than both torch variants: worst {worst:.2f}x: "
-                      f"**{'met' if worst >= TARGET else 'not met'}**."]
+                      f"**{'met' if worst >= TARGET else 'not met'}**.",
+                  "",
+                  "Memory traffic bounds the speed-up: per element torch's step moves at least "
+                  + " / ".join(f"{TORCH_BYTES[c]}" for c in CONFIGS) + " bytes (" + " / ".join(CONFIGS)
+                  + "; five and eight passes, counted in bench/python_bench.py), rmsfuse "
+                  + " / ".join(f"{BYTES[c]}" for c in CONFIGS) + ", so where both run at the memory's "
+                  "bandwidth (beyond L3) rmsfuse can be at most "
+                  + " / ".join(f"{TORCH_BYTES[c] / BYTES[c]:.2f}x" for c in CONFIGS) + " faster; torch's "
+                  "effective bandwidth at that traffic is in the JSON (`gbs_torch`)."]
     return "\n".join(lines)
 
 

@@ -142,16 +142,19 @@ def markdown(rows):
         for k, (impl, by) in enumerate(summary.items()):
             cells = [f"{by[a][0]:.2f} / {by[a][1]:.3f}" if a in by else "-" for a in ARRAYS]
             lines.append(f"| {name if k == 0 else ''} | {ref if k == 0 else ''} | {impl} | " + " | ".join(cells) + " |")
-    worst = {}
-    for _, _, summary in rows:
-        for impl, by in summary.items():
-            for a, (mx, _) in by.items():
-                worst.setdefault(impl, {}).setdefault(a, 0.0)
-                worst[impl][a] = max(worst[impl][a], mx)
-    lines += ["", "Worst case over all variants (max ulps):", "",
-              "| implementation | " + " | ".join(ARRAYS) + " |", "| --- " * (len(ARRAYS) + 1) + "|"]
-    for impl, by in worst.items():
-        lines.append(f"| {impl} | " + " | ".join(f"{by[a]:.2f}" if a in by else "-" for a in ARRAYS) + " |")
+    lines += ["", "Worst case (max ulps) and mean ulps over each group of variants, per array:", "",
+              "| variants | implementation | " + " | ".join(ARRAYS) + " |", "| --- " * (len(ARRAYS) + 2) + "|"]
+    for ref in ("torch f64", "TF/Keras f64", "spec f64"):
+        group = [summary for _, r, summary in rows if r == ref]
+        impls = list(group[0])
+        for impl in impls:
+            cells = []
+            for a in ARRAYS:
+                vals = [sm[impl][a] for sm in group if a in sm[impl]]
+                cells.append(f"{max(v[0] for v in vals):.2f} / {sum(v[1] for v in vals) / len(vals):.3f}"
+                             if vals else "-")
+            label = {"torch f64": "torch's", "TF/Keras f64": "TF/Keras", "spec f64": "mixed"}[ref]
+            lines.append(f"| {label} ({len(group)}) | {impl} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
