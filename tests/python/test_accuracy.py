@@ -67,7 +67,7 @@ N = 20000
 SEEDS = (11, 12, 13)
 HP = (0.01, 0.9, 1e-6, 1e-2, 0.9)  # lr, alpha, eps, weight decay, momentum (when on)
 ARRAYS = ("param", "square_avg", "momentum_buf", "grad_avg")
-MEAN_SLACK = 0.1  # ulps; measured worst gap 0.056 (torch, grad_avg, centered + weight decay)
+MEAN_SLACK = 0.1  # ulps; measured worst gaps: torch 0.057 (grad_avg, centred+maximize+wd), TF order 0.036
 
 
 def inputs(seed):

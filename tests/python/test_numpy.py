@@ -318,7 +318,30 @@ def run_example(name):
     return r.stdout
 
 
+def readme_snippets(needs_torch):
+    """The ```python blocks of README.md that do (or do not) import torch."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(repo, "README.md")) as f:
+        blocks = f.read().split("```python\n")[1:]
+    code = [b.split("```")[0] for b in blocks]
+    return [c for c in code if ("import torch" in c) == needs_torch]
+
+
+def run_snippet(code):
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(rmsfuse.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg, RMSFUSE_LIBRARY=rmsfuse.library_path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise AssertionError(f"README snippet failed:\n{code}\n{r.stderr}")
+
+
 class TestExample(unittest.TestCase):
+    def test_readme_snippet(self):
+        snippets = readme_snippets(needs_torch=False)
+        self.assertEqual(len(snippets), 1)
+        self.assertIn("rmsfuse.step(", snippets[0])
+        run_snippet(snippets[0] + "\nassert abs(param[0] - 0.9) < 1e-6, param\n")
+
     def test_readme_numpy_example(self):
         out = run_example("python_numpy.py")
         # torch's first step moves each element by lr * g / sqrt((1 - alpha) g^2) = 0.1 sign(g);

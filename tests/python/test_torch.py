@@ -323,6 +323,12 @@ class TestTraining(unittest.TestCase):
 
 
 class TestExample(unittest.TestCase):
+    def test_readme_snippet(self):
+        from test_numpy import readme_snippets, run_snippet
+        snippets = readme_snippets(needs_torch=True)
+        self.assertEqual(len(snippets), 1)
+        run_snippet(snippets[0] + "\nassert all(s['step'] == 1 for s in opt.state.values()) and len(opt.state) == 4\n")
+
     def test_readme_torch_example(self):
         from test_numpy import run_example
         out = run_example("python_torch.py")
