@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks rmsfuse on this CPU: every ISA path x flag set x working-set
-# size, against the same-traffic roofline and plain-C peers, in one run.
-# Writes results/<host>-<date>/{bench.json,console.txt,report.md,*.png} and
-# prints the Markdown table.  See docs/performance.md.
+# size, against the same-traffic roofline and plain-C peers, in one run;
+# then, if PyTorch is installed, rmsfuse.torch.RMSprop against
+# torch.optim.RMSprop (bench/python_bench.py).
+# Writes results/<host>-<date>/{bench.json,console.txt,report.md,*.png,
+# python_bench.json,python.md} and prints the Markdown tables.
+# See docs/performance.md and docs/python.md.
 #
 # usage: scripts/bench.sh [--quick] [extra rmsfuse_bench / --benchmark_* options]
 #   --quick   one repetition, only the cache-class sizes (a smoke test)
@@ -48,5 +51,21 @@ BENCH_ARGS=(--benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 
 # ---- report ------------------------------------------------------------------
 "$PY" bench/report.py "$OUT/bench.json" "$OUT" --command "scripts/bench.sh${ORIG_ARGS:+ $ORIG_ARGS} (REPETITIONS=$REPETITIONS MIN_TIME=$MIN_TIME)"
+
+# ---- Python: the PyTorch drop-in against torch.optim.RMSprop -------------------
+# Needs Debian python3-torch, which this script does not install (it is large):
+# without it the step is skipped.  Writes python_bench.json and python.md, and
+# appends python.md to report.md.
+if "$PY" -c "import torch" 2>/dev/null; then
+    PY_BENCH=()
+    [[ "$REPETITIONS" == 1 ]] && PY_BENCH=(--rounds 1 --steps 2)
+    echo >&2
+    RMSFUSE_LIBRARY="$BUILD_DIR/librmsfuse.so.0" RMSFUSE_POOL_LIBRARY="$BUILD_DIR/librmsfuse_pool.so.0" \
+        "$PY" bench/python_bench.py --out "$OUT" "${PY_BENCH[@]}" \
+        --command "scripts/bench.sh${ORIG_ARGS:+ $ORIG_ARGS} (bench/python_bench.py ${PY_BENCH[*]})"
+    { echo; cat "$OUT/python.md"; } >>"$OUT/report.md"
+else
+    echo "bench.sh: PyTorch is not installed (Debian: python3-torch): skipping the Python benchmark" >&2
+fi
 echo >&2
 echo "bench.sh: wrote $OUT/report.md and $OUT/*.png" >&2

@@ -16,6 +16,8 @@
 #             report (tables and plots) renders: the README's main command works
 #   mpi       the distributed example (examples/mpi_zero1.c, Open MPI): 2, 3 and
 #             4 ranks on this host give the single-process result bit for bit
+#   python    the Python binding and the PyTorch drop-in (python/rmsfuse) with
+#             NumPy and PyTorch installed: ctest -L python
 # As root it installs the Debian packages it needs when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +25,7 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-stages=${*:-native valgrind qemu-x86 aarch64 bench mpi}
+stages=${*:-native valgrind qemu-x86 aarch64 bench mpi python}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
@@ -32,6 +34,7 @@ case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
 case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
 case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
+case " $stages " in *" python "*) pkgs+=(python3-torch) ;; esac
 rmsfuse_need_packages "${pkgs[@]}"
 
 summary=()
@@ -108,6 +111,17 @@ stage_mpi() {
     ctest --test-dir build/mpi -L mpi --output-on-failure
 }
 
+stage_python() {
+    # The libraries only (the Check programs are the native stage's), then the
+    # Python tests, which must run here, not skip.
+    mkdir -p build/python
+    cmake -S . -B build/python -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMSFUSE_BUILD_TESTS=ON -DRMSFUSE_BUILD_POOL=ON \
+        >build/python.configure.log 2>&1 || { cat build/python.configure.log; return 1; }
+    cmake --build build/python -j "$jobs" --target rmsfuse rmsfuse_pool
+    ctest --test-dir build/python -L python --output-on-failure --no-tests=error | tee build/python/ctest.log
+    ! grep -q "Not Run\|Skipped" build/python/ctest.log
+}
+
 for s in $stages; do
     case $s in
         native) run_stage native stage_native ;;
@@ -116,7 +130,8 @@ for s in $stages; do
         aarch64) run_stage aarch64 stage_aarch64 ;;
         bench) run_stage bench stage_bench ;;
         mpi) run_stage mpi stage_mpi ;;
-        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench mpi)" >&2; exit 2 ;;
+        python) run_stage python stage_python ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench mpi python)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -1,0 +1,183 @@
+"""Loading librmsfuse (and librmsfuse_pool when present) with ctypes.
+
+Search order for the core library (the first that loads wins):
+
+1. the environment variable RMSFUSE_LIBRARY: a path to the shared library
+   (``.../librmsfuse.so.0``); if it is set and cannot be loaded, import fails
+   rather than silently taking another copy;
+2. next to the package (``rmsfuse/librmsfuse.so.0``, for a copy bundled
+   with the package);
+3. the source tree's build folders, when the package is used from a clone
+   (``<repo>/python/rmsfuse``): ``build/release``, ``build/test``,
+   ``build/dev``, then any other ``build/*``;
+4. the system: ``ctypes.util.find_library("rmsfuse")`` (an installed
+   ``librmsfuse.so.0`` that ldconfig knows, e.g. under /usr/local/lib).
+
+The thread pool library is looked for in the same folder as the core
+library that was loaded (or as RMSFUSE_POOL_LIBRARY says), then through
+``find_library("rmsfuse_pool")``.  It is optional: without it
+``rmsfuse.pool_available()`` is False.
+"""
+
+import ctypes
+import ctypes.util
+import glob
+import os
+
+# The ABI this binding was written against (docs/abi.md: 0.x, a minor version
+# may change it).
+ABI_MAJOR_MINOR = (0, 1)
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(_HERE))
+_SONAME = "librmsfuse.so.0"
+_POOL_SONAME = "librmsfuse_pool.so.0"
+_BUILD_DIRS = ("release", "test", "dev")
+
+
+class LibraryNotFound(ImportError):
+    """librmsfuse could not be found or loaded."""
+
+
+class rmsfuse_rmsprop_config(ctypes.Structure):
+    _fields_ = [
+        ("lr", ctypes.c_double),
+        ("alpha", ctypes.c_double),
+        ("eps", ctypes.c_double),
+        ("weight_decay", ctypes.c_double),
+        ("momentum", ctypes.c_double),
+        ("flags", ctypes.c_uint),
+    ]
+
+
+class rmsfuse_tensor(ctypes.Structure):
+    _fields_ = [
+        ("param", ctypes.c_void_p),
+        ("grad", ctypes.c_void_p),
+        ("square_avg", ctypes.c_void_p),
+        ("momentum_buf", ctypes.c_void_p),
+        ("grad_avg", ctypes.c_void_p),
+        ("n", ctypes.c_size_t),
+    ]
+
+
+def _candidates():
+    here = os.path.join(_HERE, _SONAME)
+    if os.path.exists(here):
+        yield here
+    if os.path.isfile(os.path.join(_REPO, "include", "rmsfuse.h")):
+        seen = set()
+        for d in _BUILD_DIRS:
+            p = os.path.join(_REPO, "build", d, _SONAME)
+            seen.add(p)
+            if os.path.exists(p):
+                yield p
+        others = sorted(glob.glob(os.path.join(_REPO, "build", "*", _SONAME)), key=os.path.getmtime, reverse=True)
+        for p in others:
+            if p not in seen:
+                yield p
+    found = ctypes.util.find_library("rmsfuse")
+    if found:
+        yield found
+
+
+def _load_core():
+    env = os.environ.get("RMSFUSE_LIBRARY")
+    if env:
+        try:
+            return ctypes.CDLL(env), env
+        except OSError as e:
+            raise LibraryNotFound(f"RMSFUSE_LIBRARY={env!r} could not be loaded: {e}") from None
+    errors = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:  # e.g. a build for another architecture
+            errors.append(f"{path}: {e}")
+    raise LibraryNotFound(
+        "librmsfuse not found: set RMSFUSE_LIBRARY to the path of librmsfuse.so.0, build the "
+        "library in this clone (cmake -S . -B build/release && cmake --build build/release), or install it"
+        + ("" if not errors else " (tried: " + "; ".join(errors) + ")"))
+
+
+def _load_pool(core_path):
+    env = os.environ.get("RMSFUSE_POOL_LIBRARY")
+    paths = []
+    if env:
+        paths.append(env)
+    else:
+        if os.path.sep in core_path:
+            paths.append(os.path.join(os.path.dirname(core_path), _POOL_SONAME))
+        found = ctypes.util.find_library("rmsfuse_pool")
+        if found:
+            paths.append(found)
+    for p in paths:
+        if os.path.sep in p and not os.path.exists(p):
+            continue
+        try:
+            return ctypes.CDLL(p), p
+        except OSError:
+            continue
+    return None, None
+
+
+def _declare(lib):
+    c_int, c_char_p, c_void_p, c_size_t, c_double = (ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                                                     ctypes.c_size_t, ctypes.c_double)
+    cfg_p = ctypes.POINTER(rmsfuse_rmsprop_config)
+    arrays = [c_void_p] * 5
+    sig = {
+        "rmsfuse_rmsprop_pytorch": (rmsfuse_rmsprop_config, [c_double]),
+        "rmsfuse_rmsprop_tensorflow": (rmsfuse_rmsprop_config, [c_double]),
+        "rmsfuse_rmsprop_keras": (rmsfuse_rmsprop_config, [c_double]),
+        "rmsfuse_rmsprop_step": (c_int, [cfg_p] + arrays + [c_size_t]),
+        "rmsfuse_rmsprop_check": (c_int, [cfg_p] + arrays + [c_size_t]),
+        "rmsfuse_rmsprop_step_multi": (c_int, [cfg_p, c_void_p, c_size_t]),
+        "rmsfuse_rmsprop_check_multi": (c_int, [cfg_p, c_void_p, c_size_t]),
+        "rmsfuse_rmsprop_check_config": (c_int, [cfg_p]),
+        "rmsfuse_strerror": (c_char_p, [c_int]),
+        "rmsfuse_version": (c_char_p, []),
+        "rmsfuse_active_isa": (c_char_p, []),
+        "rmsfuse_isa_supported": (c_int, [c_char_p]),
+        "rmsfuse_set_isa": (c_int, [c_char_p]),
+        "rmsfuse_isa_env_status": (c_int, []),
+        "rmsfuse_isa_names": (ctypes.POINTER(c_char_p), []),
+    }
+    for name, (res, args) in sig.items():
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+
+
+def _declare_pool(lib):
+    c_int, c_void_p, c_size_t = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
+    cfg_p = ctypes.POINTER(rmsfuse_rmsprop_config)
+    sig = {
+        "rmsfuse_pool_create": (c_int, [ctypes.POINTER(c_void_p), c_int]),
+        "rmsfuse_pool_destroy": (None, [c_void_p]),
+        "rmsfuse_pool_threads": (c_int, [c_void_p]),
+        "rmsfuse_pool_machine_cores": (c_int, []),
+        "rmsfuse_pool_set_chunk": (c_int, [c_void_p, c_size_t]),
+        "rmsfuse_pool_rmsprop_step": (c_int, [c_void_p, cfg_p] + [c_void_p] * 5 + [c_size_t]),
+        "rmsfuse_pool_rmsprop_step_multi": (c_int, [c_void_p, cfg_p, c_void_p, c_size_t]),
+    }
+    for name, (res, args) in sig.items():
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+
+
+lib, path = _load_core()
+try:
+    _declare(lib)
+except AttributeError as e:
+    raise LibraryNotFound(f"{path} is not a usable librmsfuse ({e})") from None
+version = lib.rmsfuse_version().decode()
+if tuple(int(x) for x in version.split(".")[:2]) != ABI_MAJOR_MINOR:
+    raise LibraryNotFound(f"{path} is librmsfuse {version}; this binding needs "
+                          f"{ABI_MAJOR_MINOR[0]}.{ABI_MAJOR_MINOR[1]}.x")
+
+pool_lib, pool_path = _load_pool(path)
+if pool_lib is not None:
+    try:
+        _declare_pool(pool_lib)
+    except AttributeError:
+        pool_lib, pool_path = None, None

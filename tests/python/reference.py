@@ -1,0 +1,202 @@
+"""NumPy references for the Python tests (independent of the C library).
+
+* emulate_f32: the spec's update (shared/spec/update-rules.md, docs/math.md)
+  op for op in float32, every intermediate a float32 array: what rmsfuse must
+  return bit for bit.
+* torch_f64 / tf_f64 / spec_f64: the frameworks' own formulas evaluated in
+  float64 with the exact (double) hyperparameters, as in
+  tests/golden/gen_golden.py: torch.optim.RMSprop 1.13 (_single_tensor_rmsprop),
+  TensorFlow ApplyRMSProp / ApplyCenteredRMSProp and Keras RMSprop
+  (ms += (g*g - ms)*(1-rho), mg += (g - mg)*(1-rho), mom = mom*momentum +
+  lr*g/sqrt(ms - mg^2 + eps), var -= mom), and the spec for mixed flag sets.
+* tf_f32_ops: the TensorFlow formula in float32 in TF's op order (what the
+  framework's own float32 kernel computes, up to its compiler's contractions).
+* ulps: |x - ref| in units of the float32 spacing at ref.
+"""
+
+import numpy as np
+
+CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE = 1, 2, 4, 8
+TF_FLAGS = EPS_IN_SQRT | LR_IN_MOMENTUM
+F32 = np.float32
+
+
+def _c(x):
+    assert isinstance(x, np.ndarray) and x.dtype == F32, (type(x), getattr(x, "dtype", None))
+    return x
+
+
+def emulate_f32(hp, flags, p, g, v, b, ga):
+    """hp = (lr, alpha, eps, weight_decay, momentum); returns new (p, v, b, ga) float32 copies."""
+    lr, alpha, eps, wd, mom = hp
+    n = len(g)
+    K = lambda x: np.full(n, F32(x), dtype=F32)  # noqa: E731  constants rounded once from double
+    a, c, e, m, w, l, nl = K(alpha), K(1.0 - alpha), K(eps), K(mom), K(wd), K(lr), K(-lr)
+    p, v, b, ga, g = (_c(np.array(x, dtype=F32)) for x in (p, v, b, ga, g))
+    with np.errstate(all="ignore"):
+        if flags & MAXIMIZE:
+            g = _c(-g)
+        if wd != 0:
+            g = _c(g + _c(w * p))
+        v = _c(_c(v * a) + _c(_c(c * g) * g))
+        if flags & CENTERED:
+            ga = _c(_c(ga * a) + _c(c * g))
+            s = _c(v - _c(ga * ga))
+        else:
+            s = v
+        d = _c(np.sqrt(_c(s + e))) if flags & EPS_IN_SQRT else _c(_c(np.sqrt(s)) + e)
+        if flags & LR_IN_MOMENTUM:
+            u = _c(_c(l * g) / d)
+            if mom != 0:
+                b = _c(_c(b * m) + u)
+                p = _c(p - b)
+            else:
+                p = _c(p - u)
+        else:
+            if mom != 0:
+                b = _c(_c(b * m) + _c(g / d))
+                p = _c(p + _c(nl * b))
+            else:
+                p = _c(p + _c(_c(nl * g) / d))
+    return p, v, b, ga
+
+
+def _pre(hp, flags, p, g):
+    wd = hp[3]
+    if flags & MAXIMIZE:
+        g = -g
+    if wd != 0:
+        g = g + wd * p
+    return g
+
+
+def torch_f64(hp, flags, p, g, v, b, ga):
+    """torch.optim.RMSprop (1.13, _single_tensor_rmsprop) in float64."""
+    lr, alpha, eps, wd, mom = hp
+    p, g, v, b, ga = (np.asarray(x, dtype=np.float64) for x in (p, g, v, b, ga))
+    g = _pre(hp, flags, p, g)
+    v = v * alpha + ((1 - alpha) * g) * g                 # mul_(alpha).addcmul_(g, g, value=1-alpha)
+    if flags & CENTERED:
+        ga = ga * alpha + (1 - alpha) * g                # mul_(alpha).add_(g, alpha=1-alpha)
+        avg = np.sqrt(v + (-1.0 * ga) * ga) + eps        # addcmul(ga, ga, value=-1).sqrt_().add_(eps)
+    else:
+        avg = np.sqrt(v) + eps
+    if mom != 0:
+        b = b * mom + g / avg                            # mul_(momentum).addcdiv_(g, avg)
+        p = p + (-lr) * b                                # add_(buf, alpha=-lr)
+    else:
+        p = p + ((-lr) * g) / avg                        # addcdiv_(g, avg, value=-lr)
+    return p, v, b, ga
+
+
+def tf_f64(hp, flags, p, g, v, b, ga):
+    """TensorFlow ApplyRMSProp / ApplyCenteredRMSProp (and Keras RMSprop) in float64."""
+    lr, rho, eps, wd, mom = hp
+    p, g, v, b, ga = (np.asarray(x, dtype=np.float64) for x in (p, g, v, b, ga))
+    g = _pre(hp, flags, p, g)
+    v = v + (g * g - v) * (1 - rho)
+    if flags & CENTERED:
+        ga = ga + (g - ga) * (1 - rho)
+        denom = (v - ga * ga) + eps
+    else:
+        denom = v + eps
+    u = (g * lr) / np.sqrt(denom)
+    if mom != 0:
+        b = b * mom + u
+        p = p - b
+    else:
+        p = p - u
+    return p, v, b, ga
+
+
+def spec_f64(hp, flags, p, g, v, b, ga):
+    """The spec's formula in float64 (flag sets that are neither torch's nor TF's)."""
+    lr, alpha, eps, wd, mom = hp
+    p, g, v, b, ga = (np.asarray(x, dtype=np.float64) for x in (p, g, v, b, ga))
+    g = _pre(hp, flags, p, g)
+    v = v * alpha + ((1 - alpha) * g) * g
+    if flags & CENTERED:
+        ga = ga * alpha + (1 - alpha) * g
+        s = v - ga * ga
+    else:
+        s = v
+    d = np.sqrt(s + eps) if flags & EPS_IN_SQRT else np.sqrt(s) + eps
+    if flags & LR_IN_MOMENTUM:
+        u = (lr * g) / d
+        if mom != 0:
+            b = b * mom + u
+            p = p - b
+        else:
+            p = p - u
+    else:
+        if mom != 0:
+            b = b * mom + g / d
+            p = p + (-lr) * b
+        else:
+            p = p + ((-lr) * g) / d
+    return p, v, b, ga
+
+
+def ref_f64(hp, flags, *arrays):
+    """The framework formula the flag set stands for, in float64."""
+    if flags & TF_FLAGS == 0:
+        return torch_f64(hp, flags, *arrays)
+    if flags & TF_FLAGS == TF_FLAGS:
+        return tf_f64(hp, flags, *arrays)
+    return spec_f64(hp, flags, *arrays)
+
+
+def tf_f32_ops(hp, flags, p, g, v, b, ga):
+    """TF's formula with float32 NumPy ops in TF's order (hyperparameters are float32 scalars in TF's op)."""
+    lr, rho, eps, wd, mom = hp
+    with np.errstate(all="ignore"):
+        p, g, v, b, ga = (np.array(x, dtype=F32) for x in (p, g, v, b, ga))
+        if flags & MAXIMIZE:
+            g = -g
+        if wd != 0:
+            g = _c(g + _c(F32(wd) * p))
+        omr = F32(F32(1.0) - F32(rho))  # TF: static_cast<T>(1) - rho(), rho a float32 scalar
+        v = _c(v + _c(_c(_c(g * g) - v) * omr))
+        if flags & CENTERED:
+            ga = _c(ga + _c(_c(g - ga) * omr))
+            denom = _c(_c(v - _c(ga * ga)) + F32(eps))
+        else:
+            denom = _c(v + F32(eps))
+        u = _c(_c(g * F32(lr)) / _c(np.sqrt(denom)))
+        if mom != 0:
+            b = _c(_c(b * F32(mom)) + u)
+            p = _c(p - b)
+        else:
+            p = _c(p - u)
+    return p, v, b, ga
+
+
+def ulps(x32, ref64, before=None):
+    """Elementwise |x32 - ref64| in float32 ulps, in float64.
+
+    The ulp is the float32 spacing at |ref64|, or, given the array's value
+    before the step, at max(|before|, |ref64|): every update is
+    new = before * k + t (param: k = 1; state: k = alpha or momentum), and
+    where the two terms cancel the result's own ulp says nothing about the
+    accuracy of an evaluation (every float32 evaluation loses the same digits).
+    """
+    x = np.asarray(x32, dtype=np.float64)
+    r = np.asarray(ref64, dtype=np.float64)
+    scale = np.abs(r) if before is None else np.maximum(np.abs(r), np.abs(np.asarray(before, dtype=np.float64)))
+    sp = np.spacing(scale.astype(F32)).astype(np.float64)
+    return np.abs(x - r) / sp
+
+
+def variants():
+    """Every kernel variant: (flags, weight decay on, momentum on), 64 in all."""
+    return [(f, wd, mom) for f in range(16) for wd in (False, True) for mom in (False, True)]
+
+
+def variant_name(flags, wd, mom):
+    parts = [nm for bit, nm in ((CENTERED, "centered"), (EPS_IN_SQRT, "eps_in_sqrt"),
+                                (LR_IN_MOMENTUM, "lr_in_momentum"), (MAXIMIZE, "maximize")) if flags & bit]
+    if wd:
+        parts.append("wd")
+    if mom:
+        parts.append("momentum")
+    return "+".join(parts) if parts else "plain"
