@@ -18,6 +18,12 @@
 #             4 ranks on this host give the single-process result bit for bit
 #   python    the Python binding and the PyTorch drop-in (python/rmsfuse) with
 #             NumPy and PyTorch installed: ctest -L python
+#   sanitize  the whole suite built with ASan + UBSan (gcc, preset sanitize),
+#             every ISA forced in turn (docs/reliability.md)
+#   tsan      the threaded tests (test_isa, test_pool, test_concurrency)
+#             under ThreadSanitizer, every ISA forced in turn
+#   fuzz      the libFuzzer target (clang-14, ASan + UBSan) for a bounded
+#             time from the seed corpus; any crash or failed check fails
 # As root it installs the Debian packages it needs when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +31,7 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-stages=${*:-native valgrind qemu-x86 aarch64 bench mpi python}
+stages=${*:-native valgrind qemu-x86 aarch64 bench mpi python sanitize tsan fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
@@ -35,6 +41,8 @@ case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-
 case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
 case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
 case " $stages " in *" python "*) pkgs+=(python3-torch) ;; esac
+# ASan, UBSan and TSan come with gcc (libasan8, libubsan1, libtsan2).
+case " $stages " in *" fuzz "*) pkgs+=(clang-14 libclang-rt-14-dev) ;; esac
 rmsfuse_need_packages "${pkgs[@]}"
 
 summary=()
@@ -122,6 +130,46 @@ stage_python() {
     ! grep -q "Not Run\|Skipped" build/python/ctest.log
 }
 
+# ---- hardening (docs/reliability.md) ----
+stage_sanitize() {
+    mkdir -p build
+    cmake --preset sanitize -DRMSFUSE_BUILD_POOL=ON >build/sanitize.configure.log 2>&1 ||
+        { cat build/sanitize.configure.log; return 1; }
+    cmake --build --preset sanitize -j "$jobs"
+    ctest --preset sanitize -j "$jobs"
+}
+
+stage_tsan() {
+    mkdir -p build
+    cmake --preset tsan -DRMSFUSE_BUILD_POOL=ON >build/tsan.configure.log 2>&1 ||
+        { cat build/tsan.configure.log; return 1; }
+    cmake --build --preset tsan -j "$jobs" --target test_isa test_pool test_concurrency
+    ctest --preset tsan -j "$jobs" -R '^(test_isa|test_pool|test_concurrency)(\.|$)'
+}
+
+stage_fuzz() {
+    mkdir -p build
+    cmake --preset fuzz >build/fuzz.configure.log 2>&1 || { cat build/fuzz.configure.log; return 1; }
+    cmake --build --preset fuzz -j "$jobs"
+    # New inputs go to a scratch copy; the committed seeds stay as they are.
+    local work=build/fuzz/corpus
+    rm -rf "$work" build/fuzz/artifacts
+    mkdir -p "$work" build/fuzz/artifacts
+    cp tests/fuzz/corpus/* "$work"/
+    local rc=0
+    build/fuzz/tests/fuzz/fuzz_rmsprop -max_total_time="${RMSFUSE_FUZZ_SECONDS:-120}" -max_len=4096 -timeout=30 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" \
+        >build/fuzz/fuzz.log 2>&1 || rc=$?
+    grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::|Done )' build/fuzz/fuzz.log || true
+    echo "corpus after the run: $(find "$work" -type f | wc -l) inputs (build/fuzz/fuzz.log has the whole log)"
+    if [ "$rc" -ne 0 ] || [ -n "$(ls build/fuzz/artifacts)" ]; then
+        tail -n 60 build/fuzz/fuzz.log
+        echo "fuzz: failed (exit $rc); reproduce with build/fuzz/tests/fuzz/fuzz_rmsprop build/fuzz/artifacts/<file>"
+        return 1
+    fi
+    return 0
+}
+
 for s in $stages; do
     case $s in
         native) run_stage native stage_native ;;
@@ -131,7 +179,10 @@ for s in $stages; do
         bench) run_stage bench stage_bench ;;
         mpi) run_stage mpi stage_mpi ;;
         python) run_stage python stage_python ;;
-        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench mpi python)" >&2; exit 2 ;;
+        sanitize) run_stage sanitize stage_sanitize ;;
+        tsan) run_stage tsan stage_tsan ;;
+        fuzz) run_stage fuzz stage_fuzz ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench mpi python sanitize tsan fuzz)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -11,15 +11,33 @@
 #define RMSFUSE_RMSPROP_ELEM_H
 
 #include <math.h>
+#include <string.h>
 
 #include "rmsfuse_internal.h"
+
+/* Element i of an array, read and written through memcpy: the API takes
+ * arrays at any byte address, and in C an access through a float pointer
+ * that is not float-aligned is undefined behaviour (UBSan reports it).
+ * x86 and AArch64 load and store floats at any address, and memcpy of 4
+ * bytes compiles to the same single instruction as a plain access. */
+static RMSFUSE_ALWAYS_INLINE float rmsfuse_ld(const float *a, size_t i)
+{
+    float x;
+    memcpy(&x, (const unsigned char *)a + i * sizeof(float), sizeof x);
+    return x;
+}
+
+static RMSFUSE_ALWAYS_INLINE void rmsfuse_st(float *a, size_t i, float x)
+{
+    memcpy((unsigned char *)a + i * sizeof(float), &x, sizeof x);
+}
 
 static RMSFUSE_ALWAYS_INLINE void rmsfuse_rmsprop_elem(const rmsfuse_consts *k, const unsigned V, float *p,
                                                        const float *grad, float *v, float *b, float *ga,
                                                        size_t i)
 {
-    float g = grad[i];
-    float pi = p[i];
+    float g = rmsfuse_ld(grad, i);
+    float pi = rmsfuse_ld(p, i);
     float s, d;
 
     if (V & RMSFUSE_V_MAXIMIZE)
@@ -27,12 +45,12 @@ static RMSFUSE_ALWAYS_INLINE void rmsfuse_rmsprop_elem(const rmsfuse_consts *k, 
     if (V & RMSFUSE_V_WD)
         g = g + k->w * pi;
 
-    float vi = v[i] * k->a + (k->c * g) * g;
-    v[i] = vi;
+    float vi = rmsfuse_ld(v, i) * k->a + (k->c * g) * g;
+    rmsfuse_st(v, i, vi);
 
     if (V & RMSFUSE_V_CENTERED) {
-        float gai = ga[i] * k->a + k->c * g;
-        ga[i] = gai;
+        float gai = rmsfuse_ld(ga, i) * k->a + k->c * g;
+        rmsfuse_st(ga, i, gai);
         s = vi - gai * gai;
     } else {
         s = vi;
@@ -46,22 +64,22 @@ static RMSFUSE_ALWAYS_INLINE void rmsfuse_rmsprop_elem(const rmsfuse_consts *k, 
     if (V & RMSFUSE_V_LR_IN_MOM) {
         float u = (k->l * g) / d;
         if (V & RMSFUSE_V_MOM) {
-            float bi = b[i] * k->m + u;
-            b[i] = bi;
+            float bi = rmsfuse_ld(b, i) * k->m + u;
+            rmsfuse_st(b, i, bi);
             pi = pi - bi;
         } else {
             pi = pi - u;
         }
     } else {
         if (V & RMSFUSE_V_MOM) {
-            float bi = b[i] * k->m + g / d;
-            b[i] = bi;
+            float bi = rmsfuse_ld(b, i) * k->m + g / d;
+            rmsfuse_st(b, i, bi);
             pi = pi + k->nl * bi;
         } else {
             pi = pi + (k->nl * g) / d;
         }
     }
-    p[i] = pi;
+    rmsfuse_st(p, i, pi);
 }
 
 #endif /* RMSFUSE_RMSPROP_ELEM_H */

@@ -222,7 +222,9 @@ START_TEST(test_guard_pages)
     ck_assert_ptr_nonnull(ref);
     for (int j = 0; j < NARR; j++) {
         region_map(&reg[j], page);
-        plain[j] = aligned_alloc(64, (MAX_N + 64) * sizeof(float));
+        /* C11 aligned_alloc: the size must be a multiple of the alignment
+         * (ASan enforces it). */
+        plain[j] = aligned_alloc(64, ((MAX_N + 64) * sizeof(float) + 63) / 64 * 64);
         in[j] = malloc(MAX_N * sizeof(float));
         ck_assert(plain[j] && in[j]);
     }

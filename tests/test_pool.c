@@ -18,6 +18,14 @@
 #include "test_common.h"
 #include "test_tensors.h"
 
+/* RMSFUSE_TEST_QUICK=1 (valgrind, qemu, ThreadSanitizer): smaller arrays,
+ * still large enough that the default split uses every worker. */
+static int quick_mode(void)
+{
+    const char *q = getenv("RMSFUSE_TEST_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
 /* Pools of 1, 2, 3 and 5 workers (more workers than this machine's cores
  * too), created once for the whole suite. */
 enum { N_POOLS = 4 };
@@ -85,7 +93,7 @@ START_TEST(test_large_tensors_every_split)
     test_rng r = {300u + v};
     rmsfuse_rmsprop_config c = config_of(v);
     list L;
-    list_make(&L, 4, 200000, &r);
+    list_make(&L, 4, quick_mode() ? 60000 : 200000, &r);
     assert_pool_matches_single(&L, &c, 2);
     list_free(&L);
 }
@@ -106,7 +114,7 @@ START_TEST(test_single_array_unaligned)
 {
     /* One array at every float offset within a cache line, through the
      * single-array entry point. */
-    enum { N = 100003 };
+    const size_t N = quick_mode() ? 50003 : 100003; /* >= 2 pieces of 16384 */
     rmsfuse_rmsprop_config c = config_of(32u);
     test_rng r = {77};
     float *buf = malloc(4 * (N + 32) * sizeof(float)), *ref = malloc(4 * (N + 32) * sizeof(float));
