@@ -33,6 +33,9 @@ EXTRA+=("$@")
 . scripts/deps.sh
 rmsfuse_need_packages build-essential cmake g++ pkg-config libbenchmark-dev libhwloc-dev \
     python3-matplotlib python3-numpy
+# PyTorch, for the Python benchmark: installed when running as root; without
+# root and without it, that one step is skipped.
+if [ "$(id -u)" -eq 0 ]; then rmsfuse_need_packages python3-torch; fi
 PY=/usr/bin/python3 # Debian's, which has matplotlib (a python3 earlier on PATH may not)
 
 # ---- build -------------------------------------------------------------------
@@ -53,7 +56,7 @@ BENCH_ARGS=(--benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 "$PY" bench/report.py "$OUT/bench.json" "$OUT" --command "scripts/bench.sh${ORIG_ARGS:+ $ORIG_ARGS} (REPETITIONS=$REPETITIONS MIN_TIME=$MIN_TIME)"
 
 # ---- Python: the PyTorch drop-in against torch.optim.RMSprop -------------------
-# Needs Debian python3-torch, which this script does not install (it is large):
+# Needs Debian python3-torch (installed above when running as root):
 # without it the step is skipped.  Writes python_bench.json and python.md, and
 # appends python.md to report.md.
 if "$PY" -c "import torch" 2>/dev/null; then
