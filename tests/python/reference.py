@@ -14,7 +14,13 @@
 * ulps: |x - ref| in units of the float32 spacing at ref.
 """
 
+import os
+import sys
+
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden"))
+import gen_golden as _golden  # noqa: E402  (tests/golden: the float32 emulation of the spec)
 
 CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE = 1, 2, 4, 8
 TF_FLAGS = EPS_IN_SQRT | LR_IN_MOMENTUM
@@ -27,38 +33,15 @@ def _c(x):
 
 
 def emulate_f32(hp, flags, p, g, v, b, ga):
-    """hp = (lr, alpha, eps, weight_decay, momentum); returns new (p, v, b, ga) float32 copies."""
+    """hp = (lr, alpha, eps, weight_decay, momentum); returns new (p, v, b, ga) float32 copies.
+
+    The golden-vector generator's emulation (tests/golden/gen_golden.py), so
+    the C tests and the Python tests check against the same op order."""
     lr, alpha, eps, wd, mom = hp
-    n = len(g)
-    K = lambda x: np.full(n, F32(x), dtype=F32)  # noqa: E731  constants rounded once from double
-    a, c, e, m, w, l, nl = K(alpha), K(1.0 - alpha), K(eps), K(mom), K(wd), K(lr), K(-lr)
-    p, v, b, ga, g = (_c(np.array(x, dtype=F32)) for x in (p, v, b, ga, g))
+    arrs = [np.array(x, dtype=F32) for x in (p, v, b, ga)]
     with np.errstate(all="ignore"):
-        if flags & MAXIMIZE:
-            g = _c(-g)
-        if wd != 0:
-            g = _c(g + _c(w * p))
-        v = _c(_c(v * a) + _c(_c(c * g) * g))
-        if flags & CENTERED:
-            ga = _c(_c(ga * a) + _c(c * g))
-            s = _c(v - _c(ga * ga))
-        else:
-            s = v
-        d = _c(np.sqrt(_c(s + e))) if flags & EPS_IN_SQRT else _c(_c(np.sqrt(s)) + e)
-        if flags & LR_IN_MOMENTUM:
-            u = _c(_c(l * g) / d)
-            if mom != 0:
-                b = _c(_c(b * m) + u)
-                p = _c(p - b)
-            else:
-                p = _c(p - u)
-        else:
-            if mom != 0:
-                b = _c(_c(b * m) + _c(g / d))
-                p = _c(p + _c(nl * b))
-            else:
-                p = _c(p + _c(_c(nl * g) / d))
-    return p, v, b, ga
+        out = _golden.emulate_f32(hp, arrs, np.array(g, dtype=F32), flags, wd != 0, mom != 0)
+    return tuple(out)
 
 
 def _pre(hp, flags, p, g):
