@@ -15,7 +15,8 @@
 
 typedef struct rmsfuse_impl {
     const char *name;
-    int (*usable)(void); /* CPU and OS can run it */
+    int (*usable)(void);    /* CPU and OS can run it */
+    int (*preferred)(void); /* detection may pick it (forcing needs only usable) */
     rmsfuse_rmsprop_kernel rmsprop;
 } rmsfuse_impl;
 
@@ -24,20 +25,20 @@ static int always(void)
     return 1;
 }
 
-/* Best last: detection picks the last usable entry. */
+/* Best last: detection picks the last entry both usable and preferred. */
 static const rmsfuse_impl impls[] = {
-    {"scalar", always, rmsfuse_rmsprop_scalar},
+    {"scalar", always, always, rmsfuse_rmsprop_scalar},
 #ifdef RMSFUSE_HAVE_SSE2
-    {"sse2", rmsfuse_cpu_has_sse2, rmsfuse_rmsprop_sse2},
+    {"sse2", rmsfuse_cpu_has_sse2, always, rmsfuse_rmsprop_sse2},
 #endif
 #ifdef RMSFUSE_HAVE_AVX2
-    {"avx2", rmsfuse_cpu_has_avx2, rmsfuse_rmsprop_avx2},
+    {"avx2", rmsfuse_cpu_has_avx2, always, rmsfuse_rmsprop_avx2},
 #endif
 #ifdef RMSFUSE_HAVE_AVX512
-    {"avx512", rmsfuse_cpu_has_avx512, rmsfuse_rmsprop_avx512},
+    {"avx512", rmsfuse_cpu_has_avx512, rmsfuse_cpu_prefers_avx512, rmsfuse_rmsprop_avx512},
 #endif
 #ifdef RMSFUSE_HAVE_NEON
-    {"neon", always, rmsfuse_rmsprop_neon},
+    {"neon", always, always, rmsfuse_rmsprop_neon},
 #endif
 };
 #define N_IMPLS (sizeof impls / sizeof impls[0])
@@ -51,7 +52,7 @@ static atomic_int env_status;
 static const rmsfuse_impl *detect(void)
 {
     for (size_t i = N_IMPLS; i-- > 0;)
-        if (impls[i].usable())
+        if (impls[i].usable() && impls[i].preferred())
             return &impls[i];
     return &impls[0];
 }

@@ -64,6 +64,8 @@ rmsfuse_rmsprop_kernel rmsfuse_active_rmsprop_kernel(void);
 int rmsfuse_cpu_has_sse2(void);
 int rmsfuse_cpu_has_avx2(void);
 int rmsfuse_cpu_has_avx512(void);
+/* Whether detection should take AVX-512 over AVX2 on this CPU (src/cpu_x86.c). */
+int rmsfuse_cpu_prefers_avx512(void);
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define RMSFUSE_ALWAYS_INLINE inline __attribute__((always_inline))
