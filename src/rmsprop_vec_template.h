@@ -85,7 +85,10 @@ static RMSFUSE_ALWAYS_INLINE void vec_loop(const rmsfuse_consts *kp, const unsig
         head = n;
     for (; i < head; i++)
         rmsfuse_rmsprop_elem(k, V, p, g, v, b, ga, i);
-    for (; i + VW <= n; i += VW)
+    /* The vector part's end, computed once: a bound that does not depend on
+     * i keeps the loop to one induction variable. */
+    const size_t vec_end = head + (n - head) / VW * VW;
+    for (; i < vec_end; i += VW)
         vec_body(k, V, p, g, v, b, ga, i);
     for (; i < n; i++)
         rmsfuse_rmsprop_elem(k, V, p, g, v, b, ga, i);
