@@ -329,7 +329,9 @@ static void bench_floor(rmsfuse_bench_state *st, void *arg)
     int width = 0;
     char msg[160];
 
-    if (!strcmp(bc->isa, "sse2"))
+    if (!strcmp(bc->isa, "scalar"))
+        fn = floor_sqrtdiv_scalar, width = 1;
+    else if (!strcmp(bc->isa, "sse2"))
         fn = floor_sqrtdiv_sse2, width = 4;
     else if (!strcmp(bc->isa, "avx2"))
         fn = floor_sqrtdiv_avx2, width = 8;
@@ -609,8 +611,8 @@ int main(int argc, char **argv)
     /* The divider's limit first, then each flag set by size; at one size
      * every implementation runs back to back, so ratios see the same
      * machine state. */
-    static const char *floor_isas[] = {"sse2", "avx2", "avx512", "neon"};
-    for (int i = 0; i < 4; i++) {
+    static const char *floor_isas[] = {"scalar", "sse2", "avx2", "avx512", "neon"};
+    for (int i = 0; i < 5; i++) {
         snprintf(buf, sizeof buf, "floor/sqrt_div/%s", floor_isas[i]);
         add(K_FLOOR, floor_isas[i], -1, 0, buf);
         snprintf(buf, sizeof buf, "floor/sqrt_div_grouped/%s", floor_isas[i]);

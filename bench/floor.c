@@ -96,6 +96,13 @@ __attribute__((target("avx512f"))) float floor_sqrtdiv_avx512(int64_t reps, int 
 {
     FLOOR_BODY(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sqrt_ps, _mm512_div_ps, _mm512_storeu_ps, 16)
 }
+
+/* Scalar: the sqrtss and divss the scalar path uses (one element each; the
+ * upper lanes ride along untouched). */
+__attribute__((target("sse2"))) float floor_sqrtdiv_scalar(int64_t reps, int grouped)
+{
+    FLOOR_BODY(__m128, _mm_set1_ps, _mm_add_ss, _mm_sqrt_ss, _mm_div_ss, _mm_storeu_ps, 4)
+}
 #else /* never called: rmsfuse_isa_supported() says no */
 float floor_sqrtdiv_sse2(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
 float floor_sqrtdiv_avx2(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
@@ -107,6 +114,20 @@ float floor_sqrtdiv_neon(int64_t reps, int grouped)
 {
     FLOOR_BODY(float32x4_t, vdupq_n_f32, vaddq_f32, vsqrtq_f32, vdivq_f32, vst1q_f32, 4)
 }
-#else
+
+/* Scalar fsqrt and fdiv on single-precision registers. */
+static inline float s_set1(float x) { return x; }
+static inline float s_add(float x, float y) { return x + y; }
+static inline float s_div(float x, float y) { return x / y; }
+static inline void s_store(float *out, float x) { out[0] = x; }
+float floor_sqrtdiv_scalar(int64_t reps, int grouped)
+{
+    FLOOR_BODY(float, s_set1, s_add, __builtin_sqrtf, s_div, s_store, 1)
+}
+#elif !defined(FLOOR_X86)
+float floor_sqrtdiv_scalar(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
+#endif
+
+#if !defined(__aarch64__)
 float floor_sqrtdiv_neon(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
 #endif

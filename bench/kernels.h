@@ -57,5 +57,7 @@ float floor_sqrtdiv_sse2(int64_t reps, int grouped);
 float floor_sqrtdiv_avx2(int64_t reps, int grouped);
 float floor_sqrtdiv_avx512(int64_t reps, int grouped);
 float floor_sqrtdiv_neon(int64_t reps, int grouped);
+/* Scalar sqrt and div (sqrtss/divss, fsqrt/fdiv): one element per lane. */
+float floor_sqrtdiv_scalar(int64_t reps, int grouped);
 
 #endif /* RMSFUSE_BENCH_KERNELS_H */
