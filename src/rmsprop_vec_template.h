@@ -67,6 +67,27 @@ static RMSFUSE_ALWAYS_INLINE void vec_body(const rmsfuse_consts *k, const unsign
     VSTORE(p + i, pi);
 }
 
+#ifndef RMSFUSE_PREFETCH_AHEAD
+#define RMSFUSE_PREFETCH_AHEAD 512 /* elements: 2 KiB per array */
+#endif
+#ifndef RMSFUSE_PREFETCH_MIN_N
+#define RMSFUSE_PREFETCH_MIN_N (1u << 16) /* 256 KiB per array: beyond L2, the data comes from L3 or memory */
+#endif
+
+/* Prefetches element j of every array the variant uses (for writing, but
+ * the gradient, which is only read). */
+static RMSFUSE_ALWAYS_INLINE void rmsfuse_prefetch(const unsigned V, const float *p, const float *g, const float *v,
+                                                   const float *b, const float *ga, size_t j)
+{
+    __builtin_prefetch(g + j, 0);
+    __builtin_prefetch(p + j, 1);
+    __builtin_prefetch(v + j, 1);
+    if (V & RMSFUSE_V_MOM)
+        __builtin_prefetch(b + j, 1);
+    if (V & RMSFUSE_V_CENTERED)
+        __builtin_prefetch(ga + j, 1);
+}
+
 static RMSFUSE_ALWAYS_INLINE void vec_loop(const rmsfuse_consts *kp, const unsigned V, float *p, const float *g,
                                            float *v, float *b, float *ga, size_t n)
 {
@@ -88,6 +109,17 @@ static RMSFUSE_ALWAYS_INLINE void vec_loop(const rmsfuse_consts *kp, const unsig
     /* The vector part's end, computed once: a bound that does not depend on
      * i keeps the loop to one induction variable. */
     const size_t vec_end = head + (n - head) / VW * VW;
+    /* Large arrays come from memory: while more than RMSFUSE_PREFETCH_AHEAD
+     * elements remain, ask for each array's data that far ahead (a hint:
+     * it never faults), so the loads are in flight before the loop, held
+     * up by the divider, reaches them. */
+    if (n >= RMSFUSE_PREFETCH_MIN_N && vec_end > RMSFUSE_PREFETCH_AHEAD) {
+        const size_t pf_end = vec_end - RMSFUSE_PREFETCH_AHEAD;
+        for (; i < pf_end; i += VW) {
+            rmsfuse_prefetch(V, p, g, v, b, ga, i + RMSFUSE_PREFETCH_AHEAD);
+            vec_body(k, V, p, g, v, b, ga, i);
+        }
+    }
     for (; i < vec_end; i += VW)
         vec_body(k, V, p, g, v, b, ga, i);
     for (; i < n; i++)
