@@ -62,6 +62,19 @@ BENCH_ARGS=(--benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 if "$PY" -c "import torch" 2>/dev/null; then
     PY_BENCH=()
     [[ "$REPETITIONS" == 1 ]] && PY_BENCH=(--rounds 1 --steps 2)
+    # The L3 size given to the C benchmark is the one the Python target uses.
+    for a in "${EXTRA[@]}"; do
+        if [[ "$a" =~ ^--rmsfuse_l3=([0-9]+)([KkMmGg]?)$ ]]; then
+            v=${BASH_REMATCH[1]}
+            case ${BASH_REMATCH[2]} in
+            [Gg]) v=$((v * 1024)) ;;
+            [Mm]) ;;
+            [Kk]) v=$((v / 1024)) ;;
+            *) v=$((v >> 20)) ;;
+            esac
+            PY_BENCH+=(--l3-mb "$v")
+        fi
+    done
     echo >&2
     RMSFUSE_LIBRARY="$BUILD_DIR/librmsfuse.so.0" RMSFUSE_POOL_LIBRARY="$BUILD_DIR/librmsfuse_pool.so.0" \
         "$PY" bench/python_bench.py --out "$OUT" "${PY_BENCH[@]}" \

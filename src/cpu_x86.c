@@ -79,7 +79,7 @@ static unsigned detect(void)
      * here).  Intel: from Skylake-SP to Sapphire Rapids a 512-bit sqrt or
      * division takes twice as long as a 256-bit one, so AVX-512 gains
      * nothing per element and 512-bit code may run at a lower clock; AVX2
-     * measured 8-10% faster in L1 and L2 (docs/dispatch.md).  Both paths
+     * measured 4-14% faster in L1 and L2 (docs/dispatch.md).  Both paths
      * give the same bits: this is only about speed. */
     if ((has & HAS_AVX512) && c.amd)
         has |= PREFER_AVX512;
