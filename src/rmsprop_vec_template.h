@@ -74,8 +74,9 @@ static RMSFUSE_ALWAYS_INLINE void vec_body(const rmsfuse_consts *k, const unsign
 #define RMSFUSE_PREFETCH_MIN_N (1u << 16) /* 256 KiB per array: beyond L2, the data comes from L3 or memory */
 #endif
 
-/* Prefetches element j of every array the variant uses (for writing, but
- * the gradient, which is only read). */
+/* Prefetches element j of every array the variant uses.  The arrays the
+ * step writes get the write hint, which the ISA flags used here compile to
+ * the same prefetcht0 as the read hint (no -mprfchw). */
 static RMSFUSE_ALWAYS_INLINE void rmsfuse_prefetch(const unsigned V, const float *p, const float *g, const float *v,
                                                    const float *b, const float *ga, size_t j)
 {
