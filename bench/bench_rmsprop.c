@@ -612,7 +612,7 @@ int main(int argc, char **argv)
      * every implementation runs back to back, so ratios see the same
      * machine state. */
     static const char *floor_isas[] = {"scalar", "sse2", "avx2", "avx512", "neon"};
-    for (int i = 0; i < 5; i++) {
+    for (size_t i = 0; i < sizeof floor_isas / sizeof floor_isas[0]; i++) {
         snprintf(buf, sizeof buf, "floor/sqrt_div/%s", floor_isas[i]);
         add(K_FLOOR, floor_isas[i], -1, 0, buf);
         snprintf(buf, sizeof buf, "floor/sqrt_div_grouped/%s", floor_isas[i]);
