@@ -1,15 +1,21 @@
-# Which SIMD paths this build compiles, and the flags of each ISA file.
+# Which SIMD paths this build compiles, and how.
 #
-# Only the per-ISA kernel files get ISA flags (as source-file properties);
-# the scalar reference, the dispatcher and CPU detection are baseline files
-# and refuse (#error) to be compiled with AVX enabled, so a global
-# -march=native in CMAKE_C_FLAGS is rejected rather than silently making the
-# dispatcher itself unsafe on older CPUs.
+# Every ISA of the registry (src/core/dispatch.c) has a probe below; each
+# becomes an object library compiling src/isa/kernels.c with
+# -DRMSFUSE_ISA=<isa>.  Where the probe succeeds, it also gets
+# -DRMSFUSE_ISA_OPS="ops_<isa>.h" and the ISA's flags, and the file
+# instantiates every rule for that ISA; elsewhere (another architecture, a
+# compiler without the ISA) it defines an empty kernel table, which the
+# dispatcher reads as "not usable".  Only these objects get ISA flags: the
+# API, validation, dispatch and CPU detection are baseline files and refuse
+# (#error) to be compiled with AVX enabled, so a global -march=native in
+# CMAKE_C_FLAGS is rejected rather than silently making the dispatcher
+# itself unsafe on older CPUs.
 #
 # Sets:
-#   RMSFUSE_ISA_LIST         ISAs compiled in, baseline first ("scalar" always)
-#   RMSFUSE_ISA_DEFINITIONS  RMSFUSE_HAVE_<ISA> for src/dispatch.c
-# and defines rmsfuse_apply_isa_flags() that sets the per-file flags.
+#   RMSFUSE_ISA_LIST   ISAs compiled in, baseline first ("scalar" always)
+#   RMSFUSE_ISA_ALL    every ISA of the registry (compiled in or not)
+# and defines rmsfuse_add_isa_objects() that creates the object libraries.
 include(CheckCSourceCompiles)
 
 option(RMSFUSE_ENABLE_SSE2 "Build the SSE2 path (x86)" ON)
@@ -26,60 +32,65 @@ elseif(_rmsfuse_proc MATCHES "^(aarch64|arm64)$")
 endif()
 
 set(RMSFUSE_ISA_LIST scalar)
-set(RMSFUSE_ISA_DEFINITIONS "")
+set(RMSFUSE_ISA_ALL scalar)
+set(RMSFUSE_ISA_FLAGS_scalar "" CACHE INTERNAL "")
 
-# rmsfuse_probe_isa(<isa> <flags> <source>): compile <source> with <flags>;
-# on success add the ISA and remember its flags.
-function(rmsfuse_probe_isa isa flags source)
+# rmsfuse_probe_isa(<isa> <arch> <option> <flags> <source>): on <arch>, with
+# <option> on, compile <source> with <flags>; on success the ISA is built.
+function(rmsfuse_probe_isa isa arch option flags source)
+  set(RMSFUSE_ISA_ALL ${RMSFUSE_ISA_ALL} ${isa} PARENT_SCOPE)
+  if(NOT RMSFUSE_ARCH STREQUAL arch OR NOT ${option})
+    return()
+  endif()
   set(CMAKE_REQUIRED_FLAGS "${flags}")
   set(CMAKE_REQUIRED_QUIET ON)
   check_c_source_compiles("${source}" RMSFUSE_COMPILER_HAS_${isa})
   if(RMSFUSE_COMPILER_HAS_${isa})
-    string(TOUPPER ${isa} _up)
     set(RMSFUSE_ISA_LIST ${RMSFUSE_ISA_LIST} ${isa} PARENT_SCOPE)
-    set(RMSFUSE_ISA_DEFINITIONS ${RMSFUSE_ISA_DEFINITIONS} RMSFUSE_HAVE_${_up} PARENT_SCOPE)
     set(RMSFUSE_ISA_FLAGS_${isa} "${flags}" CACHE INTERNAL "")
   else()
     message(STATUS "rmsfuse: the compiler cannot build ${isa} with '${flags}'; that path is left out")
   endif()
 endfunction()
 
-if(RMSFUSE_ARCH STREQUAL "x86_64")
-  if(RMSFUSE_ENABLE_SSE2)
-    rmsfuse_probe_isa(sse2 "-msse2" "#include <emmintrin.h>
-      int main(void){__m128 x=_mm_set1_ps(2.f); x=_mm_sqrt_ps(_mm_div_ps(x,x)); return (int)_mm_cvtss_f32(x)-1;}")
-  endif()
-  if(RMSFUSE_ENABLE_AVX2)
-    rmsfuse_probe_isa(avx2 "-mavx2" "#include <immintrin.h>
-      int main(void){__m256 x=_mm256_set1_ps(2.f); x=_mm256_sqrt_ps(_mm256_div_ps(x,x)); return (int)_mm256_cvtss_f32(x)-1;}")
-  endif()
-  if(RMSFUSE_ENABLE_AVX512)
-    rmsfuse_probe_isa(avx512 "-mavx512f" "#include <immintrin.h>
-      int main(void){__m512 x=_mm512_set1_ps(2.f); x=_mm512_sqrt_ps(_mm512_div_ps(x,x)); return (int)_mm512_cvtss_f32(x)-1;}")
-  endif()
-elseif(RMSFUSE_ARCH STREQUAL "aarch64")
-  if(RMSFUSE_ENABLE_NEON)
-    rmsfuse_probe_isa(neon "" "#include <arm_neon.h>
-      int main(void){float32x4_t x=vdupq_n_f32(2.f); x=vsqrtq_f32(vdivq_f32(x,x)); return (int)vgetq_lane_f32(x,0)-1;}")
-  endif()
-endif()
+rmsfuse_probe_isa(sse2 x86_64 RMSFUSE_ENABLE_SSE2 "-msse2" "#include <emmintrin.h>
+  int main(void){__m128 x=_mm_set1_ps(2.f); x=_mm_sqrt_ps(_mm_div_ps(x,x)); return (int)_mm_cvtss_f32(x)-1;}")
+rmsfuse_probe_isa(avx2 x86_64 RMSFUSE_ENABLE_AVX2 "-mavx2" "#include <immintrin.h>
+  int main(void){__m256 x=_mm256_set1_ps(2.f); x=_mm256_sqrt_ps(_mm256_div_ps(x,x)); return (int)_mm256_cvtss_f32(x)-1;}")
+rmsfuse_probe_isa(avx512 x86_64 RMSFUSE_ENABLE_AVX512 "-mavx512f" "#include <immintrin.h>
+  int main(void){__m512 x=_mm512_set1_ps(2.f); x=_mm512_sqrt_ps(_mm512_div_ps(x,x)); return (int)_mm512_cvtss_f32(x)-1;}")
+rmsfuse_probe_isa(neon aarch64 RMSFUSE_ENABLE_NEON "" "#include <arm_neon.h>
+  int main(void){float32x4_t x=vdupq_n_f32(2.f); x=vsqrtq_f32(vdivq_f32(x,x)); return (int)vgetq_lane_f32(x,0)-1;}")
 
 message(STATUS "rmsfuse: ISA paths built: ${RMSFUSE_ISA_LIST}")
 
-# Per-file flags for src/<isa>/*.c.  -fno-lto: an ISA file's code must never
-# be inlined into a baseline caller by link-time optimisation.
-# -fno-tree-vectorize on every kernel: the scalar reference stays scalar (so
-# benchmarks compare real scalar code), and the SIMD files' head/tail loops,
-# shorter than a vector, stay small.
-function(rmsfuse_apply_isa_flags)
-  foreach(isa IN LISTS RMSFUSE_ISA_LIST)
-    set(_flags "")
-    if(NOT isa STREQUAL "scalar")
+# rmsfuse_add_isa_objects(<out var> <options...>): one object library per
+# ISA of the registry, named rmsfuse_isa_<isa>, compiled with <options>; the
+# list of them goes to <out var>.  -fno-lto: an ISA's code must never be
+# inlined into a baseline caller by link-time optimisation.
+# -fno-tree-vectorize: the scalar reference stays scalar (so benchmarks
+# compare real scalar code), and the SIMD heads and tails stay small.
+function(rmsfuse_add_isa_objects out)
+  set(targets "")
+  foreach(isa IN LISTS RMSFUSE_ISA_ALL)
+    set(t rmsfuse_isa_${isa})
+    add_library(${t} OBJECT ${PROJECT_SOURCE_DIR}/src/isa/kernels.c)
+    target_compile_definitions(${t} PRIVATE RMSFUSE_BUILDING RMSFUSE_ISA=${isa})
+    target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/include)
+    target_compile_options(${t} PRIVATE ${ARGN})
+    if(isa IN_LIST RMSFUSE_ISA_LIST)
+      target_compile_definitions(${t} PRIVATE RMSFUSE_ISA_OPS="ops_${isa}.h")
       separate_arguments(_flags UNIX_COMMAND "${RMSFUSE_ISA_FLAGS_${isa}}")
+      target_compile_options(${t} PRIVATE ${_flags})
     endif()
     if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
-      list(APPEND _flags -fno-tree-vectorize -fno-lto)
+      target_compile_options(${t} PRIVATE -fno-tree-vectorize -fno-lto)
     endif()
-    set_source_files_properties(src/${isa}/rmsprop_${isa}.c PROPERTIES COMPILE_OPTIONS "${_flags}")
+    set_target_properties(${t} PROPERTIES
+      POSITION_INDEPENDENT_CODE ON
+      C_VISIBILITY_PRESET hidden
+      INTERPROCEDURAL_OPTIMIZATION OFF)
+    list(APPEND targets ${t})
   endforeach()
+  set(${out} ${targets} PARENT_SCOPE)
 endfunction()

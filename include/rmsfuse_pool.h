@@ -1,5 +1,5 @@
 /*
- * rmsfuse_pool: the RMSProp step on many cores (library rmsfuse_pool,
+ * rmsfuse_pool: the update rules on many cores (library rmsfuse_pool,
  * CMake target rmsfuse::rmsfuse_pool, pkg-config rmsfuse_pool).
  *
  * An opt-in runtime object on top of the core library: a fixed set of
@@ -60,6 +60,17 @@ RMSFUSE_API int rmsfuse_pool_machine_cores(void);
  * the same results.  Returns RMSFUSE_OK or RMSFUSE_E_NULL_POOL.
  */
 RMSFUSE_API int rmsfuse_pool_set_chunk(rmsfuse_pool *pool, size_t elements);
+
+/*
+ * Runs a prepared step (rmsfuse_<rule>_plan, rmsfuse_common.h) on the
+ * pool: its elements, tensors laid end to end, are cut into pieces at
+ * rmsfuse_plan_cut() boundaries and dealt to the workers.  This is the pool
+ * variant of every rule: the same bits as the rule's step_multi call over
+ * the same tensors, for any thread count and chunk size.  The plan stays
+ * the caller's (free it with rmsfuse_plan_free).  Returns RMSFUSE_OK,
+ * RMSFUSE_E_NULL_POOL or RMSFUSE_E_NULL_PLAN.
+ */
+RMSFUSE_API int rmsfuse_pool_run_plan(rmsfuse_pool *pool, const rmsfuse_plan *plan);
 
 /* rmsfuse_rmsprop_step on the pool: same arguments, rules and bits. */
 RMSFUSE_API int rmsfuse_pool_rmsprop_step(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *cfg, float *param,

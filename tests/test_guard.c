@@ -86,7 +86,7 @@ static rmsfuse_rmsprop_config config_for(unsigned variant)
     c.eps = 1e-6;
     c.weight_decay = (variant & 16u) ? 0.01 : 0.0;
     c.momentum = (variant & 32u) ? 0.9 : 0.0;
-    c.flags = variant & RMSFUSE_ALL_FLAGS;
+    c.flags = variant & 15u;
     return c;
 }
 

@@ -184,7 +184,7 @@ static rmsfuse_rmsprop_config config_for(unsigned variant, int hp)
     c.eps = hypers[hp].eps;
     c.weight_decay = (variant & 16u) ? hypers[hp].wd : 0.0;
     c.momentum = (variant & 32u) ? hypers[hp].mom : 0.0;
-    c.flags = variant & RMSFUSE_ALL_FLAGS;
+    c.flags = variant & 15u;
     return c;
 }
 

@@ -26,7 +26,7 @@ import os
 
 # The ABI this binding was written against (docs/abi.md: 0.x, a minor version
 # may change it).
-ABI_MAJOR_MINOR = (0, 1)
+ABI_MAJOR_MINOR = (0, 2)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))

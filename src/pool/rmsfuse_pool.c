@@ -1,14 +1,16 @@
 /*
  * The thread pool (include/rmsfuse_pool.h): workers bound to cores with
- * hwloc, woken per call through a condition variable, each updating the
- * pieces of the step dealt to it with the core library's public, validated
- * entry points.  A baseline file, as every file outside src/<isa>/.
+ * hwloc, woken per call through a condition variable, each running the
+ * pieces of a prepared step (a plan of any rule, validated once by the
+ * core library) dealt to it.  A baseline file, as every file outside src/<isa>/.
  */
 #if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
 #  error "src/pool/rmsfuse_pool.c is a baseline file: do not compile it with -mavx*/-march flags"
 #endif
 
 #include "rmsfuse_pool.h"
+
+#include "../core/lines.h"
 
 #include <hwloc.h>
 #include <pthread.h>
@@ -21,15 +23,12 @@ enum {
     LINE_FLOATS = 16,     /* a 64-byte cache line */
 };
 
-/* One call's work: the tensors laid end to end (prefix[j] = elements before
- * tensor j, prefix[count] = total), cut into `pieces` pieces. */
+/* One call's work: a plan's elements [0, total) in `pieces` pieces. */
 typedef struct job {
-    const rmsfuse_rmsprop_config *cfg;
-    const rmsfuse_tensor *t;
-    size_t count;
-    const size_t *prefix;
+    const rmsfuse_plan *plan;
+    size_t total;
     size_t pieces;
-    size_t chunk; /* piece k starts at flat index k * chunk; 0: even split into `pieces` */
+    size_t chunk; /* piece k starts at element k * chunk; 0: even split into `pieces` */
 } job;
 
 typedef struct pool_worker {
@@ -53,105 +52,27 @@ struct rmsfuse_pool {
     void (*fn)(void *, int, int);
     void *arg;
 
-    int *status;    /* per worker, for the current call */
-    size_t *prefix; /* scratch for the current call */
-    size_t prefix_cap;
 };
 
 /* ---- cutting ------------------------------------------------------------ */
 
-/* Flat index where piece k starts. */
+/* Element where piece k starts, before moving it to a cut. */
 static size_t piece_start(const job *J, size_t k)
 {
-    const size_t total = J->prefix[J->count];
     if (k >= J->pieces)
-        return total;
+        return J->total;
     if (J->chunk)
         return k * J->chunk; /* k < pieces = ceil(total / chunk): no overflow */
     /* total * k / pieces without overflow: pieces <= MAX_THREADS. */
-    return total / J->pieces * k + total % J->pieces * k / J->pieces;
+    return J->total / J->pieces * k + J->total % J->pieces * k / J->pieces;
 }
-
-/* The tensor holding flat index f (the last tensor j with prefix[j] <= f,
- * skipping empty ones), by bisection. */
-static size_t tensor_of(const job *J, size_t f)
-{
-    size_t lo = 0, hi = J->count; /* prefix[lo] <= f < prefix[hi] */
-    while (hi - lo > 1) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (J->prefix[mid] <= f)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Elements to skip from p so that p + skip starts a cache line (0 when p is
- * not even float-aligned: then no cut can be line-aligned). */
-static size_t to_line(const float *p)
-{
-    const uintptr_t mis = (uintptr_t)p & 63u;
-    return (mis & 3u) ? 0 : ((64u - mis) & 63u) / 4u;
-}
-
-/* Flat index f moved forward to a cache-line boundary of its tensor's param
- * (or to the tensor's end). */
-static size_t align_cut(const job *J, size_t f)
-{
-    const size_t total = J->prefix[J->count];
-    if (f == 0 || f >= total)
-        return f < total ? f : total;
-    const size_t j = tensor_of(J, f);
-    const size_t o = f - J->prefix[j];
-    if (o == 0)
-        return f;
-    const size_t n = J->t[j].n;
-    const size_t skip = to_line(J->t[j].param + o);
-    return J->prefix[j] + (skip < n - o ? o + skip : n);
-}
-
-/* Offsets from a base pointer that may be NULL (an unused state array). */
-static float *at(float *p, size_t o)
-{
-    return p ? p + o : NULL;
-}
-
-/* Updates flat range [f0, f1) tensor by tensor.  Each piece is a valid
- * step on its own (a sub-range of a validated tensor). */
-static int run_range(const job *J, size_t f0, size_t f1)
-{
-    int st = RMSFUSE_OK;
-    for (size_t j = f0 < f1 ? tensor_of(J, f0) : J->count; j < J->count && J->prefix[j] < f1; j++) {
-        const rmsfuse_tensor *t = &J->t[j];
-        const size_t lo = f0 > J->prefix[j] ? f0 - J->prefix[j] : 0;
-        const size_t hi = f1 - J->prefix[j] < t->n ? f1 - J->prefix[j] : t->n;
-        if (hi <= lo)
-            continue;
-        const int s = rmsfuse_rmsprop_step(J->cfg, t->param + lo, t->grad + lo, t->square_avg + lo,
-                                           at(t->momentum_buf, lo), at(t->grad_avg, lo), hi - lo);
-        if (s != RMSFUSE_OK)
-            st = s;
-    }
-    return st;
-}
-
-typedef struct job_run {
-    const job *J;
-    int *status; /* per worker */
-} job_run;
 
 static void job_worker(void *arg, int w, int nw)
 {
-    job_run *R = arg;
-    const job *J = R->J;
-    int st = RMSFUSE_OK;
-    for (size_t k = (size_t)w; k < J->pieces; k += (size_t)nw) {
-        const int s = run_range(J, align_cut(J, piece_start(J, k)), align_cut(J, piece_start(J, k + 1)));
-        if (s != RMSFUSE_OK)
-            st = s;
-    }
-    R->status[w] = st;
+    const job *J = arg;
+    for (size_t k = (size_t)w; k < J->pieces; k += (size_t)nw)
+        (void)rmsfuse_plan_run(J->plan, rmsfuse_plan_cut(J->plan, piece_start(J, k)),
+                               rmsfuse_plan_cut(J->plan, piece_start(J, k + 1)));
 }
 
 void rmsfuse_pool_split(const float *param, size_t n, int worker, int workers, size_t *begin, size_t *end)
@@ -160,11 +81,16 @@ void rmsfuse_pool_split(const float *param, size_t n, int worker, int workers, s
         *begin = *end = 0;
         return;
     }
-    rmsfuse_tensor t = {(float *)param, NULL, NULL, NULL, NULL, n};
-    size_t prefix[2] = {0, n};
-    job J = {NULL, &t, 1, prefix, (size_t)workers, 0};
-    *begin = align_cut(&J, piece_start(&J, (size_t)worker));
-    *end = align_cut(&J, piece_start(&J, (size_t)worker + 1));
+    /* The cuts of a one-tensor plan (rmsfuse_plan_cut), on param alone. */
+    const job J = {NULL, n, (size_t)workers, 0};
+    size_t cut[2];
+    for (int e = 0; e < 2; e++) {
+        const size_t f = piece_start(&J, (size_t)worker + (size_t)e);
+        const size_t skip = f == 0 || f >= n ? 0 : rmsfuse_to_line(param + f, sizeof *param);
+        cut[e] = skip < n - f ? f + skip : n;
+    }
+    *begin = cut[0];
+    *end = cut[1];
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -302,8 +228,6 @@ static void pool_free(rmsfuse_pool *P)
     pthread_mutex_destroy(&P->mu);
     pthread_mutex_destroy(&P->call_mu);
     free(P->workers);
-    free(P->status);
-    free(P->prefix);
     free(P);
 }
 
@@ -342,8 +266,7 @@ int rmsfuse_pool_create(rmsfuse_pool **pool, int threads)
     P->nthreads = threads ? threads : (cores ? cores : 1);
     P->workers = calloc((size_t)P->nthreads, sizeof *P->workers);
     P->cpusets = calloc((size_t)P->nthreads, sizeof *P->cpusets);
-    P->status = calloc((size_t)P->nthreads, sizeof *P->status);
-    if (!usable || !P->workers || !P->cpusets || !P->status) {
+    if (!usable || !P->workers || !P->cpusets) {
         hwloc_bitmap_free(usable);
         pool_free(P);
         return RMSFUSE_E_NO_MEMORY;
@@ -393,57 +316,44 @@ int rmsfuse_pool_set_chunk(rmsfuse_pool *pool, size_t elements)
     return RMSFUSE_OK;
 }
 
-/* ---- the step ----------------------------------------------------------- */
+/* ---- running plans ------------------------------------------------------- */
+
+int rmsfuse_pool_run_plan(rmsfuse_pool *pool, const rmsfuse_plan *plan)
+{
+    if (!pool)
+        return RMSFUSE_E_NULL_POOL;
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    pthread_mutex_lock(&pool->call_mu);
+    job J = {plan, rmsfuse_plan_elements(plan), 0, 0};
+    if (J.total == 0) {
+        J.pieces = 0;
+    } else if (pool->chunk) {
+        const size_t c = pool->chunk < J.total ? pool->chunk : J.total;
+        J.chunk = (c + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
+        J.pieces = J.total / J.chunk + (J.total % J.chunk != 0);
+    } else {
+        const size_t most = J.total / MIN_PIECE;
+        J.pieces = most < (size_t)pool->nthreads ? most : (size_t)pool->nthreads;
+    }
+    if (J.pieces <= 1) /* too small to share: the caller does it (no wake-up latency) */
+        (void)rmsfuse_plan_run(plan, 0, J.total);
+    else
+        run_all(pool, job_worker, &J);
+    pthread_mutex_unlock(&pool->call_mu);
+    return RMSFUSE_OK;
+}
 
 int rmsfuse_pool_rmsprop_step_multi(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *cfg,
                                     const rmsfuse_tensor *tensors, size_t count)
 {
     if (!pool)
         return RMSFUSE_E_NULL_POOL;
-    /* Everything is validated here, before any worker writes. */
-    int st = rmsfuse_rmsprop_check_multi(cfg, tensors, count);
-    if (st != RMSFUSE_OK || count == 0)
-        return st;
-
-    pthread_mutex_lock(&pool->call_mu);
-    if (pool->prefix_cap < count + 1) {
-        size_t *p = realloc(pool->prefix, (count + 1) * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&pool->call_mu);
-            return RMSFUSE_E_NO_MEMORY;
-        }
-        pool->prefix = p;
-        pool->prefix_cap = count + 1;
-    }
-    size_t total = 0;
-    for (size_t j = 0; j < count; j++) {
-        pool->prefix[j] = total;
-        total += tensors[j].n; /* cannot overflow: the arrays are disjoint in memory */
-    }
-    pool->prefix[count] = total;
-
-    job J = {cfg, tensors, count, pool->prefix, 0, 0};
-    if (total == 0) {
-        J.pieces = 0;
-    } else if (pool->chunk) {
-        const size_t c = pool->chunk < total ? pool->chunk : total;
-        J.chunk = (c + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
-        J.pieces = total / J.chunk + (total % J.chunk != 0);
-    } else {
-        const size_t most = total / MIN_PIECE;
-        J.pieces = most < (size_t)pool->nthreads ? most : (size_t)pool->nthreads;
-    }
-    if (J.pieces <= 1) {
-        /* Too small to share: the caller does it (no wake-up latency). */
-        st = rmsfuse_rmsprop_step_multi(cfg, tensors, count);
-    } else {
-        job_run R = {&J, pool->status};
-        run_all(pool, job_worker, &R);
-        for (int w = 0; w < pool->nthreads; w++)
-            if (R.status[w] != RMSFUSE_OK)
-                st = R.status[w];
-    }
-    pthread_mutex_unlock(&pool->call_mu);
+    rmsfuse_plan *plan;
+    int st = rmsfuse_rmsprop_plan(cfg, tensors, count, &plan); /* everything is validated here */
+    if (st == RMSFUSE_OK)
+        st = rmsfuse_pool_run_plan(pool, plan);
+    rmsfuse_plan_free(plan);
     return st;
 }
 
@@ -451,8 +361,6 @@ int rmsfuse_pool_rmsprop_step(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *
                               const float *grad, float *square_avg, float *momentum_buf, float *grad_avg,
                               size_t n)
 {
-    if (!pool)
-        return RMSFUSE_E_NULL_POOL;
     /* A one-tensor list has exactly the single call's rules (and n == 0 is
      * still a no-op after the configuration check). */
     const rmsfuse_tensor t = {param, grad, square_avg, momentum_buf, grad_avg, n};

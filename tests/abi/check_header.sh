@@ -13,7 +13,7 @@ echo "$cc $* -I$inc -c $here/headers.c"
 "$cc" "$@" -I"$inc" -c "$here/headers.c" -o "$obj"
 
 # Every function the headers declare (RMSFUSE_API ... name(...)).
-declared=$(sed -n 's/^RMSFUSE_API[^(]*[ *]\(rmsfuse_[a-z0-9_]*\)(.*/\1/p' "$inc/rmsfuse.h" "$inc/rmsfuse_pool.h" | sort -u)
+declared=$(sed -n 's/^RMSFUSE_API[^(]*[ *]\(rmsfuse_[a-z0-9_]*\)(.*/\1/p' "$inc"/rmsfuse*.h | sort -u)
 referenced=$("$nm" -u "$obj" | awk '{print $NF}' | sort -u)
 status=0
 for f in $declared; do

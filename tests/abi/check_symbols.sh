@@ -7,11 +7,12 @@
 #   - the static library defines only rmsfuse_* global symbols, so that it
 #     cannot clash with an application's names.
 #
-# Usage: check_symbols.sh <nm> <objdump> <include dir> <static lib> <shared lib> <header> [<shared lib> <header>]...
+# Usage: check_symbols.sh <nm> <objdump> <include dir> <static lib> <shared lib> <headers> [<shared lib> <headers>]...
+#   <headers>: the library's public headers, separated by commas
 set -eu
 nm=$1 objdump=$2 inc=$3 static=$4
 shift 4
-major=$(sed -n 's/^#define RMSFUSE_VERSION_MAJOR \([0-9]*\).*/\1/p' "$inc/rmsfuse.h")
+major=$(sed -n 's/^#define RMSFUSE_VERSION_MAJOR \([0-9]*\).*/\1/p' "$inc/rmsfuse_common.h")
 status=0
 words() { printf '%s\n' "$1" | tr '\n' ' '; }
 fail() {
@@ -20,10 +21,12 @@ fail() {
 }
 
 while [ $# -ge 2 ]; do
-    lib=$1 header=$2
+    lib=$1 headers=$(printf '%s' "$2" | tr ',' ' ')
+    header=$(for h in $headers; do basename "$h"; done | tr '\n' ' ')
     shift 2
     exported=$("$nm" -D --defined-only "$lib" | awk '{print $NF}' | sort -u)
-    declared=$(sed -n 's/^RMSFUSE_API[^(]*[ *]\(rmsfuse_[a-z0-9_]*\)(.*/\1/p' "$header" | sort -u)
+    # shellcheck disable=SC2086 # the list of headers is split on purpose
+    declared=$(sed -n 's/^RMSFUSE_API[^(]*[ *]\(rmsfuse_[a-z0-9_]*\)(.*/\1/p' $headers | sort -u)
     [ -n "$declared" ] || fail "no RMSFUSE_API function found in $header"
     foreign=$(printf '%s\n' "$exported" | grep -v '^rmsfuse_' || true)
     [ -z "$foreign" ] || fail "$lib exports symbols outside the rmsfuse_ namespace: $(words "$foreign")"
@@ -35,7 +38,7 @@ while [ $# -ge 2 ]; do
     want_soname="${base%%.so*}.so.$major"
     soname=$("$objdump" -p "$lib" | awk '$1 == "SONAME" {print $2}')
     [ "$soname" = "$want_soname" ] || fail "$lib has SONAME '$soname', expected $want_soname"
-    echo "$base: $(printf '%s\n' "$exported" | wc -l) exported functions, all declared in $(basename "$header"); SONAME $soname"
+    echo "$base: $(printf '%s\n' "$exported" | wc -l) exported functions, all declared in $header; SONAME $soname"
 done
 
 globals=$("$nm" -g --defined-only "$static" | awk 'NF >= 3 {print $NF}' | sort -u)

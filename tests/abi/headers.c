@@ -9,9 +9,15 @@
  * Compiled only (-c); check_header.sh then checks that the object refers to
  * the functions by their plain C names (extern "C" under C++).
  */
+/* Each rule header alone first (each includes what it needs), then all of
+ * them again in another order: the include guards work. */
+#include "rmsfuse_adam.h"
+#include "rmsfuse_sgd.h"
+#include "rmsfuse_adagrad.h"
+#include "rmsfuse_rmsprop.h"
+#include "rmsfuse_common.h"
 #include "rmsfuse.h"
 #include "rmsfuse_pool.h"
-/* Twice, in the other order: the include guards work. */
 #include "rmsfuse_pool.h"
 #include "rmsfuse.h"
 
@@ -40,12 +46,29 @@ ABI_CHECK(null_list, RMSFUSE_E_NULL_LIST == -16);
 ABI_CHECK(no_memory, RMSFUSE_E_NO_MEMORY == -17);
 ABI_CHECK(null_pool, RMSFUSE_E_NULL_POOL == -18);
 ABI_CHECK(threads, RMSFUSE_E_THREADS == -19);
+ABI_CHECK(beta1, RMSFUSE_E_BETA1 == -20);
+ABI_CHECK(beta2, RMSFUSE_E_BETA2 == -21);
+ABI_CHECK(dampening, RMSFUSE_E_DAMPENING == -22);
+ABI_CHECK(nesterov_status, RMSFUSE_E_NESTEROV == -23);
+ABI_CHECK(lr_decay, RMSFUSE_E_LR_DECAY == -24);
+ABI_CHECK(step, RMSFUSE_E_STEP == -25);
+ABI_CHECK(null_plan, RMSFUSE_E_NULL_PLAN == -26);
+ABI_CHECK(range, RMSFUSE_E_RANGE == -27);
 
 ABI_CHECK(centered, RMSFUSE_CENTERED == 1u);
 ABI_CHECK(eps_in_sqrt, RMSFUSE_EPS_IN_SQRT == 2u);
 ABI_CHECK(lr_in_momentum, RMSFUSE_LR_IN_MOMENTUM == 4u);
 ABI_CHECK(maximize, RMSFUSE_MAXIMIZE == 8u);
-ABI_CHECK(all_flags, RMSFUSE_ALL_FLAGS == 15u);
+ABI_CHECK(decoupled_decay, RMSFUSE_DECOUPLED_DECAY == 16u);
+ABI_CHECK(nesterov, RMSFUSE_NESTEROV == 32u);
+ABI_CHECK(init_momentum, RMSFUSE_INIT_MOMENTUM == 64u);
+ABI_CHECK(amsgrad, RMSFUSE_AMSGRAD == 128u);
+ABI_CHECK(eps_hat, RMSFUSE_EPS_HAT == 256u);
+ABI_CHECK(rmsprop_flags, RMSFUSE_RMSPROP_FLAGS == 63u);
+ABI_CHECK(all_flags, RMSFUSE_ALL_FLAGS == RMSFUSE_RMSPROP_FLAGS);
+ABI_CHECK(adagrad_flags, RMSFUSE_ADAGRAD_FLAGS == (2u | 8u | 16u));
+ABI_CHECK(sgd_flags, RMSFUSE_SGD_FLAGS == (4u | 8u | 16u | 32u | 64u));
+ABI_CHECK(adam_flags, RMSFUSE_ADAM_FLAGS == (8u | 16u | 128u | 256u));
 ABI_CHECK(version, RMSFUSE_VERSION_NUMBER == RMSFUSE_VERSION_MAJOR * 10000 + RMSFUSE_VERSION_MINOR * 100 +
                                                  RMSFUSE_VERSION_PATCH);
 
@@ -66,6 +89,20 @@ ABI_CHECK(tensor_momentum_buf, offsetof(rmsfuse_tensor, momentum_buf) == 24);
 ABI_CHECK(tensor_grad_avg, offsetof(rmsfuse_tensor, grad_avg) == 32);
 ABI_CHECK(tensor_n, offsetof(rmsfuse_tensor, n) == 40);
 ABI_CHECK(status_size, sizeof(rmsfuse_status) == sizeof(int));
+/* The structs of 0.2. */
+ABI_CHECK(adagrad_config_size, sizeof(rmsfuse_adagrad_config) == 48);
+ABI_CHECK(adagrad_config_step, offsetof(rmsfuse_adagrad_config, step) == 32);
+ABI_CHECK(adagrad_config_flags, offsetof(rmsfuse_adagrad_config, flags) == 40);
+ABI_CHECK(adagrad_tensor_size, sizeof(rmsfuse_adagrad_tensor) == 32);
+ABI_CHECK(adagrad_tensor_n, offsetof(rmsfuse_adagrad_tensor, n) == 24);
+ABI_CHECK(sgd_config_size, sizeof(rmsfuse_sgd_config) == 40);
+ABI_CHECK(sgd_config_flags, offsetof(rmsfuse_sgd_config, flags) == 32);
+ABI_CHECK(sgd_tensor_size, sizeof(rmsfuse_sgd_tensor) == 32);
+ABI_CHECK(adam_config_size, sizeof(rmsfuse_adam_config) == 56);
+ABI_CHECK(adam_config_step, offsetof(rmsfuse_adam_config, step) == 40);
+ABI_CHECK(adam_config_flags, offsetof(rmsfuse_adam_config, flags) == 48);
+ABI_CHECK(adam_tensor_size, sizeof(rmsfuse_adam_tensor) == 48);
+ABI_CHECK(adam_tensor_n, offsetof(rmsfuse_adam_tensor, n) == 40);
 #endif
 
 /* Every function, by its exact type.  Referenced from a function with
@@ -80,6 +117,41 @@ typedef struct api_table {
     int (*step_multi)(const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t);
     int (*check_multi)(const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t);
     int (*check_config)(const rmsfuse_rmsprop_config *);
+    int (*rmsprop_plan)(const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t, rmsfuse_plan **);
+    rmsfuse_adagrad_config (*adagrad_pytorch)(double);
+    rmsfuse_adagrad_config (*adagrad_keras)(double);
+    rmsfuse_adagrad_config (*adagrad_classic)(double);
+    int (*adagrad_step)(const rmsfuse_adagrad_config *, float *, const float *, float *, size_t);
+    int (*adagrad_check)(const rmsfuse_adagrad_config *, const float *, const float *, const float *, size_t);
+    int (*adagrad_step_multi)(const rmsfuse_adagrad_config *, const rmsfuse_adagrad_tensor *, size_t);
+    int (*adagrad_check_multi)(const rmsfuse_adagrad_config *, const rmsfuse_adagrad_tensor *, size_t);
+    int (*adagrad_check_config)(const rmsfuse_adagrad_config *);
+    int (*adagrad_plan)(const rmsfuse_adagrad_config *, const rmsfuse_adagrad_tensor *, size_t, rmsfuse_plan **);
+    rmsfuse_sgd_config (*sgd_pytorch)(double);
+    rmsfuse_sgd_config (*sgd_keras)(double);
+    int (*sgd_step)(const rmsfuse_sgd_config *, float *, const float *, float *, size_t);
+    int (*sgd_check)(const rmsfuse_sgd_config *, const float *, const float *, const float *, size_t);
+    int (*sgd_step_multi)(const rmsfuse_sgd_config *, const rmsfuse_sgd_tensor *, size_t);
+    int (*sgd_check_multi)(const rmsfuse_sgd_config *, const rmsfuse_sgd_tensor *, size_t);
+    int (*sgd_check_config)(const rmsfuse_sgd_config *);
+    int (*sgd_plan)(const rmsfuse_sgd_config *, const rmsfuse_sgd_tensor *, size_t, rmsfuse_plan **);
+    rmsfuse_adam_config (*adam_pytorch)(double);
+    rmsfuse_adam_config (*adamw_pytorch)(double);
+    rmsfuse_adam_config (*adam_keras)(double);
+    rmsfuse_adam_config (*adamw_keras)(double);
+    rmsfuse_adam_config (*adam_tensorflow)(double);
+    int (*adam_step)(const rmsfuse_adam_config *, float *, const float *, float *, float *, float *, size_t);
+    int (*adam_check)(const rmsfuse_adam_config *, const float *, const float *, const float *, const float *,
+                      const float *, size_t);
+    int (*adam_step_multi)(const rmsfuse_adam_config *, const rmsfuse_adam_tensor *, size_t);
+    int (*adam_check_multi)(const rmsfuse_adam_config *, const rmsfuse_adam_tensor *, size_t);
+    int (*adam_check_config)(const rmsfuse_adam_config *);
+    int (*adam_plan)(const rmsfuse_adam_config *, const rmsfuse_adam_tensor *, size_t, rmsfuse_plan **);
+    size_t (*plan_elements)(const rmsfuse_plan *);
+    int (*plan_run)(const rmsfuse_plan *, size_t, size_t);
+    size_t (*plan_cut)(const rmsfuse_plan *, size_t);
+    void (*plan_free)(rmsfuse_plan *);
+    const char *(*status_name)(int);
     const char *(*strerror_)(int);
     const char *(*version)(void);
     const char *(*active_isa)(void);
@@ -97,6 +169,7 @@ typedef struct api_table {
     int (*pool_step_multi)(rmsfuse_pool *, const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t);
     int (*pool_run)(rmsfuse_pool *, void (*)(void *, int, int), void *);
     void (*pool_split)(const float *, size_t, int, int, size_t *, size_t *);
+    int (*pool_run_plan)(rmsfuse_pool *, const rmsfuse_plan *);
 } api_table;
 
 #ifdef __cplusplus
@@ -112,18 +185,33 @@ api_table rmsfuse_header_test_table(void)
     api_table t = {
         rmsfuse_rmsprop_pytorch,  rmsfuse_rmsprop_tensorflow, rmsfuse_rmsprop_keras,
         rmsfuse_rmsprop_step,     rmsfuse_rmsprop_check,      rmsfuse_rmsprop_step_multi,
-        rmsfuse_rmsprop_check_multi, rmsfuse_rmsprop_check_config, rmsfuse_strerror,
+        rmsfuse_rmsprop_check_multi, rmsfuse_rmsprop_check_config, rmsfuse_rmsprop_plan,
+        rmsfuse_adagrad_pytorch, rmsfuse_adagrad_keras, rmsfuse_adagrad_classic, rmsfuse_adagrad_step,
+        rmsfuse_adagrad_check, rmsfuse_adagrad_step_multi, rmsfuse_adagrad_check_multi,
+        rmsfuse_adagrad_check_config, rmsfuse_adagrad_plan, rmsfuse_sgd_pytorch, rmsfuse_sgd_keras,
+        rmsfuse_sgd_step, rmsfuse_sgd_check, rmsfuse_sgd_step_multi, rmsfuse_sgd_check_multi,
+        rmsfuse_sgd_check_config, rmsfuse_sgd_plan, rmsfuse_adam_pytorch, rmsfuse_adamw_pytorch,
+        rmsfuse_adam_keras, rmsfuse_adamw_keras, rmsfuse_adam_tensorflow, rmsfuse_adam_step,
+        rmsfuse_adam_check, rmsfuse_adam_step_multi, rmsfuse_adam_check_multi, rmsfuse_adam_check_config,
+        rmsfuse_adam_plan, rmsfuse_plan_elements, rmsfuse_plan_run, rmsfuse_plan_cut, rmsfuse_plan_free,
+        rmsfuse_status_name, rmsfuse_strerror,
         rmsfuse_version,          rmsfuse_active_isa,         rmsfuse_isa_supported,
         rmsfuse_set_isa,          rmsfuse_isa_env_status,     rmsfuse_isa_names,
         rmsfuse_pool_create,      rmsfuse_pool_destroy,       rmsfuse_pool_threads,
         rmsfuse_pool_machine_cores, rmsfuse_pool_set_chunk,   rmsfuse_pool_rmsprop_step,
         rmsfuse_pool_rmsprop_step_multi, rmsfuse_pool_run,    rmsfuse_pool_split,
+        rmsfuse_pool_run_plan,
     };
     /* Designated-initialiser-free use of the structs, valid in C99 and C++. */
     rmsfuse_rmsprop_config c = rmsfuse_rmsprop_pytorch(0.01);
     c.flags |= RMSFUSE_CENTERED | RMSFUSE_MAXIMIZE;
     rmsfuse_tensor x = {NULL, NULL, NULL, NULL, NULL, 0};
     (void)rmsfuse_rmsprop_step_multi(&c, &x, 1);
+    rmsfuse_adam_tensor y = {NULL, NULL, NULL, NULL, NULL, 0};
+    rmsfuse_adam_config a = rmsfuse_adamw_pytorch(1e-3);
+    a.step = 10;
+    a.flags |= RMSFUSE_AMSGRAD;
+    (void)rmsfuse_adam_step_multi(&a, &y, 1);
     rmsfuse_status s = RMSFUSE_OK;
     (void)s;
     return t;

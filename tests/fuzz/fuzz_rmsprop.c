@@ -41,7 +41,7 @@
  *             the list pointer is NULL; bit 7: cfg is NULL
  *   5 x hyper lr, alpha, eps, weight_decay, momentum: a byte; bit 7 set:
  *             the next 8 bytes are the double, else table entry (b & 31)
- *   flags     bits 0-3 the flags; bit 4: also an unknown bit 4 + (b >> 5);
+ *   flags     bits 0-3 the flags; bit 4: also an unknown bit 6 + (b >> 5);
  *             b >= 0xf0: also bit 31
  *   tensor    n (u16 little endian; top two bits set: a huge n from a
  *             table, else n mod 1025, or mod 257 in a list), then 5 array
@@ -668,7 +668,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const unsigned f = u8(&r);
     cfg.flags = f & 15u;
     if (f & 0x10u)
-        cfg.flags |= 1u << (4 + (f >> 5));
+        cfg.flags |= 1u << (6 + (f >> 5));
     if (f >= 0xf0u)
         cfg.flags |= 1u << 31;
     const rmsfuse_rmsprop_config *pc = (op & 0x80u) ? NULL : &cfg;

@@ -235,7 +235,7 @@ class TestIsa(unittest.TestCase):
         self.assertEqual(rmsfuse.active_isa(), active)
 
     def test_version(self):
-        self.assertEqual(rmsfuse.version().split(".")[:2], ["0", "1"])
+        self.assertEqual(rmsfuse.version().split(".")[:2], ["0", "2"])
         self.assertEqual(rmsfuse.__version__, rmsfuse.version())
 
 

@@ -11,40 +11,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rmsfuse_internal.h"
+#include "internal.h"
 
-typedef struct rmsfuse_impl {
-    const char *name;
-    int (*usable)(void);    /* CPU and OS can run it */
-    int (*preferred)(void); /* detection may pick it (forcing needs only usable) */
-    rmsfuse_rmsprop_kernel rmsprop;
-} rmsfuse_impl;
+/*
+ * The ISA registry: every instruction set the library knows, best last
+ * (detection picks the last entry both usable and preferred):
+ *   X(name, usable, preferred)
+ * usable: the CPU and OS can run it; preferred: detection may pick it
+ * (forcing one needs only usable).  Adding an ISA is its ops header
+ * (src/isa/ops_<name>.h), a line here and a CMake probe
+ * (cmake/RmsfuseIsa.cmake); src/isa/kernels.c, compiled per ISA, gives it
+ * every rule's kernels.
+ */
+#define RMSFUSE_ISAS(X)                                                 \
+    X(scalar, always, always)                                           \
+    X(sse2, rmsfuse_cpu_has_sse2, always)                               \
+    X(avx2, rmsfuse_cpu_has_avx2, always)                               \
+    X(avx512, rmsfuse_cpu_has_avx512, rmsfuse_cpu_prefers_avx512)       \
+    X(neon, always, always)
 
 static int always(void)
 {
     return 1;
 }
 
-/* Best last: detection picks the last entry both usable and preferred. */
-static const rmsfuse_impl impls[] = {
-    {"scalar", always, always, rmsfuse_rmsprop_scalar},
-#ifdef RMSFUSE_HAVE_SSE2
-    {"sse2", rmsfuse_cpu_has_sse2, always, rmsfuse_rmsprop_sse2},
-#endif
-#ifdef RMSFUSE_HAVE_AVX2
-    {"avx2", rmsfuse_cpu_has_avx2, always, rmsfuse_rmsprop_avx2},
-#endif
-#ifdef RMSFUSE_HAVE_AVX512
-    {"avx512", rmsfuse_cpu_has_avx512, rmsfuse_cpu_prefers_avx512, rmsfuse_rmsprop_avx512},
-#endif
-#ifdef RMSFUSE_HAVE_NEON
-    {"neon", always, always, rmsfuse_rmsprop_neon},
-#endif
-};
+/* Each ISA's kernels, one per rule; all NULL where it is not built. */
+#define RMSFUSE_DECLARE_KERNELS_(isa, usable, preferred) extern const rmsfuse_kernel rmsfuse_kernels_##isa[RMSFUSE_N_RULES];
+RMSFUSE_ISAS(RMSFUSE_DECLARE_KERNELS_)
+
+typedef struct rmsfuse_impl {
+    const char *name;
+    int (*usable)(void);
+    int (*preferred)(void);
+    const rmsfuse_kernel *kernels;
+} rmsfuse_impl;
+
+#define RMSFUSE_IMPL_(isa, usable, preferred) {#isa, usable, preferred, rmsfuse_kernels_##isa},
+static const rmsfuse_impl impls[] = {RMSFUSE_ISAS(RMSFUSE_IMPL_)};
 #define N_IMPLS (sizeof impls / sizeof impls[0])
 
 /* Every name the library knows, whether built in or not. */
-static const char *const all_names[] = {"scalar", "sse2", "avx2", "avx512", "neon", NULL};
+#define RMSFUSE_NAME_(isa, usable, preferred) #isa,
+static const char *const all_names[] = {RMSFUSE_ISAS(RMSFUSE_NAME_) NULL};
+
+static int runnable(const rmsfuse_impl *impl)
+{
+    return impl->kernels[0] != NULL && impl->usable();
+}
 
 static _Atomic(const rmsfuse_impl *) active;
 static atomic_int env_status;
@@ -52,17 +65,9 @@ static atomic_int env_status;
 static const rmsfuse_impl *detect(void)
 {
     for (size_t i = N_IMPLS; i-- > 0;)
-        if (impls[i].usable() && impls[i].preferred())
+        if (runnable(&impls[i]) && impls[i].preferred())
             return &impls[i];
     return &impls[0];
-}
-
-static int is_known(const char *name)
-{
-    for (const char *const *p = all_names; *p; p++)
-        if (strcmp(*p, name) == 0)
-            return 1;
-    return 0;
 }
 
 /* Resolves a name: RMSFUSE_OK with *out set (NULL for "auto"), or an error. */
@@ -75,12 +80,12 @@ static int lookup(const char *name, const rmsfuse_impl **out)
         return RMSFUSE_OK;
     for (size_t i = 0; i < N_IMPLS; i++)
         if (strcmp(impls[i].name, name) == 0) {
-            if (!impls[i].usable())
+            if (!runnable(&impls[i]))
                 return RMSFUSE_E_ISA_UNSUPPORTED;
             *out = &impls[i];
             return RMSFUSE_OK;
         }
-    return is_known(name) ? RMSFUSE_E_ISA_UNSUPPORTED : RMSFUSE_E_UNKNOWN_ISA;
+    return RMSFUSE_E_UNKNOWN_ISA;
 }
 
 /* First-use selection.  Racing threads compute the same answer from the
@@ -109,9 +114,9 @@ static const rmsfuse_impl *get_active(void)
     return expected;
 }
 
-rmsfuse_rmsprop_kernel rmsfuse_active_rmsprop_kernel(void)
+rmsfuse_kernel rmsfuse_active_kernel(int rule)
 {
-    return get_active()->rmsprop;
+    return get_active()->kernels[rule];
 }
 
 const char *rmsfuse_active_isa(void)

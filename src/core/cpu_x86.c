@@ -4,10 +4,10 @@
  * AVX instructions fault even on a CPU that has them).  A baseline file.
  */
 #if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
-#  error "src/cpu_x86.c is a baseline file: do not compile it with -mavx*/-march flags"
+#  error "src/core/cpu_x86.c is a baseline file: do not compile it with -mavx*/-march flags"
 #endif
 
-#include "rmsfuse_internal.h"
+#include "internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

@@ -1,0 +1,186 @@
+/*
+ * rmsfuse: what every update rule shares: version, status codes, flag bits,
+ * prepared steps (plans) and instruction-set dispatch.  Included by every
+ * rule header (rmsfuse_rmsprop.h, rmsfuse_adagrad.h, rmsfuse_sgd.h,
+ * rmsfuse_adam.h) and by the umbrella header rmsfuse.h.
+ *
+ * The header is C99/C11 and C++ compatible and needs only <stddef.h>.  All
+ * functions are thread-safe.  The library never prints and never aborts:
+ * every failure is reported through a negative status code, and a call
+ * that fails writes nothing.
+ */
+#ifndef RMSFUSE_COMMON_H
+#define RMSFUSE_COMMON_H
+
+#include <stddef.h>
+
+/* ---- version ----------------------------------------------------------- */
+#define RMSFUSE_VERSION_MAJOR 0
+#define RMSFUSE_VERSION_MINOR 2
+#define RMSFUSE_VERSION_PATCH 0
+#define RMSFUSE_VERSION_STRING "0.2.0"
+/* Single integer, comparable: MAJOR*10000 + MINOR*100 + PATCH. */
+#define RMSFUSE_VERSION_NUMBER \
+    (RMSFUSE_VERSION_MAJOR * 10000 + RMSFUSE_VERSION_MINOR * 100 + RMSFUSE_VERSION_PATCH)
+
+/* ---- export macro ------------------------------------------------------ */
+#if defined(_WIN32) && !defined(RMSFUSE_STATIC)
+#  if defined(RMSFUSE_BUILDING)
+#    define RMSFUSE_API __declspec(dllexport)
+#  else
+#    define RMSFUSE_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define RMSFUSE_API __attribute__((visibility("default")))
+#else
+#  define RMSFUSE_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ------------------------------------------------------ */
+/*
+ * The one table of status codes: X(name, value, description).  0 is
+ * success; every error is negative.  rmsfuse_strerror() returns the
+ * description, rmsfuse_status_name() the name.
+ */
+#define RMSFUSE_STATUS_TABLE(X)                                                                                  \
+    X(RMSFUSE_OK, 0, "success")                                                                                  \
+    X(RMSFUSE_E_NULL_CONFIG, -1, "configuration pointer is NULL")                                                \
+    X(RMSFUSE_E_NULL_ARRAY, -2, "param, grad or a state array the configuration always uses is NULL with n > 0") \
+    X(RMSFUSE_E_NULL_MOMENTUM_BUF, -3, "momentum is non-zero but momentum_buf is NULL")                          \
+    X(RMSFUSE_E_NULL_GRAD_AVG, -4, "RMSFUSE_CENTERED is set but grad_avg is NULL")                               \
+    X(RMSFUSE_E_NONFINITE, -5, "a hyperparameter is NaN, infinite or beyond the float range")                    \
+    X(RMSFUSE_E_LR, -6, "lr is negative")                                                                        \
+    X(RMSFUSE_E_ALPHA, -7, "alpha is outside [0, 1]")                                                            \
+    X(RMSFUSE_E_EPS, -8, "eps is negative")                                                                      \
+    X(RMSFUSE_E_WEIGHT_DECAY, -9, "weight_decay is negative")                                                    \
+    X(RMSFUSE_E_MOMENTUM, -10, "momentum is outside its range")                                                  \
+    X(RMSFUSE_E_FLAGS, -11, "unknown or contradictory bits in flags")                                            \
+    X(RMSFUSE_E_OVERLAP, -12, "two arrays overlap")                                                              \
+    X(RMSFUSE_E_SIZE, -13, "n is too large for the address space")                                               \
+    X(RMSFUSE_E_UNKNOWN_ISA, -14, "unknown ISA name")                                                            \
+    X(RMSFUSE_E_ISA_UNSUPPORTED, -15, "ISA not built in or not supported by this CPU/OS")                        \
+    X(RMSFUSE_E_NULL_LIST, -16, "tensor list is NULL with count > 0")                                            \
+    X(RMSFUSE_E_NO_MEMORY, -17, "out of memory")                                                                 \
+    X(RMSFUSE_E_NULL_POOL, -18, "thread pool pointer is NULL")                                                   \
+    X(RMSFUSE_E_THREADS, -19, "could not create the threads or read the topology")                               \
+    X(RMSFUSE_E_BETA1, -20, "beta1 is outside [0, 1)")                                                           \
+    X(RMSFUSE_E_BETA2, -21, "beta2 is outside [0, 1)")                                                           \
+    X(RMSFUSE_E_DAMPENING, -22, "dampening is outside [0, 1], or non-zero with RMSFUSE_LR_IN_MOMENTUM")          \
+    X(RMSFUSE_E_NESTEROV, -23, "RMSFUSE_NESTEROV needs momentum > 0 (and, for SGD, dampening 0)")                \
+    X(RMSFUSE_E_LR_DECAY, -24, "lr_decay is negative")                                                           \
+    X(RMSFUSE_E_STEP, -25, "step is below 1")                                                                    \
+    X(RMSFUSE_E_NULL_PLAN, -26, "plan pointer is NULL")                                                          \
+    X(RMSFUSE_E_RANGE, -27, "element range is reversed or beyond the plan")
+
+typedef enum rmsfuse_status {
+#define RMSFUSE_STATUS_ENUM_(name, value, text) name = value,
+    RMSFUSE_STATUS_TABLE(RMSFUSE_STATUS_ENUM_)
+#undef RMSFUSE_STATUS_ENUM_
+} rmsfuse_status;
+
+/* A static, English description of a status code; never NULL. */
+RMSFUSE_API const char *rmsfuse_strerror(int status);
+
+/* The name of a status code ("RMSFUSE_E_LR"), or NULL for an unknown code. */
+RMSFUSE_API const char *rmsfuse_status_name(int status);
+
+/* The library's version as "MAJOR.MINOR.PATCH" (of the library loaded at
+ * run time, which may differ from RMSFUSE_VERSION_STRING of the header). */
+RMSFUSE_API const char *rmsfuse_version(void);
+
+/* ---- flag bits --------------------------------------------------------- */
+/*
+ * One namespace of flag bits for every rule's config.flags; each rule
+ * accepts the bits of its RMSFUSE_<RULE>_FLAGS mask and refuses the others
+ * with RMSFUSE_E_FLAGS.  docs/math.md gives each flag's exact operations.
+ */
+#define RMSFUSE_CENTERED        (1u << 0) /* RMSProp: subtract the squared running mean of g (needs grad_avg) */
+#define RMSFUSE_EPS_IN_SQRT     (1u << 1) /* RMSProp, AdaGrad: d = sqrt(s + eps) instead of sqrt(s) + eps */
+#define RMSFUSE_LR_IN_MOMENTUM  (1u << 2) /* RMSProp: buffer accumulates lr*g/d (TensorFlow/Keras);
+                                             SGD: Keras' velocity v = m*v - lr*g, p += v */
+#define RMSFUSE_MAXIMIZE        (1u << 3) /* every rule: ascend (use -grad) */
+#define RMSFUSE_DECOUPLED_DECAY (1u << 4) /* every rule: weight_decay is decoupled, p *= 1 - lr*weight_decay
+                                             before the update (AdamW, Keras 3), not added to g */
+#define RMSFUSE_NESTEROV        (1u << 5) /* RMSProp (optax's form), SGD: Nesterov momentum */
+#define RMSFUSE_INIT_MOMENTUM   (1u << 6) /* SGD: momentum_buf is not set yet: this step sets it to the
+                                             gradient instead of reading it (torch's first step) */
+#define RMSFUSE_AMSGRAD         (1u << 7) /* Adam: use the running maximum of exp_avg_sq (needs max_exp_avg_sq) */
+#define RMSFUSE_EPS_HAT         (1u << 8) /* Adam: eps is the paper's epsilon-hat, added to sqrt(v) before
+                                             the bias correction (TensorFlow, Keras) */
+
+/* ---- prepared steps ---------------------------------------------------- */
+/*
+ * A plan is a step that has been checked: the rule's constants, the kernel
+ * of the active ISA and a copy of the tensor list, everything validated
+ * once.  Each rule makes one with rmsfuse_<rule>_plan().  The tensors are
+ * laid end to end as elements [0, rmsfuse_plan_elements()), and any
+ * sub-range can be run on its own, from any thread: the thread pool
+ * (rmsfuse_pool_run_plan) runs plans of every rule this way.  Running every
+ * element once is one step, with the same bits as the rule's step_multi
+ * call, whatever the cut into ranges.  A plan may be run again for another
+ * step with the same hyperparameters.  The arrays must stay valid, and no
+ * two threads may run overlapping ranges at once.
+ */
+typedef struct rmsfuse_plan rmsfuse_plan;
+
+/* Elements the plan updates (the sum of its tensors' n); 0 for NULL. */
+RMSFUSE_API size_t rmsfuse_plan_elements(const rmsfuse_plan *plan);
+
+/* Runs elements [begin, end) of the plan.  Returns RMSFUSE_OK,
+ * RMSFUSE_E_NULL_PLAN or RMSFUSE_E_RANGE (begin > end, or end beyond
+ * rmsfuse_plan_elements()); nothing is written on error. */
+RMSFUSE_API int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end);
+
+/* The first element index >= f where a range may start without sharing a
+ * 64-byte line of param with the range before it: the next cache-line
+ * boundary of the param array holding element f, or that tensor's end (at
+ * most rmsfuse_plan_elements()).  Ranges cut there never have two threads
+ * write the same line of param. */
+RMSFUSE_API size_t rmsfuse_plan_cut(const rmsfuse_plan *plan, size_t f);
+
+/* Frees a plan (NULL is a no-op). */
+RMSFUSE_API void rmsfuse_plan_free(rmsfuse_plan *plan);
+
+/* ---- instruction-set dispatch ------------------------------------------ */
+/*
+ * The implementation is chosen once, lazily and thread-safely, on first use:
+ * the best ISA that is both compiled in and usable on this CPU and OS
+ * (x86: CPUID + XGETBV; AArch64: NEON is baseline).  ISA names: "scalar",
+ * "sse2", "avx2", "avx512", "neon".  See docs/dispatch.md.  One choice
+ * serves every rule.
+ *
+ * The environment variable RMSFUSE_ISA, read at first use, forces a name
+ * (or "auto").  An unknown or unusable name is ignored: detection is used
+ * instead, and rmsfuse_isa_env_status() reports why.
+ */
+
+/* Name of the active implementation. */
+RMSFUSE_API const char *rmsfuse_active_isa(void);
+
+/* 1 if `name` is compiled in and runnable here, 0 otherwise ("auto" is 1). */
+RMSFUSE_API int rmsfuse_isa_supported(const char *name);
+
+/* Forces an implementation by name, or "auto" to restore detection.
+ * Returns RMSFUSE_OK, RMSFUSE_E_UNKNOWN_ISA (NULL or unknown name) or
+ * RMSFUSE_E_ISA_UNSUPPORTED; on error the active ISA is unchanged.  Plans
+ * made before keep the kernel they were made with. */
+RMSFUSE_API int rmsfuse_set_isa(const char *name);
+
+/* Outcome of RMSFUSE_ISA at first use: RMSFUSE_OK when unset, empty or
+ * applied; RMSFUSE_E_UNKNOWN_ISA or RMSFUSE_E_ISA_UNSUPPORTED when it was
+ * ignored.  Triggers the first-use selection if it has not happened yet. */
+RMSFUSE_API int rmsfuse_isa_env_status(void);
+
+/* Names of every ISA this build knows, best last, NULL-terminated (for
+ * iterating in benchmarks and tests; pair with rmsfuse_isa_supported). */
+RMSFUSE_API const char *const *rmsfuse_isa_names(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* RMSFUSE_COMMON_H */

@@ -1,0 +1,90 @@
+/*
+ * AdaGrad's public functions (include/rmsfuse_adagrad.h): presets, the
+ * configuration rules and constants of docs/math.md ("AdaGrad"), and the
+ * layout of rmsfuse_adagrad_tensor.  A baseline file.
+ */
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#  error "src/api/adagrad.c is a baseline file: do not compile it with -mavx*/-march flags"
+#endif
+
+#include "../core/internal.h"
+
+rmsfuse_adagrad_config rmsfuse_adagrad_pytorch(double lr)
+{
+    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-10, 1, 0u};
+    return c;
+}
+
+rmsfuse_adagrad_config rmsfuse_adagrad_keras(double lr)
+{
+    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-7, 1, RMSFUSE_EPS_IN_SQRT};
+    return c;
+}
+
+rmsfuse_adagrad_config rmsfuse_adagrad_classic(double lr)
+{
+    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-8, 1, RMSFUSE_EPS_IN_SQRT};
+    return c;
+}
+
+static const rmsfuse_layout layout = {
+    sizeof(rmsfuse_adagrad_tensor),
+    offsetof(rmsfuse_adagrad_tensor, n),
+    ADAGRAD_SLOTS,
+    {offsetof(rmsfuse_adagrad_tensor, param), offsetof(rmsfuse_adagrad_tensor, grad),
+     offsetof(rmsfuse_adagrad_tensor, sum)},
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY},
+};
+
+static int prepare(const rmsfuse_adagrad_config *cfg, rmsfuse_prepared *P)
+{
+    if (!cfg)
+        return RMSFUSE_E_NULL_CONFIG;
+    if (cfg->step < 1)
+        return RMSFUSE_E_STEP;
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    const double clr = cfg->lr / (1.0 + (double)(cfg->step - 1) * cfg->lr_decay);
+    rmsfuse_adagrad_k k;
+    k.ncl = (float)(-clr);
+    k.e = (float)cfg->eps;
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
+    k.sgn = rmsfuse_sign_mask(cfg->flags);
+    const float all[] = {(float)cfg->lr, (float)cfg->lr_decay, k.ncl, k.e, k.w, k.dk};
+    if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
+        return RMSFUSE_E_NONFINITE;
+    if (cfg->lr < 0.0)
+        return RMSFUSE_E_LR;
+    if (cfg->lr_decay < 0.0)
+        return RMSFUSE_E_LR_DECAY;
+    if (cfg->eps < 0.0)
+        return RMSFUSE_E_EPS;
+    if (cfg->weight_decay < 0.0)
+        return RMSFUSE_E_WEIGHT_DECAY;
+    if (cfg->flags & ~RMSFUSE_ADAGRAD_FLAGS)
+        return RMSFUSE_E_FLAGS;
+
+    rmsfuse_prepare_init(P, RMSFUSE_RULE_adagrad, &layout);
+    unsigned V = (cfg->flags & RMSFUSE_EPS_IN_SQRT) ? ADAGRAD_V_EPS_IN : 0u;
+    if (cfg->weight_decay != 0.0)
+        V |= decoupled ? ADAGRAD_V_DECOUPLED : ADAGRAD_V_WD;
+    P->variant = V;
+    P->used = rmsfuse_adagrad_used(V);
+    RMSFUSE_SET_CONSTS(P, k);
+    return RMSFUSE_OK;
+}
+
+RMSFUSE_DEFINE_RULE_API(adagrad, rmsfuse_adagrad_config, rmsfuse_adagrad_tensor, prepare, layout)
+
+int rmsfuse_adagrad_step(const rmsfuse_adagrad_config *cfg, float *param, const float *grad, float *sum, size_t n)
+{
+    const rmsfuse_adagrad_tensor t = {param, grad, sum, n};
+    return rmsfuse_adagrad_step_multi(cfg, &t, 1);
+}
+
+int rmsfuse_adagrad_check(const rmsfuse_adagrad_config *cfg, const float *param, const float *grad,
+                          const float *sum, size_t n)
+{
+    const rmsfuse_adagrad_tensor t = {(float *)param, grad, (float *)sum, n};
+    return rmsfuse_adagrad_check_multi(cfg, &t, 1);
+}

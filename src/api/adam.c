@@ -1,0 +1,119 @@
+/*
+ * Adam's public functions (include/rmsfuse_adam.h): presets, the
+ * configuration rules and constants of docs/math.md ("Adam and AdamW"), and
+ * the layout of rmsfuse_adam_tensor.  A baseline file.
+ */
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#  error "src/api/adam.c is a baseline file: do not compile it with -mavx*/-march flags"
+#endif
+
+#include <math.h>
+
+#include "../core/internal.h"
+
+rmsfuse_adam_config rmsfuse_adam_pytorch(double lr)
+{
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.0, 1, 0u};
+    return c;
+}
+
+rmsfuse_adam_config rmsfuse_adamw_pytorch(double lr)
+{
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.01, 1, RMSFUSE_DECOUPLED_DECAY};
+    return c;
+}
+
+rmsfuse_adam_config rmsfuse_adam_keras(double lr)
+{
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-7, 0.0, 1, RMSFUSE_EPS_HAT};
+    return c;
+}
+
+rmsfuse_adam_config rmsfuse_adamw_keras(double lr)
+{
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-7, 0.004, 1, RMSFUSE_EPS_HAT | RMSFUSE_DECOUPLED_DECAY};
+    return c;
+}
+
+rmsfuse_adam_config rmsfuse_adam_tensorflow(double lr)
+{
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.0, 1, RMSFUSE_EPS_HAT};
+    return c;
+}
+
+static const rmsfuse_layout layout = {
+    sizeof(rmsfuse_adam_tensor),
+    offsetof(rmsfuse_adam_tensor, n),
+    ADAM_SLOTS,
+    {offsetof(rmsfuse_adam_tensor, param), offsetof(rmsfuse_adam_tensor, grad), offsetof(rmsfuse_adam_tensor, exp_avg),
+     offsetof(rmsfuse_adam_tensor, exp_avg_sq), offsetof(rmsfuse_adam_tensor, max_exp_avg_sq)},
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY},
+};
+
+static int prepare(const rmsfuse_adam_config *cfg, rmsfuse_prepared *P)
+{
+    if (!cfg)
+        return RMSFUSE_E_NULL_CONFIG;
+    if (cfg->step < 1)
+        return RMSFUSE_E_STEP;
+    const unsigned f = cfg->flags;
+    const int decoupled = (f & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    /* Bias corrections in double from the caller's step (docs/math.md). */
+    const double t = (double)cfg->step;
+    const double bc1 = 1.0 - pow(cfg->beta1, t), bc2 = 1.0 - pow(cfg->beta2, t);
+    rmsfuse_adam_k k;
+    k.b1 = (float)cfg->beta1;
+    k.c1 = (float)(1.0 - cfg->beta1);
+    k.b2 = (float)cfg->beta2;
+    k.c2 = (float)(1.0 - cfg->beta2);
+    k.ns = (float)(-cfg->lr * sqrt(bc2) / bc1);
+    k.e = (f & RMSFUSE_EPS_HAT) ? (float)cfg->eps : (float)(cfg->eps * sqrt(bc2));
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = rmsfuse_sign_mask(f);
+    const float all[] = {(float)cfg->lr, k.b1, k.b2, (float)cfg->eps, k.w, k.dk};
+    if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
+        return RMSFUSE_E_NONFINITE;
+    if (cfg->lr < 0.0)
+        return RMSFUSE_E_LR;
+    if (!(cfg->beta1 >= 0.0 && cfg->beta1 < 1.0))
+        return RMSFUSE_E_BETA1;
+    if (!(cfg->beta2 >= 0.0 && cfg->beta2 < 1.0))
+        return RMSFUSE_E_BETA2;
+    if (cfg->eps < 0.0)
+        return RMSFUSE_E_EPS;
+    if (cfg->weight_decay < 0.0)
+        return RMSFUSE_E_WEIGHT_DECAY;
+    if (f & ~RMSFUSE_ADAM_FLAGS)
+        return RMSFUSE_E_FLAGS;
+    /* With valid betas, bc1 and bc2 are in (0, 1]; ns can still overflow. */
+    const float derived[] = {k.ns, k.e};
+    if (!rmsfuse_all_finite(derived, 2))
+        return RMSFUSE_E_NONFINITE;
+
+    rmsfuse_prepare_init(P, RMSFUSE_RULE_adam, &layout);
+    unsigned V = (f & RMSFUSE_AMSGRAD) ? ADAM_V_AMSGRAD : 0u;
+    if (cfg->weight_decay != 0.0)
+        V |= decoupled ? ADAM_V_DECOUPLED : ADAM_V_WD;
+    P->variant = V;
+    P->used = rmsfuse_adam_used(V);
+    RMSFUSE_SET_CONSTS(P, k);
+    return RMSFUSE_OK;
+}
+
+RMSFUSE_DEFINE_RULE_API(adam, rmsfuse_adam_config, rmsfuse_adam_tensor, prepare, layout)
+
+int rmsfuse_adam_step(const rmsfuse_adam_config *cfg, float *param, const float *grad, float *exp_avg,
+                      float *exp_avg_sq, float *max_exp_avg_sq, size_t n)
+{
+    const rmsfuse_adam_tensor t = {param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n};
+    return rmsfuse_adam_step_multi(cfg, &t, 1);
+}
+
+int rmsfuse_adam_check(const rmsfuse_adam_config *cfg, const float *param, const float *grad,
+                       const float *exp_avg, const float *exp_avg_sq, const float *max_exp_avg_sq, size_t n)
+{
+    const rmsfuse_adam_tensor t = {(float *)param, grad, (float *)exp_avg, (float *)exp_avg_sq,
+                                   (float *)max_exp_avg_sq, n};
+    return rmsfuse_adam_check_multi(cfg, &t, 1);
+}

@@ -1,0 +1,104 @@
+/*
+ * RMSProp's public functions (include/rmsfuse_rmsprop.h): presets, the
+ * configuration rules and constants of docs/math.md ("RMSProp"), and the
+ * layout of rmsfuse_tensor.  A baseline file.
+ */
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#  error "src/api/rmsprop.c is a baseline file: do not compile it with -mavx*/-march flags"
+#endif
+
+#include "../core/internal.h"
+
+rmsfuse_rmsprop_config rmsfuse_rmsprop_pytorch(double lr)
+{
+    rmsfuse_rmsprop_config c = {lr, 0.99, 1e-8, 0.0, 0.0, 0u};
+    return c;
+}
+
+rmsfuse_rmsprop_config rmsfuse_rmsprop_tensorflow(double lr)
+{
+    rmsfuse_rmsprop_config c = {lr, 0.9, 1e-10, 0.0, 0.0, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM};
+    return c;
+}
+
+rmsfuse_rmsprop_config rmsfuse_rmsprop_keras(double lr)
+{
+    rmsfuse_rmsprop_config c = {lr, 0.9, 1e-7, 0.0, 0.0, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM};
+    return c;
+}
+
+static const rmsfuse_layout layout = {
+    sizeof(rmsfuse_tensor),
+    offsetof(rmsfuse_tensor, n),
+    RMSPROP_SLOTS,
+    {offsetof(rmsfuse_tensor, param), offsetof(rmsfuse_tensor, grad), offsetof(rmsfuse_tensor, square_avg),
+     offsetof(rmsfuse_tensor, momentum_buf), offsetof(rmsfuse_tensor, grad_avg)},
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_MOMENTUM_BUF,
+     RMSFUSE_E_NULL_GRAD_AVG},
+};
+
+/* Validates cfg and derives the loop constants (docs/math.md). */
+static int prepare(const rmsfuse_rmsprop_config *cfg, rmsfuse_prepared *P)
+{
+    if (!cfg)
+        return RMSFUSE_E_NULL_CONFIG;
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    rmsfuse_rmsprop_k k;
+    k.a = (float)cfg->alpha;
+    k.c = (float)(1.0 - cfg->alpha);
+    k.e = (float)cfg->eps;
+    k.m = (float)cfg->momentum;
+    k.w = (float)cfg->weight_decay;
+    k.l = (float)cfg->lr;
+    k.nl = (float)(-cfg->lr);
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = rmsfuse_sign_mask(cfg->flags);
+    const float all[] = {k.a, k.e, k.m, k.w, k.l, k.dk};
+    if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
+        return RMSFUSE_E_NONFINITE;
+    if (cfg->lr < 0.0)
+        return RMSFUSE_E_LR;
+    if (!(cfg->alpha >= 0.0 && cfg->alpha <= 1.0))
+        return RMSFUSE_E_ALPHA;
+    if (cfg->eps < 0.0)
+        return RMSFUSE_E_EPS;
+    if (cfg->weight_decay < 0.0)
+        return RMSFUSE_E_WEIGHT_DECAY;
+    if (!(cfg->momentum >= 0.0 && cfg->momentum < 1.0))
+        return RMSFUSE_E_MOMENTUM;
+    if (cfg->flags & ~RMSFUSE_RMSPROP_FLAGS)
+        return RMSFUSE_E_FLAGS;
+    const int mom = cfg->momentum != 0.0;
+    if ((cfg->flags & RMSFUSE_NESTEROV) && !mom)
+        return RMSFUSE_E_NESTEROV;
+
+    rmsfuse_prepare_init(P, RMSFUSE_RULE_rmsprop, &layout);
+    unsigned V = ((cfg->flags & RMSFUSE_CENTERED) ? RMSPROP_V_CENTERED : 0u) |
+                 ((cfg->flags & RMSFUSE_EPS_IN_SQRT) ? RMSPROP_V_EPS_IN : 0u);
+    if (mom)
+        V |= RMSPROP_V_MOM | ((cfg->flags & RMSFUSE_LR_IN_MOMENTUM) ? RMSPROP_V_LR_IN_MOM : 0u) |
+             ((cfg->flags & RMSFUSE_NESTEROV) ? RMSPROP_V_NESTEROV : 0u);
+    if (cfg->weight_decay != 0.0)
+        V |= decoupled ? RMSPROP_V_DECOUPLED : RMSPROP_V_WD;
+    P->variant = V;
+    P->used = rmsfuse_rmsprop_used(V);
+    RMSFUSE_SET_CONSTS(P, k);
+    return RMSFUSE_OK;
+}
+
+RMSFUSE_DEFINE_RULE_API(rmsprop, rmsfuse_rmsprop_config, rmsfuse_tensor, prepare, layout)
+
+int rmsfuse_rmsprop_step(const rmsfuse_rmsprop_config *cfg, float *param, const float *grad, float *square_avg,
+                         float *momentum_buf, float *grad_avg, size_t n)
+{
+    const rmsfuse_tensor t = {param, grad, square_avg, momentum_buf, grad_avg, n};
+    return rmsfuse_rmsprop_step_multi(cfg, &t, 1);
+}
+
+int rmsfuse_rmsprop_check(const rmsfuse_rmsprop_config *cfg, const float *param, const float *grad,
+                          const float *square_avg, const float *momentum_buf, const float *grad_avg, size_t n)
+{
+    const rmsfuse_tensor t = {(float *)param, grad, (float *)square_avg, (float *)momentum_buf, (float *)grad_avg,
+                              n};
+    return rmsfuse_rmsprop_check_multi(cfg, &t, 1);
+}

@@ -1,0 +1,169 @@
+/*
+ * Internal interface between the rule API files (src/api/), the shared
+ * machinery (src/core/: validation, plans, dispatch) and the kernels
+ * (src/isa/kernels.c, compiled once per ISA).  Not installed.
+ *
+ * How a call runs: the rule's API file checks the configuration and derives
+ * the loop constants into an rmsfuse_prepared (kernel, variant, constants,
+ * the layout of the rule's tensor struct); the core validates the arrays as
+ * descriptors (pointer, element size, written or not) and runs the kernel,
+ * or keeps everything in a plan that any thread may run over any range.
+ */
+#ifndef RMSFUSE_CORE_INTERNAL_H
+#define RMSFUSE_CORE_INTERNAL_H
+
+#include <float.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rmsfuse.h"
+
+/* Bit-exactness needs IEEE binary32 evaluation of every float expression
+ * (no x87 excess precision). */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#  error "rmsfuse needs FLT_EVAL_METHOD == 0 (on 32-bit x86 build with -msse2 -mfpmath=sse)"
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define RMSFUSE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#  define RMSFUSE_ALWAYS_INLINE inline
+#endif
+
+#define RMSFUSE_CAT_(a, b) a##b
+#define RMSFUSE_CAT(a, b) RMSFUSE_CAT_(a, b)
+
+/* ---- rules ---------------------------------------------------------------- */
+#include "../rules/registry.h" /* RMSFUSE_RULES(X): every rule, and their shared definitions */
+
+#define RMSFUSE_RULE_ID_(r) RMSFUSE_RULE_##r,
+enum { RMSFUSE_RULES(RMSFUSE_RULE_ID_) RMSFUSE_N_RULES };
+#undef RMSFUSE_RULE_ID_
+
+/* Most arrays (slots) a rule uses per tensor: param, grad and its state. */
+#define RMSFUSE_MAX_SLOTS 6
+/* Slots 0 and 1 are param and grad in every rule; grad is the only slot a
+ * step does not write. */
+#define RMSFUSE_SLOT_PARAM 0
+#define RMSFUSE_SLOT_GRAD 1
+
+/*
+ * A kernel: the rule's loop for one ISA.  k points to the rule's constants
+ * (struct rmsfuse_<rule>_k), `variant` picks the specialisation, a[slot] is
+ * the byte address of each array's first element (those the variant does
+ * not use may be anything), n > 0; the arrays are validated.
+ */
+typedef void (*rmsfuse_kernel)(const void *k, unsigned variant, char *const *a, size_t n);
+
+/* Where a rule's tensor struct keeps its arrays: the descriptors validation
+ * and plans read, so that no rule needs code of its own there. */
+typedef struct rmsfuse_layout {
+    size_t size;                               /* sizeof the tensor struct */
+    size_t n_offset;                           /* offsetof its size_t n */
+    unsigned slots;                            /* arrays per tensor */
+    size_t offset[RMSFUSE_MAX_SLOTS];          /* offsetof each array pointer */
+    signed char null_status[RMSFUSE_MAX_SLOTS];/* the status when a used array is NULL */
+} rmsfuse_layout;
+
+/* A checked configuration: what a rule's API file hands to the core. */
+typedef struct rmsfuse_prepared {
+    const rmsfuse_layout *layout;
+    int rule;                              /* RMSFUSE_RULE_<rule> */
+    unsigned variant;                      /* the kernel's specialisation */
+    unsigned used;                         /* bit s: the variant reads or writes slot s */
+    unsigned char elem[RMSFUSE_MAX_SLOTS]; /* bytes per element of each slot */
+    union {
+        unsigned char bytes[64];
+        float f;
+        uint32_t u;
+    } k; /* the rule's constants, struct rmsfuse_<rule>_k */
+} rmsfuse_prepared;
+
+/* Copies a rule's constant struct into P->k (checked to fit at compile time). */
+#define RMSFUSE_SET_CONSTS(P, kstruct)                                                                 \
+    do {                                                                                               \
+        _Static_assert(sizeof(kstruct) <= sizeof((P)->k.bytes), "rule constants exceed rmsfuse_prepared"); \
+        memcpy((P)->k.bytes, &(kstruct), sizeof(kstruct));                                            \
+    } while (0)
+
+/* Starts a prepared step of `rule`: its layout, float arrays everywhere. */
+static inline void rmsfuse_prepare_init(rmsfuse_prepared *P, int rule, const rmsfuse_layout *layout)
+{
+    P->layout = layout;
+    P->rule = rule;
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+        P->elem[s] = (unsigned char)sizeof(float);
+}
+
+/* Whether every constant, each rounded once to float, is finite: (float)x
+ * is finite only if x is, and x * 0 is zero only for finite x, so one
+ * comparison checks them all. */
+static inline int rmsfuse_all_finite(const float *x, size_t count)
+{
+    float z = 0.0f;
+    for (size_t i = 0; i < count; i++)
+        z += x[i] * 0.0f;
+    return z == 0.0f;
+}
+
+/* The bits XORed into every gradient: its sign for RMSFUSE_MAXIMIZE. */
+static inline uint32_t rmsfuse_sign_mask(unsigned flags)
+{
+    return (flags & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u;
+}
+
+/* ---- the core (src/core/run.h, run.c) -------------------------------------- */
+/* Checks, then makes a plan (*out NULL on error). */
+int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out);
+
+/*
+ * The public functions every rule has that differ only in types, defined
+ * once here over the rule's `prepare` (config check and constants) and
+ * layout: check_config, step_multi, check_multi and plan.  A rule's API
+ * file writes its presets, prepare, layout, step and check, then this
+ * (without a semicolon).
+ */
+#define RMSFUSE_DEFINE_RULE_API(rule, cfg_type, tensor_type, prepare, layout)                                  \
+    int rmsfuse_##rule##_check_config(const cfg_type *cfg)                                                   \
+    {                                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        return prepare(cfg, &P);                                                                             \
+    }                                                                                                        \
+    int rmsfuse_##rule##_check_multi(const cfg_type *cfg, const tensor_type *tensors, size_t count)          \
+    {                                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        const int st = prepare(cfg, &P);                                                                     \
+        return st != RMSFUSE_OK ? st : rmsfuse_check_list_inl(&P, &layout, tensors, count);                            \
+    }                                                                                                        \
+    int rmsfuse_##rule##_step_multi(const cfg_type *cfg, const tensor_type *tensors, size_t count)           \
+    {                                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        const int st = prepare(cfg, &P);                                                                     \
+        return st != RMSFUSE_OK ? st : rmsfuse_step_list_inl(&P, &layout, tensors, count);                            \
+    }                                                                                                        \
+    int rmsfuse_##rule##_plan(const cfg_type *cfg, const tensor_type *tensors, size_t count,                 \
+                              rmsfuse_plan **plan)                                                           \
+    {                                                                                                        \
+        if (!plan)                                                                                           \
+            return RMSFUSE_E_NULL_PLAN;                                                                      \
+        *plan = NULL;                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        const int st = prepare(cfg, &P);                                                                     \
+        return st != RMSFUSE_OK ? st : rmsfuse_plan_list(&P, tensors, count, plan);                          \
+    }
+
+/* ---- dispatch (src/core/dispatch.c, src/core/cpu_x86.c) -------------------- */
+/* The kernel of `rule` for the active ISA (chosen on first use). */
+rmsfuse_kernel rmsfuse_active_kernel(int rule);
+
+/* CPU feature detection (src/core/cpu_x86.c; 0 on other architectures). */
+int rmsfuse_cpu_has_sse2(void);
+int rmsfuse_cpu_has_avx2(void);
+int rmsfuse_cpu_has_avx512(void);
+/* Whether detection should take AVX-512 over AVX2 on this CPU. */
+int rmsfuse_cpu_prefers_avx512(void);
+
+#include "run.h" /* the inline checks and runs, which need the above */
+
+#endif /* RMSFUSE_CORE_INTERNAL_H */

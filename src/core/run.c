@@ -1,0 +1,182 @@
+/*
+ * The machinery every rule shares, beside src/core/run.h: the sorted
+ * overlap check of tensor lists, and plans.  Nothing here knows a rule:
+ * each rule's API file hands over an rmsfuse_prepared (src/core/internal.h).
+ * A baseline file.
+ */
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#  error "src/core/run.c is a baseline file: do not compile it with -mavx*/-march flags"
+#endif
+
+#include <stdlib.h>
+
+#include "lines.h"
+#include "run.h"
+
+/* ---- many tensors ---------------------------------------------------------- */
+
+/* The byte range [lo, hi) of one array of a list, and whether it is written. */
+typedef struct span {
+    uintptr_t lo, hi;
+    int written;
+} span;
+
+static int span_cmp(const void *x, const void *y)
+{
+    const span *s = x, *t = y;
+    return (s->lo > t->lo) - (s->lo < t->lo);
+}
+
+/* Sorted by start, a range overlaps an earlier one iff it starts before the
+ * largest end seen so far (of the written ranges, for a read-only one). */
+static int sorted_spans_overlap(span *s, size_t m)
+{
+    qsort(s, m, sizeof *s, span_cmp);
+    uintptr_t end_all = 0, end_written = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (s[i].lo < (s[i].written ? end_all : end_written))
+            return 1;
+        if (s[i].hi > end_all)
+            end_all = s[i].hi;
+        if (s[i].written && s[i].hi > end_written)
+            end_written = s[i].hi;
+    }
+    return 0;
+}
+
+int rmsfuse_check_list_sorted(const rmsfuse_prepared *P, const void *tensors, size_t count, size_t nonempty)
+{
+    const rmsfuse_layout *L = P->layout;
+    span local[64 * RMSFUSE_MAX_SLOTS];
+    span *s = local;
+    if (nonempty > sizeof local / sizeof local[0] / L->slots) {
+        s = nonempty <= SIZE_MAX / sizeof *s / L->slots ? malloc(nonempty * L->slots * sizeof *s) : NULL;
+        if (!s)
+            return RMSFUSE_E_NO_MEMORY;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *t = tensor_at(L, tensors, i);
+        const size_t n = tensor_n(L, t);
+        if (n == 0)
+            continue;
+        for (unsigned j = 0; j < L->slots; j++) {
+            if (!(P->used & (1u << j)))
+                continue;
+            s[m].lo = slot_ptr(L, t, j);
+            s[m].hi = s[m].lo + n * P->elem[j];
+            s[m].written = j != RMSFUSE_SLOT_GRAD;
+            m++;
+        }
+    }
+    const int bad = sorted_spans_overlap(s, m);
+    if (s != local)
+        free(s);
+    return bad ? RMSFUSE_E_OVERLAP : RMSFUSE_OK;
+}
+
+/* ---- plans ----------------------------------------------------------------- */
+
+struct rmsfuse_plan {
+    rmsfuse_prepared P;
+    rmsfuse_kernel kernel; /* of the ISA active when the plan was made */
+    size_t count;          /* tensors with elements */
+    size_t *prefix;        /* [count + 1]: elements before tensor j */
+    char **arrays;         /* [count][RMSFUSE_MAX_SLOTS]: each tensor's arrays */
+};
+
+int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out)
+{
+    *out = NULL;
+    int st = rmsfuse_check_list_inl(P, P->layout, tensors, count);
+    if (st != RMSFUSE_OK)
+        return st;
+    size_t nonempty = 0;
+    for (size_t i = 0; i < count; i++)
+        nonempty += tensor_n(P->layout, tensor_at(P->layout, tensors, i)) != 0;
+    if (nonempty >= SIZE_MAX / 2 / (sizeof(size_t) + RMSFUSE_MAX_SLOTS * sizeof(char *)))
+        return RMSFUSE_E_NO_MEMORY;
+    const size_t per = (nonempty + 1) * sizeof(size_t) + nonempty * RMSFUSE_MAX_SLOTS * sizeof(char *);
+    rmsfuse_plan *plan = malloc(sizeof *plan + per);
+    if (!plan)
+        return RMSFUSE_E_NO_MEMORY;
+    plan->P = *P;
+    plan->kernel = rmsfuse_active_kernel(P->rule);
+    plan->count = nonempty;
+    plan->arrays = (char **)(plan + 1);
+    plan->prefix = (size_t *)(plan->arrays + nonempty * RMSFUSE_MAX_SLOTS);
+    size_t j = 0, total = 0;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *t = tensor_at(P->layout, tensors, i);
+        const size_t n = tensor_n(P->layout, t);
+        if (n == 0)
+            continue;
+        tensor_arrays A = {0};
+        (void)check_tensor(P, P->layout, t, n, &A); /* passed above: this only reads the addresses */
+        kernel_arrays(&A, plan->arrays + j * RMSFUSE_MAX_SLOTS);
+        plan->prefix[j++] = total;
+        total += n; /* cannot overflow: the arrays are disjoint in memory */
+    }
+    plan->prefix[nonempty] = total;
+    *out = plan;
+    return RMSFUSE_OK;
+}
+
+size_t rmsfuse_plan_elements(const rmsfuse_plan *plan)
+{
+    return plan ? plan->prefix[plan->count] : 0;
+}
+
+/* The tensor holding element f < total: the last j with prefix[j] <= f. */
+static size_t tensor_of(const rmsfuse_plan *plan, size_t f)
+{
+    size_t lo = 0, hi = plan->count; /* prefix[lo] <= f < prefix[hi] */
+    while (hi - lo > 1) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (plan->prefix[mid] <= f)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end)
+{
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    if (begin > end || end > plan->prefix[plan->count])
+        return RMSFUSE_E_RANGE;
+    if (begin == end)
+        return RMSFUSE_OK;
+    for (size_t j = tensor_of(plan, begin); j < plan->count && plan->prefix[j] < end; j++) {
+        const size_t first = plan->prefix[j], n = plan->prefix[j + 1] - first;
+        const size_t lo = begin > first ? begin - first : 0;
+        const size_t hi = end - first < n ? end - first : n;
+        char *const *base = plan->arrays + j * RMSFUSE_MAX_SLOTS;
+        char *a[RMSFUSE_MAX_SLOTS];
+        for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+            a[s] = base[s] ? base[s] + lo * plan->P.elem[s] : NULL;
+        plan->kernel(plan->P.k.bytes, plan->P.variant, a, hi - lo);
+    }
+    return RMSFUSE_OK;
+}
+
+size_t rmsfuse_plan_cut(const rmsfuse_plan *plan, size_t f)
+{
+    const size_t total = rmsfuse_plan_elements(plan);
+    if (f == 0 || f >= total)
+        return f < total ? f : total;
+    const size_t j = tensor_of(plan, f);
+    const size_t o = f - plan->prefix[j], n = plan->prefix[j + 1] - plan->prefix[j];
+    if (o == 0)
+        return f;
+    const size_t elem = plan->P.elem[RMSFUSE_SLOT_PARAM];
+    const size_t skip = rmsfuse_to_line(plan->arrays[j * RMSFUSE_MAX_SLOTS + RMSFUSE_SLOT_PARAM] + o * elem, elem);
+    return plan->prefix[j] + (skip < n - o ? o + skip : n);
+}
+
+void rmsfuse_plan_free(rmsfuse_plan *plan)
+{
+    free(plan);
+}

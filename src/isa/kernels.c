@@ -1,0 +1,195 @@
+/*
+ * Every rule's kernels for one ISA.  CMake compiles this file once per ISA
+ * of the registry (src/core/dispatch.c) with -DRMSFUSE_ISA=<name> and, when
+ * the compiler and target can build that ISA, -DRMSFUSE_ISA_OPS="ops_<name>.h"
+ * and the ISA's flags.  It defines rmsfuse_kernels_<name>[RMSFUSE_N_RULES],
+ * one kernel per rule of src/rules/registry.h (all NULL when the ISA is not
+ * built, which the dispatcher reads as "not usable").
+ *
+ * Each rule's element math (src/rules/<rule>.h) is instantiated twice: at
+ * width 1 with the scalar operations (the scalar reference itself, and the
+ * heads and tails of every SIMD loop) and at the ISA's width.  The loop
+ * below is written once for every rule and ISA; each kernel is a switch
+ * over the rule's variants, so the inner loops have no per-element branches.
+ */
+#include "../core/internal.h"
+
+#ifndef RMSFUSE_ISA
+#  error "compile src/isa/kernels.c with -DRMSFUSE_ISA=<name> (CMake does)"
+#endif
+#define RMSFUSE_KTABLE RMSFUSE_CAT(rmsfuse_kernels_, RMSFUSE_ISA)
+
+#ifndef RMSFUSE_ISA_OPS
+
+/* This ISA is not built here (other architecture, or compiler without it). */
+const rmsfuse_kernel RMSFUSE_KTABLE[RMSFUSE_N_RULES] = {NULL};
+
+#else
+
+/* Loads and stores of slot s at element i, for the rule bodies. */
+#define LD(s)    VLOAD(a[s] + i * sizeof(float))
+#define ST(s, x) VSTORE(a[s] + i * sizeof(float), (x))
+
+/* ---- width 1 --------------------------------------------------------------- */
+#include "ops_scalar.h"
+#define RMSFUSE_BODY(r) rmsfuse_##r##_body_w1
+#include "../rules/registry.h"
+#undef RMSFUSE_BODY
+#include "ops_end.h"
+
+/* ---- the ISA's width ------------------------------------------------------- */
+#include RMSFUSE_ISA_OPS
+#if VW > 1
+#  define RMSFUSE_BODY(r) rmsfuse_##r##_body_wv
+#  include "../rules/registry.h"
+#  undef RMSFUSE_BODY
+#elif defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#  error "the scalar reference is a baseline file: do not compile it with -mavx*/-march flags"
+#endif
+
+/* Rule R's pieces, by a rule id that is a constant at every call site (the
+ * switches fold away). */
+#define RMSFUSE_W1_CASE_(r)                                                              \
+    case RMSFUSE_RULE_##r:                                                               \
+        rmsfuse_##r##_body_w1((const rmsfuse_##r##_k *)k, V, a, i);                      \
+        break;
+static RMSFUSE_ALWAYS_INLINE void body_w1(const int R, const void *k, const unsigned V, char *const *a, size_t i)
+{
+    switch (R) {
+        RMSFUSE_RULES(RMSFUSE_W1_CASE_)
+    default:
+        break;
+    }
+}
+
+#if VW > 1
+#define RMSFUSE_WV_CASE_(r)                                                              \
+    case RMSFUSE_RULE_##r:                                                               \
+        rmsfuse_##r##_body_wv((const rmsfuse_##r##_k *)k, V, a, i);                      \
+        break;
+static RMSFUSE_ALWAYS_INLINE void body_wv(const int R, const void *k, const unsigned V, char *const *a, size_t i)
+{
+    switch (R) {
+        RMSFUSE_RULES(RMSFUSE_WV_CASE_)
+    default:
+        break;
+    }
+}
+
+#define RMSFUSE_USED_CASE_(r)                                                            \
+    case RMSFUSE_RULE_##r:                                                               \
+        return rmsfuse_##r##_used(V);
+static RMSFUSE_ALWAYS_INLINE unsigned used_slots(const int R, const unsigned V)
+{
+    switch (R) {
+        RMSFUSE_RULES(RMSFUSE_USED_CASE_)
+    default:
+        return 0;
+    }
+}
+
+#ifndef RMSFUSE_PREFETCH_AHEAD
+#define RMSFUSE_PREFETCH_AHEAD 512 /* elements: 2 KiB per array */
+#endif
+#ifndef RMSFUSE_PREFETCH_MIN_N
+#define RMSFUSE_PREFETCH_MIN_N (1u << 16) /* 256 KiB per array: beyond L2, the data comes from L3 or memory */
+#endif
+
+/* Prefetches element j of every array the variant uses.  The arrays the
+ * step writes get the write hint, which the ISA flags used here compile to
+ * the same prefetcht0 as the read hint (no -mprfchw). */
+#define RMSFUSE_PREFETCH_SLOT_(s)                                                        \
+    if (used & (1u << (s))) {                                                            \
+        if ((s) == RMSFUSE_SLOT_GRAD)                                                    \
+            __builtin_prefetch(a[s] + j * sizeof(float), 0);                             \
+        else                                                                             \
+            __builtin_prefetch(a[s] + j * sizeof(float), 1);                             \
+    }
+static RMSFUSE_ALWAYS_INLINE void prefetch_slots(const unsigned used, char *const *a, size_t j)
+{
+    _Static_assert(RMSFUSE_MAX_SLOTS == 6, "prefetch_slots lists every slot");
+    RMSFUSE_PREFETCH_SLOT_(0)
+    RMSFUSE_PREFETCH_SLOT_(1)
+    RMSFUSE_PREFETCH_SLOT_(2)
+    RMSFUSE_PREFETCH_SLOT_(3)
+    RMSFUSE_PREFETCH_SLOT_(4)
+    RMSFUSE_PREFETCH_SLOT_(5)
+}
+#endif /* VW > 1 */
+
+/*
+ * The loop of every kernel.  Elements before the first VW*4-byte-aligned
+ * param address, and the last (n - head) % VW, go through the width-1 body,
+ * so no access leaves [0, n).  Large arrays come from memory: while more
+ * than RMSFUSE_PREFETCH_AHEAD elements remain, each array's data that far
+ * ahead is prefetched (a hint: it never faults), so the loads are in flight
+ * before the loop, held up by the divider, reaches them.
+ */
+static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const unsigned V, char *const *a, size_t n)
+{
+    size_t i = 0;
+#if VW > 1
+    const size_t vbytes = VW * sizeof(float);
+    size_t head = 0;
+    const uintptr_t p0 = (uintptr_t)a[RMSFUSE_SLOT_PARAM];
+    if (p0 % sizeof(float) == 0) /* else every access stays unaligned */
+        head = (size_t)((vbytes - p0 % vbytes) % vbytes) / sizeof(float);
+    if (head > n)
+        head = n;
+    for (; i < head; i++)
+        body_w1(R, k, V, a, i);
+    /* The vector part's end, computed once: a bound that does not depend on
+     * i keeps the loop to one induction variable. */
+    const size_t vec_end = head + (n - head) / VW * VW;
+    if (n >= RMSFUSE_PREFETCH_MIN_N && vec_end > RMSFUSE_PREFETCH_AHEAD) {
+        const unsigned used = used_slots(R, V);
+        const size_t pf_end = vec_end - RMSFUSE_PREFETCH_AHEAD;
+        for (; i < pf_end; i += VW) {
+            prefetch_slots(used, a, i + RMSFUSE_PREFETCH_AHEAD);
+            body_wv(R, k, V, a, i);
+        }
+    }
+    for (; i < vec_end; i += VW)
+        body_wv(R, k, V, a, i);
+#endif
+    for (; i < n; i++)
+        body_w1(R, k, V, a, i);
+}
+
+/* X(r, v) for v in 0 .. 127: every variant code a rule may have. */
+#define RMSFUSE_V8_(X, r, b) X(r, b + 0) X(r, b + 1) X(r, b + 2) X(r, b + 3) X(r, b + 4) X(r, b + 5) X(r, b + 6) X(r, b + 7)
+#define RMSFUSE_V32_(X, r, b) RMSFUSE_V8_(X, r, b) RMSFUSE_V8_(X, r, b + 8) RMSFUSE_V8_(X, r, b + 16) RMSFUSE_V8_(X, r, b + 24)
+#define RMSFUSE_FOR_EACH_VARIANT(X, r) \
+    RMSFUSE_V32_(X, r, 0) RMSFUSE_V32_(X, r, 32) RMSFUSE_V32_(X, r, 64) RMSFUSE_V32_(X, r, 96)
+
+/* One specialised loop per variant the rule can produce; codes beyond the
+ * rule's count, or that its API never produces, compile to nothing. */
+#define RMSFUSE_VARIANT_CASE_(r, v)                                                      \
+    case (v):                                                                            \
+        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v))                            \
+            rule_loop(RMSFUSE_RULE_##r, &kc, (v), a, n);                                 \
+        break;
+
+/* The kernel of rule r: local copies of the constants and the array
+ * addresses (stores through the arrays cannot alias them, so they stay in
+ * registers across the loop), then the variant's loop. */
+#define RMSFUSE_DEFINE_KERNEL_(r)                                                                         \
+    static void rmsfuse_##r##_kernel(const void *kp, unsigned variant, char *const *arrays, size_t n)    \
+    {                                                                                                    \
+        _Static_assert(RMSFUSE_NVAR_##r <= 128, "RMSFUSE_FOR_EACH_VARIANT covers 128 variant codes");    \
+        const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp;                                         \
+        char *a[RMSFUSE_MAX_SLOTS];                                                                      \
+        for (int s = 0; s < RMSFUSE_MAX_SLOTS; s++)                                                      \
+            a[s] = arrays[s];                                                                            \
+        switch (variant) {                                                                               \
+            RMSFUSE_FOR_EACH_VARIANT(RMSFUSE_VARIANT_CASE_, r)                                           \
+        default:                                                                                         \
+            break;                                                                                       \
+        }                                                                                                \
+    }
+RMSFUSE_RULES(RMSFUSE_DEFINE_KERNEL_)
+
+#define RMSFUSE_KENTRY_(r) rmsfuse_##r##_kernel,
+const rmsfuse_kernel RMSFUSE_KTABLE[RMSFUSE_N_RULES] = {RMSFUSE_RULES(RMSFUSE_KENTRY_)};
+
+#endif /* RMSFUSE_ISA_OPS */

@@ -1,0 +1,49 @@
+/*
+ * AdaGrad (docs/math.md, "AdaGrad"): constants, variants and element math
+ * over the operations of src/isa/ops_<isa>.h (see src/rules/rmsprop.h).
+ */
+#ifndef RMSFUSE_RULE_ADAGRAD_H
+#define RMSFUSE_RULE_ADAGRAD_H
+
+enum { ADAGRAD_PARAM, ADAGRAD_GRAD, ADAGRAD_SUM, ADAGRAD_SLOTS };
+
+typedef struct rmsfuse_adagrad_k {
+    float ncl, e, w, dk;
+    uint32_t sgn;
+} rmsfuse_adagrad_k;
+
+#define ADAGRAD_V_EPS_IN    1u
+#define ADAGRAD_V_WD        2u
+#define ADAGRAD_V_DECOUPLED 4u
+#define RMSFUSE_NVAR_adagrad 8u
+
+static inline int rmsfuse_adagrad_valid(unsigned V)
+{
+    return (V & (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED)) != (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED);
+}
+
+static inline unsigned rmsfuse_adagrad_used(unsigned V)
+{
+    (void)V;
+    return 1u << ADAGRAD_PARAM | 1u << ADAGRAD_GRAD | 1u << ADAGRAD_SUM;
+}
+
+#endif /* RMSFUSE_RULE_ADAGRAD_H */
+
+#ifdef RMSFUSE_BODY
+static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adagrad)(const rmsfuse_adagrad_k *k, const unsigned V,
+                                                         char *const *a, size_t i)
+{
+    VF g = VXOR_BITS(LD(ADAGRAD_GRAD), k->sgn);
+    VF p = LD(ADAGRAD_PARAM);
+    if (V & ADAGRAD_V_WD)
+        g = VADD(g, VMUL(VSET1(k->w), p));
+    if (V & ADAGRAD_V_DECOUPLED)
+        p = VMUL(p, VSET1(k->dk));
+
+    const VF sum = VADD(LD(ADAGRAD_SUM), VMUL(g, g));
+    ST(ADAGRAD_SUM, sum);
+    const VF d = (V & ADAGRAD_V_EPS_IN) ? VSQRT(VADD(sum, VSET1(k->e))) : VADD(VSQRT(sum), VSET1(k->e));
+    ST(ADAGRAD_PARAM, VADD(p, VDIV(VMUL(VSET1(k->ncl), g), d)));
+}
+#endif /* RMSFUSE_BODY */

@@ -1,0 +1,85 @@
+/*
+ * RMSProp (docs/math.md, "RMSProp"): the loop constants, the kernel
+ * variants, and the element math, written once over the vector operations
+ * of src/isa/ops_<isa>.h (VF, VADD, ...; LD/ST load and store a slot at
+ * element i).  src/isa/kernels.c instantiates the body at width 1 (the
+ * scalar reference, and every ISA's heads and tails) and at the ISA's width.
+ */
+#ifndef RMSFUSE_RULE_RMSPROP_H
+#define RMSFUSE_RULE_RMSPROP_H
+
+enum { RMSPROP_PARAM, RMSPROP_GRAD, RMSPROP_SQ, RMSPROP_MOM, RMSPROP_GA, RMSPROP_SLOTS };
+
+/* Loop constants, derived once in double and rounded once to float. */
+typedef struct rmsfuse_rmsprop_k {
+    float a, c, e, m, w, dk, l, nl;
+    uint32_t sgn; /* 0x80000000 to negate the gradient (MAXIMIZE), else 0 */
+} rmsfuse_rmsprop_k;
+
+/* Variant bits: what changes the loop.  MAXIMIZE does not (sgn). */
+#define RMSPROP_V_CENTERED  1u
+#define RMSPROP_V_EPS_IN    2u
+#define RMSPROP_V_LR_IN_MOM 4u
+#define RMSPROP_V_MOM       8u
+#define RMSPROP_V_NESTEROV  16u
+#define RMSPROP_V_WD        32u /* coupled weight decay */
+#define RMSPROP_V_DECOUPLED 64u /* decoupled weight decay */
+#define RMSFUSE_NVAR_rmsprop 128u
+
+/* The variants the API can produce (60 of 128): the lr placement and
+ * Nesterov only with momentum, one kind of weight decay at most. */
+static inline int rmsfuse_rmsprop_valid(unsigned V)
+{
+    const int needs_mom = (V & (RMSPROP_V_LR_IN_MOM | RMSPROP_V_NESTEROV)) != 0;
+    return !(needs_mom && !(V & RMSPROP_V_MOM)) && (V & (RMSPROP_V_WD | RMSPROP_V_DECOUPLED)) != 0x60u;
+}
+
+/* The slots a variant reads or writes. */
+static inline unsigned rmsfuse_rmsprop_used(unsigned V)
+{
+    return 1u << RMSPROP_PARAM | 1u << RMSPROP_GRAD | 1u << RMSPROP_SQ |
+           ((V & RMSPROP_V_MOM) ? 1u << RMSPROP_MOM : 0u) | ((V & RMSPROP_V_CENTERED) ? 1u << RMSPROP_GA : 0u);
+}
+
+#endif /* RMSFUSE_RULE_RMSPROP_H */
+
+#ifdef RMSFUSE_BODY
+static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k *k, const unsigned V,
+                                                         char *const *a, size_t i)
+{
+    VF g = VXOR_BITS(LD(RMSPROP_GRAD), k->sgn);
+    VF p = LD(RMSPROP_PARAM);
+    if (V & RMSPROP_V_WD)
+        g = VADD(g, VMUL(VSET1(k->w), p));
+    if (V & RMSPROP_V_DECOUPLED)
+        p = VMUL(p, VSET1(k->dk));
+
+    const VF v = VADD(VMUL(LD(RMSPROP_SQ), VSET1(k->a)), VMUL(VMUL(VSET1(k->c), g), g));
+    ST(RMSPROP_SQ, v);
+
+    VF s = v;
+    if (V & RMSPROP_V_CENTERED) {
+        const VF ga = VADD(VMUL(LD(RMSPROP_GA), VSET1(k->a)), VMUL(VSET1(k->c), g));
+        ST(RMSPROP_GA, ga);
+        s = VSUB(v, VMUL(ga, ga));
+    }
+
+    const VF d = (V & RMSPROP_V_EPS_IN) ? VSQRT(VADD(s, VSET1(k->e))) : VADD(VSQRT(s), VSET1(k->e));
+
+    if (!(V & RMSPROP_V_MOM)) {
+        p = VADD(p, VDIV(VMUL(VSET1(k->nl), g), d));
+    } else if (V & RMSPROP_V_LR_IN_MOM) {
+        const VF u = VDIV(VMUL(VSET1(k->l), g), d);
+        const VF b = VADD(VMUL(LD(RMSPROP_MOM), VSET1(k->m)), u);
+        ST(RMSPROP_MOM, b);
+        p = (V & RMSPROP_V_NESTEROV) ? VSUB(p, VADD(u, VMUL(VSET1(k->m), b))) : VSUB(p, b);
+    } else {
+        const VF q = VDIV(g, d);
+        const VF b = VADD(VMUL(LD(RMSPROP_MOM), VSET1(k->m)), q);
+        ST(RMSPROP_MOM, b);
+        p = (V & RMSPROP_V_NESTEROV) ? VADD(p, VMUL(VSET1(k->nl), VADD(q, VMUL(VSET1(k->m), b))))
+                                     : VADD(p, VMUL(VSET1(k->nl), b));
+    }
+    ST(RMSPROP_PARAM, p);
+}
+#endif /* RMSFUSE_BODY */

@@ -1,0 +1,64 @@
+/*
+ * SGD with momentum (docs/math.md, "SGD"): constants, variants and element
+ * math over the operations of src/isa/ops_<isa>.h (see src/rules/rmsprop.h).
+ */
+#ifndef RMSFUSE_RULE_SGD_H
+#define RMSFUSE_RULE_SGD_H
+
+enum { SGD_PARAM, SGD_GRAD, SGD_MOM, SGD_SLOTS };
+
+typedef struct rmsfuse_sgd_k {
+    float m, dd, nl, w, dk;
+    uint32_t sgn;
+} rmsfuse_sgd_k;
+
+#define SGD_V_MOM       1u
+#define SGD_V_KERAS     2u /* LR_IN_MOMENTUM: Keras' velocity */
+#define SGD_V_NESTEROV  4u
+#define SGD_V_INIT      8u /* torch's first step: b = g */
+#define SGD_V_WD        16u
+#define SGD_V_DECOUPLED 32u
+#define RMSFUSE_NVAR_sgd 64u
+
+/* 21 of 64: the momentum forms only with momentum, Keras' velocity never
+ * initialised from g, one kind of weight decay at most. */
+static inline int rmsfuse_sgd_valid(unsigned V)
+{
+    const int needs_mom = (V & (SGD_V_KERAS | SGD_V_NESTEROV | SGD_V_INIT)) != 0;
+    return !(needs_mom && !(V & SGD_V_MOM)) && (V & (SGD_V_KERAS | SGD_V_INIT)) != (SGD_V_KERAS | SGD_V_INIT) &&
+           (V & (SGD_V_WD | SGD_V_DECOUPLED)) != (SGD_V_WD | SGD_V_DECOUPLED);
+}
+
+static inline unsigned rmsfuse_sgd_used(unsigned V)
+{
+    return 1u << SGD_PARAM | 1u << SGD_GRAD | ((V & SGD_V_MOM) ? 1u << SGD_MOM : 0u);
+}
+
+#endif /* RMSFUSE_RULE_SGD_H */
+
+#ifdef RMSFUSE_BODY
+static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(sgd)(const rmsfuse_sgd_k *k, const unsigned V, char *const *a,
+                                                     size_t i)
+{
+    VF g = VXOR_BITS(LD(SGD_GRAD), k->sgn);
+    VF p = LD(SGD_PARAM);
+    if (V & SGD_V_WD)
+        g = VADD(g, VMUL(VSET1(k->w), p));
+    if (V & SGD_V_DECOUPLED)
+        p = VMUL(p, VSET1(k->dk));
+
+    if (!(V & SGD_V_MOM)) {
+        p = VADD(p, VMUL(VSET1(k->nl), g));
+    } else if (!(V & SGD_V_KERAS)) {
+        const VF b = (V & SGD_V_INIT) ? g : VADD(VMUL(LD(SGD_MOM), VSET1(k->m)), VMUL(VSET1(k->dd), g));
+        ST(SGD_MOM, b);
+        p = (V & SGD_V_NESTEROV) ? VADD(p, VMUL(VSET1(k->nl), VADD(g, VMUL(VSET1(k->m), b))))
+                                 : VADD(p, VMUL(VSET1(k->nl), b));
+    } else {
+        const VF b = VADD(VMUL(LD(SGD_MOM), VSET1(k->m)), VMUL(VSET1(k->nl), g));
+        ST(SGD_MOM, b);
+        p = (V & SGD_V_NESTEROV) ? VADD(p, VADD(VMUL(b, VSET1(k->m)), VMUL(VSET1(k->nl), g))) : VADD(p, b);
+    }
+    ST(SGD_PARAM, p);
+}
+#endif /* RMSFUSE_BODY */
