@@ -17,6 +17,9 @@ The thread pool library is looked for in the same folder as the core
 library that was loaded (or as RMSFUSE_POOL_LIBRARY says), then through
 ``find_library("rmsfuse_pool")``.  It is optional: without it
 ``rmsfuse.pool_available()`` is False.
+
+Every function's ctypes signature, and every struct, comes from _abi.py, which
+scripts/gen_python_abi.py generates from the C headers.
 """
 
 import ctypes
@@ -24,9 +27,12 @@ import ctypes.util
 import glob
 import os
 
-# The ABI this binding was written against (docs/abi.md: 0.x, a minor version
-# may change it).
-ABI_MAJOR_MINOR = (0, 2)
+from . import _abi
+from ._abi import rmsfuse_rmsprop_config, rmsfuse_tensor  # noqa: F401  (the names of 0.1)
+
+# The ABI this binding was generated from (include/rmsfuse_common.h; docs/abi.md: 0.x, a minor
+# version may change it).
+ABI_MAJOR_MINOR = _abi.VERSION[:2]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))
@@ -37,28 +43,6 @@ _BUILD_DIRS = ("release", "test", "dev")
 
 class LibraryNotFound(ImportError):
     """librmsfuse could not be found or loaded."""
-
-
-class rmsfuse_rmsprop_config(ctypes.Structure):
-    _fields_ = [
-        ("lr", ctypes.c_double),
-        ("alpha", ctypes.c_double),
-        ("eps", ctypes.c_double),
-        ("weight_decay", ctypes.c_double),
-        ("momentum", ctypes.c_double),
-        ("flags", ctypes.c_uint),
-    ]
-
-
-class rmsfuse_tensor(ctypes.Structure):
-    _fields_ = [
-        ("param", ctypes.c_void_p),
-        ("grad", ctypes.c_void_p),
-        ("square_avg", ctypes.c_void_p),
-        ("momentum_buf", ctypes.c_void_p),
-        ("grad_avg", ctypes.c_void_p),
-        ("n", ctypes.c_size_t),
-    ]
 
 
 def _candidates():
@@ -121,53 +105,17 @@ def _load_pool(core_path):
     return None, None
 
 
-def _declare(lib):
-    c_int, c_char_p, c_void_p, c_size_t, c_double = (ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
-                                                     ctypes.c_size_t, ctypes.c_double)
-    cfg_p = ctypes.POINTER(rmsfuse_rmsprop_config)
-    arrays = [c_void_p] * 5
-    sig = {
-        "rmsfuse_rmsprop_pytorch": (rmsfuse_rmsprop_config, [c_double]),
-        "rmsfuse_rmsprop_tensorflow": (rmsfuse_rmsprop_config, [c_double]),
-        "rmsfuse_rmsprop_keras": (rmsfuse_rmsprop_config, [c_double]),
-        "rmsfuse_rmsprop_step": (c_int, [cfg_p] + arrays + [c_size_t]),
-        "rmsfuse_rmsprop_check": (c_int, [cfg_p] + arrays + [c_size_t]),
-        "rmsfuse_rmsprop_step_multi": (c_int, [cfg_p, c_void_p, c_size_t]),
-        "rmsfuse_rmsprop_check_multi": (c_int, [cfg_p, c_void_p, c_size_t]),
-        "rmsfuse_rmsprop_check_config": (c_int, [cfg_p]),
-        "rmsfuse_strerror": (c_char_p, [c_int]),
-        "rmsfuse_version": (c_char_p, []),
-        "rmsfuse_active_isa": (c_char_p, []),
-        "rmsfuse_isa_supported": (c_int, [c_char_p]),
-        "rmsfuse_set_isa": (c_int, [c_char_p]),
-        "rmsfuse_isa_env_status": (c_int, []),
-        "rmsfuse_isa_names": (ctypes.POINTER(c_char_p), []),
-    }
-    for name, (res, args) in sig.items():
-        f = getattr(lib, name)
-        f.restype, f.argtypes = res, args
-
-
-def _declare_pool(lib):
-    c_int, c_void_p, c_size_t = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
-    cfg_p = ctypes.POINTER(rmsfuse_rmsprop_config)
-    sig = {
-        "rmsfuse_pool_create": (c_int, [ctypes.POINTER(c_void_p), c_int]),
-        "rmsfuse_pool_destroy": (None, [c_void_p]),
-        "rmsfuse_pool_threads": (c_int, [c_void_p]),
-        "rmsfuse_pool_machine_cores": (c_int, []),
-        "rmsfuse_pool_set_chunk": (c_int, [c_void_p, c_size_t]),
-        "rmsfuse_pool_rmsprop_step": (c_int, [c_void_p, cfg_p] + [c_void_p] * 5 + [c_size_t]),
-        "rmsfuse_pool_rmsprop_step_multi": (c_int, [c_void_p, cfg_p, c_void_p, c_size_t]),
-    }
-    for name, (res, args) in sig.items():
-        f = getattr(lib, name)
-        f.restype, f.argtypes = res, args
+def _declare(lib, which):
+    """Sets restype and argtypes of every function of `which` ("core" or "pool") from the headers' prototypes."""
+    for name, (where, res, args, _) in _abi.FUNCTIONS.items():
+        if where == which:
+            f = getattr(lib, name)
+            f.restype, f.argtypes = res, args
 
 
 lib, path = _load_core()
 try:
-    _declare(lib)
+    _declare(lib, "core")
 except AttributeError as e:
     raise LibraryNotFound(f"{path} is not a usable librmsfuse ({e})") from None
 version = lib.rmsfuse_version().decode()
@@ -178,6 +126,6 @@ if tuple(int(x) for x in version.split(".")[:2]) != ABI_MAJOR_MINOR:
 pool_lib, pool_path = _load_pool(path)
 if pool_lib is not None:
     try:
-        _declare_pool(pool_lib)
+        _declare(pool_lib, "pool")
     except AttributeError:
         pool_lib, pool_path = None, None
