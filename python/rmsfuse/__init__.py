@@ -1,21 +1,34 @@
-"""rmsfuse: fused, SIMD-accelerated RMSProp updates on NumPy float32 arrays.
+"""rmsfuse: fused, SIMD-accelerated optimizer updates on NumPy float32 arrays.
 
 A ctypes binding of the C library librmsfuse (and of the thread pool
-librmsfuse_pool when it is built).  See docs/python.md.
+librmsfuse_pool when it is built): RMSProp, AdaGrad, SGD, Adam/AdamW.  See
+docs/python.md.
 
     import numpy as np, rmsfuse
     cfg = rmsfuse.Config.pytorch(lr=0.01)          # torch.optim.RMSprop defaults
     rmsfuse.step(cfg, param, grad, square_avg)     # in place, one pass
 
-Arrays must be NumPy float32 (native byte order), C-contiguous, aligned and
-of the same shape as param; param and the state arrays must be writeable.
-Bad input raises TypeError / ValueError (from the binding's checks) or
-RmsfuseError (a ValueError with the library's status) and changes nothing.
+    cfg = rmsfuse.AdamWConfig.pytorch(lr=1e-3)     # torch.optim.AdamW defaults
+    cfg.step = 1                                   # this step's number (bias corrections)
+    rmsfuse.step(cfg, param, grad, exp_avg, exp_avg_sq)
+
+The rule is the configuration's: step(), check(), step_multi(), Plan and
+Pool take any rule's config (Config/RMSpropConfig, AdagradConfig, SGDConfig,
+AdamConfig, AdamWConfig) and that rule's arrays, in the order of the C
+function (ARRAYS[rule]).  Arrays must be NumPy float32 (native byte order),
+C-contiguous, aligned and of the same shape as param; param and the state
+arrays must be writeable.  Bad input raises TypeError / ValueError (from the
+binding's checks) or RmsfuseError (a ValueError with the library's status)
+and changes nothing.
+
+The status codes, flag bits, structs and function signatures come from
+_abi.py, generated from the C headers by scripts/gen_python_abi.py.
 """
 
 import ctypes
+import inspect
 
-from . import _lib
+from . import _abi, _lib
 from ._lib import LibraryNotFound  # noqa: F401  (re-exported)
 
 try:
@@ -23,32 +36,38 @@ try:
 except ImportError as e:  # pragma: no cover
     raise ImportError("rmsfuse needs NumPy (Debian: python3-numpy)") from e
 
-__all__ = [
-    "Config", "RmsfuseError", "step", "step_multi", "check", "active_isa", "isa_supported", "set_isa",
-    "isa_names", "isa_env_status", "version", "library_path", "pool_available", "Pool", "machine_cores",
-    "CENTERED", "EPS_IN_SQRT", "LR_IN_MOMENTUM", "MAXIMIZE", "ALL_FLAGS",
-]
-
 __version__ = _lib.version
-
-CENTERED = 1 << 0
-EPS_IN_SQRT = 1 << 1
-LR_IN_MOMENTUM = 1 << 2
-MAXIMIZE = 1 << 3
-ALL_FLAGS = CENTERED | EPS_IN_SQRT | LR_IN_MOMENTUM | MAXIMIZE
-
-STATUS_NAMES = {
-    0: "RMSFUSE_OK", -1: "RMSFUSE_E_NULL_CONFIG", -2: "RMSFUSE_E_NULL_ARRAY", -3: "RMSFUSE_E_NULL_MOMENTUM_BUF",
-    -4: "RMSFUSE_E_NULL_GRAD_AVG", -5: "RMSFUSE_E_NONFINITE", -6: "RMSFUSE_E_LR", -7: "RMSFUSE_E_ALPHA",
-    -8: "RMSFUSE_E_EPS", -9: "RMSFUSE_E_WEIGHT_DECAY", -10: "RMSFUSE_E_MOMENTUM", -11: "RMSFUSE_E_FLAGS",
-    -12: "RMSFUSE_E_OVERLAP", -13: "RMSFUSE_E_SIZE", -14: "RMSFUSE_E_UNKNOWN_ISA",
-    -15: "RMSFUSE_E_ISA_UNSUPPORTED", -16: "RMSFUSE_E_NULL_LIST", -17: "RMSFUSE_E_NO_MEMORY",
-    -18: "RMSFUSE_E_NULL_POOL", -19: "RMSFUSE_E_THREADS",
-}
-globals().update({name[len("RMSFUSE_"):]: code for code, name in STATUS_NAMES.items()})  # OK, E_LR, ...
-
 library_path = _lib.path
 _L = _lib.lib
+
+# ---- status codes and flags, from the headers ----------------------------------
+STATUS_NAMES = {value: name for name, value, _ in _abi.STATUS}
+STATUS_TEXTS = {value: text for _, value, text in _abi.STATUS}
+STATUS = {name[len("RMSFUSE_"):]: value for name, value, _ in _abi.STATUS}  # {"OK": 0, "E_LR": -6, ...}
+FLAGS = {name: value for name, value, _ in _abi.FLAGS}  # {"CENTERED": 1, ...}
+globals().update(STATUS)  # rmsfuse.OK, rmsfuse.E_LR, ...
+globals().update(FLAGS)  # rmsfuse.CENTERED, rmsfuse.NESTEROV, ...
+globals().update(_abi.MASKS)  # rmsfuse.ALL_FLAGS, rmsfuse.ADAM_FLAGS, ...
+
+RULES = tuple(_abi.RULES)  # ("adagrad", "adam", "rmsprop", "sgd")
+ARRAYS = {rule: tuple(name for name, _ in spec["arrays"]) for rule, spec in _abi.RULES.items()}
+
+__all__ = (["Config", "RMSpropConfig", "AdagradConfig", "SGDConfig", "AdamConfig", "AdamWConfig", "RmsfuseError",
+            "step", "check", "step_multi", "check_multi", "Plan", "active_isa", "isa_supported", "set_isa",
+            "isa_names", "isa_env_status", "version", "library_path", "pool_available", "Pool", "machine_cores",
+            "status_name", "strerror", "STATUS_NAMES", "RULES", "ARRAYS"]
+           + list(STATUS) + list(FLAGS) + list(_abi.MASKS))
+
+
+def status_name(status):
+    """The library's name of a status code ("RMSFUSE_E_LR"), or None for an unknown code."""
+    name = _L.rmsfuse_status_name(int(status))
+    return None if name is None else name.decode()
+
+
+def strerror(status):
+    """The library's description of a status code."""
+    return _L.rmsfuse_strerror(int(status)).decode()
 
 
 class RmsfuseError(ValueError):
@@ -57,7 +76,7 @@ class RmsfuseError(ValueError):
     def __init__(self, status, context=""):
         self.status = status
         self.name = STATUS_NAMES.get(status, str(status))
-        msg = f"{self.name}: {_L.rmsfuse_strerror(status).decode()}"
+        msg = f"{self.name}: {strerror(status)}"
         super().__init__(f"{context}: {msg}" if context else msg)
 
 
@@ -66,68 +85,219 @@ def _raise_on(status, context=""):
         raise RmsfuseError(status, context)
 
 
-class Config:
-    """RMSProp hyperparameters and flags: the C struct rmsfuse_rmsprop_config.
+# ---- rules -------------------------------------------------------------------------
+# State arrays a configuration may leave out, and when it uses them (the rule headers'
+# comments: "used when cfg->momentum != 0", "when RMSFUSE_CENTERED", "with RMSFUSE_AMSGRAD").
+# State a configuration does not use is ignored, neither checked nor passed, as in C.
+_OPTIONAL_STATE = {
+    "momentum_buf": lambda cfg: cfg.momentum != 0,
+    "grad_avg": lambda cfg: cfg.centered,
+    "max_exp_avg_sq": lambda cfg: cfg.amsgrad,
+}
 
-    The defaults are torch.optim.RMSprop's.  Start from a preset
-    (Config.pytorch / .tensorflow / .keras) or give every field.  The values
-    are checked by the library on every step (and by .validate()).
+
+class _Rule:
+    """One update rule of the library, from _abi.RULES: its structs, arrays, flags and functions."""
+
+    def __init__(self, name, spec):
+        self.name = name
+        self.config_struct, self.tensor_struct = spec["config"], spec["tensor"]
+        self.arrays = tuple(a for a, _ in spec["arrays"])
+        self.written = dict(spec["arrays"])
+        self.optional = tuple(a for a in self.arrays if a in _OPTIONAL_STATE)
+        self.required = tuple(a for a in self.arrays if a not in _OPTIONAL_STATE)
+        self.usage = "(" + ", ".join(self.required) + "".join(f"[, {a}" for a in self.optional) \
+            + "]" * len(self.optional) + ")"
+        self.fields = tuple(f for f, _ in self.config_struct._fields_ if f != "flags")
+        self.int_fields = {f for f, t in self.config_struct._fields_ if t is ctypes.c_longlong}
+        self.flag_mask = spec["flags"]
+        self.flags = tuple((n.lower(), v) for n, v, _ in _abi.FLAGS if v & self.flag_mask)
+        self.attrs = self.fields + tuple(n for n, _ in self.flags)
+        self.presets = spec["presets"]
+        for fn in ("step", "check", "step_multi", "check_multi", "check_config", "plan"):
+            setattr(self, fn, getattr(_L, f"rmsfuse_{name}_{fn}"))
+        # The tensor list is passed as rows of machine words (fast to build from Python ints):
+        # it must be exactly the struct's layout.
+        word = ctypes.sizeof(ctypes.c_void_p)
+        fields = self.tensor_struct._fields_
+        assert ctypes.sizeof(self.tensor_struct) == word * len(fields) and all(
+            getattr(self.tensor_struct, f).offset == i * word for i, (f, _) in enumerate(fields)), name
+
+
+_RULES = {name: _Rule(name, spec) for name, spec in _abi.RULES.items()}
+
+# Each framework's default learning rate, for the presets' lr= default (torch.optim, Keras,
+# TF1; torch.optim.SGD has none: Keras' 0.01).  A preset missing here requires lr.
+_DEFAULT_LR = {
+    ("rmsprop", "pytorch"): 1e-2, ("rmsprop", "tensorflow"): 1e-3, ("rmsprop", "keras"): 1e-3,
+    ("adagrad", "pytorch"): 1e-2, ("adagrad", "keras"): 1e-3, ("adagrad", "classic"): 1e-2,
+    ("sgd", "pytorch"): 1e-2, ("sgd", "keras"): 1e-2,
+    ("adam", "pytorch"): 1e-3, ("adam", "keras"): 1e-3, ("adam", "tensorflow"): 1e-3,
+    ("adamw", "pytorch"): 1e-3, ("adamw", "keras"): 1e-3,
+}
+_REQUIRED = inspect.Parameter.empty
+
+
+class _RuleConfig:
+    """Hyperparameters and flags of one rule: its C config struct, flags as booleans.
+
+    Fields as in the C struct (lr, ...; step for AdaGrad and Adam), then one
+    boolean per flag the rule accepts (centered, eps_in_sqrt, ...).  The
+    values are checked by the library on every step (and by .validate()).
     """
 
-    __slots__ = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "eps_in_sqrt", "lr_in_momentum",
-                 "maximize")
+    __slots__ = ()
+    _rule = None
+    _family = None
+    _defaults = {}
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                 eps_in_sqrt=False, lr_in_momentum=False, maximize=False):
-        self.lr, self.alpha, self.eps = float(lr), float(alpha), float(eps)
-        self.weight_decay, self.momentum = float(weight_decay), float(momentum)
-        self.centered, self.eps_in_sqrt = bool(centered), bool(eps_in_sqrt)
-        self.lr_in_momentum, self.maximize = bool(lr_in_momentum), bool(maximize)
+    def __init__(self, *args, **kw):
+        attrs = self._rule.attrs
+        if len(args) > len(attrs):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(attrs)} positional arguments "
+                            f"({len(args)} given)")
+        values = dict(self._defaults)
+        values.update(zip(attrs, args))
+        for k, v in kw.items():
+            if k not in attrs:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {k!r} "
+                                f"(fields: {', '.join(attrs)})")
+            if k in attrs[:len(args)]:
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument {k!r}")
+            values[k] = v
+        for k in attrs:
+            setattr(self, k, self._convert(k, values[k]))
+
+    def _convert(self, k, v):
+        if k in self._rule.int_fields:
+            return int(v)
+        if k in self._rule.fields:
+            return float(v)
+        return bool(v)
 
     @classmethod
     def _from_c(cls, c):
-        f = c.flags
-        return cls(c.lr, c.alpha, c.eps, c.weight_decay, c.momentum, bool(f & CENTERED), bool(f & EPS_IN_SQRT),
-                   bool(f & LR_IN_MOMENTUM), bool(f & MAXIMIZE))
-
-    @classmethod
-    def pytorch(cls, lr=1e-2):
-        """torch.optim.RMSprop: alpha 0.99, eps 1e-8 outside the sqrt, lr outside the momentum buffer."""
-        return cls._from_c(_L.rmsfuse_rmsprop_pytorch(float(lr)))
-
-    @classmethod
-    def tensorflow(cls, lr=1e-3):
-        """TensorFlow ApplyRMSProp: rho 0.9, eps 1e-10 inside the sqrt, lr inside the momentum buffer."""
-        return cls._from_c(_L.rmsfuse_rmsprop_tensorflow(float(lr)))
-
-    @classmethod
-    def keras(cls, lr=1e-3):
-        """Keras RMSprop: rho 0.9, eps 1e-7 inside the sqrt, lr inside the momentum buffer."""
-        return cls._from_c(_L.rmsfuse_rmsprop_keras(float(lr)))
+        kw = {f: getattr(c, f) for f in cls._rule.fields}
+        kw.update({n: bool(c.flags & v) for n, v in cls._rule.flags})
+        return cls(**kw)
 
     @property
     def flags(self):
-        return ((CENTERED if self.centered else 0) | (EPS_IN_SQRT if self.eps_in_sqrt else 0)
-                | (LR_IN_MOMENTUM if self.lr_in_momentum else 0) | (MAXIMIZE if self.maximize else 0))
+        """The flag bits (RMSFUSE_*) of the boolean flag attributes."""
+        bits = 0
+        for n, v in self._rule.flags:
+            if getattr(self, n):
+                bits |= v
+        return bits
+
+    @flags.setter
+    def flags(self, bits):
+        unknown = int(bits) & ~self._rule.flag_mask
+        if unknown:
+            raise ValueError(f"flag bits 0x{unknown:x} are not flags of {self._rule.name}")
+        for n, v in self._rule.flags:
+            setattr(self, n, bool(int(bits) & v))
+
+    @property
+    def rule(self):
+        """The rule's name: "rmsprop", "adagrad", "sgd" or "adam"."""
+        return self._rule.name
 
     def _c(self):
-        return _lib.rmsfuse_rmsprop_config(self.lr, self.alpha, self.eps, self.weight_decay, self.momentum,
-                                           self.flags)
+        r = self._rule
+        return r.config_struct(*(int(getattr(self, f)) if f in r.int_fields else float(getattr(self, f))
+                                 for f in r.fields), self.flags)
 
     def validate(self):
         """Raises RmsfuseError if the library would refuse these hyperparameters; returns self."""
-        _raise_on(_L.rmsfuse_rmsprop_check_config(ctypes.byref(self._c())), "invalid configuration")
+        _raise_on(self._rule.check_config(ctypes.byref(self._c())), "invalid configuration")
         return self
 
+    def replace(self, **kw):
+        """A copy with some fields changed: cfg.replace(step=2)."""
+        return type(self)(**dict({k: getattr(self, k) for k in self._rule.attrs}, **kw))
+
     def __repr__(self):
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"rmsfuse.Config({fields})"
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._rule.attrs)
+        return f"rmsfuse.{type(self).__name__}({fields})"
 
     def __eq__(self, other):
-        return isinstance(other, Config) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+        return (isinstance(other, _RuleConfig) and other._rule is self._rule
+                and all(getattr(self, k) == getattr(other, k) for k in self._rule.attrs))
+
+    __hash__ = None
 
 
+def _make_preset(family, preset, function, comment):
+    fn = getattr(_L, function)
+    default_lr = _DEFAULT_LR.get((family, preset), _REQUIRED)
+
+    def make(cls, lr=default_lr):
+        return cls._from_c(fn(float(lr)))
+
+    make.__name__ = preset
+    make.__doc__ = f"{comment}\n\n(C: {function}; default lr {default_lr!r}.)" if default_lr is not _REQUIRED \
+        else f"{comment}\n\n(C: {function}.)"
+    make.__signature__ = inspect.Signature(
+        [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+         inspect.Parameter("lr", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default_lr)])
+    return classmethod(make)
+
+
+def _make_config(name, rule, family, doc):
+    """The config class of a rule's preset family: slots, presets and defaults from _abi."""
+    r = _RULES[rule]
+    cls = type(name, (_RuleConfig,), {"__slots__": r.attrs, "_rule": r, "_family": family, "__doc__": doc,
+                                      "__module__": __name__})
+    for fam, preset, function, comment in r.presets:
+        if fam == family:
+            setattr(cls, preset, _make_preset(fam, preset, function, comment))
+    base = cls.pytorch()  # defaults: the torch preset at torch's default lr
+    cls._defaults = {k: getattr(base, k) for k in r.attrs}
+    cls.__signature__ = inspect.Signature(
+        [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=cls._defaults[k]) for k in r.attrs])
+    return cls
+
+
+Config = RMSpropConfig = _make_config("Config", "rmsprop", "rmsprop", """RMSProp: the C struct rmsfuse_rmsprop_config.
+
+    Config(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, eps_in_sqrt=False,
+           lr_in_momentum=False, maximize=False, decoupled_decay=False, nesterov=False)
+    The defaults are torch.optim.RMSprop's.  Presets: Config.pytorch / .tensorflow / .keras.
+    Arrays: (param, grad, square_avg[, momentum_buf[, grad_avg]]).""")
+AdagradConfig = _make_config("AdagradConfig", "adagrad", "adagrad", """AdaGrad: the C struct rmsfuse_adagrad_config.
+
+    AdagradConfig(lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10, step=1, eps_in_sqrt=False, maximize=False,
+                  decoupled_decay=False)
+    step is this step's number, from 1 (lr_decay uses it).  The defaults are torch.optim.Adagrad's.
+    Presets: .pytorch / .keras / .classic.  Arrays: (param, grad, sum).""")
+SGDConfig = _make_config("SGDConfig", "sgd", "sgd", """SGD: the C struct rmsfuse_sgd_config.
+
+    SGDConfig(lr=1e-2, momentum=0, dampening=0, weight_decay=0, lr_in_momentum=False, maximize=False,
+              decoupled_decay=False, nesterov=False, init_momentum=False)
+    init_momentum: this step sets momentum_buf to the gradient (torch's first step with momentum).
+    Presets: .pytorch (torch.optim.SGD) / .keras (lr_in_momentum: Keras' velocity).
+    Arrays: (param, grad[, momentum_buf]).""")
+AdamConfig = _make_config("AdamConfig", "adam", "adam", """Adam: the C struct rmsfuse_adam_config.
+
+    AdamConfig(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, step=1, maximize=False,
+               decoupled_decay=False, amsgrad=False, eps_hat=False)
+    step is this step's number, from 1 (the bias corrections).  The defaults are torch.optim.Adam's.
+    Presets: .pytorch / .keras / .tensorflow.  Arrays: (param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq]).""")
+AdamWConfig = _make_config("AdamWConfig", "adam", "adamw", """AdamW: Adam with decoupled weight decay (rmsfuse_adam_config).
+
+    The same fields as AdamConfig, with torch.optim.AdamW's defaults (weight_decay 0.01,
+    decoupled_decay=True).  Presets: .pytorch / .keras.  Equal to the AdamConfig of the same values.""")
+_CONFIG_NAMES = "rmsfuse.Config, rmsfuse.AdagradConfig, rmsfuse.SGDConfig, rmsfuse.AdamConfig or rmsfuse.AdamWConfig"
+
+# ---- arrays ----------------------------------------------------------------------
 _F32 = np.dtype(np.float32)
+
+
+def _rule_of(cfg):
+    if not isinstance(cfg, _RuleConfig):
+        raise TypeError(f"cfg must be an {_CONFIG_NAMES}, not {type(cfg).__name__}")
+    return cfg._rule
 
 
 def _ptr(a, what, shape, writeable):
@@ -148,66 +318,158 @@ def _ptr(a, what, shape, writeable):
     return a.ctypes.data if a.size else None
 
 
-def _pointers(cfg, arrays, where=""):
-    """(param, grad, square_avg, momentum_buf, grad_avg) -> their addresses and n; unused state is None."""
-    if not isinstance(cfg, Config):
-        raise TypeError(f"cfg must be an rmsfuse.Config, not {type(cfg).__name__}")
-    if len(arrays) < 3 or len(arrays) > 5:
-        raise TypeError(f"{where}expected (param, grad, square_avg[, momentum_buf[, grad_avg]]), "
-                        f"got {len(arrays)} arrays")
-    param, grad, sq = arrays[:3]
-    mom = arrays[3] if len(arrays) > 3 else None
-    gavg = arrays[4] if len(arrays) > 4 else None
-    pp = _ptr(param, where + "param", None, True)
-    shape = param.shape
-    ptrs = [pp, _ptr(grad, where + "grad", shape, False), _ptr(sq, where + "square_avg", shape, True), None, None]
-    # State a configuration does not use is ignored, as by the C library.
-    if cfg.momentum != 0 and mom is not None:
-        ptrs[3] = _ptr(mom, where + "momentum_buf", shape, True)
-    if cfg.centered and gavg is not None:
-        ptrs[4] = _ptr(gavg, where + "grad_avg", shape, True)
+def _bind(rule, positional, named, what):
+    """(param, grad, *state) and state by name -> the rule's arrays in C order (None where absent)."""
+    if len(positional) > len(rule.arrays):
+        raise TypeError(f"{what}: {rule.name} takes the arrays {rule.usage}, got {len(positional)}")
+    arrays = dict(zip(rule.arrays, positional))
+    for k, v in named.items():
+        if k not in rule.written:
+            raise TypeError(f"{what}: unexpected array {k!r}; {rule.name} takes {rule.usage}")
+        if k in arrays:
+            raise TypeError(f"{what}: got multiple values for {k!r}")
+        arrays[k] = v
+    missing = [a for a in rule.required if a not in arrays]
+    if missing:
+        raise TypeError(f"{what}: missing {', '.join(missing)}; {rule.name} takes {rule.usage}")
+    return [arrays.get(a) for a in rule.arrays]
+
+
+def _pointers(cfg, rule, arrays, where=""):
+    """The rule's arrays (C order) -> their addresses and n; state the config does not use is None."""
+    param = arrays[0]
+    ptrs = [_ptr(param, where + "param", None, True)]
+    for name, a in zip(rule.arrays[1:], arrays[1:]):
+        used = _OPTIONAL_STATE.get(name)
+        if used is not None and (a is None or not used(cfg)):
+            ptrs.append(None)  # unused: ignored; missing but used: the library's NULL status
+        else:
+            ptrs.append(_ptr(a, where + name, param.shape, rule.written[name]))
     return ptrs, param.size
 
 
-def step(cfg, param, grad, square_avg, momentum_buf=None, grad_avg=None):
-    """One RMSProp step in place over float32 arrays of one shape.
+def _rows(cfg, rule, tensors):
+    """A tensor list (tuples of the rule's arrays) -> rows of words laid out as the C tensor struct."""
+    rows = []
+    for i, t in enumerate(tensors):
+        if isinstance(t, np.ndarray) or not isinstance(t, (tuple, list)):
+            raise TypeError(f"tensors[{i}] must be a tuple {rule.usage}")
+        if not len(rule.required) <= len(t) <= len(rule.arrays):
+            raise TypeError(f"tensors[{i}]: expected {rule.usage}, got {len(t)} arrays")
+        ptrs, n = _pointers(cfg, rule, list(t) + [None] * (len(rule.arrays) - len(t)), f"tensors[{i}].")
+        rows.append([p or 0 for p in ptrs] + [n])
+    return np.array(rows, dtype=np.uintp).reshape(len(rows), len(rule.arrays) + 1)
 
-    momentum_buf is needed when cfg.momentum != 0, grad_avg when
-    cfg.centered; otherwise they are ignored.  On any error (TypeError,
-    ValueError, RmsfuseError) no array has been changed.
+
+def _words(rows):
+    """The address of a rows array (any address when it is empty: the count is 0)."""
+    return rows.ctypes.data
+
+
+def step(cfg, param, grad, *state, **named_state):
+    """One step of cfg's rule, in place, over float32 arrays of one shape.
+
+    The arrays are the rule's, in the order of its C function (ARRAYS[rule]),
+    positional or by name:
+      RMSProp (Config)        param, grad, square_avg[, momentum_buf[, grad_avg]]
+      AdaGrad (AdagradConfig) param, grad, sum
+      SGD (SGDConfig)         param, grad[, momentum_buf]
+      Adam (AdamConfig, AdamWConfig) param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq]
+    Optional state is needed when the config uses it (momentum_buf: momentum
+    != 0; grad_avg: centered; max_exp_avg_sq: amsgrad); otherwise it is
+    ignored.  On any error (TypeError, ValueError, RmsfuseError) no array has
+    been changed.
     """
-    ptrs, n = _pointers(cfg, (param, grad, square_avg, momentum_buf, grad_avg))
-    _raise_on(_L.rmsfuse_rmsprop_step(ctypes.byref(cfg._c()), *ptrs, n))
+    rule = _rule_of(cfg)
+    ptrs, n = _pointers(cfg, rule, _bind(rule, (param, grad) + state, named_state, "step()"))
+    _raise_on(rule.step(ctypes.byref(cfg._c()), *ptrs, n))
 
 
-def check(cfg, param, grad, square_avg, momentum_buf=None, grad_avg=None):
+def check(cfg, param, grad, *state, **named_state):
     """The status code step() would get from the library (0 if it would run); changes nothing.
 
     Binding-level problems (dtype, layout, shapes) still raise as in step()."""
-    ptrs, n = _pointers(cfg, (param, grad, square_avg, momentum_buf, grad_avg))
-    return _L.rmsfuse_rmsprop_check(ctypes.byref(cfg._c()), *ptrs, n)
-
-
-def _tensor_list(cfg, tensors):
-    tensors = list(tensors)
-    arr = (_lib.rmsfuse_tensor * len(tensors))()
-    for i, t in enumerate(tensors):
-        if isinstance(t, np.ndarray) or not isinstance(t, (tuple, list)):
-            raise TypeError(f"tensors[{i}] must be a tuple (param, grad, square_avg[, momentum_buf[, grad_avg]])")
-        ptrs, n = _pointers(cfg, tuple(t), f"tensors[{i}].")
-        arr[i] = _lib.rmsfuse_tensor(*ptrs, n)
-    return arr
+    rule = _rule_of(cfg)
+    ptrs, n = _pointers(cfg, rule, _bind(rule, (param, grad) + state, named_state, "check()"))
+    return rule.check(ctypes.byref(cfg._c()), *ptrs, n)
 
 
 def step_multi(cfg, tensors):
-    """One step of every (param, grad, square_avg[, momentum_buf[, grad_avg]]) tuple, in one library call.
+    """One step of every tensor, a tuple of the rule's arrays (as step() takes them), in one library call.
 
     The same bits as step() on each; everything is checked before anything
     is written, and no array written may overlap any other array of the list
     (gradients may be shared).  On error no array has changed.
     """
-    arr = _tensor_list(cfg, tensors)
-    _raise_on(_L.rmsfuse_rmsprop_step_multi(ctypes.byref(cfg._c()), arr, len(arr)))
+    rule = _rule_of(cfg)
+    rows = _rows(cfg, rule, tensors)
+    _raise_on(rule.step_multi(ctypes.byref(cfg._c()), _words(rows), len(rows)))
+
+
+def check_multi(cfg, tensors):
+    """The status step_multi() would get from the library; changes nothing."""
+    rule = _rule_of(cfg)
+    rows = _rows(cfg, rule, tensors)
+    return rule.check_multi(ctypes.byref(cfg._c()), _words(rows), len(rows))
+
+
+class Plan:
+    """A checked step over a tensor list: rmsfuse_<rule>_plan (rmsfuse_common.h).
+
+    Plan(cfg, tensors) checks what step_multi() checks and prepares the step
+    with cfg's values as they are now (later changes to cfg do not reach it).
+    The tensors are laid end to end as elements [0, plan.elements); run(begin,
+    end) updates a sub-range, run() all of them: one step, the same bits as
+    step_multi() whatever the cut.  A plan may be run again for another step
+    with the same hyperparameters (not for Adam/AdaGrad's next step number).
+    Pool.run_plan(plan) runs it on a thread pool.  The plan keeps references
+    to its arrays; close() frees it (also a context manager).
+    """
+
+    def __init__(self, cfg, tensors):
+        rule = _rule_of(cfg)
+        tensors = [tuple(t) if isinstance(t, (tuple, list)) else t for t in tensors]
+        rows = _rows(cfg, rule, tensors)
+        h = ctypes.c_void_p()
+        _raise_on(rule.plan(ctypes.byref(cfg._c()), _words(rows), len(rows), ctypes.byref(h)), "Plan")
+        self._h, self._arrays, self.rule = h, tensors, rule.name
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("the plan is closed")
+        return self._h
+
+    @property
+    def elements(self):
+        """Elements the plan updates (the sum of its tensors' sizes)."""
+        return _L.rmsfuse_plan_elements(self._handle())
+
+    def run(self, begin=0, end=None):
+        """Runs elements [begin, end) (default: all); RmsfuseError E_RANGE for a bad range."""
+        h = self._handle()
+        end = _L.rmsfuse_plan_elements(h) if end is None else end
+        if begin < 0 or end < 0:
+            raise ValueError(f"element range [{begin}, {end}) is negative")
+        _raise_on(_L.rmsfuse_plan_run(h, begin, end), f"Plan.run({begin}, {end})")
+
+    def cut(self, f):
+        """The first element >= f where a range may start without sharing a cache line of param."""
+        return _L.rmsfuse_plan_cut(self._handle(), f)
+
+    def close(self):
+        if getattr(self, "_h", None) is not None:
+            _L.rmsfuse_plan_free(self._h)
+            self._h = None
+            self._arrays = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
 
 
 # ---- instruction sets ---------------------------------------------------------
@@ -266,11 +528,26 @@ def machine_cores():
     return _pool_lib().rmsfuse_pool_machine_cores()
 
 
+def _run_rows(rule, c_cfg, rows, pool=None):
+    """One step of a rows tensor list: step_multi, or on `pool` through a plan; returns the status."""
+    if pool is None:
+        return rule.step_multi(ctypes.byref(c_cfg), _words(rows), len(rows))
+    h = ctypes.c_void_p()
+    status = rule.plan(ctypes.byref(c_cfg), _words(rows), len(rows), ctypes.byref(h))
+    if status != 0:
+        return status
+    try:
+        return pool._lib.rmsfuse_pool_run_plan(pool._handle(), h)
+    finally:
+        _L.rmsfuse_plan_free(h)
+
+
 class Pool:
     """Worker threads bound to cores that split a step (rmsfuse_pool.h).
 
-    Results are bit-identical to step()/step_multi().  threads=0: one per
-    core.  Close it with .close() or use it as a context manager.
+    Runs any rule's step through a plan (rmsfuse_pool_run_plan).  Results
+    are bit-identical to step()/step_multi().  threads=0: one per core.
+    Close it with .close() or use it as a context manager.
     """
 
     def __init__(self, threads=0):
@@ -293,16 +570,23 @@ class Pool:
     def set_chunk(self, elements):
         _raise_on(self._lib.rmsfuse_pool_set_chunk(self._handle(), int(elements)))
 
-    def step(self, cfg, param, grad, square_avg, momentum_buf=None, grad_avg=None):
+    def run_plan(self, plan):
+        """Runs every element of a Plan on the pool's threads: one step."""
+        if not isinstance(plan, Plan):
+            raise TypeError(f"plan must be an rmsfuse.Plan, not {type(plan).__name__}")
+        _raise_on(self._lib.rmsfuse_pool_run_plan(self._handle(), plan._handle()), "Pool.run_plan")
+
+    def step(self, cfg, param, grad, *state, **named_state):
         """step() on the pool's threads."""
-        ptrs, n = _pointers(cfg, (param, grad, square_avg, momentum_buf, grad_avg))
-        _raise_on(self._lib.rmsfuse_pool_rmsprop_step(self._handle(), ctypes.byref(cfg._c()), *ptrs, n))
+        self._handle()
+        rule = _rule_of(cfg)
+        self.step_multi(cfg, [tuple(_bind(rule, (param, grad) + state, named_state, "Pool.step()"))])
 
     def step_multi(self, cfg, tensors):
         """step_multi() on the pool's threads."""
-        arr = _tensor_list(cfg, tensors)
-        _raise_on(self._lib.rmsfuse_pool_rmsprop_step_multi(self._handle(), ctypes.byref(cfg._c()), arr,
-                                                            len(arr)))
+        self._handle()
+        rule = _rule_of(cfg)
+        _raise_on(_run_rows(rule, cfg._c(), _rows(cfg, rule, tensors), self))
 
     def close(self):
         if getattr(self, "_h", None) is not None:
