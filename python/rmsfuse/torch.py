@@ -1,13 +1,22 @@
-"""rmsfuse.torch.RMSprop: a drop-in torch.optim.RMSprop for CPU float32 tensors.
+"""Drop-in torch.optim optimizers for CPU float32 tensors, computed by rmsfuse.
 
-    from rmsfuse.torch import RMSprop
-    opt = RMSprop(model.parameters(), lr=1e-2, momentum=0.9)   # was: torch.optim.RMSprop(...)
+    from rmsfuse.torch import Adam        # or AdamW, SGD, Adagrad, RMSprop
+    opt = Adam(model.parameters(), lr=1e-3)   # was: torch.optim.Adam(...)
 
-Same constructor arguments, defaults, param_groups and state names ('step',
-'square_avg', 'momentum_buffer', 'grad_avg') as torch.optim.RMSprop, so
-state_dicts move between the two.  Each step() is one library call per
-parameter group (rmsfuse_rmsprop_step_multi over every parameter with a
-gradient), or one call on a thread pool with threads=.
+Each class takes the constructor arguments (with the same defaults) of its
+torch 1.13 namesake, keeps the same param_groups and the same state names and
+types, so state_dicts move between the two:
+
+    RMSprop  'step' (int), 'square_avg', 'momentum_buffer', 'grad_avg'
+    Adagrad  'step' (0-dim float tensor), 'sum'
+    SGD      'momentum_buffer' (None without momentum)
+    Adam, AdamW  'step' (0-dim float tensor), 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'
+
+Each step() is one fused library call per parameter group (rmsfuse_<rule>_step_multi
+over every parameter with a gradient), or one plan run on a thread pool with
+threads=.  Parameters of one group whose step numbers differ (Adam, Adagrad:
+a parameter that had no gradient on some steps) or whose SGD momentum buffer
+is new for some only, go in one call per distinct value.
 
 Differences (see docs/python.md):
   * only CPU float32 dense tensors; anything else raises TypeError (sparse
@@ -15,10 +24,16 @@ Differences (see docs/python.md):
     dense and non-overlapping in another memory format (channels_last, ...)
     with param, grad and state all laid out alike; otherwise ValueError.
     There is no silent fallback to torch's code.
-  * foreach is accepted and ignored (every step is one fused call);
-    differentiable=True is refused.
-  * rmsfuse also requires alpha <= 1 and momentum < 1 (torch accepts any
-    alpha, momentum >= 0); ValueError otherwise.
+  * foreach and fused are accepted and stored, and change nothing (every
+    step is one fused call); differentiable=True and capturable=True are
+    refused (the update runs in C, outside autograd and CUDA graphs).
+  * keyword-only extras beyond torch 1.13: threads= (every class);
+    RMSprop(nesterov=, decoupled_weight_decay=), Adam(decoupled_weight_decay=),
+    Adagrad(eps_in_sqrt=) and the later torch keywords (fused, capturable,
+    differentiable) where torch 1.13 lacks them.
+  * values the library refuses although torch accepts them (RMSprop alpha > 1
+    or momentum >= 1, non-finite values or values beyond float range) raise
+    ValueError at construction, when a group is added, or at step().
   * a step that raises has changed no parameter and no state.
 """
 
@@ -26,26 +41,11 @@ import numbers
 
 import numpy as np
 import torch
+from torch.optim.optimizer import required
 
 import rmsfuse
-from rmsfuse import _lib
 
-__all__ = ["RMSprop"]
-
-_lib_core = _lib.lib
-
-
-def _config(group):
-    cfg = rmsfuse.Config(lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-                         weight_decay=group["weight_decay"], momentum=group["momentum"],
-                         centered=bool(group["centered"]), maximize=bool(group["maximize"]))
-    try:
-        cfg.validate()
-    except rmsfuse.RmsfuseError as e:
-        raise ValueError(f"rmsfuse.torch.RMSprop: hyperparameters not supported by rmsfuse ({e}); "
-                         f"lr={group['lr']}, alpha={group['alpha']}, eps={group['eps']}, "
-                         f"weight_decay={group['weight_decay']}, momentum={group['momentum']}") from None
-    return cfg
+__all__ = ["RMSprop", "Adagrad", "SGD", "Adam", "AdamW"]
 
 
 def _dense_strides(t):
@@ -73,55 +73,111 @@ def _describe(t):
             f"layout={t.layout}, strides={t.stride() if t.layout == torch.strided else '-'})")
 
 
-class RMSprop(torch.optim.Optimizer):
-    """torch.optim.RMSprop computed by rmsfuse (one fused pass per step).
+# torch 1.13's constructor checks, with its messages (each class checks those of its arguments).
+_TORCH_CHECKS = (
+    ("lr", lambda v: v is required or 0.0 <= v, "Invalid learning rate: {}"),
+    ("lr_decay", lambda v: 0.0 <= v, "Invalid lr_decay value: {}"),
+    ("eps", lambda v: 0.0 <= v, "Invalid epsilon value: {}"),
+    ("momentum", lambda v: 0.0 <= v, "Invalid momentum value: {}"),
+    ("weight_decay", lambda v: 0.0 <= v, "Invalid weight_decay value: {}"),
+    ("alpha", lambda v: 0.0 <= v, "Invalid alpha value: {}"),
+    ("initial_accumulator_value", lambda v: 0.0 <= v, "Invalid initial_accumulator_value value: {}"),
+)
 
-    Arguments as torch.optim.RMSprop, plus the keyword-only threads=:
-    None (default) runs on the calling thread; an int k runs every step on
-    an rmsfuse thread pool with k workers bound to cores (0: one per core),
-    which needs librmsfuse_pool.  Results are bit-identical either way.
+
+def _torch_checks(kw):
+    for name, ok, msg in _TORCH_CHECKS:
+        if name in kw and not ok(kw[name]):
+            raise ValueError(msg.format(kw[name]))
+    if "betas" in kw:
+        for i, b in enumerate(kw["betas"]):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+
+
+class _Fused(torch.optim.Optimizer):
+    """The machinery every drop-in shares; a subclass says what differs (class attributes and _config).
+
+    _state    ((state key, C array), ...) in the rule's array order after param and grad
+    _step     how torch 1.13 keeps state['step']: "int", "tensor" or None (no step)
+    _extras   keyword-only group options beyond torch 1.13, with their defaults
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
-                 foreach=None, maximize=False, differentiable=False, *, threads=None):
-        if not 0.0 <= lr:
-            raise ValueError("Invalid learning rate: {}".format(lr))
-        if not 0.0 <= eps:
-            raise ValueError("Invalid epsilon value: {}".format(eps))
-        if not 0.0 <= momentum:
-            raise ValueError("Invalid momentum value: {}".format(momentum))
-        if not 0.0 <= weight_decay:
-            raise ValueError("Invalid weight_decay value: {}".format(weight_decay))
-        if not 0.0 <= alpha:
-            raise ValueError("Invalid alpha value: {}".format(alpha))
-        if differentiable:
-            raise ValueError("rmsfuse.torch.RMSprop: differentiable=True is not supported (the update runs in C, "
-                             "outside autograd); use torch.optim.RMSprop")
+    _state = ()
+    _step = None
+    _extras = {}
+
+    def __init__(self, params, defaults, threads):
+        _torch_checks(defaults)
+        self._refuse(defaults)
         if threads is not None and (not isinstance(threads, numbers.Integral) or isinstance(threads, bool)
                                     or threads < 0):
             raise ValueError(f"threads must be None or an int >= 0 (0: one per core), not {threads!r}")
-        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, foreach=foreach, maximize=maximize,
-                        differentiable=differentiable)
+        self._pool = None
         super().__init__(params, defaults)
         self._pool = rmsfuse.Pool(int(threads)) if threads is not None else None
+
+    @classmethod
+    def _refuse(cls, group):
+        if group.get("differentiable"):
+            raise ValueError(f"rmsfuse.torch.{cls.__name__}: differentiable=True is not supported (the update runs "
+                             f"in C, outside autograd); use torch.optim.{cls.__name__}")
+        if group.get("capturable"):
+            raise ValueError(f"rmsfuse.torch.{cls.__name__}: capturable=True is not supported (CUDA graph "
+                             f"capture; rmsfuse runs on the CPU)")
+
+    def _config(self, group):
+        """The group's rmsfuse config (step 1 where the rule counts steps)."""
+        raise NotImplementedError
+
+    def _valid_config(self, group):
+        cfg = self._config(group)
+        try:
+            cfg.validate()
+        except rmsfuse.RmsfuseError as e:
+            hp = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            raise ValueError(f"rmsfuse.torch.{type(self).__name__}: hyperparameters not supported by rmsfuse "
+                             f"({e}); {hp}") from None
+        return cfg
+
+    def _init_state(self, p, group, cfg):
+        """A parameter's state before its first step, as torch 1.13 creates it."""
+        state = {"step": 0} if self._step == "int" else {"step": torch.tensor(0.0)} if self._step else {}
+        for key, array in self._state:
+            if self._uses(cfg, array):
+                state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    @staticmethod
+    def _uses(cfg, array):
+        used = rmsfuse._OPTIONAL_STATE.get(array)
+        return used is None or used(cfg)
+
+    def _overrides(self, cfg, state, created):
+        """Config fields that differ per parameter: the step number where the rule counts steps."""
+        if self._step == "tensor":
+            return (("step", int(state["step"].item()) + 1),)
+        return ()
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        if group.get("differentiable"):
-            raise ValueError("rmsfuse.torch.RMSprop: differentiable=True is not supported")
-        _config(group)  # refuse hyperparameters the library would refuse, now rather than at step()
+        self._refuse(group)
+        self._valid_config(group)  # refuse what the library would refuse, now rather than at step()
 
     def __setstate__(self, state):
         super().__setstate__(state)
         for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
+            for k, v in self._setstate_defaults().items():
+                group.setdefault(k, v)
+        if self._step == "tensor":
+            for s in self.state.values():
+                if "step" in s and not torch.is_tensor(s["step"]):
+                    s["step"] = torch.tensor(float(s["step"]))
         self.__dict__.setdefault("_pool", None)
+
+    def _setstate_defaults(self):
+        return dict({"foreach": None, "maximize": False}, **self._extras)
 
     @property
     def threads(self):
@@ -129,10 +185,9 @@ class RMSprop(torch.optim.Optimizer):
         pool = getattr(self, "_pool", None)
         return None if pool is None else pool.threads
 
-    def _collect(self, gi, group):
-        """Checks one group; returns (config, [(p, grad)], [state keys]) without changing anything."""
-        cfg = _config(group)
-        mom, centered = cfg.momentum != 0, cfg.centered
+    def _collect(self, gi, group, cfg):
+        """Checks one group; returns [(p, grad)] without changing anything."""
+        name = type(self).__name__
         work = []
         for i, p in enumerate(group["params"]):
             g = p.grad
@@ -140,40 +195,35 @@ class RMSprop(torch.optim.Optimizer):
                 continue
             where = f"param_groups[{gi}]['params'][{i}]"
             if g.is_sparse:
-                raise RuntimeError(f"RMSprop does not support sparse gradients ({where})")
+                raise RuntimeError(f"{name} does not support sparse gradients ({where})")
             if p.dtype != torch.float32 or g.dtype != torch.float32:
-                raise TypeError(f"rmsfuse.torch.RMSprop supports float32 tensors only: {where} is {p.dtype} "
+                raise TypeError(f"rmsfuse.torch.{name} supports float32 tensors only: {where} is {p.dtype} "
                                 f"with a {g.dtype} gradient")
             if p.device.type != "cpu" or g.device.type != "cpu":
-                raise TypeError(f"rmsfuse.torch.RMSprop supports CPU tensors only: {where} is on {p.device}, "
+                raise TypeError(f"rmsfuse.torch.{name} supports CPU tensors only: {where} is on {p.device}, "
                                 f"its gradient on {g.device}")
             if p.layout != torch.strided or g.layout != torch.strided:
-                raise TypeError(f"rmsfuse.torch.RMSprop supports dense (strided) tensors only: {where} is "
+                raise TypeError(f"rmsfuse.torch.{name} supports dense (strided) tensors only: {where} is "
                                 f"{_describe(p)}, gradient {_describe(g)}")
             if g.shape != p.shape:
                 raise ValueError(f"{where}: gradient shape {tuple(g.shape)} != parameter shape {tuple(p.shape)}")
-            state = self.state.get(p)
+            state = self.state.get(p) or {}
             others = [g]
-            if state:
-                for key, used in (("square_avg", True), ("momentum_buffer", mom), ("grad_avg", centered)):
-                    s = state.get(key)
-                    if s is None:
-                        if used and key == "square_avg":
-                            raise ValueError(f"{where}: optimizer state has no 'square_avg'")
-                        continue  # created below, like the parameter
-                    if not used:
-                        continue
-                    if (s.dtype != torch.float32 or s.device.type != "cpu" or s.layout != torch.strided
-                            or s.shape != p.shape):
-                        raise TypeError(f"{where}: state '{key}' must be a CPU float32 tensor of the "
-                                        f"parameter's shape, not {_describe(s)}")
-                    others.append(s)
+            for key, array in self._state:
+                s = state.get(key)
+                if s is None or not self._uses(cfg, array):
+                    continue  # created at the step, like the parameter's first state
+                if (not torch.is_tensor(s) or s.dtype != torch.float32 or s.device.type != "cpu"
+                        or s.layout != torch.strided or s.shape != p.shape):
+                    raise TypeError(f"{where}: state '{key}' must be a CPU float32 tensor of the "
+                                    f"parameter's shape, not {_describe(s) if torch.is_tensor(s) else repr(s)}")
+                others.append(s)
             if not _layout_ok(p, others):
-                raise ValueError(f"rmsfuse.torch.RMSprop needs parameter, gradient and state laid out alike "
+                raise ValueError(f"rmsfuse.torch.{name} needs parameter, gradient and state laid out alike "
                                  f"and densely (contiguous, or e.g. all channels_last): {where} is "
                                  f"{_describe(p)}, gradient {_describe(g)}; make them contiguous")
             work.append((p, g))
-        return cfg, work
+        return work
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -188,57 +238,60 @@ class RMSprop(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        # Check everything first: a step that raises changes nothing.
-        plans = [self._collect(gi, group) for gi, group in enumerate(self.param_groups)]
-        calls = []
-        new_state = {}
-        for cfg, work in plans:
-            mom, centered = cfg.momentum != 0, cfg.centered
-            rows = []
+        # Check everything and make the missing state first: a step that raises changes nothing.
+        checked = []
+        for gi, group in enumerate(self.param_groups):
+            cfg = self._valid_config(group)
+            checked.append((group, cfg, self._collect(gi, group, cfg)))
+        calls, new_state = [], {}
+        for group, cfg, work in checked:
+            batches = {}
             for p, g in work:
                 state = self.state.get(p)
                 if not state:
-                    state = new_state.setdefault(p, {"step": 0, "square_avg": torch.zeros_like(
-                        p, memory_format=torch.preserve_format)})
-                sq = state["square_avg"]
-                mb = ga = None
-                if mom:
-                    mb = state.get("momentum_buffer")
-                    if mb is None:
-                        mb = new_state.setdefault(p, {})["momentum_buffer"] = torch.zeros_like(
-                            p, memory_format=torch.preserve_format)
-                if centered:
-                    ga = state.get("grad_avg")
-                    if ga is None:
-                        ga = new_state.setdefault(p, {})["grad_avg"] = torch.zeros_like(
-                            p, memory_format=torch.preserve_format)
-                rows.append((p.data_ptr(), g.data_ptr(), sq.data_ptr(), mb.data_ptr() if mb is not None else 0,
-                             ga.data_ptr() if ga is not None else 0, p.numel()))
-            if rows:
-                calls.append((cfg, np.array(rows, dtype=np.uintp), [p for p, _ in work]))
+                    state = new_state[p] = self._init_state(p, group, cfg)
+                created = set()
+                arrays = [p.data_ptr(), g.data_ptr()]
+                for key, array in self._state:
+                    if not self._uses(cfg, array):
+                        arrays.append(0)
+                        continue
+                    s = state.get(key)
+                    if s is None:
+                        s = torch.zeros_like(p, memory_format=torch.preserve_format)
+                        new_state.setdefault(p, {})[key] = s
+                        created.add(key)
+                    arrays.append(s.data_ptr())
+                key = self._overrides(cfg, state, created)
+                rows, params = batches.setdefault(key, ([], []))
+                rows.append(arrays + [p.numel()])
+                params.append((p, state))
+            for key, (rows, params) in batches.items():
+                c = (cfg.replace(**dict(key)) if key else cfg)._c()
+                calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params))
 
-        c_cfgs = [cfg._c() for cfg, _, _ in calls]
-        if len(calls) > 1:
-            # Several groups: all must pass before the first is written.
-            for c, (_, arr, _) in zip(c_cfgs, calls):
-                st = _lib_core.rmsfuse_rmsprop_check_multi(c, arr.ctypes.data, len(arr))
+        name = f"rmsfuse.torch.{type(self).__name__}.step"
+        if len(calls) > 1:  # several calls: all must pass before the first writes
+            for rule, c, rows, _ in calls:
+                st = rule.check_multi(c, rows.ctypes.data, len(rows))
                 if st != 0:
-                    raise rmsfuse.RmsfuseError(st, "rmsfuse.torch.RMSprop.step")
-        for c, (_, arr, _) in zip(c_cfgs, calls):
-            if self._pool is not None:
-                st = self._pool._lib.rmsfuse_pool_rmsprop_step_multi(self._pool._handle(), c, arr.ctypes.data,
-                                                                     len(arr))
-            else:
-                st = _lib_core.rmsfuse_rmsprop_step_multi(c, arr.ctypes.data, len(arr))
+                    raise rmsfuse.RmsfuseError(st, name)
+        for rule, c, rows, _ in calls:
+            st = rmsfuse._run_rows(rule, c, rows, self._pool)
             if st != 0:
-                raise rmsfuse.RmsfuseError(st, "rmsfuse.torch.RMSprop.step")
+                raise rmsfuse.RmsfuseError(st, name)
 
         # Written: now record the state and count the step, as torch does.
         for p, s in new_state.items():
             self.state[p].update(s)
-        for _, _, ps in calls:
-            for p in ps:
-                self.state[p]["step"] += 1
+        if self._step == "int":
+            for *_, params in calls:
+                for p, _ in params:
+                    self.state[p]["step"] += 1
+        elif self._step == "tensor":
+            steps = [self.state[p]["step"] for *_, params in calls for p, _ in params]
+            if steps:
+                torch._foreach_add_(steps, 1)
         return loss
 
     def close(self):
@@ -246,3 +299,175 @@ class RMSprop(torch.optim.Optimizer):
         if getattr(self, "_pool", None) is not None:
             self._pool.close()
             self._pool = None
+
+
+class RMSprop(_Fused):
+    """torch.optim.RMSprop computed by rmsfuse (one fused pass per step).
+
+    Arguments as torch.optim.RMSprop 1.13, plus keyword-only:
+      nesterov=False       Nesterov momentum (RMSFUSE_NESTEROV): p -= lr * (g/d + momentum * buf);
+                           needs momentum > 0.  Not in torch.
+      decoupled_weight_decay=False  weight decay as AdamW's, p *= 1 - lr * weight_decay, instead of
+                           coupled into the gradient (RMSFUSE_DECOUPLED_DECAY).  Not in torch's RMSprop.
+      capturable=False     (later torch) accepted; True is refused.
+      threads=None         None runs on the calling thread; an int k runs every step on an rmsfuse
+                           thread pool with k workers (0: one per core).  Bit-identical either way.
+    """
+
+    _state = (("square_avg", "square_avg"), ("momentum_buffer", "momentum_buf"), ("grad_avg", "grad_avg"))
+    _step = "int"
+    _extras = {"nesterov": False, "decoupled_weight_decay": False, "capturable": False}
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 foreach=None, maximize=False, differentiable=False, *, nesterov=False,
+                 decoupled_weight_decay=False, capturable=False, threads=None):
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable, nesterov=nesterov,
+                        decoupled_weight_decay=decoupled_weight_decay, capturable=capturable)
+        super().__init__(params, defaults, threads)
+
+    def _setstate_defaults(self):
+        return dict(super()._setstate_defaults(), momentum=0, centered=False, differentiable=False)
+
+    def _config(self, group):
+        return rmsfuse.Config(lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+                              weight_decay=group["weight_decay"], momentum=group["momentum"],
+                              centered=group["centered"], maximize=group["maximize"],
+                              nesterov=group.get("nesterov", False),
+                              decoupled_decay=group.get("decoupled_weight_decay", False))
+
+
+class Adagrad(_Fused):
+    """torch.optim.Adagrad computed by rmsfuse (one fused pass per step).
+
+    Arguments as torch.optim.Adagrad 1.13 (the state 'sum' starts at
+    initial_accumulator_value, 'step' is a 0-dim float tensor), plus keyword-only:
+      eps_in_sqrt=False    True: the classic formula p -= clr * g / sqrt(sum + eps) (Keras' placement,
+                           RMSFUSE_EPS_IN_SQRT) instead of torch's sqrt(sum) + eps.  Not in torch.
+      differentiable=False, fused=None  (later torch) accepted; differentiable=True is refused, fused
+                           changes nothing.
+      threads=None         as RMSprop's.
+    """
+
+    _state = (("sum", "sum"),)
+    _step = "tensor"
+    _extras = {"eps_in_sqrt": False, "differentiable": False, "fused": None}
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                 foreach=None, *, maximize=False, eps_in_sqrt=False, differentiable=False, fused=None,
+                 threads=None):
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
+                        eps_in_sqrt=eps_in_sqrt, differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults, threads)
+        # torch creates Adagrad's state up front, with the constructor's initial_accumulator_value
+        # even for a group that gives its own (torch 1.13 does; a group's own value is used only
+        # for the state of a group added later, which torch would not create at all).
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p] = self._init_state(p, self.defaults, None)
+
+    def _init_state(self, p, group, cfg):
+        return {"step": torch.tensor(0.0),
+                "sum": torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)}
+
+    def _config(self, group):
+        return rmsfuse.AdagradConfig(lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+                                     eps=group["eps"], step=1, eps_in_sqrt=group.get("eps_in_sqrt", False),
+                                     maximize=group["maximize"])
+
+
+class SGD(_Fused):
+    """torch.optim.SGD computed by rmsfuse (one fused pass per step).
+
+    Arguments as torch.optim.SGD 1.13.  State 'momentum_buffer' is None until
+    the first step with momentum, which sets it to the gradient
+    (RMSFUSE_INIT_MOMENTUM), as torch.  Keyword-only extras: fused=None (later
+    torch; changes nothing), threads=None (as RMSprop's).
+    """
+
+    _state = (("momentum_buffer", "momentum_buf"),)
+    _extras = {"fused": None}
+
+    def __init__(self, params, lr=required, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None, threads=None):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                        fused=fused)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults, threads)
+
+    def _setstate_defaults(self):
+        return dict(super()._setstate_defaults(), nesterov=False, differentiable=False)
+
+    def _init_state(self, p, group, cfg):
+        return {"momentum_buffer": None}  # what torch stores after a step without momentum
+
+    def _overrides(self, cfg, state, created):
+        # A buffer made for this step is set to the gradient by the library, as torch clones d_p.
+        return (("init_momentum", True),) if "momentum_buffer" in created else ()
+
+    def _config(self, group):
+        lr = group["lr"]
+        return rmsfuse.SGDConfig(lr=0.0 if lr is required else lr, momentum=group["momentum"],
+                                 dampening=group["dampening"], weight_decay=group["weight_decay"],
+                                 nesterov=group["nesterov"], maximize=group["maximize"])
+
+
+class Adam(_Fused):
+    """torch.optim.Adam computed by rmsfuse (one fused pass per step).
+
+    Arguments as torch.optim.Adam 1.13 ('step' a 0-dim float tensor), plus keyword-only:
+      decoupled_weight_decay=False  True: AdamW's decay (later torch's Adam has this keyword).
+      threads=None         as RMSprop's.
+    foreach and fused are accepted and change nothing; capturable=True and
+    differentiable=True are refused.
+    """
+
+    _state = (("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq"), ("max_exp_avg_sq", "max_exp_avg_sq"))
+    _step = "tensor"
+    _extras = {"decoupled_weight_decay": False}
+    _decoupled = None  # AdamW: always
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=False,
+                 decoupled_weight_decay=False, threads=None):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
+                        fused=fused, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults, threads)
+
+    def _setstate_defaults(self):
+        return dict(super()._setstate_defaults(), amsgrad=False, capturable=False, differentiable=False,
+                    fused=False)
+
+    def _config(self, group):
+        beta1, beta2 = group["betas"]
+        decoupled = self._decoupled if self._decoupled is not None else group.get("decoupled_weight_decay", False)
+        return rmsfuse.AdamConfig(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                                  weight_decay=group["weight_decay"], step=1, maximize=group["maximize"],
+                                  decoupled_decay=decoupled, amsgrad=group["amsgrad"])
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW computed by rmsfuse (one fused pass per step).
+
+    Arguments as torch.optim.AdamW 1.13 (weight decay decoupled:
+    p *= 1 - lr * weight_decay), plus the later torch keywords
+    differentiable=False (True refused) and fused=None (changes nothing), and threads=.
+    """
+
+    _extras = {"differentiable": False, "fused": None}
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None, threads=None):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
+                        fused=fused)
+        _Fused.__init__(self, params, defaults, threads)
+
+    def _setstate_defaults(self):
+        return dict(_Fused._setstate_defaults(self), amsgrad=False, capturable=False)
