@@ -2,7 +2,7 @@
 
 * emulate_f32: the spec's update (shared/spec/update-rules.md, docs/math.md)
   op for op in float32, every intermediate a float32 array: what rmsfuse must
-  return bit for bit.
+  return bit for bit; emulate_rule: the same for any rule's config.
 * torch_f64 / tf_f64 / spec_f64: the frameworks' own formulas evaluated in
   float64 with the exact (double) hyperparameters, as in
   tests/golden/gen_golden.py: torch.optim.RMSprop 1.13 (_single_tensor_rmsprop),
@@ -42,6 +42,23 @@ def emulate_f32(hp, flags, p, g, v, b, ga):
     with np.errstate(all="ignore"):
         out = _golden.emulate_f32(hp, arrs, np.array(g, dtype=F32), flags, wd != 0, mom != 0)
     return tuple(out)
+
+
+def emulate_rule(cfg, arrays):
+    """One step of cfg's rule (an rmsfuse config of any rule) in float32: the golden-vector
+    generator's oracle of docs/math.md (tests/golden/gen_golden.py, EMULATE[rule]).
+
+    arrays: {name: array} with the rule's arrays (rmsfuse.ARRAYS[rule]); returns {name: array}
+    of param and the state after the step (new float32 copies; unused state: None or a copy)."""
+    names = cfg._rule.arrays  # the C function's order: param, grad, state
+    hp = tuple(getattr(cfg, f) for f in cfg._rule.fields)  # the C struct's order, as the oracle takes it
+    out = _golden.EMULATE[cfg.rule](hp, cfg.flags, *(arrays.get(n) for n in names))
+    return dict(zip(names[:1] + names[2:], out))
+
+
+def refusal(cfg):
+    """The RMSFUSE_E_* name under which docs/math.md (the oracle) refuses cfg, or None."""
+    return _golden.refusal(cfg.rule, tuple(getattr(cfg, f) for f in cfg._rule.fields), cfg.flags)
 
 
 def _pre(hp, flags, p, g):

@@ -5,6 +5,7 @@ Run: /usr/bin/python3 tests/python/run.py test_numpy   (ctest: python_numpy)
 
 import ctypes
 import ctypes.util
+import itertools
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import unittest
 import numpy as np
 
 import rmsfuse
-from reference import emulate_f32, variants, variant_name, CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE
+from reference import (emulate_f32, emulate_rule, refusal, variants, variant_name, CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM,
+                       MAXIMIZE)
 
 HP = {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.03, "momentum": 0.8}
 
@@ -202,6 +204,252 @@ class TestMulti(unittest.TestCase):
                     np.testing.assert_array_equal(bits(x), bits(y))
 
 
+# ---- every rule ------------------------------------------------------------------------
+# (config class, base hyperparameters, values each toggled hyperparameter takes)
+RULE_CASES = {
+    "rmsprop": (rmsfuse.Config, dict(lr=0.01, alpha=0.9, eps=1e-6), dict(weight_decay=(0, 0.03), momentum=(0, 0.8))),
+    "adagrad": (rmsfuse.AdagradConfig, dict(lr=0.05, eps=1e-6), dict(weight_decay=(0, 0.03), lr_decay=(0, 0.1))),
+    "sgd": (rmsfuse.SGDConfig, dict(lr=0.05), dict(weight_decay=(0, 0.03), momentum=(0, 0.8), dampening=(0, 0.1))),
+    "adam": (rmsfuse.AdamConfig, dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6), dict(weight_decay=(0, 0.03))),
+}
+STEP_FIELD = {"adagrad", "adam"}
+
+
+def rule_configs(rule):
+    """Every valid configuration of the rule's flag combinations and toggled hyperparameters."""
+    cls, base, toggles = RULE_CASES[rule]
+    mask = rmsfuse._RULES[rule].flag_mask
+    bits = [1 << i for i in range(32) if mask >> i & 1]
+    out = []
+    for k in range(1 << len(bits)):
+        flags = sum(b for i, b in enumerate(bits) if k >> i & 1)
+        for values in itertools.product(*toggles.values()):
+            cfg = cls(**base, **dict(zip(toggles, values)))
+            cfg.flags = flags
+            status = rmsfuse.check_multi(cfg, [])
+            # The library refuses exactly what docs/math.md (the oracle's refusal()) refuses.
+            assert rmsfuse.status_name(status) == (refusal(cfg) or "RMSFUSE_OK"), (cfg, status, refusal(cfg))
+            if status == rmsfuse.OK:
+                out.append(cfg)
+    return out
+
+
+def rule_arrays(rule, n, seed):
+    """{name: float32 array} of the rule's arrays, states in their valid ranges."""
+    rng = np.random.default_rng(seed)
+    g = (rng.standard_normal(n) * 2.0 ** rng.integers(-12, 3, n)).astype(np.float32)
+    out = {"param": rng.standard_normal(n).astype(np.float32), "grad": g}
+    for name in rmsfuse.ARRAYS[rule][2:]:
+        if name in ("momentum_buf", "exp_avg"):
+            out[name] = (rng.standard_normal(n) * 0.01).astype(np.float32)
+        elif name == "grad_avg":
+            out[name] = (rng.standard_normal(n) * 0.1 * np.abs(g)).astype(np.float32)
+        else:  # square_avg, sum, exp_avg_sq, max_exp_avg_sq: non-negative, above grad_avg^2 * 1.5
+            out[name] = (np.abs(g.astype(np.float64)) ** 2 * (0.02 + rng.random(n))).astype(np.float32)
+    return out
+
+
+def describe(cfg):
+    on = [k for k in cfg._rule.attrs if getattr(cfg, k) and k not in RULE_CASES[cfg.rule][1] and k != "step"]
+    return f"{cfg.rule}: " + (", ".join(f"{k}={getattr(cfg, k)}" for k in on) or "plain")
+
+
+class TestRules(unittest.TestCase):
+    def test_every_rule_and_flag_combination_matches_float32_emulation_bit_for_bit(self):
+        # Every flag combination each rule accepts, with and without its optional terms, 3 steps
+        # (step numbers 1, 2, 3; SGD's INIT_MOMENTUM on the first only), odd sizes.
+        counts = {}
+        for rule in RULE_CASES:
+            for k, cfg in enumerate(rule_configs(rule)):
+                arrays = rule_arrays(rule, 61 + k % 7, seed=k)
+                want = {name: a.copy() for name, a in arrays.items()}
+                for s in range(3):
+                    c = cfg.replace(step=s + 1) if rule in STEP_FIELD else cfg
+                    if rule == "sgd" and s > 0:
+                        c = c.replace(init_momentum=False)
+                    rmsfuse.step(c, **arrays)
+                    want.update((k, v) for k, v in emulate_rule(c, want).items() if v is not None)
+                    for name in rmsfuse.ARRAYS[rule]:
+                        with self.subTest(describe(c), step=s, array=name):
+                            np.testing.assert_array_equal(bits(arrays[name]), bits(want[name]))
+                counts[rule] = k + 1
+        self.assertEqual(counts["rmsprop"], 192)  # 64 flag sets x weight decay x momentum, less NESTEROV without momentum
+        self.assertGreater(min(counts.values()), 15)
+
+    def test_presets_are_the_librarys(self):
+        # docs/math.md's presets and the frameworks' default learning rates.
+        A, W = rmsfuse.AdamConfig, rmsfuse.AdamWConfig
+        cases = [
+            (A.pytorch(), dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, step=1), 0),
+            (A.keras(), dict(lr=1e-3, eps=1e-7, weight_decay=0), rmsfuse.EPS_HAT),
+            (A.tensorflow(0.5), dict(lr=0.5, eps=1e-8), rmsfuse.EPS_HAT),
+            (W.pytorch(), dict(lr=1e-3, eps=1e-8, weight_decay=0.01), rmsfuse.DECOUPLED_DECAY),
+            (W.keras(), dict(lr=1e-3, eps=1e-7, weight_decay=0.004), rmsfuse.DECOUPLED_DECAY | rmsfuse.EPS_HAT),
+            (rmsfuse.AdagradConfig.pytorch(), dict(lr=1e-2, lr_decay=0, eps=1e-10, step=1), 0),
+            (rmsfuse.AdagradConfig.keras(), dict(lr=1e-3, eps=1e-7), rmsfuse.EPS_IN_SQRT),
+            (rmsfuse.AdagradConfig.classic(), dict(lr=1e-2, eps=1e-8), rmsfuse.EPS_IN_SQRT),
+            (rmsfuse.SGDConfig.pytorch(0.1), dict(lr=0.1, momentum=0, dampening=0, weight_decay=0), 0),
+            (rmsfuse.SGDConfig.keras(), dict(lr=1e-2, momentum=0), rmsfuse.LR_IN_MOMENTUM),
+        ]
+        for cfg, fields, flags in cases:
+            with self.subTest(cfg=cfg):
+                self.assertEqual({k: getattr(cfg, k) for k in fields}, fields)
+                self.assertEqual(cfg.flags, flags)
+        for cls in (rmsfuse.Config, rmsfuse.AdagradConfig, rmsfuse.SGDConfig, A, W):
+            self.assertEqual(cls(), cls.pytorch())  # the defaults are torch's
+        self.assertEqual(W(), A(weight_decay=0.01, decoupled_decay=True))  # the same C config
+        self.assertFalse(hasattr(W, "tensorflow"))  # AdamW has torch's and Keras' presets only
+        self.assertIn("torch.optim.AdamW", W.pytorch.__doc__)  # the header's comment
+
+    def test_config_objects(self):
+        c = rmsfuse.AdamConfig(0.1, 0.5, step=3, amsgrad=True)
+        self.assertEqual((c.lr, c.beta1, c.beta2, c.step, c.flags), (0.1, 0.5, 0.999, 3, rmsfuse.AMSGRAD))
+        self.assertIsInstance(c.step, int)
+        self.assertEqual(c.replace(step=4).step, 4)
+        self.assertEqual(c.step, 3)
+        c.flags = rmsfuse.EPS_HAT | rmsfuse.MAXIMIZE
+        self.assertEqual((c.eps_hat, c.maximize, c.amsgrad), (True, True, False))
+        with self.assertRaisesRegex(ValueError, "not flags of adam"):
+            c.flags = rmsfuse.CENTERED
+        with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'alpha'"):
+            rmsfuse.AdamConfig(alpha=0.9)
+        with self.assertRaisesRegex(TypeError, "multiple values"):
+            rmsfuse.SGDConfig(0.1, lr=0.2)
+        with self.assertRaises(AttributeError):  # __slots__: a typo is an error, not a new field
+            c.betas = (0.9, 0.99)
+        self.assertIn("rmsfuse.AdamConfig(lr=0.1, beta1=0.5", repr(c))
+        self.assertEqual(rmsfuse.SGDConfig(momentum=0.9).rule, "sgd")
+        self.assertRaises(rmsfuse.RmsfuseError, rmsfuse.AdamConfig(step=0).validate)
+        self.assertIs(rmsfuse.RMSpropConfig, rmsfuse.Config)
+
+
+class TestRuleErrors(unittest.TestCase):
+    """Every rule: bad calls raise and change nothing."""
+
+    def check_unchanged(self, arrays, before):
+        for name, a in arrays.items():
+            np.testing.assert_array_equal(bits(a), bits(before[name]), name)
+
+    def expect(self, exc, pattern, cfg, arrays, **replace):
+        args = dict(arrays, **replace)
+        before = {k: v.copy() for k, v in arrays.items()}
+        with self.assertRaisesRegex(exc, pattern):
+            rmsfuse.step(cfg, **args)
+        self.check_unchanged(arrays, before)
+
+    def test_binding_checks(self):
+        for rule in RULE_CASES:
+            cfg = rule_configs(rule)[-1]
+            a = rule_arrays(rule, 33, 1)
+            last = rmsfuse.ARRAYS[rule][-1]
+            with self.subTest(rule):
+                self.expect(TypeError, "grad must have dtype float32", cfg, a, grad=a["grad"].astype(np.float64))
+                self.expect(TypeError, f"{last} must be a numpy.ndarray", cfg, a, **{last: list(a[last])})
+                self.expect(ValueError, f"{last} has shape \\(32,\\)", cfg, a, **{last: a[last][:32].copy()})
+                self.expect(ValueError, f"{last} is not C-contiguous", cfg, a,
+                            **{last: np.zeros(66, np.float32)[::2]})
+                ro = a[last].copy()
+                ro.flags.writeable = False
+                self.expect(ValueError, f"{last} is read-only", cfg, a, **{last: ro})
+                if rule != "sgd":  # SGD's only state is optional
+                    with self.assertRaisesRegex(TypeError, f"missing {rmsfuse.ARRAYS[rule][2]}"):
+                        rmsfuse.step(cfg, a["param"], a["grad"])
+                with self.assertRaisesRegex(TypeError, "unexpected array 'bogus'"):
+                    rmsfuse.step(cfg, bogus=a["param"], **a)
+
+    def test_library_checks(self):
+        E = "RMSFUSE_E_"
+        bad = {"rmsprop": [(dict(alpha=1.5), "ALPHA"), (dict(nesterov=True, momentum=0), "NESTEROV")],
+               "adagrad": [(dict(lr_decay=-1), "LR_DECAY"), (dict(step=0), "STEP"), (dict(eps=-1), "EPS")],
+               "sgd": [(dict(dampening=1.5), "DAMPENING"), (dict(nesterov=True, momentum=0.9, dampening=0.1),
+                                                            "NESTEROV"),
+                       (dict(lr_in_momentum=True, init_momentum=True, momentum=0.9), "FLAGS")],
+               "adam": [(dict(beta1=1.0), "BETA1"), (dict(beta2=-0.1), "BETA2"), (dict(step=0), "STEP"),
+                        (dict(lr=1e39), "NONFINITE"), (dict(weight_decay=float("nan")), "NONFINITE")]}
+        for rule, cases in bad.items():
+            cls, base, _ = RULE_CASES[rule]
+            a = rule_arrays(rule, 40, 2)
+            for kw, name in cases:
+                with self.subTest(rule, **kw):
+                    self.expect(rmsfuse.RmsfuseError, E + name, cls(**dict(base, **kw)), a)
+            with self.subTest(rule, case="overlap"):
+                self.expect(rmsfuse.RmsfuseError, E + "OVERLAP", cls(**base), a, grad=a["param"])
+        # Used state that is missing: the library's NULL statuses.
+        a = rule_arrays("adam", 10, 3)
+        del a["max_exp_avg_sq"]
+        self.expect(rmsfuse.RmsfuseError, E + "NULL_ARRAY", rmsfuse.AdamConfig(amsgrad=True), a)
+        a = rule_arrays("sgd", 10, 3)
+        del a["momentum_buf"]
+        self.expect(rmsfuse.RmsfuseError, E + "NULL_MOMENTUM_BUF", rmsfuse.SGDConfig(momentum=0.5), a)
+        rmsfuse.step(rmsfuse.SGDConfig(), **a)  # without momentum: no buffer needed
+        try:
+            rmsfuse.step(rmsfuse.AdamConfig(beta2=1.0), **rule_arrays("adam", 5, 4))
+        except rmsfuse.RmsfuseError as e:
+            self.assertEqual((e.status, e.name), (rmsfuse.E_BETA2, "RMSFUSE_E_BETA2"))
+        else:
+            self.fail("beta2 = 1 was accepted")
+
+
+class TestRuleMulti(unittest.TestCase):
+    def test_same_bits_as_single_steps_and_bad_entries_change_nothing(self):
+        sizes = [1, 7, 64, 1000, 0, 33]
+        for rule in RULE_CASES:
+            for cfg in rule_configs(rule)[::7]:
+                one = [rule_arrays(rule, n, 100 + i) for i, n in enumerate(sizes)]
+                many = [{k: v.copy() for k, v in t.items()} for t in one]
+                for t in one:
+                    rmsfuse.step(cfg, **t)
+                order = rmsfuse.ARRAYS[rule]
+                rmsfuse.step_multi(cfg, [tuple(t[k] for k in order) for t in many])
+                for t1, t2 in zip(one, many):
+                    for k in order:
+                        np.testing.assert_array_equal(bits(t1[k]), bits(t2[k]), f"{describe(cfg)} {k}")
+            # > 64 tensors (the sorting overlap check): a bad last entry changes nothing.
+            cfg = rule_configs(rule)[-1]
+            ts = [tuple(rule_arrays(rule, 50, i).values()) for i in range(70)]
+            before = [[a.copy() for a in t] for t in ts]
+            bad = list(ts)
+            bad[69] = (ts[69][0], ts[69][1]) + (ts[3][2],) + ts[69][3:]
+            self.assertEqual(rmsfuse.check_multi(cfg, bad), rmsfuse.E_OVERLAP)
+            with self.assertRaisesRegex(rmsfuse.RmsfuseError, "OVERLAP"):
+                rmsfuse.step_multi(cfg, bad)
+            bad[69] = (ts[69][0], ts[69][1].astype(np.float64)) + ts[69][2:]
+            with self.assertRaisesRegex(TypeError, "tensors\\[69\\].grad"):
+                rmsfuse.step_multi(cfg, bad)
+            for t, b in zip(ts, before):
+                for x, y in zip(t, b):
+                    np.testing.assert_array_equal(bits(x), bits(y))
+
+    def test_plan_runs_in_pieces_with_the_bits_of_one_call(self):
+        for rule in RULE_CASES:
+            cfg = rule_configs(rule)[-1]
+            one = [rule_arrays(rule, n, n) for n in (100, 3, 5000, 17)]
+            two = [{k: v.copy() for k, v in t.items()} for t in one]
+            order = rmsfuse.ARRAYS[rule]
+            rmsfuse.step_multi(cfg, [tuple(t[k] for k in order) for t in one])
+            with rmsfuse.Plan(cfg, [tuple(t[k] for k in order) for t in two]) as plan:
+                self.assertEqual(plan.elements, 5120)
+                f = 0
+                while f < plan.elements:  # cut at cache-line boundaries, run piece by piece
+                    end = plan.cut(f + 300)
+                    self.assertGreater(end, f)
+                    plan.run(f, end)
+                    f = end
+                with self.assertRaisesRegex(rmsfuse.RmsfuseError, "RANGE"):
+                    plan.run(10, 5)
+                with self.assertRaisesRegex(rmsfuse.RmsfuseError, "RANGE"):
+                    plan.run(0, 5121)
+            for t1, t2 in zip(one, two):
+                for k in order:
+                    np.testing.assert_array_equal(bits(t1[k]), bits(t2[k]), f"{rule} {k}")
+            with self.assertRaisesRegex(ValueError, "closed"):
+                plan.run()
+            with self.assertRaisesRegex(rmsfuse.RmsfuseError, "BETA1|ALPHA|DAMPENING|LR_DECAY"):
+                rmsfuse.Plan(cfg.replace(**{"adam": dict(beta1=2.0), "rmsprop": dict(alpha=2.0),
+                                            "sgd": dict(dampening=2.0), "adagrad": dict(lr_decay=-1.0)}[rule]),
+                             [tuple(one[0][k] for k in order)])
+
+
 class TestIsa(unittest.TestCase):
     def tearDown(self):
         rmsfuse.set_isa("auto")
@@ -260,6 +508,25 @@ class TestPool(unittest.TestCase):
                 for t, u in zip(ts, us):
                     for x, y in zip(t, u):
                         np.testing.assert_array_equal(bits(x), bits(y))
+
+    def test_every_rule_bit_identical_to_one_thread(self):
+        with rmsfuse.Pool(2) as pool:
+            pool.set_chunk(1000)
+            for rule in RULE_CASES:
+                for cfg in rule_configs(rule)[::11]:
+                    order = rmsfuse.ARRAYS[rule]
+                    one = [rule_arrays(rule, n, n) for n in (5, 40000, 17, 70000)]
+                    two = [{k: v.copy() for k, v in t.items()} for t in one]
+                    pool.step_multi(cfg, [tuple(t[k] for k in order) for t in one])
+                    rmsfuse.step_multi(cfg, [tuple(t[k] for k in order) for t in two])
+                    pool.step(cfg, **one[1])
+                    rmsfuse.step(cfg, **two[1])
+                    with rmsfuse.Plan(cfg, [tuple(t[k] for k in order) for t in one]) as plan:
+                        pool.run_plan(plan)
+                    rmsfuse.step_multi(cfg, [tuple(t[k] for k in order) for t in two])
+                    for t1, t2 in zip(one, two):
+                        for k in order:
+                            np.testing.assert_array_equal(bits(t1[k]), bits(t2[k]), f"{describe(cfg)} {k}")
 
     def test_errors(self):
         pool = rmsfuse.Pool(2)
