@@ -3,32 +3,44 @@
  * the dispatch API (rmsfuse_set_isa & co., RMSFUSE_ISA at first use,
  * concurrent first use).
  *
- * Differential: for every ISA this machine can run, every one of the 64
- * kernel variants (flags 0..15 x weight_decay 0/non-zero x momentum
- * 0/non-zero), n = 0..300 and a few random large n, random start offsets of
- * the five arrays (0..15 floats each, independently, and cases where param
- * and the others sit at byte addresses that are not float-aligned), inputs
- * that are realistic, arbitrary bit patterns, a lattice of special values
- * that puts each special at every lane position, and mixtures (square_avg
- * negative or NaN included), with several hyperparameter sets (eps = 0,
- * alpha = 0 and 1, extreme lr, weight_decay and momentum).  The scalar path
- * (rmsfuse_set_isa("scalar")) computes the reference; every output must have
- * the same bits (NaN-ness only, for NaNs), grad and unused buffers must be
- * untouched, and the bytes around each array must be unchanged.
+ * Differential: for every rule (RMSProp, AdaGrad, SGD, Adam; the adapters of
+ * test_rules.h), every ISA this machine can run, every configuration
+ * combination (every subset of the rule's flags x zero / non-zero weight
+ * decay, momentum and dampening, as the rule has them, less those
+ * docs/math.md refuses; so every specialised kernel loop), n = 0..300 and a
+ * few random large n (the prefetching loop from 65536 elements included),
+ * random start offsets of every array (0..15 floats each, independently,
+ * and cases where param and the others sit at byte addresses that are not
+ * float-aligned), inputs that are realistic, arbitrary bit patterns, a
+ * lattice of special values that puts each special at every lane position,
+ * and mixtures (negative or NaN state included), with each rule's
+ * hyperparameter sets (eps = 0, extreme lr and weight decay, decoupled
+ * decay factors of 0 and below 0, alpha 0 and 1, betas 0 and near 1, step
+ * > 1, SGD momentum > 1, ...).  The scalar path (rmsfuse_set_isa("scalar"))
+ * computes the reference; every output must have the same bits (NaN-ness
+ * only, for NaNs), grad and unused buffers must be untouched, and the bytes
+ * around each array must be unchanged.  The multistep test carries the
+ * state of every combination over three steps from zero.
  *
- * The differential test selects each ISA itself, so its outcome does not
- * depend on the ISA ctest forces; every test leaves the active ISA as it
- * found it.
+ * Which combinations a run tests: every one in the native run with
+ * detection (ctest's "test_isa"); one random combination per kernel loop in
+ * each run with an ISA forced and in every RMSFUSE_TEST_QUICK run, drawn
+ * with a seed of the run's own (test_rules.h), so every kernel loop of
+ * every rule runs on every runnable ISA in every run.
+ *
+ * The differential test selects each ISA itself (from rmsfuse_isa_names(),
+ * the library's registry), so its outcome does not depend on the ISA ctest
+ * forces; every test leaves the active ISA as it found it.
  *
  * Environment variables (besides RMSFUSE_ISA, see test_common.h):
- *   RMSFUSE_TEST_QUICK=1    scale the differential test down (every ISA
- *                           and variant, every n up to 64 then about one n
- *                           in 4.5 up to 300, fewer special-lattice runs,
- *                           one large n <= 4096, 8 variants per Check
- *                           test so fewer forks), for slow runs under
- *                           valgrind or qemu.
+ *   RMSFUSE_TEST_QUICK=1    scale the differential test down (one
+ *                           combination per kernel loop, every n up to 64
+ *                           then about one n in 4.5 up to 300, fewer
+ *                           special-lattice runs, one large n <= 4096),
+ *                           for slow runs under valgrind or qemu.
  *   RMSFUSE_TEST_SEED=<n>   another random seed (the default is fixed, so a
- *                           failure reproduces; failures print the seed).
+ *                           failure reproduces; failures print the seed
+ *                           and RMSFUSE_ISA, which picks the sample).
  *
  * RMSFUSE_ISA at first use, and many threads making their first call at
  * once, need a process whose dispatcher is still uninitialised.  main()
@@ -60,8 +72,12 @@
 #endif
 
 #include "test_common.h"
+#include "test_rules.h"
 
-/* The names the public API documents, in its order (best last). */
+/* The names the public API documents (rmsfuse_common.h, docs/dispatch.md),
+ * in its order (best last): a deliberate oracle, written out here so that
+ * test_isa_names can check the registry against the documentation.  Every
+ * other loop over ISAs takes the names from rmsfuse_isa_names(). */
 static const char *const known_names[] = {"scalar", "sse2", "avx2", "avx512", "neon"};
 #define N_KNOWN (sizeof known_names / sizeof known_names[0])
 
@@ -77,19 +93,6 @@ static int is_known_name(const char *name)
         if (strcmp(known_names[i], name) == 0)
             return 1;
     return 0;
-}
-
-static int quick_mode(void)
-{
-    const char *q = getenv("RMSFUSE_TEST_QUICK");
-    return q && *q && strcmp(q, "0") != 0;
-}
-
-static uint64_t base_seed(void)
-{
-    const char *s = getenv("RMSFUSE_TEST_SEED");
-    uint64_t v = (s && *s) ? strtoull(s, NULL, 0) : 0x5eed15a0d1f3ull;
-    return v ? v : 1; /* xorshift needs a non-zero state */
 }
 
 /* Whether the CPU's vendor string is "AuthenticAMD", read here with CPUID
@@ -156,37 +159,9 @@ static void leave(void)
 /* ===========================================================================
  * Differential tests
  * ======================================================================== */
+/* RMSProp's arrays, for the probes below. */
 enum { P, G, V, B, GA, NARR };
 static const char *const arr_name[NARR] = {"param", "grad", "square_avg", "momentum_buf", "grad_avg"};
-
-/* Hyperparameter sets; weight_decay and momentum apply when the variant
- * has them (they are 0 otherwise), so every set has them non-zero. */
-typedef struct hyper {
-    double lr, alpha, eps, wd, mom;
-    const char *what;
-} hyper;
-static const hyper hypers[] = {
-    {0.01, 0.99, 1e-8, 1e-2, 0.9, "torch-like"},
-    {1.0, 0.0, 0.0, 0.5, 0.5, "alpha 0, eps 0"},
-    {1e-3, 1.0, 1e-7, 1e-4, 0.99, "alpha 1"},
-    {3.0e38, 0.9, 1e-30, 1e30, 0.999999, "huge lr and wd"},
-    {1e-40, 0.1, 1e-45, 1e-38, 1e-7, "subnormal lr and eps"},
-    {0.1, 0.5, 1e-3, 3.0, 0.3, "mid"},
-    {0.7, 0.123456789, 0.0, 0.25, 0.875, "inexact alpha, eps 0"},
-};
-#define N_HYPER ((int)(sizeof hypers / sizeof hypers[0]))
-
-static rmsfuse_rmsprop_config config_for(unsigned variant, int hp)
-{
-    rmsfuse_rmsprop_config c;
-    c.lr = hypers[hp].lr;
-    c.alpha = hypers[hp].alpha;
-    c.eps = hypers[hp].eps;
-    c.weight_decay = (variant & 16u) ? hypers[hp].wd : 0.0;
-    c.momentum = (variant & 32u) ? hypers[hp].mom : 0.0;
-    c.flags = variant & 15u;
-    return c;
-}
 
 /* 17 special values (a prime count: see fill_special). */
 static float special_value(unsigned k)
@@ -217,17 +192,6 @@ static float special_value(unsigned k)
 typedef enum input_kind { IN_REAL, IN_BITS, IN_SPECIAL, IN_MIXED, N_KINDS } input_kind;
 static const char *const kind_name[N_KINDS] = {"realistic", "any bits", "special lattice", "mixed/garbage state"};
 
-static float realistic(test_rng *r, int arr, float gscale)
-{
-    switch (arr) {
-    case P: return rng_uniform(r, -2.0f, 2.0f);
-    case G: return rng_uniform(r, -1.0f, 1.0f) * gscale;
-    case V: return rng_uniform(r, 0.0f, 1.0f);
-    case B: return rng_uniform(r, -0.1f, 0.1f);
-    default: return rng_uniform(r, -0.5f, 0.5f);
-    }
-}
-
 /* Cases are run in batches, so that the ISA is switched once per batch and
  * ISA rather than once per case (each rmsfuse_set_isa() of a SIMD name
  * queries the CPU, which is slow in a VM).  The batch keeps each case's
@@ -240,13 +204,14 @@ static float realistic(test_rng *r, int arr, float gscale)
 static unsigned char canary[SLACK];
 
 typedef struct dcase {
-    unsigned variant;
-    int hp;
+    int rule;
+    unsigned combo_index; /* in the rule's list (test_rules.h) */
+    int hp;               /* hyperparameter set */
     input_kind kind;
     size_t n;
-    size_t off[NARR]; /* byte offsets into raw[] */
-    uint64_t seed;    /* of the input data */
-    size_t at;        /* where in the batch arrays */
+    size_t off[MAX_ARR]; /* byte offsets into raw[] */
+    uint64_t seed;       /* of the input data */
+    size_t at;           /* where in the batch arrays */
 } dcase;
 
 typedef struct batch {
@@ -254,8 +219,8 @@ typedef struct batch {
     size_t max_n;       /* largest single case */
     int count;
     dcase c[MAX_CASES];
-    float *in[NARR], *ref[NARR], *out;
-    unsigned char *raw[NARR];
+    float *in[MAX_ARR], *ref[MAX_ARR], *out;
+    unsigned char *raw[MAX_ARR];
     const char *const *isas;
     int nisas;
 } batch;
@@ -278,7 +243,7 @@ static batch *batch_new(size_t cap, size_t max_n, const char *const *isas, int n
     b->count = 0;
     b->isas = isas;
     b->nisas = nisas;
-    for (int j = 0; j < NARR; j++) {
+    for (int j = 0; j < MAX_ARR; j++) {
         b->in[j] = xalloc(cap * sizeof(float));
         b->ref[j] = xalloc(cap * sizeof(float));
         b->raw[j] = xalloc(max_n * sizeof(float) + SLACK);
@@ -289,7 +254,7 @@ static batch *batch_new(size_t cap, size_t max_n, const char *const *isas, int n
 
 static void batch_free(batch *b)
 {
-    for (int j = 0; j < NARR; j++) {
+    for (int j = 0; j < MAX_ARR; j++) {
         free(b->in[j]);
         free(b->ref[j]);
         free(b->raw[j]);
@@ -298,14 +263,20 @@ static void batch_free(batch *b)
     free(b);
 }
 
+static rule_cfg case_config(const dcase *c)
+{
+    return rule_config(c->rule, rule_combo(c->rule, c->combo_index), c->hp);
+}
+
 static void fill_inputs(batch *b, const dcase *c)
 {
     test_rng r = {c->seed};
     const float gscales[] = {1.0f, 1e-3f, 1e3f, 1e-20f, 1e20f};
     const float gscale = gscales[rng_next(&r) % 5];
     const size_t n = c->n;
-    float *in[NARR];
-    for (int j = 0; j < NARR; j++)
+    const unsigned narr = rule_infos[c->rule].narr;
+    float *in[MAX_ARR];
+    for (unsigned j = 0; j < narr; j++)
         in[j] = b->in[j] + c->at;
 
     if (c->kind == IN_SPECIAL) {
@@ -313,7 +284,7 @@ static void fill_inputs(batch *b, const dcase *c)
          * 17 prime, any two arrays with independent (a, b) see every pair
          * of specials within 289 elements, and since 17 is odd every
          * special meets every lane position (i mod 16). */
-        for (int j = 0; j < NARR; j++) {
+        for (unsigned j = 0; j < narr; j++) {
             unsigned a = 1 + (unsigned)(rng_next(&r) % 16), bb = (unsigned)(rng_next(&r) % 17);
             unsigned t = (unsigned)(rng_next(&r) % 17);
             for (size_t i = 0; i < n; i++)
@@ -321,11 +292,11 @@ static void fill_inputs(batch *b, const dcase *c)
         }
         return;
     }
-    for (int j = 0; j < NARR; j++)
+    for (unsigned j = 0; j < narr; j++)
         for (size_t i = 0; i < n; i++) {
             float x;
             if (c->kind == IN_REAL) {
-                x = realistic(&r, j, gscale);
+                x = rule_realistic(c->rule, j, &r, gscale);
             } else if (c->kind == IN_BITS) {
                 x = rng_any_float(&r);
             } else { /* mixed: realistic, specials, any bits; state may be negative */
@@ -334,10 +305,10 @@ static void fill_inputs(batch *b, const dcase *c)
                     x = special_value((unsigned)(rng_next(&r) % N_SPECIAL));
                 else if (d == 2)
                     x = rng_any_float(&r);
-                else if (j == V || j == B || j == GA)
-                    x = rng_uniform(&r, -1.0f, 1.0f); /* garbage state: square_avg < 0 too */
+                else if (j >= 2)
+                    x = rng_uniform(&r, -1.0f, 1.0f); /* garbage state: sums of squares < 0 too */
                 else
-                    x = realistic(&r, j, gscale);
+                    x = rule_realistic(c->rule, j, &r, gscale);
             }
             in[j][i] = x;
         }
@@ -345,61 +316,70 @@ static void fill_inputs(batch *b, const dcase *c)
 
 static void describe(char *buf, size_t len, const dcase *c, const char *isa)
 {
+    const rule_cfg cfg = case_config(c);
+    char conf[256], offs[96] = "";
+    rule_describe(&cfg, conf, sizeof conf);
+    for (unsigned j = 0; j < rule_infos[c->rule].narr; j++)
+        snprintf(offs + strlen(offs), sizeof offs - strlen(offs), " %zu", c->off[j]);
+    const char *forced = getenv("RMSFUSE_ISA");
     snprintf(buf, len,
-             "isa %s variant %u (flags %#x%s%s) hyper %d (%s) input %s n %zu seed %#llx "
-             "byte offsets p %zu g %zu v %zu b %zu ga %zu (RMSFUSE_TEST_SEED=%#llx)",
-             isa, c->variant, c->variant & 15u, (c->variant & 16u) ? " +wd" : "", (c->variant & 32u) ? " +mom" : "",
-             c->hp, hypers[c->hp].what, kind_name[c->kind], c->n, (unsigned long long)c->seed, c->off[P],
-             c->off[G], c->off[V], c->off[B], c->off[GA], (unsigned long long)base_seed());
+             "isa %s, %s (combination %u, kernel loop %u, hyper %d: %s), input %s, n %zu, seed %#llx, "
+             "byte offsets%s (RMSFUSE_TEST_SEED=%#llx RMSFUSE_ISA=%s)",
+             isa, conf, c->combo_index, rule_loop(c->rule, rule_combo(c->rule, c->combo_index)), c->hp,
+             rule_hyper_name(c->rule, c->hp), kind_name[c->kind], c->n, (unsigned long long)c->seed, offs,
+             (unsigned long long)test_base_seed(), forced ? forced : "");
 }
 
 /* Runs one case under the active ISA, from raw buffers, and compares. */
 static void check_case(batch *b, const dcase *c, const char *isa)
 {
-    const rmsfuse_rmsprop_config cfg = config_for(c->variant, c->hp);
+    const rule_cfg cfg = case_config(c);
+    const rule_info *ri = &rule_infos[c->rule];
     const size_t n = c->n, bytes = n * sizeof(float);
-    const int used[NARR] = {1, 0, 1, (c->variant & 32u) != 0, (c->variant & RMSFUSE_CENTERED) != 0};
-    char what[512];
-    float *ptr[NARR], *in[NARR], *ref[NARR];
+    const unsigned used = rule_used(&cfg);
+    char what[768];
+    float *ptr[MAX_ARR] = {NULL}, *in[MAX_ARR], *ref[MAX_ARR];
 
-    for (int j = 0; j < NARR; j++) {
+    for (unsigned j = 0; j < ri->narr; j++) {
         in[j] = b->in[j] + c->at;
         ref[j] = b->ref[j] + c->at;
         memset(b->raw[j], CANARY, bytes + SLACK);
         ptr[j] = (float *)(void *)(b->raw[j] + c->off[j]);
         memcpy(ptr[j], in[j], bytes);
     }
-    int st = rmsfuse_rmsprop_step(&cfg, ptr[P], ptr[G], ptr[V], ptr[B], ptr[GA], n);
+    int st = rule_step(&cfg, ptr, n);
     if (st != RMSFUSE_OK) {
         describe(what, sizeof what, c, isa);
         FAIL("%s: step returned %d", what, st);
     }
-    for (int j = 0; j < NARR; j++) {
+    for (unsigned j = 0; j < ri->narr; j++) {
         float *out = b->out;
         memcpy(out, ptr[j], bytes);
-        if (used[j]) {
+        if ((used & (1u << j)) && j != SLOT_GRAD) {
             /* memcmp first: the usual case is the same bits, NaN payloads included. */
             const size_t upto = memcmp(out, ref[j], bytes) != 0 ? n : 0;
             for (size_t i = 0; i < upto; i++)
                 if (!same_float(out[i], ref[j][i])) {
+                    char inputs[160] = "";
+                    for (unsigned k = 0; k < ri->narr; k++)
+                        snprintf(inputs + strlen(inputs), sizeof inputs - strlen(inputs), " %s %#010x",
+                                 ri->arr_name[k], (unsigned)f2u(in[k][i]));
                     describe(what, sizeof what, c, isa);
-                    FAIL("%s: %s[%zu] = %#010x (%a), scalar %#010x (%a); inputs p %#010x g %#010x v %#010x "
-                         "b %#010x ga %#010x",
-                         what, arr_name[j], i, (unsigned)f2u(out[i]), (double)out[i], (unsigned)f2u(ref[j][i]),
-                         (double)ref[j][i], (unsigned)f2u(in[P][i]), (unsigned)f2u(in[G][i]),
-                         (unsigned)f2u(in[V][i]), (unsigned)f2u(in[B][i]), (unsigned)f2u(in[GA][i]));
+                    FAIL("%s: %s[%zu] = %#010x (%a), scalar %#010x (%a); inputs%s", what, ri->arr_name[j], i,
+                         (unsigned)f2u(out[i]), (double)out[i], (unsigned)f2u(ref[j][i]), (double)ref[j][i],
+                         inputs);
                 }
         } else if (memcmp(out, in[j], bytes) != 0) {
             describe(what, sizeof what, c, isa);
-            FAIL("%s: %s, which the variant does not write, was modified", what, arr_name[j]);
+            FAIL("%s: %s, which the step does not write, was modified", what, ri->arr_name[j]);
         }
         if (memcmp(b->raw[j], canary, c->off[j]) != 0) {
             describe(what, sizeof what, c, isa);
-            FAIL("%s: bytes before %s were overwritten", what, arr_name[j]);
+            FAIL("%s: bytes before %s were overwritten", what, ri->arr_name[j]);
         }
         if (memcmp(b->raw[j] + c->off[j] + bytes, canary, SLACK - c->off[j]) != 0) {
             describe(what, sizeof what, c, isa);
-            FAIL("%s: bytes after %s were overwritten", what, arr_name[j]);
+            FAIL("%s: bytes after %s were overwritten", what, ri->arr_name[j]);
         }
     }
 }
@@ -408,21 +388,21 @@ static void check_case(batch *b, const dcase *c, const char *isa)
  * case. */
 static void batch_flush(batch *b)
 {
-    char what[512];
+    char what[768];
     if (b->count == 0)
         return;
     if (rmsfuse_set_isa("scalar") != RMSFUSE_OK)
         FAIL("rmsfuse_set_isa(\"scalar\") failed");
     for (int k = 0; k < b->count; k++) {
         const dcase *c = &b->c[k];
-        const rmsfuse_rmsprop_config cfg = config_for(c->variant, c->hp);
+        const rule_cfg cfg = case_config(c);
         fill_inputs(b, c);
-        float *ref[NARR];
-        for (int j = 0; j < NARR; j++) {
+        float *ref[MAX_ARR] = {NULL};
+        for (unsigned j = 0; j < rule_infos[c->rule].narr; j++) {
             ref[j] = b->ref[j] + c->at;
             memcpy(ref[j], b->in[j] + c->at, c->n * sizeof(float));
         }
-        int st = rmsfuse_rmsprop_step(&cfg, ref[P], ref[G], ref[V], ref[B], ref[GA], c->n);
+        int st = rule_step(&cfg, ref, c->n);
         if (st != RMSFUSE_OK) {
             describe(what, sizeof what, c, "scalar");
             FAIL("%s: step returned %d", what, st);
@@ -453,44 +433,67 @@ static void batch_add(batch *b, const dcase *c)
  * byte address and the others at arbitrary bytes. */
 static void random_offsets(test_rng *r, dcase *c, int misaligned)
 {
-    for (int j = 0; j < NARR; j++) {
+    for (int j = 0; j < MAX_ARR; j++) {
         c->off[j] = 4 * (size_t)(rng_next(r) % 16);
         if (misaligned)
-            c->off[j] += (j == P) ? 1 + 2 * (size_t)(rng_next(r) % 2) : (size_t)(rng_next(r) % 4);
+            c->off[j] += (j == SLOT_PARAM) ? 1 + 2 * (size_t)(rng_next(r) % 2) : (size_t)(rng_next(r) % 4);
     }
 }
 
-static void differential_variant(unsigned variant, const char *const *isas, int nisas)
+/* The combinations this run tests (test_rules.h): every one in the native
+ * detection run, one random one per kernel loop in the others, so every
+ * kernel loop of every rule runs on every ISA in every run. */
+static unsigned run_combos(int rule, unsigned *out)
 {
-    const int quick = quick_mode();
-    const size_t max_large = quick ? 4096 : 100000;
-    test_rng r = {base_seed() ^ (0x9e3779b97f4a7c15ull * (variant + 1))};
-    for (int k = 0; k < 4; k++)
+    test_rng r = {test_run_seed(0xd1ffu + (uint64_t)rule)};
+    return rule_sample(rule, test_full_run(), &r, out);
+}
+
+/* The seed of a combination's data: the same in every run with every
+ * combination (test_full_run), else mixed with the run's seed. */
+static uint64_t combo_seed(int rule, unsigned k, uint64_t salt)
+{
+    const uint64_t run = test_full_run() ? 0 : test_run_seed(salt);
+    test_rng r = {test_base_seed() ^ (0x9e3779b97f4a7c15ull * (1000u * (unsigned)rule + k + 1)) ^ run ^ salt};
+    for (int i = 0; i < 4; i++)
         rng_next(&r);
+    return rng_next(&r) | 1;
+}
+
+/* One combination of a rule: every n = 0..300, the special lattice with
+ * every hyperparameter set, and large n; `v` (the combination's place in
+ * this run's list) rotates the input kinds and sizes over the list. */
+static void differential_combo(int rule, unsigned k, unsigned v, const char *const *isas, int nisas)
+{
+    const int quick = test_quick_mode();
+    const size_t max_large = quick ? 4096 : 100000;
+    test_rng r = {combo_seed(rule, k, 0)};
 
     batch *b = batch_new(quick ? 16384 : 131072, max_large, isas, nisas);
     dcase c;
     memset(&c, 0, sizeof c);
-    c.variant = variant;
+    c.rule = rule;
+    c.combo_index = k;
     unsigned ncase = 0;
+    const int nh = rule_nhypers(rule);
 
     /* n = 0..300, one case each; the input kind rotates (realistic every
-     * other case), shifted by the variant so that over the 64 variants
-     * every n meets every kind.  Every fifth case is misaligned.  Quick:
-     * every n up to 64, then random steps of 1..8. */
+     * other case), shifted by v so that over the combinations every n
+     * meets every kind.  Every fifth case is misaligned.  Quick: every n
+     * up to 64, then random steps of 1..8. */
     static const input_kind rotation[] = {IN_REAL, IN_BITS, IN_REAL, IN_SPECIAL, IN_REAL, IN_MIXED};
     for (size_t n = 0; n <= 300; n += (quick && n >= 64) ? 1 + (size_t)(rng_next(&r) % 8) : 1) {
         c.n = n;
-        c.kind = rotation[(n + variant) % 6];
-        c.hp = (int)(rng_next(&r) % N_HYPER);
+        c.kind = rotation[(n + v) % 6];
+        c.hp = (int)(rng_next(&r) % (uint64_t)nh);
         c.seed = rng_next(&r) | 1;
         random_offsets(&r, &c, ncase++ % 5 == 4);
         batch_add(b, &c);
     }
     /* Every hyperparameter set on the full special lattice (289 elements
      * cover every pair of specials between two arrays); quick: some. */
-    for (int hp = 0; hp < N_HYPER; hp++) {
-        if (quick && (unsigned)hp % 3 != variant % 3)
+    for (int hp = 0; hp < nh; hp++) {
+        if (quick && (unsigned)hp % 3 != v % 3)
             continue;
         c.n = 289 + (size_t)(rng_next(&r) % 16);
         c.kind = IN_SPECIAL;
@@ -499,60 +502,115 @@ static void differential_variant(unsigned variant, const char *const *isas, int 
         random_offsets(&r, &c, hp % 2);
         batch_add(b, &c);
     }
-    /* Large n: one in 66000..100000 (odd variants: 1000..30000) and one in
+    /* Large n: one in 66000..100000 (odd v: 1000..30000) and one in
      * 1000..10000 (quick: one in 1000..4096), realistic, mixed or any bits
-     * by variant.  From 65536 elements on the vector loops prefetch
-     * (src/rmsprop_vec_template.h), so half the variants run that loop. */
+     * by v.  From 65536 elements on the vector loops prefetch
+     * (src/isa/kernels.c), so half the combinations run that loop. */
     static const input_kind large_kinds[] = {IN_REAL, IN_MIXED, IN_BITS};
-    for (int k = 0; k < (quick ? 1 : 2); k++) {
-        const size_t hi = quick ? 4096 : k == 1 ? 10000 : variant % 2 ? 30000 : 100000;
-        const size_t lo = !quick && k == 0 && variant % 2 == 0 ? 66000 : 1000;
+    for (int q = 0; q < (quick ? 1 : 2); q++) {
+        const size_t hi = quick ? 4096 : q == 1 ? 10000 : v % 2 ? 30000 : 100000;
+        const size_t lo = !quick && q == 0 && v % 2 == 0 ? 66000 : 1000;
         c.n = lo + (size_t)(rng_next(&r) % (hi - lo + 1));
-        c.kind = large_kinds[(variant + (unsigned)k) % 3];
-        c.hp = (int)(rng_next(&r) % N_HYPER);
+        c.kind = large_kinds[(v + (unsigned)q) % 3];
+        c.hp = (int)(rng_next(&r) % (uint64_t)nh);
         c.seed = rng_next(&r) | 1;
-        random_offsets(&r, &c, k == 1);
+        random_offsets(&r, &c, q == 1);
         batch_add(b, &c);
     }
     batch_flush(b);
     batch_free(b);
 }
 
-/* Variants per loop iteration: 1, or 8 in quick mode. */
-static int diff_group(void)
-{
-    return quick_mode() ? 8 : 1;
-}
+/* Each rule's combinations are split over DIFF_PARTS iterations of the
+ * loop test (smaller Check tests, each in its own fork by default). */
+#define DIFF_PARTS 8
 
 START_TEST(test_differential)
 {
     enter();
+    const int rule = _i / DIFF_PARTS, part = _i % DIFF_PARTS;
     const char *isas[16];
     const int nisas = runnable_simd(isas, 16);
+    unsigned ks[MAX_COMBOS];
+    const unsigned m = run_combos(rule, ks);
     if (nisas > 0) /* else a scalar-only build or CPU: nothing to compare */
-        for (int k = 0; k < diff_group(); k++)
-            differential_variant((unsigned)(_i * diff_group() + k), isas, nisas);
+        for (unsigned v = (unsigned)part; v < m; v += DIFF_PARTS)
+            differential_combo(rule, ks[v], v, isas, nisas);
     leave();
+}
+END_TEST
+
+/* Every kernel loop docs/math.md gives each rule is among the combinations
+ * (the generator's own check: a sampled run tests one combination per
+ * loop, so a loop missing here would never run). */
+START_TEST(test_combinations_cover_every_loop)
+{
+    for (int rule = 0; rule < N_RULES; rule++) {
+        const rule_info *ri = &rule_infos[rule];
+        unsigned seen[128] = {0};
+        ck_assert_uint_le(ri->nloops, 128);
+        for (unsigned k = 0; k < rule_ncombos(rule); k++) {
+            const combo cb = rule_combo(rule, k);
+            const unsigned loop = rule_loop(rule, cb);
+            ck_assert_msg(loop < ri->nloops, "%s: loop %u of %u", ri->name, loop, ri->nloops);
+            seen[loop]++;
+            /* Every combination is valid with every hyperparameter set. */
+            for (int hp = 0; hp < rule_nhypers(rule); hp++) {
+                const rule_cfg cfg = rule_config(rule, cb, hp);
+                char what[256];
+                rule_describe(&cfg, what, sizeof what);
+                ck_assert_msg(rule_check_config(&cfg) == RMSFUSE_OK, "%s: check_config gave %d", what,
+                              rule_check_config(&cfg));
+            }
+        }
+        for (unsigned loop = 0; loop < ri->nloops; loop++)
+            ck_assert_msg(seen[loop] > 0, "%s: no combination runs kernel loop %u", ri->name, loop);
+        /* And every flag the rule accepts is set in some combination and clear in another. */
+        for (unsigned bit = 0; bit < 32; bit++) {
+            if (!(ri->flags & (1u << bit)))
+                continue;
+            unsigned on = 0;
+            for (unsigned k = 0; k < rule_ncombos(rule); k++)
+                on += (rule_combo(rule, k).flags >> bit) & 1u;
+            ck_assert(on > 0 && on < rule_ncombos(rule));
+        }
+    }
+    /* RMSProp: every combination of version 0.1 (its four flags x weight
+     * decay x momentum) is still among them. */
+    for (unsigned v = 0; v < 64; v++) {
+        int found = 0;
+        for (unsigned k = 0; k < rule_ncombos(RULE_RMSPROP); k++) {
+            const combo cb = rule_combo(RULE_RMSPROP, k);
+            found |= cb.flags == (v & 15u) && cb.tog == (((v & 16u) ? TOG_WD : 0u) | ((v & 32u) ? TOG_MOM : 0u));
+        }
+        ck_assert_msg(found, "RMSProp variant %u of 0.1 is not tested", v);
+    }
 }
 END_TEST
 
 /* Several steps in a row from a fresh (zero) state, each ISA carrying its
  * own state from call to call: the state stays bit-identical to the scalar
- * run's.  One config per variant, n = 1000 + variant. */
+ * run's.  AdaGrad's and Adam's step number goes up by one per step. */
 #define MULTI_STEPS 3
-static void multistep_variant(unsigned variant, const char *const *isas, int nisas)
+
+static void multistep_combo(int rule, unsigned k, unsigned v, const char *const *isas, int nisas)
 {
-    const size_t n = 1000 + variant;
-    const rmsfuse_rmsprop_config cfg = config_for(variant, (int)(variant % N_HYPER));
-    test_rng r = {base_seed() + variant};
-    float *init[NARR], *ref[NARR], *got[NARR], *gr[MULTI_STEPS];
-    for (int j = 0; j < NARR; j++) {
+    const rule_info *ri = &rule_infos[rule];
+    const size_t n = 1000 + v;
+    const rule_cfg cfg0 = rule_config(rule, rule_combo(rule, k), (int)(v % (unsigned)rule_nhypers(rule)));
+    test_rng r = {combo_seed(rule, k, 0x3u)};
+    /* grad's slot points at each step's gradient in turn (gr[]). */
+    float *init[MAX_ARR] = {NULL}, *ref[MAX_ARR] = {NULL}, *got[MAX_ARR] = {NULL}, *gr[MULTI_STEPS];
+    char what[256];
+    rule_describe(&cfg0, what, sizeof what);
+    for (unsigned j = 0; j < ri->narr; j++) {
         init[j] = xalloc(n * sizeof(float));
-        ref[j] = xalloc(n * sizeof(float));
+        ref[j] = j == SLOT_GRAD ? NULL : xalloc(n * sizeof(float));
         got[j] = xalloc((n + 16) * sizeof(float));
         for (size_t i = 0; i < n; i++)
-            init[j][i] = j == P ? rng_uniform(&r, -1.0f, 1.0f) : 0.0f;
-        memcpy(ref[j], init[j], n * sizeof(float));
+            init[j][i] = j == SLOT_PARAM ? rng_uniform(&r, -1.0f, 1.0f) : 0.0f;
+        if (ref[j])
+            memcpy(ref[j], init[j], n * sizeof(float));
     }
     for (int s = 0; s < MULTI_STEPS; s++) {
         gr[s] = xalloc(n * sizeof(float));
@@ -560,28 +618,38 @@ static void multistep_variant(unsigned variant, const char *const *isas, int nis
             gr[s][i] = rng_uniform(&r, -1.0f, 1.0f);
     }
     ck_assert_int_eq(rmsfuse_set_isa("scalar"), RMSFUSE_OK);
-    for (int s = 0; s < MULTI_STEPS; s++)
-        ck_assert_int_eq(rmsfuse_rmsprop_step(&cfg, ref[P], gr[s], ref[V], ref[B], ref[GA], n), RMSFUSE_OK);
-    for (int k = 0; k < nisas; k++) {
-        float *a[NARR];
-        for (int j = 0; j < NARR; j++) {
-            a[j] = got[j] + (size_t)((k + 3 * j + (int)variant) % 16); /* assorted heads */
+    rule_cfg cfg = cfg0;
+    for (int s = 0; s < MULTI_STEPS; s++, rule_advance_step(&cfg)) {
+        ref[SLOT_GRAD] = gr[s];
+        if (rule_step(&cfg, ref, n) != RMSFUSE_OK)
+            FAIL("scalar, %s: step %d failed", what, s);
+    }
+    for (int q = 0; q < nisas; q++) {
+        float *a[MAX_ARR] = {NULL};
+        for (unsigned j = 0; j < ri->narr; j++) {
+            if (j == SLOT_GRAD)
+                continue;
+            a[j] = got[j] + (size_t)((q + 3 * (int)j + (int)v) % 16); /* assorted heads */
             memcpy(a[j], init[j], n * sizeof(float));
         }
-        if (rmsfuse_set_isa(isas[k]) != RMSFUSE_OK)
-            FAIL("rmsfuse_set_isa(\"%s\") failed", isas[k]);
-        for (int s = 0; s < MULTI_STEPS; s++)
-            if (rmsfuse_rmsprop_step(&cfg, a[P], gr[s], a[V], a[B], a[GA], n) != RMSFUSE_OK)
-                FAIL("isa %s variant %u: step %d failed", isas[k], variant, s);
-        for (int j = 0; j < NARR; j++)
-            for (size_t i = 0; j != G && i < n; i++)
+        if (rmsfuse_set_isa(isas[q]) != RMSFUSE_OK)
+            FAIL("rmsfuse_set_isa(\"%s\") failed", isas[q]);
+        cfg = cfg0;
+        for (int s = 0; s < MULTI_STEPS; s++, rule_advance_step(&cfg)) {
+            a[SLOT_GRAD] = gr[s];
+            if (rule_step(&cfg, a, n) != RMSFUSE_OK)
+                FAIL("isa %s, %s: step %d failed", isas[q], what, s);
+        }
+        for (unsigned j = 0; j < ri->narr; j++)
+            for (size_t i = 0; j != SLOT_GRAD && i < n; i++)
                 if (!same_float(a[j][i], ref[j][i]))
-                    FAIL("isa %s variant %u, after %d steps: %s[%zu] = %a, scalar %a", isas[k], variant,
-                         MULTI_STEPS, arr_name[j], i, (double)a[j][i], (double)ref[j][i]);
+                    FAIL("isa %s, %s, after %d steps: %s[%zu] = %a, scalar %a", isas[q], what, MULTI_STEPS,
+                         ri->arr_name[j], i, (double)a[j][i], (double)ref[j][i]);
     }
-    for (int j = 0; j < NARR; j++) {
+    for (unsigned j = 0; j < ri->narr; j++) {
         free(init[j]);
-        free(ref[j]);
+        if (j != SLOT_GRAD)
+            free(ref[j]);
         free(got[j]);
     }
     for (int s = 0; s < MULTI_STEPS; s++)
@@ -591,10 +659,13 @@ static void multistep_variant(unsigned variant, const char *const *isas, int nis
 START_TEST(test_differential_multistep)
 {
     enter();
+    const int rule = _i;
     const char *isas[16];
     const int nisas = runnable_simd(isas, 16);
-    for (unsigned v = 0; v < 64; v++)
-        multistep_variant(v, isas, nisas);
+    unsigned ks[MAX_COMBOS];
+    const unsigned m = run_combos(rule, ks);
+    for (unsigned v = 0; v < m; v++)
+        multistep_combo(rule, ks[v], v, isas, nisas);
     leave();
 }
 END_TEST
@@ -930,7 +1001,7 @@ static void conc_probe_child(const char *env, probe_report *r)
     static conc_thread th[CONC_THREADS];
     static float buf[CONC_THREADS][NARR][CONC_N + 16];
     static float in[NARR][CONC_N], ref[NARR][CONC_N];
-    test_rng rng = {base_seed() * 3 + 7};
+    test_rng rng = {test_base_seed() * 3 + 7};
     for (int j = 0; j < NARR; j++)
         for (int i = 0; i < CONC_N; i++)
             in[j][i] = j == V ? rng_uniform(&rng, 0.0f, 1.0f) : rng_uniform(&rng, -1.0f, 1.0f);
@@ -1263,10 +1334,11 @@ static Suite *isa_suite(void)
     Suite *s = suite_create("isa");
     TCase *tc = tcase_create("differential");
     tcase_add_test(tc, test_harness_detects_difference);
-    /* One iteration per variant (quick: per DIFF_GROUP variants, fewer
-     * forks under valgrind). */
-    tcase_add_loop_test(tc, test_differential, 0, 64 / diff_group());
-    tcase_add_test(tc, test_differential_multistep);
+    tcase_add_test(tc, test_combinations_cover_every_loop);
+    /* Per rule, DIFF_PARTS iterations, each with every DIFF_PARTS-th
+     * combination of this run's list. */
+    tcase_add_loop_test(tc, test_differential, 0, N_RULES * DIFF_PARTS);
+    tcase_add_loop_test(tc, test_differential_multistep, 0, N_RULES);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dispatch");
