@@ -1,27 +1,28 @@
 /*
- * Guard-page tests: no ISA path reads or writes outside [0, n).
+ * Guard-page tests: no ISA path of any rule reads or writes outside [0, n).
  *
  * Each array gets its own mapping of three pages, the first and last
  * PROT_NONE.  An array is placed so that its last element ends exactly at
  * the end of the middle page (an access past the end faults), or so that
  * its first element starts exactly at the start of the middle page (an
- * access before the start faults); param, and all five arrays together, are
+ * access before the start faults); param, and all the arrays together, are
  * also placed at byte addresses that are not float-aligned, ending 1..3
- * bytes before the guard or starting 1..3 bytes after it.  Each of the five
- * arrays is guarded in turn, with the others in ordinary memory at assorted
- * alignments, and then all five at once.
+ * bytes before the guard or starting 1..3 bytes after it.  Each of the
+ * rule's arrays is guarded in turn, with the others in ordinary memory at
+ * assorted alignments, and then all of them at once.
  *
- * For every ISA this machine can run (scalar included), n = 0..130, a few
- * representative variants (plain, centered+momentum+weight decay, the
- * TensorFlow-style flags with and without momentum and centred, all flags)
- * at every n and all 64 variants at a subset of n, the results must match
- * the scalar path's on ordinary memory bit for bit.  A stray access is a
- * SIGSEGV, which Check's fork mode reports as an error (and which ends the
- * program with CK_FORK=no).
+ * For every ISA name of rmsfuse_isa_names() this machine can run (scalar
+ * included), every rule (test_rules.h), n = 0..130: at a subset of n
+ * (around every vector width and twice it) every combination this run
+ * tests, at the other n a rotating share of them; the results must match
+ * the scalar path's on ordinary memory bit for bit.  Which combinations: all
+ * of them in the native run with detection, one random combination per
+ * kernel loop in the others (test_rules.h), so every kernel loop runs in
+ * every run.  A stray access is a SIGSEGV, which Check's fork mode reports
+ * as an error (and which ends the program with CK_FORK=no).
  *
  * RMSFUSE_TEST_QUICK=1 (for valgrind or qemu runs) shrinks the subset of n
- * that runs all 64 variants, and runs about half of the representative
- * variants at each n (alternating, plain always).
+ * that runs every combination, and the rotating share at the other n.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -30,26 +31,11 @@
 #include <unistd.h>
 
 #include "test_common.h"
-
-enum { P, G, V, B, GA, NARR };
-static const char *const arr_name[NARR] = {"param", "grad", "square_avg", "momentum_buf", "grad_avg"};
+#include "test_rules.h"
 
 #define MAX_N 130
-#define ALL_ARRAYS ((1u << NARR) - 1)
 
-/* Representative variants, run at every n: flags | 16 (weight decay) | 32
- * (momentum). */
-static const unsigned rep_variants[] = {
-    0u,                                                         /* plain */
-    RMSFUSE_CENTERED | 16u | 32u,                               /* centered + momentum + weight decay */
-    RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM,               /* TensorFlow / Keras */
-    RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | 32u,         /* TensorFlow with momentum */
-    RMSFUSE_CENTERED | RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM, /* ApplyCenteredRMSProp */
-    RMSFUSE_ALL_FLAGS | 16u | 32u,                              /* everything */
-};
-#define N_REP (sizeof rep_variants / sizeof rep_variants[0])
-
-/* n that run all 64 variants: around every vector width and twice it. */
+/* n that run every combination: around every vector width and twice it. */
 static const size_t all_n_full[] = {0,  1,  2,  3,  4,  5,  7,  8,  9,  12, 15,  16,  17,  23, 31,
                                     32, 33, 47, 48, 49, 63, 64, 65, 96, 127, 128, 129, 130};
 static const size_t all_n_quick[] = {1, 3, 15, 17, 33, 64, 129, 130};
@@ -60,35 +46,31 @@ static const char *const where_name[] = {"ends at the guard after", "starts at t
                                          "starts 1..3 bytes after the guard before (misaligned)"};
 
 typedef struct placement {
-    unsigned mask; /* arrays in guarded memory */
+    int array; /* the array in guarded memory, or -1 for all of them */
     where at;
 } placement;
 
-static const placement placements[] = {
-    {1u << P, AT_END},       {1u << G, AT_END},       {1u << V, AT_END},      {1u << B, AT_END},
-    {1u << GA, AT_END},      {ALL_ARRAYS, AT_END},    {1u << P, AT_START},    {1u << G, AT_START},
-    {1u << V, AT_START},     {1u << B, AT_START},     {1u << GA, AT_START},   {ALL_ARRAYS, AT_START},
-    {1u << P, AT_END_ODD},   {1u << P, AT_START_ODD}, {ALL_ARRAYS, AT_END_ODD}, {ALL_ARRAYS, AT_START_ODD},
-};
-#define N_PLACEMENTS (sizeof placements / sizeof placements[0])
-
-static int quick_mode(void)
+/* Each array at either end, all arrays at either end, and param and all
+ * of them misaligned: 2 * narr + 6 placements. */
+static unsigned placements_of(int rule, placement *out)
 {
-    const char *q = getenv("RMSFUSE_TEST_QUICK");
-    return q && *q && strcmp(q, "0") != 0;
+    unsigned k = 0;
+    for (int at = AT_END; at <= AT_START; at++) {
+        for (unsigned j = 0; j < rule_infos[rule].narr; j++) {
+            placement p = {(int)j, (where)at};
+            out[k++] = p;
+        }
+        placement all = {-1, (where)at};
+        out[k++] = all;
+    }
+    for (int at = AT_END_ODD; at <= AT_START_ODD; at++) {
+        placement p = {SLOT_PARAM, (where)at}, all = {-1, (where)at};
+        out[k++] = p;
+        out[k++] = all;
+    }
+    return k;
 }
-
-static rmsfuse_rmsprop_config config_for(unsigned variant)
-{
-    rmsfuse_rmsprop_config c;
-    c.lr = 0.01;
-    c.alpha = 0.9;
-    c.eps = 1e-6;
-    c.weight_decay = (variant & 16u) ? 0.01 : 0.0;
-    c.momentum = (variant & 32u) ? 0.9 : 0.0;
-    c.flags = variant & 15u;
-    return c;
-}
+#define MAX_PLACEMENTS (2 * MAX_ARR + 6)
 
 /* Three pages: PROT_NONE, read-write, PROT_NONE. */
 typedef struct region {
@@ -128,7 +110,8 @@ static const char *entry_isa;
 
 /* The case in progress, for the SIGSEGV report (plain ints: read in a
  * signal handler). */
-static volatile sig_atomic_t cur_isa = -1, cur_variant = -1, cur_n = -1, cur_placement = -1;
+static volatile sig_atomic_t cur_isa = -1, cur_rule = -1, cur_combo = -1, cur_n = -1, cur_array = -2,
+                             cur_where = -1;
 
 static void put_str(const char *s)
 {
@@ -157,18 +140,17 @@ static void on_segv(int sig)
     (void)sig;
     put_str("test_guard: SIGSEGV in isa ");
     put_str(cur_isa >= 0 ? rmsfuse_isa_names()[cur_isa] : "?");
-    put_str(" variant ");
-    put_int(cur_variant);
+    put_str(" rule ");
+    put_str(cur_rule >= 0 ? rule_infos[cur_rule].name : "?");
+    put_str(" combination ");
+    put_int(cur_combo);
     put_str(" n ");
     put_int(cur_n);
-    put_str(" placement ");
-    put_int(cur_placement);
-    if (cur_placement >= 0) {
-        unsigned m = placements[cur_placement].mask;
+    if (cur_rule >= 0 && cur_where >= 0 && cur_array >= -1) {
         put_str(" (");
-        put_str(m == ALL_ARRAYS ? "every array" : arr_name[__builtin_ctz(m)]);
+        put_str(cur_array < 0 ? "every array" : rule_infos[cur_rule].arr_name[cur_array]);
         put_str(" ");
-        put_str(where_name[placements[cur_placement].at]);
+        put_str(where_name[cur_where]);
         put_str(")");
     }
     put_str("\n");
@@ -199,28 +181,44 @@ static size_t count_names(void)
     return k;
 }
 
+/* At an n outside the every-combination subset, the combinations whose
+ * place v in this run's list has v % ROTATE == n % ROTATE. */
+#define ROTATE_FULL 16u
+#define ROTATE_QUICK 32u
+
 START_TEST(test_guard_pages)
 {
-    const char *isa = rmsfuse_isa_names()[_i];
+    const int isa_index = _i / N_RULES, rule = _i % N_RULES;
+    const char *isa = rmsfuse_isa_names()[isa_index];
     if (!rmsfuse_isa_supported(isa))
         return; /* not runnable here: nothing to test */
+    const rule_info *ri = &rule_infos[rule];
     entry_isa = rmsfuse_active_isa();
     install_segv_reporter();
-    cur_isa = (sig_atomic_t)_i;
+    cur_isa = (sig_atomic_t)isa_index;
+    cur_rule = (sig_atomic_t)rule;
 
     const long pg = sysconf(_SC_PAGESIZE);
     ck_assert(pg > 0 && (size_t)pg >= MAX_N * sizeof(float) + 4);
     const size_t page = (size_t)pg;
-    const int quick = quick_mode();
+    const int quick = test_quick_mode();
     const size_t *all_n = quick ? all_n_quick : all_n_full;
     const size_t n_all_n = quick ? sizeof all_n_quick / sizeof all_n_quick[0]
                                  : sizeof all_n_full / sizeof all_n_full[0];
+    const unsigned rotate = quick ? ROTATE_QUICK : ROTATE_FULL;
 
-    region reg[NARR];
-    float *plain[NARR], *in[NARR], *out;
-    float(*ref)[NARR][MAX_N] = malloc(sizeof(float[64][NARR][MAX_N]));
+    /* This run's combinations (the same list for every ISA of the run). */
+    unsigned ks[MAX_COMBOS];
+    test_rng sr = {test_run_seed(0x9a4du + (uint64_t)rule)};
+    const unsigned nks = rule_sample(rule, test_full_run(), &sr, ks);
+    placement pls[MAX_PLACEMENTS];
+    const unsigned npl = placements_of(rule, pls);
+
+    region reg[MAX_ARR];
+    float *plain[MAX_ARR], *in[MAX_ARR], *out;
+    float(*ref)[MAX_ARR][MAX_N] = malloc(MAX_COMBOS * sizeof *ref);
     ck_assert_ptr_nonnull(ref);
-    for (int j = 0; j < NARR; j++) {
+    for (unsigned j = 0; j < ri->narr; j++) {
         region_map(&reg[j], page);
         /* C11 aligned_alloc: the size must be a multiple of the alignment
          * (ASan enforces it). */
@@ -231,92 +229,94 @@ START_TEST(test_guard_pages)
     out = malloc(MAX_N * sizeof(float));
     ck_assert_ptr_nonnull(out);
 
-    test_rng r = {0x6a09e667f3bcc909ull};
+    test_rng r = {0x6a09e667f3bcc909ull ^ (uint64_t)rule};
     for (size_t n = 0; n <= MAX_N; n++) {
         const size_t bytes = n * sizeof(float);
-        for (size_t i = 0; i < n; i++) {
-            in[P][i] = rng_uniform(&r, -2.0f, 2.0f);
-            in[G][i] = rng_uniform(&r, -1.0f, 1.0f);
-            in[V][i] = rng_uniform(&r, 0.0f, 1.0f);
-            in[B][i] = rng_uniform(&r, -0.1f, 0.1f);
-            in[GA][i] = rng_uniform(&r, -0.5f, 0.5f);
-        }
+        for (unsigned j = 0; j < ri->narr; j++)
+            for (size_t i = 0; i < n; i++)
+                in[j][i] = rule_realistic(rule, j, &r, 1.0f);
         int all = 0;
         for (size_t k = 0; k < n_all_n; k++)
             all |= all_n[k] == n;
-        unsigned variants[64];
-        size_t nv = 0;
-        if (all)
-            for (unsigned v = 0; v < 64; v++)
-                variants[nv++] = v;
-        else
-            for (size_t k = 0; k < N_REP; k++)
-                if (!quick || k % 2 == n % 2 || k == 0)
-                    variants[nv++] = rep_variants[k];
+        unsigned vs[MAX_COMBOS], nv = 0; /* places in ks[] */
+        for (unsigned v = 0; v < nks; v++)
+            if (all || v % rotate == n % rotate)
+                vs[nv++] = v;
 
         /* Scalar references on ordinary memory. */
         if (rmsfuse_set_isa("scalar") != RMSFUSE_OK)
             FAIL("rmsfuse_set_isa(\"scalar\") failed");
-        for (size_t k = 0; k < nv; k++) {
-            const unsigned v = variants[k];
-            const rmsfuse_rmsprop_config cfg = config_for(v);
-            for (int j = 0; j < NARR; j++)
+        for (unsigned k = 0; k < nv; k++) {
+            const unsigned v = vs[k];
+            const rule_cfg cfg = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+            float *a[MAX_ARR] = {NULL};
+            for (unsigned j = 0; j < ri->narr; j++) {
                 memcpy(ref[v][j], in[j], bytes);
-            if (rmsfuse_rmsprop_step(&cfg, ref[v][P], ref[v][G], ref[v][V], ref[v][B], ref[v][GA], n) !=
-                RMSFUSE_OK)
-                FAIL("scalar step failed (variant %u, n %zu)", v, n);
+                a[j] = ref[v][j];
+            }
+            if (rule_step(&cfg, a, n) != RMSFUSE_OK)
+                FAIL("scalar step failed (%s combination %u, n %zu)", ri->name, ks[v], n);
         }
 
         if (rmsfuse_set_isa(isa) != RMSFUSE_OK)
             FAIL("rmsfuse_set_isa(\"%s\") failed", isa);
-        for (size_t k = 0; k < nv; k++) {
-            const unsigned v = variants[k];
-            const rmsfuse_rmsprop_config cfg = config_for(v);
-            const int used[NARR] = {1, 0, 1, (v & 32u) != 0, (v & RMSFUSE_CENTERED) != 0};
-            for (size_t pl = 0; pl < N_PLACEMENTS; pl++) {
-                const placement *pl_ = &placements[pl];
+        for (unsigned k = 0; k < nv; k++) {
+            const unsigned v = vs[k];
+            const rule_cfg cfg = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+            const unsigned used = rule_used(&cfg);
+            char what[256];
+            for (unsigned pl = 0; pl < npl; pl++) {
+                const placement *pl_ = &pls[pl];
                 const size_t shift = 1 + (n + k) % 3;
-                float *ptr[NARR];
-                for (int j = 0; j < NARR; j++) {
-                    if (pl_->mask & (1u << j))
+                float *ptr[MAX_ARR] = {NULL};
+                for (unsigned j = 0; j < ri->narr; j++) {
+                    if (pl_->array < 0 || pl_->array == (int)j)
                         ptr[j] = place(&reg[j], pl_->at, n, shift);
                     else
-                        ptr[j] = plain[j] + (v + 3 * (unsigned)j + n + pl) % 16; /* assorted alignments */
+                        ptr[j] = plain[j] + (v + 3 * j + n + pl) % 16; /* assorted alignments */
                     memcpy(ptr[j], in[j], bytes);
                 }
-                cur_variant = (sig_atomic_t)v;
+                cur_combo = (sig_atomic_t)ks[v];
                 cur_n = (sig_atomic_t)n;
-                cur_placement = (sig_atomic_t)pl;
-                int st = rmsfuse_rmsprop_step(&cfg, ptr[P], ptr[G], ptr[V], ptr[B], ptr[GA], n);
-                if (st != RMSFUSE_OK)
-                    FAIL("isa %s variant %u n %zu placement %zu: step returned %d", isa, v, n, pl, st);
-                for (int j = 0; j < NARR; j++) {
+                cur_array = (sig_atomic_t)pl_->array;
+                cur_where = (sig_atomic_t)pl_->at;
+                int st = rule_step(&cfg, ptr, n);
+                if (st != RMSFUSE_OK) {
+                    rule_describe(&cfg, what, sizeof what);
+                    FAIL("isa %s, %s, n %zu, placement %u: step returned %d", isa, what, n, pl, st);
+                }
+                for (unsigned j = 0; j < ri->narr; j++) {
                     memcpy(out, ptr[j], bytes);
-                    if (!used[j]) {
-                        if (memcmp(out, in[j], bytes) != 0)
-                            FAIL("isa %s variant %u n %zu: %s, which the variant does not write, was modified",
-                                 isa, v, n, arr_name[j]);
+                    if (!(used & (1u << j)) || j == SLOT_GRAD) {
+                        if (memcmp(out, in[j], bytes) != 0) {
+                            rule_describe(&cfg, what, sizeof what);
+                            FAIL("isa %s, %s, n %zu: %s, which the step does not write, was modified", isa, what,
+                                 n, ri->arr_name[j]);
+                        }
                         continue;
                     }
                     if (memcmp(out, ref[v][j], bytes) == 0) /* the usual case: the same bits */
                         continue;
                     for (size_t i = 0; i < n; i++)
-                        if (!same_float(out[i], ref[v][j][i]))
-                            FAIL("isa %s variant %u n %zu, %s %s: %s[%zu] = %a, scalar %a", isa, v, n,
-                                 pl_->mask == ALL_ARRAYS ? "every array" : arr_name[__builtin_ctz(pl_->mask)],
-                                 where_name[pl_->at], arr_name[j], i, (double)out[i], (double)ref[v][j][i]);
+                        if (!same_float(out[i], ref[v][j][i])) {
+                            rule_describe(&cfg, what, sizeof what);
+                            FAIL("isa %s, %s, n %zu, %s %s: %s[%zu] = %a, scalar %a", isa, what, n,
+                                 pl_->array < 0 ? "every array" : ri->arr_name[pl_->array], where_name[pl_->at],
+                                 ri->arr_name[j], i, (double)out[i], (double)ref[v][j][i]);
+                        }
                 }
             }
         }
     }
 
-    for (int j = 0; j < NARR; j++) {
+    for (unsigned j = 0; j < ri->narr; j++) {
         region_unmap(&reg[j]);
         free(plain[j]);
         free(in[j]);
     }
     free(out);
     free(ref);
+    cur_rule = cur_where = -1;
     signal(SIGSEGV, SIG_DFL);
     signal(SIGBUS, SIG_DFL);
     ck_assert_int_eq(rmsfuse_set_isa(entry_isa), RMSFUSE_OK);
@@ -352,8 +352,9 @@ int main(void)
 {
     Suite *s = suite_create("guard");
     TCase *tc = tcase_create("guard");
-    /* One iteration per ISA name; those this machine cannot run pass trivially. */
-    tcase_add_loop_test(tc, test_guard_pages, 0, (int)count_names());
+    /* One iteration per ISA name and rule; ISAs this machine cannot run
+     * pass trivially. */
+    tcase_add_loop_test(tc, test_guard_pages, 0, (int)count_names() * N_RULES);
     suite_add_tcase(s, tc);
     /* Only meaningful in fork mode, where a signal is an outcome, not the end. */
     const char *fork_mode = getenv("CK_FORK");
