@@ -5,11 +5,12 @@
  * (scripts/test.sh tsan), which must report no race.
  *
  *   disjoint_threads   THREADS threads, each with its own tensors (every
- *                      variant, n across the vector widths, assorted
- *                      alignments), alternate rmsfuse_rmsprop_step,
- *                      rmsfuse_rmsprop_step_multi and the check functions;
- *                      the serial reference repeats the same calls in one
- *                      thread.
+ *                      rule, one combination per kernel loop, drawn per
+ *                      run (test_rules.h), n across the vector widths,
+ *                      assorted alignments), alternate the rule's step,
+ *                      step_multi, a plan run in two ranges, and the check
+ *                      functions; the serial reference repeats the same
+ *                      calls in one thread.
  *   isa_switching      the same while another thread keeps switching the
  *                      active ISA (rmsfuse_set_isa) among the supported
  *                      ones: every ISA gives the same bits, so the results
@@ -18,7 +19,8 @@
  *   queries            many threads calling the read-only queries
  *                      (rmsfuse_active_isa, rmsfuse_isa_supported,
  *                      rmsfuse_isa_env_status, rmsfuse_strerror,
- *                      rmsfuse_version, presets, check_config) at once.
+ *                      rmsfuse_version, presets, every rule's
+ *                      check_config) at once.
  *
  * The first-use race (threads making the process's very first calls at
  * once) needs an uninitialised dispatcher: tests/test_isa.c does it in
@@ -35,15 +37,17 @@
 #include <string.h>
 
 #include "test_common.h"
+#include "test_rules.h"
 #include "test_tensors.h"
 
-enum { THREADS = 8, CASES = 8, STEPS = 6 };
+enum { THREADS = 8, CASES = 16, STEPS = 6 };
 
-/* One thread's work: CASES tensors in one block of memory of its own. */
+/* One thread's work: CASES tensors in one block of memory of its own per
+ * rule's array count. */
 typedef struct work {
-    list L;          /* tensors t[0 .. CASES), carved from L.block */
-    float *init;     /* L.block before any step */
-    rmsfuse_rmsprop_config cfg[CASES];
+    list L[CASES];    /* tensor 0 of L[c] is case c (its own list: the rules' array counts differ) */
+    float *init[CASES];
+    rule_cfg cfg[CASES];
     int status;      /* first failure seen by the thread, or RMSFUSE_OK */
     int failed_call; /* which call failed */
 } work;
@@ -51,22 +55,36 @@ typedef struct work {
 static work works[THREADS];
 static pthread_barrier_t barrier;
 
-/* Thread t, case c: the variant (all 64 spread over the threads and cases). */
-static unsigned variant_of(int t, int c)
+/* The configurations: one combination per kernel loop of every rule
+ * (test_rules.h), drawn with this run's seed, dealt over the threads and
+ * cases (THREADS * CASES = 128 >= the 93 loops); the rest again. */
+static rule_cfg case_cfgs[THREADS * CASES];
+
+static void make_configs(void)
 {
-    return (unsigned)(t * CASES + c) % 64u;
+    unsigned k = 0;
+    while (k < THREADS * CASES)
+        for (int rule = 0; rule < N_RULES && k < THREADS * CASES; rule++) {
+            unsigned ks[MAX_COMBOS];
+            test_rng sr = {test_run_seed(0xc0c0u + (uint64_t)rule + k)};
+            const unsigned m = rule_sample(rule, 0, &sr, ks);
+            for (unsigned v = 0; v < m && k < THREADS * CASES; v++, k++)
+                case_cfgs[k] = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+        }
 }
 
 static void works_make(void)
 {
+    make_configs();
     for (int t = 0; t < THREADS; t++) {
         work *w = &works[t];
         test_rng r = {0xc0ffeeu + (uint64_t)t};
-        /* n up to 700: heads, vector bodies and tails of every ISA. */
-        list_make(&w->L, CASES, 700, &r);
-        w->init = list_clone_block(&w->L);
-        for (int c = 0; c < CASES; c++)
-            w->cfg[c] = config_of(variant_of(t, c));
+        for (int c = 0; c < CASES; c++) {
+            w->cfg[c] = case_cfgs[t * CASES + c];
+            /* n up to 700: heads, vector bodies and tails of every ISA. */
+            list_make(&w->L[c], rule_infos[w->cfg[c].rule].narr, 1, 700, &r);
+            w->init[c] = list_clone_block(&w->L[c]);
+        }
         w->status = RMSFUSE_OK;
         w->failed_call = -1;
     }
@@ -74,34 +92,48 @@ static void works_make(void)
 
 static void works_free(void)
 {
-    for (int t = 0; t < THREADS; t++) {
-        list_free(&works[t].L);
-        free(works[t].init);
-    }
+    for (int t = 0; t < THREADS; t++)
+        for (int c = 0; c < CASES; c++) {
+            list_free(&works[t].L[c]);
+            free(works[t].init[c]);
+        }
 }
 
 /* The calls of one thread, in a fixed order: per step, each case once,
- * alternately through step and step_multi (a one-tensor list), with a
- * check (and check_multi) before.  Returns 0, or the index of the call
- * that did not return RMSFUSE_OK (status in w->status). */
+ * through step, step_multi (a one-tensor list) or a plan run in two
+ * ranges, in turn, with a check (and check_multi) before.  The first call
+ * that does not return RMSFUSE_OK is recorded in w. */
 static void run_work(work *w)
 {
     int call = 0;
     for (int s = 0; s < STEPS; s++)
         for (int c = 0; c < CASES; c++, call++) {
-            const rmsfuse_tensor *x = &w->L.t[c];
-            const rmsfuse_rmsprop_config *cfg = &w->cfg[c];
+            const rule_tensor *x = &w->L[c].t[0];
+            const rule_cfg *cfg = &w->cfg[c];
             int st;
-            if ((s + c) % 2 == 0) {
-                st = rmsfuse_rmsprop_check(cfg, x->param, x->grad, x->square_avg, x->momentum_buf, x->grad_avg,
-                                           x->n);
+            switch ((s + c) % 3) {
+            case 0:
+                st = rule_check(cfg, x->a, x->n);
                 if (st == RMSFUSE_OK)
-                    st = rmsfuse_rmsprop_step(cfg, x->param, x->grad, x->square_avg, x->momentum_buf,
-                                              x->grad_avg, x->n);
-            } else {
-                st = rmsfuse_rmsprop_check_multi(cfg, x, 1);
+                    st = rule_step(cfg, x->a, x->n);
+                break;
+            case 1:
+                st = rule_check_multi(cfg, x, 1);
                 if (st == RMSFUSE_OK)
-                    st = rmsfuse_rmsprop_step_multi(cfg, x, 1);
+                    st = rule_step_multi(cfg, x, 1);
+                break;
+            default: {
+                rmsfuse_plan *plan = NULL;
+                st = rule_plan(cfg, x, 1, &plan);
+                if (st == RMSFUSE_OK) {
+                    const size_t mid = rmsfuse_plan_cut(plan, x->n / 2);
+                    st = rmsfuse_plan_run(plan, 0, mid);
+                    if (st == RMSFUSE_OK)
+                        st = rmsfuse_plan_run(plan, mid, x->n);
+                }
+                rmsfuse_plan_free(plan);
+                break;
+            }
             }
             if (st != RMSFUSE_OK && w->status == RMSFUSE_OK) {
                 w->status = st;
@@ -144,24 +176,19 @@ static void *switcher_main(void *arg)
 }
 
 /* The serial reference: each thread's calls, one thread after another, on
- * a copy of its initial block.  Returns the blocks (caller frees). */
-static float *serial_reference(const work *w)
+ * a copy of its initial blocks.  Returns the blocks (caller frees each). */
+static void serial_reference(const work *w, float **out)
 {
-    work copy = *w;
-    copy.L.block = list_clone_block(&w->L);
-    memcpy(copy.L.block, w->init, w->L.floats * sizeof(float));
+    static work copy; /* large: not on the stack */
+    copy = *w;
     for (int c = 0; c < CASES; c++) {
-        const rmsfuse_tensor *o = &w->L.t[c];
-        rmsfuse_tensor x = {list_rebase(&w->L, copy.L.block, o->param), list_rebase(&w->L, copy.L.block, o->grad),
-                            list_rebase(&w->L, copy.L.block, o->square_avg),
-                            list_rebase(&w->L, copy.L.block, o->momentum_buf),
-                            list_rebase(&w->L, copy.L.block, o->grad_avg), o->n};
-        copy.L.t[c] = x;
+        out[c] = list_clone_block(&w->L[c]);
+        memcpy(out[c], w->init[c], w->L[c].floats * sizeof(float));
+        copy.L[c].t[0] = list_rebase_tensor(&w->L[c], out[c], &w->L[c].t[0]);
     }
     copy.status = RMSFUSE_OK;
     run_work(&copy);
     ck_assert_int_eq(copy.status, RMSFUSE_OK);
-    return copy.L.block;
 }
 
 /* Runs THREADS workers (plus the ISA switcher if asked) and compares every
@@ -196,13 +223,19 @@ static void run_and_compare(int with_switcher)
     for (int t = 0; t < THREADS; t++) {
         const work *w = &works[t];
         ck_assert_msg(w->status == RMSFUSE_OK, "thread %d: call %d returned %d", t, w->failed_call, w->status);
-        float *ref = serial_reference(w);
-        /* The steps did something: the block changed. */
-        ck_assert(memcmp(w->L.block, w->init, w->L.floats * sizeof(float)) != 0);
-        for (size_t i = 0; i < w->L.floats; i++)
-            ck_assert_msg(same_float(w->L.block[i], ref[i]), "thread %d, float %zu of its block: %a, serial %a",
-                          t, i, (double)w->L.block[i], (double)ref[i]);
-        free(ref);
+        float *ref[CASES];
+        serial_reference(w, ref);
+        for (int c = 0; c < CASES; c++) {
+            const list *L = &w->L[c];
+            char what[256];
+            rule_describe(&w->cfg[c], what, sizeof what);
+            /* The steps did something: the block changed (unless n = 0). */
+            ck_assert(L->t[0].n == 0 || memcmp(L->block, w->init[c], L->floats * sizeof(float)) != 0);
+            for (size_t i = 0; i < L->floats; i++)
+                ck_assert_msg(same_float(L->block[i], ref[c][i]), "thread %d, %s, float %zu of its block: %a, serial %a",
+                              t, what, i, (double)L->block[i], (double)ref[c][i]);
+            free(ref[c]);
+        }
     }
     works_free();
 }
@@ -245,6 +278,12 @@ static void *query_main(void *arg)
             q->bad++;
         rmsfuse_rmsprop_config c = rmsfuse_rmsprop_keras(1e-3);
         if (rmsfuse_rmsprop_check_config(&c) != RMSFUSE_OK)
+            q->bad++;
+        rmsfuse_adagrad_config ca = rmsfuse_adagrad_keras(1e-3);
+        rmsfuse_sgd_config cs = rmsfuse_sgd_keras(1e-3);
+        rmsfuse_adam_config cm = rmsfuse_adamw_pytorch(1e-3);
+        if (rmsfuse_adagrad_check_config(&ca) != RMSFUSE_OK || rmsfuse_sgd_check_config(&cs) != RMSFUSE_OK ||
+            rmsfuse_adam_check_config(&cm) != RMSFUSE_OK)
             q->bad++;
     }
     return NULL;

@@ -1,9 +1,14 @@
 /*
- * The multi-tensor step: the same bits as one rmsfuse_rmsprop_step per
- * tensor, whatever the list (many tiny tensors, empty tensors, more than the
- * 64 the overlap check sorts on the stack); every bad entry rejected with
- * nothing written in any tensor; overlaps across tensors caught, shared
- * gradients allowed.  Registered once per ISA like the other suites.
+ * The multi-tensor step of every rule (through the adapters of
+ * test_rules.h): the same bits as one step per tensor, whatever the list
+ * (many tiny tensors, empty tensors, more than the 64 the overlap check
+ * sorts on the stack); every bad entry rejected with nothing written in
+ * any tensor; overlaps across tensors caught, shared gradients allowed.
+ * Registered once per ISA like the other suites.
+ *
+ * Which combinations of each rule: every one in the native run with
+ * detection, one random combination per kernel loop in the others
+ * (test_rules.h).
  */
 #include <check.h>
 #include <stdint.h>
@@ -12,51 +17,63 @@
 
 #include "rmsfuse.h"
 #include "test_common.h"
+#include "test_rules.h"
 #include "test_tensors.h"
 
 /* step_multi over the list == step on each tensor in turn, bit for bit
- * (the per-tensor reference runs on a copy of the block). */
-static void assert_multi_matches_steps(list *L, const rmsfuse_rmsprop_config *c, int steps)
+ * (the per-tensor reference runs on a copy of the block), `steps` times. */
+static void assert_multi_matches_steps(list *L, const rule_cfg *c0, int steps)
 {
+    char what[256];
+    rule_describe(c0, what, sizeof what);
     float *ref = list_clone_block(L);
-    for (int s = 0; s < steps; s++) {
-        ck_assert_int_eq(rmsfuse_rmsprop_step_multi(c, L->t, L->count), RMSFUSE_OK);
+    rule_cfg c = *c0;
+    for (int s = 0; s < steps; s++, rule_advance_step(&c)) {
+        int st = rule_step_multi(&c, L->t, L->count);
+        ck_assert_msg(st == RMSFUSE_OK, "%s: step_multi gave %d", what, st);
         for (size_t i = 0; i < L->count; i++) {
-            const rmsfuse_tensor *t = &L->t[i];
-            int st = rmsfuse_rmsprop_step(c, list_rebase(L, ref, t->param), list_rebase(L, ref, t->grad),
-                                          list_rebase(L, ref, t->square_avg), list_rebase(L, ref, t->momentum_buf),
-                                          list_rebase(L, ref, t->grad_avg), t->n);
-            ck_assert_int_eq(st, RMSFUSE_OK);
+            const rule_tensor t = list_rebase_tensor(L, ref, &L->t[i]);
+            st = rule_step(&c, t.a, t.n);
+            ck_assert_msg(st == RMSFUSE_OK, "%s: step gave %d", what, st);
         }
     }
     ck_assert_msg(memcmp(ref, L->block, L->floats * sizeof(float)) == 0,
-                  "step_multi differs from one step per tensor");
+                  "%s: step_multi differs from one step per tensor", what);
     free(ref);
 }
 
+/* Combinations per iteration of test_multi_equals_single_steps. */
+#define PARTS 8
+
 START_TEST(test_multi_equals_single_steps)
 {
-    const unsigned v = (unsigned)_i;
-    test_rng r = {1000u + v};
-    rmsfuse_rmsprop_config c = config_of(v);
-    list L;
-    /* Tiny tensors (tails, heads, n = 0), then a few larger ones. */
-    list_make(&L, 40, 37, &r);
-    assert_multi_matches_steps(&L, &c, 3);
-    list_free(&L);
-    list_make(&L, 5, 3000, &r);
-    assert_multi_matches_steps(&L, &c, 2);
-    list_free(&L);
+    const int rule = _i / PARTS, part = _i % PARTS;
+    unsigned ks[MAX_COMBOS];
+    test_rng sr = {test_run_seed(0x3017u + (uint64_t)rule)};
+    const unsigned m = rule_sample(rule, test_full_run(), &sr, ks);
+    for (unsigned v = (unsigned)part; v < m; v += PARTS) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+        test_rng r = {1000u + 977u * (uint64_t)rule + ks[v]};
+        list L;
+        /* Tiny tensors (tails, heads, n = 0), then a few larger ones. */
+        list_make(&L, rule_infos[rule].narr, 40, 37, &r);
+        assert_multi_matches_steps(&L, &c, 3);
+        list_free(&L);
+        list_make(&L, rule_infos[rule].narr, 5, 3000, &r);
+        assert_multi_matches_steps(&L, &c, 2);
+        list_free(&L);
+    }
 }
 END_TEST
 
 START_TEST(test_many_tiny_tensors)
 {
     /* More than 64 tensors: the overlap check sorts on the heap. */
+    const int rule = _i;
     test_rng r = {7};
-    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 32u);
+    const rule_cfg c = rule_full_config(rule);
     list L;
-    list_make(&L, MAX_T, 9, &r);
+    list_make(&L, rule_infos[rule].narr, MAX_T, 9, &r);
     assert_multi_matches_steps(&L, &c, 2);
     list_free(&L);
 }
@@ -64,95 +81,90 @@ END_TEST
 
 START_TEST(test_empty_lists)
 {
-    rmsfuse_rmsprop_config c = config_of(0);
-    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, NULL, 0), RMSFUSE_OK);
-    ck_assert_int_eq(rmsfuse_rmsprop_check_multi(&c, NULL, 0), RMSFUSE_OK);
-    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, NULL, 3), RMSFUSE_E_NULL_LIST);
-    ck_assert_int_eq(rmsfuse_rmsprop_check_multi(&c, NULL, 3), RMSFUSE_E_NULL_LIST);
+    const int rule = _i;
+    rule_cfg c = rule_full_config(rule);
+    ck_assert_int_eq(rule_step_multi(&c, NULL, 0), RMSFUSE_OK);
+    ck_assert_int_eq(rule_check_multi(&c, NULL, 0), RMSFUSE_OK);
+    ck_assert_int_eq(rule_step_multi(&c, NULL, 3), RMSFUSE_E_NULL_LIST);
+    ck_assert_int_eq(rule_check_multi(&c, NULL, 3), RMSFUSE_E_NULL_LIST);
     /* Tensors of n = 0 may have NULL arrays. */
-    rmsfuse_tensor zeros[3];
+    rule_tensor zeros[3];
     memset(zeros, 0, sizeof zeros);
-    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, zeros, 3), RMSFUSE_OK);
+    ck_assert_int_eq(rule_step_multi(&c, zeros, 3), RMSFUSE_OK);
+    ck_assert_int_eq(rule_check_multi(&c, zeros, 3), RMSFUSE_OK);
     /* The configuration is checked even for an empty list. */
-    c.alpha = 2.0;
-    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&c, NULL, 0), RMSFUSE_E_ALPHA);
-    ck_assert_int_eq(rmsfuse_rmsprop_step_multi(NULL, zeros, 3), RMSFUSE_E_NULL_CONFIG);
+    *rule_lr(&c) = -1.0;
+    ck_assert_int_eq(rule_step_multi(&c, NULL, 0), RMSFUSE_E_LR);
+    ck_assert_int_eq(rule_step_multi(&c, zeros, 3), RMSFUSE_E_LR);
+    c.as_null = 1;
+    ck_assert_int_eq(rule_step_multi(&c, zeros, 3), RMSFUSE_E_NULL_CONFIG);
+    ck_assert_int_eq(rule_check_multi(&c, NULL, 0), RMSFUSE_E_NULL_CONFIG);
 }
 END_TEST
 
-/* A list with one bad entry: the expected status, from step_multi and from
- * check_multi, and not one float changed anywhere. */
-static void expect_rejected(list *L, const rmsfuse_rmsprop_config *c, int status, const char *what)
+/* A list with one bad entry: the expected status, from step_multi,
+ * check_multi and plan, and not one float changed anywhere. */
+static void expect_rejected(list *L, const rule_cfg *c, int status, const char *what)
 {
+    const char *rule = rule_infos[c->rule].name;
     list_snapshot(L);
-    int st = rmsfuse_rmsprop_step_multi(c, L->t, L->count);
-    ck_assert_msg(st == status, "%s: step_multi gave %d (%s), expected %d", what, st, rmsfuse_strerror(st),
-                  status);
-    ck_assert_msg(list_unchanged(L), "%s: a rejected call changed a tensor", what);
-    st = rmsfuse_rmsprop_check_multi(c, L->t, L->count);
-    ck_assert_msg(st == status, "%s: check_multi gave %d", what, st);
-    ck_assert_msg(list_unchanged(L), "%s: check_multi changed a tensor", what);
-}
-
-/* Array j of a tensor, in the order param, grad, square_avg, momentum_buf,
- * grad_avg, set to x. */
-static void set_array(rmsfuse_tensor *t, int j, float *x)
-{
-    switch (j) {
-    case 0: t->param = x; break;
-    case 1: t->grad = x; break;
-    case 2: t->square_avg = x; break;
-    case 3: t->momentum_buf = x; break;
-    default: t->grad_avg = x; break;
-    }
+    int st = rule_step_multi(c, L->t, L->count);
+    ck_assert_msg(st == status, "%s, %s: step_multi gave %d (%s), expected %d", rule, what, st,
+                  rmsfuse_strerror(st), status);
+    ck_assert_msg(list_unchanged(L), "%s, %s: a rejected call changed a tensor", rule, what);
+    st = rule_check_multi(c, L->t, L->count);
+    ck_assert_msg(st == status, "%s, %s: check_multi gave %d", rule, what, st);
+    rmsfuse_plan *plan = (rmsfuse_plan *)L; /* must be set to NULL */
+    st = rule_plan(c, L->t, L->count, &plan);
+    ck_assert_msg(st == status, "%s, %s: plan gave %d", rule, what, st);
+    ck_assert_msg(status == RMSFUSE_OK || plan == NULL, "%s, %s: a failed plan call left *plan set", rule, what);
+    rmsfuse_plan_free(plan);
+    ck_assert_msg(list_unchanged(L), "%s, %s: check_multi or plan changed a tensor", rule, what);
 }
 
 START_TEST(test_bad_entries_change_nothing)
 {
     /* count 10 uses the stack for sorting, 100 the heap. */
-    const size_t count = _i ? 100 : 10;
+    const int rule = _i / 2;
+    const size_t count = _i % 2 ? 100 : 10;
+    const rule_info *ri = &rule_infos[rule];
     test_rng r = {99};
-    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 16u | 32u);
+    const rule_cfg c = rule_full_config(rule);
     list L;
-    list_make(&L, count, 50, &r);
+    list_make(&L, ri->narr, count, 50, &r);
     for (size_t i = 0; i < count; i++)
         if (L.t[i].n == 0)
             L.t[i].n = 1; /* every tensor has elements (list_make left room), so every entry is checked */
     const size_t bad = count - 2; /* late in the list: earlier tensors were valid */
-    rmsfuse_tensor keep = L.t[bad];
+    const rule_tensor keep = L.t[bad];
+    char what[96];
 
-    L.t[bad].param = NULL;
-    expect_rejected(&L, &c, RMSFUSE_E_NULL_ARRAY, "NULL param");
-    L.t[bad] = keep;
-    L.t[bad].grad = NULL;
-    expect_rejected(&L, &c, RMSFUSE_E_NULL_ARRAY, "NULL grad");
-    L.t[bad] = keep;
-    L.t[bad].momentum_buf = NULL;
-    expect_rejected(&L, &c, RMSFUSE_E_NULL_MOMENTUM_BUF, "NULL momentum_buf");
-    L.t[bad] = keep;
-    L.t[bad].grad_avg = NULL;
-    expect_rejected(&L, &c, RMSFUSE_E_NULL_GRAD_AVG, "NULL grad_avg");
-    L.t[bad] = keep;
+    for (unsigned j = 0; j < ri->narr; j++) {
+        L.t[bad].a[j] = NULL;
+        snprintf(what, sizeof what, "NULL %s", ri->arr_name[j]);
+        expect_rejected(&L, &c, ri->null_status[j], what);
+        L.t[bad] = keep;
+    }
     L.t[bad].n = SIZE_MAX / 2;
     expect_rejected(&L, &c, RMSFUSE_E_SIZE, "huge n");
     L.t[bad] = keep;
-    L.t[bad].square_avg = L.t[bad].param;
+    L.t[bad].a[2] = L.t[bad].a[SLOT_PARAM];
     expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "overlap inside a tensor");
     L.t[bad] = keep;
 
     /* Across tensors: a written array of one tensor overlapping any array
      * of another, by one element at either end or entirely. */
-    for (int j = 0; j < 5; j++) {
-        const rmsfuse_tensor *o = &L.t[1];
-        float *theirs[5] = {o->param, (float *)o->grad, o->square_avg, o->momentum_buf, o->grad_avg};
-        for (int k = 0; k < 5; k++) {
-            if (j == 1 && k == 1)
+    for (unsigned j = 0; j < ri->narr; j++) {
+        const rule_tensor *o = &L.t[1];
+        for (unsigned k = 0; k < ri->narr; k++) {
+            if (j == SLOT_GRAD && k == SLOT_GRAD)
                 continue; /* two gradients may overlap: tested below */
+            snprintf(what, sizeof what, "%s over another tensor's %s", ri->arr_name[j], ri->arr_name[k]);
             L.t[bad].n = 1;
-            set_array(&L.t[bad], j, theirs[k] + (o->n - 1)); /* the last element of theirs */
-            expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "overlap across tensors (end)");
-            set_array(&L.t[bad], j, theirs[k]);
-            expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "overlap across tensors (start)");
+            L.t[bad].a[j] = o->a[k] + (o->n - 1); /* the last element of theirs */
+            expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, what);
+            L.t[bad].a[j] = o->a[k];
+            expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, what);
             L.t[bad] = keep;
         }
     }
@@ -165,7 +177,7 @@ START_TEST(test_bad_entries_change_nothing)
      * matches one step per tensor. */
     for (size_t i = 1; i < count; i++)
         if (L.t[i].n <= L.t[0].n)
-            L.t[i].grad = L.t[0].grad;
+            L.t[i].a[SLOT_GRAD] = L.t[0].a[SLOT_GRAD];
     list_snapshot(&L);
     assert_multi_matches_steps(&L, &c, 1);
     list_free(&L);
@@ -177,40 +189,42 @@ END_TEST
  * that keep each kind in order. */
 START_TEST(test_flat_layout)
 {
-    const size_t count = _i ? 100 : 20;
-    test_rng r = {_i ? 61u : 62u};
-    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 32u);
+    const int rule = _i / 2;
+    const size_t count = _i % 2 ? 100 : 20;
+    const rule_info *ri = &rule_infos[rule];
+    test_rng r = {_i % 2 ? 61u : 62u};
+    const rule_cfg c = rule_full_config(rule);
     list L;
-    list_make_layout(&L, count, 40, &r, FLAT);
+    list_make_layout(&L, ri->narr, count, 40, &r, FLAT);
     for (size_t i = 0; i < count; i++)
         if (L.t[i].n == 0)
             L.t[i].n = 1;
     assert_multi_matches_steps(&L, &c, 2);
 
-    rmsfuse_tensor keep4 = L.t[4], keep5 = L.t[5];
+    const rule_tensor keep4 = L.t[4], keep5 = L.t[5];
     /* Within a kind, in order: the params of tensors 4 and 5 share their
      * boundary element. */
-    L.t[5].param = L.t[4].param + L.t[4].n - 1;
+    L.t[5].a[SLOT_PARAM] = L.t[4].a[SLOT_PARAM] + L.t[4].n - 1;
     L.t[5].n = 1;
     expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "consecutive params overlapping");
     L.t[5] = keep5;
-    /* Across kinds: a square_avg inside the params region. */
-    L.t[5].square_avg = L.t[4].param;
+    /* Across kinds: the last state array inside the params region. */
+    L.t[5].a[ri->narr - 1] = L.t[4].a[SLOT_PARAM];
     L.t[5].n = 1;
-    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "square_avg in the params region");
+    expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "state in the params region");
     L.t[5] = keep5;
     /* The last param moved forward onto the first grad's first element:
      * params still in order, grads in order, but the two regions meet. */
-    rmsfuse_tensor *last = &L.t[count - 1];
-    rmsfuse_tensor keep_last = *last;
-    last->param = (float *)L.t[0].grad - (last->n - 1);
-    ck_assert((uintptr_t)last->param > (uintptr_t)keep_last.param);
+    rule_tensor *last = &L.t[count - 1];
+    const rule_tensor keep_last = *last;
+    last->a[SLOT_PARAM] = L.t[0].a[SLOT_GRAD] - (last->n - 1);
+    ck_assert((uintptr_t)last->a[SLOT_PARAM] > (uintptr_t)keep_last.a[SLOT_PARAM]);
     expect_rejected(&L, &c, RMSFUSE_E_OVERLAP, "last param reaching into the grads");
     *last = keep_last;
     /* Shared gradients: out of order for the one pass, accepted by the sort. */
     for (size_t i = 1; i < count; i++)
         if (L.t[i].n <= L.t[0].n)
-            L.t[i].grad = L.t[0].grad;
+            L.t[i].a[SLOT_GRAD] = L.t[0].a[SLOT_GRAD];
     L.t[4] = keep4;
     assert_multi_matches_steps(&L, &c, 1);
     list_free(&L);
@@ -219,15 +233,18 @@ END_TEST
 
 START_TEST(test_bad_config_changes_nothing)
 {
+    const int rule = _i;
     test_rng r = {5};
     list L;
-    list_make(&L, 8, 20, &r);
-    rmsfuse_rmsprop_config c = config_of(0);
-    c.momentum = 1.0;
-    expect_rejected(&L, &c, RMSFUSE_E_MOMENTUM, "momentum 1");
-    c = config_of(0);
-    c.flags = 1u << 9;
+    list_make(&L, rule_infos[rule].narr, 8, 20, &r);
+    rule_cfg c = rule_full_config(rule);
+    *rule_lr(&c) = -0.5;
+    expect_rejected(&L, &c, RMSFUSE_E_LR, "negative lr");
+    c = rule_full_config(rule);
+    *rule_flags(&c) |= 1u << 20;
     expect_rejected(&L, &c, RMSFUSE_E_FLAGS, "unknown flag");
+    c.as_null = 1;
+    expect_rejected(&L, &c, RMSFUSE_E_NULL_CONFIG, "NULL config");
     list_free(&L);
 }
 END_TEST
@@ -237,12 +254,12 @@ int main(void)
     Suite *s = suite_create("multi");
     TCase *tc = tcase_create("multi");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_multi_equals_single_steps, 0, 64);
-    tcase_add_test(tc, test_many_tiny_tensors);
-    tcase_add_test(tc, test_empty_lists);
-    tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, 2);
-    tcase_add_loop_test(tc, test_flat_layout, 0, 2);
-    tcase_add_test(tc, test_bad_config_changes_nothing);
+    tcase_add_loop_test(tc, test_multi_equals_single_steps, 0, N_RULES * PARTS);
+    tcase_add_loop_test(tc, test_many_tiny_tensors, 0, N_RULES);
+    tcase_add_loop_test(tc, test_empty_lists, 0, N_RULES);
+    tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, 2 * N_RULES);
+    tcase_add_loop_test(tc, test_flat_layout, 0, 2 * N_RULES);
+    tcase_add_loop_test(tc, test_bad_config_changes_nothing, 0, N_RULES);
     suite_add_tcase(s, tc);
     return rmsfuse_test_run(s);
 }

@@ -1,9 +1,13 @@
 /*
- * The thread pool: bit-identical to the single-threaded call for every
- * thread count and chunking (with many tiny tensors, a few large ones,
- * unaligned arrays), cuts on cache lines, bad entries change nothing in
- * any tensor, concurrent calls on one pool, the run/split helpers.
- * Registered once per ISA; also built with ThreadSanitizer in CI.
+ * The thread pool: plans of every rule (rmsfuse_<rule>_plan, run by
+ * rmsfuse_pool_run_plan) and RMSProp's own pool entry points are
+ * bit-identical to the single-threaded step_multi for every thread count
+ * and chunking (with many tiny tensors, a few large ones, unaligned
+ * arrays), cuts on cache lines, bad entries change nothing in any tensor,
+ * concurrent calls on one pool, the run/split helpers.  Which combinations
+ * of each rule: every one in the native run with detection, one random
+ * combination per kernel loop in the others (test_rules.h).  Registered
+ * once per ISA; also built with ThreadSanitizer in CI.
  */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include <check.h>
@@ -16,14 +20,15 @@
 #include "rmsfuse.h"
 #include "rmsfuse_pool.h"
 #include "test_common.h"
+#include "test_rules.h"
 #include "test_tensors.h"
 
 /* RMSFUSE_TEST_QUICK=1 (valgrind, qemu, ThreadSanitizer): smaller arrays,
- * still large enough that the default split uses every worker. */
+ * still large enough that the default split uses every worker; fewer
+ * pools and chunkings for the every-combination test. */
 static int quick_mode(void)
 {
-    const char *q = getenv("RMSFUSE_TEST_QUICK");
-    return q && *q && strcmp(q, "0") != 0;
+    return test_quick_mode();
 }
 
 /* Pools of 1, 2, 3 and 5 workers (more workers than this machine's cores
@@ -52,59 +57,125 @@ static void pools_teardown(void)
 static const size_t chunks[] = {0, 1, 16, 100, 1000, 70000};
 enum { N_CHUNKS = sizeof chunks / sizeof chunks[0] };
 
-/* For every pool and chunking: `steps` pool steps over a copy of the list
- * give the bits of `steps` single-threaded multi steps. */
-static void assert_pool_matches_single(list *L, const rmsfuse_rmsprop_config *c, int steps)
+/* Runs `steps` steps of the list (rebased into `block`) on pool p:
+ * through a plan and rmsfuse_pool_run_plan (every rule), or RMSProp's
+ * rmsfuse_pool_rmsprop_step_multi. */
+static void pool_steps(int p, const list *L, float *block, const rule_cfg *c0, int steps, int via_rmsprop_entry)
 {
+    rule_tensor *t = malloc(L->count * sizeof *t + 1);
+    ck_assert_ptr_nonnull(t);
+    list_rebase_all(L, block, t);
+    rule_cfg c = *c0;
+    for (int s = 0; s < steps; s++, rule_advance_step(&c)) {
+        if (via_rmsprop_entry) {
+            rmsfuse_tensor *x = rule_api_tensors(RULE_RMSPROP, t, L->count);
+            ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pools[p], &c.u.rmsprop, x, L->count), RMSFUSE_OK);
+            free(x);
+        } else {
+            rmsfuse_plan *plan = NULL;
+            ck_assert_int_eq(rule_plan(&c, t, L->count, &plan), RMSFUSE_OK);
+            ck_assert_int_eq(rmsfuse_pool_run_plan(pools[p], plan), RMSFUSE_OK);
+            rmsfuse_plan_free(plan);
+        }
+    }
+    free(t);
+}
+
+/* For the given pools and chunkings: `steps` pool steps over a copy of the
+ * list give the bits of `steps` single-threaded multi steps (which are
+ * left in L). */
+static void assert_pool_matches_single_on(list *L, const rule_cfg *c0, int steps, const int *which_pools,
+                                          int npools, const size_t *which_chunks, int nchunks)
+{
+    char what[256];
+    rule_describe(c0, what, sizeof what);
     float *ref = list_clone_block(L);
-    for (int s = 0; s < steps; s++)
-        ck_assert_int_eq(rmsfuse_rmsprop_step_multi(c, L->t, L->count), RMSFUSE_OK);
+    rule_cfg c = *c0;
+    for (int s = 0; s < steps; s++, rule_advance_step(&c))
+        ck_assert_int_eq(rule_step_multi(&c, L->t, L->count), RMSFUSE_OK);
     float *ours = malloc(L->floats * sizeof(float));
-    rmsfuse_tensor *t = malloc(L->count * sizeof *t + 1);
-    ck_assert(ours && t);
-    for (int p = 0; p < N_POOLS; p++)
-        for (int k = 0; k < N_CHUNKS; k++) {
+    ck_assert(ours);
+    for (int pi = 0; pi < npools; pi++)
+        for (int k = 0; k < nchunks; k++) {
+            const int p = which_pools[pi];
+            /* RMSProp: alternately its own entry point and a plan. */
+            const int via = c0->rule == RULE_RMSPROP && (pi + k) % 2 == 1;
             memcpy(ours, ref, L->floats * sizeof(float));
-            for (size_t i = 0; i < L->count; i++) {
-                const rmsfuse_tensor *o = &L->t[i];
-                rmsfuse_tensor x = {list_rebase(L, ours, o->param), list_rebase(L, ours, o->grad),
-                                    list_rebase(L, ours, o->square_avg), list_rebase(L, ours, o->momentum_buf),
-                                    list_rebase(L, ours, o->grad_avg), o->n};
-                t[i] = x;
-            }
-            ck_assert_int_eq(rmsfuse_pool_set_chunk(pools[p], chunks[k]), RMSFUSE_OK);
-            for (int s = 0; s < steps; s++)
-                ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pools[p], c, t, L->count), RMSFUSE_OK);
+            ck_assert_int_eq(rmsfuse_pool_set_chunk(pools[p], which_chunks[k]), RMSFUSE_OK);
+            pool_steps(p, L, ours, c0, steps, via);
             ck_assert_msg(memcmp(ours, L->block, L->floats * sizeof(float)) == 0,
-                          "%d workers, chunk %zu: not the single-threaded bits", pool_threads[p], chunks[k]);
+                          "%s: %d workers, chunk %zu, %s: not the single-threaded bits", what, pool_threads[p],
+                          which_chunks[k], via ? "rmsfuse_pool_rmsprop_step_multi" : "plan");
         }
     for (int p = 0; p < N_POOLS; p++)
         rmsfuse_pool_set_chunk(pools[p], 0);
-    free(t);
     free(ours);
     free(ref);
+}
+
+/* Every pool and chunking. */
+static void assert_pool_matches_single(list *L, const rule_cfg *c, int steps)
+{
+    static const int all_pools[N_POOLS] = {0, 1, 2, 3};
+    assert_pool_matches_single_on(L, c, steps, all_pools, N_POOLS, chunks, N_CHUNKS);
 }
 
 START_TEST(test_large_tensors_every_split)
 {
     /* A few tensors of up to 200k elements (so the default split uses
-     * every worker), every variant. */
-    const unsigned v = (unsigned)_i * 9u % 64u; /* 8 variants spread over all flags */
-    test_rng r = {300u + v};
-    rmsfuse_rmsprop_config c = config_of(v);
+     * every worker): two combinations of each rule, spread over its list
+     * (this run's: every combination or one per kernel loop), with the
+     * prefetching loop of the kernels. */
+    const int rule = _i % N_RULES;
+    unsigned ks[MAX_COMBOS];
+    test_rng sr = {test_run_seed(0x9001u + (uint64_t)rule)};
+    const unsigned m = rule_sample(rule, test_full_run(), &sr, ks);
+    const unsigned v = (unsigned)(rng_next(&sr) % m);
+    const rule_cfg c = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+    test_rng r = {300u + (uint64_t)_i};
     list L;
-    list_make(&L, 4, quick_mode() ? 60000 : 200000, &r);
+    list_make(&L, rule_infos[rule].narr, 4, quick_mode() ? 60000 : 200000, &r);
     assert_pool_matches_single(&L, &c, 2);
     list_free(&L);
 }
 END_TEST
 
+/* Every combination of this run (and every hyperparameter set in turn) on
+ * a list of a few thousand elements, through a plan on the pool, with
+ * chunkings that give every worker pieces. */
+#define COMBO_PARTS 4
+START_TEST(test_every_combination)
+{
+    const int rule = _i / COMBO_PARTS, part = _i % COMBO_PARTS;
+    static const int quick_pools[] = {1, 3};
+    static const int full_pools[] = {0, 1, 2, 3};
+    static const size_t quick_chunks[] = {16, 1000};
+    static const size_t full_chunks[] = {1, 16, 100, 1000};
+    const int quick = quick_mode();
+    unsigned ks[MAX_COMBOS];
+    test_rng sr = {test_run_seed(0x90c0u + (uint64_t)rule)};
+    const unsigned m = rule_sample(rule, test_full_run(), &sr, ks);
+    for (unsigned v = (unsigned)part; v < m; v += COMBO_PARTS) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+        test_rng r = {4000u + 977u * (uint64_t)rule + ks[v]};
+        list L;
+        list_make(&L, rule_infos[rule].narr, 7, 2000, &r);
+        if (quick)
+            assert_pool_matches_single_on(&L, &c, 2, quick_pools, 2, quick_chunks, 2);
+        else
+            assert_pool_matches_single_on(&L, &c, 2, full_pools, N_POOLS, full_chunks, 4);
+        list_free(&L);
+    }
+}
+END_TEST
+
 START_TEST(test_many_tiny_tensors)
 {
+    const int rule = _i;
     test_rng r = {31};
-    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 16u | 32u);
+    const rule_cfg c = rule_full_config(rule);
     list L;
-    list_make(&L, MAX_T, 40, &r);
+    list_make(&L, rule_infos[rule].narr, MAX_T, 40, &r);
     assert_pool_matches_single(&L, &c, 2);
     list_free(&L);
 }
@@ -112,25 +183,39 @@ END_TEST
 
 START_TEST(test_single_array_unaligned)
 {
-    /* One array at every float offset within a cache line, through the
-     * single-array entry point. */
+    /* One tensor at every float offset within a cache line: RMSProp through
+     * its single-array entry point, every rule through a one-tensor plan. */
+    const int rule = _i;
+    const unsigned narr = rule_infos[rule].narr;
     const size_t N = quick_mode() ? 50003 : 100003; /* >= 2 pieces of 16384 */
-    rmsfuse_rmsprop_config c = config_of(32u);
+    rule_cfg c = rule_full_config(rule);
     test_rng r = {77};
-    float *buf = malloc(4 * (N + 32) * sizeof(float)), *ref = malloc(4 * (N + 32) * sizeof(float));
+    const size_t floats = narr * (N + 32);
+    float *buf = malloc(floats * sizeof(float)), *ref = malloc(floats * sizeof(float));
     ck_assert(buf && ref);
     for (int off = 0; off < 16; off += 3) {
-        for (size_t i = 0; i < 4 * (size_t)(N + 32); i++)
+        for (size_t i = 0; i < floats; i++)
             ref[i] = buf[i] = rng_uniform(&r, 0.01f, 1.0f);
-        float *a[4], *b[4];
-        for (int j = 0; j < 4; j++) {
-            a[j] = buf + j * (N + 32) + off;
-            b[j] = ref + j * (N + 32) + off;
+        float *a[MAX_ARR] = {NULL}, *b[MAX_ARR] = {NULL};
+        for (unsigned j = 0; j < narr; j++) {
+            a[j] = buf + j * (N + 32) + (size_t)off;
+            b[j] = ref + j * (N + 32) + (size_t)off;
         }
-        ck_assert_int_eq(rmsfuse_rmsprop_step(&c, b[0], b[1], b[2], b[3], NULL, N), RMSFUSE_OK);
-        ck_assert_int_eq(rmsfuse_pool_rmsprop_step(pools[1 + off % 3], &c, a[0], a[1], a[2], a[3], NULL, N),
-                         RMSFUSE_OK);
-        ck_assert_msg(memcmp(buf, ref, 4 * (N + 32) * sizeof(float)) == 0, "offset %d differs", off);
+        ck_assert_int_eq(rule_step(&c, b, N), RMSFUSE_OK);
+        rmsfuse_pool *pool = pools[1 + off % 3];
+        if (rule == RULE_RMSPROP && off % 2 == 0) {
+            ck_assert_int_eq(rmsfuse_pool_rmsprop_step(pool, &c.u.rmsprop, a[0], a[1], a[2], a[3], a[4], N),
+                             RMSFUSE_OK);
+        } else {
+            const rule_tensor t = rule_tensor_of(a, N);
+            rmsfuse_plan *plan = NULL;
+            ck_assert_int_eq(rule_plan(&c, &t, 1, &plan), RMSFUSE_OK);
+            ck_assert_uint_eq(rmsfuse_plan_elements(plan), N);
+            ck_assert_int_eq(rmsfuse_pool_run_plan(pool, plan), RMSFUSE_OK);
+            rmsfuse_plan_free(plan);
+        }
+        ck_assert_msg(memcmp(buf, ref, floats * sizeof(float)) == 0, "%s: offset %d differs", rule_infos[rule].name,
+                      off);
     }
     free(buf);
     free(ref);
@@ -167,45 +252,66 @@ START_TEST(test_split_tiles_on_cache_lines)
 }
 END_TEST
 
-/* A list with a bad entry: the status of the single-threaded call, and no
- * tensor changed. */
+/* A list with a bad entry: the status of the single-threaded call, no plan,
+ * and no tensor changed. */
 START_TEST(test_bad_entries_change_nothing)
 {
+    const int rule = _i;
+    const rule_info *ri = &rule_infos[rule];
     test_rng r = {8};
-    rmsfuse_rmsprop_config c = config_of(RMSFUSE_CENTERED | 32u);
+    const rule_cfg c = rule_full_config(rule);
     list L;
-    list_make(&L, 50, 30000, &r);
+    list_make(&L, ri->narr, 50, 30000, &r);
     for (size_t i = 0; i < L.count; i++)
         if (L.t[i].n == 0)
             L.t[i].n = 1; /* list_make leaves room for one */
     rmsfuse_pool *pool = pools[2];
     rmsfuse_pool_set_chunk(pool, 64);
-    struct {
-        int field;
+    for (unsigned k = 0; k < ri->narr + 2; k++) {
+        const rule_tensor keep = L.t[40];
         int status;
-    } cases[] = {{0, RMSFUSE_E_NULL_ARRAY}, {3, RMSFUSE_E_NULL_MOMENTUM_BUF}, {4, RMSFUSE_E_NULL_GRAD_AVG},
-                 {5, RMSFUSE_E_OVERLAP}, {6, RMSFUSE_E_SIZE}};
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        rmsfuse_tensor keep = L.t[40];
-        switch (cases[k].field) {
-        case 0: L.t[40].param = NULL; break;
-        case 3: L.t[40].momentum_buf = NULL; break;
-        case 4: L.t[40].grad_avg = NULL; break;
-        case 5: L.t[40].square_avg = L.t[3].param; L.t[40].n = 1; break; /* across tensors */
-        default: L.t[40].n = SIZE_MAX / 2; break;
+        if (k < ri->narr) { /* each array NULL */
+            L.t[40].a[k] = NULL;
+            status = ri->null_status[k];
+        } else if (k == ri->narr) { /* across tensors */
+            L.t[40].a[2] = L.t[3].a[SLOT_PARAM];
+            L.t[40].n = 1;
+            status = RMSFUSE_E_OVERLAP;
+        } else {
+            L.t[40].n = SIZE_MAX / 2;
+            status = RMSFUSE_E_SIZE;
         }
         list_snapshot(&L);
-        ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pool, &c, L.t, L.count), cases[k].status);
-        ck_assert_msg(list_unchanged(&L), "case %zu: a rejected call changed a tensor", k);
+        rmsfuse_plan *plan = (rmsfuse_plan *)&L;
+        ck_assert_int_eq(rule_plan(&c, L.t, L.count, &plan), status);
+        ck_assert_ptr_null(plan);
+        if (rule == RULE_RMSPROP) {
+            rmsfuse_tensor *x = rule_api_tensors(RULE_RMSPROP, L.t, L.count);
+            ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pool, &c.u.rmsprop, x, L.count), status);
+            free(x);
+        }
+        ck_assert_msg(list_unchanged(&L), "%s, case %u: a rejected call changed a tensor", ri->name, k);
         L.t[40] = keep;
     }
-    rmsfuse_rmsprop_config bad = c;
-    bad.eps = -1.0;
+    rule_cfg bad = c;
+    *rule_lr(&bad) = -1.0;
     list_snapshot(&L);
-    ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pool, &bad, L.t, L.count), RMSFUSE_E_EPS);
-    ck_assert_int_eq(rmsfuse_pool_rmsprop_step(pool, &bad, L.t[0].param, L.t[0].grad, L.t[0].square_avg,
-                                               L.t[0].momentum_buf, L.t[0].grad_avg, L.t[0].n),
-                     RMSFUSE_E_EPS);
+    rmsfuse_plan *plan = (rmsfuse_plan *)&L;
+    ck_assert_int_eq(rule_plan(&bad, L.t, L.count, &plan), RMSFUSE_E_LR);
+    ck_assert_ptr_null(plan);
+    if (rule == RULE_RMSPROP) {
+        rmsfuse_tensor *x = rule_api_tensors(RULE_RMSPROP, L.t, L.count);
+        ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pool, &bad.u.rmsprop, x, L.count), RMSFUSE_E_LR);
+        ck_assert_int_eq(rmsfuse_pool_rmsprop_step(pool, &bad.u.rmsprop, x[0].param, x[0].grad, x[0].square_avg,
+                                                   x[0].momentum_buf, x[0].grad_avg, x[0].n),
+                         RMSFUSE_E_LR);
+        free(x);
+    }
+    /* A valid plan, run with a NULL pool, or a NULL plan: nothing runs. */
+    ck_assert_int_eq(rule_plan(&c, L.t, L.count, &plan), RMSFUSE_OK);
+    ck_assert_int_eq(rmsfuse_pool_run_plan(NULL, plan), RMSFUSE_E_NULL_POOL);
+    ck_assert_int_eq(rmsfuse_pool_run_plan(pool, NULL), RMSFUSE_E_NULL_PLAN);
+    rmsfuse_plan_free(plan);
     ck_assert(list_unchanged(&L));
     rmsfuse_pool_set_chunk(pool, 0);
     list_free(&L);
@@ -214,7 +320,7 @@ END_TEST
 
 START_TEST(test_empty_and_null)
 {
-    rmsfuse_rmsprop_config c = config_of(0);
+    rmsfuse_rmsprop_config c = rmsfuse_rmsprop_pytorch(0.01);
     ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pools[1], &c, NULL, 0), RMSFUSE_OK);
     ck_assert_int_eq(rmsfuse_pool_rmsprop_step_multi(pools[1], &c, NULL, 2), RMSFUSE_E_NULL_LIST);
     rmsfuse_tensor zeros[4];
@@ -228,6 +334,20 @@ START_TEST(test_empty_and_null)
     ck_assert_int_eq(rmsfuse_pool_set_chunk(NULL, 5), RMSFUSE_E_NULL_POOL);
     ck_assert_int_eq(rmsfuse_pool_threads(NULL), 0);
     rmsfuse_pool_destroy(NULL);
+    /* Plans of nothing, of every rule, run on a pool. */
+    for (int rule = 0; rule < N_RULES; rule++) {
+        const rule_cfg rc = rule_full_config(rule);
+        rule_tensor rz[4];
+        memset(rz, 0, sizeof rz);
+        for (int k = 0; k < 2; k++) {
+            rmsfuse_plan *plan = NULL;
+            ck_assert_int_eq(rule_plan(&rc, k ? rz : NULL, k ? 4 : 0, &plan), RMSFUSE_OK);
+            ck_assert_ptr_nonnull(plan);
+            ck_assert_uint_eq(rmsfuse_plan_elements(plan), 0);
+            ck_assert_int_eq(rmsfuse_pool_run_plan(pools[3], plan), RMSFUSE_OK);
+            rmsfuse_plan_free(plan);
+        }
+    }
 
     rmsfuse_pool *p = (rmsfuse_pool *)&c;
     ck_assert_int_eq(rmsfuse_pool_create(&p, -1), RMSFUSE_E_SIZE);
@@ -271,12 +391,16 @@ START_TEST(test_run_calls_every_worker_once)
 }
 END_TEST
 
-/* Several threads calling one pool at once, each on its own list: every
- * list ends with the single-threaded bits (calls are serialised). */
+/* Several threads calling one pool at once, each on its own list (of
+ * another rule each): every list ends with the single-threaded bits (calls
+ * are serialised).  RMSProp's caller uses rmsfuse_pool_rmsprop_step_multi,
+ * the others run one plan four times. */
 typedef struct caller {
     list L;
     float *ref;
-    rmsfuse_rmsprop_config c;
+    rule_cfg c;
+    rmsfuse_tensor *rms; /* RMSProp's list */
+    rmsfuse_plan *plan;  /* the others' */
     int status;
 } caller;
 
@@ -284,7 +408,8 @@ static void *caller_main(void *arg)
 {
     caller *k = arg;
     for (int s = 0; s < 4 && k->status == RMSFUSE_OK; s++)
-        k->status = rmsfuse_pool_rmsprop_step_multi(pools[1], &k->c, k->L.t, k->L.count);
+        k->status = k->rms ? rmsfuse_pool_rmsprop_step_multi(pools[1], &k->c.u.rmsprop, k->rms, k->L.count)
+                           : rmsfuse_pool_run_plan(pools[1], k->plan);
     return NULL;
 }
 
@@ -294,11 +419,18 @@ START_TEST(test_concurrent_callers)
     caller k[CALLERS];
     pthread_t th[CALLERS];
     for (int i = 0; i < CALLERS; i++) {
+        const int rule = i % N_RULES;
         test_rng r = {500u + (unsigned)i};
-        list_make(&k[i].L, 6, 50000, &r);
-        k[i].c = config_of((unsigned)(i * 17) % 64u);
+        list_make(&k[i].L, rule_infos[rule].narr, 6, 50000, &r);
+        k[i].c = rule_full_config(rule);
         k[i].ref = list_clone_block(&k[i].L);
         k[i].status = RMSFUSE_OK;
+        k[i].rms = NULL;
+        k[i].plan = NULL;
+        if (rule == RULE_RMSPROP)
+            k[i].rms = rule_api_tensors(RULE_RMSPROP, k[i].L.t, k[i].L.count);
+        else
+            ck_assert_int_eq(rule_plan(&k[i].c, k[i].L.t, k[i].L.count, &k[i].plan), RMSFUSE_OK);
     }
     for (int i = 0; i < CALLERS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, caller_main, &k[i]), 0);
@@ -310,10 +442,13 @@ START_TEST(test_concurrent_callers)
         float *got = list_clone_block(&k[i].L);
         memcpy(k[i].L.block, k[i].ref, k[i].L.floats * sizeof(float));
         for (int s = 0; s < 4; s++)
-            ck_assert_int_eq(rmsfuse_rmsprop_step_multi(&k[i].c, k[i].L.t, k[i].L.count), RMSFUSE_OK);
-        ck_assert_msg(memcmp(got, k[i].L.block, k[i].L.floats * sizeof(float)) == 0, "caller %d differs", i);
+            ck_assert_int_eq(rule_step_multi(&k[i].c, k[i].L.t, k[i].L.count), RMSFUSE_OK);
+        ck_assert_msg(memcmp(got, k[i].L.block, k[i].L.floats * sizeof(float)) == 0, "caller %d (%s) differs", i,
+                      rule_infos[k[i].c.rule].name);
         free(got);
         free(k[i].ref);
+        free(k[i].rms);
+        rmsfuse_plan_free(k[i].plan);
         list_free(&k[i].L);
     }
 }
@@ -373,11 +508,12 @@ int main(void)
     TCase *tc = tcase_create("pool");
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, pools_setup, pools_teardown); /* per test: threads do not survive fork */
-    tcase_add_loop_test(tc, test_large_tensors_every_split, 0, 8);
-    tcase_add_test(tc, test_many_tiny_tensors);
-    tcase_add_test(tc, test_single_array_unaligned);
+    tcase_add_loop_test(tc, test_large_tensors_every_split, 0, 2 * N_RULES);
+    tcase_add_loop_test(tc, test_every_combination, 0, N_RULES * COMBO_PARTS);
+    tcase_add_loop_test(tc, test_many_tiny_tensors, 0, N_RULES);
+    tcase_add_loop_test(tc, test_single_array_unaligned, 0, N_RULES);
     tcase_add_test(tc, test_split_tiles_on_cache_lines);
-    tcase_add_test(tc, test_bad_entries_change_nothing);
+    tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, N_RULES);
     tcase_add_test(tc, test_empty_and_null);
     tcase_add_test(tc, test_run_calls_every_worker_once);
     tcase_add_test(tc, test_concurrent_callers);

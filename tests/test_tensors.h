@@ -1,7 +1,8 @@
 /*
- * Lists of tensors for the multi-tensor and pool tests: carved out of one
- * block of memory, so that a test checks "nothing changed" with one memcmp
- * and builds overlaps at will.  Needs check.h, test_common.h, rmsfuse.h.
+ * Lists of tensors of any rule for the multi-tensor, pool and concurrency
+ * tests: carved out of one block of memory, so that a test checks "nothing
+ * changed" with one memcmp and builds overlaps at will.  Needs check.h,
+ * test_common.h and test_rules.h.
  */
 #ifndef RMSFUSE_TEST_TENSORS_H
 #define RMSFUSE_TEST_TENSORS_H
@@ -13,25 +14,28 @@ enum { MAX_T = 1000 };
 typedef struct list {
     float *block, *copy;
     size_t floats;
-    rmsfuse_tensor t[MAX_T];
+    unsigned narr; /* arrays per tensor (the rule's) */
+    rule_tensor t[MAX_T];
     size_t count;
 } list;
 
-/* Layouts: each tensor's five arrays side by side (INTERLEAVED), or each
- * kind of array in its own region, in list order (FLAT: tensors cut from
- * five flat buffers, the layout of ZeRO-style optimizers). */
+/* Layouts: each tensor's arrays side by side (INTERLEAVED), or each kind
+ * of array in its own region, in list order (FLAT: tensors cut from one
+ * flat buffer per kind, the layout of ZeRO-style optimizers). */
 enum layout { INTERLEAVED, FLAT };
 
-/* count tensors of random sizes in [0, max_n], each with its five arrays,
- * at random float offsets (so alignments differ), filled with values a real
- * step sees (positive state, signed gradients). */
-static inline void list_make_layout(list *L, size_t count, size_t max_n, test_rng *r, enum layout layout)
+/* count tensors of random sizes in [0, max_n], each with narr arrays, at
+ * random float offsets (so alignments differ), filled with values a real
+ * step sees (positive state, signed gradients in slot 1). */
+static inline void list_make_layout(list *L, unsigned narr, size_t count, size_t max_n, test_rng *r,
+                                    enum layout layout)
 {
     size_t n[MAX_T], total = 0;
     ck_assert_uint_le(count, MAX_T);
+    ck_assert_uint_le(narr, MAX_ARR);
     for (size_t i = 0; i < count; i++) {
         n[i] = max_n ? (size_t)(rng_next(r) % (max_n + 1)) : 0;
-        total += 5 * (n[i] + 4);
+        total += narr * (n[i] + 4);
     }
     L->floats = total + 1;
     L->block = malloc(L->floats * sizeof(float));
@@ -40,28 +44,30 @@ static inline void list_make_layout(list *L, size_t count, size_t max_n, test_rn
     for (size_t k = 0; k < L->floats; k++)
         L->block[k] = rng_uniform(r, 0.01f, 1.0f);
     float *at = L->block;
-    float *a[MAX_T][5];
-    for (int pass = 0; pass < (layout == FLAT ? 5 : 1); pass++)
+    for (size_t i = 0; i < count; i++)
+        for (unsigned j = 0; j < MAX_ARR; j++)
+            L->t[i].a[j] = NULL;
+    for (unsigned pass = 0; pass < (layout == FLAT ? narr : 1); pass++)
         for (size_t i = 0; i < count; i++)
-            for (int j = 0; j < 5; j++) {
+            for (unsigned j = 0; j < narr; j++) {
                 if (layout == FLAT && j != pass)
                     continue;
                 at += rng_next(r) % 4; /* 0..3 floats of padding: every alignment */
-                a[i][j] = at;
+                L->t[i].a[j] = at;
                 at += n[i] ? n[i] : 1; /* room for one element even when n = 0 */
             }
     for (size_t i = 0; i < count; i++) {
         for (size_t k = 0; k < n[i]; k++)
-            a[i][1][k] = rng_uniform(r, -1.0f, 1.0f);
-        rmsfuse_tensor t = {a[i][0], a[i][1], a[i][2], a[i][3], a[i][4], n[i]};
-        L->t[i] = t;
+            L->t[i].a[SLOT_GRAD][k] = rng_uniform(r, -1.0f, 1.0f);
+        L->t[i].n = n[i];
     }
+    L->narr = narr;
     L->count = count;
 }
 
-static inline void list_make(list *L, size_t count, size_t max_n, test_rng *r)
+static inline void list_make(list *L, unsigned narr, size_t count, size_t max_n, test_rng *r)
 {
-    list_make_layout(L, count, max_n, r, INTERLEAVED);
+    list_make_layout(L, narr, count, max_n, r, INTERLEAVED);
 }
 
 static inline void list_snapshot(list *L)
@@ -80,14 +86,7 @@ static inline void list_free(list *L)
     free(L->copy);
 }
 
-/* The configuration of variant bits 0..63 (flags, weight decay, momentum). */
-static inline rmsfuse_rmsprop_config config_of(unsigned v)
-{
-    rmsfuse_rmsprop_config c = {0.01, 0.9, 1e-6, (v & 16) ? 0.01 : 0.0, (v & 32) ? 0.9 : 0.0, v & 15u};
-    return c;
-}
-
-/* A copy of the list's block, and the same tensors pointing into it. */
+/* A copy of the list's block. */
 static inline float *list_clone_block(const list *L)
 {
     float *c = malloc(L->floats * sizeof(float));
@@ -100,6 +99,23 @@ static inline float *list_clone_block(const list *L)
 static inline float *list_rebase(const list *L, float *other, const float *p)
 {
     return p ? other + (p - L->block) : NULL;
+}
+
+/* Tensor t of L with its arrays moved to the same places in another block. */
+static inline rule_tensor list_rebase_tensor(const list *L, float *other, const rule_tensor *t)
+{
+    rule_tensor x;
+    for (unsigned j = 0; j < MAX_ARR; j++)
+        x.a[j] = list_rebase(L, other, t->a[j]);
+    x.n = t->n;
+    return x;
+}
+
+/* The whole list moved to another block (out has room for L->count). */
+static inline void list_rebase_all(const list *L, float *other, rule_tensor *out)
+{
+    for (size_t i = 0; i < L->count; i++)
+        out[i] = list_rebase_tensor(L, other, &L->t[i]);
 }
 
 #endif /* RMSFUSE_TEST_TENSORS_H */
