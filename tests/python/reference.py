@@ -200,3 +200,69 @@ def variant_name(flags, wd, mom):
     if mom:
         parts.append("momentum")
     return "+".join(parts) if parts else "plain"
+
+
+# ---- float64 framework formulas of the other rules ---------------------------------------
+# Each takes the rule's config (an rmsfuse config: its fields and boolean flags) and a dict of
+# the rule's arrays, and returns {name: float64 array} of param and the state after one step:
+# torch 1.13's formula (torch/optim/{adagrad,sgd,adam,adamw}.py, _single_tensor_*) where the
+# flags are torch's, else the framework's the flag stands for (Keras' for EPS_HAT and
+# LR_IN_MOMENTUM, the classic AdaGrad formula for EPS_IN_SQRT).
+def _f64(arrays):
+    return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items() if v is not None}
+
+
+def _sign_and_decay(cfg, p, g, lr):
+    g = -g if cfg.maximize else g
+    if cfg.weight_decay != 0 and not cfg.decoupled_decay:
+        g = g + cfg.weight_decay * p                     # grad.add(param, alpha=weight_decay)
+    if cfg.weight_decay != 0 and cfg.decoupled_decay:
+        p = p * (1 - lr * cfg.weight_decay)              # param.mul_(1 - lr * weight_decay) (AdamW)
+    return p, g
+
+
+def adagrad_f64(cfg, arrays):
+    a = _f64(arrays)
+    clr = cfg.lr / (1 + (cfg.step - 1) * cfg.lr_decay)
+    p, g = _sign_and_decay(cfg, a["param"], a["grad"], clr)
+    s = a["sum"] + g * g                                 # state_sum.addcmul_(grad, grad, value=1)
+    std = np.sqrt(s + cfg.eps) if cfg.eps_in_sqrt else np.sqrt(s) + cfg.eps  # classic / torch
+    return {"param": p - clr * g / std, "sum": s}        # param.addcdiv_(grad, std, value=-clr)
+
+
+def sgd_f64(cfg, arrays):
+    a = _f64(arrays)
+    p, g = _sign_and_decay(cfg, a["param"], a["grad"], cfg.lr)
+    out = {}
+    if cfg.momentum == 0:
+        d = g
+    elif cfg.lr_in_momentum:                             # Keras: v = m v - lr g; p += v (Nesterov: m v - lr g)
+        v = cfg.momentum * a["momentum_buf"] - cfg.lr * g
+        out["momentum_buf"] = v
+        return dict(out, param=p + (cfg.momentum * v - cfg.lr * g if cfg.nesterov else v))
+    else:                                                # torch: buf.mul_(m).add_(d_p, alpha=1-dampening)
+        buf = g.copy() if cfg.init_momentum else a["momentum_buf"] * cfg.momentum + (1 - cfg.dampening) * g
+        out["momentum_buf"] = buf
+        d = g + cfg.momentum * buf if cfg.nesterov else buf
+    return dict(out, param=p - cfg.lr * d)               # param.add_(d_p, alpha=-lr)
+
+
+def adam_f64(cfg, arrays):
+    a = _f64(arrays)
+    t = cfg.step
+    bc1, bc2 = 1 - cfg.beta1 ** t, 1 - cfg.beta2 ** t
+    p, g = _sign_and_decay(cfg, a["param"], a["grad"], cfg.lr)
+    m = a["exp_avg"] * cfg.beta1 + (1 - cfg.beta1) * g    # exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
+    v = a["exp_avg_sq"] * cfg.beta2 + (1 - cfg.beta2) * g * g
+    out = {"exp_avg": m, "exp_avg_sq": v}
+    r = v
+    if cfg.amsgrad:
+        r = out["max_exp_avg_sq"] = np.maximum(a["max_exp_avg_sq"], v)
+    if cfg.eps_hat:                                      # Keras / TF: lr_t m / (sqrt(v) + eps_hat)
+        p = p - (cfg.lr * np.sqrt(bc2) / bc1) * m / (np.sqrt(r) + cfg.eps)
+    else:                                                # torch: denom = sqrt(v)/sqrt(bc2) + eps
+        p = p - (cfg.lr / bc1) * m / (np.sqrt(r) / np.sqrt(bc2) + cfg.eps)
+    return dict(out, param=p)
+
+
+RULE_F64 = {"adagrad": adagrad_f64, "sgd": sgd_f64, "adam": adam_f64}
