@@ -1,4 +1,4 @@
-"""bench/python_bench.py runs (--quick: the first 20 tensors of ResNet-50) and writes its report.
+"""bench/python_bench.py runs every drop-in (--quick: the first 20 tensors of ResNet-50) and writes its report.
 
 It checks that the benchmark works, not how fast anything is (scripts/bench.sh measures).
 """
@@ -26,10 +26,16 @@ class TestBench(unittest.TestCase):
             with open(os.path.join(out, "python.md")) as f:
                 md = f.read()
         rows = data["results"]
-        self.assertEqual({r["config"] for r in rows}, {"default", "momentum"})
+        # Every drop-in, and the traffic bounds derived pass by pass (torch 1.13's loop / fused):
+        # Adam 80/28, AdamW with weight decay 88/28, Adagrad 44/20, SGD with momentum 32/20.
+        bytes_ = {r["config"]: (r["optimizer"], r["bytes_torch"], r["bytes_fused"]) for r in rows}
+        self.assertEqual(bytes_, {"rmsprop": ("RMSprop", 52, 20), "rmsprop momentum": ("RMSprop", 72, 28),
+                                  "adagrad": ("Adagrad", 44, 20), "sgd momentum": ("SGD", 32, 20),
+                                  "adam": ("Adam", 80, 28), "adamw wd": ("AdamW", 88, 28)})
         for row in rows:
             self.assertEqual(set(row["median"]), {"rmsfuse", "torch loop", "torch foreach"})
             self.assertTrue(all(t > 0 for t in row["median"].values()))
+            self.assertIn(f"| {row['bytes_torch']}/{row['bytes_fused']} = {row['bound']:.2f}x |", md)
         self.assertIn("| ResNet-50 (torchvision): 20 tensors", md)
         self.assertIn(md.strip(), r.stdout)
 
