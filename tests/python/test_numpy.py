@@ -585,10 +585,10 @@ def run_example(name):
     return r.stdout
 
 
-def readme_snippets(needs_torch):
-    """The ```python blocks of README.md that do (or do not) import torch."""
+def readme_snippets(needs_torch, doc="README.md"):
+    """The ```python blocks of README.md (or another page) that do (or do not) import torch."""
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(repo, "README.md")) as f:
+    with open(os.path.join(repo, doc)) as f:
         blocks = f.read().split("```python\n")[1:]
     code = [b.split("```")[0] for b in blocks]
     return [c for c in code if ("import torch" in c) == needs_torch]
@@ -608,6 +608,13 @@ class TestExample(unittest.TestCase):
         self.assertEqual(len(snippets), 1)
         self.assertIn("rmsfuse.step(", snippets[0])
         run_snippet(snippets[0] + "\nassert abs(param[0] - 0.9) < 1e-6, param\n")
+
+    def test_docs_snippets(self):
+        # docs/python.md's NumPy snippets run as written (the first is the README's).
+        snippets = readme_snippets(needs_torch=False, doc="docs/python.md")
+        self.assertEqual(len(snippets), 2)
+        for code in snippets:
+            run_snippet(code)
 
     def test_readme_numpy_example(self):
         out = run_example("python_numpy.py")

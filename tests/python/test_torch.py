@@ -611,6 +611,15 @@ class TestExample(unittest.TestCase):
         self.assertEqual(len(snippets), 1)
         run_snippet(snippets[0] + "\nassert all(s['step'] == 1 for s in opt.state.values()) and len(opt.state) == 4\n")
 
+    @unittest.skipUnless(rmsfuse.pool_available(), "librmsfuse_pool not found (the snippet uses threads=)")
+    def test_docs_snippet(self):
+        # docs/python.md's PyTorch snippet runs as written, and its state_dict round trip holds.
+        from test_numpy import readme_snippets, run_snippet
+        snippets = readme_snippets(needs_torch=True, doc="docs/python.md")
+        self.assertEqual(len(snippets), 1)
+        run_snippet(snippets[0] + "\nassert all(float(ref.state[p]['step']) == 10 for p in model.parameters())\n"
+                    "assert [o.threads for o in others] == [None, None, None, 2]\n")
+
     def test_readme_torch_example(self):
         from test_numpy import run_example
         out = run_example("python_torch.py")
