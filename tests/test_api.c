@@ -1,7 +1,9 @@
 /*
- * Public API tests: hand-computed steps for every variant, every error rule
- * (and that a rejected call writes nothing), n == 0, special values,
- * presets, version and status strings.
+ * RMSProp's public API: hand-computed steps for every variant (every flag,
+ * NESTEROV and DECOUPLED_DECAY included, with and without weight decay and
+ * momentum), every error rule (and that a rejected call writes nothing),
+ * n == 0, special values, presets, version and status strings.  Every
+ * rule's error paths, presets and plans: test_rules_api.c.
  */
 #include <float.h>
 #include <stdint.h>
@@ -11,11 +13,16 @@
 /* ------------------------------------------------------------------------
  * Hand-computed cases.
  *
+ * Variant bits: 0..3 the flags CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM,
+ * MAXIMIZE; 16 weight decay on; 32 momentum on; 64 NESTEROV; 128
+ * DECOUPLED_DECAY (which changes nothing without weight decay).
+ *
  * alpha = 0.75 (a = 0.75, c = 0.25 exactly), lr = 0.5, momentum 0.5 when
  * on, weight_decay 0.5 when on.  The effective gradient is g = +4 (or -4
- * with MAXIMIZE); with weight decay the raw gradient is chosen so that
- * g = grad + 0.5 * p0 is still +-4 (p0 = 2: grad 3, or grad 5 maximizing,
- * -5 + 1 = -4).
+ * with MAXIMIZE); with coupled weight decay the raw gradient is chosen so
+ * that g = grad + 0.5 * p0 is still +-4 (p0 = 2: grad 3, or grad 5
+ * maximizing, -5 + 1 = -4).  Decoupled weight decay leaves g alone and
+ * scales p0 = 2 by dk = 1 - 0.5 * 0.5 = 0.75 first: p = 1.5.
  *
  *   v'  = 28 * 0.75 + (0.25 * g) * g         = 21 + 4        = 25
  *   ga' = ga0 * 0.75 + 0.25 * g, ga0 = +-4   = +-3 +- 1      = +-4
@@ -23,15 +30,23 @@
  *   d   = 8 in every case, by the choice of eps:
  *         eps outside sqrt: sqrt(25) + 3 = 8, sqrt(9) + 5 = 8
  *         eps inside sqrt:  sqrt(25 + 39) = 8, sqrt(9 + 55) = 8
- *   torch style:  no momentum  p' = p0 + (-0.5 * g) / 8  = p0 -+ 0.25
- *                 momentum     b' = b0 * 0.5 + g / 8, b0 = +-1 -> +-1
- *                              p' = p0 + -0.5 * b'          = p0 -+ 0.5
+ *   torch style:  no momentum  p' = p + (-0.5 * g) / 8  = p -+ 0.25
+ *                 momentum     q = g / 8 = +-0.5, b' = b0 * 0.5 + q
+ *                   b0 = +-1:  b' = +-1,  p' = p + -0.5 * b'      = p -+ 0.5
+ *                   Nesterov, b0 = +-3: b' = +-2,
+ *                              p' = p + -0.5 * (q + 0.5 * b')    = p -+ 0.75
  *   TF style:     u = (0.5 * g) / 8 = +-0.25
- *                 no momentum  p' = p0 - u                 = p0 -+ 0.25
- *                 momentum     b' = b0 * 0.5 + u, b0 = +-1 = +-0.75
- *                              p' = p0 - b'                = p0 -+ 0.75
+ *                 no momentum  p' = p - u                 = p -+ 0.25
+ *                 momentum, b0 = +-1: b' = b0 * 0.5 + u = +-0.75,
+ *                              p' = p - b'                = p -+ 0.75
+ *                   Nesterov, b0 = +-3: b' = +-1.75,
+ *                              p' = p - (u + 0.5 * b')    = p -+ 1.125
  * (-+ : minus for g = +4, plus for g = -4.)
  * ---------------------------------------------------------------------- */
+#define HAND_NESTEROV 64u
+#define HAND_DECOUPLED 128u
+#define HAND_VARIANTS 256
+
 typedef struct hand_case {
     rmsfuse_rmsprop_config cfg;
     float p0, grad, v0, b0, ga0;
@@ -40,8 +55,10 @@ typedef struct hand_case {
 
 static hand_case hand_case_for(unsigned variant)
 {
-    const unsigned flags = variant & 15u; /* the four flags of 0.1 */
+    const unsigned flags = (variant & 15u) | ((variant & HAND_NESTEROV) ? RMSFUSE_NESTEROV : 0u) |
+                           ((variant & HAND_DECOUPLED) ? RMSFUSE_DECOUPLED_DECAY : 0u);
     const int wd = (variant >> 4) & 1, mom = (variant >> 5) & 1;
+    const int nesterov = (variant & HAND_NESTEROV) != 0, decoupled = wd && (variant & HAND_DECOUPLED);
     const int centered = (flags & RMSFUSE_CENTERED) != 0;
     const int in_sqrt = (flags & RMSFUSE_EPS_IN_SQRT) != 0;
     const int tf = (flags & RMSFUSE_LR_IN_MOMENTUM) != 0;
@@ -56,26 +73,27 @@ static hand_case hand_case_for(unsigned variant)
     h.cfg.flags = flags;
 
     h.p0 = wd ? 2.0f : 1.0f;
-    /* g = (maximize ? -grad : grad) + (wd ? 0.5 * 2 : 0) must be sign * 4. */
-    if (wd)
+    /* g = (maximize ? -grad : grad) + (coupled wd ? 0.5 * 2 : 0) must be sign * 4. */
+    if (wd && !decoupled)
         h.grad = (flags & RMSFUSE_MAXIMIZE) ? 5.0f : 3.0f;
     else
         h.grad = 4.0f;
     h.v0 = 28.0f;
-    h.b0 = sign * 1.0f;
+    h.b0 = sign * (nesterov ? 3.0f : 1.0f);
     h.ga0 = sign * 4.0f;
 
+    const float p = decoupled ? h.p0 * 0.75f : h.p0; /* decoupled decay first */
     h.v1 = 25.0f;
     h.ga1 = centered ? sign * 4.0f : h.ga0; /* unchanged when not centered */
     if (!mom) {
         h.b1 = h.b0; /* unused: unchanged */
-        h.p1 = h.p0 - sign * 0.25f;
+        h.p1 = p - sign * 0.25f;
     } else if (tf) {
-        h.b1 = sign * 0.75f;
-        h.p1 = h.p0 - sign * 0.75f;
+        h.b1 = sign * (nesterov ? 1.75f : 0.75f);
+        h.p1 = p - sign * (nesterov ? 1.125f : 0.75f);
     } else {
-        h.b1 = sign * 1.0f;
-        h.p1 = h.p0 - sign * 0.5f;
+        h.b1 = sign * (nesterov ? 2.0f : 1.0f);
+        h.p1 = p - sign * (nesterov ? 0.75f : 0.5f);
     }
     return h;
 }
@@ -85,9 +103,11 @@ START_TEST(test_hand_computed)
     const unsigned variant = (unsigned)_i;
     hand_case h = hand_case_for(variant);
     /* Check the raw gradient really gives g = sign * 4 after the
-     * library's own negation and weight decay (documents the choice). */
+     * library's own negation and (coupled) weight decay (documents the
+     * choice). */
     float g = (h.cfg.flags & RMSFUSE_MAXIMIZE) ? -h.grad : h.grad;
-    g = g + (float)h.cfg.weight_decay * h.p0;
+    if (!(h.cfg.flags & RMSFUSE_DECOUPLED_DECAY))
+        g = g + (float)h.cfg.weight_decay * h.p0;
     ck_assert_float_eq(fabsf(g), 4.0f);
 
     enum { N = 37 }; /* several vectors plus a tail on every ISA */
@@ -98,6 +118,13 @@ START_TEST(test_hand_computed)
         v[i] = h.v0;
         b[i] = h.b0;
         ga[i] = h.ga0;
+    }
+    if ((h.cfg.flags & RMSFUSE_NESTEROV) && h.cfg.momentum == 0.0) {
+        /* NESTEROV needs momentum: refused, nothing written. */
+        ck_assert_int_eq(rmsfuse_rmsprop_step(&h.cfg, p, gr, v, b, ga, N), RMSFUSE_E_NESTEROV);
+        for (int i = 0; i < N; i++)
+            ck_assert(p[i] == h.p0 && v[i] == h.v0 && b[i] == h.b0 && ga[i] == h.ga0);
+        return;
     }
     ck_assert_int_eq(rmsfuse_rmsprop_step(&h.cfg, p, gr, v, b, ga, N), RMSFUSE_OK);
     for (int i = 0; i < N; i++) {
@@ -492,7 +519,7 @@ static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("hand");
-    tcase_add_loop_test(tc, test_hand_computed, 0, 64);
+    tcase_add_loop_test(tc, test_hand_computed, 0, HAND_VARIANTS);
     tcase_add_test(tc, test_two_steps_from_zero);
     suite_add_tcase(s, tc);
 
