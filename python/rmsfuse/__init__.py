@@ -284,7 +284,7 @@ AdamConfig = _make_config("AdamConfig", "adam", "adam", """Adam: the C struct rm
                decoupled_decay=False, amsgrad=False, eps_hat=False)
     step is this step's number, from 1 (the bias corrections).  The defaults are torch.optim.Adam's.
     Presets: .pytorch / .keras / .tensorflow.  Arrays: (param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq]).""")
-AdamWConfig = _make_config("AdamWConfig", "adam", "adamw", """AdamW: Adam with decoupled weight decay (rmsfuse_adam_config).
+AdamWConfig = _make_config("AdamWConfig", "adam", "adamw", """AdamW: Adam with decoupled decay (rmsfuse_adam_config).
 
     The same fields as AdamConfig, with torch.optim.AdamW's defaults (weight_decay 0.01,
     decoupled_decay=True).  Presets: .pytorch / .keras.  Equal to the AdamConfig of the same values.""")

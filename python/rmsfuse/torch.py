@@ -410,8 +410,7 @@ class SGD(_Fused):
         return (("init_momentum", True),) if "momentum_buffer" in created else ()
 
     def _config(self, group):
-        lr = group["lr"]
-        return rmsfuse.SGDConfig(lr=0.0 if lr is required else lr, momentum=group["momentum"],
+        return rmsfuse.SGDConfig(lr=group["lr"], momentum=group["momentum"],
                                  dampening=group["dampening"], weight_decay=group["weight_decay"],
                                  nesterov=group["nesterov"], maximize=group["maximize"])
 

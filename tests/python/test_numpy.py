@@ -14,8 +14,8 @@ import unittest
 import numpy as np
 
 import rmsfuse
-from reference import (emulate_f32, emulate_rule, refusal, variants, variant_name, CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM,
-                       MAXIMIZE)
+from reference import (emulate_f32, emulate_rule, refusal, variants, variant_name, CENTERED, EPS_IN_SQRT,
+                       LR_IN_MOMENTUM, MAXIMIZE)
 
 HP = {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.03, "momentum": 0.8}
 
@@ -273,7 +273,8 @@ class TestRules(unittest.TestCase):
                         with self.subTest(describe(c), step=s, array=name):
                             np.testing.assert_array_equal(bits(arrays[name]), bits(want[name]))
                 counts[rule] = k + 1
-        self.assertEqual(counts["rmsprop"], 192)  # 64 flag sets x weight decay x momentum, less NESTEROV without momentum
+        # 64 flag sets x weight decay x momentum, less NESTEROV without momentum
+        self.assertEqual(counts["rmsprop"], 192)
         self.assertGreater(min(counts.values()), 15)
 
     def test_presets_are_the_librarys(self):
