@@ -252,46 +252,46 @@ class _Fused(torch.optim.Optimizer):
                     state = new_state[p] = self._init_state(p, group, cfg)
                 created = set()
                 arrays = [p.data_ptr(), g.data_ptr()]
-                for key, array in self._state:
+                for name, array in self._state:
                     if not self._uses(cfg, array):
                         arrays.append(0)
                         continue
-                    s = state.get(key)
+                    s = state.get(name)
                     if s is None:
                         s = torch.zeros_like(p, memory_format=torch.preserve_format)
-                        new_state.setdefault(p, {})[key] = s
-                        created.add(key)
+                        new_state.setdefault(p, {})[name] = s
+                        created.add(name)
                     arrays.append(s.data_ptr())
                 key = self._overrides(cfg, state, created)
                 rows, params = batches.setdefault(key, ([], []))
                 rows.append(arrays + [p.numel()])
-                params.append((p, state))
+                params.append(p)
             for key, (rows, params) in batches.items():
                 c = (cfg.replace(**dict(key)) if key else cfg)._c()
-                calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params))
+                calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params, dict(key)))
 
-        name = f"rmsfuse.torch.{type(self).__name__}.step"
+        where = f"rmsfuse.torch.{type(self).__name__}.step"
         if len(calls) > 1:  # several calls: all must pass before the first writes
-            for rule, c, rows, _ in calls:
+            for rule, c, rows, *_ in calls:
                 st = rule.check_multi(c, rows.ctypes.data, len(rows))
                 if st != 0:
-                    raise rmsfuse.RmsfuseError(st, name)
-        for rule, c, rows, _ in calls:
+                    raise rmsfuse.RmsfuseError(st, where)
+        for rule, c, rows, *_ in calls:
             st = rmsfuse._run_rows(rule, c, rows, self._pool)
             if st != 0:
-                raise rmsfuse.RmsfuseError(st, name)
+                raise rmsfuse.RmsfuseError(st, where)
 
         # Written: now record the state and count the step, as torch does.
         for p, s in new_state.items():
             self.state[p].update(s)
         if self._step == "int":
-            for *_, params in calls:
-                for p, _ in params:
+            for *_, params, _ in calls:
+                for p in params:
                     self.state[p]["step"] += 1
-        elif self._step == "tensor":
-            steps = [self.state[p]["step"] for *_, params in calls for p, _ in params]
-            if steps:
-                torch._foreach_add_(steps, 1)
+        elif self._step == "tensor":  # torch's step_t += 1; the new number is the call's (a third of the cost)
+            for *_, params, key in calls:
+                for p in params:
+                    self.state[p]["step"].fill_(key["step"])
         return loss
 
     def close(self):
