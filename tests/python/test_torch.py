@@ -422,10 +422,9 @@ class TestRefusals(unittest.TestCase):
                 p = torch.zeros(5, dtype=torch.complex64, requires_grad=True)
                 p.grad = torch.ones(5, dtype=torch.complex64)
                 self.assert_refused(spec, TypeError, "float32", [p])
-                if name != "Adagrad":  # torch's Adagrad makes state up front, which meta tensors refuse
-                    p = torch.zeros(5, device="meta", requires_grad=True)
-                    p.grad = torch.zeros(5, device="meta")
-                    self.assert_refused(spec, TypeError, "CPU tensors only.*meta", [p])
+                p = torch.zeros(5, device="meta", requires_grad=True)
+                p.grad = torch.zeros(5, device="meta")
+                self.assert_refused(spec, TypeError, "CPU tensors only.*meta", [p])
                 emb = torch.nn.Embedding(10, 3, sparse=True)
                 emb(torch.tensor([1, 2])).sum().backward()
                 self.assert_refused(spec, RuntimeError, "sparse gradients", list(emb.parameters()))
@@ -458,6 +457,7 @@ class TestRefusals(unittest.TestCase):
                 opt.param_groups[1][key] = good
                 opt.step()
                 self.assertFalse(torch.equal(a, a0))
+                self.assertEqual([float(opt.state[t].get("step", 1)) for t in (a, b)], [1.0, 1.0])
 
     def test_overlapping_parameters(self):
         for name, spec in SPECS.items():
