@@ -51,6 +51,10 @@ void rmsfuse_bench_add_context(const char *key, const char *value);
 /* A compiler barrier: memory may have been read and written. */
 void rmsfuse_bench_clobber_memory(void);
 
+/* Progress lines on stderr (runs done of the total, time elapsed and
+ * left), at most one every `seconds`; 0 turns them off.  Default 15. */
+void rmsfuse_bench_set_progress(double seconds);
+
 /* Parses the --benchmark_* flags, runs the selected benchmarks, returns the
  * exit status (1 on unrecognised arguments). */
 int rmsfuse_bench_main(int argc, char **argv);
