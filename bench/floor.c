@@ -4,11 +4,15 @@
  * dependency chains (an empty asm makes each input look new every round, and
  * another consumes each result, so nothing is hoisted or dropped).  A round
  * is one sqrt + one div for FLOOR_LANES * width elements: the per-element
- * cost of the RMSProp kernels' sqrt and div when nothing else limits them.
+ * cost of the kernels' sqrt and div when nothing else limits them.
  * Inputs have full mantissas (no special values).  The x86 functions are
  * compiled for their ISA with a target attribute; each must only be called
- * when rmsfuse_isa_supported() says that ISA runs here.
+ * when rmsfuse_isa_supported() says that ISA runs here.  RMSProp, AdaGrad
+ * and Adam need one sqrt and one division per element; SGD needs neither
+ * (its floor is its roofline).
  */
+#include <string.h>
+
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -81,36 +85,40 @@
 
 #endif
 
+/* The floor at each library ISA's width, by the ISA's name. */
+typedef struct floor_entry {
+    const char *isa;
+    floor_fn fn;
+    int width;
+} floor_entry;
+
 #if defined(FLOOR_X86)
-__attribute__((target("sse2"))) float floor_sqrtdiv_sse2(int64_t reps, int grouped)
+static __attribute__((target("sse2"))) float floor_sse2(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m128, _mm_set1_ps, _mm_add_ps, _mm_sqrt_ps, _mm_div_ps, _mm_storeu_ps, 4)
 }
 
-__attribute__((target("avx2"))) float floor_sqrtdiv_avx2(int64_t reps, int grouped)
+static __attribute__((target("avx2"))) float floor_avx2(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sqrt_ps, _mm256_div_ps, _mm256_storeu_ps, 8)
 }
 
-__attribute__((target("avx512f"))) float floor_sqrtdiv_avx512(int64_t reps, int grouped)
+static __attribute__((target("avx512f"))) float floor_avx512(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sqrt_ps, _mm512_div_ps, _mm512_storeu_ps, 16)
 }
 
 /* Scalar: the sqrtss and divss the scalar path uses (one element each; the
  * upper lanes ride along untouched). */
-__attribute__((target("sse2"))) float floor_sqrtdiv_scalar(int64_t reps, int grouped)
+static __attribute__((target("sse2"))) float floor_scalar(int64_t reps, int grouped)
 {
     FLOOR_BODY(__m128, _mm_set1_ps, _mm_add_ss, _mm_sqrt_ss, _mm_div_ss, _mm_storeu_ps, 4)
 }
-#else /* never called: rmsfuse_isa_supported() says no */
-float floor_sqrtdiv_sse2(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
-float floor_sqrtdiv_avx2(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
-float floor_sqrtdiv_avx512(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
-#endif
 
-#if defined(__aarch64__)
-float floor_sqrtdiv_neon(int64_t reps, int grouped)
+static const floor_entry floors[] = {
+    {"scalar", floor_scalar, 1}, {"sse2", floor_sse2, 4}, {"avx2", floor_avx2, 8}, {"avx512", floor_avx512, 16}};
+#elif defined(__aarch64__)
+static float floor_neon(int64_t reps, int grouped)
 {
     FLOOR_BODY(float32x4_t, vdupq_n_f32, vaddq_f32, vsqrtq_f32, vdivq_f32, vst1q_f32, 4)
 }
@@ -120,14 +128,23 @@ static inline float s_set1(float x) { return x; }
 static inline float s_add(float x, float y) { return x + y; }
 static inline float s_div(float x, float y) { return x / y; }
 static inline void s_store(float *out, float x) { out[0] = x; }
-float floor_sqrtdiv_scalar(int64_t reps, int grouped)
+static float floor_scalar(int64_t reps, int grouped)
 {
     FLOOR_BODY(float, s_set1, s_add, __builtin_sqrtf, s_div, s_store, 1)
 }
-#elif !defined(FLOOR_X86)
-float floor_sqrtdiv_scalar(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
+
+static const floor_entry floors[] = {{"scalar", floor_scalar, 1}, {"neon", floor_neon, 4}};
+#else
+static const floor_entry floors[] = {{NULL, NULL, 0}};
 #endif
 
-#if !defined(__aarch64__)
-float floor_sqrtdiv_neon(int64_t reps, int grouped) { return (float)reps + (float)grouped; }
-#endif
+floor_fn floor_kernel(const char *isa, int *width)
+{
+    for (size_t i = 0; i < sizeof floors / sizeof floors[0]; i++)
+        if (floors[i].isa && !strcmp(floors[i].isa, isa)) {
+            *width = floors[i].width;
+            return floors[i].fn;
+        }
+    *width = 0;
+    return NULL;
+}

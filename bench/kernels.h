@@ -2,18 +2,18 @@
  * Kernels the library is compared against, each in its own file so it can
  * be compiled with its own flags (bench/CMakeLists.txt):
  *
- *   peer_loop.c  the RMSProp step as a plain C loop, in the op order of the
- *                spec (PyTorch placement: eps outside the sqrt, lr outside
- *                the momentum buffer), built twice:
+ *   peer_loop.c  each flag set's step as a plain C loop (the library's
+ *                width-1 element math, vectorised by the compiler, if at
+ *                all), built twice:
  *                  *_o2      -O2, baseline x86-64 (as a distribution builds)
  *                  *_native  -O3 -march=native
  *                both with -ffp-contract=off -fno-math-errno, so they return
  *                the library's bits.
- *   roofline.c   the same arrays with the same reads and in-place writes,
- *                arithmetic trivial (adds), -O3 -march=native: the memory
- *                limit for this traffic.
- *   floor.c      independent sqrt + div on registers at SSE/AVX2/AVX-512
- *                (or NEON) width: the divider's throughput limit per element.
+ *   roofline.c   the same traffic as a flag set, arithmetic trivial: the
+ *                gradient read, every other array read and written in
+ *                place; -O3 -march=native: the memory limit for this traffic.
+ *   floor.c      independent sqrt + div on registers at each ISA's width:
+ *                the divider's throughput limit per element.
  */
 #ifndef RMSFUSE_BENCH_KERNELS_H
 #define RMSFUSE_BENCH_KERNELS_H
@@ -21,43 +21,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The flag sets benchmarked. */
-enum { FS_PLAIN, FS_MOMENTUM, FS_CENTERED, FS_CENTERED_MOMENTUM, FS_COUNT };
+/* ---- peers (peer_loop.c) ---------------------------------------------------- */
+/* One step of a flag set: cfg is the rule's rmsfuse_<rule>_config, arrays[s]
+ * the array of slot s (the order of the rule's step arguments; NULL where
+ * the flag set uses none). */
+typedef void (*peer_fn)(const void *cfg, float *const *arrays, size_t n);
 
-/* Loop constants, rounded from double once as the library does. */
-typedef struct peer_consts {
-    float a, c, e, m, nl;
-} peer_consts;
+/* Indexed in the order of BENCH_FLAGSETS (flagsets.h). */
+extern const peer_fn peer_fns_o2[], peer_fns_native[];
+/* Bit s: flag set i uses slot s, as the library's rule file states it. */
+unsigned peer_used_o2(size_t i);
+unsigned peer_used_native(size_t i);
 
-/* p, g, v always; b when momentum; ga when centered (may be NULL otherwise). */
-typedef void (*bench_kernel)(const peer_consts *k, float *p, const float *g, float *v, float *b, float *ga,
-                             size_t n);
+/* ---- rooflines (roofline.c) ------------------------------------------------- */
+/* x[i] = g[i] - x[i] for each of the k arrays x[0..k): one read-only stream
+ * and k read-and-written ones, 4 + 8k bytes per element. */
+typedef void (*roofline_fn)(const float *g, float *const *x, size_t n);
+#define ROOFLINE_MAX_INPLACE 4
+/* The kernel for k in-place arrays (1 .. ROOFLINE_MAX_INPLACE), else NULL. */
+roofline_fn roofline_kernel(int k);
 
-#define PEER_DECLARE(sfx)                                                                          \
-    void peer_plain_##sfx(const peer_consts *, float *, const float *, float *, float *, float *, size_t);     \
-    void peer_momentum_##sfx(const peer_consts *, float *, const float *, float *, float *, float *, size_t);  \
-    void peer_centered_##sfx(const peer_consts *, float *, const float *, float *, float *, float *, size_t);  \
-    void peer_centered_momentum_##sfx(const peer_consts *, float *, const float *, float *, float *, float *, \
-                                      size_t);
-PEER_DECLARE(o2)
-PEER_DECLARE(native)
-
-void roofline_plain(const peer_consts *, float *, const float *, float *, float *, float *, size_t);
-void roofline_momentum(const peer_consts *, float *, const float *, float *, float *, float *, size_t);
-void roofline_centered(const peer_consts *, float *, const float *, float *, float *, float *, size_t);
-void roofline_centered_momentum(const peer_consts *, float *, const float *, float *, float *, float *, size_t);
-
-/* floor.c: `reps` rounds of FLOOR_LANES independent vector sqrts and
- * FLOOR_LANES independent vector divs on registers (no chains, no memory),
- * alternating (grouped == 0) or all sqrts then all divs (grouped != 0);
- * returns a value to keep the work alive.  A round is one sqrt + one div
- * for FLOOR_LANES * width elements. */
+/* ---- the sqrt + div floor (floor.c) --------------------------------------- */
+/* `reps` rounds of FLOOR_LANES independent vector sqrts and FLOOR_LANES
+ * independent vector divs on registers (no chains, no memory), alternating
+ * (grouped == 0) or all sqrts then all divs (grouped != 0); returns a value
+ * to keep the work alive.  A round is one sqrt + one div for
+ * FLOOR_LANES * width elements. */
 #define FLOOR_LANES 8
-float floor_sqrtdiv_sse2(int64_t reps, int grouped);
-float floor_sqrtdiv_avx2(int64_t reps, int grouped);
-float floor_sqrtdiv_avx512(int64_t reps, int grouped);
-float floor_sqrtdiv_neon(int64_t reps, int grouped);
-/* Scalar sqrt and div (sqrtss/divss, fsqrt/fdiv): one element per lane. */
-float floor_sqrtdiv_scalar(int64_t reps, int grouped);
+typedef float (*floor_fn)(int64_t reps, int grouped);
+
+/* The floor kernel at the width of the library ISA called `isa` (a name of
+ * rmsfuse_isa_names()) and its width in floats, or NULL when this file has
+ * none for it on this architecture.  Call it only when
+ * rmsfuse_isa_supported(isa). */
+floor_fn floor_kernel(const char *isa, int *width);
 
 #endif /* RMSFUSE_BENCH_KERNELS_H */

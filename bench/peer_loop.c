@@ -1,76 +1,159 @@
 /*
- * The peer: the RMSProp step as a user would write it in plain C, one
- * function per flag set, in the op order of the spec (PyTorch placement: eps
- * outside the sqrt, lr outside the momentum buffer).  Compiled twice
- * (bench/CMakeLists.txt), PEER_SFX naming the build:
+ * The peers: each flag set's step as a plain C loop over the elements, the
+ * loop a user writes for one configuration, compiled by the compiler alone.
+ * Built twice (bench/CMakeLists.txt), PEER_SFX naming the build:
  *   o2      -O2 for baseline x86-64 (what a distribution package gets)
- *   native  -O3 -march=native
- * both with -ffp-contract=off (no FMA: same bits as the library) and
+ *   native  -O3 -march=native (the compiler's best loop)
+ * both with -ffp-contract=off (no FMA: the library's bits) and
  * -fno-math-errno (else GCC cannot vectorise sqrtf at all).
+ *
+ * The loop body is not a second copy of the rule: it is the library's own
+ * element math at width 1 (src/rules/<rule>.h over src/isa/ops_scalar.h:
+ * plain float expressions in docs/math.md's op order, with sqrtf), the same
+ * source the library's scalar path is made from.  What differs is who makes
+ * the loop fast: the library compiles it over its hand-written vector
+ * operations (src/isa/ops_<isa>.h) with vectorisation off, this file leaves
+ * it to the compiler with vectorisation allowed.  The body addresses the
+ * arrays as bytes; `#pragma GCC ivdep` (clang: `loop vectorize(assume_
+ * safety)`) tells the vectorizer they do not overlap, which is what
+ * `restrict` on a hand-written loop's pointers would tell it (and what the
+ * library checks before it runs).
+ *
+ * The loop constants come from the configuration per call, in double and
+ * rounded once, as docs/math.md's constant tables say (and as the library
+ * does in src/api/<rule>.c): each call starts from the public config, as
+ * the library's does.
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "flagsets.h"
 #include "kernels.h"
+#include "rmsfuse.h"
+
+#define RMSFUSE_ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* The rules' constants and variant codes. */
+#include "../src/rules/registry.h"
+
+/* Their element math at width 1 (as src/isa/kernels.c instantiates it). */
+#include "../src/isa/ops_scalar.h"
+#define LD(s)           VLOAD(a[s] + i * sizeof(float))
+#define ST(s, x)        VSTORE(a[s] + i * sizeof(float), (x))
+#define RMSFUSE_BODY(r) peer_##r##_body
+#include "../src/rules/registry.h"
+#undef RMSFUSE_BODY
+#include "../src/isa/ops_end.h"
+
+/* "These arrays do not overlap": what restrict on a hand-written loop's
+ * pointers tells the vectorizer. */
+#if defined(__clang__)
+#define PEER_NO_OVERLAP _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define PEER_NO_OVERLAP _Pragma("GCC ivdep")
+#endif
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b)  CAT_(a, b)
 #define PEER(name) CAT(name, PEER_SFX)
 
-void PEER(peer_plain)(const peer_consts *k, float *restrict p, const float *restrict g, float *restrict v,
-                      float *restrict b, float *restrict ga, size_t n)
+_Static_assert(RMSPROP_SLOTS <= BENCH_SLOTS && ADAGRAD_SLOTS <= BENCH_SLOTS && SGD_SLOTS <= BENCH_SLOTS &&
+                   ADAM_SLOTS <= BENCH_SLOTS,
+               "BENCH_SLOTS holds every rule's arrays");
+
+static uint32_t sign_mask(unsigned flags)
 {
-    const float a = k->a, c = k->c, e = k->e, nl = k->nl;
-    (void)b, (void)ga;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float vi = v[i] * a + (c * gi) * gi;
-        v[i] = vi;
-        p[i] = p[i] + (nl * gi) / (sqrtf(vi) + e);
-    }
+    return (flags & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u;
 }
 
-void PEER(peer_momentum)(const peer_consts *k, float *restrict p, const float *restrict g, float *restrict v,
-                         float *restrict b, float *restrict ga, size_t n)
+/* ---- the constants of docs/math.md, from each rule's config ---------------- */
+static rmsfuse_rmsprop_k consts_rmsprop(const rmsfuse_rmsprop_config *cfg)
 {
-    const float a = k->a, c = k->c, e = k->e, m = k->m, nl = k->nl;
-    (void)ga;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float vi = v[i] * a + (c * gi) * gi;
-        v[i] = vi;
-        float bi = b[i] * m + gi / (sqrtf(vi) + e);
-        b[i] = bi;
-        p[i] = p[i] + nl * bi;
-    }
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    rmsfuse_rmsprop_k k;
+    k.a = (float)cfg->alpha;
+    k.c = (float)(1.0 - cfg->alpha);
+    k.e = (float)cfg->eps;
+    k.m = (float)cfg->momentum;
+    k.w = (float)cfg->weight_decay;
+    k.l = (float)cfg->lr;
+    k.nl = (float)(-cfg->lr);
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = sign_mask(cfg->flags);
+    return k;
 }
 
-void PEER(peer_centered)(const peer_consts *k, float *restrict p, const float *restrict g, float *restrict v,
-                         float *restrict b, float *restrict ga, size_t n)
+static rmsfuse_adagrad_k consts_adagrad(const rmsfuse_adagrad_config *cfg)
 {
-    const float a = k->a, c = k->c, e = k->e, nl = k->nl;
-    (void)b;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float vi = v[i] * a + (c * gi) * gi;
-        v[i] = vi;
-        float gai = ga[i] * a + c * gi;
-        ga[i] = gai;
-        p[i] = p[i] + (nl * gi) / (sqrtf(vi - gai * gai) + e);
-    }
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    const double clr = cfg->lr / (1.0 + (double)(cfg->step - 1) * cfg->lr_decay);
+    rmsfuse_adagrad_k k;
+    k.ncl = (float)(-clr);
+    k.e = (float)cfg->eps;
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
+    k.sgn = sign_mask(cfg->flags);
+    return k;
 }
 
-void PEER(peer_centered_momentum)(const peer_consts *k, float *restrict p, const float *restrict g,
-                                  float *restrict v, float *restrict b, float *restrict ga, size_t n)
+static rmsfuse_sgd_k consts_sgd(const rmsfuse_sgd_config *cfg)
 {
-    const float a = k->a, c = k->c, e = k->e, m = k->m, nl = k->nl;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float vi = v[i] * a + (c * gi) * gi;
-        v[i] = vi;
-        float gai = ga[i] * a + c * gi;
-        ga[i] = gai;
-        float bi = b[i] * m + gi / (sqrtf(vi - gai * gai) + e);
-        b[i] = bi;
-        p[i] = p[i] + nl * bi;
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    rmsfuse_sgd_k k;
+    k.m = (float)cfg->momentum;
+    k.dd = (float)(1.0 - cfg->dampening);
+    k.nl = (float)(-cfg->lr);
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = sign_mask(cfg->flags);
+    return k;
+}
+
+static rmsfuse_adam_k consts_adam(const rmsfuse_adam_config *cfg)
+{
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    const double t = (double)cfg->step;
+    const double bc1 = 1.0 - pow(cfg->beta1, t), bc2 = 1.0 - pow(cfg->beta2, t);
+    rmsfuse_adam_k k;
+    k.b1 = (float)cfg->beta1;
+    k.c1 = (float)(1.0 - cfg->beta1);
+    k.b2 = (float)cfg->beta2;
+    k.c2 = (float)(1.0 - cfg->beta2);
+    k.ns = (float)(-cfg->lr * sqrt(bc2) / bc1);
+    k.e = (cfg->flags & RMSFUSE_EPS_HAT) ? (float)cfg->eps : (float)(cfg->eps * sqrt(bc2));
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = sign_mask(cfg->flags);
+    return k;
+}
+
+/* ---- one loop per flag set --------------------------------------------------- */
+/* The constants and array addresses are local copies (no store through the
+ * arrays can change them), the variant a constant: the body folds to the
+ * flag set's operations, and the loop is the element loop alone. */
+#define PEER_LOOP_(rule, name, config, variant)                                               \
+    static void PEER(peer_##rule##_##name)(const void *cfg, float *const *arrays, size_t n)   \
+    {                                                                                         \
+        const rmsfuse_##rule##_k k = consts_##rule((const rmsfuse_##rule##_config *)cfg);     \
+        char *a[BENCH_SLOTS];                                                                 \
+        for (int s = 0; s < BENCH_SLOTS; s++)                                                 \
+            a[s] = (char *)arrays[s];                                                         \
+        PEER_NO_OVERLAP for (size_t i = 0; i < n; i++)                                        \
+            peer_##rule##_body(&k, (variant), a, i);                                          \
     }
+BENCH_FLAGSETS(PEER_LOOP_)
+
+/* In the order of BENCH_FLAGSETS. */
+#define PEER_ENTRY_(rule, name, config, variant) PEER(peer_##rule##_##name),
+const peer_fn PEER(peer_fns)[] = {BENCH_FLAGSETS(PEER_ENTRY_)};
+
+/* The arrays flag set i uses, as the library's rule file states them
+ * (src/rules/<rule>.h, rmsfuse_<rule>_used): the benchmark checks its
+ * traffic model against them. */
+#define PEER_USED_(rule, name, config, variant) rmsfuse_##rule##_used(variant),
+unsigned PEER(peer_used)(size_t i)
+{
+    const unsigned used[] = {BENCH_FLAGSETS(PEER_USED_)};
+    return i < sizeof used / sizeof used[0] ? used[i] : 0u;
 }

@@ -1,0 +1,1105 @@
+/*
+ * rmsfuse benchmarks: every rule's flag sets x ISA path x working-set size,
+ * each next to its same-traffic roofline and two plain-C peers, in one run.
+ *
+ *   <rule>/<flags>/<impl>/ws:<bytes>    one step of the rule over n elements
+ *   floor/sqrt_div/<isa>                sqrt + div throughput on registers
+ *   floor/sqrt_div_grouped/<isa>        the same, all sqrts then all divs
+ *   threads/<rule>/<flags>/<impl>/t:<k>/ws:<bytes>
+ *                                       the step on k cores: a plan run by
+ *                                       rmsfuse_pool (pool) against the
+ *                                       roofline on the same k workers
+ *   multi/<rule>/<flags>/<impl>/tensors:<count>/n:<elems>
+ *                                       many small tensors: one step_multi
+ *                                       call, one step per tensor, one plan
+ *                                       run again, a plan per step on the
+ *                                       pool, and one step over a single
+ *                                       flat array
+ *
+ * <rule>/<flags>: the flag sets of flagsets.h (rmsprop/plain ...
+ *          adam/amsgrad), each from its rule's PyTorch preset, lr 1e-4.
+ * <impl>:  every ISA of rmsfuse_isa_names() (forced with rmsfuse_set_isa),
+ *          dispatched ("auto"), roofline, peer_O2, peer_native (kernels.h).
+ * <bytes>: the working set, every array of the flag set counted once; the
+ *          sizes are powers of two from 4 KiB to the DRAM class plus, from
+ *          hwloc, half of L1d, L2 and L3 and 8 x L3 ("DRAM", at most 1/8 of
+ *          the RAM), listed in the JSON context as size_classes_ws.
+ *
+ * Rates use the STREAM convention: bytes per element are the explicit reads
+ * and writes of the arrays the flag set uses, derived from its
+ * configuration (used_arrays): the gradient is read, param and every state
+ * array used are read and written in place.  That gives RMSProp plain 20,
+ * momentum 28, centered 28, centered + momentum 36; AdaGrad 20; SGD without
+ * momentum 12, with momentum 20; Adam/AdamW 28, AMSGrad 36.  At start-up
+ * the derivation is checked against the arrays the library's rule files
+ * say each variant touches.  The thread is bound to the last core.
+ *
+ * Own options (before the --benchmark_* ones):
+ *   --rmsfuse_rules=LIST   rules or flag sets, comma-separated
+ *                          (adam,sgd/momentum); default all
+ *   --rmsfuse_min_ws=SIZE --rmsfuse_max_ws=SIZE  bound the sizes (K/M/G suffixes)
+ *   --rmsfuse_sweep=0      only the cache-class sizes
+ *   --rmsfuse_l3=SIZE      the L3 size one core really has, where hwloc
+ *                          reports another (a VM may show the whole socket's L3)
+ *   --rmsfuse_progress=S   a progress line on stderr at most every S seconds
+ *                          (default 15; 0: none)
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <hwloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flagsets.h"
+#include "kernels.h"
+#include "rmsfuse.h"
+#include "rmsfuse_pool.h"
+#include "shim.h"
+
+/* ---- rules and flag sets ---------------------------------------------------- */
+enum rule { R_rmsprop, R_adagrad, R_sgd, R_adam };
+
+typedef union bench_config {
+    rmsfuse_rmsprop_config rmsprop;
+    rmsfuse_adagrad_config adagrad;
+    rmsfuse_sgd_config sgd;
+    rmsfuse_adam_config adam;
+} bench_config;
+
+/* Each rule's arrays, in the order of its step arguments (= slots). */
+static const char *const SLOT_NAMES[][BENCH_SLOTS] = {
+    [R_rmsprop] = {"param", "grad", "square_avg", "momentum_buf", "grad_avg"},
+    [R_adagrad] = {"param", "grad", "sum"},
+    [R_sgd] = {"param", "grad", "momentum_buf"},
+    [R_adam] = {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+};
+#define SLOT_PARAM 0
+#define SLOT_GRAD  1
+
+typedef struct flagset {
+    enum rule rule;
+    const char *rule_name, *name;
+    char id[48];       /* "<rule>/<name>" */
+    bench_config cfg;
+    unsigned used;     /* bit s: the flag set reads slot s (and writes it, except grad) */
+    int narrays;       /* arrays used */
+    int inplace[BENCH_SLOTS]; /* the slots read and written in place: param, then state */
+    int ninplace;
+    int stream_bytes;  /* 4 (grad) + 8 per in-place array */
+    int divider;       /* one sqrt and one division per element */
+    int refresh_slot;  /* zeroed every REFRESH_STEPS steps, or -1 (see refresh()) */
+    peer_fn peer_o2, peer_native;
+    int selected;
+} flagset;
+
+/* One function per flag set: its configuration (flagsets.h). */
+#define FS_SETUP_(rule, name, config, variant)                                   \
+    static void setup_##rule##_##name(bench_config *u)                           \
+    {                                                                            \
+        rmsfuse_##rule##_config c = rmsfuse_##rule##_pytorch(BENCH_LR);          \
+        config u->rule = c;                                                      \
+    }
+BENCH_FLAGSETS(FS_SETUP_)
+
+typedef struct flagset_def {
+    enum rule rule;
+    const char *rule_name, *name;
+    void (*setup)(bench_config *);
+} flagset_def;
+#define FS_DEF_(rule, name, config, variant) {R_##rule, #rule, #name, setup_##rule##_##name},
+static const flagset_def FS_DEFS[] = {BENCH_FLAGSETS(FS_DEF_)};
+#define N_FLAGSETS (sizeof FS_DEFS / sizeof FS_DEFS[0])
+static flagset FSETS[N_FLAGSETS];
+
+/* The arrays a configuration uses, by the public contract of each rule's
+ * step (include/rmsfuse_<rule>.h): param and grad always; RMSProp
+ * square_avg, momentum_buf when momentum != 0, grad_avg when CENTERED;
+ * AdaGrad sum; SGD momentum_buf when momentum != 0; Adam exp_avg and
+ * exp_avg_sq, max_exp_avg_sq with AMSGRAD. */
+static unsigned used_arrays(enum rule r, const bench_config *c)
+{
+    const unsigned pg = 1u << SLOT_PARAM | 1u << SLOT_GRAD;
+    switch (r) {
+    case R_rmsprop:
+        return pg | 1u << 2 | (c->rmsprop.momentum != 0.0 ? 1u << 3 : 0u) |
+               ((c->rmsprop.flags & RMSFUSE_CENTERED) ? 1u << 4 : 0u);
+    case R_adagrad:
+        return pg | 1u << 2;
+    case R_sgd:
+        return pg | (c->sgd.momentum != 0.0 ? 1u << 2 : 0u);
+    case R_adam:
+        return pg | 1u << 2 | 1u << 3 | ((c->adam.flags & RMSFUSE_AMSGRAD) ? 1u << 4 : 0u);
+    }
+    return pg;
+}
+
+static void init_flagsets(void)
+{
+    for (size_t i = 0; i < N_FLAGSETS; i++) {
+        flagset *f = &FSETS[i];
+        const flagset_def *d = &FS_DEFS[i];
+        memset(f, 0, sizeof *f);
+        f->rule = d->rule;
+        f->rule_name = d->rule_name;
+        f->name = d->name;
+        snprintf(f->id, sizeof f->id, "%s/%s", d->rule_name, d->name);
+        d->setup(&f->cfg);
+        f->used = used_arrays(f->rule, &f->cfg);
+        f->refresh_slot = -1;
+        for (int s = 0; s < BENCH_SLOTS; s++) {
+            if (!(f->used & (1u << s)))
+                continue;
+            f->narrays++;
+            if (s != SLOT_GRAD)
+                f->inplace[f->ninplace++] = s;
+        }
+        /* STREAM convention: the gradient read, each other array read and
+         * written in place. */
+        f->stream_bytes = 4 + 8 * f->ninplace;
+        f->divider = f->rule != R_sgd; /* docs/math.md: SGD has no sqrt or division */
+        if (f->rule == R_rmsprop && (f->cfg.rmsprop.flags & RMSFUSE_CENTERED))
+            f->refresh_slot = 4; /* grad_avg */
+        f->peer_o2 = peer_fns_o2[i];
+        f->peer_native = peer_fns_native[i];
+        f->selected = 1;
+    }
+}
+
+/* What the flag set is, for the report: the configuration and arrays. */
+static void describe(const flagset *f, char *buf, size_t size)
+{
+    const bench_config *c = &f->cfg;
+    int k = 0;
+    switch (f->rule) {
+    case R_rmsprop:
+        k = snprintf(buf, size, "lr %g, alpha %g, eps %g%s, momentum %g%s%s", c->rmsprop.lr, c->rmsprop.alpha,
+                     c->rmsprop.eps, (c->rmsprop.flags & RMSFUSE_EPS_IN_SQRT) ? " (in the sqrt)" : "",
+                     c->rmsprop.momentum, (c->rmsprop.flags & RMSFUSE_CENTERED) ? ", centered" : "",
+                     (c->rmsprop.flags & RMSFUSE_NESTEROV) ? ", Nesterov" : "");
+        break;
+    case R_adagrad:
+        k = snprintf(buf, size, "lr %g, lr_decay %g, eps %g%s", c->adagrad.lr, c->adagrad.lr_decay, c->adagrad.eps,
+                     (c->adagrad.flags & RMSFUSE_EPS_IN_SQRT) ? " (in the sqrt)" : "");
+        break;
+    case R_sgd:
+        k = snprintf(buf, size, "lr %g, momentum %g, dampening %g%s%s", c->sgd.lr, c->sgd.momentum,
+                     c->sgd.dampening, (c->sgd.flags & RMSFUSE_NESTEROV) ? ", Nesterov" : "",
+                     (c->sgd.flags & RMSFUSE_LR_IN_MOMENTUM) ? ", Keras velocity" : "");
+        break;
+    case R_adam:
+        k = snprintf(buf, size, "lr %g, betas %g/%g, eps %g%s, step %lld%s%s", c->adam.lr, c->adam.beta1,
+                     c->adam.beta2, c->adam.eps, (c->adam.flags & RMSFUSE_EPS_HAT) ? " (epsilon-hat)" : "",
+                     c->adam.step, (c->adam.flags & RMSFUSE_AMSGRAD) ? ", AMSGrad" : "",
+                     (c->adam.flags & RMSFUSE_DECOUPLED_DECAY) ? ", decoupled (AdamW)" : "");
+        break;
+    }
+    double wd = f->rule == R_rmsprop ? c->rmsprop.weight_decay
+                : f->rule == R_adagrad ? c->adagrad.weight_decay
+                : f->rule == R_sgd ? c->sgd.weight_decay
+                : c->adam.weight_decay;
+    if (k >= 0 && (size_t)k < size)
+        k += snprintf(buf + k, size - (size_t)k, ", weight_decay %g; arrays", wd);
+    for (int s = 0; s < BENCH_SLOTS && k >= 0 && (size_t)k < size; s++)
+        if (f->used & (1u << s))
+            k += snprintf(buf + k, size - (size_t)k, " %s", SLOT_NAMES[f->rule][s]);
+    if (k >= 0 && (size_t)k < size)
+        snprintf(buf + k, size - (size_t)k, "; %d B/elem", f->stream_bytes);
+}
+
+/* ---- the library, per rule ---------------------------------------------------- */
+/* One step over n elements; a[s] is slot s's array (NULL where unused). */
+static inline int lib_step(const flagset *f, float *const *a, size_t n)
+{
+    const bench_config *c = &f->cfg;
+    switch (f->rule) {
+    case R_rmsprop:
+        return rmsfuse_rmsprop_step(&c->rmsprop, a[0], a[1], a[2], a[3], a[4], n);
+    case R_adagrad:
+        return rmsfuse_adagrad_step(&c->adagrad, a[0], a[1], a[2], n);
+    case R_sgd:
+        return rmsfuse_sgd_step(&c->sgd, a[0], a[1], a[2], n);
+    case R_adam:
+        return rmsfuse_adam_step(&c->adam, a[0], a[1], a[2], a[3], a[4], n);
+    }
+    return RMSFUSE_E_NULL_CONFIG;
+}
+
+static float *at(float *x, size_t off)
+{
+    return x ? x + off : NULL;
+}
+
+/* count tensors of n elements, tensor i at element i * n of every array:
+ * an array of the rule's tensor struct (free it). */
+static void *make_tensors(const flagset *f, float *const *a, size_t n, size_t count)
+{
+    size_t size = f->rule == R_rmsprop ? sizeof(rmsfuse_tensor)
+                  : f->rule == R_adagrad ? sizeof(rmsfuse_adagrad_tensor)
+                  : f->rule == R_sgd ? sizeof(rmsfuse_sgd_tensor)
+                  : sizeof(rmsfuse_adam_tensor);
+    void *t = malloc(count * size);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        float *x[BENCH_SLOTS];
+        for (int s = 0; s < BENCH_SLOTS; s++)
+            x[s] = at(a[s], i * n);
+        switch (f->rule) {
+        case R_rmsprop:
+            ((rmsfuse_tensor *)t)[i] = (rmsfuse_tensor){x[0], x[1], x[2], x[3], x[4], n};
+            break;
+        case R_adagrad:
+            ((rmsfuse_adagrad_tensor *)t)[i] = (rmsfuse_adagrad_tensor){x[0], x[1], x[2], n};
+            break;
+        case R_sgd:
+            ((rmsfuse_sgd_tensor *)t)[i] = (rmsfuse_sgd_tensor){x[0], x[1], x[2], n};
+            break;
+        case R_adam:
+            ((rmsfuse_adam_tensor *)t)[i] = (rmsfuse_adam_tensor){x[0], x[1], x[2], x[3], x[4], n};
+            break;
+        }
+    }
+    return t;
+}
+
+static inline int lib_step_multi(const flagset *f, const void *t, size_t count)
+{
+    const bench_config *c = &f->cfg;
+    switch (f->rule) {
+    case R_rmsprop:
+        return rmsfuse_rmsprop_step_multi(&c->rmsprop, t, count);
+    case R_adagrad:
+        return rmsfuse_adagrad_step_multi(&c->adagrad, t, count);
+    case R_sgd:
+        return rmsfuse_sgd_step_multi(&c->sgd, t, count);
+    case R_adam:
+        return rmsfuse_adam_step_multi(&c->adam, t, count);
+    }
+    return RMSFUSE_E_NULL_CONFIG;
+}
+
+static inline int lib_plan(const flagset *f, const void *t, size_t count, rmsfuse_plan **plan)
+{
+    const bench_config *c = &f->cfg;
+    switch (f->rule) {
+    case R_rmsprop:
+        return rmsfuse_rmsprop_plan(&c->rmsprop, t, count, plan);
+    case R_adagrad:
+        return rmsfuse_adagrad_plan(&c->adagrad, t, count, plan);
+    case R_sgd:
+        return rmsfuse_sgd_plan(&c->sgd, t, count, plan);
+    case R_adam:
+        return rmsfuse_adam_plan(&c->adam, t, count, plan);
+    }
+    return RMSFUSE_E_NULL_CONFIG;
+}
+
+/* ---- the arrays ----------------------------------------------------------- */
+/* One array per slot, allocated once for the largest case that uses the
+ * slot and reused.  Each starts 2 MiB-aligned plus slot * 320 bytes, so the
+ * arrays never share a 4 KiB page offset (no 4K aliasing between a store
+ * stream and a load stream); every kernel measured gets the same layout. */
+#define ARRAY_ALIGN   (2u << 20)
+#define ARRAY_STAGGER 320u
+static float *arrays[BENCH_SLOTS];
+static size_t array_n[BENCH_SLOTS];
+
+static int alloc_arrays(void)
+{
+    for (int s = 0; s < BENCH_SLOTS; s++) {
+        if (!array_n[s])
+            continue;
+        void *mem = NULL;
+        if (posix_memalign(&mem, ARRAY_ALIGN, array_n[s] * sizeof(float) + ARRAY_STAGGER * BENCH_SLOTS) != 0)
+            return -1;
+        arrays[s] = (float *)((char *)mem + ARRAY_STAGGER * (unsigned)s);
+        memset(arrays[s], 0, array_n[s] * sizeof(float)); /* fault the pages in now */
+    }
+    return 0;
+}
+
+/* The arrays of flag set f (NULL for the slots it does not use). */
+static void arrays_of(const flagset *f, float **a)
+{
+    for (int s = 0; s < BENCH_SLOTS; s++)
+        a[s] = (f->used & (1u << s)) ? arrays[s] : NULL;
+}
+
+/* Fresh, well-scaled state: |g| in [0.1, 1) with mixed signs, param in
+ * (-0.5, 0.5], the first state array (RMSProp's square average, AdaGrad's
+ * sum, Adam's first moment, SGD's buffer) in [0.01, 0.26), the others zero;
+ * no zeros in g, no subnormals or special values.  A pattern of
+ * FILL_PERIOD elements, tiled. */
+#define FILL_PERIOD 65536u
+static float pattern[BENCH_SLOTS][FILL_PERIOD];
+
+static void make_pattern(void)
+{
+    uint32_t x = 12345u;
+    for (size_t i = 0; i < FILL_PERIOD; i++) {
+        x = x * 1664525u + 1013904223u;
+        float r = (float)(x >> 8) * (1.0f / 16777216.0f); /* [0, 1) */
+        pattern[1][i] = (x & 1u) ? 0.1f + 0.9f * r : -0.1f - 0.9f * r;
+        pattern[0][i] = 0.5f - r;
+        pattern[2][i] = 0.25f * r + 0.01f;
+        for (int s = 3; s < BENCH_SLOTS; s++)
+            pattern[s][i] = 0.0f;
+    }
+}
+
+static void fill_slots(float *const *a, size_t n)
+{
+    for (int s = 0; s < BENCH_SLOTS; s++)
+        if (a[s])
+            for (size_t i = 0; i < n; i += FILL_PERIOD)
+                memcpy(a[s] + i, pattern[s], (n - i < FILL_PERIOD ? n - i : FILL_PERIOD) * sizeof(float));
+}
+
+/* A benchmark's state is filled fresh when another benchmark ran since it
+ * last did (its calls follow each other while Google Benchmark sizes the
+ * iteration count, and then carry on from the same state). */
+static const void *filled_by;
+static uint32_t steps_since_fill;
+
+static void fresh_state(const void *bc, float *const *a, size_t n)
+{
+    if (filled_by == bc)
+        return;
+    fill_slots(a, n);
+    filled_by = bc;
+    steps_since_fill = 0;
+}
+
+/* The gradient never changes between steps, so in RMSProp's centred flag
+ * sets the variance estimate v - ga * ga decays to rounding noise within
+ * ~1000 steps and its sqrt turns NaN, which real training never sees (and
+ * which slows scalar sqrt down).  Every implementation therefore zeroes
+ * grad_avg every REFRESH_STEPS steps inside its timed loop: a write of 4n
+ * bytes per REFRESH_STEPS * (28 or 36)n bytes of traffic (< 0.1%, not
+ * counted). */
+#define REFRESH_STEPS 256u
+static inline void refresh(const flagset *f, float *const *a, size_t n)
+{
+    if (++steps_since_fill % REFRESH_STEPS == 0 && f->refresh_slot >= 0)
+        memset(a[f->refresh_slot], 0, n * sizeof(float));
+}
+
+/* ---- the benchmarks ------------------------------------------------------- */
+enum kind { K_ISA, K_DISPATCHED, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL, K_POOL_ROOFLINE,
+            K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT };
+
+typedef struct bench_case {
+    enum kind kind;
+    const char *isa; /* K_ISA, K_FLOOR */
+    const flagset *fs;
+    size_t n;
+    size_t ws;    /* bytes actually touched: narrays * 4 * n */
+    int threads;  /* K_POOL*, K_MULTI_POOL: workers */
+    size_t count; /* K_MULTI*: tensors of n elements each; K_FLOOR: 1 = grouped order */
+} bench_case;
+
+static void set_rates(rmsfuse_bench_state *st, const bench_case *bc, size_t elems)
+{
+    const int64_t it = rmsfuse_bench_iterations(st);
+    rmsfuse_bench_set_bytes_processed(st, it * (int64_t)elems * bc->fs->stream_bytes);
+    rmsfuse_bench_set_items_processed(st, it * (int64_t)elems);
+    rmsfuse_bench_set_counter(st, "n", (double)bc->n, 0);
+    rmsfuse_bench_set_counter(st, "stream_bytes_per_elem", (double)bc->fs->stream_bytes, 0);
+    rmsfuse_bench_set_counter(st, "sqrt_div_per_elem", bc->fs->divider ? 1.0 : 0.0, 0);
+}
+
+static void bench_step(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = bc->fs;
+    const size_t n = bc->n;
+    float *a[BENCH_SLOTS];
+    char msg[160];
+    arrays_of(f, a);
+
+    if (bc->kind == K_ISA || bc->kind == K_DISPATCHED) {
+        const char *isa = bc->kind == K_ISA ? bc->isa : "auto";
+        int s = rmsfuse_set_isa(isa);
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "%s: %s", isa, rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            return;
+        }
+        fresh_state(bc, a, n);
+        s = lib_step(f, a, n); /* warm-up, and check */
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "rmsfuse_%s_step: %s", f->rule_name, rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            rmsfuse_set_isa("auto");
+            return;
+        }
+        snprintf(msg, sizeof msg, "isa=%s", rmsfuse_active_isa());
+        rmsfuse_bench_set_label(st, msg);
+        while (rmsfuse_bench_keep_running(st)) {
+            lib_step(f, a, n);
+            refresh(f, a, n);
+        }
+        rmsfuse_set_isa("auto");
+    } else if (bc->kind == K_ROOFLINE) {
+        float *x[BENCH_SLOTS];
+        for (int j = 0; j < f->ninplace; j++)
+            x[j] = a[f->inplace[j]];
+        const roofline_fn fn = roofline_kernel(f->ninplace);
+        fresh_state(bc, a, n);
+        fn(a[SLOT_GRAD], x, n); /* warm-up */
+        while (rmsfuse_bench_keep_running(st)) {
+            fn(a[SLOT_GRAD], x, n);
+            refresh(f, a, n);
+        }
+    } else {
+        const peer_fn fn = bc->kind == K_PEER_O2 ? f->peer_o2 : f->peer_native;
+        fresh_state(bc, a, n);
+        fn(&f->cfg, a, n); /* warm-up */
+        while (rmsfuse_bench_keep_running(st)) {
+            fn(&f->cfg, a, n);
+            refresh(f, a, n);
+        }
+    }
+    rmsfuse_bench_clobber_memory();
+    set_rates(st, bc, n);
+    rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
+}
+
+/* ---- many cores: plans on rmsfuse_pool against the roofline on the same workers */
+static rmsfuse_pool *pools[65]; /* by worker count, created on first use */
+
+static rmsfuse_pool *pool_for(int threads)
+{
+    if (threads < 1 || threads > 64)
+        return NULL;
+    if (!pools[threads] && rmsfuse_pool_create(&pools[threads], threads) != RMSFUSE_OK)
+        pools[threads] = NULL;
+    return pools[threads];
+}
+
+typedef struct roofline_job {
+    roofline_fn fn;
+    const float *g;
+    float *x[BENCH_SLOTS];
+    size_t n;
+} roofline_job;
+
+/* Each worker: the roofline kernel over the range the pool gives it for a
+ * single array (rmsfuse_pool_split), so traffic and split are the pool's. */
+static void roofline_worker(void *arg, int w, int nw)
+{
+    const roofline_job *J = arg;
+    size_t lo, hi;
+    rmsfuse_pool_split(J->x[0], J->n, w, nw, &lo, &hi);
+    if (hi > lo) {
+        float *x[BENCH_SLOTS];
+        for (int j = 0; j < BENCH_SLOTS; j++)
+            x[j] = J->x[j] ? J->x[j] + lo : NULL;
+        J->fn(J->g + lo, x, hi - lo);
+    }
+}
+
+/* A step on the pool: a plan of the one tensor (validated and prepared per
+ * step, as a caller whose hyperparameters or step number change does, and
+ * as rmsfuse_pool_rmsprop_step does), run by rmsfuse_pool_run_plan. */
+static inline int pool_step(rmsfuse_pool *pool, const flagset *f, const void *tensors, size_t count)
+{
+    rmsfuse_plan *plan;
+    int s = lib_plan(f, tensors, count, &plan);
+    if (s == RMSFUSE_OK)
+        s = rmsfuse_pool_run_plan(pool, plan);
+    rmsfuse_plan_free(plan);
+    return s;
+}
+
+static void bench_threads(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = bc->fs;
+    const size_t n = bc->n;
+    float *a[BENCH_SLOTS];
+    char msg[160];
+    arrays_of(f, a);
+    rmsfuse_pool *pool = pool_for(bc->threads);
+    if (!pool) {
+        rmsfuse_bench_skip(st, "rmsfuse_pool_create failed");
+        return;
+    }
+    rmsfuse_set_isa("auto");
+    fresh_state(bc, a, n);
+    if (bc->kind == K_POOL) {
+        void *t = make_tensors(f, a, n, 1);
+        int s = t ? pool_step(pool, f, t, 1) : RMSFUSE_E_NO_MEMORY;
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "rmsfuse_%s_plan + rmsfuse_pool_run_plan: %s", f->rule_name,
+                     rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            free(t);
+            return;
+        }
+        while (rmsfuse_bench_keep_running(st)) {
+            pool_step(pool, f, t, 1);
+            refresh(f, a, n);
+        }
+        free(t);
+    } else {
+        roofline_job J = {roofline_kernel(f->ninplace), a[SLOT_GRAD], {NULL}, n};
+        for (int j = 0; j < f->ninplace; j++)
+            J.x[j] = a[f->inplace[j]];
+        rmsfuse_pool_run(pool, roofline_worker, &J);
+        while (rmsfuse_bench_keep_running(st)) {
+            rmsfuse_pool_run(pool, roofline_worker, &J);
+            refresh(f, a, n);
+        }
+    }
+    rmsfuse_bench_clobber_memory();
+    set_rates(st, bc, n);
+    rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
+    rmsfuse_bench_set_counter(st, "threads", (double)bc->threads, 0);
+}
+
+/* ---- many small tensors ---------------------------------------------------- */
+/* count tensors of n elements, cut from the arrays: one step_multi call, a
+ * loop of single steps, one plan made once and run again on this thread
+ * (the cost of the elements once validation is done), a plan per step run
+ * on the pool of every core, and one step over the same elements as a
+ * single array (what the work costs without any per-tensor cost). */
+static void bench_multi(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = bc->fs;
+    const size_t n = bc->n, count = bc->count, total = n * count;
+    float *a[BENCH_SLOTS];
+    char msg[160];
+    arrays_of(f, a);
+    void *t = make_tensors(f, a, n, count);
+    rmsfuse_pool *pool = bc->kind == K_MULTI_POOL ? pool_for(bc->threads) : NULL;
+    rmsfuse_plan *plan = NULL;
+    if (!t || (bc->kind == K_MULTI_POOL && !pool)) {
+        rmsfuse_bench_skip(st, t ? "rmsfuse_pool_create failed" : "out of memory");
+        free(t);
+        return;
+    }
+    rmsfuse_set_isa("auto");
+    fresh_state(bc, a, total);
+    int s = lib_step_multi(f, t, count);
+    if (s == RMSFUSE_OK && bc->kind == K_MULTI_PLAN)
+        s = lib_plan(f, t, count, &plan);
+    if (s != RMSFUSE_OK) {
+        snprintf(msg, sizeof msg, "rmsfuse_%s_step_multi or _plan: %s", f->rule_name, rmsfuse_strerror(s));
+        rmsfuse_bench_skip(st, msg);
+        free(t);
+        return;
+    }
+    switch (bc->kind) {
+    case K_MULTI:
+        while (rmsfuse_bench_keep_running(st))
+            lib_step_multi(f, t, count);
+        break;
+    case K_MULTI_LOOP:
+        while (rmsfuse_bench_keep_running(st))
+            for (size_t i = 0; i < count; i++) {
+                float *x[BENCH_SLOTS];
+                for (int j = 0; j < BENCH_SLOTS; j++)
+                    x[j] = at(a[j], i * n);
+                lib_step(f, x, n);
+            }
+        break;
+    case K_MULTI_PLAN:
+        while (rmsfuse_bench_keep_running(st))
+            rmsfuse_plan_run(plan, 0, total);
+        break;
+    case K_MULTI_POOL:
+        while (rmsfuse_bench_keep_running(st))
+            pool_step(pool, f, t, count);
+        break;
+    default:
+        while (rmsfuse_bench_keep_running(st))
+            lib_step(f, a, total);
+        break;
+    }
+    rmsfuse_bench_clobber_memory();
+    rmsfuse_plan_free(plan);
+    free(t);
+    set_rates(st, bc, total);
+    rmsfuse_bench_set_counter(st, "tensors", (double)count, 0);
+    if (bc->kind == K_MULTI_POOL)
+        rmsfuse_bench_set_counter(st, "threads", (double)bc->threads, 0);
+}
+
+#define FLOOR_REPS 256
+static volatile float floor_sink;
+
+static void bench_floor(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    int width = 0;
+    const floor_fn fn = floor_kernel(bc->isa, &width);
+    char msg[160];
+    if (!fn || !rmsfuse_isa_supported(bc->isa)) {
+        snprintf(msg, sizeof msg, "%s: %s", bc->isa, fn ? "not usable on this CPU/OS" : "no floor kernel here");
+        rmsfuse_bench_skip(st, msg);
+        return;
+    }
+    float sum = 0.0f;
+    while (rmsfuse_bench_keep_running(st))
+        sum += fn(FLOOR_REPS, (int)bc->count); /* count: the grouped order */
+    floor_sink = sum;
+    int64_t per_call = (int64_t)FLOOR_REPS * FLOOR_LANES * width; /* elements: 1 sqrt + 1 div each */
+    rmsfuse_bench_set_items_processed(st, rmsfuse_bench_iterations(st) * per_call);
+    rmsfuse_bench_set_counter(st, "width", (double)width, 0);
+}
+
+/* ---- hwloc: caches, CPU model, binding ------------------------------------ */
+typedef struct machine {
+    size_t cache[4]; /* [1..3]: data/unified cache sizes seen by the bound PU */
+    size_t dram_ws;  /* the DRAM class: 8 x L3, at most 1/8 of physical memory */
+    char model[128];
+    char bound[64];
+    const char *cache_source;
+} machine;
+
+/* The DRAM class: 8 x L3, at most 1/8 of physical memory. */
+static void set_dram_ws(machine *m)
+{
+    m->dram_ws = m->cache[3] * 8;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && m->dram_ws > (size_t)pages / 8 * (size_t)page)
+        m->dram_ws = (size_t)pages / 8 * (size_t)page;
+}
+
+static void discover(machine *m)
+{
+    hwloc_topology_t topo;
+    memset(m, 0, sizeof *m);
+    m->cache_source = "hwloc";
+    snprintf(m->model, sizeof m->model, "unknown");
+    snprintf(m->bound, sizeof m->bound, "not bound");
+
+    if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0) {
+        m->cache_source = "default (hwloc failed)";
+    } else {
+        int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+        hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, ncores > 0 ? ncores - 1 : 0);
+        hwloc_obj_t pu = core ? hwloc_get_obj_inside_cpuset_by_type(topo, core->cpuset, HWLOC_OBJ_PU, 0)
+                              : hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, 0);
+        if (pu) {
+            if (hwloc_set_cpubind(topo, pu->cpuset, HWLOC_CPUBIND_THREAD) == 0)
+                snprintf(m->bound, sizeof m->bound, "PU os_index %u (core L#%u)", pu->os_index,
+                         core ? core->logical_index : 0u);
+            for (hwloc_obj_t o = pu->parent; o; o = o->parent)
+                if (hwloc_obj_type_is_dcache(o->type) && o->attr->cache.depth >= 1 && o->attr->cache.depth <= 3 &&
+                    m->cache[o->attr->cache.depth] == 0)
+                    m->cache[o->attr->cache.depth] = (size_t)o->attr->cache.size;
+        }
+        const char *model = NULL;
+        for (hwloc_obj_t o = pu; o && !model; o = o->parent)
+            model = hwloc_obj_get_info_by_name(o, "CPUModel");
+        if (!model) {
+            hwloc_obj_t pkg = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PACKAGE, 0);
+            model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
+        }
+        if (model)
+            snprintf(m->model, sizeof m->model, "%s", model);
+        hwloc_topology_destroy(topo);
+    }
+    static const size_t fallback[4] = {0, 32u << 10, 1u << 20, 32u << 20};
+    for (int l = 1; l <= 3; l++)
+        if (m->cache[l] == 0) {
+            m->cache[l] = fallback[l];
+            m->cache_source = "hwloc, with defaults for missing levels";
+        }
+    set_dram_ws(m);
+}
+
+/* ---- options, sizes, registration ----------------------------------------- */
+static size_t parse_size(const char *s)
+{
+    char *end;
+    double x = strtod(s, &end);
+    switch (*end) {
+    case 'k': case 'K': x *= 1024.0; break;
+    case 'm': case 'M': x *= 1024.0 * 1024.0; break;
+    case 'g': case 'G': x *= 1024.0 * 1024.0 * 1024.0; break;
+    default: break;
+    }
+    return x > 0 ? (size_t)x : 0;
+}
+
+typedef struct options {
+    size_t min_ws, max_ws, l3;
+    int sweep;
+    const char *rules; /* NULL: all */
+    double progress;
+} options;
+
+/* Removes our own --rmsfuse_* options from argv. */
+static void parse_options(int *argc, char **argv, options *o)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (!strncmp(a, "--rmsfuse_min_ws=", 17))
+            o->min_ws = parse_size(a + 17);
+        else if (!strncmp(a, "--rmsfuse_max_ws=", 17))
+            o->max_ws = parse_size(a + 17);
+        else if (!strncmp(a, "--rmsfuse_sweep=", 16))
+            o->sweep = atoi(a + 16);
+        else if (!strncmp(a, "--rmsfuse_l3=", 13))
+            o->l3 = parse_size(a + 13);
+        else if (!strncmp(a, "--rmsfuse_rules=", 16))
+            o->rules = a + 16;
+        else if (!strncmp(a, "--rmsfuse_progress=", 19))
+            o->progress = atof(a + 19);
+        else
+            argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+}
+
+/* --rmsfuse_rules: each comma-separated item is a rule ("adam") or a flag
+ * set ("adam/amsgrad").  Returns 0 and prints the choices on an unknown
+ * item. */
+static int select_flagsets(const char *list)
+{
+    if (!list || !*list || !strcmp(list, "all"))
+        return 1;
+    for (size_t i = 0; i < N_FLAGSETS; i++)
+        FSETS[i].selected = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        int hit = 0;
+        for (size_t i = 0; i < N_FLAGSETS; i++)
+            if (!strcmp(item, FSETS[i].rule_name) || !strcmp(item, FSETS[i].id))
+                FSETS[i].selected = hit = 1;
+        if (!hit) {
+            fprintf(stderr, "rmsfuse_bench: --rmsfuse_rules: no rule or flag set '%s'; there are:", item);
+            for (size_t i = 0; i < N_FLAGSETS; i++)
+                fprintf(stderr, " %s", FSETS[i].id);
+            fprintf(stderr, "\n");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int cmp_size(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Target working sets: the class sizes and the sweep up to the DRAM class
+ * (beyond it every size is a DRAM size), sorted, unique. */
+static int target_sizes(const machine *m, const options *o, size_t *out, int cap)
+{
+    int k = 0;
+    size_t classes[4] = {m->cache[1] / 2, m->cache[2] / 2, m->cache[3] / 2, m->dram_ws};
+    for (int i = 0; i < 4 && k < cap; i++)
+        out[k++] = classes[i];
+    if (o->sweep)
+        for (size_t s = 4096; s <= m->dram_ws && s <= ((size_t)512 << 20) && k < cap; s *= 2)
+            out[k++] = s;
+    qsort(out, (size_t)k, sizeof *out, cmp_size);
+    int u = 0;
+    for (int i = 0; i < k; i++)
+        if (out[i] >= o->min_ws && out[i] <= o->max_ws && (u == 0 || out[u - 1] != out[i]))
+            out[u++] = out[i];
+    return u;
+}
+
+static size_t elements_for(const flagset *f, size_t ws)
+{
+    size_t n = ws / ((size_t)f->narrays * sizeof(float));
+    n -= n % 16; /* whole cache lines per array */
+    return n < 16 ? 16 : n;
+}
+
+static int is_class_size(const machine *m, size_t ws)
+{
+    return ws == m->cache[1] / 2 || ws == m->cache[2] / 2 || ws == m->cache[3] / 2 || ws == m->dram_ws;
+}
+
+/* Room in every array flag set f uses for n elements. */
+static void need(const flagset *f, size_t n)
+{
+    for (int s = 0; s < BENCH_SLOTS; s++)
+        if ((f->used & (1u << s)) && array_n[s] < n)
+            array_n[s] = n;
+}
+
+static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t n, const char *name)
+{
+    bench_case *bc = calloc(1, sizeof *bc);
+    if (!bc) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    bc->kind = kind;
+    bc->isa = isa;
+    bc->fs = f;
+    bc->n = n;
+    bc->ws = f ? n * (size_t)f->narrays * sizeof(float) : 0;
+    bc->threads = 1;
+    rmsfuse_bench_fn fn = bench_step;
+    if (kind == K_FLOOR)
+        fn = bench_floor;
+    else if (kind == K_POOL || kind == K_POOL_ROOFLINE)
+        fn = bench_threads;
+    else if (kind >= K_MULTI)
+        fn = bench_multi;
+    rmsfuse_bench_register(name, fn, bc);
+    return bc;
+}
+
+/* The traffic model must be the library's: the arrays each flag set uses,
+ * derived from its configuration above, are those the library's rule file
+ * says its variant touches.  NULL, or what differs. */
+static const char *check_traffic_model(void)
+{
+    static char msg[160];
+    for (size_t i = 0; i < N_FLAGSETS; i++) {
+        if (!roofline_kernel(FSETS[i].ninplace)) {
+            snprintf(msg, sizeof msg, "%s: no roofline kernel for %d in-place arrays", FSETS[i].id,
+                     FSETS[i].ninplace);
+            return msg;
+        }
+        if (FSETS[i].used != peer_used_native(i)) {
+            snprintf(msg, sizeof msg, "%s: arrays 0x%x by the public contract, 0x%x by src/rules", FSETS[i].id,
+                     FSETS[i].used, peer_used_native(i));
+            return msg;
+        }
+    }
+    return NULL;
+}
+
+/* The peers must do the library's work: same bits in every array after a
+ * few steps. */
+static const char *check_peers(void)
+{
+    enum { N = 1003, STEPS = 3 };
+    static float buf[3][BENCH_SLOTS][N];
+    static char msg[160];
+    for (size_t i = 0; i < N_FLAGSETS; i++) {
+        const flagset *f = &FSETS[i];
+        if (!f->selected)
+            continue;
+        for (int r = 0; r < 3; r++) {
+            float *x[BENCH_SLOTS];
+            for (int s = 0; s < BENCH_SLOTS; s++) {
+                memcpy(buf[r][s], pattern[s], sizeof buf[r][s]);
+                x[s] = (f->used & (1u << s)) ? buf[r][s] : NULL;
+            }
+            for (int k = 0; k < STEPS; k++) {
+                if (r == 0) {
+                    if (lib_step(f, x, N) != RMSFUSE_OK) {
+                        snprintf(msg, sizeof msg, "NO: the library refused %s", f->id);
+                        return msg;
+                    }
+                } else {
+                    (r == 1 ? f->peer_o2 : f->peer_native)(&f->cfg, x, N);
+                }
+            }
+        }
+        for (int r = 1; r < 3; r++)
+            if (memcmp(buf[0], buf[r], sizeof buf[0])) {
+                snprintf(msg, sizeof msg, "NO: %s differs from the library in %s", r == 1 ? "peer_O2" : "peer_native",
+                         f->id);
+                return msg;
+            }
+    }
+    return "yes";
+}
+
+/* The flag sets of the many-tensor benchmarks: one per rule, with a state
+ * array besides the rule's first. */
+static const char *const MULTI_FLAGSETS[] = {"rmsprop/momentum", "adagrad/torch", "sgd/momentum", "adam/torch"};
+static const size_t MULTI_SHAPES[][2] = {{1000, 16}, {1000, 256}, {200, 4096}};
+
+static void join(char *buf, size_t size, const char *item)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s", len ? "," : "", item);
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0, (size_t)-1, 0, 1, NULL, 15.0};
+    parse_options(&argc, argv, &o);
+    init_flagsets();
+    if (!select_flagsets(o.rules))
+        return 2;
+    rmsfuse_bench_set_progress(o.progress);
+    const char *bad_model = check_traffic_model();
+    if (bad_model) {
+        fprintf(stderr, "rmsfuse_bench: the traffic model is wrong: %s\n", bad_model);
+        return 1;
+    }
+    make_pattern();
+
+    /* The pools first: a pool's workers keep to the CPUs of the thread that
+     * creates it, which discover() narrows to one core. */
+    const int cores = rmsfuse_pool_machine_cores(); /* those this process may use */
+    for (int t = 1; t <= cores && t <= 64; t++)
+        (void)pool_for(t);
+
+    machine m;
+    discover(&m); /* binds this thread, which runs every benchmark */
+    if (o.l3) {
+        m.cache[3] = o.l3;
+        set_dram_ws(&m);
+        m.cache_source = "hwloc, L3 from --rmsfuse_l3";
+    }
+
+    size_t sizes[64];
+    const int nsizes = target_sizes(&m, &o, sizes, 64);
+    /* Many cores at the DRAM size (below it when --rmsfuse_max_ws caps it:
+     * for smoke runs). */
+    const size_t tws = m.dram_ws < o.max_ws ? m.dram_ws : o.max_ws;
+    const int threads_on = tws >= o.min_ws;
+    int dividers = 0;
+    for (size_t i = 0; i < N_FLAGSETS; i++) {
+        const flagset *f = &FSETS[i];
+        if (!f->selected)
+            continue;
+        dividers |= f->divider;
+        for (int k = 0; k < nsizes; k++)
+            need(f, elements_for(f, sizes[k]));
+        if (threads_on)
+            need(f, elements_for(f, tws));
+        for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
+            if (!strcmp(f->id, MULTI_FLAGSETS[j]))
+                for (size_t s = 0; s < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; s++)
+                    need(f, MULTI_SHAPES[s][0] * MULTI_SHAPES[s][1]);
+    }
+    if (alloc_arrays() != 0) {
+        fprintf(stderr, "rmsfuse_bench: cannot allocate the arrays (%zu floats each at most)\n", array_n[0]);
+        return 1;
+    }
+
+    /* Context for the JSON (and the console header). */
+    char buf[1024];
+    rmsfuse_bench_add_context("cpu_model", m.model);
+    rmsfuse_bench_add_context("bound_to", m.bound);
+    const char *lv[4] = {"", "cache_l1d_bytes", "cache_l2_bytes", "cache_l3_bytes"};
+    for (int l = 1; l <= 3; l++) {
+        snprintf(buf, sizeof buf, "%zu", m.cache[l]);
+        rmsfuse_bench_add_context(lv[l], buf);
+    }
+    rmsfuse_bench_add_context("cache_source", m.cache_source);
+    snprintf(buf, sizeof buf, "L1=%zu,L2=%zu,L3=%zu,DRAM=%zu", m.cache[1] / 2, m.cache[2] / 2, m.cache[3] / 2,
+             m.dram_ws);
+    rmsfuse_bench_add_context("size_classes_ws", buf);
+    rmsfuse_bench_add_context("rmsfuse_version", rmsfuse_version());
+    rmsfuse_set_isa("auto");
+    rmsfuse_bench_add_context("rmsfuse_active_isa", rmsfuse_active_isa());
+    buf[0] = '\0';
+    for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++)
+        join(buf, sizeof buf, *nm);
+    rmsfuse_bench_add_context("rmsfuse_isa_names", buf); /* every ISA the library knows, best last */
+    buf[0] = '\0';
+    for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++)
+        if (rmsfuse_isa_supported(*nm))
+            join(buf, sizeof buf, *nm);
+    rmsfuse_bench_add_context("rmsfuse_isas_supported", buf);
+    rmsfuse_bench_add_context("compiler", RMSFUSE_BENCH_COMPILER);
+    rmsfuse_bench_add_context("build_type", RMSFUSE_BENCH_BUILD_TYPE);
+    rmsfuse_bench_add_context("peer_O2_flags", RMSFUSE_BENCH_PEER_O2_FLAGS);
+    rmsfuse_bench_add_context("peer_native_flags", RMSFUSE_BENCH_PEER_NATIVE_FLAGS);
+    rmsfuse_bench_add_context("peer_source", "the library's width-1 rule body (src/rules/<rule>.h over "
+                                             "src/isa/ops_scalar.h) in a plain loop, vectorised by the compiler");
+    rmsfuse_bench_add_context("roofline_flags", "-O3 -march=native");
+    rmsfuse_bench_add_context("peers_bitexact_with_library", check_peers());
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_FLAGSETS; i++)
+        if (FSETS[i].selected) {
+            char key[64], desc[384];
+            join(buf, sizeof buf, FSETS[i].id);
+            snprintf(key, sizeof key, "flagset:%s", FSETS[i].id);
+            describe(&FSETS[i], desc, sizeof desc);
+            rmsfuse_bench_add_context(key, desc);
+        }
+    rmsfuse_bench_add_context("flag_sets", buf);
+    snprintf(buf, sizeof buf, "one array per slot, each 2 MiB-aligned + slot*%u bytes, reused across benchmarks",
+             ARRAY_STAGGER);
+    rmsfuse_bench_add_context("array_layout", buf);
+    snprintf(buf, sizeof buf, "%d", FLOOR_LANES);
+    rmsfuse_bench_add_context("floor_independent_chains", buf);
+    snprintf(buf, sizeof buf, "%d", cores);
+    rmsfuse_bench_add_context("machine_cores", buf);
+
+    /* The divider's limit first (when a selected rule has a divider), then
+     * each flag set by size; at one size every implementation is
+     * registered back to back. */
+    if (dividers)
+        for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++) {
+            snprintf(buf, sizeof buf, "floor/sqrt_div/%s", *nm);
+            add(K_FLOOR, *nm, NULL, 0, buf);
+            snprintf(buf, sizeof buf, "floor/sqrt_div_grouped/%s", *nm);
+            add(K_FLOOR, *nm, NULL, 0, buf)->count = 1;
+        }
+    for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
+        const flagset *f = &FSETS[fi];
+        if (!f->selected)
+            continue;
+        for (int i = 0; i < nsizes; i++) {
+            size_t n = elements_for(f, sizes[i]);
+#define ADD(kind, isa, impl)                                                     \
+    do {                                                                        \
+        snprintf(buf, sizeof buf, "%s/%s/ws:%zu", f->id, impl, sizes[i]);       \
+        add(kind, isa, f, n, buf);                                              \
+    } while (0)
+            for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++)
+                /* an ISA that cannot run is listed (skipped, with the reason)
+                 * at the class sizes only, to keep the output short */
+                if (rmsfuse_isa_supported(*nm) || is_class_size(&m, sizes[i]))
+                    ADD(K_ISA, *nm, *nm);
+            ADD(K_DISPATCHED, NULL, "dispatched");
+            ADD(K_ROOFLINE, NULL, "roofline");
+            ADD(K_PEER_O2, NULL, "peer_O2");
+            ADD(K_PEER_NATIVE, NULL, "peer_native");
+#undef ADD
+        }
+    }
+    /* Many cores: the step on 1..all cores at the DRAM size, each against
+     * the roofline run by the same workers. */
+    if (threads_on)
+        for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
+            const flagset *f = &FSETS[fi];
+            if (!f->selected)
+                continue;
+            for (int t = 1; t <= cores && t <= 64; t++) {
+                size_t n = elements_for(f, tws);
+                snprintf(buf, sizeof buf, "threads/%s/pool/t:%d/ws:%zu", f->id, t, tws);
+                add(K_POOL, NULL, f, n, buf)->threads = t;
+                snprintf(buf, sizeof buf, "threads/%s/roofline/t:%d/ws:%zu", f->id, t, tws);
+                add(K_POOL_ROOFLINE, NULL, f, n, buf)->threads = t;
+            }
+        }
+
+    /* Many small tensors. */
+    static const char *const impls[] = {"step_multi", "step_loop", "plan", "pool", "flat"};
+    static const enum kind kinds[] = {K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT};
+    for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
+        const flagset *f = &FSETS[fi];
+        int multi = 0;
+        for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
+            multi |= !strcmp(f->id, MULTI_FLAGSETS[j]);
+        if (!f->selected || !multi)
+            continue;
+        for (size_t i = 0; i < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; i++)
+            for (size_t k = 0; k < sizeof impls / sizeof impls[0]; k++) {
+                const size_t count = MULTI_SHAPES[i][0], n = MULTI_SHAPES[i][1];
+                snprintf(buf, sizeof buf, "multi/%s/%s/tensors:%zu/n:%zu", f->id, impls[k], count, n);
+                bench_case *bc = add(kinds[k], NULL, f, n, buf);
+                bc->count = count;
+                if (kinds[k] == K_MULTI_POOL)
+                    bc->threads = cores < 1 ? 1 : cores > 64 ? 64 : cores;
+            }
+    }
+    return rmsfuse_bench_main(argc, argv);
+}
