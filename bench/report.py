@@ -8,9 +8,15 @@ default) takes the best repetition (the "max" aggregate of the rates):
 interference from other work only ever slows a run down, so on a shared or
 virtual machine the best of N is the steadiest estimate of what the code can
 do, and it is applied alike to every implementation.  --stat median takes the
-median.  The targets table shows both.  Without repetitions the single runs
+median.  The targets tables show both.  Without repetitions the single runs
 are used.  The plots need matplotlib (Debian: python3-matplotlib); run this
 with /usr/bin/python3.
+
+Everything the report lists comes from the JSON: the ISA names from the
+library (context rmsfuse_isa_names), the flag sets and their descriptions
+from the benchmark (context flag_sets, flagset:<rule>/<name>), the bytes per
+element from each result's counters.  JSON of the RMSProp-only benchmark
+(before the rules were added) is read too.
 """
 import argparse
 import json
@@ -20,18 +26,22 @@ import re
 import sys
 from collections import defaultdict
 
-FLAGSETS = ["plain", "momentum", "centered", "centered_momentum"]
-STREAM_BYTES = {"plain": 20, "momentum": 28, "centered": 28, "centered_momentum": 36}
-ISAS = ["scalar", "sse2", "avx2", "avx512", "neon"]
+# Implementations the benchmark adds to the library's ISAs.
 OTHERS = ["dispatched", "roofline", "peer_O2", "peer_native"]
 CLASSES = ["L1", "L2", "L3", "DRAM"]
-NAME_RE = re.compile(r"^rmsprop/([a-z_]+)/([A-Za-z0-9_]+)/ws:(\d+)$")
-FLOOR_RE = re.compile(r"^floor/(sqrt_div|sqrt_div_grouped)/([a-z0-9]+)$")
-THREADS_RE = re.compile(r"^threads/([a-z_]+)/(pool|roofline)/t:(\d+)/ws:(\d+)$")
-MULTI_RE = re.compile(r"^multi/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
-MULTI_IMPLS = ["step_multi", "step_loop", "flat"]
+NAME_RE = re.compile(r"^([a-z0-9]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/ws:(\d+)$")
+FLOOR_RE = re.compile(r"^floor/(sqrt_div|sqrt_div_grouped)/([a-z0-9_]+)$")
+# threads/<rule>/<flags>/... (threads/<flags>/... before the rules: RMSProp)
+THREADS_RE = re.compile(r"^threads/(?:([a-z0-9]+)/)?([a-z0-9_]+)/(pool|roofline)/t:(\d+)/ws:(\d+)$")
+MULTI_RE = re.compile(r"^multi/([a-z0-9]+)/([a-z0-9_]+)/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
+MULTI_OLD_RE = re.compile(r"^multi/([a-z_]+)/tensors:(\d+)/n:(\d+)$")  # RMSProp momentum only
+MULTI_IMPLS = ["step_multi", "step_loop", "plan", "pool", "flat"]
 THREADS_TARGET = 0.9
+ROOFLINE_TARGET = 0.95
+FLOOR_TARGET = 1.10
 STAT_AGG = {"best": "max", "median": "median"}
+# How each rule is written in titles (a rule missing here keeps its id).
+RULE_TITLES = {"rmsprop": "RMSProp", "adagrad": "AdaGrad", "sgd": "SGD", "adam": "Adam / AdamW"}
 
 
 def run_name(b):
@@ -39,8 +49,17 @@ def run_name(b):
     return name[: -len("/real_time")] if name.endswith("/real_time") else name
 
 
+def rule_of(fs):
+    return fs.split("/")[0]
+
+
+def rule_title(rule):
+    return RULE_TITLES.get(rule, rule)
+
+
 class Data:
-    """One statistic of one run: results[fs][impl][target_ws], floors[isa]."""
+    """One statistic of one run: results[fs][impl][target_ws], floors[isa], ...
+    fs is a flag set's id, "<rule>/<name>"."""
 
     def __init__(self, entries, cv, stat, worst=None, best=None):
         self.stat = stat
@@ -48,21 +67,43 @@ class Data:
         self.floors = {}  # isa -> Gelem/s, the faster order
         self.floor_orders = {}  # isa -> order -> Gelem/s
         self.threads = defaultdict(lambda: defaultdict(dict))  # [fs][impl][threads] -> GB/s
-        self.multi = defaultdict(dict)  # [(count, n)][impl] -> Gelem/s
+        self.multi = defaultdict(lambda: defaultdict(dict))  # [fs][(count, n)][impl] -> Gelem/s
+        self.bytes = {}  # fs -> STREAM bytes per element
+        self.divider = {}  # fs -> 1 if the rule has a sqrt and a division per element
         self.threads_ws = 0
+        self.order = []  # flag sets in the order met
         for name, b in entries.items():
             m = THREADS_RE.match(name)
             if m:
-                self.threads[m.group(1)][m.group(2)][int(m.group(3))] = b["bytes_per_second"] / 1e9
-                self.threads_ws = int(m.group(4))
+                fs = f"{m.group(1) or 'rmsprop'}/{m.group(2)}"
+                self.threads[fs][m.group(3)][int(m.group(4))] = b["bytes_per_second"] / 1e9
+                self.threads_ws = int(m.group(5))
                 continue
             m = MULTI_RE.match(name)
             if m:
-                self.multi[(int(m.group(2)), int(m.group(3)))][m.group(1)] = b["items_per_second"] / 1e9
+                fs = f"{m.group(1)}/{m.group(2)}"
+                self.multi[fs][(int(m.group(4)), int(m.group(5)))][m.group(3)] = b["items_per_second"] / 1e9
+                continue
+            m = MULTI_OLD_RE.match(name)
+            if m:
+                self.multi["rmsprop/momentum"][(int(m.group(2)), int(m.group(3)))][m.group(1)] = \
+                    b["items_per_second"] / 1e9
+                continue
+            m = FLOOR_RE.match(name)
+            if m:
+                # The floor is the faster order (see bench/floor.c).
+                rate = b["items_per_second"] / 1e9
+                self.floor_orders.setdefault(m.group(2), {})[m.group(1)] = rate
+                self.floors[m.group(2)] = max(rate, self.floors.get(m.group(2), 0.0))
                 continue
             m = NAME_RE.match(name)
             if m:
-                fs, impl, target = m.group(1), m.group(2), int(m.group(3))
+                fs, impl, target = f"{m.group(1)}/{m.group(2)}", m.group(3), int(m.group(4))
+                if fs not in self.order:
+                    self.order.append(fs)
+                if "stream_bytes_per_elem" in b:
+                    self.bytes[fs] = int(b["stream_bytes_per_elem"])
+                self.divider[fs] = int(b.get("sqrt_div_per_elem", 1))
                 self.results[fs][impl][target] = {
                     "gbs": b["bytes_per_second"] / 1e9,
                     "gelem": b["items_per_second"] / 1e9,
@@ -74,13 +115,6 @@ class Data:
                     "best_gbs": (best or {}).get(name, {}).get("bytes_per_second", 0.0) / 1e9 or None,
                     "reps": b.get("repetitions", 1),
                 }
-                continue
-            m = FLOOR_RE.match(name)
-            if m:
-                # The floor is the faster order (see bench/floor.c).
-                rate = b["items_per_second"] / 1e9
-                self.floor_orders.setdefault(m.group(2), {})[m.group(1)] = rate
-                self.floors[m.group(2)] = max(rate, self.floors.get(m.group(2), 0.0))
 
     def r(self, fs, impl, t):
         return self.results.get(fs, {}).get(impl, {}).get(t)
@@ -89,14 +123,30 @@ class Data:
         r = self.r(fs, impl, t)
         return r[key] if r else None
 
-    def best_isa(self, fs, t):
+    def best_isa(self, fs, t, isas):
         """The fastest library path (any forced ISA or the dispatched one)."""
         best = (None, None)
-        for impl in ISAS + ["dispatched"]:
+        for impl in isas + ["dispatched"]:
             v = self.get(fs, impl, t)
             if v is not None and (best[1] is None or v > best[1]):
                 best = (impl, v)
         return best
+
+    def floor(self, fs, isa, t):
+        """The in-cache floor of flag set fs on path `isa` at working set t, in
+        ns per element, and what sets it: the sqrt+div floor at that path's
+        width (rules with a divider) or the same-traffic roofline measured at
+        t (the load/store limit), whichever is slower.  (None, None) when the
+        run lacks one of them."""
+        cands = []
+        if self.divider.get(fs, 1):
+            if not self.floors.get(isa):
+                return None, None
+            cands.append((1.0 / self.floors[isa], "sqrt+div"))
+        roof = self.get(fs, "roofline", t, "gelem")
+        if roof:
+            cands.append((1.0 / roof, "roofline"))
+        return max(cands) if cands else (None, None)
 
 
 def load(path):
@@ -131,6 +181,30 @@ def load(path):
     return ctx, stats, errors, classes
 
 
+def isa_names(ctx, d, errors):
+    """The library's ISA names, best last: from the context (the library's
+    rmsfuse_isa_names()), else (older JSON) the implementations met that are
+    not the benchmark's own."""
+    if ctx.get("rmsfuse_isa_names"):
+        return ctx["rmsfuse_isa_names"].split(",")
+    names = [i for i in ctx.get("rmsfuse_isas_supported", "").split(",") if i]
+    for by in d.results.values():
+        for impl in by:
+            if impl not in OTHERS and impl not in names:
+                names.append(impl)
+    for name in errors:
+        m = NAME_RE.match(name)
+        if m and m.group(3) not in OTHERS and m.group(3) not in names:
+            names.append(m.group(3))
+    return names
+
+
+def flag_sets(ctx, d):
+    """The flag sets with results, in the benchmark's order."""
+    listed = [f for f in ctx.get("flag_sets", "").split(",") if f]
+    return [f for f in listed if f in d.results] + [f for f in d.order if f not in listed]
+
+
 def fmt_size(n):
     for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= div:
@@ -147,69 +221,100 @@ def fr(x, digits=2):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def targets(d, classes, present):
-    """The issue's targets: rows of (target, flag set, measured text, met)."""
-    rows = []
-    l1, dram = classes.get("L1"), classes.get("DRAM")
-    for fs in present:
-        bi, bv = d.best_isa(fs, dram)
-        b = ratio(bv, d.get(fs, "roofline", dram))
-        rows.append(("DRAM: best path ≥ 0.95 × roofline", fs, f"{fr(b)} ({bi})", b is not None and b >= 0.95))
-    for fs in present:
-        s = ratio(d.get(fs, "avx2", l1), d.get(fs, "scalar", l1))
-        hw = ratio(d.floors.get("avx2"), d.floors.get("scalar"))
-        text = fr(s) + (f" (floors: {fr(hw)})" if hw else "")
-        rows.append(("L1: avx2 ≥ 6 × scalar", fs, text, s is not None and s >= 6.0))
-    for fs in present:
-        # within 10% of the floor: time per element <= 1.1 x the floor's
-        tf = ratio(d.floors.get("avx2"), d.get(fs, "avx2", l1, "gelem"))
-        rows.append(("L1: avx2 time/elem ≤ 1.10 × sqrt+div floor (avx2)", fs, fr(tf, 3),
-                     tf is not None and tf <= 1.10))
-    for fs in present:
-        pts = []
-        for t in sorted(d.results[fs].get("dispatched", {})):
-            r = ratio(d.get(fs, "dispatched", t), d.get(fs, "peer_native", t))
-            if r is not None:
-                pts.append((r, t))
-        if pts:
-            worst = min(pts)
-            lost = [fmt_size(t) for r, t in pts if r < 1.0]
-            text = f"min {fr(worst[0], 3)} at {fmt_size(worst[1])}"
-            if lost:
-                text += "; < 1 at " + ", ".join(lost)
-            rows.append(("every size: dispatched ≥ peer_native", fs, text, not lost))
-    for fs in present:
-        # Slower beyond noise: even the best repetition of the dispatched path
-        # is slower than the worst of the peer's (with 5 repetitions each, a
-        # tie separates like that by chance with probability 1/252).
-        sep, n_sizes = [], 0
-        for t in sorted(d.results[fs].get("dispatched", {})):
-            rd, rp = d.r(fs, "dispatched", t), d.r(fs, "peer_native", t)
-            if not rd or not rp or not rd.get("best_gbs") or not rp.get("worst_gbs") or rd["reps"] < 3:
-                continue
-            n_sizes += 1
-            best_d = rd["best_gbs"]
-            if best_d < rp["worst_gbs"]:
-                sep.append(f"{fmt_size(t)} ({fr(best_d / rp['worst_gbs'], 3)})")
-        if n_sizes:
-            text = ("none of %d sizes" % n_sizes) if not sep else "slower at " + ", ".join(sep)
-            rows.append(("every size: dispatched not slower than peer_native beyond noise "
-                         "(its best repetition below the peer's worst)", fs, text, not sep))
-    for fs in present:
-        r = ratio(d.get(fs, "dispatched", dram), d.get(fs, "peer_O2", dram))
-        bound = ratio(d.get(fs, "roofline", dram), d.get(fs, "peer_O2", dram))
-        text = fr(r) + (f" (roofline: {fr(bound)})" if bound else "")
-        rows.append(("DRAM: dispatched ≥ 2 × peer_O2", fs, text, r is not None and r >= 2.0))
-    for fs in present:
-        by = d.threads.get(fs, {})
-        pts = [(ratio(by.get("pool", {}).get(t), g), t) for t, g in sorted(by.get("roofline", {}).items())]
-        pts = [(r, t) for r, t in pts if r is not None]
-        if pts:
-            worst = min(pts)
-            rows.append((f"DRAM: pool ≥ {THREADS_TARGET} × roofline, 1..{max(t for _, t in pts)} threads"
-                         + ("" if d.threads_ws == dram else f" (at {fmt_size(d.threads_ws)}, not DRAM)"), fs,
-                         f"min {fr(worst[0])} at {worst[1]} threads", worst[0] >= THREADS_TARGET))
-    return rows
+def yes(ok):
+    return "yes" if ok else "**no**"
+
+
+# ---- targets ------------------------------------------------------------------
+# Each target: (short column title, description, function(d, fs, ctx) ->
+# (text, met) or None when the run has no data for it).
+def t_dram_roofline(d, fs, classes, ctx, isas):
+    dram = classes.get("DRAM")
+    bi, bv = d.best_isa(fs, dram, isas)
+    b = ratio(bv, d.get(fs, "roofline", dram))
+    return None if b is None else (f"{fr(b)} ({bi})", b >= ROOFLINE_TARGET)
+
+
+def t_native_noise(d, fs, classes, ctx, isas):
+    # Slower beyond noise: even the best repetition of the dispatched path is
+    # slower than the worst of the peer's (with 5 repetitions each, a tie
+    # separates like that by chance with probability 1/252).  The strict
+    # comparison (best against best) is counted alongside.
+    sep, n_sizes, below, both = [], 0, 0, 0
+    for t in sorted(d.results[fs].get("dispatched", {})):
+        rd, rp = d.r(fs, "dispatched", t), d.r(fs, "peer_native", t)
+        if not rd or not rp:
+            continue
+        both += 1
+        below += rd["gbs"] < rp["gbs"]
+        if not rd.get("best_gbs") or not rp.get("worst_gbs") or rd["reps"] < 3:
+            continue
+        n_sizes += 1
+        if rd["best_gbs"] < rp["worst_gbs"]:
+            sep.append(f"{fmt_size(t)} ({fr(rd['best_gbs'] / rp['worst_gbs'], 3)})")
+    if not n_sizes:
+        return None if not both else (f"< in {below} of {both} (1 run: noise untested)", below == 0)
+    text = (f"none of {n_sizes}" if not sep else "slower at " + ", ".join(sep)) + f"; < in {below} of {n_sizes}"
+    return text, not sep
+
+
+def t_l1_floor(d, fs, classes, ctx, isas):
+    l1, active = classes.get("L1"), ctx.get("rmsfuse_active_isa", "")
+    fl, what = d.floor(fs, active, l1)
+    v = d.get(fs, "dispatched", l1, "gelem")
+    if fl is None or not v:
+        return None
+    tf = (1.0 / v) / fl
+    return f"{fr(tf, 3)} ({what})", tf <= FLOOR_TARGET
+
+
+def t_avx2_scalar(d, fs, classes, ctx, isas):
+    l1 = classes.get("L1")
+    s = ratio(d.get(fs, "avx2", l1), d.get(fs, "scalar", l1))
+    if s is None:
+        return None
+    hw = ratio(d.floors.get("avx2"), d.floors.get("scalar")) if d.divider.get(fs, 1) else None
+    return fr(s) + (f" (floors {fr(hw)})" if hw else ""), s >= 6.0
+
+
+def t_o2(d, fs, classes, ctx, isas):
+    dram = classes.get("DRAM")
+    r = ratio(d.get(fs, "dispatched", dram), d.get(fs, "peer_O2", dram))
+    bound = ratio(d.get(fs, "roofline", dram), d.get(fs, "peer_O2", dram))
+    return None if r is None else (fr(r) + (f" (roofline {fr(bound)})" if bound else ""), r >= 2.0)
+
+
+def t_pool(d, fs, classes, ctx, isas):
+    by = d.threads.get(fs, {})
+    pts = [(ratio(by.get("pool", {}).get(t), g), t) for t, g in sorted(by.get("roofline", {}).items())]
+    pts = [(r, t) for r, t in pts if r is not None]
+    if not pts:
+        return None
+    worst = min(pts)
+    return f"min {fr(worst[0])} at {worst[1]} t", worst[0] >= THREADS_TARGET
+
+
+TARGETS = [
+    ("DRAM: best / roofline ≥ 0.95", "at the DRAM size, the fastest library path (a forced ISA or the dispatched "
+     "one) against the same-traffic roofline", t_dram_roofline),
+    ("dispatched vs -O3 native loop", "at every size, the dispatched path is not slower than the `-O3 -march=native` "
+     "loop beyond noise: its best repetition is not below the loop's worst (the strict count of sizes where its "
+     "figure is lower follows)", t_native_noise),
+    ("L1: time/elem ≤ 1.10 × floor", "in L1, the dispatched path's time per element against the in-cache floor: "
+     "the sqrt+div floor at the dispatched ISA's width for rules with a divider, or the same-traffic roofline "
+     "in L1 (the load/store limit), whichever is slower (SGD: the roofline)", t_l1_floor),
+    ("L1: avx2 ≥ 6 × scalar", "the first RMSProp issue's target, with the ratio of the two sqrt+div floors (the "
+     "most any kernel can reach where both paths run at the divider's limit)", t_avx2_scalar),
+    ("DRAM: ≥ 2 × -O2 loop", "at the DRAM size, the dispatched path against the `-O2` baseline loop (with the "
+     "roofline's own ratio: the most memory allows)", t_o2),
+    (f"pool ≥ {THREADS_TARGET} × roofline", "on 1..all cores, the step on rmsfuse_pool against the roofline run by "
+     "the same workers", t_pool),
+]
+
+
+def target_rows(d, classes, ctx, present, isas):
+    """[fs] -> list of (text, met) or None, one per TARGETS entry."""
+    return {fs: [t[2](d, fs, classes, ctx, isas) for t in TARGETS] for fs in present}
 
 
 def fixed_cost_fits(d, ctx, present):
@@ -218,7 +323,7 @@ def fixed_cost_fits(d, ctx, present):
     l2 = int(ctx.get("cache_l2_bytes", 0)) or (1 << 20)
     fits = []
     for fs in present:
-        for impl in ("avx2", "dispatched", "peer_native"):
+        for impl in ("dispatched", "peer_native"):
             pts = [(r["n"], r["n"] / r["gelem"]) for t, r in d.results[fs].get(impl, {}).items()
                    if t <= l2 // 2 and r["n"]]
             if len(pts) < 3:
@@ -233,42 +338,77 @@ def fixed_cost_fits(d, ctx, present):
     return fits
 
 
-def markdown(ctx, stats, primary, errors, classes, command, png_names):
+# ---- the Markdown ---------------------------------------------------------------
+def markdown(ctx, stats, primary, errors, classes, command, pngs):
     d = stats[primary]
     other = "median" if primary == "best" else "best"
+    isas = isa_names(ctx, d, errors)
+    present = flag_sets(ctx, d)
+    rules = list(dict.fromkeys(rule_of(fs) for fs in present))
     out = []
     w = out.append
     caches = [int(ctx.get(f"cache_{k}_bytes", 0)) for k in ("l1d", "l2", "l3")]
-    load = ctx.get("load_avg", [])
+    load_avg = ctx.get("load_avg", [])
     reps = max((r["reps"] for fs in d.results.values() for by in fs.values() for r in by.values()), default=1)
+    active = ctx.get("rmsfuse_active_isa", "")
     w("# rmsfuse benchmark report\n")
     w(f"- CPU: {ctx.get('cpu_model', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
       f"caches L1d {fmt_size(caches[0])} / L2 {fmt_size(caches[1])} / L3 {fmt_size(caches[2])} "
       f"({ctx.get('cache_source', '?')}); thread bound to {ctx.get('bound_to', '?')}")
     w(f"- host {ctx.get('host_name', '?')}, {ctx.get('date', '?')}, load average at start "
-      + ", ".join(f"{x:.2f}" for x in load))
-    w(f"- rmsfuse {ctx.get('rmsfuse_version', '?')}, dispatched ISA **{ctx.get('rmsfuse_active_isa', '?')}**, "
-      f"usable: {ctx.get('rmsfuse_isas_supported', '?')}; {ctx.get('compiler', '?')}, "
-      f"{ctx.get('build_type', '?')} build")
+      + ", ".join(f"{x:.2f}" for x in load_avg))
+    w(f"- rmsfuse {ctx.get('rmsfuse_version', '?')}, dispatched ISA **{active or '?'}**, "
+      f"usable: {ctx.get('rmsfuse_isas_supported', '?')} (the library's ISAs: {', '.join(isas)}); "
+      f"{ctx.get('compiler', '?')}, {ctx.get('build_type', '?')} build")
+    bitexact = ctx.get("peers_bitexact_with_library", "?")
     w(f"- peers: `peer_O2` = `{ctx.get('peer_O2_flags', '?')}`, `peer_native` = "
-      f"`{ctx.get('peer_native_flags', '?')}` (same bits as the library: "
-      f"{ctx.get('peers_bitexact_with_library', '?')}); roofline `{ctx.get('roofline_flags', '?')}`")
-    w(f"- update: {ctx.get('config', '?')}")
+      f"`{ctx.get('peer_native_flags', '?')}`" + (f", {ctx['peer_source']}" if ctx.get("peer_source") else "")
+      + f"; same bits as the library: " + (bitexact if bitexact.startswith(("yes", "?")) else f"**{bitexact}**")
+      + f"; roofline `{ctx.get('roofline_flags', '?')}`")
+    if ctx.get("config"):
+        w(f"- update: {ctx['config']}")
     if command:
         w(f"- command: `{command}`")
     w("")
-    w("GB/s counts bytes the STREAM way (explicit reads + writes per element: plain 20, momentum 28, "
-      "centered 28, centered+momentum 36); the working set counts every array once. Size classes: working "
-      "set = half of L1d / L2 / L3, and 8 × L3 for DRAM. "
-      + (f"Figures are the best of {reps} repetitions (see the targets for the medians)."
+    w("GB/s counts bytes the STREAM way: explicit reads + writes per element, the gradient read and every other "
+      "array of the flag set read and written in place (bytes per element in each heading). The working set "
+      "counts every array once. Size classes: working set = half of L1d / L2 / L3, and 8 × L3 for DRAM. "
+      + ("One run per benchmark, no repetitions: no noise estimate." if reps == 1
+         else f"Figures are the best of {reps} repetitions (the targets are given for the medians too)."
          if primary == "best" else f"Figures are medians of {reps} repetitions.") + "\n")
+
+    # At a glance: the targets, one row per flag set.
+    w("## Targets\n")
+    for stat in (primary, other) if reps > 1 else (primary,):
+        rows = target_rows(stats[stat], classes, ctx, present, isas)
+        cols = [i for i in range(len(TARGETS)) if any(rows[fs][i] for fs in present)]
+        if not cols:
+            continue
+        if reps > 1:
+            w(f"{'Best of the repetitions' if stat == 'best' else 'Medians'}:\n")
+        w("| flag set | " + " | ".join(TARGETS[i][0] for i in cols) + " |")
+        w("|---|" + "---|" * len(cols))
+        for fs in present:
+            cells = []
+            for i in cols:
+                c = rows[fs][i]
+                cells.append("–" if c is None else f"{c[0]} {yes(c[1])}")
+            w(f"| {fs} | " + " | ".join(cells) + " |")
+        w("")
+    for title, desc, _ in TARGETS:
+        w(f"- **{title}**: {desc}.")
+    w("")
+    for png in pngs:
+        if png.startswith("summary"):
+            w(f"![{png}]({png})\n")
 
     w("## sqrt + div throughput floor (registers only)\n")
     w("One sqrt and one div per element, on registers, in two orders (alternating, and all sqrts "
-      "then all divs); the floor is the faster.\n")
+      "then all divs); the floor is the faster. RMSProp, AdaGrad and Adam need one of each per element; "
+      "SGD needs neither.\n")
     w("| width | alternating Gelem/s | grouped Gelem/s | floor ns/elem |")
     w("|---|---:|---:|---:|")
-    for isa in ("scalar", "sse2", "avx2", "avx512", "neon"):
+    for isa in isas:
         if isa in d.floors:
             o = d.floor_orders.get(isa, {})
             cell = lambda k: f"{o[k]:.3f}" if k in o else "–"
@@ -278,62 +418,75 @@ def markdown(ctx, stats, primary, errors, classes, command, png_names):
     hw = ratio(d.floors.get("avx2"), d.floors.get("scalar"))
     if hw:
         w(f"\nThe avx2 floor is {hw:.2f} × the scalar one: in L1, where both paths run at their floor, "
-          "no AVX2 kernel can be faster than that relative to a scalar one on this CPU.")
+          "no AVX2 kernel with a divider can be faster than that relative to a scalar one on this CPU.")
     w("")
 
-    present = [fs for fs in FLAGSETS if fs in d.results]
-    impls_present = [i for i in ISAS + OTHERS if any(i in d.results[fs] for fs in present)]
-    skipped_impls = [i for i in ISAS if i not in impls_present
-                     and any(k.startswith(f"rmsprop/{fs}/{i}/") for k in errors for fs in present)]
-    active = ctx.get("rmsfuse_active_isa", "")
-    for fs in present:
-        w(f"## {fs} ({STREAM_BYTES[fs]} B/elem)\n")
-        cols = [c for c in CLASSES if c in classes]
-        w("| implementation | " + " | ".join(f"{c} ({fmt_size(classes[c])})" for c in cols) + " |")
-        w("|---|" + "---:|" * len(cols))
-        for impl in impls_present:
-            cells = []
-            for c in cols:
-                g, e = d.get(fs, impl, classes[c]), d.get(fs, impl, classes[c], "gelem")
-                cells.append("–" if g is None else f"{g:.1f} GB/s ({e:.2f} G/s)")
-            w(f"| {impl} | " + " | ".join(cells) + " |")
-        for impl in skipped_impls:
-            w(f"| {impl} | " + " | ".join("skipped" for _ in cols) + " |")
-        w("")
-        G = lambda impl, t, key="gbs": d.get(fs, impl, t, key)
-        rows = [
-            ("best path", lambda t: d.best_isa(fs, t)[0]),
-            ("best / roofline", lambda t: fr(ratio(d.best_isa(fs, t)[1], G("roofline", t)))),
-            ("dispatched / roofline", lambda t: fr(ratio(G("dispatched", t), G("roofline", t)))),
-            ("dispatched / peer_native", lambda t: fr(ratio(G("dispatched", t), G("peer_native", t)))),
-            ("dispatched / peer_O2", lambda t: fr(ratio(G("dispatched", t), G("peer_O2", t)))),
-            ("avx2 / scalar", lambda t: fr(ratio(G("avx2", t), G("scalar", t)))),
-            ("dispatched / scalar", lambda t: fr(ratio(G("dispatched", t), G("scalar", t)))),
-            ("scalar / sqrt+div floor (scalar)",
-             lambda t: fr(ratio(G("scalar", t, "gelem"), d.floors.get("scalar")))),
-            ("avx2 / sqrt+div floor (avx2)", lambda t: fr(ratio(G("avx2", t, "gelem"), d.floors.get("avx2")))),
-            (f"dispatched / sqrt+div floor ({active})",
-             lambda t: fr(ratio(G("dispatched", t, "gelem"), d.floors.get(active)))),
-        ]
-        w("| ratio | " + " | ".join(cols) + " |")
-        w("|---|" + "---:|" * len(cols))
-        for label, f in rows:
-            w(f"| {label} | " + " | ".join(str(f(classes[c]) or "–") for c in cols) + " |")
-        w("")
+    impls_present = [i for i in isas + OTHERS if any(i in d.results[fs] for fs in present)]
+    skipped_impls = [i for i in isas if i not in impls_present
+                     and any(k.startswith(f"{fs}/{i}/") for k in errors for fs in present)]
+    cols = [c for c in CLASSES if c in classes]
+    for rule in rules:
+        w(f"## {rule_title(rule)}\n")
+        for png in pngs:
+            if png.endswith(f"_{rule}.png"):
+                w(f"![{png}]({png})\n")
+        for fs in [f for f in present if rule_of(f) == rule]:
+            w(f"### {fs} ({d.bytes.get(fs, '?')} B/elem)\n")
+            if ctx.get(f"flagset:{fs}"):
+                w(f"{ctx[f'flagset:{fs}']}.\n")
+            w("| implementation | " + " | ".join(f"{c} ({fmt_size(classes[c])})" for c in cols) + " |")
+            w("|---|" + "---:|" * len(cols))
+            for impl in impls_present:
+                cells = []
+                for c in cols:
+                    g, e = d.get(fs, impl, classes[c]), d.get(fs, impl, classes[c], "gelem")
+                    cells.append("–" if g is None else f"{g:.1f} GB/s ({e:.2f} G/s)")
+                w(f"| {impl} | " + " | ".join(cells) + " |")
+            for impl in skipped_impls:
+                w(f"| {impl} | " + " | ".join("skipped" for _ in cols) + " |")
+            w("")
+            G = lambda impl, t, key="gbs", fs=fs: d.get(fs, impl, t, key)
+            rows = [
+                ("best path", lambda t: d.best_isa(fs, t, isas)[0]),
+                ("best / roofline", lambda t: fr(ratio(d.best_isa(fs, t, isas)[1], G("roofline", t)))),
+                ("dispatched / roofline", lambda t: fr(ratio(G("dispatched", t), G("roofline", t)))),
+                ("dispatched / peer_native", lambda t: fr(ratio(G("dispatched", t), G("peer_native", t)))),
+                ("dispatched / peer_O2", lambda t: fr(ratio(G("dispatched", t), G("peer_O2", t)))),
+            ]
+            first = isas[0] if isas else None
+            for isa in isas[1:]:
+                if isa in d.results[fs]:
+                    rows.append((f"{isa} / {first}", lambda t, isa=isa: fr(ratio(G(isa, t), G(first, t)))))
+            if d.divider.get(fs, 1):
+                for isa in isas:
+                    if isa in d.results[fs] and isa in d.floors:
+                        rows.append((f"{isa} / sqrt+div floor ({isa})",
+                                     lambda t, isa=isa: fr(ratio(G(isa, t, "gelem"), d.floors.get(isa)))))
+            fl = lambda t: d.floor(fs, active, t)
+            rows.append((f"dispatched time/elem ÷ floor ({active})",
+                         lambda t: fr(ratio(1.0 / G("dispatched", t, "gelem"), fl(t)[0]), 3)
+                         + (f" ({fl(t)[1]})" if fl(t)[1] else "") if G("dispatched", t, "gelem") else "–"))
+            w("| ratio | " + " | ".join(cols) + " |")
+            w("|---|" + "---:|" * len(cols))
+            for label, f in rows:
+                w(f"| {label} | " + " | ".join(str(f(classes[c]) or "–") for c in cols) + " |")
+            w("")
 
-    yes = lambda ok: "yes" if ok else "**no**"
     if d.threads:
-        where = "the DRAM size" if d.threads_ws == classes.get("DRAM") else "a working set"
+        dram = classes.get("DRAM")
+        where = "the DRAM size" if d.threads_ws == dram else "a working set"
         w(f"## Many cores: rmsfuse_pool at {where} ({fmt_size(d.threads_ws)})\n")
-        w("`pool` is `rmsfuse_pool_rmsprop_step` with t workers bound to t cores; `roofline` is the same-traffic "
-          "kernel run by the same workers over the same split (`rmsfuse_pool_run`), measured in the same run. "
-          f"Target: pool ≥ {THREADS_TARGET} × roofline at every thread count.\n")
+        w("`pool`: each step a plan of the one tensor (`rmsfuse_<rule>_plan`, what `rmsfuse_pool_rmsprop_step` "
+          "does inside) run by `rmsfuse_pool_run_plan` on t workers bound to t cores; `roofline`: the "
+          "same-traffic kernel run by the same workers over the same split (`rmsfuse_pool_run`), measured in the "
+          f"same run. Target: pool ≥ {THREADS_TARGET} × roofline at every thread count.\n")
+        for png in pngs:
+            if png.startswith("threads"):
+                w(f"![{png}]({png})\n")
         w("| flag set | threads | pool GB/s | roofline GB/s | pool / roofline | met |")
         w("|---|---:|---:|---:|---:|:---:|")
-        for fs in FLAGSETS:
-            by = d.threads.get(fs)
-            if not by:
-                continue
+        for fs in [f for f in present if f in d.threads] + [f for f in d.threads if f not in present]:
+            by = d.threads[fs]
             for t in sorted(set(by.get("pool", {})) | set(by.get("roofline", {}))):
                 pg, rg = by.get("pool", {}).get(t), by.get("roofline", {}).get(t)
                 r = ratio(pg, rg)
@@ -341,33 +494,33 @@ def markdown(ctx, stats, primary, errors, classes, command, png_names):
                   f"{'–' if r is None else yes(r >= THREADS_TARGET)} |")
         w("")
     if d.multi:
-        w("## Many small tensors (momentum flag set)\n")
-        w("`step_multi`: one `rmsfuse_rmsprop_step_multi` call over the list; `step_loop`: one "
-          "`rmsfuse_rmsprop_step` per tensor; `flat`: one step over the same elements as a single array, the "
-          "cost of the work alone. Elements per second.\n")
-        w("| tensors × elements | step_multi | step_loop | flat | step_multi / step_loop | step_multi / flat |")
-        w("|---|---:|---:|---:|---:|---:|")
-        for (count, n), by in sorted(d.multi.items()):
-            sm, sl, fl = (by.get(i) for i in MULTI_IMPLS)
-            w(f"| {count} × {n} | {fr(sm, 3)} G/s | {fr(sl, 3)} G/s | {fr(fl, 3)} G/s | {fr(ratio(sm, sl))} | "
-              f"{fr(ratio(sm, fl))} |")
+        w("## Many small tensors\n")
+        w("`step_multi`: one `rmsfuse_<rule>_step_multi` call over the list; `step_loop`: one `rmsfuse_<rule>_step` "
+          "per tensor; `plan`: a plan made once (`rmsfuse_<rule>_plan`) and run again with `rmsfuse_plan_run` on "
+          "this thread (the elements' cost once validation is done); `pool`: a plan made each step and run by "
+          "`rmsfuse_pool_run_plan` on every core; `flat`: one step over the same elements as a single array, "
+          "the cost of the work alone. Elements per second.\n")
+        for png in pngs:
+            if png.startswith("multi"):
+                w(f"![{png}]({png})\n")
+        impls = [i for i in MULTI_IMPLS if any(i in by for fsd in d.multi.values() for by in fsd.values())]
+        w("| flag set | tensors × elements | " + " | ".join(impls) + " | step_multi / step_loop | "
+          "step_multi / flat |")
+        w("|---|---|" + "---:|" * (len(impls) + 2))
+        for fs, shapes in d.multi.items():
+            for (count, n), by in sorted(shapes.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+                w(f"| {fs} | {count} × {n} | " + " | ".join(f"{fr(by.get(i), 3)} G/s" for i in impls) + " | "
+                  f"{fr(ratio(by.get('step_multi'), by.get('step_loop')))} | "
+                  f"{fr(ratio(by.get('step_multi'), by.get('flat')))} |")
         w("")
-
-    w("## Targets\n")
-    t1, t2 = targets(d, classes, present), targets(stats[other], classes, present)
-    w(f"| target | flag set | {primary} | met | {other} | met |")
-    w("|---|---|---:|:---:|---:|:---:|")
-    for a, b in zip(t1, t2):
-        w(f"| {a[0]} | {a[1]} | {a[2]} | {yes(a[3])} | {b[2]} | {yes(b[3])} |")
-    w("")
 
     fits = fixed_cost_fits(d, ctx, present)
     if fits:
-        w("### Fixed cost per call\n")
+        w("## Fixed cost per call\n")
         w("Least-squares fit (relative errors) of time per call = t0 + n × c over the working sets up to half "
           "of L2, where time is linear in n. t0 is what a call costs beyond its elements: argument checks and "
-          "dispatch in the library, next to nothing in the peer; c is the cost per element (compare with the "
-          "floor's ns/elem).\n")
+          "dispatch in the library, the constants in both; c is the cost per element (compare with the floor's "
+          "ns/elem).\n")
         w("| flag set | implementation | t0 (ns/call) | c (ns/elem) |")
         w("|---|---|---:|---:|")
         for fs, impl, t0, c in fits:
@@ -384,22 +537,27 @@ def markdown(ctx, stats, primary, errors, classes, command, png_names):
     reasons = sorted(set(errors.values()))
     if reasons:
         w("Skipped: " + "; ".join(reasons) + f" ({len(errors)} benchmarks).\n")
-    for png in png_names:
-        w(f"![{png}]({png})\n")
     return "\n".join(out)
 
 
-STYLE = {
-    "scalar": dict(color="#7f7f7f", marker="o"),
-    "sse2": dict(color="#1f77b4", marker="s"),
-    "avx2": dict(color="#2ca02c", marker="^"),
-    "avx512": dict(color="#d62728", marker="D"),
-    "neon": dict(color="#9467bd", marker="v"),
+# ---- plots ----------------------------------------------------------------------
+# The benchmark's own implementations have fixed styles; the library's ISAs
+# take colours and markers in the order of rmsfuse_isa_names().
+FIXED_STYLE = {
     "dispatched": dict(color="#ff7f0e", marker="", linestyle=(0, (4, 2)), linewidth=2.2),
     "roofline": dict(color="black", marker="", linewidth=2.5),
     "peer_O2": dict(color="#8c564b", marker="x", linestyle=":"),
     "peer_native": dict(color="#e377c2", marker="+", linestyle="--"),
 }
+ISA_COLORS = ["#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#bcbd22"]
+ISA_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def styles(isas):
+    st = {isa: dict(color=ISA_COLORS[i % len(ISA_COLORS)], marker=ISA_MARKERS[i % len(ISA_MARKERS)])
+          for i, isa in enumerate(isas)}
+    st.update(FIXED_STYLE)
+    return st
 
 
 def _axes_common(ax, caches, fmt):
@@ -417,101 +575,189 @@ def _axes_common(ax, caches, fmt):
         label.set_ha("right")
 
 
-def plot(ctx, d, classes, outdir):
+def plot(ctx, d, classes, outdir, errors):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
     from matplotlib.ticker import FuncFormatter
 
-    present = [fs for fs in FLAGSETS if fs in d.results]
+    isas = isa_names(ctx, d, errors)
+    STYLE = styles(isas)
+    present = flag_sets(ctx, d)
+    rules = list(dict.fromkeys(rule_of(fs) for fs in present))
     caches = [("L1d", int(ctx.get("cache_l1d_bytes", 0))), ("L2", int(ctx.get("cache_l2_bytes", 0))),
               ("L3", int(ctx.get("cache_l3_bytes", 0)))]
     xfmt = FuncFormatter(lambda x, _: fmt_size(int(x)).replace(" ", ""))
-    ncol = 2 if len(present) > 1 else 1
-    nrow = math.ceil(len(present) / ncol)
     active = ctx.get("rmsfuse_active_isa", "")
     est = "best of the repetitions" if d.stat == "best" else "median of the repetitions"
+    cpu = ctx.get("cpu_model", "?")
+    names = []
 
-    # GB/s against size, log-log.
-    fig, axes = plt.subplots(nrow, ncol, figsize=(7.5 * ncol, 5.2 * nrow), squeeze=False)
-    handles = {}
-    for ax, fs in zip(axes.flat, present):
-        for impl in ISAS + OTHERS:
-            by = d.results[fs].get(impl)
-            if not by:
-                continue
-            pts = sorted((r["ws"], r["gbs"]) for r in by.values())
-            st = dict(STYLE.get(impl, {}))
-            st.setdefault("linewidth", 1.5)
-            (h,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, markersize=4, **st)
-            handles[impl] = h
-        fisa = active if active in d.floors else "avx2"
-        fl = d.floors.get(fisa)
-        if fl:
-            h = ax.axhline(fl * STREAM_BYTES[fs], color=STYLE.get(fisa, {}).get("color", "0.3"), linestyle="-.",
-                           linewidth=1, alpha=0.8)
-            handles[f"sqrt+div floor ({fisa} width)"] = h
-        for c in CLASSES:
-            if c in classes:
-                ax.axvspan(classes[c] / 1.15, classes[c] * 1.15, color="#ffe08a", alpha=0.35, lw=0)
-        _axes_common(ax, caches, xfmt)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-        # label the 2s and 5s between the decades too
-        ax.yaxis.set_minor_formatter(FuncFormatter(
-            lambda y, _: f"{y:g}" if f"{y:.0e}"[0] in "25" else ""))
-        ax.tick_params(axis="y", which="minor", labelsize=8)
-        ax.grid(True, which="minor", axis="y", alpha=0.12)
-        ax.set_title(f"{fs} ({STREAM_BYTES[fs]} B/elem)")
-        ax.set_ylabel("GB/s (STREAM convention)")
-    for ax in list(axes.flat)[len(present):]:
-        ax.axis("off")
-    fig.suptitle(f"rmsfuse RMSProp step: {ctx.get('cpu_model', '?')}, one core, dispatched = {active}; "
-                 f"{est}; shaded: size classes", fontsize=12)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), fontsize=9,
-               frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    name = "gbps_vs_size.png"
-    fig.savefig(os.path.join(outdir, name), dpi=110)
-    plt.close(fig)
+    def save(fig, name):
+        fig.savefig(os.path.join(outdir, name), dpi=110)
+        plt.close(fig)
+        names.append(name)
 
-    # The same as a fraction of the roofline, linear y.
-    fig, axes = plt.subplots(nrow, ncol, figsize=(7.5 * ncol, 4.4 * nrow), squeeze=False)
-    for ax, fs in zip(axes.flat, present):
-        roof = d.results[fs].get("roofline", {})
-        top = 1.0
-        for impl in ISAS + ["dispatched", "peer_O2", "peer_native"]:
-            by = d.results[fs].get(impl)
-            if not by:
-                continue
-            pts = sorted((r["ws"], r["gbs"] / roof[t]["gbs"]) for t, r in by.items() if t in roof)
-            if not pts:
-                continue
-            st = dict(STYLE.get(impl, {}))
-            st.setdefault("linewidth", 1.5)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, markersize=4, **st)
-            top = max(top, max(p[1] for p in pts))
-        ax.axhline(1.0, color="black", linewidth=2, label="roofline")
-        ax.axhline(0.95, color="black", linewidth=0.8, linestyle=":", label="0.95 × roofline")
-        _axes_common(ax, caches, xfmt)
-        ax.set_ylim(0, min(max(1.1, top * 1.05), 2.0))
-        ax.set_title(f"{fs}: fraction of the same-traffic roofline")
-        ax.set_ylabel("GB/s / roofline GB/s")
-    for ax in list(axes.flat)[len(present):]:
-        ax.axis("off")
-    h, lab = axes.flat[0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="lower center", ncol=min(len(h), 9), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    name2 = "ratio_to_roofline.png"
-    fig.savefig(os.path.join(outdir, name2), dpi=110)
-    plt.close(fig)
-    names = [name, name2]
+    # ---- at a glance: every flag set x size class ----
+    cols = [c for c in CLASSES if c in classes]
+    if present and cols:
+        nr = len(present)
+        fig, axes = plt.subplots(1, 3, figsize=(16, max(4.0, 2.0 + 0.42 * nr)),
+                                 gridspec_kw=dict(width_ratios=[len(cols), len(cols), 3.2]))
 
-    # Scaling with threads at the DRAM size: pool against its roofline.
-    tfs = [fs for fs in FLAGSETS if fs in d.threads]
+        def heat(ax, val, title, norm, cmap, fmt, marks=None):
+            import numpy as np
+            M = np.array([[np.nan if v is None else v for v in row] for row in val], dtype=float)
+            ax.imshow(M, aspect="auto", cmap=cmap, norm=norm)
+            for i, row in enumerate(val):
+                for j, v in enumerate(row):
+                    mark = "*" if marks and marks[i][j] else ""
+                    ax.text(j, i, "–" if v is None else fmt(v) + mark, ha="center", va="center", fontsize=8.5,
+                            color="black", fontweight="bold" if mark else "normal")
+            ax.set_xticks(range(len(cols)))
+            ax.set_xticklabels([f"{c}\n{fmt_size(classes[c])}" for c in cols], fontsize=8.5)
+            ax.set_yticks(range(nr))
+            ax.set_yticklabels(present, fontsize=9)
+            ax.set_title(title, fontsize=10)
+            for i in range(1, nr):  # a line between rules
+                if rule_of(present[i]) != rule_of(present[i - 1]):
+                    ax.axhline(i - 0.5, color="white", linewidth=2.5)
+
+        def eff(fs, t):
+            v = d.get(fs, "dispatched", t, "gelem")
+            b = d.floor(fs, active, t)[0]
+            return ratio(b, 1.0 / v) if v else None
+
+        heat(axes[0], [[eff(fs, classes[c]) for c in cols] for fs in present],
+             "dispatched path: fraction of its limit at each size\n(limit: the slower of the same-traffic "
+             "roofline and the sqrt+div floor)",
+             TwoSlopeNorm(vmin=0.5, vcenter=ROOFLINE_TARGET, vmax=1.15), "RdYlGn", lambda v: f"{v:.2f}")
+        nat, slow = [], []
+        for fs in present:
+            row, srow = [], []
+            for c in cols:
+                rd, rp = d.r(fs, "dispatched", classes[c]), d.r(fs, "peer_native", classes[c])
+                row.append(ratio(rd["gbs"], rp["gbs"]) if rd and rp else None)
+                # slower beyond noise: its best repetition below the loop's worst
+                srow.append(bool(rd and rp and rd.get("best_gbs") and rp.get("worst_gbs") and rd["reps"] >= 3
+                                 and rd["best_gbs"] < rp["worst_gbs"]))
+            nat.append(row)
+            slow.append(srow)
+        heat(axes[1], nat, "dispatched / -O3 -march=native loop\n(green: faster; 1 = a tie; "
+             "*: slower beyond noise)", TwoSlopeNorm(vmin=0.8, vcenter=1.0, vmax=1.25), "RdYlGn",
+             lambda v: f"{v:.2f}", slow)
+        axes[1].set_yticklabels([])
+        # In L1: time per element of the dispatched path and the loops against the floor.
+        ax = axes[2]
+        l1 = classes.get("L1")
+        ys = list(range(nr))
+        for k, (impl, lab) in enumerate((("dispatched", f"dispatched ({active})"), ("peer_native", "-O3 native loop"),
+                                         ("peer_O2", "-O2 loop"))):
+            vals = [d.get(fs, impl, l1, "gelem") for fs in present]
+            ax.barh([y + (k - 1) * 0.26 for y in ys], [1.0 / v if v else 0 for v in vals], height=0.25,
+                    color=STYLE[impl]["color"], label=lab)
+        fl = [d.floor(fs, active, l1) for fs in present]
+        for y, (v, what) in zip(ys, fl):
+            if v:
+                ax.plot([v, v], [y - 0.45, y + 0.45], color="black", linewidth=2)
+        ax.plot([], [], color="black", linewidth=2, label="floor (sqrt+div or roofline)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}" if f"{x:.0e}"[0] in "25" else ""))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([])
+        ax.set_ylim(nr - 0.5, -0.5)
+        ax.set_xlabel("ns per element (log)")
+        ax.set_title(f"in L1 ({fmt_size(l1) if l1 else '?'}): time per element", fontsize=10)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        h, lab = ax.get_legend_handles_labels()
+        fig.legend(h, lab, fontsize=8, loc="lower right", ncol=2, frameon=False)
+        fig.suptitle(f"rmsfuse at a glance: {cpu}, one core, dispatched = {active}; {est}", fontsize=12)
+        height = fig.get_figheight()
+        fig.tight_layout(rect=(0, 0.5 / height, 1, 1 - 0.45 / height))
+        save(fig, "summary.png")
+
+    # ---- per rule: GB/s against size, and the fraction of the roofline ----
+    for rule in rules:
+        fss = [fs for fs in present if rule_of(fs) == rule]
+        ncol = min(len(fss), 2 if len(fss) == 4 else 3)
+        nrow = math.ceil(len(fss) / ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(7.0 * ncol, 5.0 * nrow), squeeze=False)
+        handles = {}
+        for ax, fs in zip(axes.flat, fss):
+            for impl in isas + OTHERS:
+                by = d.results[fs].get(impl)
+                if not by:
+                    continue
+                pts = sorted((r["ws"], r["gbs"]) for r in by.values())
+                st = dict(STYLE.get(impl, {}))
+                st.setdefault("linewidth", 1.5)
+                (h,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, markersize=4, **st)
+                handles[impl] = h
+            fl = d.floors.get(active) if d.divider.get(fs, 1) else None
+            if fl and d.bytes.get(fs):
+                h = ax.axhline(fl * d.bytes[fs], color=STYLE.get(active, {}).get("color", "0.3"), linestyle="-.",
+                               linewidth=1, alpha=0.8)
+                handles[f"sqrt+div floor ({active} width)"] = h
+            for c in CLASSES:
+                if c in classes:
+                    ax.axvspan(classes[c] / 1.15, classes[c] * 1.15, color="#ffe08a", alpha=0.35, lw=0)
+            _axes_common(ax, caches, xfmt)
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+            # label the 2s and 5s between the decades too
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if f"{y:.0e}"[0] in "25" else ""))
+            ax.tick_params(axis="y", which="minor", labelsize=8)
+            ax.grid(True, which="minor", axis="y", alpha=0.12)
+            ax.set_title(f"{fs} ({d.bytes.get(fs, '?')} B/elem)")
+            ax.set_ylabel("GB/s (STREAM convention)")
+        for ax in list(axes.flat)[len(fss):]:
+            ax.axis("off")
+        fig.suptitle(f"rmsfuse {rule_title(rule)} step: {cpu}, one core, dispatched = {active}; {est}; "
+                     "shaded: size classes", fontsize=12)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), fontsize=9,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0.07 if nrow == 1 else 0.05, 1, 0.95))
+        save(fig, f"gbps_vs_size_{rule}.png")
+
+        fig, axes = plt.subplots(nrow, ncol, figsize=(7.0 * ncol, 4.3 * nrow), squeeze=False)
+        for ax, fs in zip(axes.flat, fss):
+            roof = d.results[fs].get("roofline", {})
+            top = 1.0
+            for impl in isas + ["dispatched", "peer_O2", "peer_native"]:
+                by = d.results[fs].get(impl)
+                if not by:
+                    continue
+                pts = sorted((r["ws"], r["gbs"] / roof[t]["gbs"]) for t, r in by.items() if t in roof)
+                if not pts:
+                    continue
+                st = dict(STYLE.get(impl, {}))
+                st.setdefault("linewidth", 1.5)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, markersize=4, **st)
+                top = max(top, max(p[1] for p in pts))
+            ax.axhline(1.0, color="black", linewidth=2, label="roofline")
+            ax.axhline(ROOFLINE_TARGET, color="black", linewidth=0.8, linestyle=":",
+                       label=f"{ROOFLINE_TARGET} × roofline")
+            _axes_common(ax, caches, xfmt)
+            ax.set_ylim(0, min(max(1.1, top * 1.05), 2.0))
+            ax.set_title(f"{fs}: fraction of the same-traffic roofline")
+            ax.set_ylabel("GB/s / roofline GB/s")
+        for ax in list(axes.flat)[len(fss):]:
+            ax.axis("off")
+        h, lab = axes.flat[0].get_legend_handles_labels()
+        fig.legend(h, lab, loc="lower center", ncol=min(len(h), 9), fontsize=9, frameon=False)
+        fig.tight_layout(rect=(0, 0.08 if nrow == 1 else 0.05, 1, 1))
+        save(fig, f"ratio_to_roofline_{rule}.png")
+
+    # ---- scaling with threads at the DRAM size: pool against its roofline ----
+    tfs = [fs for fs in present if fs in d.threads] + [fs for fs in d.threads if fs not in present]
     if tfs:
-        fig, axes = plt.subplots(1, len(tfs), figsize=(4.2 * len(tfs), 4.2), squeeze=False)
+        ncol = min(len(tfs), 4)
+        nrow = math.ceil(len(tfs) / ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 3.5 * nrow + 0.6), squeeze=False)
         for ax, fs in zip(axes.flat, tfs):
             for impl, st in (("roofline", STYLE["roofline"]), ("pool", STYLE["dispatched"])):
                 pts = sorted(d.threads[fs].get(impl, {}).items())
@@ -526,18 +772,43 @@ def plot(ctx, d, classes, outdir):
             ax.set_ylim(bottom=0)
             ax.set_xlabel("threads (cores)")
             ax.set_ylabel("GB/s (STREAM convention)")
-            ax.set_title(f"{fs}")
+            ax.set_title(fs, fontsize=10)
             ax.grid(True, alpha=0.3)
+        for ax in list(axes.flat)[len(tfs):]:
+            ax.axis("off")
         h, lab = axes.flat[0].get_legend_handles_labels()
         fig.legend(h, lab, loc="lower center", ncol=len(h), fontsize=9, frameon=False)
         fig.suptitle(f"rmsfuse_pool, working set {fmt_size(d.threads_ws)} "
                      f"({'DRAM class' if d.threads_ws == classes.get('DRAM') else 'not the DRAM class'}): "
-                     f"{ctx.get('cpu_model', '?')}, {est}", fontsize=11)
-        fig.tight_layout(rect=(0, 0.07, 1, 0.94))
-        name3 = "threads_scaling.png"
-        fig.savefig(os.path.join(outdir, name3), dpi=110)
-        plt.close(fig)
-        names.append(name3)
+                     f"{cpu}, {est}", fontsize=11)
+        fig.tight_layout(rect=(0, 0.05 if nrow > 1 else 0.08, 1, 0.95))
+        save(fig, "threads_scaling.png")
+
+    # ---- many small tensors: elements/s of each way to run them ----
+    if d.multi:
+        mfs = list(d.multi)
+        fig, axes = plt.subplots(1, len(mfs), figsize=(4.4 * len(mfs), 4.2), squeeze=False)
+        colors = {"step_multi": "#ff7f0e", "step_loop": "#1f77b4", "plan": "#2ca02c", "pool": "#9467bd",
+                  "flat": "0.35"}
+        for ax, fs in zip(axes.flat, mfs):
+            shapes = sorted(d.multi[fs], key=lambda s: (s[1], s[0]))
+            impls = [i for i in MULTI_IMPLS if any(i in d.multi[fs][s] for s in shapes)]
+            wdt = 0.8 / max(len(impls), 1)
+            for k, impl in enumerate(impls):
+                ax.bar([x + (k - (len(impls) - 1) / 2) * wdt for x in range(len(shapes))],
+                       [d.multi[fs][s].get(impl, 0) for s in shapes], width=wdt, label=impl,
+                       color=colors.get(impl))
+            ax.set_xticks(range(len(shapes)))
+            ax.set_xticklabels([f"{c} × {n}" for c, n in shapes], fontsize=9)
+            ax.set_xlabel("tensors × elements")
+            ax.set_ylabel("G elements/s")
+            ax.set_title(fs, fontsize=10)
+            ax.grid(True, axis="y", alpha=0.3)
+        h, lab = axes.flat[0].get_legend_handles_labels()
+        fig.legend(h, lab, loc="lower center", ncol=len(h), fontsize=9, frameon=False)
+        fig.suptitle(f"many small tensors: {cpu}, {est}", fontsize=11)
+        fig.tight_layout(rect=(0, 0.07, 1, 0.93))
+        save(fig, "multi_tensors.png")
     return names
 
 
@@ -555,10 +826,10 @@ def main():
     if not stats[a.stat].results:
         other = "median" if a.stat == "best" else "best"
         if not stats[other].results:
-            sys.exit("report.py: no rmsprop results in " + a.json)
+            sys.exit("report.py: no step results in " + a.json)
         print(f"report.py: no '{STAT_AGG[a.stat]}' aggregates in {a.json}; using --stat {other}", file=sys.stderr)
         a.stat = other
-    pngs = [] if a.no_plots else plot(ctx, stats[a.stat], classes, outdir)
+    pngs = [] if a.no_plots else plot(ctx, stats[a.stat], classes, outdir, errors)
     md = markdown(ctx, stats, a.stat, errors, classes, a.command, pngs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(md + "\n")
