@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Benchmarks rmsfuse on this CPU: every ISA path x flag set x working-set
-# size, against the same-traffic roofline and plain-C peers, in one run;
-# then, if PyTorch is installed, rmsfuse.torch.RMSprop against
-# torch.optim.RMSprop (bench/python_bench.py).
+# Benchmarks rmsfuse on this CPU: every rule's flag sets (RMSProp, AdaGrad,
+# SGD, Adam/AdamW) x ISA path x working-set size, each against its
+# same-traffic roofline and plain-C peers, in one run; then, if PyTorch is
+# installed, rmsfuse.torch.RMSprop against torch.optim.RMSprop
+# (bench/python_bench.py).
 # Writes results/<host>-<date>/{bench.json,console.txt,report.md,*.png,
 # python_bench.json,python.md} and prints the Markdown tables.
 # See docs/performance.md and docs/python.md.
 #
-# usage: scripts/bench.sh [--quick] [extra rmsfuse_bench / --benchmark_* options]
-#   --quick   one repetition, only the cache-class sizes (a smoke test)
+# usage: scripts/bench.sh [--quick] [--rules=LIST] [--classes]
+#                         [extra rmsfuse_bench / --benchmark_* options]
+#   --quick        one repetition, only the cache-class sizes (a smoke test)
+#   --rules=LIST   only these rules or flag sets, comma-separated, e.g.
+#                  --rules=adam or --rules=sgd/plain,rmsprop/momentum
+#                  (the binary's --rmsfuse_rules)
+#   --classes      only the four cache-class sizes, no sweep (--rmsfuse_sweep=0)
+# The default run (all 11 flag sets, 5 repetitions, the whole sweep) makes
+# about 8300 benchmark runs of ~0.1 s: 12-15 minutes of benchmarks on a
+# 2-core machine, plus the build and the Python benchmark; each flag set
+# adds ~80 s (--rules=adagrad: 1.5 minutes, adam or sgd ~4, rmsprop ~5.5).
+# The benchmark prints a progress line (runs done, time elapsed and left)
+# every 15 s (--rmsfuse_progress=SECONDS changes that).
 # environment: REPETITIONS (default 5), MIN_TIME (seconds per repetition,
 #   default 0.05), BUILD_DIR (default build/release), RESULTS_DIR.
 set -euo pipefail
@@ -21,12 +33,17 @@ MIN_TIME="${MIN_TIME:-0.05}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 ORIG_ARGS="$*"
 EXTRA=()
-if [[ "${1:-}" == "--quick" ]]; then
-    shift
-    REPETITIONS=1
-    EXTRA+=(--rmsfuse_sweep=0)
-fi
-EXTRA+=("$@")
+for a in "$@"; do
+    case "$a" in
+    --quick)
+        REPETITIONS=1
+        EXTRA+=(--rmsfuse_sweep=0)
+        ;;
+    --rules=*) EXTRA+=("--rmsfuse_rules=${a#--rules=}") ;;
+    --classes) EXTRA+=(--rmsfuse_sweep=0) ;;
+    *) EXTRA+=("$a") ;;
+    esac
+done
 
 # ---- prerequisites (Debian package names) ----------------------------------
 # shellcheck source=scripts/deps.sh
