@@ -142,7 +142,8 @@ END_TEST
 
 /* Every combination of this run (and every hyperparameter set in turn) on
  * a list of a few thousand elements, through a plan on the pool, with
- * chunkings that give every worker pieces. */
+ * chunkings that give every worker pieces: every pool and four chunkings
+ * in the run that tests every combination, two of each in the others. */
 #define COMBO_PARTS 4
 START_TEST(test_every_combination)
 {
@@ -151,7 +152,7 @@ START_TEST(test_every_combination)
     static const int full_pools[] = {0, 1, 2, 3};
     static const size_t quick_chunks[] = {16, 1000};
     static const size_t full_chunks[] = {1, 16, 100, 1000};
-    const int quick = quick_mode();
+    const int quick = !test_full_run();
     unsigned ks[MAX_COMBOS];
     test_rng sr = {test_run_seed(0x90c0u + (uint64_t)rule)};
     const unsigned m = rule_sample(rule, test_full_run(), &sr, ks);
