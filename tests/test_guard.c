@@ -14,7 +14,8 @@
  * For every ISA name of rmsfuse_isa_names() this machine can run (scalar
  * included), every rule (test_rules.h), n = 0..130: at a subset of n
  * (around every vector width and twice it) every combination this run
- * tests, at the other n a rotating share of them; the results must match
+ * tests, at the other n a rotating share of them and a few representative
+ * combinations (RMSProp's of 0.1 among them); the results must match
  * the scalar path's on ordinary memory bit for bit.  Which combinations: all
  * of them in the native run with detection, one random combination per
  * kernel loop in the others (test_rules.h), so every kernel loop runs in
@@ -34,6 +35,18 @@
 #include "test_rules.h"
 
 #define MAX_N 130
+
+/* RMSProp's representative variants of 0.1, run at every n. */
+static const combo rep_rmsprop[] = {
+    {0u, 0u},                                                               /* plain */
+    {RMSFUSE_CENTERED, TOG_WD | TOG_MOM},                                   /* centered + momentum + weight decay */
+    {RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM, 0u},                      /* TensorFlow / Keras */
+    {RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM, TOG_MOM},                 /* TensorFlow with momentum */
+    {RMSFUSE_CENTERED | RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM, 0u},   /* ApplyCenteredRMSProp */
+    {RMSFUSE_CENTERED | RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE, TOG_WD | TOG_MOM},
+    {RMSFUSE_RMSPROP_FLAGS, TOG_WD | TOG_MOM},                              /* everything */
+};
+#define N_REP_RMSPROP (sizeof rep_rmsprop / sizeof rep_rmsprop[0])
 
 /* n that run every combination: around every vector width and twice it. */
 static const size_t all_n_full[] = {0,  1,  2,  3,  4,  5,  7,  8,  9,  12, 15,  16,  17,  23, 31,
@@ -213,10 +226,32 @@ START_TEST(test_guard_pages)
     const unsigned nks = rule_sample(rule, test_full_run(), &sr, ks);
     placement pls[MAX_PLACEMENTS];
     const unsigned npl = placements_of(rule, pls);
+    const int nh = rule_nhypers(rule);
+    /* Representative combinations, run at every n: the first and last of
+     * the run's list (the full list starts with no flags and ends with
+     * every flag and every hyperparameter on), and for RMSProp the
+     * representative variants of 0.1 (flags, weight decay, momentum). */
+    unsigned rep[2 + N_REP_RMSPROP], nrep = 0;
+    rep[nrep++] = ks[0];
+    rep[nrep++] = ks[nks - 1];
+    if (rule == RULE_RMSPROP)
+        for (unsigned q = 0; q < N_REP_RMSPROP; q++)
+            for (unsigned k = 0; k < rule_ncombos(rule); k++) {
+                const combo cb = rule_combo(rule, k);
+                if (cb.flags == rep_rmsprop[q].flags && cb.tog == rep_rmsprop[q].tog)
+                    rep[nrep++] = k;
+            }
+    ck_assert_uint_eq(nrep, 2 + (rule == RULE_RMSPROP ? N_REP_RMSPROP : 0));
+    typedef struct gcase {
+        unsigned combo;
+        int hp;
+    } gcase;
+    gcase *cs = malloc((MAX_COMBOS + 2 + N_REP_RMSPROP) * sizeof *cs);
+    ck_assert_ptr_nonnull(cs);
 
     region reg[MAX_ARR];
     float *plain[MAX_ARR], *in[MAX_ARR], *out;
-    float(*ref)[MAX_ARR][MAX_N] = malloc(MAX_COMBOS * sizeof *ref);
+    float(*ref)[MAX_ARR][MAX_N] = malloc((MAX_COMBOS + 2 + N_REP_RMSPROP) * sizeof *ref);
     ck_assert_ptr_nonnull(ref);
     for (unsigned j = 0; j < ri->narr; j++) {
         region_map(&reg[j], page);
@@ -238,31 +273,37 @@ START_TEST(test_guard_pages)
         int all = 0;
         for (size_t k = 0; k < n_all_n; k++)
             all |= all_n[k] == n;
-        unsigned vs[MAX_COMBOS], nv = 0; /* places in ks[] */
+        /* This n's cases: every combination of the run (subset of n) or
+         * the rotating share, and the representative ones at every n. */
+        unsigned nc = 0;
         for (unsigned v = 0; v < nks; v++)
-            if (all || v % rotate == n % rotate)
-                vs[nv++] = v;
+            if (all || v % rotate == n % rotate) {
+                cs[nc].combo = ks[v];
+                cs[nc++].hp = (int)(v % (unsigned)nh);
+            }
+        for (unsigned q = 0; q < nrep && !all; q++) {
+            cs[nc].combo = rep[q];
+            cs[nc++].hp = (int)((n + q) % (unsigned)nh);
+        }
 
         /* Scalar references on ordinary memory. */
         if (rmsfuse_set_isa("scalar") != RMSFUSE_OK)
             FAIL("rmsfuse_set_isa(\"scalar\") failed");
-        for (unsigned k = 0; k < nv; k++) {
-            const unsigned v = vs[k];
-            const rule_cfg cfg = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+        for (unsigned k = 0; k < nc; k++) {
+            const rule_cfg cfg = rule_config(rule, rule_combo(rule, cs[k].combo), cs[k].hp);
             float *a[MAX_ARR] = {NULL};
             for (unsigned j = 0; j < ri->narr; j++) {
-                memcpy(ref[v][j], in[j], bytes);
-                a[j] = ref[v][j];
+                memcpy(ref[k][j], in[j], bytes);
+                a[j] = ref[k][j];
             }
             if (rule_step(&cfg, a, n) != RMSFUSE_OK)
-                FAIL("scalar step failed (%s combination %u, n %zu)", ri->name, ks[v], n);
+                FAIL("scalar step failed (%s combination %u, n %zu)", ri->name, cs[k].combo, n);
         }
 
         if (rmsfuse_set_isa(isa) != RMSFUSE_OK)
             FAIL("rmsfuse_set_isa(\"%s\") failed", isa);
-        for (unsigned k = 0; k < nv; k++) {
-            const unsigned v = vs[k];
-            const rule_cfg cfg = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
+        for (unsigned k = 0; k < nc; k++) {
+            const rule_cfg cfg = rule_config(rule, rule_combo(rule, cs[k].combo), cs[k].hp);
             const unsigned used = rule_used(&cfg);
             char what[256];
             for (unsigned pl = 0; pl < npl; pl++) {
@@ -273,10 +314,10 @@ START_TEST(test_guard_pages)
                     if (pl_->array < 0 || pl_->array == (int)j)
                         ptr[j] = place(&reg[j], pl_->at, n, shift);
                     else
-                        ptr[j] = plain[j] + (v + 3 * j + n + pl) % 16; /* assorted alignments */
+                        ptr[j] = plain[j] + (k + 3 * j + n + pl) % 16; /* assorted alignments */
                     memcpy(ptr[j], in[j], bytes);
                 }
-                cur_combo = (sig_atomic_t)ks[v];
+                cur_combo = (sig_atomic_t)cs[k].combo;
                 cur_n = (sig_atomic_t)n;
                 cur_array = (sig_atomic_t)pl_->array;
                 cur_where = (sig_atomic_t)pl_->at;
@@ -295,14 +336,14 @@ START_TEST(test_guard_pages)
                         }
                         continue;
                     }
-                    if (memcmp(out, ref[v][j], bytes) == 0) /* the usual case: the same bits */
+                    if (memcmp(out, ref[k][j], bytes) == 0) /* the usual case: the same bits */
                         continue;
                     for (size_t i = 0; i < n; i++)
-                        if (!same_float(out[i], ref[v][j][i])) {
+                        if (!same_float(out[i], ref[k][j][i])) {
                             rule_describe(&cfg, what, sizeof what);
                             FAIL("isa %s, %s, n %zu, %s %s: %s[%zu] = %a, scalar %a", isa, what, n,
                                  pl_->array < 0 ? "every array" : ri->arr_name[pl_->array], where_name[pl_->at],
-                                 ri->arr_name[j], i, (double)out[i], (double)ref[v][j][i]);
+                                 ri->arr_name[j], i, (double)out[i], (double)ref[k][j][i]);
                         }
                 }
             }
@@ -316,6 +357,7 @@ START_TEST(test_guard_pages)
     }
     free(out);
     free(ref);
+    free(cs);
     cur_rule = cur_where = -1;
     signal(SIGSEGV, SIG_DFL);
     signal(SIGBUS, SIG_DFL);
