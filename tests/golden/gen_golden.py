@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Golden vectors for rmsfuse's RMSProp update (tests/test_golden.c).
+"""Golden vectors for every rmsfuse update rule (tests/test_golden.c), and the float32
+oracle of docs/math.md for other tests to import.
 
 Usage (Debian's /usr/bin/python3, which has NumPy):
 
@@ -7,92 +8,163 @@ Usage (Debian's /usr/bin/python3, which has NumPy):
     /usr/bin/python3 tests/golden/gen_golden.py --check OUTFILE  regenerate in memory and
                                                                  compare: exit 0 identical,
                                                                  1 different, 77 no NumPy
-    add --stats to either form to print |out - ref64| / bound statistics on stderr,
-    and --selftest to check the bounds against an 80-digit decimal evaluation of the
-    exact update (|out32 - exact| <= E32 and |ref64 - exact| <= E64, see below).
+    add --stats to either form to print the report (per rule and reference formula: the
+    observed |out32 - ref64| as a fraction of its bound), and --selftest to check every
+    bound against an 80-digit decimal evaluation of the exact update (|out32 - exact| <=
+    E32 and |ref64 - exact| <= E64, see below).
 
-The generator is independent of the C code: it never calls the library.  It is
-deterministic: its random inputs come from a splitmix64 generator in pure
-Python, seeded with the CRC-32 of each case's name, and are built from integer
-bits with exact operations only (no libm calls), so the output does not depend
-on the platform, the time, or the NumPy version's random streams.
+Importable API: the float32 oracle
+----------------------------------
+    sys.path.insert(0, "<repository>/tests/golden"); import gen_golden as G
+
+Flag bits, the values of include/rmsfuse_common.h: G.CENTERED 1, EPS_IN_SQRT 2,
+LR_IN_MOMENTUM 4, MAXIMIZE 8, DECOUPLED_DECAY 16, NESTEROV 32, INIT_MOMENTUM 64, AMSGRAD 128,
+EPS_HAT 256.
+
+Each emulate_<rule> is one step of the rule, operation for operation as docs/math.md writes
+it, in NumPy float32: every intermediate is a float32 array (asserted), no fused
+multiply-add, sqrt and / correctly rounded.  Hyperparameters are Python floats (doubles)
+and the step a Python int, in the order of the rule's C config struct; every constant is
+derived in double and rounded once to float32 exactly as docs/math.md's tables say.  Arrays
+are 1-D float32 arrays of one length (anything np.asarray(x, np.float32) takes); they are
+not modified: the function returns new arrays, one per output in the order shown.  A state
+array the configuration does not use may be None (it is returned as None, or as an
+unchanged copy when given).  A configuration docs/math.md refuses raises ValueError whose
+message starts with the RMSFUSE_E_* name (see refusal()).  NaN results: rmsfuse promises
+NaN-ness only (payload and sign may differ); every other result is bit-exact.
+
+  emulate_rmsprop((lr, alpha, eps, weight_decay, momentum), flags,
+                  param, grad, square_avg, momentum_buf=None, grad_avg=None)
+      -> (param, square_avg, momentum_buf, grad_avg)
+  emulate_adagrad((lr, lr_decay, weight_decay, eps, step), flags, param, grad, sum)
+      -> (param, sum)
+  emulate_sgd((lr, momentum, dampening, weight_decay), flags, param, grad, momentum_buf=None)
+      -> (param, momentum_buf)
+  emulate_adam((lr, beta1, beta2, eps, weight_decay, step), flags,
+               param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None)
+      -> (param, exp_avg, exp_avg_sq, max_exp_avg_sq)
+
+  constants(rule, hp, flags) -> dict: the loop's float32 constants (np.float32, the names
+      of docs/math.md's tables) and what runs ("wd", "decoupled", "mom": bools).
+  refusal(rule, hp, flags) -> None, or the RMSFUSE_E_* name of a rule docs/math.md states
+      that the configuration breaks.  rule: "rmsprop", "adagrad", "sgd" or "adam".
+  emulate_f32(hp, arrs, grad, flags, wd_on, mom_on) -> [param, square_avg, momentum_buf,
+      grad_avg]: RMSProp in the interface of tests/python/reference.py (hp = (lr, alpha, eps,
+      weight_decay, momentum), arrs = [param, square_avg, momentum_buf, grad_avg]; weight
+      decay and momentum run only when wd_on / mom_on).
+
+Adam's bias corrections use Python's float ** (C's pow, as the library does); the
+generator asserts that it is correctly rounded for every step it uses.
+
+The generator
+-------------
+It is independent of the C code: it never calls the library, and the op orders below are
+written from docs/math.md.  It is deterministic: its random inputs come from a splitmix64
+generator in pure Python, seeded with the CRC-32 of each case's name (for RMSProp the name
+without "rmsprop/", so the vectors of rmsfuse 0.1 are unchanged), and are built from
+integer bits with exact operations only, so the output does not depend on the platform,
+the time, or NumPy's random streams.
 
 Cases
 -----
-Every one of the 64 kernel variants (the flag bits CENTERED=1, EPS_IN_SQRT=2,
-LR_IN_MOMENTUM=4, MAXIMIZE=8, times weight_decay zero/non-zero, times momentum
-zero/non-zero) is run with each of several hyperparameter sets: the PyTorch
-preset (alpha 0.99, eps 1e-8), the TensorFlow ApplyRMSProp preset (rho 0.9, eps
-1e-10), the Keras preset (rho 0.9, eps 1e-7), two others with non-trivial
-weight decay and momentum, and an edge set with eps == 0 in which two elements
-per case have zero gradient and zero state (0/0: NaN).  A further group runs
-several consecutive steps on the same state.
+A variant class of a rule is a set of flags together with which optional hyperparameters
+are zero or not; the classes are every combination docs/math.md accepts:
+  RMSProp  flags CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE, DECOUPLED_DECAY,
+           NESTEROV x weight_decay, momentum zero/non-zero: 192 classes
+  AdaGrad  EPS_IN_SQRT, MAXIMIZE, DECOUPLED_DECAY x lr_decay, weight_decay: 32
+  SGD      LR_IN_MOMENTUM, MAXIMIZE, DECOUPLED_DECAY, NESTEROV, INIT_MOMENTUM x momentum,
+           dampening, weight_decay: 104
+  Adam     MAXIMIZE, DECOUPLED_DECAY, AMSGRAD, EPS_HAT x weight_decay: 32
+(that includes flag combinations that select no other code path, such as DECOUPLED_DECAY
+with weight_decay 0 or LR_IN_MOMENTUM without momentum: they must change nothing).  The C
+test enumerates the classes again with the library's check_config and requires a case for
+each.  Every class runs with several hyperparameter sets (SETS below): RMSProp's 64 classes
+of rmsfuse 0.1 (without DECOUPLED_DECAY and NESTEROV) with the six sets of 0.1 and their
+10 elements (those vectors are unchanged), its other 128 with three; AdaGrad with five,
+SGD with three, Adam with six; 5 elements per case.  Among the sets: the presets'
+constants, an "eps0" edge set in which two elements have zero gradient and zero state
+(0/0: NaN), step > 1 (Adam's bias corrections up to step 1000, AdaGrad's lr_decay),
+betas 0, alpha 0.5 (ATen lerp's other branch), dampening 1, momentum > 1 (SGD).  In the
+cases of the sets and chains element 0 has fresh (zero) state and element 1 a zero gradient
+in the first step.  Chains run 6 consecutive steps on the same state (Adam's and
+AdaGrad's step incrementing, SGD's first step with INIT_MOMENTUM and the next ones
+without).  Every preset (rmsfuse_<rule>_<framework>) runs 4 steps from its framework's
+initial state (TF1's square average 1.0, Keras' accumulator 0.1).  Special-value cases (SPECIAL: NaN, +-Inf, -0, subnormals,
+float32 overflow, AMSGrad's NaN-propagating max and its sign of zero) check the bits
+against the emulation and, where no bound exists, NaN-ness only.
 
 For each case and step the file holds
   (a) the float32 inputs as uint32 bit patterns,
-  (b) the expected float32 outputs (param, square_avg, momentum_buf, grad_avg) as
-      bit patterns, from a NumPy float32 emulation of the op order of
-      shared/spec/update-rules.md; every intermediate is a float32 array (asserted),
-      and the constants are derived in double and rounded once to float32 exactly
-      as the spec says;
-  (c) a float64 reference from the frameworks' own formulas evaluated in float64
-      with the exact double hyperparameters: torch.optim.RMSprop for variants
-      without EPS_IN_SQRT and LR_IN_MOMENTUM (addcmul as self + (value*t1)*t2,
-      ATen's lerp for the centred average, addcdiv as self + (value*t1)/t2);
-      TensorFlow ApplyRMSProp/ApplyCenteredRMSProp for variants with both
-      (ms += (g*g - ms)*(1-rho), mg += (g - mg)*(1-rho), mom = mom*momentum +
-      (g*lr)/sqrt(denom), var -= mom); the spec's formula in float64 for the mixed
-      variants.  MAXIMIZE negates g and weight decay adds wd*param to g first, in
-      all three.  Arrays a variant does not use are expected unchanged (TF's op
-      would overwrite mom with lr*g/d when momentum is 0; the spec leaves it alone).
+  (b) the expected float32 outputs (param and the rule's state arrays) as bit patterns,
+      from the emulation above,
+  (c) a float64 reference: the frameworks' own formulas in float64 with the exact double
+      hyperparameters, an independent float64 trajectory over multi-step cases:
+        RMSProp  torch.optim.RMSprop 1.13 without EPS_IN_SQRT and LR_IN_MOMENTUM; TF
+                 ApplyRMSProp/ApplyCenteredRMSProp with both (Keras 3 RMSprop with
+                 decoupled decay); Keras 2's own update for LR_IN_MOMENTUM alone without
+                 momentum; optax.rmsprop for LR_IN_MOMENTUM with NESTEROV (eps_in_sqrt,
+                 centered as the flags say); docs/math.md's formula in float64 otherwise
+        AdaGrad  torch.optim.Adagrad 1.13; Keras 3 Adagrad with EPS_IN_SQRT
+        SGD      torch.optim.SGD 1.13; Keras 3 SGD with LR_IN_MOMENTUM
+        Adam     torch.optim.Adam/AdamW 1.13; Keras 3 Adam/AdamW with EPS_HAT
+      MAXIMIZE negates g and coupled weight decay adds wd*p to g first in all of them;
+      decoupled decay is p*(1 - lr*wd) (torch's AdamW), or p - p*wd*lr where the
+      reference is Keras 3's; where a framework lacks a feature (decoupled decay in
+      torch's RMSprop, lr_decay in Keras) it is added in that form,
   (d) an absolute error bound for |float32 output - float64 reference|.
 
 The bound
 ---------
-All formulas above are the same function in exact real arithmetic; they differ
-only in rounding.  Let X be the exact real result of the update applied to the
-float32 inputs with the exact double hyperparameters.  For both evaluations (the
-float32 one in the spec's order, the float64 one in the framework's order) the
-script carries, next to every computed intermediate x^, a bound ex >= |x^ - x|
-(x the exact intermediate), with u = 2^-24 (float32) or 2^-53 (float64) and
-round-to-nearest, fl(t) = t / (1 + d), |d| <= u, hence |fl(t) - t| <= u |fl(t)|:
+All formulas are the same function in exact real arithmetic; they differ only in rounding
+(torch's Adam divides sqrt(v) by sqrt(bc2) where rmsfuse folds sqrt(bc2) into eps and the
+step size: the same real number, see docs/math.md).  Let X be the exact real result of the
+update applied to the float32 inputs with the exact double hyperparameters.  For both
+evaluations (float32 in docs/math.md's order, float64 in the framework's order) the script
+carries, next to every computed intermediate x^, a bound ex >= |x^ - x| (x the exact
+intermediate), with u = 2^-24 (float32) or 2^-53 (float64), round to nearest:
 
-  constants   float32 a, c, e, m, w, l, nl: |(float)K - K_exact| computed exactly
-              with fractions (c = (float)(1.0 - alpha) is compared with 1 - alpha,
-              so the double subtraction's rounding is included); float64
-              hyperparameters are exact, float64 1 - alpha is an ordinary op
+  constants   float32 constants (float)K: |(float)K - K_exact| computed exactly (fractions;
+              80-digit decimals where K has a square root, Adam's ns and e), so the
+              double computation of K is included; float64 hyperparameters are exact;
+              the float64 references' own constants (1 - alpha, lr / bc1, ...) are
+              ordinary ops, and a float64 pow(beta, t) gets its exact error
   z = x +- y  ez = ex + ey + u|z|
   z = x * y   ez = |x|ey + |y|ex + ex ey + u|z| + eta
   z = x / y   ez = (ex + |x/y| ey) / (|y| - ey) + u|z| + eta     (requires |y| > ey)
   z = sqrt(x) ez = min(ex / (sqrt(x) + sqrt(max(x - ex, 0))), sqrt(ex)) + u|z|
-              (requires x - ex >= 0: otherwise the exact radicand may be negative)
-  z = -x      ez = ex
+              (requires x - ex >= 0, unless x is a sum of squares whose exact value is
+              known to be >= 0: otherwise the exact radicand may be negative)
+  z = -x      ez = ex;   z = max(x, y)  ez = max(ex, ey)
 
-with eta = 2^-149 (float32) or 2^-1074 (float64) for underflow.  These are
-rigorous, not only first-order, apart from the rounding of the bound arithmetic
-itself in double (relative ~1e-16 per op).  Multi-step cases propagate the state
-bounds from step to step, so the float64 reference is an independent float64
-trajectory.  The stored bound is
+with eta = 2^-149 (float32) or 2^-1074 (float64) for underflow (0 when an operand is 0:
+the result is then exact).  These are rigorous, not only first-order, apart from the
+rounding of the bound arithmetic itself in double (relative ~1e-16 per op).  Multi-step
+cases propagate the state bounds from step to step.  The stored bound is
 
   bound = 1.01 * (E32 + E64)
 
-rounded up to 3 significant decimal digits, where E32 bounds |out32 - X| and E64
-bounds |ref64 - X|; so |out32 - ref64| <= bound.  The 1.01 covers the rounding of
-the bound computation (and any second-order slack).  When the analysis cannot
-give a finite bound (0/0, a possibly negative radicand) or an output or the
-reference is not finite, the stored bound is -1: the test then only checks that
-NaN-ness of the output and the reference agree.  Only the eps == 0 edge set has
-such outputs (asserted); all other inputs are drawn so that the centred
-s = v - ga^2 stays well above its error bound and no divisor is near 0.
+rounded up to 3 significant decimal digits, where E32 bounds |out32 - X| and E64 bounds
+|ref64 - X|; so |out32 - ref64| <= bound.  The 1.01 covers the rounding of the bound
+computation.  When the analysis gives no finite bound (0/0, a possibly negative radicand)
+or an output or the reference is not finite, the stored bound is -1: the test then checks
+that NaN-ness of output and reference agree.  Only the eps0 edge sets and the special-value
+cases have such entries (asserted).  Only special-value cases may have -2: NaN-ness differs
+between the two evaluations, because float32 overflows where float64 does not, or because
+the framework's op order makes a NaN of an infinite input where docs/math.md's does not
+(TF's ms + (g*g - ms)(1 - rho) and Keras' m + (g - m)(1 - beta1) with a state of +-Inf,
+ATen's lerp with grad_avg = +-Inf, Keras' p - p*wd*lr with p = +-Inf); there only the bits
+are checked.  All other inputs are drawn so that RMSProp's
+centred s = v - ga^2 stays well above its error bound and no divisor is near 0.
 
-The script checks its own output before writing: its float32 emulation and the
-value path of the error analysis agree bit for bit, and |out32 - ref64| <= bound
-holds in double arithmetic exactly as the C test evaluates it.
+The script checks its own output before writing: its float32 emulation and the value path
+of the error analysis agree bit for bit, and |out32 - ref64| <= bound holds in double
+arithmetic exactly as the C test evaluates it.
 """
 
+import math
 import sys
 import zlib
-from decimal import Decimal, localcontext, ROUND_CEILING
+from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext, ROUND_CEILING
 from fractions import Fraction
 
 try:
@@ -101,40 +173,269 @@ except ImportError:  # ctest: SKIP_RETURN_CODE 77
     print("gen_golden.py: NumPy is not available: skipped")
     sys.exit(77)
 
+# Flag bits (include/rmsfuse_common.h).
 CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE = 1, 2, 4, 8
-V_WD, V_MOM = 16, 32
+DECOUPLED_DECAY, NESTEROV, INIT_MOMENTUM, AMSGRAD, EPS_HAT = 16, 32, 64, 128, 256
 TF_FLAGS = EPS_IN_SQRT | LR_IN_MOMENTUM
+RULE_FLAGS = {
+    "rmsprop": CENTERED | EPS_IN_SQRT | LR_IN_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY | NESTEROV,
+    "adagrad": EPS_IN_SQRT | MAXIMIZE | DECOUPLED_DECAY,
+    "sgd": LR_IN_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY | NESTEROV | INIT_MOMENTUM,
+    "adam": MAXIMIZE | DECOUPLED_DECAY | AMSGRAD | EPS_HAT,
+}
+FLAG_NAMES = ((CENTERED, "C"), (EPS_IN_SQRT, "ES"), (LR_IN_MOMENTUM, "LM"), (MAXIMIZE, "MX"),
+              (DECOUPLED_DECAY, "DD"), (NESTEROV, "NS"), (INIT_MOMENTUM, "IM"), (AMSGRAD, "AMS"),
+              (EPS_HAT, "EH"))
 SAFETY = 1.01
 
-# ---------------------------------------------------------------------------
-# Hyperparameter sets.  wd / mom are the values used by the variants with
-# weight decay / momentum; the other variants use 0.
-#   name, lr, alpha, eps, wd, mom, elements per case
-SETS = [
-    ("torch", 0.01, 0.99, 1e-8, 1e-2, 0.9, 10),    # torch.optim.RMSprop preset
-    ("tf", 0.001, 0.9, 1e-10, 1e-4, 0.9, 10),      # TF ApplyRMSProp preset
-    ("keras", 0.001, 0.9, 1e-7, 4e-3, 0.5, 10),    # Keras RMSprop preset
-    ("misc", 0.1, 0.95, 1e-6, 0.3, 0.99, 10),
-    ("coarse", 3e-4, 0.5, 1e-4, 0.05, 0.7, 10),    # alpha 0.5: ATen lerp's other branch
-    ("eps0", 0.01, 0.999, 0.0, 1e-3, 0.9, 6),      # edge: eps == 0, 0/0 elements
-]
-# Several consecutive steps, every flag combination, weight decay and momentum on.
-CHAIN = ("chain", 0.02, 0.8, 1e-5, 2e-2, 0.95, 8, 6)  # ..., n, steps
 
-# ---------------------------------------------------------------------------
-# Deterministic random numbers (splitmix64), exact constructions only.
-M64 = (1 << 64) - 1
+# ===========================================================================
+# The float32 oracle (importable).
+# ===========================================================================
+def _c(x):
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32, (type(x), getattr(x, "dtype", None))
+    return x
 
 
+def _arr(x):
+    return None if x is None else np.array(x, dtype=np.float32).reshape(-1)
+
+
+def _f(x):
+    """(float)x: a double rounded once to float32."""
+    with np.errstate(over="ignore"):
+        return np.float32(x)
+
+
+def _floats(hp, k):
+    assert len(hp) == k, ("expected %d hyperparameters" % k, hp)
+    return [float(x) for x in hp]
+
+
+def _pow(beta, t):
+    """pow(beta, t) in double, as C's pow and Python's float ** (checked correctly rounded)."""
+    try:
+        return beta ** float(t)
+    except (OverflowError, ZeroDivisionError):  # (refused configurations only)
+        return math.inf
+
+
+def _div(a, b):
+    """a / b in double with IEEE results (inf, nan) where Python would raise."""
+    with np.errstate(all="ignore"):
+        return float(np.float64(a) / np.float64(b))
+
+
+def _sqrt(x):
+    with np.errstate(all="ignore"):
+        return float(np.sqrt(np.float64(x)))
+
+
+def constants(rule, hp, flags):
+    """The loop constants of docs/math.md's table for `rule`, and what runs."""
+    if rule == "rmsprop":
+        lr, alpha, eps, wd, mom = _floats(hp, 5)
+        k = dict(a=_f(alpha), c=_f(1.0 - alpha), e=_f(eps), m=_f(mom), w=_f(wd), dk=_f(1.0 - lr * wd),
+                 l=_f(lr), nl=_f(-lr), mom=mom != 0.0)
+    elif rule == "adagrad":
+        lr, lr_decay, wd, eps = _floats(hp[:4], 4)
+        step = int(hp[4])
+        clr = _div(lr, 1.0 + float(step - 1) * lr_decay)
+        k = dict(clr=clr, ncl=_f(-clr), e=_f(eps), w=_f(wd), dk=_f(1.0 - clr * wd), mom=False)
+    elif rule == "sgd":
+        lr, mom, damp, wd = _floats(hp, 4)
+        k = dict(m=_f(mom), dd=_f(1.0 - damp), nl=_f(-lr), w=_f(wd), dk=_f(1.0 - lr * wd), mom=mom != 0.0)
+    elif rule == "adam":
+        lr, b1, b2, eps, wd = _floats(hp[:5], 5)
+        step = int(hp[5])
+        bc1, bc2 = 1.0 - _pow(b1, step), 1.0 - _pow(b2, step)
+        k = dict(bc1=bc1, bc2=bc2, b1=_f(b1), c1=_f(1.0 - b1), b2=_f(b2), c2=_f(1.0 - b2),
+                 ns=_f(_div(-lr * _sqrt(bc2), bc1)),
+                 e=_f(eps) if flags & EPS_HAT else _f(eps * _sqrt(bc2)),
+                 w=_f(wd), dk=_f(1.0 - lr * wd), mom=False)
+    else:
+        raise ValueError("unknown rule %r" % (rule,))
+    k["wd"] = wd != 0.0
+    k["decoupled"] = wd != 0.0 and bool(flags & DECOUPLED_DECAY)
+    return k
+
+
+def refusal(rule, hp, flags):
+    """None if docs/math.md accepts the configuration, else the RMSFUSE_E_* name of a rule it breaks."""
+    if rule not in RULE_FLAGS:
+        raise ValueError("unknown rule %r" % (rule,))
+    nums = [float(x) for x in hp]
+    if not all(math.isfinite(x) and np.isfinite(_f(x)) for x in nums):
+        return "RMSFUSE_E_NONFINITE"  # NaN, infinite, or beyond the float range
+    if rule in ("adagrad", "adam") and int(hp[-1]) < 1:
+        return "RMSFUSE_E_STEP"
+    lr = nums[0]
+    if lr < 0:
+        return "RMSFUSE_E_LR"
+    if rule == "rmsprop":
+        _, alpha, eps, wd, mom = nums
+        checks = [(0 <= alpha <= 1, "ALPHA"), (eps >= 0, "EPS"), (wd >= 0, "WEIGHT_DECAY"),
+                  (0 <= mom < 1, "MOMENTUM"), (not flags & ~RULE_FLAGS[rule], "FLAGS"),
+                  (not (flags & NESTEROV and mom == 0), "NESTEROV")]
+    elif rule == "adagrad":
+        _, lr_decay, wd, eps, _ = nums
+        checks = [(lr_decay >= 0, "LR_DECAY"), (eps >= 0, "EPS"), (wd >= 0, "WEIGHT_DECAY"),
+                  (not flags & ~RULE_FLAGS[rule], "FLAGS")]
+    elif rule == "sgd":
+        _, mom, damp, wd = nums
+        checks = [(mom >= 0, "MOMENTUM"), (0 <= damp <= 1, "DAMPENING"), (wd >= 0, "WEIGHT_DECAY"),
+                  (not flags & ~RULE_FLAGS[rule], "FLAGS"),
+                  (not (flags & LR_IN_MOMENTUM and flags & INIT_MOMENTUM), "FLAGS"),
+                  (not (flags & NESTEROV and (mom == 0 or damp != 0)), "NESTEROV"),
+                  (not (flags & LR_IN_MOMENTUM and damp != 0), "DAMPENING")]
+    else:
+        _, b1, b2, eps, wd, _ = nums
+        checks = [(0 <= b1 < 1, "BETA1"), (0 <= b2 < 1, "BETA2"), (eps >= 0, "EPS"),
+                  (wd >= 0, "WEIGHT_DECAY"), (not flags & ~RULE_FLAGS[rule], "FLAGS")]
+    for ok, name in checks:
+        if not ok:
+            return "RMSFUSE_E_" + name
+    with np.errstate(all="ignore"):
+        k = constants(rule, hp, flags)
+        if not all(np.isfinite(x) for x in k.values() if isinstance(x, np.float32)):
+            return "RMSFUSE_E_NONFINITE"  # a derived constant beyond the float range
+    return None
+
+
+def _accept(rule, hp, flags):
+    why = refusal(rule, hp, flags)
+    if why:
+        raise ValueError("%s: %s refuses hp %r flags %#x (docs/math.md)" % (why, rule, tuple(hp), flags))
+    return constants(rule, hp, flags)
+
+
+def _shared(k, flags, p, g):
+    """docs/math.md, Shared steps: sign, coupled or decoupled weight decay."""
+    if flags & MAXIMIZE:
+        g = _c(-g)
+    if k["wd"] and not k["decoupled"]:
+        g = _c(g + _c(k["w"] * p))
+    if k["decoupled"]:
+        p = _c(p * k["dk"])
+    return p, g
+
+
+def _sqrt_denominator(flags, s, e):
+    return _c(np.sqrt(_c(s + e))) if flags & EPS_IN_SQRT else _c(_c(np.sqrt(s)) + e)
+
+
+def emulate_rmsprop(hp, flags, param, grad, square_avg, momentum_buf=None, grad_avg=None):
+    k = _accept("rmsprop", hp, flags)
+    p, g, v, b, ga = (_arr(x) for x in (param, grad, square_avg, momentum_buf, grad_avg))
+    if k["mom"] and b is None:
+        raise ValueError("RMSFUSE_E_NULL_MOMENTUM_BUF")
+    if flags & CENTERED and ga is None:
+        raise ValueError("RMSFUSE_E_NULL_GRAD_AVG")
+    with np.errstate(all="ignore"):
+        p, g = _shared(k, flags, p, g)
+        v = _c(_c(v * k["a"]) + _c(_c(k["c"] * g) * g))
+        if flags & CENTERED:
+            ga = _c(_c(ga * k["a"]) + _c(k["c"] * g))
+            s = _c(v - _c(ga * ga))
+        else:
+            s = v
+        d = _sqrt_denominator(flags, s, k["e"])
+        if not k["mom"]:
+            p = _c(p + _c(_c(k["nl"] * g) / d))
+        elif flags & LR_IN_MOMENTUM:                       # TensorFlow, Keras, optax
+            u = _c(_c(k["l"] * g) / d)
+            b = _c(_c(b * k["m"]) + u)
+            p = _c(p - _c(u + _c(k["m"] * b))) if flags & NESTEROV else _c(p - b)
+        else:                                              # PyTorch
+            q = _c(g / d)
+            b = _c(_c(b * k["m"]) + q)
+            p = _c(p + _c(k["nl"] * _c(q + _c(k["m"] * b)))) if flags & NESTEROV else _c(p + _c(k["nl"] * b))
+    return p, v, b, ga
+
+
+def emulate_adagrad(hp, flags, param, grad, sum):  # noqa: A002 (the C API's name)
+    k = _accept("adagrad", hp, flags)
+    p, g, s = (_arr(x) for x in (param, grad, sum))
+    with np.errstate(all="ignore"):
+        p, g = _shared(k, flags, p, g)
+        s = _c(s + _c(g * g))
+        d = _sqrt_denominator(flags, s, k["e"])
+        p = _c(p + _c(_c(k["ncl"] * g) / d))
+    return p, s
+
+
+def emulate_sgd(hp, flags, param, grad, momentum_buf=None):
+    k = _accept("sgd", hp, flags)
+    p, g, b = (_arr(x) for x in (param, grad, momentum_buf))
+    if k["mom"] and b is None and not flags & INIT_MOMENTUM:
+        raise ValueError("RMSFUSE_E_NULL_MOMENTUM_BUF")
+    with np.errstate(all="ignore"):
+        p, g = _shared(k, flags, p, g)
+        if not k["mom"]:
+            p = _c(p + _c(k["nl"] * g))
+        elif not flags & LR_IN_MOMENTUM:                   # PyTorch
+            b = g.copy() if flags & INIT_MOMENTUM else _c(_c(b * k["m"]) + _c(k["dd"] * g))
+            if flags & NESTEROV:
+                p = _c(p + _c(k["nl"] * _c(g + _c(k["m"] * b))))
+            else:
+                p = _c(p + _c(k["nl"] * b))
+        else:                                              # Keras: velocity
+            b = _c(_c(b * k["m"]) + _c(k["nl"] * g))
+            p = _c(p + _c(_c(b * k["m"]) + _c(k["nl"] * g))) if flags & NESTEROV else _c(p + b)
+    return p, b
+
+
+def _max_nan(vm, v):
+    """vm = (vm < v) ? v : vm; if v is NaN: vm = v (NaN if either is NaN)."""
+    r = _c(np.where(vm < v, v, vm))
+    return _c(np.where(np.isnan(v), v, r))
+
+
+def emulate_adam(hp, flags, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None):
+    k = _accept("adam", hp, flags)
+    p, g, m, v, vm = (_arr(x) for x in (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq))
+    if flags & AMSGRAD and vm is None:
+        raise ValueError("RMSFUSE_E_NULL_ARRAY")
+    with np.errstate(all="ignore"):
+        p, g = _shared(k, flags, p, g)
+        m = _c(_c(m * k["b1"]) + _c(k["c1"] * g))
+        v = _c(_c(v * k["b2"]) + _c(_c(k["c2"] * g) * g))
+        if flags & AMSGRAD:
+            vm = _max_nan(vm, v)
+            r = vm
+        else:
+            r = v
+        d = _c(_c(np.sqrt(r)) + k["e"])
+        p = _c(p + _c(_c(k["ns"] * m) / d))
+    return p, m, v, vm
+
+
+def emulate_f32(hp, arrs, grad, flags, wd_on, mom_on):
+    """RMSProp in the interface of tests/python/reference.py (see the module docstring)."""
+    lr, alpha, eps, wd, mom = hp
+    hp2 = (lr, alpha, eps, wd if wd_on else 0.0, mom if mom_on else 0.0)
+    p, v, b, ga = arrs
+    return list(emulate_rmsprop(hp2, flags, p, grad, v, b, ga))
+
+
+EMULATE = {"rmsprop": emulate_rmsprop, "adagrad": emulate_adagrad, "sgd": emulate_sgd, "adam": emulate_adam}
+
+
+# ===========================================================================
+# Values with forward error bounds.
+# ===========================================================================
 class Rng:
+    """splitmix64; exact constructions only."""
+    M64 = (1 << 64) - 1
+
     def __init__(self, seed):
-        self.s = seed & M64
+        self.s = seed & self.M64
 
     def next(self):
-        self.s = (self.s + 0x9E3779B97F4A7C15) & M64
+        self.s = (self.s + 0x9E3779B97F4A7C15) & self.M64
         z = self.s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M64
         return z ^ (z >> 31)
 
     def below(self, k):
@@ -151,7 +452,7 @@ class Rng:
 
 
 def f32(x):
-    """Round a Python float (double) to float32 once."""
+    """Round a Python float (double) to float32 once, as a Python float."""
     return float(np.float32(x))
 
 
@@ -164,10 +465,9 @@ F32 = Fmt("float32", np.float32, 2.0**-24, 2.0**-149)
 F64 = Fmt("float64", np.float64, 2.0**-53, 2.0**-1074)
 
 
-# ---------------------------------------------------------------------------
-# Values with forward error bounds.  v: computed values (dtype of the format,
-# asserted at every op: no silent promotion); e: float64 bound on |v - exact|.
 class EV:
+    """Computed values v (the format's dtype, asserted: no silent promotion) and a float64
+    bound e on |v - exact|."""
     __slots__ = ("v", "e", "f")
 
     def __init__(self, v, e, f):
@@ -179,278 +479,417 @@ class EV:
         return np.abs(self.v.astype(np.float64))
 
 
-def _mk(z, e, f):
-    return EV(z, e, f)
+def _round_err(z, f):
+    return f.u * np.abs(z.astype(np.float64))
 
 
 def ev_add(x, y):
     z = x.v + y.v
-    return _mk(z, x.e + y.e + x.f.u * np.abs(z.astype(np.float64)), x.f)
+    return EV(z, x.e + y.e + _round_err(z, x.f), x.f)
 
 
 def ev_sub(x, y):
     z = x.v - y.v
-    return _mk(z, x.e + y.e + x.f.u * np.abs(z.astype(np.float64)), x.f)
+    return EV(z, x.e + y.e + _round_err(z, x.f), x.f)
 
 
 def ev_mul(x, y):
     z = x.v * y.v
-    e = x.a64() * y.e + y.a64() * x.e + x.e * y.e + x.f.u * np.abs(z.astype(np.float64)) + x.f.eta
-    return _mk(z, e, x.f)
+    eta = np.where((x.v == 0) | (y.v == 0), 0.0, x.f.eta)  # an exact zero product has no rounding
+    e = x.a64() * y.e + y.a64() * x.e + x.e * y.e + _round_err(z, x.f) + eta
+    return EV(z, e, x.f)
 
 
 def ev_div(x, y):
     z = x.v / y.v
     ay = y.a64()
     den = ay - y.e
-    q = x.a64() / ay * (1.0 + 2.0**-50)  # |x/y|, rounded up
     ok = den > 0
-    e = np.where(ok, (x.e + q * y.e) / np.where(ok, den, 1.0), np.inf)
-    e = e + x.f.u * np.abs(z.astype(np.float64)) + x.f.eta
-    return _mk(z, e, x.f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = x.a64() / ay * (1.0 + 2.0**-50)  # |x/y|, rounded up
+        e = np.where(ok, (x.e + q * y.e) / np.where(ok, den, 1.0), np.inf)
+    eta = np.where(x.v == 0, 0.0, x.f.eta)
+    return EV(z, e + _round_err(z, x.f) + eta, x.f)
 
 
-def ev_sqrt(x):
+def ev_sqrt(x, nonneg=False):
+    """nonneg: the exact radicand is known to be >= 0 (a sum of squares and of such sums)."""
     z = np.sqrt(x.v)
     ax = x.v.astype(np.float64)
     lo = ax - x.e
-    ok = lo >= 0  # the exact radicand is surely >= 0
+    ok = (lo >= 0) | (nonneg & (ax >= 0))
+    lo = np.maximum(lo, 0.0)
     sx = np.sqrt(np.where(ok, ax, 0.0))
     sl = np.sqrt(np.where(ok, lo, 0.0))
     den = sx + sl
-    e1 = np.where(den > 0, x.e / np.where(den > 0, den, 1.0), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1 = np.where(den > 0, x.e / np.where(den > 0, den, 1.0), np.inf)
     e = np.where(x.e == 0, 0.0, np.minimum(e1, np.sqrt(x.e)))
-    e = np.where(ok, e, np.inf) + x.f.u * np.abs(z.astype(np.float64))
-    return _mk(z, e, x.f)
+    return EV(z, np.where(ok, e, np.inf) + _round_err(z, x.f), x.f)
 
 
 def ev_neg(x):
-    return _mk(-x.v, x.e, x.f)
+    return EV(-x.v, x.e, x.f)
+
+
+def ev_max_nan(vm, v):
+    """(vm < v) ? v : vm, v where v is NaN: |max(a^, b^) - max(a, b)| <= max(ea, eb)."""
+    z = np.where(vm.v < v.v, v.v, vm.v)
+    z = np.where(np.isnan(v.v), v.v, z)
+    return EV(z, np.maximum(vm.e, v.e), v.f)
+
+
+def ev_copy(x):
+    return EV(x.v.copy(), x.e, x.f)
 
 
 def ev_full(n, value, err, f):
     return EV(np.full(n, value, dtype=f.dtype), err, f)
 
 
+def abs_err(fv, exact):
+    """|fv - exact| rounded up to a double: exact a Fraction (exact) or a Decimal (~80 digits)."""
+    if isinstance(exact, Fraction):
+        return float(abs(Fraction(fv) - exact)) * (1.0 + 2.0**-50)
+    with localcontext() as ctx:
+        ctx.prec = 100
+        d = abs(Decimal(fv) - exact) + abs(exact) * Decimal(10) ** -75
+        return float(d) * (1.0 + 2.0**-50) + 2.0**-1074
+
+
 def const32(n, value64, exact):
-    """float32 constant (float)value64 (value64 a double), error vs. exact (Fraction)."""
+    """The float32 constant (float)value64 (value64 a double), error vs. exact."""
     fv = np.float32(value64)
-    err = abs(Fraction(float(fv)) - exact)
-    return ev_full(n, fv, float(err) * (1.0 + 2.0**-50), F32)
+    return ev_full(n, fv, abs_err(float(fv), exact), F32)
 
 
-def const64(n, value):
-    return ev_full(n, value, 0.0, F64)
+def const64(n, value, exact=None):
+    """A float64 value: a hyperparameter (exact) or, with `exact`, a computed double."""
+    return ev_full(n, value, 0.0 if exact is None else abs_err(float(value), exact), F64)
 
 
-class State:
-    """param, square_avg, momentum_buf, grad_avg (EV each)."""
-
-    def __init__(self, p, v, b, ga):
-        self.p, self.v, self.b, self.ga = p, v, b, ga
-
-    def outs(self):
-        return (self.p, self.v, self.b, self.ga)
+def exact_pow(beta, t):
+    return Fraction(beta) ** t
 
 
-def state_from_f32(arrs, f):
-    """Exact float32 inputs as a State of format f (error 0)."""
-    return State(*(EV(a.astype(f.dtype), 0.0, f) for a in arrs))
+def bias_corrections_exact(b1, b2, t):
+    """(1 - beta1^t, sqrt(1 - beta2^t)) as 90-digit Decimals."""
+    with localcontext() as ctx:
+        ctx.prec = 90
+        bc1 = 1 - Decimal(b1) ** t
+        bc2 = 1 - Decimal(b2) ** t
+        return bc1, bc2.sqrt()
 
 
-# ---------------------------------------------------------------------------
-# The spec's update, op for op, on tracked values (float32 with the C-style
-# constants, or float64 with the exact hyperparameters for mixed variants).
-def spec_step(K, st, g, flags, wd_on, mom_on):
-    if flags & MAXIMIZE:
+class Ctx:
+    """What runs in a step: the flags and the zero/non-zero hyperparameters."""
+
+    def __init__(self, rule, hp, flags):
+        k = constants(rule, hp, flags)
+        self.flags, self.wd, self.dec, self.mom = flags, k["wd"], k["decoupled"], k["mom"]
+
+    def has(self, bit):
+        return bool(self.flags & bit)
+
+
+def shared_ev(K, c, st_p, g):
+    """Shared steps on tracked values: K["w"], K["dk"] constants (EV)."""
+    p = st_p
+    if c.has(MAXIMIZE):
         g = ev_neg(g)
-    if wd_on:
-        g = ev_add(g, ev_mul(K["w"], st.p))
-    v = ev_add(ev_mul(st.v, K["a"]), ev_mul(ev_mul(K["c"], g), g))
-    if flags & CENTERED:
-        ga = ev_add(ev_mul(st.ga, K["a"]), ev_mul(K["c"], g))
-        s = ev_sub(v, ev_mul(ga, ga))
-    else:
-        ga = st.ga
-        s = v
-    if flags & EPS_IN_SQRT:
-        d = ev_sqrt(ev_add(s, K["e"]))
-    else:
-        d = ev_add(ev_sqrt(s), K["e"])
-    b = st.b
-    if flags & LR_IN_MOMENTUM:
-        u = ev_div(ev_mul(K["l"], g), d)
-        if mom_on:
-            b = ev_add(ev_mul(st.b, K["m"]), u)
-            p = ev_sub(st.p, b)
-        else:
-            p = ev_sub(st.p, u)
-    else:
-        if mom_on:
-            b = ev_add(ev_mul(st.b, K["m"]), ev_div(g, d))
-            p = ev_add(st.p, ev_mul(K["nl"], b))
-        else:
-            p = ev_add(st.p, ev_div(ev_mul(K["nl"], g), d))
-    return State(p, v, b, ga)
+    if c.wd and not c.dec:
+        g = ev_add(g, ev_mul(K["w"], p))
+    if c.dec:
+        p = ev_mul(p, K["dk"])
+    return p, g
 
 
-def consts32(n, hp):
-    lr, alpha, eps, wd, mom = hp
-    return {
-        "a": const32(n, alpha, Fraction(alpha)),
-        "c": const32(n, 1.0 - alpha, 1 - Fraction(alpha)),
-        "e": const32(n, eps, Fraction(eps)),
-        "m": const32(n, mom, Fraction(mom)),
-        "w": const32(n, wd, Fraction(wd)),
-        "l": const32(n, lr, Fraction(lr)),
-        "nl": const32(n, -lr, -Fraction(lr)),
-    }
-
-
-def consts64(n, hp):
-    lr, alpha, eps, wd, mom = hp
-    one = const64(n, 1.0)
-    return {
-        "a": const64(n, alpha),
-        "c": ev_sub(one, const64(n, alpha)),  # 1.0 - alpha in double: one rounding
-        "e": const64(n, eps),
-        "m": const64(n, mom),
-        "w": const64(n, wd),
-        "l": const64(n, lr),
-        "nl": const64(n, -lr),
-    }
-
-
-def pre_grad(st, g, flags, wd_on, wd):
-    if flags & MAXIMIZE:
+def pre_grad64(c, p, g, wd):
+    """The frameworks' own sign flip and coupled decay (grad.add(param, alpha=wd))."""
+    n = len(g.v)
+    if c.has(MAXIMIZE):
         g = ev_neg(g)
-    if wd_on:
-        g = ev_add(g, ev_mul(const64(len(g.v), wd), st.p))
+    if c.wd and not c.dec:
+        g = ev_add(g, ev_mul(const64(n, wd), p))
     return g
 
 
-def torch_step(hp, st, g, flags, wd_on, mom_on):
-    """torch.optim.RMSprop (_single_tensor_rmsprop) in float64."""
-    lr, alpha, eps, wd, mom = hp
-    n = len(g.v)
-    g = pre_grad(st, g, flags, wd_on, wd)                          # grad.add(param, alpha=wd)
-    w = ev_sub(const64(n, 1.0), const64(n, alpha))                 # 1 - alpha (Python float)
-    v = ev_add(ev_mul(st.v, const64(n, alpha)), ev_mul(ev_mul(w, g), g))  # mul_(alpha).addcmul_
-    if flags & CENTERED:
-        # grad_avg.lerp_(grad, 1 - alpha), ATen: |w| < 0.5 ? self + w*(end - self)
-        #                                              : end - (end - self)*(1 - w)
-        diff = ev_sub(g, st.ga)
-        if abs(float(w.v[0])) < 0.5:
-            ga = ev_add(st.ga, ev_mul(w, diff))
+def decay64(c, p, lr_ev, wd, form):
+    """Decoupled decay in float64: "torch" p * (1 - lr*wd) (AdamW, docs/math.md's dk), "keras"
+    p - p*wd*lr (Keras 3's _apply_weight_decay)."""
+    if not c.dec:
+        return p
+    n = len(p.v)
+    if form == "keras":
+        return ev_sub(p, ev_mul(ev_mul(p, const64(n, wd)), lr_ev))
+    return ev_mul(p, ev_sub(const64(n, 1.0), ev_mul(lr_ev, const64(n, wd))))
+
+
+# ===========================================================================
+# RMSProp
+# ===========================================================================
+def rmsprop_spec_ev(K, c, st, g):
+    """docs/math.md's RMSProp on tracked values: K float32 constants, or float64 ones for the
+    flag sets no framework has (the spec's formula in double)."""
+    p, v0, b0, ga0 = st
+    p, g = shared_ev(K, c, p, g)
+    v = ev_add(ev_mul(v0, K["a"]), ev_mul(ev_mul(K["c"], g), g))
+    if c.has(CENTERED):
+        ga = ev_add(ev_mul(ga0, K["a"]), ev_mul(K["c"], g))
+        s, nonneg = ev_sub(v, ev_mul(ga, ga)), False
+    else:
+        ga, s, nonneg = ga0, v, True
+    if c.has(EPS_IN_SQRT):
+        d = ev_sqrt(ev_add(s, K["e"]), nonneg)
+    else:
+        d = ev_add(ev_sqrt(s, nonneg), K["e"])
+    b = b0
+    if not c.mom:
+        p = ev_add(p, ev_div(ev_mul(K["nl"], g), d))
+    elif c.has(LR_IN_MOMENTUM):
+        u = ev_div(ev_mul(K["l"], g), d)
+        b = ev_add(ev_mul(b0, K["m"]), u)
+        p = ev_sub(p, ev_add(u, ev_mul(K["m"], b))) if c.has(NESTEROV) else ev_sub(p, b)
+    else:
+        q = ev_div(g, d)
+        b = ev_add(ev_mul(b0, K["m"]), q)
+        if c.has(NESTEROV):
+            p = ev_add(p, ev_mul(K["nl"], ev_add(q, ev_mul(K["m"], b))))
         else:
-            ga = ev_sub(g, ev_mul(diff, ev_sub(const64(n, 1.0), w)))
-        # square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)
-        s = ev_add(v, ev_mul(ev_mul(const64(n, -1.0), ga), ga))
-        avg = ev_add(ev_sqrt(s), const64(n, eps))
-    else:
-        ga = st.ga
-        avg = ev_add(ev_sqrt(v), const64(n, eps))                  # square_avg.sqrt().add_(eps)
-    b = st.b
-    if mom_on:
-        # buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
-        b = ev_add(ev_mul(st.b, const64(n, mom)), ev_div(ev_mul(const64(n, 1.0), g), avg))
-        p = ev_add(st.p, ev_mul(const64(n, -lr), b))
-    else:
-        p = ev_add(st.p, ev_div(ev_mul(const64(n, -lr), g), avg))  # addcdiv_(grad, avg, value=-lr)
-    return State(p, v, b, ga)
-
-
-def tf_step(hp, st, g, flags, wd_on, mom_on):
-    """TensorFlow ApplyRMSProp / ApplyCenteredRMSProp (training_ops.cc) in float64."""
-    lr, alpha, eps, wd, mom = hp
-    n = len(g.v)
-    g = pre_grad(st, g, flags, wd_on, wd)
-    omr = ev_sub(const64(n, 1.0), const64(n, alpha))               # 1 - rho
-    v = ev_add(st.v, ev_mul(ev_sub(ev_mul(g, g), st.v), omr))      # ms += (g*g - ms)*(1-rho)
-    if flags & CENTERED:
-        ga = ev_add(st.ga, ev_mul(ev_sub(g, st.ga), omr))          # mg += (g - mg)*(1-rho)
-        denom = ev_add(ev_sub(v, ev_mul(ga, ga)), const64(n, eps))  # (ms - mg^2) + eps
-    else:
-        ga = st.ga
-        denom = ev_add(v, const64(n, eps))                         # ms + eps
-    u = ev_div(ev_mul(g, const64(n, lr)), ev_sqrt(denom))          # (grad*lr) / sqrt(denom)
-    b = st.b
-    if mom_on:
-        b = ev_add(ev_mul(st.b, const64(n, mom)), u)               # mom = mom*momentum + ...
-        p = ev_sub(st.p, b)                                        # var -= mom
-    else:
-        p = ev_sub(st.p, u)                                        # mom would be u; var -= u
-    return State(p, v, b, ga)
-
-
-def ref_step(hp, st, g, flags, wd_on, mom_on):
-    if flags & TF_FLAGS == 0:
-        return torch_step(hp, st, g, flags, wd_on, mom_on)
-    if flags & TF_FLAGS == TF_FLAGS:
-        return tf_step(hp, st, g, flags, wd_on, mom_on)
-    return spec_step(consts64(len(g.v), hp), st, g, flags, wd_on, mom_on)
-
-
-# ---------------------------------------------------------------------------
-# Plain float32 emulation of the spec (no error tracking): cross-checks the
-# value path of spec_step.
-def _c(x):
-    assert isinstance(x, np.ndarray) and x.dtype == np.float32, x
-    return x
-
-
-def emulate_f32(hp, arrs, grad, flags, wd_on, mom_on):
-    lr, alpha, eps, wd, mom = hp
-    n = len(grad)
-    K = lambda x: np.full(n, np.float32(x), dtype=np.float32)  # noqa: E731
-    a, c, e, m, w = K(alpha), K(1.0 - alpha), K(eps), K(mom), K(wd)
-    l, nl = K(lr), K(-lr)
-    p, v, b, ga = (_c(x.copy()) for x in arrs)
-    g = _c(grad.copy())
-    if flags & MAXIMIZE:
-        g = _c(-g)
-    if wd_on:
-        g = _c(g + _c(w * p))
-    v = _c(_c(v * a) + _c(_c(c * g) * g))
-    if flags & CENTERED:
-        ga = _c(_c(ga * a) + _c(c * g))
-        s = _c(v - _c(ga * ga))
-    else:
-        s = v
-    d = _c(np.sqrt(_c(s + e))) if flags & EPS_IN_SQRT else _c(_c(np.sqrt(s)) + e)
-    if flags & LR_IN_MOMENTUM:
-        u = _c(_c(l * g) / d)
-        if mom_on:
-            b = _c(_c(b * m) + u)
-            p = _c(p - b)
-        else:
-            p = _c(p - u)
-    else:
-        if mom_on:
-            b = _c(_c(b * m) + _c(g / d))
-            p = _c(p + _c(nl * b))
-        else:
-            p = _c(p + _c(_c(nl * g) / d))
+            p = ev_add(p, ev_mul(K["nl"], b))
     return [p, v, b, ga]
 
 
-# ---------------------------------------------------------------------------
-# Inputs.
-def flag_name(flags):
-    parts = [nm for bit, nm in ((CENTERED, "C"), (EPS_IN_SQRT, "ES"), (LR_IN_MOMENTUM, "LM"),
-                                (MAXIMIZE, "MX")) if flags & bit]
-    return "|".join(parts) if parts else "plain"
+def rmsprop_consts32(n, hp):
+    lr, alpha, eps, wd, mom = (Fraction(x) for x in hp)
+    flr, falpha, feps, fwd, fmom = hp
+    return {"a": const32(n, falpha, alpha), "c": const32(n, 1.0 - falpha, 1 - alpha),
+            "e": const32(n, feps, eps), "m": const32(n, fmom, mom), "w": const32(n, fwd, wd),
+            "dk": const32(n, 1.0 - flr * fwd, 1 - lr * wd), "l": const32(n, flr, lr),
+            "nl": const32(n, -flr, -lr)}
 
 
-def make_inputs(rng, n, steps, flags, lr, edge):
+def rmsprop_consts64(n, hp):
+    lr, alpha, eps, wd, mom = hp
+    one = const64(n, 1.0)
+    return {"a": const64(n, alpha), "c": ev_sub(one, const64(n, alpha)), "e": const64(n, eps),
+            "m": const64(n, mom), "w": const64(n, wd), "l": const64(n, lr), "nl": const64(n, -lr),
+            "dk": ev_sub(one, ev_mul(const64(n, lr), const64(n, wd)))}
+
+
+def rmsprop_spec32(hp, flags, st, g):
+    return rmsprop_spec_ev(rmsprop_consts32(len(g.v), hp), Ctx("rmsprop", hp, flags), st, g)
+
+
+def rmsprop_torch64(hp, c, st, g):
+    """torch.optim.RMSprop 1.13 (_single_tensor_rmsprop) in float64."""
+    lr, alpha, eps, wd, mom = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    p, v0, b0, ga0 = st
+    g = pre_grad64(c, p, g, wd)                                   # grad.add(param, alpha=wd)
+    p = decay64(c, p, C(lr), wd, "torch")                         # (not in torch: the spec's dk)
+    w = ev_sub(C(1.0), C(alpha))                                  # 1 - alpha (Python float)
+    v = ev_add(ev_mul(v0, C(alpha)), ev_mul(ev_mul(w, g), g))     # mul_(alpha).addcmul_(g, g, value=1-alpha)
+    if c.has(CENTERED):
+        # grad_avg.lerp_(grad, 1 - alpha), ATen: |w| < 0.5 ? self + w*(end - self)
+        #                                              : end - (end - self)*(1 - w)
+        diff = ev_sub(g, ga0)
+        if abs(float(w.v[0])) < 0.5:
+            ga = ev_add(ga0, ev_mul(w, diff))
+        else:
+            ga = ev_sub(g, ev_mul(diff, ev_sub(C(1.0), w)))
+        s = ev_add(v, ev_mul(ev_mul(C(-1.0), ga), ga))            # addcmul(ga, ga, value=-1)
+        avg = ev_add(ev_sqrt(s), C(eps))                          # .sqrt_().add_(eps)
+    else:
+        ga = ga0
+        avg = ev_add(ev_sqrt(v, True), C(eps))                    # square_avg.sqrt().add_(eps)
+    b = b0
+    if c.mom:
+        b = ev_add(ev_mul(b0, C(mom)), ev_div(ev_mul(C(1.0), g), avg))  # buf.mul_(m).addcdiv_(g, avg)
+        p = ev_add(p, ev_mul(C(-lr), b))                          # param.add_(buf, alpha=-lr)
+    else:
+        p = ev_add(p, ev_div(ev_mul(C(-lr), g), avg))             # addcdiv_(g, avg, value=-lr)
+    return [p, v, b, ga]
+
+
+def rmsprop_tf64(hp, c, st, g):
+    """TensorFlow ApplyRMSProp / ApplyCenteredRMSProp (training_ops.cc) in float64."""
+    lr, rho, eps, wd, mom = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    p, v0, b0, ga0 = st
+    g = pre_grad64(c, p, g, wd)
+    omr = ev_sub(C(1.0), C(rho))                                  # 1 - rho
+    v = ev_add(v0, ev_mul(ev_sub(ev_mul(g, g), v0), omr))         # ms += (g*g - ms)*(1-rho)
+    if c.has(CENTERED):
+        ga = ev_add(ga0, ev_mul(ev_sub(g, ga0), omr))             # mg += (g - mg)*(1-rho)
+        denom = ev_add(ev_sub(v, ev_mul(ga, ga)), C(eps))         # (ms - mg^2) + eps
+        sq = ev_sqrt(denom)
+    else:
+        ga = ga0
+        sq = ev_sqrt(ev_add(v, C(eps)), True)                     # ms + eps
+    u = ev_div(ev_mul(g, C(lr)), sq)                              # (grad*lr) / sqrt(denom)
+    b = b0
+    if c.mom:
+        b = ev_add(ev_mul(b0, C(mom)), u)                         # mom = mom*momentum + ...
+        p = ev_sub(p, b)                                          # var -= mom
+    else:
+        p = ev_sub(p, u)                                          # (TF's mom would be u; var -= u)
+    return [p, v, b, ga]
+
+
+def rmsprop_keras3_64(hp, c, st, g):
+    """Keras 3 RMSprop.update_step, after _apply_weight_decay (p - p*wd*lr), in float64."""
+    lr, rho, eps, wd, mom = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    p, v0, b0, ga0 = st
+    g = pre_grad64(c, p, g, wd)
+    p = decay64(c, p, C(lr), wd, "keras")
+    omr = ev_sub(C(1.0), C(rho))
+    v = ev_add(ev_mul(C(rho), v0), ev_mul(omr, ev_mul(g, g)))     # rho*v + (1-rho)*square(g)
+    if c.has(CENTERED):
+        ga = ev_add(ev_mul(C(rho), ga0), ev_mul(omr, g))
+        sq = ev_sqrt(ev_add(ev_sub(v, ev_mul(ga, ga)), C(eps)))   # sqrt(v - square(ga) + eps)
+    else:
+        ga = ga0
+        sq = ev_sqrt(ev_add(v, C(eps)), True)
+    inc = ev_div(ev_mul(C(lr), g), sq)                            # (lr*g) / sqrt(denominator)
+    b = b0
+    if c.mom:
+        b = ev_add(ev_mul(C(mom), b0), inc)
+        p = ev_sub(p, b)
+    else:
+        p = ev_sub(p, inc)
+    return [p, v, b, ga]
+
+
+def rmsprop_keras2_64(hp, c, st, g):
+    """Keras 2 RMSprop without momentum (its own Python update, eps outside) in float64."""
+    lr, rho, eps, wd, mom = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    p, v0, b0, ga0 = st
+    g = pre_grad64(c, p, g, wd)
+    omr = ev_sub(C(1.0), C(rho))
+    v = ev_add(ev_mul(C(rho), v0), ev_mul(omr, ev_mul(g, g)))     # rho*rms + one_minus_rho*square(g)
+    if c.has(CENTERED):
+        ga = ev_add(ev_mul(C(rho), ga0), ev_mul(omr, g))
+        den = ev_add(ev_sqrt(ev_sub(v, ev_mul(ga, ga))), C(eps))
+    else:
+        ga = ga0
+        den = ev_add(ev_sqrt(v, True), C(eps))
+    p = ev_sub(p, ev_div(ev_mul(C(lr), g), den))                  # var - lr_t*grad/(sqrt(denom)+eps)
+    return [p, v, b0, ga]
+
+
+def rmsprop_optax64(hp, c, st, g):
+    """optax.rmsprop(lr, decay, eps, eps_in_sqrt, centered, momentum, nesterov) in float64:
+    scale_by_rms / scale_by_stddev, scale_by_learning_rate, trace.  optax's trace t is -b."""
+    lr, decay, eps, wd, mom = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    p, v0, b0, ga0 = st
+    g = pre_grad64(c, p, g, wd)                                   # add_decayed_weights: g + wd*p
+    p = decay64(c, p, C(lr), wd, "torch")
+    omd = ev_sub(C(1.0), C(decay))
+    nu = ev_add(ev_mul(omd, ev_mul(g, g)), ev_mul(C(decay), v0))  # (1-decay)*g**2 + decay*nu
+    if c.has(CENTERED):
+        mu = ev_add(ev_mul(omd, g), ev_mul(C(decay), ga0))        # (1-decay)*g + decay*mu
+        var, nonneg = ev_sub(nu, ev_mul(mu, mu)), False
+    else:
+        mu, var, nonneg = ga0, nu, True
+    if c.has(EPS_IN_SQRT):
+        scaling = ev_div(C(1.0), ev_sqrt(ev_add(var, C(eps)), nonneg))   # rsqrt(nu + eps)
+    else:
+        scaling = ev_div(C(1.0), ev_add(ev_sqrt(var, nonneg), C(eps)))   # 1/(sqrt(nu) + eps)
+    u = ev_mul(C(-lr), ev_mul(scaling, g))                        # scale(-lr)(s * g)
+    t = ev_add(u, ev_mul(C(mom), ev_neg(b0)))                     # trace: g + decay*t
+    upd = ev_add(u, ev_mul(C(mom), t)) if c.has(NESTEROV) else t
+    p = ev_add(p, upd)                                            # apply_updates
+    return [p, nu, ev_neg(t), mu]
+
+
+def rmsprop_spec64(hp, c, st, g):
+    """docs/math.md's formula in float64 (flag sets that are no framework's)."""
+    return rmsprop_spec_ev(rmsprop_consts64(len(g.v), hp), c, st, g)
+
+
+def rmsprop_ref64(hp, flags, st, g):
+    c = Ctx("rmsprop", hp, flags)
+    tf = flags & TF_FLAGS
+    if c.has(NESTEROV):
+        fn, name = ((rmsprop_optax64, "optax.rmsprop") if c.has(LR_IN_MOMENTUM)
+                    else (rmsprop_spec64, "docs/math.md in float64"))
+    elif tf == 0:
+        fn, name = rmsprop_torch64, "torch.optim.RMSprop"
+    elif tf == TF_FLAGS:
+        fn, name = ((rmsprop_keras3_64, "keras.optimizers.RMSprop (3)") if c.dec
+                    else (rmsprop_tf64, "TF ApplyRMSProp"))
+    elif tf == LR_IN_MOMENTUM and not c.mom and not c.dec:
+        fn, name = rmsprop_keras2_64, "Keras 2 RMSprop (no momentum)"
+    else:
+        fn, name = rmsprop_spec64, "docs/math.md in float64"
+    return fn(hp, c, st, g), name
+
+
+def rmsprop_exact(hp, flags, st, g):
+    D = Decimal
+    lr, alpha, eps, wd, mom = (D(x) for x in hp)
+    c = Ctx("rmsprop", hp, flags)
+    p, v, b, ga = st
+    if c.has(MAXIMIZE):
+        g = -g
+    if c.wd and not c.dec:
+        g = g + wd * p
+    if c.dec:
+        p = p * (1 - lr * wd)
+    cc = 1 - alpha
+    v = v * alpha + cc * g * g
+    if c.has(CENTERED):
+        ga = ga * alpha + cc * g
+        s = v - ga * ga
+    else:
+        s = v
+    rad = s + eps if c.has(EPS_IN_SQRT) else s
+    if rad < 0:
+        return [None, v, None if c.mom else b, ga]
+    d = rad.sqrt() if c.has(EPS_IN_SQRT) else s.sqrt() + eps
+    if d == 0:
+        return [None, v, None if c.mom else b, ga]
+    if not c.mom:
+        p = p - lr * g / d
+    elif c.has(LR_IN_MOMENTUM):
+        u = lr * g / d
+        b = b * mom + u
+        p = p - (u + mom * b) if c.has(NESTEROV) else p - b
+    else:
+        q = g / d
+        b = b * mom + q
+        p = p - lr * (q + mom * b) if c.has(NESTEROV) else p - lr * b
+    return [p, v, b, ga]
+
+
+def rmsprop_unused(hp, flags):
+    c = Ctx("rmsprop", hp, flags)
+    return (0 if c.mom else 4) | (0 if c.has(CENTERED) else 8)
+
+
+def rmsprop_inputs(rng, n, steps, flags, hp, kind, init):
     """param, square_avg, momentum_buf, grad_avg, and `steps` gradients (float32 arrays).
 
     Per element a gradient scale sigma = 2^k (k in [-20, 3]); g ~ sigma, v ~ sigma^2;
     grad_avg = +-sigma*t, t in [1/16, 2), and v = 1.25*ga^2 + sigma^2*U, so the centred
     v - ga^2 >= 0.2 v.  Element 0 has fresh (zero) state; element 1 a zero gradient in
     step 0 (plus weight decay it is still non-zero).  In the edge set elements 0 and 1
-    have zero param, gradient and state: with eps == 0 the update is 0/0.
+    have zero param, gradient and state: with eps == 0 the update is 0/0.  (The draws of
+    rmsfuse 0.1, unchanged.)
     """
+    if kind in ("fresh", "special"):
+        return generic_inputs(rng, n, steps, "rmsprop", flags, hp, kind, init)
+    edge = kind == "edge"
+    lr = hp[0]
     p = np.zeros(n, np.float32)
     v = np.zeros(n, np.float32)
     b = np.zeros(n, np.float32)
@@ -479,7 +918,575 @@ def make_inputs(rng, n, steps, flags, lr, edge):
     return [p, v, b, ga], gs
 
 
-# ---------------------------------------------------------------------------
+# ===========================================================================
+# AdaGrad
+# ===========================================================================
+def adagrad_clr_exact(hp):
+    lr, lr_decay, _, _, step = hp
+    return Fraction(lr) / (1 + (step - 1) * Fraction(lr_decay))
+
+
+def adagrad_spec32(hp, flags, st, g):
+    n = len(g.v)
+    c = Ctx("adagrad", hp, flags)
+    k = constants("adagrad", hp, flags)
+    lr, lr_decay, wd, eps, step = hp
+    clr = adagrad_clr_exact(hp)
+    K = {"ncl": const32(n, -k["clr"], -clr), "e": const32(n, eps, Fraction(eps)),
+         "w": const32(n, wd, Fraction(wd)), "dk": const32(n, 1.0 - k["clr"] * wd, 1 - clr * Fraction(wd))}
+    p, s0 = st
+    p, g = shared_ev(K, c, p, g)
+    s = ev_add(s0, ev_mul(g, g))
+    if c.has(EPS_IN_SQRT):
+        d = ev_sqrt(ev_add(s, K["e"]), True)
+    else:
+        d = ev_add(ev_sqrt(s, True), K["e"])
+    p = ev_add(p, ev_div(ev_mul(K["ncl"], g), d))
+    return [p, s]
+
+
+def adagrad_ref64(hp, flags, st, g):
+    lr, lr_decay, wd, eps, step = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    c = Ctx("adagrad", hp, flags)
+    p, s0 = st
+    g = pre_grad64(c, p, g, wd)                                   # grad.add(param, alpha=wd)
+    # clr = lr / (1 + (step - 1) * lr_decay), step a Python float
+    clr = ev_div(C(lr), ev_add(C(1.0), ev_mul(C(float(step - 1)), C(lr_decay))))
+    if not c.has(EPS_IN_SQRT):
+        # torch.optim.Adagrad 1.13 (_single_tensor_adagrad)
+        p = decay64(c, p, clr, wd, "torch")                       # (not in torch: the spec's dk)
+        s = ev_add(s0, ev_mul(ev_mul(C(1.0), g), g))              # state_sum.addcmul_(g, g, value=1)
+        std = ev_add(ev_sqrt(s, True), C(eps))                    # state_sum.sqrt().add_(eps)
+        p = ev_add(p, ev_div(ev_mul(ev_neg(clr), g), std))        # param.addcdiv_(g, std, value=-clr)
+        return [p, s], "torch.optim.Adagrad"
+    # Keras 3 Adagrad.update_step (lr: torch's clr when lr_decay != 0)
+    p = decay64(c, p, clr, wd, "keras")                           # p - p*wd*lr
+    s = ev_add(s0, ev_mul(g, g))                                  # accumulator += square(g)
+    p = ev_sub(p, ev_div(ev_mul(clr, g), ev_sqrt(ev_add(s, C(eps)), True)))  # p -= lr*g/sqrt(acc + eps)
+    return [p, s], "keras.optimizers.Adagrad"
+
+
+def adagrad_exact(hp, flags, st, g):
+    D = Decimal
+    lr, lr_decay, wd, eps, step = hp
+    c = Ctx("adagrad", hp, flags)
+    clr = D(lr) / (1 + (step - 1) * D(lr_decay))
+    wd, eps = D(wd), D(eps)
+    p, s = st
+    if c.has(MAXIMIZE):
+        g = -g
+    if c.wd and not c.dec:
+        g = g + wd * p
+    if c.dec:
+        p = p * (1 - clr * wd)
+    s = s + g * g
+    d = (s + eps).sqrt() if c.has(EPS_IN_SQRT) else s.sqrt() + eps
+    if d == 0:
+        return [None, s]
+    return [p - clr * g / d, s]
+
+
+def adagrad_inputs(rng, n, steps, flags, hp, kind, init):
+    """param, sum and the gradients: sigma = 2^k per element, g ~ sigma, sum ~ sigma^2 * [1/2,
+    32) (several steps accumulated).  Element 0: fresh sum (0); element 1: zero gradient in
+    step 0.  Edge: elements 0 and 1 zero everywhere (0/0 with eps 0)."""
+    if kind in ("fresh", "special"):
+        return generic_inputs(rng, n, steps, "adagrad", flags, hp, kind, init)
+    p, s = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    gs = [np.zeros(n, np.float32) for _ in range(steps)]
+    for i in range(n):
+        sigma = 2.0**rng.irange(-20, 3)
+        p[i] = draw_param(rng)
+        s[i] = f32(sigma * sigma * rng.mant() * 2.0**rng.irange(-1, 4))
+        for t in range(steps):
+            gs[t][i] = draw_grad(rng, sigma)
+        if i == 0:
+            s[i] = 0.0
+        if i == 1:
+            gs[0][i] = 0.0
+        if kind == "edge" and i < 2:
+            p[i] = s[i] = 0.0
+            for t in range(steps):
+                gs[t][i] = 0.0
+    return [p, s], gs
+
+
+# ===========================================================================
+# SGD
+# ===========================================================================
+def sgd_spec32(hp, flags, st, g):
+    n = len(g.v)
+    lr, mom, damp, wd = hp
+    c = Ctx("sgd", hp, flags)
+    Fl, Fm, Fd, Fw = (Fraction(x) for x in hp)
+    K = {"m": const32(n, mom, Fm), "dd": const32(n, 1.0 - damp, 1 - Fd), "nl": const32(n, -lr, -Fl),
+         "w": const32(n, wd, Fw), "dk": const32(n, 1.0 - lr * wd, 1 - Fl * Fw)}
+    p, b0 = st
+    p, g = shared_ev(K, c, p, g)
+    b = b0
+    if not c.mom:
+        p = ev_add(p, ev_mul(K["nl"], g))
+    elif not c.has(LR_IN_MOMENTUM):
+        b = ev_copy(g) if c.has(INIT_MOMENTUM) else ev_add(ev_mul(b0, K["m"]), ev_mul(K["dd"], g))
+        if c.has(NESTEROV):
+            p = ev_add(p, ev_mul(K["nl"], ev_add(g, ev_mul(K["m"], b))))
+        else:
+            p = ev_add(p, ev_mul(K["nl"], b))
+    else:
+        b = ev_add(ev_mul(b0, K["m"]), ev_mul(K["nl"], g))
+        p = ev_add(p, ev_add(ev_mul(b, K["m"]), ev_mul(K["nl"], g))) if c.has(NESTEROV) else ev_add(p, b)
+    return [p, b]
+
+
+def sgd_ref64(hp, flags, st, g):
+    lr, mom, damp, wd = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    c = Ctx("sgd", hp, flags)
+    p, b0 = st
+    g = pre_grad64(c, p, g, wd)                                   # d_p.add(param, alpha=wd)
+    b = b0
+    if not c.has(LR_IN_MOMENTUM):
+        # torch.optim.SGD 1.13 (_single_tensor_sgd)
+        p = decay64(c, p, C(lr), wd, "torch")                     # (not in torch: the spec's dk)
+        if c.mom:
+            if c.has(INIT_MOMENTUM):
+                b = ev_copy(g)                                    # buf = torch.clone(d_p)
+            else:
+                b = ev_add(ev_mul(b0, C(mom)), ev_mul(ev_sub(C(1.0), C(damp)), g))  # mul_(m).add_(d_p, alpha=1-damp)
+            d_p = ev_add(g, ev_mul(C(mom), b)) if c.has(NESTEROV) else b        # d_p.add(buf, alpha=m)
+        else:
+            d_p = g
+        return [ev_add(p, ev_mul(C(-lr), d_p)), b], "torch.optim.SGD"  # param.add_(d_p, alpha=-lr)
+    # Keras 3 SGD.update_step
+    p = decay64(c, p, C(lr), wd, "keras")
+    if c.mom:
+        b = ev_sub(ev_mul(b0, C(mom)), ev_mul(g, C(lr)))          # m = m*momentum - g*lr
+        if c.has(NESTEROV):
+            p = ev_add(p, ev_sub(ev_mul(b, C(mom)), ev_mul(g, C(lr))))  # p += m*momentum - g*lr
+        else:
+            p = ev_add(p, b)                                      # p += m
+    else:
+        p = ev_sub(p, ev_mul(g, C(lr)))                           # p -= g*lr
+    return [p, b], "keras.optimizers.SGD"
+
+
+def sgd_exact(hp, flags, st, g):
+    D = Decimal
+    lr, mom, damp, wd = (D(x) for x in hp)
+    c = Ctx("sgd", hp, flags)
+    p, b = st
+    if c.has(MAXIMIZE):
+        g = -g
+    if c.wd and not c.dec:
+        g = g + wd * p
+    if c.dec:
+        p = p * (1 - lr * wd)
+    if not c.mom:
+        return [p - lr * g, b]
+    if not c.has(LR_IN_MOMENTUM):
+        b = g if c.has(INIT_MOMENTUM) else b * mom + (1 - damp) * g
+        return [p - lr * (g + mom * b) if c.has(NESTEROV) else p - lr * b, b]
+    b = b * mom - lr * g
+    return [p + (b * mom - lr * g) if c.has(NESTEROV) else p + b, b]
+
+
+def sgd_unused(hp, flags):
+    return 0 if Ctx("sgd", hp, flags).mom else 2
+
+
+def sgd_inputs(rng, n, steps, flags, hp, kind, init):
+    """param, momentum_buf and the gradients: g ~ sigma = 2^k, the buffer ~ sigma (torch) or
+    lr*sigma (Keras' velocity).  Element 0: zero buffer; element 1: zero gradient in step 0."""
+    if kind in ("fresh", "special"):
+        return generic_inputs(rng, n, steps, "sgd", flags, hp, kind, init)
+    lr = hp[0]
+    bscale = lr if flags & LR_IN_MOMENTUM else 1.0
+    p, b = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    gs = [np.zeros(n, np.float32) for _ in range(steps)]
+    for i in range(n):
+        sigma = 2.0**rng.irange(-20, 3)
+        p[i] = draw_param(rng)
+        b[i] = f32(rng.sign() * sigma * rng.mant() * 2.0**rng.irange(-3, 1) * bscale)
+        for t in range(steps):
+            gs[t][i] = draw_grad(rng, sigma)
+        if i == 0:
+            b[i] = 0.0
+        if i == 1:
+            gs[0][i] = 0.0
+    return [p, b], gs
+
+
+# ===========================================================================
+# Adam
+# ===========================================================================
+def check_pow(beta, t):
+    """Python's (C's) pow(beta, t) is the correctly rounded beta^t (what the vectors assume)."""
+    got = _pow(beta, t)
+    want = float(exact_pow(beta, t))  # Fraction -> float: correctly rounded
+    assert got == want, ("pow(%r, %d) = %r is not correctly rounded (%r)" % (beta, t, got, want))
+    return got
+
+
+def adam_spec32(hp, flags, st, g):
+    n = len(g.v)
+    lr, b1, b2, eps, wd, step = hp
+    check_pow(b1, step)
+    check_pow(b2, step)
+    c = Ctx("adam", hp, flags)
+    k = constants("adam", hp, flags)
+    bc1, sbc2 = bias_corrections_exact(b1, b2, step)
+    with localcontext() as ctx:
+        ctx.prec = 90
+        ns_exact = -Decimal(lr) * sbc2 / bc1
+        e_exact = Decimal(eps) if flags & EPS_HAT else Decimal(eps) * sbc2
+    Fl, Fw = Fraction(lr), Fraction(wd)
+    K = {"b1": const32(n, b1, Fraction(b1)), "c1": const32(n, 1.0 - b1, 1 - Fraction(b1)),
+         "b2": const32(n, b2, Fraction(b2)), "c2": const32(n, 1.0 - b2, 1 - Fraction(b2)),
+         "ns": ev_full(n, k["ns"], abs_err(float(k["ns"]), ns_exact), F32),
+         "e": ev_full(n, k["e"], abs_err(float(k["e"]), e_exact), F32),
+         "w": const32(n, wd, Fw), "dk": const32(n, 1.0 - lr * wd, 1 - Fl * Fw)}
+    p, m0, v0, vm0 = st
+    p, g = shared_ev(K, c, p, g)
+    m = ev_add(ev_mul(m0, K["b1"]), ev_mul(K["c1"], g))
+    v = ev_add(ev_mul(v0, K["b2"]), ev_mul(ev_mul(K["c2"], g), g))
+    if c.has(AMSGRAD):
+        vm = ev_max_nan(vm0, v)
+        r = vm
+    else:
+        vm, r = vm0, v
+    d = ev_add(ev_sqrt(r, True), K["e"])
+    p = ev_add(p, ev_div(ev_mul(K["ns"], m), d))
+    return [p, m, v, vm]
+
+
+def pow64(n, beta, t):
+    return const64(n, _pow(beta, t), exact_pow(beta, t))
+
+
+def adam_ref64(hp, flags, st, g):
+    lr, b1, b2, eps, wd, step = hp
+    n = len(g.v)
+    C = lambda x: const64(n, x)  # noqa: E731
+    c = Ctx("adam", hp, flags)
+    p, m0, v0, vm0 = st
+    g = pre_grad64(c, p, g, wd)                                   # grad.add(param, alpha=wd)
+    if not c.has(EPS_HAT):
+        # torch.optim.Adam / AdamW 1.13 (_single_tensor_adam, _single_tensor_adamw)
+        p = decay64(c, p, C(lr), wd, "torch")                     # param.mul_(1 - lr * weight_decay)
+        m = ev_add(ev_mul(m0, C(b1)), ev_mul(ev_sub(C(1.0), C(b1)), g))      # mul_(b1).add_(g, alpha=1-b1)
+        v = ev_add(ev_mul(v0, C(b2)), ev_mul(ev_mul(ev_sub(C(1.0), C(b2)), g), g))  # .addcmul_(g, g, value=1-b2)
+        bc1 = ev_sub(C(1.0), pow64(n, b1, step))                  # 1 - beta1 ** step
+        bc2 = ev_sub(C(1.0), pow64(n, b2, step))
+        step_size = ev_div(C(lr), bc1)                            # lr / bias_correction1
+        bc2_sqrt = ev_sqrt(bc2, True)                             # math.sqrt(bias_correction2)
+        if c.has(AMSGRAD):
+            vm = ev_max_nan(vm0, v)                               # torch.maximum(max_exp_avg_sq, v)
+            r = vm
+        else:
+            vm, r = vm0, v
+        denom = ev_add(ev_div(ev_sqrt(r, True), bc2_sqrt), C(eps))  # (sqrt(r) / bc2_sqrt).add_(eps)
+        p = ev_add(p, ev_div(ev_mul(ev_neg(step_size), m), denom))  # addcdiv_(m, denom, value=-step_size)
+        return [p, m, v, vm], ("torch.optim.AdamW" if c.dec else "torch.optim.Adam")
+    # Keras 3 Adam.update_step (AdamW: _apply_weight_decay first), the epsilon-hat form
+    p = decay64(c, p, C(lr), wd, "keras")                         # p - p*wd*lr
+    b1p, b2p = pow64(n, b1, step), pow64(n, b2, step)             # ops.power(beta, local_step)
+    alpha = ev_div(ev_mul(C(lr), ev_sqrt(ev_sub(C(1.0), b2p), True)), ev_sub(C(1.0), b1p))
+    m = ev_add(m0, ev_mul(ev_sub(g, m0), ev_sub(C(1.0), C(b1))))  # m += (g - m)*(1 - beta_1)
+    v = ev_add(v0, ev_mul(ev_sub(ev_mul(g, g), v0), ev_sub(C(1.0), C(b2))))  # v += (g^2 - v)*(1 - beta_2)
+    if c.has(AMSGRAD):
+        vm = ev_max_nan(vm0, v)                                   # v_hat = maximum(v_hat, v)
+        r = vm
+    else:
+        vm, r = vm0, v
+    p = ev_sub(p, ev_div(ev_mul(m, alpha), ev_add(ev_sqrt(r, True), C(eps))))  # p -= (m*alpha)/(sqrt(v)+eps)
+    return [p, m, v, vm], ("keras.optimizers.AdamW" if c.dec else "keras.optimizers.Adam")
+
+
+def adam_exact(hp, flags, st, g):
+    D = Decimal
+    lr, b1, b2, eps, wd, step = hp
+    c = Ctx("adam", hp, flags)
+    lr, b1, b2, eps, wd = (D(x) for x in (lr, b1, b2, eps, wd))
+    p, m, v, vm = st
+    if c.has(MAXIMIZE):
+        g = -g
+    if c.wd and not c.dec:
+        g = g + wd * p
+    if c.dec:
+        p = p * (1 - lr * wd)
+    m = m * b1 + (1 - b1) * g
+    v = v * b2 + (1 - b2) * g * g
+    if c.has(AMSGRAD):
+        vm = v if v.is_nan() or vm.is_nan() else max(vm, v)
+        r = vm
+    else:
+        r = v
+    bc1 = 1 - b1 ** step
+    sbc2 = (1 - b2 ** step).sqrt()
+    e = eps if c.has(EPS_HAT) else eps * sbc2
+    d = r.sqrt() + e
+    if d == 0:
+        return [None, m, v, vm]
+    return [p - lr * sbc2 / bc1 * m / d, m, v, vm]
+
+
+def adam_unused(hp, flags):
+    return 0 if flags & AMSGRAD else 8
+
+
+def adam_inputs(rng, n, steps, flags, hp, kind, init):
+    """param, exp_avg, exp_avg_sq, max_exp_avg_sq and the gradients: g ~ sigma = 2^k,
+    m ~ sigma, v ~ sigma^2, max_exp_avg_sq = v * [1/2, 2) (the max goes either way).
+    Element 0: fresh state; element 1: zero gradient in step 0.  Edge: elements 0 and 1
+    zero everywhere (0/0 with eps 0)."""
+    if kind in ("fresh", "special"):
+        return generic_inputs(rng, n, steps, "adam", flags, hp, kind, init)
+    p, m, v, vm = (np.zeros(n, np.float32) for _ in range(4))
+    gs = [np.zeros(n, np.float32) for _ in range(steps)]
+    for i in range(n):
+        sigma = 2.0**rng.irange(-20, 3)
+        p[i] = draw_param(rng)
+        m[i] = f32(rng.sign() * sigma * rng.mant() * 2.0**rng.irange(-3, 0))
+        v[i] = f32(sigma * sigma * rng.mant() * 2.0**rng.irange(-2, 1))
+        vm[i] = f32(float(v[i]) * rng.mant() * 2.0**rng.irange(-1, 0))
+        for t in range(steps):
+            gs[t][i] = draw_grad(rng, sigma)
+        if i == 0:
+            m[i] = v[i] = vm[i] = 0.0
+        if i == 1:
+            gs[0][i] = 0.0
+        if kind == "edge" and i < 2:
+            p[i] = m[i] = v[i] = vm[i] = 0.0
+            for t in range(steps):
+                gs[t][i] = 0.0
+    return [p, m, v, vm], gs
+
+
+# ===========================================================================
+# Inputs shared by the rules: fresh state (presets) and special values.
+# ===========================================================================
+def draw_param(rng):
+    return 0.0 if rng.below(16) == 0 else rng.sign() * rng.mant() * 2.0**rng.irange(-8, 1)
+
+
+def draw_grad(rng, sigma):
+    return rng.sign() * sigma * rng.mant() * 2.0**rng.irange(-2, 1)
+
+
+NAN, INF = float("nan"), float("inf")
+# Special elements: overrides of (param, grad, state 1, state 2, state 3) on a benign element
+# (param 0.75, grad 0.5, state 0.5 / 0.25 / 0.125 ... see BENIGN).
+SPECIAL = [
+    {"g": NAN}, {"g": INF}, {"g": -INF}, {"p": NAN}, {"p": INF}, {"p": -INF},
+    {"s1": NAN}, {"s1": INF}, {"s2": NAN}, {"s3": NAN}, {"s3": INF},
+    {"g": 2.0**-140, "p": 1.0, "s1": 0.0, "s2": 0.0, "s3": 0.0},          # subnormal gradient
+    {"p": 2.0**-135, "g": 2.0**-130},                                      # subnormal param
+    {"p": -0.0, "g": -0.0, "s1": 0.0, "s2": 0.0, "s3": 0.0},               # signed zeros
+    {"p": -0.0, "g": 0.0, "s1": -0.0, "s2": -0.0, "s3": -0.0},
+    {"g": 2.0**100},                                                       # float32 overflow of g*g
+    {"g": -3.0e38},
+    {"s1": 3.0e38, "g": 2.0**60},
+]
+BENIGN = {"rmsprop": (0.75, 0.5, [0.5, 0.25, 0.125]), "adagrad": (0.75, 0.5, [0.5]),
+          "sgd": (0.75, 0.5, [0.25]), "adam": (0.75, 0.5, [0.25, 0.5, 0.375])}
+
+
+def generic_inputs(rng, n, steps, rule, flags, hp, kind, init):
+    """kind "fresh": the framework's initial state (`init`: the value of state 1, 0 by
+    default) and random params and gradients; "special": the SPECIAL elements (n of them)."""
+    nst = len(BENIGN[rule][2])
+    arrs = [np.zeros(n, np.float32) for _ in range(1 + nst)]
+    gs = [np.zeros(n, np.float32) for _ in range(steps)]
+    if kind == "fresh":
+        for i in range(n):
+            sigma = 2.0**rng.irange(-12, 2)
+            arrs[0][i] = draw_param(rng)
+            for t in range(steps):
+                gs[t][i] = draw_grad(rng, sigma)
+        arrs[1][:] = np.float32(init or 0.0)
+        return arrs, gs
+    assert steps == 1 and n == len(SPECIAL)
+    p0, g0, s0 = BENIGN[rule]
+    for i, sp in enumerate(SPECIAL):
+        arrs[0][i] = sp.get("p", p0)
+        gs[0][i] = sp.get("g", g0)
+        for j in range(nst):
+            arrs[1 + j][i] = sp.get("s%d" % (j + 1), s0[j])
+    return arrs, gs
+
+
+# ===========================================================================
+# The rules' tables
+# ===========================================================================
+class RuleSpec:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+RULES = {
+    "rmsprop": RuleSpec(
+        cname="GOLDEN_RMSPROP", hp_names=("lr", "alpha", "eps", "weight_decay", "momentum"),
+        outs=("param", "square_avg", "momentum_buf", "grad_avg"), step_idx=None,
+        nz=(("wd", 3), ("mom", 4)), spec32=rmsprop_spec32, ref64=rmsprop_ref64, exact=rmsprop_exact,
+        inputs=rmsprop_inputs, unused=rmsprop_unused),
+    "adagrad": RuleSpec(
+        cname="GOLDEN_ADAGRAD", hp_names=("lr", "lr_decay", "weight_decay", "eps", "step"),
+        outs=("param", "sum"), step_idx=4, nz=(("lrd", 1), ("wd", 2)),
+        spec32=adagrad_spec32, ref64=adagrad_ref64, exact=adagrad_exact, inputs=adagrad_inputs,
+        unused=lambda hp, flags: 0),
+    "sgd": RuleSpec(
+        cname="GOLDEN_SGD", hp_names=("lr", "momentum", "dampening", "weight_decay"),
+        outs=("param", "momentum_buf"), step_idx=None, nz=(("mom", 1), ("damp", 2), ("wd", 3)),
+        spec32=sgd_spec32, ref64=sgd_ref64, exact=sgd_exact, inputs=sgd_inputs, unused=sgd_unused),
+    "adam": RuleSpec(
+        cname="GOLDEN_ADAM", hp_names=("lr", "beta1", "beta2", "eps", "weight_decay", "step"),
+        outs=("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), step_idx=5, nz=(("wd", 4),),
+        spec32=adam_spec32, ref64=adam_ref64, exact=adam_exact, inputs=adam_inputs, unused=adam_unused),
+}
+RULE_ORDER = ("rmsprop", "adagrad", "sgd", "adam")
+
+
+def hp_at(rule, hp, s):
+    """The hyperparameters of step s of a multi-step case: the step number increments."""
+    i = RULES[rule].step_idx
+    if i is None:
+        return tuple(hp)
+    hp = list(hp)
+    hp[i] = int(hp[i]) + s
+    return tuple(hp)
+
+
+def flag_name(flags):
+    parts = [nm for bit, nm in FLAG_NAMES if flags & bit]
+    return "|".join(parts) if parts else "plain"
+
+
+def classes(rule, hp_on, ext_filter=None):
+    """Every variant class docs/math.md accepts: (flags, {name: on}); hp_on holds the
+    non-zero values of the optional hyperparameters."""
+    spec = RULES[rule]
+    mask = RULE_FLAGS[rule]
+    bits = [b for b, _ in FLAG_NAMES if mask & b]
+    out = []
+    for zi in range(1 << len(spec.nz)):  # (the order of rmsfuse 0.1's RMSProp cases)
+        on = {nm: bool(zi >> j & 1) for j, (nm, _) in enumerate(spec.nz)}
+        hp = hp_with(rule, hp_on, on)
+        for fi in range(1 << len(bits)):
+            flags = sum(b for j, b in enumerate(bits) if fi >> j & 1)
+            if ext_filter is not None and not ext_filter(flags):
+                continue
+            if refusal(rule, hp, flags) is None:
+                out.append((flags, on))
+    return out
+
+
+def hp_with(rule, hp_on, on):
+    hp = list(hp_on)
+    for nm, idx in RULES[rule].nz:
+        if not on[nm]:
+            hp[idx] = 0.0
+    return tuple(hp)
+
+
+def on_name(rule, on):
+    return "/".join("%s%d" % (nm, on[nm]) for nm, _ in RULES[rule].nz)
+
+
+# ===========================================================================
+# Case lists
+# ===========================================================================
+# Hyperparameter sets: the values used where a class has the optional hyperparameter on.
+#   name, hp, elements per case, classes ("all", or "base": RMSProp without DD and NS), kind
+SETS = {
+    "rmsprop": [  # (lr, alpha, eps, weight_decay, momentum)
+        ("torch", (0.01, 0.99, 1e-8, 1e-2, 0.9), 10, "base", "normal"),     # torch.optim.RMSprop preset
+        ("tf", (0.001, 0.9, 1e-10, 1e-4, 0.9), 10, "base", "normal"),       # TF ApplyRMSProp preset
+        ("keras", (0.001, 0.9, 1e-7, 4e-3, 0.5), 10, "all", "normal"),      # Keras RMSprop preset
+        ("misc", (0.1, 0.95, 1e-6, 0.3, 0.99), 10, "all", "normal"),
+        ("coarse", (3e-4, 0.5, 1e-4, 0.05, 0.7), 10, "base", "normal"),     # alpha 0.5: ATen lerp's other branch
+        ("eps0", (0.01, 0.999, 0.0, 1e-3, 0.9), 6, "all", "edge"),          # eps == 0, 0/0 elements
+    ],
+    "adagrad": [  # (lr, lr_decay, weight_decay, eps, step)
+        ("torch", (0.01, 0.01, 1e-2, 1e-10, 3), 10, "all", "normal"),
+        ("keras", (0.001, 0.05, 4e-3, 1e-7, 1), 10, "all", "normal"),
+        ("decay", (0.1, 0.25, 0.3, 1e-6, 7), 10, "all", "normal"),
+        ("late", (1.5, 1e-3, 0.05, 1e-4, 1000), 10, "all", "normal"),
+        ("eps0", (0.01, 0.1, 1e-3, 0.0, 2), 6, "all", "edge"),
+    ],
+    "sgd": [  # (lr, momentum, dampening, weight_decay)
+        ("torch", (0.01, 0.9, 0.1, 1e-3), 10, "all", "normal"),
+        ("big", (0.1, 1.25, 0.5, 0.3), 10, "all", "normal"),                 # momentum > 1 (torch allows it)
+        ("full", (1e-4, 0.5, 1.0, 1e-5), 10, "all", "normal"),               # dampening 1: (float)(1-1) = 0
+    ],
+    "adam": [  # (lr, beta1, beta2, eps, weight_decay, step)
+        ("torch", (1e-3, 0.9, 0.999, 1e-8, 1e-2, 1), 10, "all", "normal"),
+        ("keras", (1e-3, 0.9, 0.999, 1e-7, 4e-3, 3), 10, "all", "normal"),
+        ("late", (3e-4, 0.9, 0.999, 1e-8, 0.1, 1000), 10, "all", "normal"),
+        ("coarse", (0.01, 0.5, 0.75, 1e-4, 0.05, 7), 10, "all", "normal"),
+        ("beta0", (0.1, 0.0, 0.0, 1e-6, 0.3, 2), 10, "all", "normal"),       # betas 0: m = g, v = g^2
+        ("eps0", (1e-3, 0.9, 0.999, 0.0, 1e-2, 2), 6, "all", "edge"),
+    ],
+}
+
+# Chains: consecutive steps on the same state, every optional hyperparameter on.
+CHAIN_STEPS = 6
+RMSPROP_CHAIN_NEW = (NESTEROV, DECOUPLED_DECAY, LR_IN_MOMENTUM | NESTEROV, TF_FLAGS | NESTEROV,
+                     CENTERED | TF_FLAGS | NESTEROV | DECOUPLED_DECAY, CENTERED | NESTEROV | MAXIMIZE,
+                     TF_FLAGS | DECOUPLED_DECAY, CENTERED | LR_IN_MOMENTUM | DECOUPLED_DECAY | MAXIMIZE)
+_SGD_TORCH = (0, NESTEROV, INIT_MOMENTUM, INIT_MOMENTUM | NESTEROV, INIT_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY,
+              INIT_MOMENTUM | NESTEROV | DECOUPLED_DECAY, NESTEROV | MAXIMIZE, DECOUPLED_DECAY)
+_SGD_KERAS = (LR_IN_MOMENTUM, LR_IN_MOMENTUM | NESTEROV, LR_IN_MOMENTUM | DECOUPLED_DECAY,
+              LR_IN_MOMENTUM | NESTEROV | MAXIMIZE | DECOUPLED_DECAY)
+#   rule: [(set name, hp, n, flag sets)]; INIT_MOMENTUM applies to the first step only.
+CHAINS = {
+    "rmsprop": [("chain", (0.02, 0.8, 1e-5, 2e-2, 0.95), 8, tuple(range(16)) + RMSPROP_CHAIN_NEW)],
+    "adagrad": [("chain", (0.05, 0.1, 1e-2, 1e-8, 1), 8, tuple(range(0, 32, 2)))],   # step 1..6, lr_decay on
+    "sgd": [("chain", (0.02, 0.9, 0.0, 1e-2), 8, _SGD_TORCH + _SGD_KERAS),          # dampening 0
+            ("chaind", (0.02, 0.8, 0.3, 1e-2), 8,
+             (0, MAXIMIZE, DECOUPLED_DECAY, INIT_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY))],
+    "adam": [("chain", (2e-3, 0.9, 0.99, 1e-8, 2e-2, 1), 8, tuple(range(0, 512, 8)))],  # step 1..6
+}
+
+# Presets: rmsfuse_<rule>_<framework>(lr) from the framework's initial state, 4 steps.
+#   function, rule, hp, flags, initial value of the first state array
+PRESET_STEPS = 4
+PRESETS = [
+    ("rmsfuse_rmsprop_pytorch", "rmsprop", (0.01, 0.99, 1e-8, 0.0, 0.0), 0, 0.0),
+    ("rmsfuse_rmsprop_tensorflow", "rmsprop", (0.001, 0.9, 1e-10, 0.0, 0.0), TF_FLAGS, 1.0),  # TF1: rms = 1
+    ("rmsfuse_rmsprop_keras", "rmsprop", (0.001, 0.9, 1e-7, 0.0, 0.0), TF_FLAGS, 0.0),
+    ("rmsfuse_adagrad_pytorch", "adagrad", (0.01, 0.0, 0.0, 1e-10, 1), 0, 0.0),
+    ("rmsfuse_adagrad_keras", "adagrad", (0.001, 0.0, 0.0, 1e-7, 1), EPS_IN_SQRT, 0.1),          # Keras: 0.1
+    ("rmsfuse_adagrad_classic", "adagrad", (0.01, 0.0, 0.0, 1e-8, 1), EPS_IN_SQRT, 0.0),
+    ("rmsfuse_sgd_pytorch", "sgd", (0.01, 0.0, 0.0, 0.0), 0, 0.0),
+    ("rmsfuse_sgd_keras", "sgd", (0.01, 0.0, 0.0, 0.0), LR_IN_MOMENTUM, 0.0),
+    ("rmsfuse_adam_pytorch", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 1), 0, 0.0),
+    ("rmsfuse_adamw_pytorch", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.01, 1), DECOUPLED_DECAY, 0.0),
+    ("rmsfuse_adam_tensorflow", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 1), EPS_HAT, 0.0),
+    ("rmsfuse_adam_keras", "adam", (1e-3, 0.9, 0.999, 1e-7, 0.0, 1), EPS_HAT, 0.0),
+    ("rmsfuse_adamw_keras", "adam", (1e-3, 0.9, 0.999, 1e-7, 0.004, 1), EPS_HAT | DECOUPLED_DECAY, 0.0),
+]
+
+# Special values: a few flag sets per rule, every optional hyperparameter on.
+SPECIAL_CASES = {
+    "rmsprop": ((0.01, 0.9, 1e-8, 1e-2, 0.9),
+                (0, TF_FLAGS, CENTERED | MAXIMIZE, TF_FLAGS | NESTEROV | DECOUPLED_DECAY,
+                 CENTERED | NESTEROV | DECOUPLED_DECAY)),
+    "adagrad": ((0.01, 0.1, 1e-2, 1e-10, 3), (0, EPS_IN_SQRT | DECOUPLED_DECAY | MAXIMIZE)),
+    "sgd": ((0.01, 0.9, 0.0, 1e-2), (0, NESTEROV | MAXIMIZE, INIT_MOMENTUM | DECOUPLED_DECAY,
+                                     LR_IN_MOMENTUM | NESTEROV | DECOUPLED_DECAY)),
+    "adam": ((1e-3, 0.9, 0.999, 1e-8, 1e-2, 2), (0, AMSGRAD, AMSGRAD | EPS_HAT | DECOUPLED_DECAY,
+                                                 AMSGRAD | MAXIMIZE)),
+}
+NEW_N = 5  # elements per case, except RMSProp's cases of rmsfuse 0.1 (their n unchanged)
+KIND_CODE = {"normal": 0, "fresh": 0, "edge": 1, "special": 2}
+
+
+# ===========================================================================
+# Running a case
+# ===========================================================================
 def ceil3(x):
     """Decimal string of x rounded up to 3 significant digits (x >= 0 finite)."""
     if x == 0:
@@ -507,47 +1514,59 @@ class Case:
     pass
 
 
-def run_case(name, hp, flags, wd_on, mom_on, n, steps, edge):
-    lr, alpha, eps, wd, mom = hp
-    hp_used = (lr, alpha, eps, wd if wd_on else 0.0, mom if mom_on else 0.0)
-    rng = Rng(zlib.crc32(name.encode()))
-    arrs, gs = make_inputs(rng, n, steps, flags, lr, edge)
+def run_case(rule, name, hp, flags, n, steps, kind, flags_later=None, init=None):
+    spec = RULES[rule]
+    K = len(spec.outs)
+    flags_later = flags if flags_later is None else flags_later
+    for s in range(steps):
+        why = refusal(rule, hp_at(rule, hp, s), flags if s == 0 else flags_later)
+        assert why is None, (name, why)
+    seed_name = name[len("rmsprop/"):] if rule == "rmsprop" else name
+    rng = Rng(zlib.crc32(seed_name.encode()))
+    arrs, gs = spec.inputs(rng, n, steps, flags, hp, kind, init)
     cs = Case()
-    cs.name, cs.hp, cs.flags, cs.n, cs.steps = name, hp_used, flags, n, steps
-    cs.inputs = [arrs[0], gs[0], arrs[1], arrs[2], arrs[3]] + gs[1:]
-    cs.out32, cs.ref64, cs.bound, cs.bound_s, cs.ratios = [], [], [], [], []
-    cs.e32, cs.e64, cs.wd_on, cs.mom_on = [], [], wd_on, mom_on
-    K32 = consts32(n, hp_used)
-    st32 = state_from_f32(arrs, F32)
-    st64 = state_from_f32(arrs, F64)
+    cs.rule, cs.name, cs.hp, cs.flags, cs.flags_later = rule, name, tuple(hp), flags, flags_later
+    cs.n, cs.steps, cs.kind, cs.K = n, steps, kind, K
+    cs.unused = spec.unused(hp, flags)
+    cs.inputs = [arrs[0], gs[0]] + arrs[1:] + gs[1:]
+    cs.grads = gs
+    cs.out32, cs.ref64, cs.bound, cs.bound_s, cs.ratios, cs.e32, cs.e64 = [], [], [], [], [], [], []
+    cs.refs = []
+    st32 = [EV(a.copy(), 0.0, F32) for a in arrs]
+    st64 = [EV(a.astype(np.float64), 0.0, F64) for a in arrs]
     plain = [a.copy() for a in arrs]
     with np.errstate(all="ignore"):
         for s in range(steps):
+            hs = hp_at(rule, hp, s)
+            fs = flags if s == 0 else flags_later
             g32 = EV(gs[s].copy(), 0.0, F32)
             g64 = EV(gs[s].astype(np.float64), 0.0, F64)
-            st32 = spec_step(K32, st32, g32, flags, wd_on, mom_on)
-            st64 = ref_step(hp_used, st64, g64, flags, wd_on, mom_on)
-            plain = emulate_f32(hp_used, plain, gs[s], flags, wd_on, mom_on)
-            for k, (o32, o64, pl) in enumerate(zip(st32.outs(), st64.outs(), plain)):
+            st32 = spec.spec32(hs, fs, st32, g32)
+            st64, ref_name = spec.ref64(hs, fs, st64, g64)
+            cs.refs.append(ref_name)
+            plain = list(EMULATE[rule](hs, fs, plain[0], gs[s], *plain[1:]))
+            for k in range(K):
+                o32, o64, pl = st32[k], st64[k], plain[k]
                 assert o32.v.dtype == np.float32 and o64.v.dtype == np.float64
                 # the emulation and the tracked value path agree bit for bit
-                bits_a = o32.v.view(np.uint32)
-                bits_b = pl.view(np.uint32)
-                same = (bits_a == bits_b) | (np.isnan(o32.v) & np.isnan(pl))
-                assert same.all(), (name, s, k)
+                same = (o32.v.view(np.uint32) == pl.view(np.uint32)) | (np.isnan(o32.v) & np.isnan(pl))
+                assert same.all(), (name, s, k, o32.v, pl)
                 out = o32.v.astype(np.float64)
                 ref = o64.v
                 raw = SAFETY * (o32.e + o64.e)
                 for i in range(n):
-                    if not (np.isfinite(raw[i]) and np.isfinite(out[i]) and np.isfinite(ref[i])):
-                        assert edge, ("unbounded output outside the edge set", name, s, k, i)
-                        assert np.isnan(out[i]) == np.isnan(ref[i]), (name, s, k, i)
-                        bs, bv = "-1.0", -1.0
-                    else:
+                    if np.isfinite(raw[i]) and np.isfinite(out[i]) and np.isfinite(ref[i]):
                         bs, bv = ceil3(float(raw[i]))
                         diff = abs(float(out[i]) - float(ref[i]))  # as the C test computes it
                         assert diff <= bv, (name, s, k, i, diff, bv)
-                        cs.ratios.append((diff / bv if bv > 0 else 0.0, bv, float(out[i]), k))
+                        cs.ratios.append((diff / bv if bv > 0 else 0.0, bv, float(out[i]), k, ref_name))
+                    else:
+                        assert kind in ("edge", "special"), ("unbounded output", name, s, k, i, out[i], ref[i])
+                        if np.isnan(out[i]) == np.isnan(ref[i]):
+                            bs, bv = "-1.0", -1.0
+                        else:
+                            assert kind == "special", ("NaN-ness differs", name, s, k, i, out[i], ref[i])
+                            bs, bv = "-2.0", -2.0
                     cs.bound.append(bv)
                     cs.bound_s.append(bs)
                 cs.out32.append(o32.v.copy())
@@ -559,96 +1578,96 @@ def run_case(name, hp, flags, wd_on, mom_on, n, steps, edge):
 
 def build_cases():
     cases = []
-    for (sname, lr, alpha, eps, wd, mom, n) in SETS:
-        hp = (lr, alpha, eps, wd, mom)
-        for var in range(64):
-            flags, wd_on, mom_on = var & 15, bool(var & V_WD), bool(var & V_MOM)
-            name = "%s/%s/wd%d/mom%d" % (sname, flag_name(flags), wd_on, mom_on)
-            cases.append(run_case(name, hp, flags, wd_on, mom_on, n, 1, sname == "eps0"))
-    sname, lr, alpha, eps, wd, mom, n, steps = CHAIN
-    for flags in range(16):
-        name = "%s/%s/wd1/mom1/%dsteps" % (sname, flag_name(flags), steps)
-        cases.append(run_case(name, (lr, alpha, eps, wd, mom), flags, True, True, n, steps, False))
+    base = lambda f: not f & (DECOUPLED_DECAY | NESTEROV)  # noqa: E731  (RMSProp's classes of 0.1)
+    for rule in RULE_ORDER:
+        for (sname, hp_on, n, which, kind) in SETS[rule]:
+            cls = classes(rule, hp_on, base if which == "base" else None)
+            if rule == "rmsprop" and which == "all":  # the classes of 0.1 first, in their order
+                cls = sorted(cls, key=lambda fo: (not base(fo[0]),))
+            for flags, on in cls:
+                hp = hp_with(rule, hp_on, on)
+                if rule == "rmsprop":
+                    name = "rmsprop/%s/%s/%s" % (sname, flag_name(flags), on_name(rule, on))
+                else:
+                    name = "%s/%s/%s/%s" % (rule, sname, flag_name(flags), on_name(rule, on))
+                nn = n if rule == "rmsprop" and base(flags) else NEW_N
+                cases.append(run_case(rule, name, hp, flags, nn, 1, kind))
+        # chains
+        for sname, hp, n, flag_sets in CHAINS[rule]:
+            for flags in flag_sets:
+                if flags & ~RULE_FLAGS[rule]:
+                    continue
+                on = {nm: hp[idx] != 0 for nm, idx in RULES[rule].nz}
+                if rule == "rmsprop":
+                    name = "rmsprop/%s/%s/wd1/mom1/%dsteps" % (sname, flag_name(flags), CHAIN_STEPS)
+                else:
+                    name = "%s/%s/%s/%s/%dsteps" % (rule, sname, flag_name(flags), on_name(rule, on), CHAIN_STEPS)
+                nn = n if rule == "rmsprop" and base(flags) else NEW_N
+                cases.append(run_case(rule, name, hp, flags, nn, CHAIN_STEPS, "normal",
+                                      flags_later=flags & ~INIT_MOMENTUM))
+        for fn, prule, hp, flags, init in PRESETS:
+            if prule == rule:
+                name = "%s/preset/%s/%dsteps" % (rule, fn, PRESET_STEPS)
+                cases.append(run_case(rule, name, hp, flags, NEW_N, PRESET_STEPS, "fresh", init=init))
+        hp, flag_sets = SPECIAL_CASES[rule]
+        for flags in flag_sets:
+            name = "%s/special/%s" % (rule, flag_name(flags))
+            cases.append(run_case(rule, name, hp, flags, len(SPECIAL), 1, "special"))
     return cases
 
 
-# ---------------------------------------------------------------------------
-# --selftest: the bounds against the exact update, evaluated with 80-digit
-# decimal arithmetic (independent of the error analysis and of NumPy).
-def exact_step(hp, st, g, flags, wd_on, mom_on):
-    D = Decimal
-    lr, alpha, eps, wd, mom = (D(x) for x in hp)
-    p, v, b, ga = st
-    if flags & MAXIMIZE:
-        g = -g
-    if wd_on:
-        g = g + wd * p
-    c = 1 - alpha
-    v = v * alpha + c * g * g
-    if flags & CENTERED:
-        ga = ga * alpha + c * g
-        s = v - ga * ga
-    else:
-        s = v
-    if s < 0 or (flags & EPS_IN_SQRT and s + eps < 0):
-        d = None
-    else:
-        d = (s + eps).sqrt() if flags & EPS_IN_SQRT else s.sqrt() + eps
-    if d is None or d == 0 or p is None:  # undefined update: 0/0 or sqrt of a negative
-        return [None, v, b if not mom_on else None, ga]
-    if flags & LR_IN_MOMENTUM:
-        u = lr * g / d
-        if mom_on:
-            b = b * mom + u
-            p = p - b
-        else:
-            p = p - u
-    else:
-        if mom_on:
-            b = b * mom + g / d
-            p = p - lr * b
-        else:
-            p = p - lr * g / d
-    return [p, v, b, ga]
-
-
+# ===========================================================================
+# --selftest: the bounds against the exact update, evaluated with 80-digit decimal
+# arithmetic (independent of the error analysis and of NumPy).
+# ===========================================================================
 def selftest(cases):
-    worst32 = worst64 = 0.0
+    worst = {}
     checked = 0
     with localcontext() as ctx:
         ctx.prec = 80
+        ctx.traps[InvalidOperation] = ctx.traps[DivisionByZero] = False  # NaN and Inf inputs: NaN, Inf
         for cs in cases:
-            n = cs.n
-            st = [[Decimal(float(cs.inputs[idx][i])) for idx in (0, 2, 3, 4)] for i in range(n)]
-            grads = [cs.inputs[1]] + cs.inputs[5:]
+            spec = RULES[cs.rule]
+            K, n = cs.K, cs.n
+            ins = [cs.inputs[0]] + cs.inputs[2:2 + K - 1]
+            st = [[Decimal(float(a[i])) for a in ins] for i in range(n)]
             for s in range(cs.steps):
+                hs = hp_at(cs.rule, cs.hp, s)
+                fs = cs.flags if s == 0 else cs.flags_later
                 for i in range(n):
-                    st[i] = exact_step(cs.hp, st[i], Decimal(float(grads[s][i])), cs.flags,
-                                       cs.wd_on, cs.mom_on)
-                for k in range(4):
-                    out, ref = cs.out32[s * 4 + k], cs.ref64[s * 4 + k]
-                    e32, e64 = cs.e32[s * 4 + k], cs.e64[s * 4 + k]
+                    if all(x is not None for x in st[i]):
+                        st[i] = spec.exact(hs, fs, st[i], Decimal(float(cs.grads[s][i])))
+                    else:
+                        st[i] = [None] * K
+                for k in range(K):
+                    out, ref = cs.out32[s * K + k], cs.ref64[s * K + k]
+                    e32, e64 = cs.e32[s * K + k], cs.e64[s * K + k]
                     for i in range(n):
-                        if cs.bound[(s * 4 + k) * n + i] < 0:
+                        if cs.bound[(s * K + k) * n + i] < 0:
                             continue
                         x = st[i][k]
-                        assert x is not None, (cs.name, s, k, i)
+                        assert x is not None and x.is_finite(), (cs.name, s, k, i, x)
                         d32 = abs(Decimal(float(out[i])) - x)
                         d64 = abs(Decimal(float(ref[i])) - x)
                         assert d32 <= Decimal(float(e32[i])), (cs.name, s, k, i, d32, e32[i])
                         assert d64 <= Decimal(float(e64[i])), (cs.name, s, k, i, d64, e64[i])
+                        w = worst.setdefault(cs.rule, [0.0, 0.0, 0])
                         if e32[i] > 0:
-                            worst32 = max(worst32, float(d32) / float(e32[i]))
+                            w[0] = max(w[0], float(d32) / float(e32[i]))
                         if e64[i] > 0:
-                            worst64 = max(worst64, float(d64) / float(e64[i]))
+                            w[1] = max(w[1], float(d64) / float(e64[i]))
+                        w[2] += 1
                         checked += 1
-    print("selftest: %d outputs; max |out32 - exact|/E32 = %.3g, max |ref64 - exact|/E64 = %.3g"
-          " (both must be <= 1)" % (checked, worst32, worst64), file=sys.stderr)
+    for rule in RULE_ORDER:
+        w = worst.get(rule, [0, 0, 0])
+        print("selftest %-8s %6d outputs: max |out32 - exact|/E32 = %.3g, max |ref64 - exact|/E64 = %.3g"
+              " (both must be <= 1)" % (rule, w[2], w[0], w[1]), file=sys.stderr)
+    print("selftest: %d outputs checked against the exact update" % checked, file=sys.stderr)
 
 
-ARRAY_NAMES_IN = ("param", "grad", "square_avg", "momentum_buf", "grad_avg")
-
-
+# ===========================================================================
+# Output
+# ===========================================================================
 def u32s(a):
     return ["0x%08xu" % int(x) for x in a.view(np.uint32)]
 
@@ -665,36 +1684,46 @@ HEADER = """\
  *     /usr/bin/python3 tests/golden/gen_golden.py tests/golden/golden_vectors.inc
  * (ctest's golden_vectors_uptodate checks that this file is what the script writes).
  *
- * Include after defining golden_case (see test_golden.c).  Per case:
- *   golden_in[in_off ...]      float32 bits: param, grad (step 0), square_avg,
- *                              momentum_buf, grad_avg (n each), then the gradients
- *                              of steps 1 .. steps-1 (n each)
- *   golden_out32[out_off ...]  per step: param, square_avg, momentum_buf, grad_avg
- *                              after the step, float32 bits of a NumPy float32
- *                              emulation of the spec's op order: BIT-EXACT
+ * Include after defining golden_case and the GOLDEN_<RULE> constants (see
+ * test_golden.c).  K = the rule's outputs per step: RMSProp 4 (param, square_avg,
+ * momentum_buf, grad_avg), AdaGrad 2 (param, sum), SGD 2 (param, momentum_buf), Adam 4
+ * (param, exp_avg, exp_avg_sq, max_exp_avg_sq).  Per case:
+ *   hp[]                       the rule's config fields in order (RMSProp lr, alpha, eps,
+ *                              weight_decay, momentum; AdaGrad lr, lr_decay, weight_decay,
+ *                              eps; SGD lr, momentum, dampening, weight_decay; Adam lr,
+ *                              beta1, beta2, eps, weight_decay); step: AdaGrad's and
+ *                              Adam's step number of the first step, +1 per further step
+ *   flags, flags_later         the flags of step 0 and of the steps after it
+ *   unused                     bit k: output k is an array the configuration does not use
+ *   special                    0: every bound finite; 1: eps == 0 edge (-1 allowed);
+ *                              2: special values (-1 and -2 allowed)
+ *   golden_in[in_off ...]      float32 bits: param, grad (step 0), the state arrays in
+ *                              output order (n each), then the gradients of steps
+ *                              1 .. steps-1 (n each)
+ *   golden_out32[out_off ...]  per step the K outputs after the step, float32 bits of a
+ *                              NumPy float32 emulation of docs/math.md's op order: BIT-EXACT
  *   golden_ref64[out_off ...]  same layout: float64 reference from the frameworks'
- *                              formulas (torch.optim.RMSprop without EPS_IN_SQRT and
- *                              LR_IN_MOMENTUM, TF ApplyRMSProp/ApplyCenteredRMSProp
- *                              with both, the spec's formula in float64 otherwise),
- *                              exact double hyperparameters, an independent float64
- *                              trajectory over multi-step cases
- *   golden_bound[out_off ...]  same layout: |out32 - ref64| <= bound.  -1 means "no
- *                              bound: NaN-ness of out32 and ref64 must agree".
- * Arrays a variant does not use (momentum_buf when momentum == 0, grad_avg without
- * CENTERED) are expected unchanged.
+ *                              formulas (the case's `ref`), exact double hyperparameters,
+ *                              an independent float64 trajectory over multi-step cases
+ *   golden_bound[out_off ...]  same layout: |out32 - ref64| <= bound.  -1: no bound,
+ *                              NaN-ness of out32 and ref64 must agree; -2: their
+ *                              NaN-ness differs (float32 overflow, or the framework's
+ *                              op order on an infinite input): bits only.
+ *   golden_ref64 and golden_bound have golden_out32's layout (its comments name the
+ *   cases).
+ * Arrays a configuration does not use are expected unchanged.
  *
  * The bound: both evaluations are rounded versions of the same exact real update X
- * (float32 inputs, exact double hyperparameters).  Forward error analysis carries
- * a rigorous bound on |computed - exact| for every intermediate, unit roundoff
- * u = 2^-24 per float32 op and 2^-53 per float64 op, constants' rounding from
- * double to float32 included (exactly, with fractions):
+ * (float32 inputs, exact double hyperparameters).  Forward error analysis carries a
+ * rigorous bound on |computed - exact| for every intermediate, unit roundoff u = 2^-24
+ * per float32 op and 2^-53 per float64 op, constants' rounding from double to float32
+ * included (computed exactly):
  *   x +- y: ex + ey + u|z|            x * y: |x|ey + |y|ex + ex*ey + u|z| + eta
  *   x / y: (ex + |x/y|ey)/(|y| - ey) + u|z| + eta
  *   sqrt(x): min(ex/(sqrt(x) + sqrt(max(x - ex, 0))), sqrt(ex)) + u|z|
- * (eta = 2^-149 resp. 2^-1074 for underflow).  bound = 1.01 * (E32 + E64), rounded
- * up to 3 significant digits, where E32 bounds |out32 - X| and E64 |ref64 - X|.
- * Inputs keep the centred s = v - ga^2 far from 0 and divisors far from 0; only
- * the eps == 0 edge set (0/0) has unbounded (-1) entries.
+ *   max(x, y): max(ex, ey)
+ * (eta = 2^-149 resp. 2^-1074 for underflow).  bound = 1.01 * (E32 + E64), rounded up
+ * to 3 significant digits, where E32 bounds |out32 - X| and E64 |ref64 - X|.
  */
 """
 
@@ -703,18 +1732,25 @@ def render(cases):
     lines = [HEADER.rstrip("\n"), ""]
     lines.append("#define GOLDEN_N_CASES %d" % len(cases))
     lines.append("")
-    lines.append("/* name, lr, alpha, eps, weight_decay, momentum, flags, n, steps, in_off, out_off */")
+    lines.append("/* name, rule, ref, hp[5], step, flags, flags_later, unused, special, n, steps, in_off,"
+                 " out_off */")
     lines.append("static const golden_case golden_cases[GOLDEN_N_CASES] = {")
     in_off = out_off = 0
     for cs in cases:
-        lr, alpha, eps, wd, mom = cs.hp
-        lines.append("    {\"%s\", %s, %s, %s, %s, %s, %uu, %uu, %uu, %uu, %uu}, /* lr %r alpha %r eps %r"
-                     " wd %r mom %r */"
-                     % (cs.name, hexd(lr), hexd(alpha), hexd(eps), hexd(wd), hexd(mom), cs.flags,
-                        cs.n, cs.steps, in_off, out_off, lr, alpha, eps, wd, mom))
+        spec = RULES[cs.rule]
+        si = spec.step_idx
+        hp5 = [float(x) for j, x in enumerate(cs.hp) if j != si] + [0.0] * 5
+        hp5 = hp5[:5]
+        step = int(cs.hp[si]) if si is not None else 0
+        refs = sorted(set(cs.refs), key=cs.refs.index)
+        comment = " ".join("%s %r" % (nm, x) for nm, x in zip(spec.hp_names, cs.hp))
+        lines.append("    {\"%s\", %s, \"%s\", {%s}, %dLL, %uu, %uu, %uu, %uu, %uu, %uu, %uu, %uu}, /* %s */"
+                     % (cs.name, spec.cname, " / ".join(refs), ", ".join(hexd(x) for x in hp5), step,
+                        cs.flags, cs.flags_later, cs.unused, KIND_CODE[cs.kind], cs.n, cs.steps, in_off,
+                        out_off, comment))
         cs.in_off, cs.out_off = in_off, out_off
-        in_off += cs.n * (4 + cs.steps)
-        out_off += cs.n * 4 * cs.steps
+        in_off += cs.n * (cs.K + cs.steps)
+        out_off += cs.n * cs.K * cs.steps
     lines.append("};")
     lines.append("")
     lines.append("#define GOLDEN_IN_LEN %d" % in_off)
@@ -722,8 +1758,9 @@ def render(cases):
     lines.append("")
     lines.append("static const uint32_t golden_in[GOLDEN_IN_LEN] = {")
     for cs in cases:
-        lines.append("    /* %s: param, grad, square_avg, momentum_buf, grad_avg%s */"
-                     % (cs.name, ", grads of steps 1..%d" % (cs.steps - 1) if cs.steps > 1 else ""))
+        names = ", ".join(("param", "grad") + RULES[cs.rule].outs[1:])
+        lines.append("    /* %s: %s%s */" % (cs.name, names, ", grads of steps 1..%d" % (cs.steps - 1)
+                                               if cs.steps > 1 else ""))
         for a in cs.inputs:
             emit_rows(lines, u32s(a), 10)
     lines.append("};")
@@ -737,49 +1774,84 @@ def render(cases):
     lines.append("")
     lines.append("static const double golden_ref64[GOLDEN_OUT_LEN] = {")
     for cs in cases:
-        lines.append("    /* %s */" % cs.name)
         for a in cs.ref64:
             emit_rows(lines, [hexd(float(x)) for x in a], 5)
     lines.append("};")
     lines.append("")
     lines.append("static const double golden_bound[GOLDEN_OUT_LEN] = {")
     for cs in cases:
-        lines.append("    /* %s */" % cs.name)
         emit_rows(lines, cs.bound_s, 10)
     lines.append("};")
     lines.append("")
     return "\n".join(lines)
 
 
+def _q(rs):
+    rs = sorted(rs)
+    return len(rs), rs[len(rs) // 2], rs[int(len(rs) * 0.9)], rs[-1]
+
+
+def _line(label, rs):
+    return "  %-44s %6d  %7.3g  %7.3g  %7.3g" % ((label,) + _q(rs)) if rs else "  %-44s      0" % label
+
+
 def print_stats(cases):
-    names = ("param", "square_avg", "momentum_buf", "grad_avg")
-    allr = []
-    for k in range(4):
-        rs = [r for cs in cases for (r, bv, out, kk) in cs.ratios if kk == k and bv > 0]
-        allr += rs
-        if rs:
-            rs.sort()
-            print("%-12s n=%5d |out-ref64|/bound: median %.3g  p90 %.3g  max %.3g"
-                  % (names[k], len(rs), rs[len(rs) // 2], rs[int(len(rs) * 0.9)], rs[-1]),
-                  file=sys.stderr)
-    allr.sort()
-    print("%-12s n=%5d |out-ref64|/bound: median %.3g  p90 %.3g  max %.3g"
-          % ("all", len(allr), allr[len(allr) // 2], allr[int(len(allr) * 0.9)], allr[-1]),
-          file=sys.stderr)
-    # bound in float32 ulps of the output: is the bound tight?
-    ul = []
-    for cs in cases:
-        for (r, bv, out, kk) in cs.ratios:
-            if bv > 0 and out != 0:
-                ulp = float(np.spacing(np.float32(abs(out))))
-                ul.append(bv / ulp)
-    ul.sort()
-    print("bound in float32 ulps of the output: median %.3g  p90 %.3g  max %.3g"
-          % (ul[len(ul) // 2], ul[int(len(ul) * 0.9)], ul[-1]), file=sys.stderr)
+    """The report: the observed |out32 - ref64| as a fraction of its bound."""
+    out = sys.stderr
+    print("Report: |out32 - ref64| / bound for every output with a bound (bound = 1.01 (E32 + E64),\n"
+          "rounded up to 3 digits; ratio <= 1 is asserted here and in tests/test_golden.c).", file=out)
+    print("  %-44s %6s  %7s  %7s  %7s" % ("", "n", "median", "p90", "max"), file=out)
+    rows = [(cs, r, bv, o, k, ref, s) for cs in cases for s, (r, bv, o, k, ref) in enumerate(cs.ratios)]
+    for rule in RULE_ORDER:
+        rr = [x for x in rows if x[0].rule == rule and x[2] > 0]
+        ncases = sum(1 for cs in cases if cs.rule == rule)
+        print("%s (%d cases)" % (rule, ncases), file=out)
+        print(_line("all outputs", [x[1] for x in rr]), file=out)
+        for k, nm in enumerate(RULES[rule].outs):
+            print(_line(nm, [x[1] for x in rr if x[4] == k]), file=out)
+        for ref in sorted({x[5] for x in rr}):
+            print(_line("vs " + ref, [x[1] for x in rr if x[5] == ref]), file=out)
+            print(_line("vs " + ref + ": param", [x[1] for x in rr if x[5] == ref and x[4] == 0]), file=out)
+        # how tight: the bound in float32 ulps of the output, and the float64 reference's share
+        ul = [x[2] / float(np.spacing(np.float32(abs(x[3])))) for x in rr if x[3] != 0]
+        n, med, p90, mx = _q(ul)
+        e64 = [float(cs.e64[i // cs.n][i % cs.n] / (cs.e32[i // cs.n][i % cs.n] + cs.e64[i // cs.n][i % cs.n]))
+               for cs in cases if cs.rule == rule for i, b in enumerate(cs.bound)
+               if b > 0 and cs.e32[i // cs.n][i % cs.n] > 0]
+        print("  bound in float32 ulps of the output: median %.3g, p90 %.3g, max %.3g;\n"
+              "  the float64 reference's share E64 / (E32 + E64) at most %.2g (where E32 > 0)"
+              % (med, p90, mx, max(e64)), file=out)
+    torch_adam = [x[1] for x in rows if x[0].rule == "adam" and x[2] > 0 and x[4] == 0
+                  and x[5].startswith("torch")]
+    if torch_adam:
+        n, med, p90, mx = _q(torch_adam)
+        print("Adam's param against torch.optim.Adam/AdamW, whose formula differs algebraically (torch:\n"
+              "(lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps); rmsfuse: (lr sqrt(bc2)/bc1) m / (sqrt(v) + eps\n"
+              "sqrt(bc2)), the same real number): %d outputs, the error is a median %.3g, p90 %.3g and at\n"
+              "most %.3g of its bound." % (n, med, p90, mx), file=out)
+    allr = [x[1] for x in rows if x[2] > 0]
+    n, med, p90, mx = _q(allr)
+    print("all rules: %d bounded outputs, median %.3g, p90 %.3g, max %.3g of the bound" % (n, med, p90, mx),
+          file=out)
     nz = sum(1 for cs in cases for b in cs.bound if b == 0.0)
-    nm = sum(1 for cs in cases for b in cs.bound if b < 0)
-    print("cases %d, outputs %d (bound 0: %d unchanged/exact, unbounded NaN-only: %d)"
-          % (len(cases), sum(len(cs.bound) for cs in cases), nz, nm), file=sys.stderr)
+    nm1 = sum(1 for cs in cases for b in cs.bound if b == -1.0)
+    nm2 = sum(1 for cs in cases for b in cs.bound if b == -2.0)
+    print("outputs %d: bound 0 (unchanged or exact) %d, NaN-ness only (-1) %d, bits only (-2) %d"
+          % (sum(len(cs.bound) for cs in cases), nz, nm1, nm2), file=out)
+
+
+def check_coverage(cases):
+    """Every class of every rule has a case; every preset has one."""
+    for rule in RULE_ORDER:
+        spec = RULES[rule]
+        want = {(f, tuple(sorted(on.items()))) for f, on in classes(rule, SETS[rule][0][1])}
+        have = set()
+        for cs in cases:
+            if cs.rule == rule:
+                on = {nm: cs.hp[idx] != 0 for nm, idx in spec.nz}
+                have.add((cs.flags, tuple(sorted(on.items()))))
+        assert want <= have, (rule, sorted(want - have)[:5])
+    assert len({fn for fn, *_ in PRESETS}) == len(PRESETS)
 
 
 def main(argv):
@@ -792,18 +1864,17 @@ def main(argv):
         check = True
         args = args[1:]
     if len(args) != 1:
-        print(__doc__.split("\nThe generator")[0].split("\n\n", 1)[1], file=sys.stderr)
+        print(__doc__.split("\nImportable API")[0].split("\n\n", 1)[1], file=sys.stderr)
         return 2
     path = args[0]
     cases = build_cases()
-    variants = {c.flags | (V_WD if c.hp[3] else 0) | (V_MOM if c.hp[4] else 0) for c in cases}
-    assert variants == set(range(64))
+    check_coverage(cases)
     text = render(cases)
     if self_test:
         selftest(cases)
     if stats:
         print_stats(cases)
-        print("size %d bytes" % len(text.encode()), file=sys.stderr)
+        print("size %d bytes, %d lines" % (len(text.encode()), text.count("\n")), file=sys.stderr)
     if check:
         try:
             with open(path, encoding="utf-8", newline="") as fh:
