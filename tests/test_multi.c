@@ -59,7 +59,7 @@ START_TEST(test_multi_equals_single_steps)
         list_make(&L, rule_infos[rule].narr, 40, 37, &r);
         assert_multi_matches_steps(&L, &c, 3);
         list_free(&L);
-        list_make(&L, rule_infos[rule].narr, 5, 3000, &r);
+        list_make(&L, rule_infos[rule].narr, 5, test_quick_mode() ? 1000 : 3000, &r);
         assert_multi_matches_steps(&L, &c, 2);
         list_free(&L);
     }
