@@ -751,7 +751,9 @@ START_TEST(test_set_each_isa)
             n_supported++;
             ck_assert_int_eq(rmsfuse_set_isa(*p), RMSFUSE_OK);
             ck_assert_str_eq(rmsfuse_active_isa(), *p);
-            /* The forced ISA computes. */
+            /* The forced ISA computes, every rule: the same inputs in every
+             * element give the same outputs in every element (heads,
+             * vector bodies, tails), and param moves against the gradient. */
             const rmsfuse_rmsprop_config cfg = rmsfuse_rmsprop_pytorch(0.5);
             float prm[37], g[37], v[37];
             for (int i = 0; i < 37; i++)
@@ -760,6 +762,23 @@ START_TEST(test_set_each_isa)
             for (int i = 1; i < 37; i++)
                 ck_assert(f2u(prm[i]) == f2u(prm[0]) && f2u(v[i]) == f2u(v[0]));
             ck_assert(prm[0] < 1.0f);
+            for (int rule = 0; rule < N_RULES; rule++) {
+                const rule_cfg rc = rule_full_config(rule);
+                float arr[MAX_ARR][37];
+                float *a[MAX_ARR] = {NULL};
+                for (unsigned j = 0; j < rule_infos[rule].narr; j++) {
+                    a[j] = arr[j];
+                    for (int i = 0; i < 37; i++)
+                        arr[j][i] = j == SLOT_PARAM ? 1.0f : j == SLOT_GRAD ? 2.0f : 0.25f;
+                }
+                ck_assert_int_eq(rule_step(&rc, a, 37), RMSFUSE_OK);
+                for (unsigned j = 0; j < rule_infos[rule].narr; j++)
+                    for (int i = 1; i < 37; i++)
+                        ck_assert_msg(f2u(arr[j][i]) == f2u(arr[j][0]), "isa %s, %s: %s[%d] differs from [0]", *p,
+                                      rule_infos[rule].name, rule_infos[rule].arr_name[j], i);
+                ck_assert_msg(arr[SLOT_PARAM][0] < 1.0f, "isa %s, %s: param did not descend", *p,
+                              rule_infos[rule].name);
+            }
         } else {
             ck_assert_int_eq(rmsfuse_set_isa(*p), RMSFUSE_E_ISA_UNSUPPORTED);
             ck_assert_str_eq(rmsfuse_active_isa(), before);
