@@ -35,15 +35,15 @@ static int always(void)
     return 1;
 }
 
-/* Each ISA's kernels, one per rule; all NULL where it is not built. */
-#define RMSFUSE_DECLARE_KERNELS_(isa, usable, preferred) extern const rmsfuse_kernel rmsfuse_kernels_##isa[RMSFUSE_N_RULES];
+/* Each ISA's kernels, one per rule (src/isa/kernels.c); NULL where it is not built. */
+#define RMSFUSE_DECLARE_KERNELS_(isa, usable, preferred) const rmsfuse_kernel *rmsfuse_kernels_##isa(void);
 RMSFUSE_ISAS(RMSFUSE_DECLARE_KERNELS_)
 
 typedef struct rmsfuse_impl {
     const char *name;
     int (*usable)(void);
     int (*preferred)(void);
-    const rmsfuse_kernel *kernels;
+    const rmsfuse_kernel *(*kernels)(void);
 } rmsfuse_impl;
 
 #define RMSFUSE_IMPL_(isa, usable, preferred) {#isa, usable, preferred, rmsfuse_kernels_##isa},
@@ -56,7 +56,7 @@ static const char *const all_names[] = {RMSFUSE_ISAS(RMSFUSE_NAME_) NULL};
 
 static int runnable(const rmsfuse_impl *impl)
 {
-    return impl->kernels[0] != NULL && impl->usable();
+    return impl->kernels() != NULL && impl->usable();
 }
 
 static _Atomic(const rmsfuse_impl *) active;
@@ -116,7 +116,7 @@ static const rmsfuse_impl *get_active(void)
 
 rmsfuse_kernel rmsfuse_active_kernel(int rule)
 {
-    return get_active()->kernels[rule];
+    return get_active()->kernels()[rule];
 }
 
 const char *rmsfuse_active_isa(void)

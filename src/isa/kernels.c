@@ -2,9 +2,11 @@
  * Every rule's kernels for one ISA.  CMake compiles this file once per ISA
  * of the registry (src/core/dispatch.c) with -DRMSFUSE_ISA=<name> and, when
  * the compiler and target can build that ISA, -DRMSFUSE_ISA_OPS="ops_<name>.h"
- * and the ISA's flags.  It defines rmsfuse_kernels_<name>[RMSFUSE_N_RULES],
- * one kernel per rule of src/rules/registry.h (all NULL when the ISA is not
- * built, which the dispatcher reads as "not usable").
+ * and the ISA's flags.  It defines rmsfuse_kernels_<name>(), which returns
+ * the table of one kernel per rule of src/rules/registry.h (NULL when the
+ * ISA is not built, which the dispatcher reads as "not usable").  A
+ * function rather than a global array: the library defines no global
+ * variables, so instrumented builds (ASan) add no symbols of their own.
  *
  * Each rule's element math (src/rules/<rule>.h) is instantiated twice: at
  * width 1 with the scalar operations (the scalar reference itself, and the
@@ -22,7 +24,10 @@
 #ifndef RMSFUSE_ISA_OPS
 
 /* This ISA is not built here (other architecture, or compiler without it). */
-const rmsfuse_kernel RMSFUSE_KTABLE[RMSFUSE_N_RULES] = {NULL};
+const rmsfuse_kernel *RMSFUSE_KTABLE(void)
+{
+    return NULL;
+}
 
 #else
 
@@ -190,6 +195,10 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
 RMSFUSE_RULES(RMSFUSE_DEFINE_KERNEL_)
 
 #define RMSFUSE_KENTRY_(r) rmsfuse_##r##_kernel,
-const rmsfuse_kernel RMSFUSE_KTABLE[RMSFUSE_N_RULES] = {RMSFUSE_RULES(RMSFUSE_KENTRY_)};
+const rmsfuse_kernel *RMSFUSE_KTABLE(void)
+{
+    static const rmsfuse_kernel table[RMSFUSE_N_RULES] = {RMSFUSE_RULES(RMSFUSE_KENTRY_)};
+    return table;
+}
 
 #endif /* RMSFUSE_ISA_OPS */
