@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-extern unsigned long long rmsfuse_fuzz_stats[5];
+/* fuzz_rules.c's counters (its FS_* indices). */
+extern unsigned long long rmsfuse_fuzz_stats[];
+enum { FS_PLANS = 16, FS_PLAN_RUNS, FS_ISA_FLOATS, FS_SPEC_FLOATS, FS_CUTS, FS_CUT_KNOWN, FS_LONG };
 
-enum { MAX_FILES = 4096, MAX_LEN = 4096 };
+enum { MAX_FILES = 1 << 16, MAX_LEN = 4096 }; /* files: enough to replay a grown libFuzzer corpus */
 
 typedef struct input {
     uint8_t *d;
@@ -197,9 +199,18 @@ int main(int argc, char **argv)
     printf("fuzz_replay: %d files and %ld generated inputs passed (seed %#llx)\n", n_files, random,
            (unsigned long long)seed);
     const unsigned long long *st = rmsfuse_fuzz_stats;
-    printf("fuzz_replay: steps accepted %llu (lists %llu), rejected %llu (lists %llu); %llu floats compared "
-           "with the scalar path\n",
-           st[0] + st[2], st[2], st[1] + st[3], st[3], st[4]);
+    static const char *const rules[4] = {"rmsprop", "adagrad", "sgd", "adam"};
+    for (int r = 0; r < 4; r++) {
+        const unsigned long long *c = st + 4 * r;
+        printf("fuzz_replay: %-7s steps accepted %llu (lists %llu), rejected %llu (lists %llu)\n", rules[r],
+               c[0] + c[2], c[2], c[1] + c[3], c[3]);
+    }
+    printf("fuzz_replay: %llu long lists; %llu plans run over cuts, %llu rmsfuse_plan_run calls, %llu cuts checked "
+           "(%llu known deviations: misaligned param)\n",
+           st[FS_LONG], st[FS_PLANS], st[FS_PLAN_RUNS], st[FS_CUTS], st[FS_CUT_KNOWN]);
+    printf("fuzz_replay: %llu floats compared with the scalar path, %llu scalar floats with docs/math.md's op "
+           "order\n",
+           st[FS_ISA_FLOATS], st[FS_SPEC_FLOATS]);
     for (int i = 0; i < n_files; i++) {
         free(files[i].d);
         free(files[i].name);

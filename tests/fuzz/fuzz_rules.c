@@ -1,0 +1,1710 @@
+/*
+ * Fuzz target for the whole public API of the core library: every rule
+ * (RMSProp, AdaGrad, SGD, Adam), one tensor, tensor lists and plans.
+ *
+ * Built two ways:
+ *   - with clang's libFuzzer (-fsanitize=fuzzer,address,undefined; the
+ *     `fuzz` stage of scripts/test.sh), which calls LLVMFuzzerTestOneInput
+ *     with coverage-guided inputs;
+ *   - with any compiler, linked to fuzz_main.c (ctest `fuzz_replay`), which
+ *     replays the seed corpus and a fixed set of pseudo-random inputs, so
+ *     every build of the suite (sanitizers, valgrind, qemu, AArch64) runs
+ *     the same checks.
+ *
+ * An input is decoded into a rule, a configuration of it, one tensor
+ * and/or a list of tensors (up to four read from the input, or 65 to 128
+ * generated from a few bytes), how to cut a plan of the list into ranges,
+ * and the bytes that fill the arrays.  Pointers are NULL, their own
+ * exactly-sized heap block (at any byte alignment), a place in a shared
+ * arena (so arrays may overlap, within a tensor or across tensors), an
+ * alias of an earlier array (shared gradients), or "wild": an address near
+ * the top of the address space from which n floats would wrap.  n is
+ * small, large (>= 65536, where the kernels prefetch), or huge (>= 2^46:
+ * more than any user-space distance, so never accepted).
+ *
+ * For every input:
+ *   - the expected status is computed independently, from the ranges and
+ *     rules of docs/math.md and the headers (expect_config, expect_tensor,
+ *     expect_list below; derived constants that overflow float are
+ *     RMSFUSE_E_NONFINITE).  Where an input breaks several rules the docs
+ *     give no precedence, so the oracle yields the set of statuses the
+ *     broken rules name, and the call must return one of them; beyond that
+ *     a configuration error comes before any array error, as the
+ *     configuration is checked even when n == 0.  check_config, check,
+ *     check_multi, plan and the steps under every ISA must return the
+ *     same status (check_config's, when the configuration is wrong);
+ *   - check functions and plan creation write nothing; a rejected call
+ *     changes no byte of any buffer;
+ *   - an accepted call gives, under every supported ISA, the scalar path's
+ *     results (same bits; for NaNs NaN-ness, as tests/test_isa.c), and no
+ *     byte outside the arrays it writes changes (grad, unused arrays,
+ *     padding);
+ *   - the scalar path's results are those of the op order of docs/math.md,
+ *     emulated here in float (spec_elem; NaN-ness only for NaNs);
+ *   - step_multi gives the bytes of one scalar step per tensor;
+ *   - a plan of the list, run over the input's cuts in the input's order
+ *     (under every ISA, the ISA possibly switched after planning), gives
+ *     step_multi's bits, and a second full run the bits of a second
+ *     step_multi; bad ranges, a NULL plan and a NULL plan pointer are
+ *     refused without writing; rmsfuse_plan_elements and rmsfuse_plan_cut
+ *     keep their documented contracts;
+ *   - no crash and (under ASan/UBSan or valgrind) no invalid access or
+ *     undefined behaviour.
+ * A failed check prints what differs and aborts (a crash for libFuzzer).
+ *
+ * One documented property is not enforced by default: rmsfuse_plan_cut on
+ * a tensor whose param is not 4-byte aligned returns f itself, where the
+ * header's contract asks for the tensor's end (no element of such a param
+ * starts a cache line).  Such cuts are counted as "known cut deviations";
+ * RMSFUSE_FUZZ_STRICT_CUT=1 in the environment makes them failures
+ * (tests/fuzz/repro/cut-misaligned-param reproduces it).
+ * RMSFUSE_FUZZ_VERBOSE=1 prints each step call and its status.
+ *
+ * Input format (bytes; reading past the end gives zeros):
+ *   rule      b % 4: 0 RMSProp, 1 AdaGrad, 2 SGD, 3 Adam
+ *   op        bits 0-1: 0 one tensor, 1 a list, 2 both, 3 a generated
+ *             long list; bits 2-3: how data bytes become floats (raw bits,
+ *             special values, small positive values, a mix); bits 4-6 all
+ *             set: the list pointer is NULL; bit 7: cfg is NULL
+ *   5 x hyper a byte; bit 7 set: the next 8 bytes are the double, else
+ *             table entry (b % 64).  In order, per rule:
+ *               RMSProp lr, alpha, eps, weight_decay, momentum
+ *               AdaGrad lr, lr_decay, weight_decay, eps, (unused)
+ *               SGD     lr, momentum, dampening, weight_decay, (unused)
+ *               Adam    lr, beta1, beta2, eps, weight_decay
+ *   step      a byte; bit 7 set: the next 8 bytes are the long long, else
+ *             table entry (b % 32) (AdaGrad and Adam use it)
+ *   flags     u16 little endian: bits 0-8 the flag bits 0-8 (bits a rule
+ *             does not know are unknown to it); bit 9: also bit
+ *             9 + ((v >> 10) & 31) % 23; bit 15: also bit 31
+ *   tensor    n (u16 v; top two bits set: a huge n from a table; v >> 8 ==
+ *             0xbf: a large n, 65536 + 67 * (v & 255); else v mod 1025,
+ *             or mod 257 in a list), then 5 array specs (the rule's
+ *             arrays in header order; specs beyond its count are read and
+ *             ignored): a byte s; s % 8: 0-2 own block, 3 NULL, 4-5 arena
+ *             (a u16 offset follows), 6 alias of an earlier array, 7 wild;
+ *             s >> 3 gives the misalignment / alias / wild parameters
+ *   list      a count byte (count = b % 5), then count tensors;
+ *   long list (op 3) count (65 + b % 64), layout (bits 0-1: own blocks,
+ *             one arena per array kind in list order, the same reversed,
+ *             tensor by tensor; bit 2: one gradient for all; bit 3: one
+ *             array aliases another; bits 4-7: n up to 1 + 2 * that),
+ *             seed, two tensor indices i, j and a byte s for the alias:
+ *             array (s & 7) % slots of tensor i is array (s >> 3 & 7) %
+ *             slots of tensor j (when j has at least as many elements)
+ *   plan      (after either list) a byte: bits 0-2 number of cuts, bits
+ *             3-4 the order the ranges run in (forward, backward, odd
+ *             then even, from the middle), bit 5 a second step, bit 6
+ *             switch the ISA between planning and running, bit 7 snap the
+ *             cuts with rmsfuse_plan_cut; then the cuts (u16 each, mod
+ *             elements + 1) and a u16 pair, a range that is tried when it
+ *             is invalid
+ *   data      the second half of the input, cycled (it may overlap the
+ *             structure; it stays put when the structure grows)
+ */
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rmsfuse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* What the target did, for fuzz_main.c's report (FS_* indices). */
+enum {
+    FS_RULE = 0,   /* [4 * rule + k]: k = 0 single accepted, 1 single rejected, 2 list accepted, 3 list rejected */
+    FS_PLANS = 16, /* plans made and run (one per ISA) */
+    FS_PLAN_RUNS,  /* rmsfuse_plan_run calls */
+    FS_ISA_FLOATS, /* floats compared with the scalar path */
+    FS_SPEC_FLOATS,/* floats compared with the emulation of docs/math.md */
+    FS_CUTS,       /* rmsfuse_plan_cut results checked */
+    FS_CUT_KNOWN,  /* cuts of a misaligned param that returned f (see the top) */
+    FS_LONG,       /* long lists */
+    FS_COUNT
+};
+unsigned long long rmsfuse_fuzz_stats[FS_COUNT];
+
+#define FAIL(...)                                    \
+    do {                                             \
+        fprintf(stderr, "fuzz_rules: " __VA_ARGS__); \
+        fputc('\n', stderr);                         \
+        abort();                                     \
+    } while (0)
+
+/* ---- the rules, as docs/math.md and the headers describe them ---------------- */
+enum { RMSPROP, ADAGRAD, SGD, ADAM, N_RULES };
+enum { MAXS = 5 };       /* most arrays per tensor */
+enum { P = 0, G = 1 };   /* slots 0 and 1: param and grad in every rule */
+
+static const char *const rule_name[N_RULES] = {"rmsprop", "adagrad", "sgd", "adam"};
+static const int rule_slots[N_RULES] = {5, 3, 3, 5};
+static const char *const slot_name[N_RULES][MAXS] = {
+    {"param", "grad", "square_avg", "momentum_buf", "grad_avg"},
+    {"param", "grad", "sum", "-", "-"},
+    {"param", "grad", "momentum_buf", "-", "-"},
+    {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+};
+static const char *const hyper_name[N_RULES][5] = {
+    {"lr", "alpha", "eps", "weight_decay", "momentum"},
+    {"lr", "lr_decay", "weight_decay", "eps", "-"},
+    {"lr", "momentum", "dampening", "weight_decay", "-"},
+    {"lr", "beta1", "beta2", "eps", "weight_decay"},
+};
+
+/* The flags each rule knows (docs/math.md); checked against the headers'
+ * RMSFUSE_<RULE>_FLAGS once, at start. */
+static const unsigned doc_flags[N_RULES] = {
+    RMSFUSE_CENTERED | RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY |
+        RMSFUSE_NESTEROV,
+    RMSFUSE_EPS_IN_SQRT | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY,
+    RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV | RMSFUSE_INIT_MOMENTUM,
+    RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_AMSGRAD | RMSFUSE_EPS_HAT,
+};
+
+/* The status when a used array is NULL (rmsfuse_common.h's table: the
+ * momentum buffer and grad_avg have their own codes, every other array
+ * RMSFUSE_E_NULL_ARRAY). */
+static const int null_status[N_RULES][MAXS] = {
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_MOMENTUM_BUF,
+     RMSFUSE_E_NULL_GRAD_AVG},
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, 0, 0},
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_MOMENTUM_BUF, 0, 0},
+    {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY},
+};
+
+/* A configuration of any rule: h[] in the order of hyper_name. */
+typedef struct gcfg {
+    double h[5];
+    long long step;
+    unsigned flags;
+} gcfg;
+
+typedef union anycfg {
+    rmsfuse_rmsprop_config rmsprop;
+    rmsfuse_adagrad_config adagrad;
+    rmsfuse_sgd_config sgd;
+    rmsfuse_adam_config adam;
+} anycfg;
+
+static void make_cfg(int rule, const gcfg *g, anycfg *c)
+{
+    memset(c, 0, sizeof *c);
+    switch (rule) {
+    case RMSPROP:
+        c->rmsprop.lr = g->h[0];
+        c->rmsprop.alpha = g->h[1];
+        c->rmsprop.eps = g->h[2];
+        c->rmsprop.weight_decay = g->h[3];
+        c->rmsprop.momentum = g->h[4];
+        c->rmsprop.flags = g->flags;
+        break;
+    case ADAGRAD:
+        c->adagrad.lr = g->h[0];
+        c->adagrad.lr_decay = g->h[1];
+        c->adagrad.weight_decay = g->h[2];
+        c->adagrad.eps = g->h[3];
+        c->adagrad.step = g->step;
+        c->adagrad.flags = g->flags;
+        break;
+    case SGD:
+        c->sgd.lr = g->h[0];
+        c->sgd.momentum = g->h[1];
+        c->sgd.dampening = g->h[2];
+        c->sgd.weight_decay = g->h[3];
+        c->sgd.flags = g->flags;
+        break;
+    default:
+        c->adam.lr = g->h[0];
+        c->adam.beta1 = g->h[1];
+        c->adam.beta2 = g->h[2];
+        c->adam.eps = g->h[3];
+        c->adam.weight_decay = g->h[4];
+        c->adam.step = g->step;
+        c->adam.flags = g->flags;
+        break;
+    }
+}
+
+/* A tensor of any rule: the arrays in header order, and for each the
+ * harness buffer holding it (-1: NULL, wild, or an unused slot). */
+typedef struct gtensor {
+    float *a[MAXS];
+    int bi[MAXS];
+    size_t n;
+} gtensor;
+
+enum { MAX_LIST = 128 };
+static rmsfuse_tensor l_rmsprop[MAX_LIST];
+static rmsfuse_adagrad_tensor l_adagrad[MAX_LIST];
+static rmsfuse_sgd_tensor l_sgd[MAX_LIST];
+static rmsfuse_adam_tensor l_adam[MAX_LIST];
+
+/* The tensors as the rule's list type (a static array). */
+static const void *make_list(int rule, const gtensor *t, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        float *const *a = t[i].a;
+        switch (rule) {
+        case RMSPROP:
+            l_rmsprop[i].param = a[0];
+            l_rmsprop[i].grad = a[1];
+            l_rmsprop[i].square_avg = a[2];
+            l_rmsprop[i].momentum_buf = a[3];
+            l_rmsprop[i].grad_avg = a[4];
+            l_rmsprop[i].n = t[i].n;
+            break;
+        case ADAGRAD:
+            l_adagrad[i].param = a[0];
+            l_adagrad[i].grad = a[1];
+            l_adagrad[i].sum = a[2];
+            l_adagrad[i].n = t[i].n;
+            break;
+        case SGD:
+            l_sgd[i].param = a[0];
+            l_sgd[i].grad = a[1];
+            l_sgd[i].momentum_buf = a[2];
+            l_sgd[i].n = t[i].n;
+            break;
+        default:
+            l_adam[i].param = a[0];
+            l_adam[i].grad = a[1];
+            l_adam[i].exp_avg = a[2];
+            l_adam[i].exp_avg_sq = a[3];
+            l_adam[i].max_exp_avg_sq = a[4];
+            l_adam[i].n = t[i].n;
+            break;
+        }
+    }
+    switch (rule) {
+    case RMSPROP: return l_rmsprop;
+    case ADAGRAD: return l_adagrad;
+    case SGD: return l_sgd;
+    default: return l_adam;
+    }
+}
+
+/* ---- the API of each rule, by rule number ------------------------------------ */
+static int api_check_config(int rule, const anycfg *c)
+{
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_check_config(c ? &c->rmsprop : NULL);
+    case ADAGRAD: return rmsfuse_adagrad_check_config(c ? &c->adagrad : NULL);
+    case SGD: return rmsfuse_sgd_check_config(c ? &c->sgd : NULL);
+    default: return rmsfuse_adam_check_config(c ? &c->adam : NULL);
+    }
+}
+
+static int api_check(int rule, const anycfg *c, const gtensor *t)
+{
+    float *const *a = t->a;
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_check(c ? &c->rmsprop : NULL, a[0], a[1], a[2], a[3], a[4], t->n);
+    case ADAGRAD: return rmsfuse_adagrad_check(c ? &c->adagrad : NULL, a[0], a[1], a[2], t->n);
+    case SGD: return rmsfuse_sgd_check(c ? &c->sgd : NULL, a[0], a[1], a[2], t->n);
+    default: return rmsfuse_adam_check(c ? &c->adam : NULL, a[0], a[1], a[2], a[3], a[4], t->n);
+    }
+}
+
+static int api_step(int rule, const anycfg *c, const gtensor *t)
+{
+    float *const *a = t->a;
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_step(c ? &c->rmsprop : NULL, a[0], a[1], a[2], a[3], a[4], t->n);
+    case ADAGRAD: return rmsfuse_adagrad_step(c ? &c->adagrad : NULL, a[0], a[1], a[2], t->n);
+    case SGD: return rmsfuse_sgd_step(c ? &c->sgd : NULL, a[0], a[1], a[2], t->n);
+    default: return rmsfuse_adam_step(c ? &c->adam : NULL, a[0], a[1], a[2], a[3], a[4], t->n);
+    }
+}
+
+static int api_check_multi(int rule, const anycfg *c, const void *list, size_t count)
+{
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_check_multi(c ? &c->rmsprop : NULL, list, count);
+    case ADAGRAD: return rmsfuse_adagrad_check_multi(c ? &c->adagrad : NULL, list, count);
+    case SGD: return rmsfuse_sgd_check_multi(c ? &c->sgd : NULL, list, count);
+    default: return rmsfuse_adam_check_multi(c ? &c->adam : NULL, list, count);
+    }
+}
+
+static int api_step_multi(int rule, const anycfg *c, const void *list, size_t count)
+{
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_step_multi(c ? &c->rmsprop : NULL, list, count);
+    case ADAGRAD: return rmsfuse_adagrad_step_multi(c ? &c->adagrad : NULL, list, count);
+    case SGD: return rmsfuse_sgd_step_multi(c ? &c->sgd : NULL, list, count);
+    default: return rmsfuse_adam_step_multi(c ? &c->adam : NULL, list, count);
+    }
+}
+
+static int api_plan(int rule, const anycfg *c, const void *list, size_t count, rmsfuse_plan **plan)
+{
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_plan(c ? &c->rmsprop : NULL, list, count, plan);
+    case ADAGRAD: return rmsfuse_adagrad_plan(c ? &c->adagrad : NULL, list, count, plan);
+    case SGD: return rmsfuse_sgd_plan(c ? &c->sgd : NULL, list, count, plan);
+    default: return rmsfuse_adam_plan(c ? &c->adam : NULL, list, count, plan);
+    }
+}
+
+/* ---- the expected status: the documented rules, independently ---------------- */
+/* A set of statuses: bit k is status -k; the empty set means RMSFUSE_OK. */
+typedef uint32_t sset;
+#define SBIT(st) ((sset)1 << (unsigned)(-(st)))
+
+static int in_set(int st, sset s)
+{
+    if (s == 0)
+        return st == RMSFUSE_OK;
+    return st < 0 && st > -32 && ((s >> (unsigned)(-st)) & 1u);
+}
+
+static const char *set_text(sset s)
+{
+    static char buf[512];
+    if (s == 0)
+        return "RMSFUSE_OK";
+    buf[0] = 0;
+    for (int k = 1; k < 32; k++)
+        if ((s >> k) & 1u) {
+            const char *name = rmsfuse_status_name(-k);
+            char one[64];
+            snprintf(one, sizeof one, "%s%s", buf[0] ? " or " : "", name ? name : "?");
+            strncat(buf, one, sizeof buf - strlen(buf) - 1);
+        }
+    return buf;
+}
+
+/* Finite once rounded to float (nearest, ties to even): NaN is not, and
+ * neither is anything from FLT_MAX + half an ulp of it on. */
+static int fin(double x)
+{
+    return fabs(x) < 0x1.ffffffp+127;
+}
+
+/* The statuses a configuration earns (cfg non-NULL), from docs/math.md:
+ * every hyperparameter and every constant the tables derive from them must
+ * be finite in float (RMSFUSE_E_NONFINITE), each hyperparameter in its
+ * range, the flags known to the rule, and the rule's flag rules. */
+static sset expect_config(int rule, const gcfg *c)
+{
+    sset s = 0;
+    const unsigned f = c->flags;
+    const double *h = c->h;
+    if (f & ~doc_flags[rule])
+        s |= SBIT(RMSFUSE_E_FLAGS);
+    const int dec = (f & RMSFUSE_DECOUPLED_DECAY) != 0;
+    switch (rule) {
+    case RMSPROP: {
+        const double lr = h[0], alpha = h[1], eps = h[2], wd = h[3], mom = h[4];
+        if (!fin(lr) || !fin(alpha) || !fin(eps) || !fin(wd) || !fin(mom) || !fin(1.0 - alpha) || !fin(-lr) ||
+            (dec && wd != 0 && !fin(1.0 - lr * wd)))
+            s |= SBIT(RMSFUSE_E_NONFINITE);
+        if (!(lr >= 0))
+            s |= SBIT(RMSFUSE_E_LR);
+        if (!(alpha >= 0 && alpha <= 1))
+            s |= SBIT(RMSFUSE_E_ALPHA);
+        if (!(eps >= 0))
+            s |= SBIT(RMSFUSE_E_EPS);
+        if (!(wd >= 0))
+            s |= SBIT(RMSFUSE_E_WEIGHT_DECAY);
+        if (!(mom >= 0 && mom < 1))
+            s |= SBIT(RMSFUSE_E_MOMENTUM);
+        if ((f & RMSFUSE_NESTEROV) && !(mom > 0))
+            s |= SBIT(RMSFUSE_E_NESTEROV);
+        break;
+    }
+    case ADAGRAD: {
+        const double lr = h[0], lr_decay = h[1], wd = h[2], eps = h[3];
+        if (!fin(lr) || !fin(lr_decay) || !fin(wd) || !fin(eps))
+            s |= SBIT(RMSFUSE_E_NONFINITE);
+        if (c->step < 1) {
+            s |= SBIT(RMSFUSE_E_STEP); /* clr is defined from step 1 on */
+        } else {
+            const double clr = lr / (1.0 + (double)(c->step - 1) * lr_decay);
+            if (!fin(-clr) || (dec && wd != 0 && !fin(1.0 - clr * wd)))
+                s |= SBIT(RMSFUSE_E_NONFINITE);
+        }
+        if (!(lr >= 0))
+            s |= SBIT(RMSFUSE_E_LR);
+        if (!(lr_decay >= 0))
+            s |= SBIT(RMSFUSE_E_LR_DECAY);
+        if (!(wd >= 0))
+            s |= SBIT(RMSFUSE_E_WEIGHT_DECAY);
+        if (!(eps >= 0))
+            s |= SBIT(RMSFUSE_E_EPS);
+        break;
+    }
+    case SGD: {
+        const double lr = h[0], mom = h[1], damp = h[2], wd = h[3];
+        if (!fin(lr) || !fin(mom) || !fin(damp) || !fin(wd) || !fin(1.0 - damp) || !fin(-lr) ||
+            (dec && wd != 0 && !fin(1.0 - lr * wd)))
+            s |= SBIT(RMSFUSE_E_NONFINITE);
+        if (!(lr >= 0))
+            s |= SBIT(RMSFUSE_E_LR);
+        if (!(mom >= 0))
+            s |= SBIT(RMSFUSE_E_MOMENTUM);
+        if (!(damp >= 0 && damp <= 1) || ((f & RMSFUSE_LR_IN_MOMENTUM) && damp != 0))
+            s |= SBIT(RMSFUSE_E_DAMPENING);
+        if (!(wd >= 0))
+            s |= SBIT(RMSFUSE_E_WEIGHT_DECAY);
+        if ((f & RMSFUSE_LR_IN_MOMENTUM) && (f & RMSFUSE_INIT_MOMENTUM))
+            s |= SBIT(RMSFUSE_E_FLAGS);
+        if ((f & RMSFUSE_NESTEROV) && (!(mom > 0) || damp != 0))
+            s |= SBIT(RMSFUSE_E_NESTEROV);
+        break;
+    }
+    default: {
+        const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], wd = h[4];
+        if (!fin(lr) || !fin(beta1) || !fin(beta2) || !fin(eps) || !fin(wd) || !fin(1.0 - beta1) ||
+            !fin(1.0 - beta2) || (dec && wd != 0 && !fin(1.0 - lr * wd)))
+            s |= SBIT(RMSFUSE_E_NONFINITE);
+        if (c->step < 1) {
+            s |= SBIT(RMSFUSE_E_STEP);
+        } else {
+            const double t = (double)c->step;
+            const double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
+            const double e = (f & RMSFUSE_EPS_HAT) ? eps : eps * sqrt(bc2);
+            if (!fin(-lr * sqrt(bc2) / bc1) || !fin(e))
+                s |= SBIT(RMSFUSE_E_NONFINITE);
+        }
+        if (!(lr >= 0))
+            s |= SBIT(RMSFUSE_E_LR);
+        if (!(beta1 >= 0 && beta1 < 1))
+            s |= SBIT(RMSFUSE_E_BETA1);
+        if (!(beta2 >= 0 && beta2 < 1))
+            s |= SBIT(RMSFUSE_E_BETA2);
+        if (!(eps >= 0))
+            s |= SBIT(RMSFUSE_E_EPS);
+        if (!(wd >= 0))
+            s |= SBIT(RMSFUSE_E_WEIGHT_DECAY);
+        break;
+    }
+    }
+    return s;
+}
+
+/* Which arrays a (valid) configuration uses; the others are never touched. */
+static void used_slots(int rule, const gcfg *c, int use[MAXS])
+{
+    for (int j = 0; j < MAXS; j++)
+        use[j] = j < rule_slots[rule];
+    switch (rule) {
+    case RMSPROP:
+        use[3] = c->h[4] != 0;                          /* momentum_buf when momentum != 0 */
+        use[4] = (c->flags & RMSFUSE_CENTERED) != 0;    /* grad_avg with CENTERED */
+        break;
+    case SGD:
+        use[2] = c->h[1] != 0;                          /* momentum_buf when momentum != 0 */
+        break;
+    case ADAM:
+        use[4] = (c->flags & RMSFUSE_AMSGRAD) != 0;     /* max_exp_avg_sq with AMSGRAD */
+        break;
+    default:
+        break;
+    }
+}
+
+/* [x, x + xb) and [y, y + yb) intersect (neither wraps). */
+static int overlap(const float *x, size_t xb, const float *y, size_t yb)
+{
+    const uintptr_t a = (uintptr_t)x, b = (uintptr_t)y;
+    return a < b + yb && b < a + xb;
+}
+
+/* Array j of tensor t is used, not NULL, and its n floats fit below 2^64:
+ * the arrays the overlap rules compare. */
+static int sized(const gtensor *t, int j, const int use[MAXS])
+{
+    return use[j] && t->a[j] && t->n <= SIZE_MAX / 4 && (uintptr_t)t->a[j] <= UINTPTR_MAX - 4 * t->n;
+}
+
+/* The statuses one tensor with n > 0 earns under a valid configuration:
+ * a used array NULL, n floats beyond the address space (SIZE), two used
+ * arrays that overlap. */
+static sset expect_tensor(int rule, const int use[MAXS], const gtensor *t)
+{
+    sset s = 0;
+    const int S = rule_slots[rule];
+    for (int j = 0; j < S; j++)
+        if (use[j] && !t->a[j])
+            s |= SBIT(null_status[rule][j]);
+    for (int j = 0; j < S; j++)
+        if (use[j] && t->a[j] && (t->n > SIZE_MAX / 4 || (uintptr_t)t->a[j] > UINTPTR_MAX - 4 * t->n))
+            s |= SBIT(RMSFUSE_E_SIZE);
+    for (int i = 0; i < S; i++)
+        for (int j = i + 1; j < S; j++)
+            if (sized(t, i, use) && sized(t, j, use) && overlap(t->a[i], 4 * t->n, t->a[j], 4 * t->n))
+                s |= SBIT(RMSFUSE_E_OVERLAP);
+    return s;
+}
+
+/* A list (a single step is a list of one, cfg and list as passed):
+ * configuration first; count 0 is a no-op; a NULL list; then every tensor
+ * with elements, and every written array against every other array of the
+ * list (two gradients may overlap: they are only read). */
+static sset expect_list(int rule, const gcfg *c, const gtensor *t, size_t count, int list_null)
+{
+    if (!c)
+        return SBIT(RMSFUSE_E_NULL_CONFIG);
+    sset s = expect_config(rule, c);
+    if (s || count == 0)
+        return s;
+    if (list_null)
+        return SBIT(RMSFUSE_E_NULL_LIST);
+    int use[MAXS];
+    used_slots(rule, c, use);
+    const int S = rule_slots[rule];
+    for (size_t i = 0; i < count; i++)
+        if (t[i].n)
+            s |= expect_tensor(rule, use, &t[i]);
+    for (size_t i = 0; i < count; i++)
+        for (size_t k = i + 1; k < count; k++) {
+            if (!t[i].n || !t[k].n)
+                continue;
+            for (int a = 0; a < S; a++)
+                for (int b = 0; b < S; b++)
+                    if (!(a == G && b == G) && sized(&t[i], a, use) && sized(&t[k], b, use) &&
+                        overlap(t[i].a[a], 4 * t[i].n, t[k].a[b], 4 * t[k].n))
+                        s |= SBIT(RMSFUSE_E_OVERLAP);
+        }
+    return s;
+}
+
+/* ---- the op order of docs/math.md, emulated ---------------------------------- */
+/* The constants of a valid configuration, each derived in double and
+ * rounded once to float, and the choices made on the double values. */
+typedef struct spec {
+    int rule, maxim, wd, dec, mom, centered, eps_in, lr_in, nest, init, ams;
+    float a, c, e, m, w, dk, l, nl, ncl, dd, b1, c1, b2, c2, ns;
+} spec;
+
+static void spec_init(int rule, const gcfg *c, spec *k)
+{
+    memset(k, 0, sizeof *k);
+    const unsigned f = c->flags;
+    const double *h = c->h;
+    k->rule = rule;
+    k->maxim = (f & RMSFUSE_MAXIMIZE) != 0;
+    k->dec = (f & RMSFUSE_DECOUPLED_DECAY) != 0;
+    k->eps_in = (f & RMSFUSE_EPS_IN_SQRT) != 0;
+    k->lr_in = (f & RMSFUSE_LR_IN_MOMENTUM) != 0;
+    k->nest = (f & RMSFUSE_NESTEROV) != 0;
+    k->centered = (f & RMSFUSE_CENTERED) != 0;
+    k->init = (f & RMSFUSE_INIT_MOMENTUM) != 0;
+    k->ams = (f & RMSFUSE_AMSGRAD) != 0;
+    switch (rule) {
+    case RMSPROP: {
+        const double lr = h[0], alpha = h[1], eps = h[2], wd = h[3], mom = h[4];
+        k->wd = wd != 0;
+        k->mom = mom != 0;
+        k->a = (float)alpha;
+        k->c = (float)(1.0 - alpha);
+        k->e = (float)eps;
+        k->m = (float)mom;
+        k->w = (float)wd;
+        k->dk = (float)(1.0 - lr * wd);
+        k->l = (float)lr;
+        k->nl = (float)(-lr);
+        break;
+    }
+    case ADAGRAD: {
+        const double lr = h[0], lr_decay = h[1], wd = h[2], eps = h[3];
+        const double clr = lr / (1.0 + (double)(c->step - 1) * lr_decay);
+        k->wd = wd != 0;
+        k->ncl = (float)(-clr);
+        k->e = (float)eps;
+        k->w = (float)wd;
+        k->dk = (float)(1.0 - clr * wd);
+        break;
+    }
+    case SGD: {
+        const double lr = h[0], mom = h[1], damp = h[2], wd = h[3];
+        k->wd = wd != 0;
+        k->mom = mom != 0;
+        k->m = (float)mom;
+        k->dd = (float)(1.0 - damp);
+        k->nl = (float)(-lr);
+        k->w = (float)wd;
+        k->dk = (float)(1.0 - lr * wd);
+        break;
+    }
+    default: {
+        const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], wd = h[4];
+        const double t = (double)c->step;
+        const double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
+        k->wd = wd != 0;
+        k->b1 = (float)beta1;
+        k->c1 = (float)(1.0 - beta1);
+        k->b2 = (float)beta2;
+        k->c2 = (float)(1.0 - beta2);
+        k->ns = (float)(-lr * sqrt(bc2) / bc1);
+        k->e = (f & RMSFUSE_EPS_HAT) ? (float)eps : (float)(eps * sqrt(bc2));
+        k->w = (float)wd;
+        k->dk = (float)(1.0 - lr * wd);
+        break;
+    }
+    }
+}
+
+/* One element: x[] holds the arrays' values (slot order), in and out. */
+static void spec_elem(const spec *k, float x[MAXS])
+{
+    float p = x[P], g = x[G];
+    if (k->maxim)
+        g = -g;
+    if (k->wd && !k->dec)
+        g = g + k->w * p;
+    if (k->wd && k->dec)
+        p = p * k->dk;
+    switch (k->rule) {
+    case RMSPROP: {
+        float v = x[2], b = x[3], ga = x[4], s, d;
+        v = v * k->a + (k->c * g) * g;
+        if (k->centered) {
+            ga = ga * k->a + k->c * g;
+            s = v - ga * ga;
+        } else {
+            s = v;
+        }
+        d = k->eps_in ? sqrtf(s + k->e) : sqrtf(s) + k->e;
+        if (!k->mom) {
+            p = p + (k->nl * g) / d;
+        } else if (k->lr_in) {
+            const float u = (k->l * g) / d;
+            b = b * k->m + u;
+            p = k->nest ? p - (u + k->m * b) : p - b;
+        } else {
+            const float q = g / d;
+            b = b * k->m + q;
+            p = k->nest ? p + k->nl * (q + k->m * b) : p + k->nl * b;
+        }
+        x[2] = v;
+        x[3] = b;
+        x[4] = ga;
+        break;
+    }
+    case ADAGRAD: {
+        float sum = x[2];
+        sum = sum + g * g;
+        const float d = k->eps_in ? sqrtf(sum + k->e) : sqrtf(sum) + k->e;
+        p = p + (k->ncl * g) / d;
+        x[2] = sum;
+        break;
+    }
+    case SGD: {
+        float b = x[2];
+        if (!k->mom) {
+            p = p + k->nl * g;
+        } else if (!k->lr_in) {
+            b = k->init ? g : b * k->m + k->dd * g;
+            p = k->nest ? p + k->nl * (g + k->m * b) : p + k->nl * b;
+        } else {
+            b = b * k->m + k->nl * g;
+            p = k->nest ? p + (b * k->m + k->nl * g) : p + b;
+        }
+        x[2] = b;
+        break;
+    }
+    default: {
+        float m = x[2], v = x[3], vm = x[4], r;
+        m = m * k->b1 + k->c1 * g;
+        v = v * k->b2 + (k->c2 * g) * g;
+        if (k->ams) {
+            vm = (vm < v) ? v : vm;
+            if (isnan(v))
+                vm = v;
+            r = vm;
+        } else {
+            r = v;
+        }
+        const float d = sqrtf(r) + k->e;
+        p = p + (k->ns * m) / d;
+        x[2] = m;
+        x[3] = v;
+        x[4] = vm;
+        break;
+    }
+    }
+    x[P] = p;
+}
+
+/* ---- reading the input ---------------------------------------------------------- */
+typedef struct reader {
+    const uint8_t *d;
+    size_t n, at;
+} reader;
+
+static unsigned u8(reader *r)
+{
+    return r->at < r->n ? r->d[r->at++] : 0u;
+}
+
+static unsigned u16(reader *r)
+{
+    unsigned lo = u8(r);
+    return lo | u8(r) << 8;
+}
+
+static uint64_t u64(reader *r)
+{
+    uint64_t bits = 0;
+    for (int k = 0; k < 8; k++)
+        bits |= (uint64_t)u8(r) << (8 * k);
+    return bits;
+}
+
+/* The edges of every range of every rule. */
+static const double hyper_table[64] = {
+    0.0, 1.0, 0.5, 0.9, 0.99, 0.999, 0.999999, 1e-8,
+    1e-7, 1e-10, 1e-3, 0.01, 0.1, -0.0, -1e-300, -1.0,
+    3.0e38,
+    0x1.fffffep+127,        /* FLT_MAX */
+    0x1.ffffffp+127,        /* FLT_MAX + half an ulp: rounds (to even) to +Inf in float */
+    0x1.fffffefffffffp+127, /* just below that: rounds to FLT_MAX */
+    1e39, 0x1p-149 /* FLT_TRUE_MIN */, 1e-46 /* rounds to 0 in float */, 0x1p-1074, DBL_MAX,
+    INFINITY, -INFINITY, NAN,
+    0x1.fffffffffffffp-1,   /* 1 - 2^-53, just below 1 */
+    0x1.0000000000001p+0,   /* just above 1 */
+    2.0, 100.0, 1e30, -NAN,
+    0x1.ffffffp-1,          /* 1 - 2^-25: rounds (to even) to 1.0f */
+    0x1.fffffep-1,          /* 1 - 2^-24: the float below 1 */
+    1.0 - 1e-12,
+    0x1p+64,                /* lr * wd = 2^128 (lr = wd = 2^64): dk overflows */
+    0x1.fffffep+63,         /* its square just below FLT_MAX */
+    1.8446744e19, 1e20, 1e-30, 0x1p-126 /* FLT_MIN */, 1e-38, -0x1.fffffep+127, -1e39, 1e10,
+    1e-20,
+    1e23,                   /* Adam: lr / bc1 beyond float with beta1 just below 1 */
+    3.7e22, 0.3, 0.75, 1.5, 1.0 - 1e-9, 1e-5, 1e-4, 0.2, 4.0, 10.0, 1e6,
+    0x1p-24,
+    0x1p-150,               /* half of FLT_TRUE_MIN: rounds (to even) to 0 */
+    0x1.8p-150,             /* rounds to FLT_TRUE_MIN */
+    1e-45,
+};
+
+static double read_hyper(reader *r)
+{
+    const unsigned s = u8(r);
+    if (s & 0x80u) {
+        const uint64_t bits = u64(r);
+        double x;
+        memcpy(&x, &bits, sizeof x);
+        return x;
+    }
+    return hyper_table[s % 64u];
+}
+
+static const long long step_table[32] = {
+    1, 2, 3, 4, 5, 10, 100, 1000,
+    0, -1, LLONG_MIN, LLONG_MAX, 1LL << 53, (1LL << 53) + 1, 1000000, 7,
+    50, 20, 1LL << 31, (1LL << 32) + 1, 6, 8, 16, 30,
+    1000000000, 1000000000000LL, -2, 9, 12, 25, 200, (1LL << 62) + 3,
+};
+
+static long long read_step(reader *r)
+{
+    const unsigned s = u8(r);
+    if (s & 0x80u)
+        return (long long)u64(r);
+    return step_table[s % 32u];
+}
+
+/* Huge n: 2^46 floats and more span 2^48 bytes or more, further than any
+ * two user-space addresses are apart (x86-64: 47-bit, AArch64: at most
+ * 48-bit user space), and the largest wrap from anywhere; a step uses at
+ * least two arrays, so a huge n is always rejected (overlap or size). */
+static const size_t huge_table[8] = {
+    (size_t)1 << 46, (size_t)1 << 47, (size_t)1 << 61, SIZE_MAX / 4,
+    SIZE_MAX / 4 + 1, SIZE_MAX / 2, SIZE_MAX - 1, SIZE_MAX,
+};
+
+/* Large n: from 65536 elements on the kernels' loops prefetch ahead
+ * (src/isa/kernels.c); such arrays are real (1.3 MB for five). */
+enum { LARGE_N = 65536 };
+
+static size_t read_n(reader *r, size_t max_n, int *huge)
+{
+    const unsigned v = u16(r);
+    *huge = (v & 0xc000u) == 0xc000u;
+    if (*huge)
+        return huge_table[v & 7u];
+    if ((v >> 8) == 0xbfu)
+        return LARGE_N + 67 * (size_t)(v & 255u);
+    return v % (max_n + 1);
+}
+
+/* ---- buffers ----------------------------------------------------------------------- */
+enum {
+    MAX_N_SINGLE = 1024,
+    MAX_N_LIST = 256,
+    MAX_TENSORS = 4,
+    HUGE_CAP = 64, /* elements allocated for a huge n */
+    ARENA_SINGLE = 3 * 4 * MAX_N_SINGLE,
+    ARENA_LIST = 6 * 4 * MAX_N_LIST,
+    MAX_BUFS = 2 + MAXS * MAX_LIST,
+};
+
+/* Every byte an array may touch lives in one of these heap blocks, each
+ * allocated with its exact size (so ASan sees any access past it). */
+typedef struct bufset {
+    unsigned char *p[MAX_BUFS];
+    size_t size[MAX_BUFS];
+    unsigned char *snap[MAX_BUFS], *ref[MAX_BUFS], *ref2[MAX_BUFS], *written[MAX_BUFS];
+    int count;
+    int arena; /* the index of the lazily allocated arena, or -1 */
+    /* data */
+    int mode;
+    const uint8_t *data;
+    size_t data_len, data_at;
+    uint64_t rng;
+} bufset;
+
+static bufset S_; /* one per input, reset each time (too big for the stack) */
+
+static const uint32_t special_bits[32] = {
+    0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc12345u, 0x7f800001u, 0xff812345u,
+    0x00800000u, 0x80800000u, 0x00000001u, 0x80000001u, 0x7f7fffffu, 0xff7fffffu, 0x007fffffu, 0x80400000u,
+    0x3f800000u, 0xbf800000u, 0x40400000u, 0x3f000000u, 0x1e3ce508u, 0x60ad78ecu, 0x00c00000u, 0x006ce3eeu,
+    0x477fe000u, 0xc0000000u, 0x3dcccccdu, 0x3a83126fu, 0x447a0000u, 0x5f800000u, 0x1f800000u, 0x40e00000u,
+};
+
+static unsigned data_byte(bufset *S)
+{
+    if (S->data_len)
+        return S->data[S->data_at++ % S->data_len];
+    S->rng ^= S->rng << 13; /* no data bytes: a fixed xorshift stream */
+    S->rng ^= S->rng >> 7;
+    S->rng ^= S->rng << 17;
+    return (unsigned)(S->rng >> 56);
+}
+
+static void fill(bufset *S, unsigned char *p, size_t size)
+{
+    size_t i = 0;
+    if (S->mode != 0)
+        for (; i + 4 <= size; i += 4) {
+            const unsigned b = data_byte(S);
+            float f;
+            if (S->mode == 1) {
+                const uint32_t u = special_bits[b & 31u];
+                memcpy(&f, &u, 4);
+            } else if (S->mode == 2) {
+                f = (float)(b + 1) / 256.0f;
+            } else if (b < 64) {
+                const uint32_t u = special_bits[b & 31u];
+                memcpy(&f, &u, 4);
+            } else {
+                f = (float)((int)b - 160) / 32.0f;
+            }
+            memcpy(p + i, &f, 4);
+        }
+    for (; i < size; i++)
+        p[i] = (unsigned char)data_byte(S);
+}
+
+static int new_buf(bufset *S, size_t size)
+{
+    if (S->count == MAX_BUFS)
+        FAIL("harness: out of buffer slots");
+    unsigned char *p = malloc(size ? size : 1);
+    if (!p)
+        FAIL("harness: out of memory");
+    fill(S, p, size);
+    S->p[S->count] = p;
+    S->size[S->count] = size;
+    S->snap[S->count] = S->ref[S->count] = S->ref2[S->count] = S->written[S->count] = NULL;
+    return S->count++;
+}
+
+static void free_bufs(bufset *S)
+{
+    for (int i = 0; i < S->count; i++) {
+        free(S->p[i]);
+        free(S->snap[i]);
+        free(S->ref[i]);
+        free(S->ref2[i]);
+        free(S->written[i]);
+    }
+    S->count = 0;
+    S->arena = -1;
+}
+
+static unsigned char *dup_or_reuse(unsigned char *old, const unsigned char *p, size_t size)
+{
+    unsigned char *q = old ? old : malloc(size ? size : 1);
+    if (!q)
+        FAIL("harness: out of memory");
+    memcpy(q, p, size);
+    return q;
+}
+
+static void snapshot(bufset *S)
+{
+    for (int i = 0; i < S->count; i++)
+        S->snap[i] = dup_or_reuse(S->snap[i], S->p[i], S->size[i]);
+}
+
+static void restore(bufset *S)
+{
+    for (int i = 0; i < S->count; i++)
+        memcpy(S->p[i], S->snap[i], S->size[i]);
+}
+
+static void keep(bufset *S, unsigned char **dst)
+{
+    for (int i = 0; i < S->count; i++)
+        dst[i] = dup_or_reuse(dst[i], S->p[i], S->size[i]);
+}
+
+/* After something that must write nothing: every byte as in the snapshot. */
+static void expect_unchanged(const bufset *S, const char *what, const char *isa)
+{
+    for (int i = 0; i < S->count; i++)
+        if (memcmp(S->p[i], S->snap[i], S->size[i]) != 0) {
+            size_t k = 0;
+            while (S->p[i][k] == S->snap[i][k])
+                k++;
+            FAIL("%s (under %s) must write nothing but changed byte %zu of buffer %d", what, isa, k, i);
+        }
+}
+
+static float float_at(const unsigned char *base, size_t off)
+{
+    float x;
+    memcpy(&x, base + off, 4);
+    return x;
+}
+
+/* ---- tensors ---------------------------------------------------------------------- */
+typedef struct slot_list {
+    float *ptr[MAX_TENSORS * MAXS]; /* every array decoded so far (aliases) */
+    int bi[MAX_TENSORS * MAXS];
+    size_t avail[MAX_TENSORS * MAXS]; /* bytes of memory from ptr on (wild: to 2^64) */
+    int count;
+} slot_list;
+
+/* Whether array k of the list may be reused (aliased) by an array of n
+ * floats, cap of them backed: NULL always; a wild pointer if n floats from
+ * it still wrap (or n == 0: never touched); otherwise if the memory behind
+ * it holds cap floats. */
+static int can_alias(const slot_list *L, int k, size_t n, size_t cap)
+{
+    const uintptr_t a = (uintptr_t)L->ptr[k];
+    if (!a || n == 0)
+        return 1;
+    if (L->bi[k] < 0) /* wild */
+        return n > SIZE_MAX / 4 || L->avail[k] <= 4 * n;
+    return L->avail[k] >= 4 * cap;
+}
+
+/* An array of cap floats in a block of its own, (x & 3) + 4 * (x >> 2)
+ * bytes past the start of the block (any byte alignment). */
+static float *own_block(bufset *S, size_t cap, unsigned x, int *bi)
+{
+    const size_t mis = (x & 3u) + 4u * (x >> 2);
+    *bi = new_buf(S, mis + 4 * cap);
+    return (float *)(void *)(S->p[*bi] + mis);
+}
+
+/* Reads one array spec; `live`: the rule has this slot (otherwise the
+ * bytes are read and the slot stays NULL). */
+static void read_array(reader *r, bufset *S, slot_list *L, gtensor *t, int j, int huge, size_t arena_size,
+                       int live)
+{
+    const size_t n = t->n, cap = huge ? HUGE_CAP : n; /* elements actually backed by memory */
+    const unsigned s = u8(r), x = s >> 3, kind = s % 8u;
+    const unsigned off16 = (kind == 4 || kind == 5) ? u16(r) : 0u;
+    t->a[j] = NULL;
+    t->bi[j] = -1;
+    if (!live)
+        return;
+    size_t avail = 4 * cap;
+    switch (kind) {
+    case 3:
+        break;
+    case 4:
+    case 5: {
+        if (4 * cap > arena_size) { /* a large n: its own block */
+            t->a[j] = own_block(S, cap, x, &t->bi[j]);
+            break;
+        }
+        if (S->arena < 0)
+            S->arena = new_buf(S, arena_size);
+        const size_t off = off16 % (S->size[S->arena] - 4 * cap + 1);
+        t->a[j] = (float *)(void *)(S->p[S->arena] + off);
+        t->bi[j] = S->arena;
+        avail = S->size[S->arena] - off;
+        break;
+    }
+    case 6: { /* alias (an own block when that one cannot be reused) */
+        const int k = L->count > 0 ? (int)(x % (unsigned)L->count) : -1;
+        if (k >= 0 && can_alias(L, k, n, cap)) {
+            t->a[j] = L->ptr[k];
+            t->bi[j] = L->bi[k];
+            avail = L->avail[k];
+        } else {
+            t->a[j] = own_block(S, cap, x, &t->bi[j]);
+        }
+        break;
+    }
+    case 7: {
+        /* 4k bytes below 2^64, k in [1, n] (any k when n == 0, which
+         * touches nothing): n floats from there reach or pass 2^64. */
+        const size_t lim = n == 0 ? 32 : n < 32 ? n : 32;
+        const uintptr_t k = 1 + x % lim;
+        t->a[j] = (float *)((uintptr_t)0 - 4 * k);
+        avail = 4 * k;
+        break;
+    }
+    default:
+        t->a[j] = own_block(S, cap, x, &t->bi[j]);
+        break;
+    }
+    L->ptr[L->count] = t->a[j];
+    L->bi[L->count] = t->bi[j];
+    L->avail[L->count] = avail;
+    L->count++;
+}
+
+static void read_tensor(reader *r, bufset *S, slot_list *L, int rule, size_t max_n, size_t arena_size, gtensor *t,
+                        int *huge)
+{
+    t->n = read_n(r, max_n, huge);
+    for (int j = 0; j < MAXS; j++)
+        read_array(r, S, L, t, j, *huge, arena_size, j < rule_slots[rule]);
+}
+
+static uint32_t mix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    h ^= h >> 16;
+    return h;
+}
+
+/* A long list (65 to 128 tensors: beyond the 64 the library's overlap
+ * check sorts on the stack) from a few bytes; returns the count. */
+static size_t read_long_list(reader *r, bufset *S, int rule, gtensor *t)
+{
+    const size_t count = 65 + u8(r) % 64u;
+    const unsigned lay = u8(r), seed = u8(r), inj_i = u8(r), inj_j = u8(r), inj_s = u8(r);
+    const unsigned place = lay & 3u;
+    const int shared = (lay >> 2) & 1u, inject = (lay >> 3) & 1u;
+    const size_t nmax = 1 + 2 * (lay >> 4);
+    const int slots = rule_slots[rule];
+    size_t total = 0, prefix[MAX_LIST];
+    for (size_t i = 0; i < count; i++) {
+        const uint32_t h = mix32(seed * 0x9e3779b9u + (uint32_t)i);
+        t[i].n = h % (nmax + 1);
+        prefix[i] = total;
+        total += t[i].n;
+        for (int j = 0; j < MAXS; j++) {
+            t[i].a[j] = NULL;
+            t[i].bi[j] = -1;
+        }
+    }
+    int gbi = -1;
+    float *gshared = shared ? own_block(S, nmax, seed & 31u, &gbi) : NULL;
+    int abi = -1;
+    const size_t mis = seed % 4u;
+    if (place != 0)
+        abi = new_buf(S, mis + 4 * total * (size_t)slots);
+    for (size_t i = 0; i < count; i++) {
+        const uint32_t h = mix32((uint32_t)i * 0x85ebca6bu + seed);
+        const int empty_null = t[i].n == 0 && (h & 1u);
+        for (int j = 0; j < slots; j++) {
+            if (empty_null)
+                continue;
+            size_t off;
+            switch (place) {
+            case 0:
+                t[i].a[j] = own_block(S, t[i].n, (h >> (5 * j)) & 31u, &t[i].bi[j]);
+                continue;
+            case 1: /* one region per array kind, tensors in list order */
+                off = mis + 4 * (total * (size_t)j + prefix[i]);
+                break;
+            case 2: /* the same, tensors in reverse order */
+                off = mis + 4 * (total * (size_t)j + (total - prefix[i] - t[i].n));
+                break;
+            default: /* tensor by tensor, its arrays side by side */
+                off = mis + 4 * (prefix[i] * (size_t)slots + t[i].n * (size_t)j);
+                break;
+            }
+            t[i].a[j] = (float *)(void *)(S->p[abi] + off);
+            t[i].bi[j] = abi;
+        }
+        if (shared && !empty_null) {
+            t[i].a[G] = gshared;
+            t[i].bi[G] = gbi;
+        }
+    }
+    if (inject) { /* array a of tensor i on array b of tensor j (its memory holds n_i floats) */
+        const size_t i = inj_i % count, j = inj_j % count;
+        const int a = (int)((inj_s & 7u) % (unsigned)slots), b = (int)(((inj_s >> 3) & 7u) % (unsigned)slots);
+        if (t[j].n >= t[i].n && t[j].a[b]) {
+            t[i].a[a] = t[j].a[b];
+            t[i].bi[a] = t[j].bi[b];
+        }
+    }
+    return count;
+}
+
+/* ---- running calls under every ISA ------------------------------------------------- */
+static const char *isas[8];
+static int n_isas;
+static int strict_cut, verbose;
+
+static void init_once(void)
+{
+    if (n_isas)
+        return;
+    /* scalar first: it computes the reference. */
+    for (const char *const *p = rmsfuse_isa_names(); *p && n_isas < 8; p++)
+        if (rmsfuse_isa_supported(*p))
+            isas[n_isas++] = *p;
+    if (n_isas == 0 || strcmp(isas[0], "scalar") != 0)
+        FAIL("scalar is not the first supported ISA");
+    const unsigned header_flags[N_RULES] = {RMSFUSE_RMSPROP_FLAGS, RMSFUSE_ADAGRAD_FLAGS, RMSFUSE_SGD_FLAGS,
+                                            RMSFUSE_ADAM_FLAGS};
+    for (int r = 0; r < N_RULES; r++)
+        if (header_flags[r] != doc_flags[r])
+            FAIL("the %s flags of the header (%#x) are not those of docs/math.md (%#x)", rule_name[r],
+                 header_flags[r], doc_flags[r]);
+    const char *s = getenv("RMSFUSE_FUZZ_STRICT_CUT");
+    strict_cut = s && *s && strcmp(s, "0") != 0;
+    s = getenv("RMSFUSE_FUZZ_VERBOSE");
+    verbose = s && *s && strcmp(s, "0") != 0;
+}
+
+static void set_isa(const char *name)
+{
+    if (rmsfuse_set_isa(name) != RMSFUSE_OK)
+        FAIL("rmsfuse_set_isa(\"%s\") failed", name);
+}
+
+static int same_float(float a, float b)
+{
+    uint32_t x, y;
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    memcpy(&x, &a, 4);
+    memcpy(&y, &b, 4);
+    return x == y;
+}
+
+typedef struct call {
+    const char *what;
+    int rule;
+    const anycfg *cfg;
+    const gcfg *g;     /* the configuration as read (NULL with cfg) */
+    const gtensor *t;  /* the tensors */
+    size_t count;
+    const void *list;  /* t as the rule's list type, or NULL (multi) */
+    int multi;         /* step_multi(cfg, list, count), else step(cfg, t[0]) */
+} call;
+
+static int do_step(const call *c)
+{
+    return c->multi ? api_step_multi(c->rule, c->cfg, c->list, c->count) : api_step(c->rule, c->cfg, c->t);
+}
+
+static size_t call_tensors(const call *c)
+{
+    return c->multi ? c->count : 1;
+}
+
+static size_t array_off(const bufset *S, const gtensor *t, int j)
+{
+    return (size_t)((const unsigned char *)t->a[j] - S->p[t->bi[j]]);
+}
+
+/* Marks the bytes of the arrays an accepted call writes. */
+static void mark_written(bufset *S, const call *c)
+{
+    int use[MAXS];
+    used_slots(c->rule, c->g, use);
+    for (int i = 0; i < S->count; i++) {
+        free(S->written[i]);
+        S->written[i] = calloc(S->size[i] ? S->size[i] : 1, 1);
+        if (!S->written[i])
+            FAIL("harness: out of memory");
+    }
+    for (size_t k = 0; k < call_tensors(c); k++) {
+        const gtensor *t = &c->t[k];
+        for (int j = 0; j < MAXS && t->n; j++) {
+            if (!use[j] || j == G)
+                continue;
+            if (t->bi[j] < 0 || array_off(S, t, j) + 4 * t->n > S->size[t->bi[j]]) /* never when accepted */
+                FAIL("harness: %s %s of tensor %zu is not in a buffer", c->what, slot_name[c->rule][j], k);
+            memset(S->written[t->bi[j]] + array_off(S, t, j), 1, 4 * t->n);
+        }
+    }
+}
+
+/* After an accepted call: the bytes not written equal the snapshot, the
+ * written floats those of `want` (NaN-ness only for NaNs). */
+static void compare_written(const bufset *S, const call *c, unsigned char *const *want, const char *what,
+                            const char *isa)
+{
+    for (int i = 0; i < S->count; i++) {
+        /* Each run of bytes not written (w[k] == 0), found with memchr. */
+        const unsigned char *now = S->p[i], *before = S->snap[i], *w = S->written[i];
+        const size_t size = S->size[i];
+        for (size_t k = 0; k < size;) {
+            const unsigned char *wr = memchr(w + k, 1, size - k);
+            const size_t end = wr ? (size_t)(wr - w) : size;
+            if (memcmp(now + k, before + k, end - k) != 0) {
+                while (now[k] == before[k])
+                    k++;
+                FAIL("%s %s under %s: byte %zu of buffer %d, which the call must not write, changed",
+                     rule_name[c->rule], what, isa, k, i);
+            }
+            if (end == size)
+                break;
+            const unsigned char *un = memchr(w + end, 0, size - end);
+            k = un ? (size_t)(un - w) : size;
+        }
+    }
+    int use[MAXS];
+    used_slots(c->rule, c->g, use);
+    for (size_t k = 0; k < call_tensors(c); k++) {
+        const gtensor *t = &c->t[k];
+        for (int j = 0; j < MAXS && t->n; j++) {
+            if (!use[j] || j == G)
+                continue;
+            const int b = t->bi[j];
+            const size_t o = array_off(S, t, j);
+            for (size_t e = 0; e < t->n; e++) {
+                const float x = float_at(S->p[b], o + 4 * e), y = float_at(want[b], o + 4 * e);
+                rmsfuse_fuzz_stats[FS_ISA_FLOATS]++;
+                if (!same_float(x, y))
+                    FAIL("%s %s under %s: tensor %zu %s[%zu] = %a, scalar %a", rule_name[c->rule], what, isa, k,
+                         slot_name[c->rule][j], e, (double)x, (double)y);
+            }
+        }
+    }
+}
+
+/* The scalar results (S->ref) against the emulated op order of
+ * docs/math.md, from the inputs (S->snap). */
+static void compare_spec(const bufset *S, const call *c)
+{
+    spec k;
+    spec_init(c->rule, c->g, &k);
+    int use[MAXS];
+    used_slots(c->rule, c->g, use);
+    for (size_t ti = 0; ti < call_tensors(c); ti++) {
+        const gtensor *t = &c->t[ti];
+        size_t off[MAXS] = {0};
+        for (int j = 0; j < MAXS; j++)
+            if (use[j] && t->n)
+                off[j] = array_off(S, t, j);
+        for (size_t e = 0; e < t->n; e++) {
+            float x[MAXS] = {0}, in[MAXS] = {0};
+            for (int j = 0; j < MAXS; j++)
+                if (use[j])
+                    in[j] = x[j] = float_at(S->snap[t->bi[j]], off[j] + 4 * e);
+            spec_elem(&k, x);
+            for (int j = 0; j < MAXS; j++) {
+                if (!use[j] || j == G)
+                    continue;
+                const float got = float_at(S->ref[t->bi[j]], off[j] + 4 * e);
+                rmsfuse_fuzz_stats[FS_SPEC_FLOATS]++;
+                if (!same_float(got, x[j]))
+                    FAIL("%s %s (scalar): tensor %zu %s[%zu] = %a, docs/math.md gives %a (inputs param %a grad %a "
+                         "state %a %a %a; flags %#x)",
+                         rule_name[c->rule], c->what, ti, slot_name[c->rule][j], e, (double)got, (double)x[j],
+                         (double)in[0], (double)in[1], (double)in[2], (double)in[3], (double)in[4], c->g->flags);
+            }
+        }
+    }
+}
+
+/* Runs the step under every supported ISA from the same inputs (the
+ * snapshot); `status` is what every one must return.  Leaves S->ref (and
+ * with `twice`, S->ref2: a second scalar step_multi) on success. */
+static void run_steps(bufset *S, const call *c, int status, int twice)
+{
+    rmsfuse_fuzz_stats[FS_RULE + 4 * c->rule + 2 * c->multi + (status != RMSFUSE_OK)]++;
+    if (verbose) {
+        size_t total = 0;
+        for (size_t k = 0; k < call_tensors(c); k++)
+            total += c->t[k].n;
+        fprintf(stderr, "fuzz_rules: %s %s, %zu tensor(s), %zu elements: %s\n", rule_name[c->rule], c->what,
+                call_tensors(c), total, status ? rmsfuse_status_name(status) : "RMSFUSE_OK");
+    }
+    if (status == RMSFUSE_OK)
+        mark_written(S, c);
+    for (int k = 0; k < n_isas; k++) {
+        restore(S);
+        set_isa(isas[k]);
+        const int st = do_step(c);
+        if (st != status)
+            FAIL("%s %s under %s returned %d (%s), expected %d (%s)", rule_name[c->rule], c->what, isas[k], st,
+                 rmsfuse_strerror(st), status, rmsfuse_strerror(status));
+        if (st != RMSFUSE_OK) {
+            expect_unchanged(S, c->what, isas[k]);
+            continue;
+        }
+        if (k == 0) { /* scalar: the reference, against the docs */
+            keep(S, S->ref);
+            compare_spec(S, c);
+        }
+        compare_written(S, c, S->ref, c->what, isas[k]);
+    }
+    if (status != RMSFUSE_OK || !c->multi)
+        return;
+    /* The list step == one (scalar) step per tensor, to the byte. */
+    restore(S);
+    set_isa("scalar");
+    for (size_t k = 0; k < c->count; k++) {
+        const int st = api_step(c->rule, c->cfg, &c->t[k]);
+        if (st != RMSFUSE_OK)
+            FAIL("tensor %zu of an accepted %s list: the step returned %d", k, rule_name[c->rule], st);
+    }
+    for (int i = 0; i < S->count; i++)
+        if (memcmp(S->p[i], S->ref[i], S->size[i]) != 0)
+            FAIL("%s step_multi differs from one step per tensor (buffer %d)", rule_name[c->rule], i);
+    if (twice) { /* the reference of a plan run twice: step_multi twice */
+        const int st = api_step_multi(c->rule, c->cfg, c->list, c->count);
+        if (st != RMSFUSE_OK)
+            FAIL("%s step_multi returned %d on its own results", rule_name[c->rule], st);
+        keep(S, S->ref2);
+    }
+}
+
+/* ---- plans --------------------------------------------------------------------- */
+typedef struct plan_spec {
+    unsigned ncut, order;
+    int twice, switch_isa, snap;
+    unsigned raw[7];
+    unsigned bad_b, bad_e;
+} plan_spec;
+
+static void read_plan_spec(reader *r, plan_spec *ps)
+{
+    const unsigned b = u8(r);
+    ps->ncut = b & 7u;
+    ps->order = (b >> 3) & 3u;
+    ps->twice = (b >> 5) & 1u;
+    ps->switch_isa = (b >> 6) & 1u;
+    ps->snap = (b >> 7) & 1u;
+    for (unsigned k = 0; k < ps->ncut; k++)
+        ps->raw[k] = u16(r);
+    ps->bad_b = u16(r);
+    ps->bad_e = u16(r);
+}
+
+/* rmsfuse_plan_cut(plan, f) against its contract (rmsfuse_common.h): f
+ * itself at 0 and at a tensor's first element, else the first element
+ * from f on whose param address starts a 64-byte line, or the tensor's
+ * end; from the end on, the end. */
+static size_t check_cut(const rmsfuse_plan *plan, const call *c, size_t total, size_t f)
+{
+    const size_t got = rmsfuse_plan_cut(plan, f);
+    rmsfuse_fuzz_stats[FS_CUTS]++;
+    size_t want = f >= total ? total : f;
+    if (f > 0 && f < total) {
+        size_t first = 0, k = 0;
+        while (!c->t[k].n || f >= first + c->t[k].n) {
+            first += c->t[k].n;
+            k++;
+        }
+        const gtensor *t = &c->t[k];
+        const uintptr_t base = (uintptr_t)t->a[P];
+        size_t o = f - first;
+        if (o != 0) {
+            while (o < t->n && (base + 4 * o) % 64 != 0)
+                o++;
+            want = first + o;
+            if (base % 4 != 0 && got == f && want != f && !strict_cut) {
+                rmsfuse_fuzz_stats[FS_CUT_KNOWN]++; /* the known deviation: see the top of the file */
+                return got;
+            }
+        }
+    }
+    if (got != want)
+        FAIL("%s rmsfuse_plan_cut(plan, %zu) = %zu, expected %zu (%zu elements)", rule_name[c->rule], f, got, want,
+             total);
+    return got;
+}
+
+/* The plan's documented errors and edges: nothing written. */
+static void plan_edges(bufset *S, const call *c, const rmsfuse_plan *plan, size_t total, const plan_spec *ps)
+{
+    struct {
+        size_t b, e;
+        int st;
+    } runs[] = {
+        {1, 0, RMSFUSE_E_RANGE},
+        {0, total + 1, RMSFUSE_E_RANGE},
+        {total + 1, total + 1, RMSFUSE_E_RANGE},
+        {SIZE_MAX, SIZE_MAX, RMSFUSE_E_RANGE},
+        {0, SIZE_MAX, RMSFUSE_E_RANGE},
+        {SIZE_MAX, 0, RMSFUSE_E_RANGE},
+        {total, total, RMSFUSE_OK},
+        {0, 0, RMSFUSE_OK},
+        {total / 2, total / 2, RMSFUSE_OK},
+        {ps->bad_b % (total + 3), ps->bad_e % (total + 3), 0},
+    };
+    const size_t nruns = sizeof runs / sizeof runs[0];
+    for (size_t k = 0; k < nruns; k++) {
+        if (k == nruns - 1) { /* the input's range, when it is not a real one */
+            if (runs[k].b > runs[k].e || runs[k].e > total)
+                runs[k].st = RMSFUSE_E_RANGE;
+            else if (runs[k].b < runs[k].e)
+                continue;
+        }
+        const int st = rmsfuse_plan_run(plan, runs[k].b, runs[k].e);
+        rmsfuse_fuzz_stats[FS_PLAN_RUNS]++;
+        if (st != runs[k].st)
+            FAIL("%s rmsfuse_plan_run(plan, %zu, %zu) returned %d, expected %d (%zu elements)", rule_name[c->rule],
+                 runs[k].b, runs[k].e, st, runs[k].st, total);
+    }
+    if (rmsfuse_plan_run(NULL, 0, 0) != RMSFUSE_E_NULL_PLAN || rmsfuse_plan_run(NULL, 0, 1) != RMSFUSE_E_NULL_PLAN)
+        FAIL("rmsfuse_plan_run(NULL, ...) is not RMSFUSE_E_NULL_PLAN");
+    if (rmsfuse_plan_elements(NULL) != 0)
+        FAIL("rmsfuse_plan_elements(NULL) is not 0");
+    if (rmsfuse_plan_cut(NULL, 0) != 0 || rmsfuse_plan_cut(NULL, 7) != 0 || rmsfuse_plan_cut(NULL, SIZE_MAX) != 0)
+        FAIL("rmsfuse_plan_cut(NULL, f) is not 0 (rmsfuse_plan_elements(NULL))");
+    rmsfuse_plan_free(NULL);
+    expect_unchanged(S, "rmsfuse_plan_run on an empty or bad range", "any ISA");
+    (void)check_cut(plan, c, total, 0);
+    (void)check_cut(plan, c, total, total);
+    (void)check_cut(plan, c, total, total + 1);
+    (void)check_cut(plan, c, total, SIZE_MAX);
+    for (unsigned k = 0; k < ps->ncut; k++)
+        (void)check_cut(plan, c, total, total ? ps->raw[k] % total : 0);
+}
+
+static int by_size(const void *x, const void *y)
+{
+    const size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* A plan of the list (status: what step_multi returned): refused the same
+ * way, or run over the input's cuts under every ISA. */
+static void plan_case(bufset *S, const call *c, int status, const plan_spec *ps)
+{
+    static char sentinel;
+    /* No place for the plan: refused, nothing written. */
+    restore(S);
+    int st = api_plan(c->rule, c->cfg, c->list, c->count, NULL);
+    if (st != RMSFUSE_E_NULL_PLAN)
+        FAIL("%s plan(..., NULL) returned %d, expected RMSFUSE_E_NULL_PLAN", rule_name[c->rule], st);
+    expect_unchanged(S, "plan(..., NULL)", "the active ISA");
+    if (status != RMSFUSE_OK) {
+        rmsfuse_plan *plan = (rmsfuse_plan *)(void *)&sentinel;
+        st = api_plan(c->rule, c->cfg, c->list, c->count, &plan);
+        if (st != status)
+            FAIL("%s plan returned %d (%s), step_multi %d (%s)", rule_name[c->rule], st, rmsfuse_strerror(st),
+                 status, rmsfuse_strerror(status));
+        if (plan != NULL)
+            FAIL("%s plan failed (%d) but did not set *plan to NULL", rule_name[c->rule], st);
+        expect_unchanged(S, "a refused plan", "the active ISA");
+        return;
+    }
+    size_t total = 0;
+    for (size_t k = 0; k < c->count; k++)
+        total += c->t[k].n;
+    for (int k = 0; k < n_isas; k++) {
+        restore(S);
+        set_isa(isas[k]);
+        rmsfuse_plan *plan = (rmsfuse_plan *)(void *)&sentinel;
+        st = api_plan(c->rule, c->cfg, c->list, c->count, &plan);
+        if (st != RMSFUSE_OK || plan == NULL || plan == (rmsfuse_plan *)(void *)&sentinel)
+            FAIL("%s plan under %s returned %d where step_multi succeeded", rule_name[c->rule], isas[k], st);
+        rmsfuse_fuzz_stats[FS_PLANS]++;
+        expect_unchanged(S, "making a plan", isas[k]);
+        if (rmsfuse_plan_elements(plan) != total)
+            FAIL("%s rmsfuse_plan_elements = %zu, the tensors have %zu", rule_name[c->rule],
+                 rmsfuse_plan_elements(plan), total);
+        if (k == 0)
+            plan_edges(S, c, plan, total, ps);
+        /* The ranges: the input's cuts (snapped through rmsfuse_plan_cut
+         * when asked), run in the input's order. */
+        size_t cut[9], m = 0;
+        cut[m++] = 0;
+        for (unsigned i = 0; i < ps->ncut; i++) {
+            const size_t f = total ? ps->raw[i] % (total + 1) : 0;
+            cut[m++] = ps->snap ? check_cut(plan, c, total, f) : f;
+        }
+        cut[m++] = total;
+        qsort(cut, m, sizeof cut[0], by_size);
+        const size_t nr = m - 1;
+        size_t order[8], o = 0;
+        if (ps->order == 2) { /* odd ranges, then even ones */
+            for (size_t i = 1; i < nr; i += 2)
+                order[o++] = i;
+            for (size_t i = 0; i < nr; i += 2)
+                order[o++] = i;
+        }
+        for (size_t i = 0; i < nr && ps->order != 2; i++)
+            order[i] = ps->order == 0 ? i : ps->order == 1 ? nr - 1 - i : (i + nr / 2) % nr; /* forward, backward, from the middle */
+        if (ps->switch_isa) /* the plan keeps its kernel */
+            set_isa(isas[(k + 1) % n_isas]);
+        for (size_t i = 0; i < nr; i++) {
+            const size_t b = cut[order[i]], e = cut[order[i] + 1];
+            st = rmsfuse_plan_run(plan, b, e);
+            rmsfuse_fuzz_stats[FS_PLAN_RUNS]++;
+            if (st != RMSFUSE_OK)
+                FAIL("%s rmsfuse_plan_run(plan, %zu, %zu) returned %d (%zu elements)", rule_name[c->rule], b, e, st,
+                     total);
+        }
+        compare_written(S, c, S->ref, "plan run over cuts", isas[k]);
+        if (k == 0)
+            for (int i = 0; i < S->count; i++)
+                if (memcmp(S->p[i], S->ref[i], S->size[i]) != 0)
+                    FAIL("%s scalar plan run differs from scalar step_multi (buffer %d)", rule_name[c->rule], i);
+        if (ps->twice) { /* a plan is reusable: a second step */
+            st = rmsfuse_plan_run(plan, 0, total);
+            rmsfuse_fuzz_stats[FS_PLAN_RUNS]++;
+            if (st != RMSFUSE_OK)
+                FAIL("%s second rmsfuse_plan_run returned %d", rule_name[c->rule], st);
+            compare_written(S, c, S->ref2, "plan run a second time", isas[k]);
+        }
+        rmsfuse_plan_free(plan);
+    }
+}
+
+/* ---- the target ------------------------------------------------------------------ */
+static const char *const what_single = "step";
+static const char *const what_multi = "step_multi";
+
+static const char *cfg_text(int rule, const gcfg *g)
+{
+    static char buf[512];
+    if (!g)
+        return "cfg NULL";
+    int at = 0;
+    for (int k = 0; k < 5 && at < 400; k++)
+        if (hyper_name[rule][k][0] != '-')
+            at += snprintf(buf + at, sizeof buf - (size_t)at, "%s %a, ", hyper_name[rule][k], g->h[k]);
+    snprintf(buf + at, sizeof buf - (size_t)at, "step %lld, flags %#x", g->step, g->flags);
+    return buf;
+}
+
+/* The status a check function returns: in the expected set, and
+ * check_config's when cfg is wrong. */
+static void check_status(const char *fn, int rule, const gcfg *g, int st, sset expect, int cfg_status)
+{
+    if (!in_set(st, expect))
+        FAIL("%s %s returned %d (%s), expected %s; %s", rule_name[rule], fn, st, rmsfuse_strerror(st),
+             set_text(expect), cfg_text(rule, g));
+    if (cfg_status != RMSFUSE_OK && st != cfg_status)
+        FAIL("%s %s returned %d, check_config %d", rule_name[rule], fn, st, cfg_status);
+    if (st != RMSFUSE_OK && !rmsfuse_status_name(st))
+        FAIL("rmsfuse_status_name(%d) is NULL", st);
+}
+
+static void single_case(reader *r, bufset *S, int rule, const anycfg *cfg, const gcfg *g, int cfg_status)
+{
+    slot_list L;
+    L.count = 0;
+    gtensor t;
+    int huge;
+    read_tensor(r, S, &L, rule, MAX_N_SINGLE, ARENA_SINGLE, &t, &huge);
+    const sset expect = expect_list(rule, g, &t, 1, 0);
+    if (expect == 0 && huge) /* never: see huge_table */
+        FAIL("harness: a huge n (%zu) would be accepted", t.n);
+    snapshot(S);
+    const int chk = api_check(rule, cfg, &t);
+    check_status("check", rule, g, chk, expect, cfg_status);
+    expect_unchanged(S, "check", "the active ISA");
+    const call c = {what_single, rule, cfg, g, &t, 1, NULL, 0};
+    run_steps(S, &c, chk, 0);
+}
+
+static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const gcfg *g, int cfg_status, int longl,
+                      int null_list)
+{
+    static gtensor t[MAX_LIST];
+    size_t count = 0;
+    int any_huge = 0;
+    if (longl) {
+        count = read_long_list(r, S, rule, t);
+        rmsfuse_fuzz_stats[FS_LONG]++;
+    } else {
+        slot_list L;
+        L.count = 0;
+        count = u8(r) % (MAX_TENSORS + 1);
+        for (size_t k = 0; k < count; k++) {
+            int huge;
+            read_tensor(r, S, &L, rule, MAX_N_LIST, ARENA_LIST, &t[k], &huge);
+            any_huge |= huge && t[k].n;
+        }
+    }
+    plan_spec ps;
+    read_plan_spec(r, &ps);
+    const void *list = null_list ? NULL : make_list(rule, t, count);
+    const sset expect = expect_list(rule, g, t, count, list == NULL);
+    if (expect == 0 && any_huge && list)
+        FAIL("harness: a list with a huge n would be accepted");
+    snapshot(S);
+    const int chk = api_check_multi(rule, cfg, list, count);
+    check_status("check_multi", rule, g, chk, expect, cfg_status);
+    expect_unchanged(S, "check_multi", "the active ISA");
+    const call c = {what_multi, rule, cfg, g, t, count, list, 1};
+    run_steps(S, &c, chk, ps.twice);
+    plan_case(S, &c, chk, &ps);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    init_once();
+    const char *entry = rmsfuse_active_isa();
+    reader r = {data, size, 0};
+    const int rule = (int)(u8(&r) % N_RULES);
+    const unsigned op = u8(&r);
+    gcfg g;
+    for (int k = 0; k < 5; k++)
+        g.h[k] = read_hyper(&r);
+    g.step = read_step(&r);
+    const unsigned fb = u16(&r);
+    g.flags = fb & 0x1ffu;
+    if (fb & 0x200u)
+        g.flags |= 1u << (9 + ((fb >> 10) & 31u) % 23u);
+    if (fb & 0x8000u)
+        g.flags |= 1u << 31;
+    anycfg ac;
+    make_cfg(rule, &g, &ac);
+    const int null_cfg = (op & 0x80u) != 0;
+    const anycfg *cfg = null_cfg ? NULL : &ac;
+    const gcfg *gc = null_cfg ? NULL : &g;
+
+    const sset cfg_expect = gc ? expect_config(rule, gc) : SBIT(RMSFUSE_E_NULL_CONFIG);
+    const int cfg_status = api_check_config(rule, cfg);
+    check_status("check_config", rule, gc, cfg_status, cfg_expect, RMSFUSE_OK);
+    if (!rmsfuse_strerror(cfg_status) || !rmsfuse_strerror(cfg_status)[0])
+        FAIL("rmsfuse_strerror(%d) is empty", cfg_status);
+
+    /* Buffers are filled as they are made, from the data bytes. */
+    bufset *S = &S_;
+    S->count = 0;
+    S->arena = -1;
+    S->mode = (int)((op >> 2) & 3u);
+    S->rng = 0x9e3779b97f4a7c15ull ^ size;
+    /* Data start: a fixed place, so that the structure can grow without
+     * shifting the data the fuzzer found: the last half of the input. */
+    S->data = data + size / 2;
+    S->data_len = size - size / 2;
+    S->data_at = 0;
+
+    const unsigned what = op & 3u;
+    if (what == 0 || what == 2) {
+        single_case(&r, S, rule, cfg, gc, cfg_status);
+        free_bufs(S);
+    }
+    if (what != 0) {
+        list_case(&r, S, rule, cfg, gc, cfg_status, what == 3, ((op >> 4) & 7u) == 7u);
+        free_bufs(S);
+    }
+    set_isa(entry);
+    return 0;
+}
