@@ -150,21 +150,21 @@ stage_tsan() {
 stage_fuzz() {
     mkdir -p build
     cmake --preset fuzz >build/fuzz.configure.log 2>&1 || { cat build/fuzz.configure.log; return 1; }
-    cmake --build --preset fuzz -j "$jobs"
+    cmake --build build/fuzz -j "$jobs" --target fuzz_rules
     # New inputs go to a scratch copy; the committed seeds stay as they are.
     local work=build/fuzz/corpus
     rm -rf "$work" build/fuzz/artifacts
     mkdir -p "$work" build/fuzz/artifacts
     cp tests/fuzz/corpus/* "$work"/
     local rc=0
-    build/fuzz/tests/fuzz/fuzz_rmsprop -max_total_time="${RMSFUSE_FUZZ_SECONDS:-120}" -max_len=4096 -timeout=30 \
+    build/fuzz/tests/fuzz/fuzz_rules -max_total_time="${RMSFUSE_FUZZ_SECONDS:-120}" -max_len=4096 -timeout=30 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" \
         >build/fuzz/fuzz.log 2>&1 || rc=$?
     grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::|Done )' build/fuzz/fuzz.log || true
     echo "corpus after the run: $(find "$work" -type f | wc -l) inputs (build/fuzz/fuzz.log has the whole log)"
     if [ "$rc" -ne 0 ] || [ -n "$(ls build/fuzz/artifacts)" ]; then
         tail -n 60 build/fuzz/fuzz.log
-        echo "fuzz: failed (exit $rc); reproduce with build/fuzz/tests/fuzz/fuzz_rmsprop build/fuzz/artifacts/<file>"
+        echo "fuzz: failed (exit $rc); reproduce with build/fuzz/tests/fuzz/fuzz_rules build/fuzz/artifacts/<file>"
         return 1
     fi
     return 0
