@@ -135,11 +135,15 @@ RMSFUSE_API size_t rmsfuse_plan_elements(const rmsfuse_plan *plan);
  * rmsfuse_plan_elements()); nothing is written on error. */
 RMSFUSE_API int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end);
 
-/* The first element index >= f where a range may start without sharing a
- * 64-byte line of param with the range before it: the next cache-line
- * boundary of the param array holding element f, or that tensor's end (at
- * most rmsfuse_plan_elements()).  Ranges cut there never have two threads
- * write the same line of param. */
+/* Where a range may start so that it shares no 64-byte line of param with
+ * the range before it: for f inside a tensor, the first element index >= f
+ * that starts a cache line of that tensor's param, or the tensor's end.  f
+ * itself when f is 0, the first element of a tensor, or inside a tensor
+ * whose param is not float-aligned (no element of it starts a line), and
+ * rmsfuse_plan_elements() for f beyond.  Ranges cut there never have two
+ * threads write the same line of a float-aligned param array, except where
+ * two tensors' arrays meet; any cut gives the same results, only false
+ * sharing is at stake. */
 RMSFUSE_API size_t rmsfuse_plan_cut(const rmsfuse_plan *plan, size_t f);
 
 /* Frees a plan (NULL is a no-op). */

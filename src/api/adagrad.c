@@ -50,7 +50,7 @@ static int prepare(const rmsfuse_adagrad_config *cfg, rmsfuse_prepared *P)
     k.w = (float)cfg->weight_decay;
     k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
     k.sgn = rmsfuse_sign_mask(cfg->flags);
-    const float all[] = {(float)cfg->lr, (float)cfg->lr_decay, k.ncl, k.e, k.w, k.dk};
+    const float all[] = {(float)cfg->lr, (float)cfg->lr_decay, k.e, k.w};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
     if (cfg->lr < 0.0)
@@ -63,6 +63,9 @@ static int prepare(const rmsfuse_adagrad_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_WEIGHT_DECAY;
     if (cfg->flags & ~RMSFUSE_ADAGRAD_FLAGS)
         return RMSFUSE_E_FLAGS;
+    const float derived[] = {k.ncl, k.dk}; /* after the ranges */
+    if (!rmsfuse_all_finite(derived, 2))
+        return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_adagrad, &layout);
     unsigned V = (cfg->flags & RMSFUSE_EPS_IN_SQRT) ? ADAGRAD_V_EPS_IN : 0u;

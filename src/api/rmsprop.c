@@ -53,7 +53,7 @@ static int prepare(const rmsfuse_rmsprop_config *cfg, rmsfuse_prepared *P)
     k.nl = (float)(-cfg->lr);
     k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
     k.sgn = rmsfuse_sign_mask(cfg->flags);
-    const float all[] = {k.a, k.e, k.m, k.w, k.l, k.dk};
+    const float all[] = {k.a, k.e, k.m, k.w, k.l};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
     if (cfg->lr < 0.0)
@@ -71,6 +71,8 @@ static int prepare(const rmsfuse_rmsprop_config *cfg, rmsfuse_prepared *P)
     const int mom = cfg->momentum != 0.0;
     if ((cfg->flags & RMSFUSE_NESTEROV) && !mom)
         return RMSFUSE_E_NESTEROV;
+    if (!rmsfuse_all_finite(&k.dk, 1)) /* derived constants: after the ranges */
+        return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_rmsprop, &layout);
     unsigned V = ((cfg->flags & RMSFUSE_CENTERED) ? RMSPROP_V_CENTERED : 0u) |

@@ -43,7 +43,7 @@ static int prepare(const rmsfuse_sgd_config *cfg, rmsfuse_prepared *P)
     k.w = (float)cfg->weight_decay;
     k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
     k.sgn = rmsfuse_sign_mask(f);
-    const float all[] = {k.m, (float)cfg->dampening, k.nl, k.w, k.dk};
+    const float all[] = {k.m, (float)cfg->dampening, k.nl, k.w};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
     if (cfg->lr < 0.0)
@@ -61,6 +61,8 @@ static int prepare(const rmsfuse_sgd_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_NESTEROV;
     if ((f & RMSFUSE_LR_IN_MOMENTUM) && cfg->dampening != 0.0)
         return RMSFUSE_E_DAMPENING;
+    if (!rmsfuse_all_finite(&k.dk, 1)) /* derived constants: after the ranges */
+        return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_sgd, &layout);
     unsigned V = 0;

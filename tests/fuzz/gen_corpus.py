@@ -17,11 +17,8 @@ at the interesting places:
   lists of 65 to 128 tensors in every layout, and plans (snapped cuts,
   every run order, a second run, the ISA switched, bad ranges).
 
-It also writes the reproducers of known library deviations into repro/
-beside DIR (see repros()); they are not seeds.
-
     gen_corpus.py [DIR]            write the seeds into DIR (default: corpus/ here)
-    gen_corpus.py --check [DIR]    exit 1 if DIR or repro/ differs from what would be written
+    gen_corpus.py --check [DIR]    exit 1 if DIR differs from what would be written
 """
 import os
 import struct
@@ -504,22 +501,12 @@ def seeds():
             long_list(66, 0, inject=True, same=True, nmax_code=1, seed=7) + plan())
         add(rule, "err-long-list-null", op_byte(LONG, SMALL, null_list=True), config(rule),
             long_list(70, 1) + plan())
+    # A tensor whose param is 1 byte past a malloc'd (16-byte aligned)
+    # address: no element starts a cache line, so rmsfuse_plan_cut(plan, 5)
+    # is 5 itself (rmsfuse_common.h).
+    add(RMSPROP, "plan-cut-misaligned-param", op_byte(LIST, SMALL), config(RMSPROP),
+        plist(tensor(n_small(40), [own(1), own(), own(), NULL, NULL])) + plan(cuts=(5,), snap=True))
     return out
-
-
-def repros():
-    """Inputs that fail only with RMSFUSE_FUZZ_STRICT_CUT=1: a deviation of the
-    library from its documented contract, which the target counts instead of
-    failing on (see the top of fuzz_rules.c)."""
-    return {
-        # One RMSProp tensor of 40 elements whose param is 1 byte past a malloc'd
-        # (16-byte aligned) address: no element starts a cache line, so by
-        # rmsfuse_common.h rmsfuse_plan_cut(plan, 5) is the tensor's end, 40;
-        # the library returns 5.
-        "cut-misaligned-param": make(RMSPROP, op_byte(LIST, SMALL), config(RMSPROP),
-                                     plist(tensor(n_small(40), [own(1), own(), own(), NULL, NULL]))
-                                     + plan(cuts=(5,), snap=True), 7),
-    }
 
 
 def same_files(d, want):
@@ -549,15 +536,13 @@ def main(argv):
     args = [a for a in argv if a != "--check"]
     d = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     want = seeds()
-    rdir = os.path.join(os.path.dirname(os.path.abspath(d)), "repro")
     if check:
-        if not same_files(d, want) or not same_files(rdir, repros()):
+        if not same_files(d, want):
             return 1
-        print("%d seeds and %d reproducers up to date" % (len(want), len(repros())))
+        print("%d seeds up to date" % len(want))
         return 0
     write_files(d, want)
-    write_files(rdir, repros())
-    print("wrote %d seeds to %s and %d reproducers to %s" % (len(want), d, len(repros()), rdir))
+    print("wrote %d seeds to %s" % (len(want), d))
     return 0
 
 
