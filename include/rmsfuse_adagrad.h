@@ -14,7 +14,8 @@ extern "C" {
 #endif
 
 /* The flags AdaGrad accepts. */
-#define RMSFUSE_ADAGRAD_FLAGS (RMSFUSE_EPS_IN_SQRT | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY)
+#define RMSFUSE_ADAGRAD_FLAGS \
+    (RMSFUSE_EPS_IN_SQRT | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL)
 
 /*
  * Hyperparameters, as doubles, rounded once to float per call.  Valid
@@ -30,6 +31,7 @@ typedef struct rmsfuse_adagrad_config {
     unsigned flags;      /* RMSFUSE_ADAGRAD_FLAGS bits */
 } rmsfuse_adagrad_config;
 
+/* Every preset also sets RMSFUSE_FLUSH_SUBNORMAL (docs/math.md). */
 /* torch.optim.Adagrad defaults: lr_decay 0, eps 1e-10 outside the sqrt,
  * step 1.  (torch's initial_accumulator_value is the caller's: fill sum.) */
 RMSFUSE_API rmsfuse_adagrad_config rmsfuse_adagrad_pytorch(double lr);

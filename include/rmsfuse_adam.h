@@ -14,7 +14,8 @@ extern "C" {
 #endif
 
 /* The flags Adam accepts. */
-#define RMSFUSE_ADAM_FLAGS (RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_AMSGRAD | RMSFUSE_EPS_HAT)
+#define RMSFUSE_ADAM_FLAGS \
+    (RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_AMSGRAD | RMSFUSE_EPS_HAT | RMSFUSE_FLUSH_SUBNORMAL)
 
 /*
  * Hyperparameters, as doubles; the bias corrections 1 - beta^step are
@@ -34,6 +35,7 @@ typedef struct rmsfuse_adam_config {
     unsigned flags;      /* RMSFUSE_ADAM_FLAGS bits */
 } rmsfuse_adam_config;
 
+/* Every preset also sets RMSFUSE_FLUSH_SUBNORMAL (docs/math.md). */
 /* torch.optim.Adam defaults: betas (0.9, 0.999), eps 1e-8, no weight decay, step 1. */
 RMSFUSE_API rmsfuse_adam_config rmsfuse_adam_pytorch(double lr);
 /* torch.optim.AdamW defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01 decoupled, step 1. */

@@ -49,7 +49,7 @@ extern "C" {
 #define RMSFUSE_STATUS_TABLE(X)                                                                                  \
     X(RMSFUSE_OK, 0, "success")                                                                                  \
     X(RMSFUSE_E_NULL_CONFIG, -1, "configuration pointer is NULL")                                                \
-    X(RMSFUSE_E_NULL_ARRAY, -2, "param, grad or a state array the configuration always uses is NULL with n > 0") \
+    X(RMSFUSE_E_NULL_ARRAY, -2, "param, grad or a state array the configuration uses is NULL with n > 0")       \
     X(RMSFUSE_E_NULL_MOMENTUM_BUF, -3, "momentum is non-zero but momentum_buf is NULL")                          \
     X(RMSFUSE_E_NULL_GRAD_AVG, -4, "RMSFUSE_CENTERED is set but grad_avg is NULL")                               \
     X(RMSFUSE_E_NONFINITE, -5, "a hyperparameter is NaN, infinite or beyond the float range")                    \
@@ -111,6 +111,9 @@ RMSFUSE_API const char *rmsfuse_version(void);
 #define RMSFUSE_AMSGRAD         (1u << 7) /* Adam: use the running maximum of exp_avg_sq (needs max_exp_avg_sq) */
 #define RMSFUSE_EPS_HAT         (1u << 8) /* Adam: eps is the paper's epsilon-hat, added to sqrt(v) before
                                              the bias correction (TensorFlow, Keras) */
+#define RMSFUSE_FLUSH_SUBNORMAL (1u << 9) /* every rule: a state value below the smallest normal float in
+                                             magnitude becomes +0, so zero gradients never leave the
+                                             state subnormal (and slow); the presets set it */
 
 /* ---- prepared steps ---------------------------------------------------- */
 /*

@@ -18,7 +18,7 @@ extern "C" {
 /* The flags RMSProp accepts. */
 #define RMSFUSE_RMSPROP_FLAGS                                                                             \
     (RMSFUSE_CENTERED | RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | \
-     RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV)
+     RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV | RMSFUSE_FLUSH_SUBNORMAL)
 /* Same as RMSFUSE_RMSPROP_FLAGS (the name of 0.1, when RMSProp was the only rule). */
 #define RMSFUSE_ALL_FLAGS RMSFUSE_RMSPROP_FLAGS
 
@@ -38,6 +38,9 @@ typedef struct rmsfuse_rmsprop_config {
     double momentum;     /* momentum factor; 0 disables momentum */
     unsigned flags;      /* RMSFUSE_RMSPROP_FLAGS bits */
 } rmsfuse_rmsprop_config;
+
+/* The presets of every rule set RMSFUSE_FLUSH_SUBNORMAL (docs/math.md:
+ * state below FLT_MIN becomes +0; clear the flag for exact IEEE state). */
 
 /* torch.optim.RMSprop defaults: alpha 0.99, eps 1e-8, no weight decay, no
  * momentum, eps outside the sqrt, lr outside the momentum buffer. */

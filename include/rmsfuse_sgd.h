@@ -16,7 +16,8 @@ extern "C" {
 
 /* The flags SGD accepts. */
 #define RMSFUSE_SGD_FLAGS \
-    (RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV | RMSFUSE_INIT_MOMENTUM)
+    (RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV | RMSFUSE_INIT_MOMENTUM | \
+     RMSFUSE_FLUSH_SUBNORMAL)
 
 /*
  * Hyperparameters, as doubles, rounded once to float per call.  Valid
@@ -34,6 +35,7 @@ typedef struct rmsfuse_sgd_config {
     unsigned flags;      /* RMSFUSE_SGD_FLAGS bits */
 } rmsfuse_sgd_config;
 
+/* Every preset also sets RMSFUSE_FLUSH_SUBNORMAL (docs/math.md). */
 /* torch.optim.SGD defaults (momentum 0, dampening 0, no weight decay).
  * With momentum, torch's first step sets the buffer to the gradient: pass
  * RMSFUSE_INIT_MOMENTUM on that step. */

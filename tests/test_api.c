@@ -462,13 +462,14 @@ START_TEST(test_presets)
 {
     rmsfuse_rmsprop_config t = rmsfuse_rmsprop_pytorch(0.02);
     ck_assert(t.lr == 0.02 && t.alpha == 0.99 && t.eps == 1e-8 && t.weight_decay == 0 && t.momentum == 0);
-    ck_assert_uint_eq(t.flags, 0);
+    /* Every preset sets RMSFUSE_FLUSH_SUBNORMAL (docs/math.md). */
+    ck_assert_uint_eq(t.flags, RMSFUSE_FLUSH_SUBNORMAL);
     rmsfuse_rmsprop_config f = rmsfuse_rmsprop_tensorflow(0.001);
     ck_assert(f.lr == 0.001 && f.alpha == 0.9 && f.eps == 1e-10 && f.weight_decay == 0 && f.momentum == 0);
-    ck_assert_uint_eq(f.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM);
+    ck_assert_uint_eq(f.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_FLUSH_SUBNORMAL);
     rmsfuse_rmsprop_config k = rmsfuse_rmsprop_keras(0.001);
     ck_assert(k.lr == 0.001 && k.alpha == 0.9 && k.eps == 1e-7 && k.weight_decay == 0 && k.momentum == 0);
-    ck_assert_uint_eq(k.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM);
+    ck_assert_uint_eq(k.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_FLUSH_SUBNORMAL);
     ck_assert_int_eq(rmsfuse_rmsprop_check_config(&t), RMSFUSE_OK);
     ck_assert_int_eq(rmsfuse_rmsprop_check_config(&f), RMSFUSE_OK);
     ck_assert_int_eq(rmsfuse_rmsprop_check_config(&k), RMSFUSE_OK);

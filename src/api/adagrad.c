@@ -11,19 +11,19 @@
 
 rmsfuse_adagrad_config rmsfuse_adagrad_pytorch(double lr)
 {
-    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-10, 1, 0u};
+    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-10, 1, RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_adagrad_config rmsfuse_adagrad_keras(double lr)
 {
-    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-7, 1, RMSFUSE_EPS_IN_SQRT};
+    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-7, 1, RMSFUSE_EPS_IN_SQRT | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_adagrad_config rmsfuse_adagrad_classic(double lr)
 {
-    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-8, 1, RMSFUSE_EPS_IN_SQRT};
+    rmsfuse_adagrad_config c = {lr, 0.0, 0.0, 1e-8, 1, RMSFUSE_EPS_IN_SQRT | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
@@ -71,6 +71,8 @@ static int prepare(const rmsfuse_adagrad_config *cfg, rmsfuse_prepared *P)
     unsigned V = (cfg->flags & RMSFUSE_EPS_IN_SQRT) ? ADAGRAD_V_EPS_IN : 0u;
     if (cfg->weight_decay != 0.0)
         V |= decoupled ? ADAGRAD_V_DECOUPLED : ADAGRAD_V_WD;
+    if (cfg->flags & RMSFUSE_FLUSH_SUBNORMAL)
+        V |= ADAGRAD_V_FLUSH;
     P->variant = V;
     P->used = rmsfuse_adagrad_used(V);
     RMSFUSE_SET_CONSTS(P, k);

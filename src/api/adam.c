@@ -13,31 +13,32 @@
 
 rmsfuse_adam_config rmsfuse_adam_pytorch(double lr)
 {
-    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.0, 1, 0u};
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.0, 1, RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_adam_config rmsfuse_adamw_pytorch(double lr)
 {
-    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.01, 1, RMSFUSE_DECOUPLED_DECAY};
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.01, 1, RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_adam_config rmsfuse_adam_keras(double lr)
 {
-    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-7, 0.0, 1, RMSFUSE_EPS_HAT};
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-7, 0.0, 1, RMSFUSE_EPS_HAT | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_adam_config rmsfuse_adamw_keras(double lr)
 {
-    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-7, 0.004, 1, RMSFUSE_EPS_HAT | RMSFUSE_DECOUPLED_DECAY};
+    rmsfuse_adam_config c = {lr,  0.9, 0.999, 1e-7, 0.004,
+                             1,   RMSFUSE_EPS_HAT | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_adam_config rmsfuse_adam_tensorflow(double lr)
 {
-    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.0, 1, RMSFUSE_EPS_HAT};
+    rmsfuse_adam_config c = {lr, 0.9, 0.999, 1e-8, 0.0, 1, RMSFUSE_EPS_HAT | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
@@ -95,6 +96,8 @@ static int prepare(const rmsfuse_adam_config *cfg, rmsfuse_prepared *P)
     unsigned V = (f & RMSFUSE_AMSGRAD) ? ADAM_V_AMSGRAD : 0u;
     if (cfg->weight_decay != 0.0)
         V |= decoupled ? ADAM_V_DECOUPLED : ADAM_V_WD;
+    if (f & RMSFUSE_FLUSH_SUBNORMAL)
+        V |= ADAM_V_FLUSH;
     P->variant = V;
     P->used = rmsfuse_adam_used(V);
     RMSFUSE_SET_CONSTS(P, k);

@@ -11,19 +11,21 @@
 
 rmsfuse_rmsprop_config rmsfuse_rmsprop_pytorch(double lr)
 {
-    rmsfuse_rmsprop_config c = {lr, 0.99, 1e-8, 0.0, 0.0, 0u};
+    rmsfuse_rmsprop_config c = {lr, 0.99, 1e-8, 0.0, 0.0, RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_rmsprop_config rmsfuse_rmsprop_tensorflow(double lr)
 {
-    rmsfuse_rmsprop_config c = {lr, 0.9, 1e-10, 0.0, 0.0, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM};
+    rmsfuse_rmsprop_config c = {lr,  0.9, 1e-10, 0.0, 0.0,
+                                RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_rmsprop_config rmsfuse_rmsprop_keras(double lr)
 {
-    rmsfuse_rmsprop_config c = {lr, 0.9, 1e-7, 0.0, 0.0, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM};
+    rmsfuse_rmsprop_config c = {lr,  0.9, 1e-7, 0.0, 0.0,
+                                RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
@@ -82,6 +84,8 @@ static int prepare(const rmsfuse_rmsprop_config *cfg, rmsfuse_prepared *P)
              ((cfg->flags & RMSFUSE_NESTEROV) ? RMSPROP_V_NESTEROV : 0u);
     if (cfg->weight_decay != 0.0)
         V |= decoupled ? RMSPROP_V_DECOUPLED : RMSPROP_V_WD;
+    if (cfg->flags & RMSFUSE_FLUSH_SUBNORMAL)
+        V |= RMSPROP_V_FLUSH;
     P->variant = V;
     P->used = rmsfuse_rmsprop_used(V);
     RMSFUSE_SET_CONSTS(P, k);

@@ -11,13 +11,13 @@
 
 rmsfuse_sgd_config rmsfuse_sgd_pytorch(double lr)
 {
-    rmsfuse_sgd_config c = {lr, 0.0, 0.0, 0.0, 0u};
+    rmsfuse_sgd_config c = {lr, 0.0, 0.0, 0.0, RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
 rmsfuse_sgd_config rmsfuse_sgd_keras(double lr)
 {
-    rmsfuse_sgd_config c = {lr, 0.0, 0.0, 0.0, RMSFUSE_LR_IN_MOMENTUM};
+    rmsfuse_sgd_config c = {lr, 0.0, 0.0, 0.0, RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_FLUSH_SUBNORMAL};
     return c;
 }
 
@@ -71,6 +71,8 @@ static int prepare(const rmsfuse_sgd_config *cfg, rmsfuse_prepared *P)
              ((f & RMSFUSE_NESTEROV) ? SGD_V_NESTEROV : 0u) | ((f & RMSFUSE_INIT_MOMENTUM) ? SGD_V_INIT : 0u);
     if (cfg->weight_decay != 0.0)
         V |= decoupled ? SGD_V_DECOUPLED : SGD_V_WD;
+    if (f & RMSFUSE_FLUSH_SUBNORMAL)
+        V |= SGD_V_FLUSH;
     P->variant = V;
     P->used = rmsfuse_sgd_used(V);
     RMSFUSE_SET_CONSTS(P, k);

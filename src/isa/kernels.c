@@ -31,9 +31,11 @@ const rmsfuse_kernel *RMSFUSE_KTABLE(void)
 
 #else
 
-/* Loads and stores of slot s at element i, for the rule bodies. */
+/* Loads and stores of slot s at element i, for the rule bodies; x flushed
+ * (subnormal to +0) when `cond`, a constant of the variant, holds. */
 #define LD(s)    VLOAD(a[s] + i * sizeof(float))
 #define ST(s, x) VSTORE(a[s] + i * sizeof(float), (x))
+#define FLUSH_IF(cond, x) ((cond) ? VFLUSH(x) : (x))
 
 /* ---- width 1 --------------------------------------------------------------- */
 #include "ops_scalar.h"
@@ -161,11 +163,12 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
         body_w1(R, k, V, a, i);
 }
 
-/* X(r, v) for v in 0 .. 127: every variant code a rule may have. */
+/* X(r, v) for v in 0 .. 255: every variant code a rule may have. */
 #define RMSFUSE_V8_(X, r, b) X(r, b + 0) X(r, b + 1) X(r, b + 2) X(r, b + 3) X(r, b + 4) X(r, b + 5) X(r, b + 6) X(r, b + 7)
 #define RMSFUSE_V32_(X, r, b) RMSFUSE_V8_(X, r, b) RMSFUSE_V8_(X, r, b + 8) RMSFUSE_V8_(X, r, b + 16) RMSFUSE_V8_(X, r, b + 24)
-#define RMSFUSE_FOR_EACH_VARIANT(X, r) \
-    RMSFUSE_V32_(X, r, 0) RMSFUSE_V32_(X, r, 32) RMSFUSE_V32_(X, r, 64) RMSFUSE_V32_(X, r, 96)
+#define RMSFUSE_V128_(X, r, b) \
+    RMSFUSE_V32_(X, r, b) RMSFUSE_V32_(X, r, b + 32) RMSFUSE_V32_(X, r, b + 64) RMSFUSE_V32_(X, r, b + 96)
+#define RMSFUSE_FOR_EACH_VARIANT(X, r) RMSFUSE_V128_(X, r, 0) RMSFUSE_V128_(X, r, 128)
 
 /* One specialised loop per variant the rule can produce; codes beyond the
  * rule's count, or that its API never produces, compile to nothing. */
@@ -181,7 +184,7 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
 #define RMSFUSE_DEFINE_KERNEL_(r)                                                                         \
     static void rmsfuse_##r##_kernel(const void *kp, unsigned variant, char *const *arrays, size_t n)    \
     {                                                                                                    \
-        _Static_assert(RMSFUSE_NVAR_##r <= 128, "RMSFUSE_FOR_EACH_VARIANT covers 128 variant codes");    \
+        _Static_assert(RMSFUSE_NVAR_##r <= 256, "RMSFUSE_FOR_EACH_VARIANT covers 256 variant codes");    \
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp;                                         \
         char *a[RMSFUSE_MAX_SLOTS];                                                                      \
         for (int s = 0; s < RMSFUSE_MAX_SLOTS; s++)                                                      \

@@ -13,6 +13,13 @@ static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_max_nan(__m256 a, __m256 b)
     const __m256 r = _mm256_blendv_ps(a, b, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
     return _mm256_blendv_ps(r, b, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
 }
+
+/* +0 where the exponent field is 0 (zero or subnormal): |x| < FLT_MIN. */
+static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_flush(__m256 x)
+{
+    const __m256i e = _mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x7f800000));
+    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(e, _mm256_setzero_si256())), x);
+}
 #endif
 
 #define VF              __m256
@@ -27,3 +34,4 @@ static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_max_nan(__m256 a, __m256 b)
 #define VSQRT           _mm256_sqrt_ps
 #define VXOR_BITS(x, u) _mm256_xor_ps((x), _mm256_castsi256_ps(_mm256_set1_epi32((int)(u))))
 #define VMAX_NAN(a, b)  rmsfuse_avx2_max_nan((a), (b))
+#define VFLUSH(x)       rmsfuse_avx2_flush(x)

@@ -15,6 +15,13 @@ static RMSFUSE_ALWAYS_INLINE __m512 rmsfuse_avx512_max_nan(__m512 a, __m512 b)
     const __m512 r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), a, b);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q), r, b);
 }
+
+/* Keeps the lanes whose exponent field is not 0 (vptestmd), +0 elsewhere:
+ * |x| < FLT_MIN becomes +0. */
+static RMSFUSE_ALWAYS_INLINE __m512 rmsfuse_avx512_flush(__m512 x)
+{
+    return _mm512_maskz_mov_ps(_mm512_test_epi32_mask(_mm512_castps_si512(x), _mm512_set1_epi32(0x7f800000)), x);
+}
 #endif
 
 #define VF              __m512
@@ -29,3 +36,4 @@ static RMSFUSE_ALWAYS_INLINE __m512 rmsfuse_avx512_max_nan(__m512 a, __m512 b)
 #define VSQRT           _mm512_sqrt_ps
 #define VXOR_BITS(x, u) rmsfuse_avx512_xor((x), (u))
 #define VMAX_NAN(a, b)  rmsfuse_avx512_max_nan((a), (b))
+#define VFLUSH(x)       rmsfuse_avx512_flush(x)

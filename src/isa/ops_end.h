@@ -11,3 +11,4 @@
 #undef VSQRT
 #undef VXOR_BITS
 #undef VMAX_NAN
+#undef VFLUSH

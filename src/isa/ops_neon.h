@@ -4,6 +4,7 @@
 #ifndef RMSFUSE_OPS_NEON_H
 #define RMSFUSE_OPS_NEON_H
 #include <arm_neon.h>
+#include <float.h>
 
 static RMSFUSE_ALWAYS_INLINE float32x4_t rmsfuse_neon_xor(float32x4_t x, uint32_t u)
 {
@@ -14,6 +15,12 @@ static RMSFUSE_ALWAYS_INLINE float32x4_t rmsfuse_neon_max_nan(float32x4_t a, flo
 {
     const float32x4_t r = vbslq_f32(vcltq_f32(a, b), b, a);
     return vbslq_f32(vmvnq_u32(vceqq_f32(b, b)), b, r);
+}
+
+/* vcaltq_f32: |x| < |FLT_MIN|, false for NaN; those lanes become +0. */
+static RMSFUSE_ALWAYS_INLINE float32x4_t rmsfuse_neon_flush(float32x4_t x)
+{
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(x), vcaltq_f32(x, vdupq_n_f32(FLT_MIN))));
 }
 #endif
 
@@ -29,3 +36,4 @@ static RMSFUSE_ALWAYS_INLINE float32x4_t rmsfuse_neon_max_nan(float32x4_t a, flo
 #define VSQRT           vsqrtq_f32
 #define VXOR_BITS(x, u) rmsfuse_neon_xor((x), (u))
 #define VMAX_NAN(a, b)  rmsfuse_neon_max_nan((a), (b))
+#define VFLUSH(x)       rmsfuse_neon_flush(x)

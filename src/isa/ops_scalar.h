@@ -13,11 +13,13 @@
  *   VADD VSUB VMUL VDIV(x, y), VSQRT(x)   IEEE, correctly rounded
  *   VXOR_BITS(x, u)         x with the 32-bit pattern u XORed into each lane
  *   VMAX_NAN(a, b)          (a < b) ? b : a, and b where b is NaN
+ *   VFLUSH(x)               +0 where |x| < FLT_MIN (zero or subnormal), else x
  * It has no include guard for these (src/isa/kernels.c includes an ops
  * header per width and ends each with ops_end.h); helpers go under a guard.
  */
 #ifndef RMSFUSE_OPS_SCALAR_H
 #define RMSFUSE_OPS_SCALAR_H
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -47,6 +49,11 @@ static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_max_nan(float a, float b)
     const float r = a < b ? b : a;
     return b != b ? b : r;
 }
+
+static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_flush(float x)
+{
+    return fabsf(x) < FLT_MIN ? 0.0f : x;
+}
 #endif /* RMSFUSE_OPS_SCALAR_H */
 
 #define VF              float
@@ -61,3 +68,4 @@ static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_max_nan(float a, float b)
 #define VSQRT(x)        sqrtf(x)
 #define VXOR_BITS(x, u) rmsfuse_s_xor((x), (u))
 #define VMAX_NAN(a, b)  rmsfuse_s_max_nan((a), (b))
+#define VFLUSH(x)       rmsfuse_s_flush(x)

@@ -14,6 +14,13 @@ static RMSFUSE_ALWAYS_INLINE __m128 rmsfuse_sse2_max_nan(__m128 a, __m128 b)
     const __m128 r = rmsfuse_sse2_select(_mm_cmplt_ps(a, b), b, a);
     return rmsfuse_sse2_select(_mm_cmpunord_ps(b, b), b, r);
 }
+
+/* +0 where the exponent field is 0 (zero or subnormal): |x| < FLT_MIN. */
+static RMSFUSE_ALWAYS_INLINE __m128 rmsfuse_sse2_flush(__m128 x)
+{
+    const __m128i e = _mm_and_si128(_mm_castps_si128(x), _mm_set1_epi32(0x7f800000));
+    return _mm_andnot_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(e, _mm_setzero_si128())), x);
+}
 #endif
 
 #define VF              __m128
@@ -28,3 +35,4 @@ static RMSFUSE_ALWAYS_INLINE __m128 rmsfuse_sse2_max_nan(__m128 a, __m128 b)
 #define VSQRT           _mm_sqrt_ps
 #define VXOR_BITS(x, u) _mm_xor_ps((x), _mm_castsi128_ps(_mm_set1_epi32((int)(u))))
 #define VMAX_NAN(a, b)  rmsfuse_sse2_max_nan((a), (b))
+#define VFLUSH(x)       rmsfuse_sse2_flush(x)

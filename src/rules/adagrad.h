@@ -15,7 +15,8 @@ typedef struct rmsfuse_adagrad_k {
 #define ADAGRAD_V_EPS_IN    1u
 #define ADAGRAD_V_WD        2u
 #define ADAGRAD_V_DECOUPLED 4u
-#define RMSFUSE_NVAR_adagrad 8u
+#define ADAGRAD_V_FLUSH     8u
+#define RMSFUSE_NVAR_adagrad 16u
 
 static inline int rmsfuse_adagrad_valid(unsigned V)
 {
@@ -41,7 +42,7 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adagrad)(const rmsfuse_adagrad_k 
     if (V & ADAGRAD_V_DECOUPLED)
         p = VMUL(p, VSET1(k->dk));
 
-    const VF sum = VADD(LD(ADAGRAD_SUM), VMUL(g, g));
+    const VF sum = FLUSH_IF(V & ADAGRAD_V_FLUSH, VADD(LD(ADAGRAD_SUM), VMUL(g, g)));
     ST(ADAGRAD_SUM, sum);
     const VF d = (V & ADAGRAD_V_EPS_IN) ? VSQRT(VADD(sum, VSET1(k->e))) : VADD(VSQRT(sum), VSET1(k->e));
     ST(ADAGRAD_PARAM, VADD(p, VDIV(VMUL(VSET1(k->ncl), g), d)));

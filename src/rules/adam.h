@@ -17,7 +17,8 @@ typedef struct rmsfuse_adam_k {
 #define ADAM_V_AMSGRAD   1u
 #define ADAM_V_WD        2u
 #define ADAM_V_DECOUPLED 4u
-#define RMSFUSE_NVAR_adam 8u
+#define ADAM_V_FLUSH     8u
+#define RMSFUSE_NVAR_adam 16u
 
 static inline int rmsfuse_adam_valid(unsigned V)
 {
@@ -43,12 +44,12 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adam)(const rmsfuse_adam_k *k, co
     if (V & ADAM_V_DECOUPLED)
         p = VMUL(p, VSET1(k->dk));
 
-    const VF m = VADD(VMUL(LD(ADAM_M), VSET1(k->b1)), VMUL(VSET1(k->c1), g));
+    const VF m = FLUSH_IF(V & ADAM_V_FLUSH, VADD(VMUL(LD(ADAM_M), VSET1(k->b1)), VMUL(VSET1(k->c1), g)));
     ST(ADAM_M, m);
-    VF r = VADD(VMUL(LD(ADAM_V), VSET1(k->b2)), VMUL(VMUL(VSET1(k->c2), g), g));
+    VF r = FLUSH_IF(V & ADAM_V_FLUSH, VADD(VMUL(LD(ADAM_V), VSET1(k->b2)), VMUL(VMUL(VSET1(k->c2), g), g)));
     ST(ADAM_V, r);
     if (V & ADAM_V_AMSGRAD) {
-        r = VMAX_NAN(LD(ADAM_VMAX), r);
+        r = FLUSH_IF(V & ADAM_V_FLUSH, VMAX_NAN(LD(ADAM_VMAX), r));
         ST(ADAM_VMAX, r);
     }
     const VF d = VADD(VSQRT(r), VSET1(k->e));

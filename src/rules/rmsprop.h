@@ -24,9 +24,10 @@ typedef struct rmsfuse_rmsprop_k {
 #define RMSPROP_V_NESTEROV  16u
 #define RMSPROP_V_WD        32u /* coupled weight decay */
 #define RMSPROP_V_DECOUPLED 64u /* decoupled weight decay */
-#define RMSFUSE_NVAR_rmsprop 128u
+#define RMSPROP_V_FLUSH     128u /* FLUSH_SUBNORMAL: state below FLT_MIN becomes +0 */
+#define RMSFUSE_NVAR_rmsprop 256u
 
-/* The variants the API can produce (60 of 128): the lr placement and
+/* The variants the API can produce (120 of 256): the lr placement and
  * Nesterov only with momentum, one kind of weight decay at most. */
 static inline int rmsfuse_rmsprop_valid(unsigned V)
 {
@@ -54,12 +55,12 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k 
     if (V & RMSPROP_V_DECOUPLED)
         p = VMUL(p, VSET1(k->dk));
 
-    const VF v = VADD(VMUL(LD(RMSPROP_SQ), VSET1(k->a)), VMUL(VMUL(VSET1(k->c), g), g));
+    const VF v = FLUSH_IF(V & RMSPROP_V_FLUSH, VADD(VMUL(LD(RMSPROP_SQ), VSET1(k->a)), VMUL(VMUL(VSET1(k->c), g), g)));
     ST(RMSPROP_SQ, v);
 
     VF s = v;
     if (V & RMSPROP_V_CENTERED) {
-        const VF ga = VADD(VMUL(LD(RMSPROP_GA), VSET1(k->a)), VMUL(VSET1(k->c), g));
+        const VF ga = FLUSH_IF(V & RMSPROP_V_FLUSH, VADD(VMUL(LD(RMSPROP_GA), VSET1(k->a)), VMUL(VSET1(k->c), g)));
         ST(RMSPROP_GA, ga);
         s = VSUB(v, VMUL(ga, ga));
     }
@@ -70,12 +71,12 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k 
         p = VADD(p, VDIV(VMUL(VSET1(k->nl), g), d));
     } else if (V & RMSPROP_V_LR_IN_MOM) {
         const VF u = VDIV(VMUL(VSET1(k->l), g), d);
-        const VF b = VADD(VMUL(LD(RMSPROP_MOM), VSET1(k->m)), u);
+        const VF b = FLUSH_IF(V & RMSPROP_V_FLUSH, VADD(VMUL(LD(RMSPROP_MOM), VSET1(k->m)), u));
         ST(RMSPROP_MOM, b);
         p = (V & RMSPROP_V_NESTEROV) ? VSUB(p, VADD(u, VMUL(VSET1(k->m), b))) : VSUB(p, b);
     } else {
         const VF q = VDIV(g, d);
-        const VF b = VADD(VMUL(LD(RMSPROP_MOM), VSET1(k->m)), q);
+        const VF b = FLUSH_IF(V & RMSPROP_V_FLUSH, VADD(VMUL(LD(RMSPROP_MOM), VSET1(k->m)), q));
         ST(RMSPROP_MOM, b);
         p = (V & RMSPROP_V_NESTEROV) ? VADD(p, VMUL(VSET1(k->nl), VADD(q, VMUL(VSET1(k->m), b))))
                                      : VADD(p, VMUL(VSET1(k->nl), b));

@@ -18,9 +18,10 @@ typedef struct rmsfuse_sgd_k {
 #define SGD_V_INIT      8u /* torch's first step: b = g */
 #define SGD_V_WD        16u
 #define SGD_V_DECOUPLED 32u
-#define RMSFUSE_NVAR_sgd 64u
+#define SGD_V_FLUSH     64u
+#define RMSFUSE_NVAR_sgd 128u
 
-/* 21 of 64: the momentum forms only with momentum, Keras' velocity never
+/* 42 of 128: the momentum forms only with momentum, Keras' velocity never
  * initialised from g, one kind of weight decay at most. */
 static inline int rmsfuse_sgd_valid(unsigned V)
 {
@@ -50,12 +51,13 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(sgd)(const rmsfuse_sgd_k *k, cons
     if (!(V & SGD_V_MOM)) {
         p = VADD(p, VMUL(VSET1(k->nl), g));
     } else if (!(V & SGD_V_KERAS)) {
-        const VF b = (V & SGD_V_INIT) ? g : VADD(VMUL(LD(SGD_MOM), VSET1(k->m)), VMUL(VSET1(k->dd), g));
+        const VF b = FLUSH_IF(V & SGD_V_FLUSH,
+                              (V & SGD_V_INIT) ? g : VADD(VMUL(LD(SGD_MOM), VSET1(k->m)), VMUL(VSET1(k->dd), g)));
         ST(SGD_MOM, b);
         p = (V & SGD_V_NESTEROV) ? VADD(p, VMUL(VSET1(k->nl), VADD(g, VMUL(VSET1(k->m), b))))
                                  : VADD(p, VMUL(VSET1(k->nl), b));
     } else {
-        const VF b = VADD(VMUL(LD(SGD_MOM), VSET1(k->m)), VMUL(VSET1(k->nl), g));
+        const VF b = FLUSH_IF(V & SGD_V_FLUSH, VADD(VMUL(LD(SGD_MOM), VSET1(k->m)), VMUL(VSET1(k->nl), g)));
         ST(SGD_MOM, b);
         p = (V & SGD_V_NESTEROV) ? VADD(p, VADD(VMUL(b, VSET1(k->m)), VMUL(VSET1(k->nl), g))) : VADD(p, b);
     }

@@ -64,11 +64,12 @@ ABI_CHECK(nesterov, RMSFUSE_NESTEROV == 32u);
 ABI_CHECK(init_momentum, RMSFUSE_INIT_MOMENTUM == 64u);
 ABI_CHECK(amsgrad, RMSFUSE_AMSGRAD == 128u);
 ABI_CHECK(eps_hat, RMSFUSE_EPS_HAT == 256u);
-ABI_CHECK(rmsprop_flags, RMSFUSE_RMSPROP_FLAGS == 63u);
+ABI_CHECK(flush_subnormal, RMSFUSE_FLUSH_SUBNORMAL == 512u);
+ABI_CHECK(rmsprop_flags, RMSFUSE_RMSPROP_FLAGS == (63u | 512u));
 ABI_CHECK(all_flags, RMSFUSE_ALL_FLAGS == RMSFUSE_RMSPROP_FLAGS);
-ABI_CHECK(adagrad_flags, RMSFUSE_ADAGRAD_FLAGS == (2u | 8u | 16u));
-ABI_CHECK(sgd_flags, RMSFUSE_SGD_FLAGS == (4u | 8u | 16u | 32u | 64u));
-ABI_CHECK(adam_flags, RMSFUSE_ADAM_FLAGS == (8u | 16u | 128u | 256u));
+ABI_CHECK(adagrad_flags, RMSFUSE_ADAGRAD_FLAGS == (2u | 8u | 16u | 512u));
+ABI_CHECK(sgd_flags, RMSFUSE_SGD_FLAGS == (4u | 8u | 16u | 32u | 64u | 512u));
+ABI_CHECK(adam_flags, RMSFUSE_ADAM_FLAGS == (8u | 16u | 128u | 256u | 512u));
 ABI_CHECK(version, RMSFUSE_VERSION_NUMBER == RMSFUSE_VERSION_MAJOR * 10000 + RMSFUSE_VERSION_MINOR * 100 +
                                                  RMSFUSE_VERSION_PATCH);
 
