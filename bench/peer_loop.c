@@ -41,6 +41,7 @@
 #include "../src/isa/ops_scalar.h"
 #define LD(s)           VLOAD(a[s] + i * sizeof(float))
 #define ST(s, x)        VSTORE(a[s] + i * sizeof(float), (x))
+#define FLUSH_IF(cond, x) ((cond) ? VFLUSH(x) : (x)) /* as src/isa/kernels.c */
 #define RMSFUSE_BODY(r) peer_##r##_body
 #include "../src/rules/registry.h"
 #undef RMSFUSE_BODY
