@@ -42,14 +42,7 @@ static int prepare(const rmsfuse_adagrad_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_NULL_CONFIG;
     if (cfg->step < 1)
         return RMSFUSE_E_STEP;
-    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    const double clr = cfg->lr / (1.0 + (double)(cfg->step - 1) * cfg->lr_decay);
-    rmsfuse_adagrad_k k;
-    k.ncl = (float)(-clr);
-    k.e = (float)cfg->eps;
-    k.w = (float)cfg->weight_decay;
-    k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
-    k.sgn = rmsfuse_sign_mask(cfg->flags);
+    const rmsfuse_adagrad_k k = rmsfuse_adagrad_consts(cfg);
     const float all[] = {(float)cfg->lr, (float)cfg->lr_decay, k.e, k.w};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
@@ -68,13 +61,8 @@ static int prepare(const rmsfuse_adagrad_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_adagrad, &layout);
-    unsigned V = (cfg->flags & RMSFUSE_EPS_IN_SQRT) ? ADAGRAD_V_EPS_IN : 0u;
-    if (cfg->weight_decay != 0.0)
-        V |= decoupled ? ADAGRAD_V_DECOUPLED : ADAGRAD_V_WD;
-    if (cfg->flags & RMSFUSE_FLUSH_SUBNORMAL)
-        V |= ADAGRAD_V_FLUSH;
-    P->variant = V;
-    P->used = rmsfuse_adagrad_used(V);
+    P->variant = rmsfuse_adagrad_variant(cfg);
+    P->used = rmsfuse_adagrad_used(P->variant);
     RMSFUSE_SET_CONSTS(P, k);
     return RMSFUSE_OK;
 }

@@ -7,8 +7,6 @@
 #  error "src/api/adam.c is a baseline file: do not compile it with -mavx*/-march flags"
 #endif
 
-#include <math.h>
-
 #include "../core/internal.h"
 
 rmsfuse_adam_config rmsfuse_adam_pytorch(double lr)
@@ -58,21 +56,8 @@ static int prepare(const rmsfuse_adam_config *cfg, rmsfuse_prepared *P)
     if (cfg->step < 1)
         return RMSFUSE_E_STEP;
     const unsigned f = cfg->flags;
-    const int decoupled = (f & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    /* Bias corrections in double from the caller's step (docs/math.md). */
-    const double t = (double)cfg->step;
-    const double bc1 = 1.0 - pow(cfg->beta1, t), bc2 = 1.0 - pow(cfg->beta2, t);
-    rmsfuse_adam_k k;
-    k.b1 = (float)cfg->beta1;
-    k.c1 = (float)(1.0 - cfg->beta1);
-    k.b2 = (float)cfg->beta2;
-    k.c2 = (float)(1.0 - cfg->beta2);
-    k.ns = (float)(-cfg->lr * sqrt(bc2) / bc1);
-    k.e = (f & RMSFUSE_EPS_HAT) ? (float)cfg->eps : (float)(cfg->eps * sqrt(bc2));
-    k.w = (float)cfg->weight_decay;
-    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = rmsfuse_sign_mask(f);
-    const float all[] = {(float)cfg->lr, k.b1, k.b2, (float)cfg->eps, k.w, k.dk};
+    const rmsfuse_adam_k k = rmsfuse_adam_consts(cfg);
+    const float all[] = {(float)cfg->lr, k.b1, k.b2, (float)cfg->eps, k.w};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
     if (cfg->lr < 0.0)
@@ -87,19 +72,15 @@ static int prepare(const rmsfuse_adam_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_WEIGHT_DECAY;
     if (f & ~RMSFUSE_ADAM_FLAGS)
         return RMSFUSE_E_FLAGS;
-    /* With valid betas, bc1 and bc2 are in (0, 1]; ns can still overflow. */
-    const float derived[] = {k.ns, k.e};
-    if (!rmsfuse_all_finite(derived, 2))
+    /* Derived constants, after the ranges.  With valid betas, bc1 and bc2
+     * are in (0, 1]; ns can still overflow, and dk. */
+    const float derived[] = {k.ns, k.e, k.dk};
+    if (!rmsfuse_all_finite(derived, 3))
         return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_adam, &layout);
-    unsigned V = (f & RMSFUSE_AMSGRAD) ? ADAM_V_AMSGRAD : 0u;
-    if (cfg->weight_decay != 0.0)
-        V |= decoupled ? ADAM_V_DECOUPLED : ADAM_V_WD;
-    if (f & RMSFUSE_FLUSH_SUBNORMAL)
-        V |= ADAM_V_FLUSH;
-    P->variant = V;
-    P->used = rmsfuse_adam_used(V);
+    P->variant = rmsfuse_adam_variant(cfg);
+    P->used = rmsfuse_adam_used(P->variant);
     RMSFUSE_SET_CONSTS(P, k);
     return RMSFUSE_OK;
 }

@@ -44,17 +44,7 @@ static int prepare(const rmsfuse_rmsprop_config *cfg, rmsfuse_prepared *P)
 {
     if (!cfg)
         return RMSFUSE_E_NULL_CONFIG;
-    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    rmsfuse_rmsprop_k k;
-    k.a = (float)cfg->alpha;
-    k.c = (float)(1.0 - cfg->alpha);
-    k.e = (float)cfg->eps;
-    k.m = (float)cfg->momentum;
-    k.w = (float)cfg->weight_decay;
-    k.l = (float)cfg->lr;
-    k.nl = (float)(-cfg->lr);
-    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = rmsfuse_sign_mask(cfg->flags);
+    const rmsfuse_rmsprop_k k = rmsfuse_rmsprop_consts(cfg);
     const float all[] = {k.a, k.e, k.m, k.w, k.l};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
@@ -77,17 +67,8 @@ static int prepare(const rmsfuse_rmsprop_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_rmsprop, &layout);
-    unsigned V = ((cfg->flags & RMSFUSE_CENTERED) ? RMSPROP_V_CENTERED : 0u) |
-                 ((cfg->flags & RMSFUSE_EPS_IN_SQRT) ? RMSPROP_V_EPS_IN : 0u);
-    if (mom)
-        V |= RMSPROP_V_MOM | ((cfg->flags & RMSFUSE_LR_IN_MOMENTUM) ? RMSPROP_V_LR_IN_MOM : 0u) |
-             ((cfg->flags & RMSFUSE_NESTEROV) ? RMSPROP_V_NESTEROV : 0u);
-    if (cfg->weight_decay != 0.0)
-        V |= decoupled ? RMSPROP_V_DECOUPLED : RMSPROP_V_WD;
-    if (cfg->flags & RMSFUSE_FLUSH_SUBNORMAL)
-        V |= RMSPROP_V_FLUSH;
-    P->variant = V;
-    P->used = rmsfuse_rmsprop_used(V);
+    P->variant = rmsfuse_rmsprop_variant(cfg);
+    P->used = rmsfuse_rmsprop_used(P->variant);
     RMSFUSE_SET_CONSTS(P, k);
     return RMSFUSE_OK;
 }

@@ -35,14 +35,7 @@ static int prepare(const rmsfuse_sgd_config *cfg, rmsfuse_prepared *P)
     if (!cfg)
         return RMSFUSE_E_NULL_CONFIG;
     const unsigned f = cfg->flags;
-    const int decoupled = (f & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    rmsfuse_sgd_k k;
-    k.m = (float)cfg->momentum;
-    k.dd = (float)(1.0 - cfg->dampening);
-    k.nl = (float)(-cfg->lr);
-    k.w = (float)cfg->weight_decay;
-    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = rmsfuse_sign_mask(f);
+    const rmsfuse_sgd_k k = rmsfuse_sgd_consts(cfg);
     const float all[] = {k.m, (float)cfg->dampening, k.nl, k.w};
     if (!rmsfuse_all_finite(all, sizeof all / sizeof all[0]))
         return RMSFUSE_E_NONFINITE;
@@ -65,16 +58,8 @@ static int prepare(const rmsfuse_sgd_config *cfg, rmsfuse_prepared *P)
         return RMSFUSE_E_NONFINITE;
 
     rmsfuse_prepare_init(P, RMSFUSE_RULE_sgd, &layout);
-    unsigned V = 0;
-    if (mom)
-        V |= SGD_V_MOM | ((f & RMSFUSE_LR_IN_MOMENTUM) ? SGD_V_KERAS : 0u) |
-             ((f & RMSFUSE_NESTEROV) ? SGD_V_NESTEROV : 0u) | ((f & RMSFUSE_INIT_MOMENTUM) ? SGD_V_INIT : 0u);
-    if (cfg->weight_decay != 0.0)
-        V |= decoupled ? SGD_V_DECOUPLED : SGD_V_WD;
-    if (f & RMSFUSE_FLUSH_SUBNORMAL)
-        V |= SGD_V_FLUSH;
-    P->variant = V;
-    P->used = rmsfuse_sgd_used(V);
+    P->variant = rmsfuse_sgd_variant(cfg);
+    P->used = rmsfuse_sgd_used(P->variant);
     RMSFUSE_SET_CONSTS(P, k);
     return RMSFUSE_OK;
 }

@@ -107,12 +107,6 @@ static inline int rmsfuse_all_finite(const float *x, size_t count)
     return z == 0.0f;
 }
 
-/* The bits XORed into every gradient: its sign for RMSFUSE_MAXIMIZE. */
-static inline uint32_t rmsfuse_sign_mask(unsigned flags)
-{
-    return (flags & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u;
-}
-
 /* ---- the core (src/core/run.h, run.c) -------------------------------------- */
 /* Checks, then makes a plan (*out NULL on error). */
 int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out);

@@ -29,6 +29,36 @@ static inline unsigned rmsfuse_adagrad_used(unsigned V)
     return 1u << ADAGRAD_PARAM | 1u << ADAGRAD_GRAD | 1u << ADAGRAD_SUM;
 }
 
+/* The learning rate of this step (docs/math.md), in double. */
+static inline double rmsfuse_adagrad_clr(const rmsfuse_adagrad_config *cfg)
+{
+    return cfg->lr / (1.0 + (double)(cfg->step - 1) * cfg->lr_decay);
+}
+
+/* docs/math.md's constant table: each derived in double, rounded once. */
+static inline rmsfuse_adagrad_k rmsfuse_adagrad_consts(const rmsfuse_adagrad_config *cfg)
+{
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    const double clr = rmsfuse_adagrad_clr(cfg);
+    rmsfuse_adagrad_k k;
+    k.ncl = (float)(-clr);
+    k.e = (float)cfg->eps;
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
+    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    return k;
+}
+
+/* The variant a valid cfg selects. */
+static inline unsigned rmsfuse_adagrad_variant(const rmsfuse_adagrad_config *cfg)
+{
+    const unsigned f = cfg->flags;
+    unsigned V = (f & RMSFUSE_EPS_IN_SQRT) ? ADAGRAD_V_EPS_IN : 0u;
+    if (cfg->weight_decay != 0.0)
+        V |= (f & RMSFUSE_DECOUPLED_DECAY) ? ADAGRAD_V_DECOUPLED : ADAGRAD_V_WD;
+    return V | ((f & RMSFUSE_FLUSH_SUBNORMAL) ? ADAGRAD_V_FLUSH : 0u);
+}
+
 #endif /* RMSFUSE_RULE_ADAGRAD_H */
 
 #ifdef RMSFUSE_BODY

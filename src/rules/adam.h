@@ -31,6 +31,36 @@ static inline unsigned rmsfuse_adam_used(unsigned V)
            ((V & ADAM_V_AMSGRAD) ? 1u << ADAM_VMAX : 0u);
 }
 
+/* docs/math.md's constant table: each derived in double, rounded once; the
+ * bias corrections from the caller's step, in double. */
+static inline rmsfuse_adam_k rmsfuse_adam_consts(const rmsfuse_adam_config *cfg)
+{
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    const double t = (double)cfg->step;
+    const double bc1 = 1.0 - pow(cfg->beta1, t), bc2 = 1.0 - pow(cfg->beta2, t);
+    rmsfuse_adam_k k;
+    k.b1 = (float)cfg->beta1;
+    k.c1 = (float)(1.0 - cfg->beta1);
+    k.b2 = (float)cfg->beta2;
+    k.c2 = (float)(1.0 - cfg->beta2);
+    k.ns = (float)(-cfg->lr * sqrt(bc2) / bc1);
+    k.e = (cfg->flags & RMSFUSE_EPS_HAT) ? (float)cfg->eps : (float)(cfg->eps * sqrt(bc2));
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    return k;
+}
+
+/* The variant a valid cfg selects. */
+static inline unsigned rmsfuse_adam_variant(const rmsfuse_adam_config *cfg)
+{
+    const unsigned f = cfg->flags;
+    unsigned V = (f & RMSFUSE_AMSGRAD) ? ADAM_V_AMSGRAD : 0u;
+    if (cfg->weight_decay != 0.0)
+        V |= (f & RMSFUSE_DECOUPLED_DECAY) ? ADAM_V_DECOUPLED : ADAM_V_WD;
+    return V | ((f & RMSFUSE_FLUSH_SUBNORMAL) ? ADAM_V_FLUSH : 0u);
+}
+
 #endif /* RMSFUSE_RULE_ADAM_H */
 
 #ifdef RMSFUSE_BODY

@@ -8,6 +8,16 @@
  * Included again by src/isa/kernels.c with RMSFUSE_BODY defined, once per
  * vector width, to instantiate each rule's element math.
  */
+#include <math.h>
+#include <stdint.h>
+
+#include "rmsfuse.h"
+
+#ifndef RMSFUSE_SIGN_MASK
+/* The bits XORed into every gradient: its sign for RMSFUSE_MAXIMIZE. */
+#define RMSFUSE_SIGN_MASK(flags) (((flags) & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u)
+#endif
+
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"

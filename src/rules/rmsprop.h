@@ -42,6 +42,37 @@ static inline unsigned rmsfuse_rmsprop_used(unsigned V)
            ((V & RMSPROP_V_MOM) ? 1u << RMSPROP_MOM : 0u) | ((V & RMSPROP_V_CENTERED) ? 1u << RMSPROP_GA : 0u);
 }
 
+/* docs/math.md's constant table: each derived in double, rounded once.
+ * (Whether they are all finite is the API's check, src/api/rmsprop.c.) */
+static inline rmsfuse_rmsprop_k rmsfuse_rmsprop_consts(const rmsfuse_rmsprop_config *cfg)
+{
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    rmsfuse_rmsprop_k k;
+    k.a = (float)cfg->alpha;
+    k.c = (float)(1.0 - cfg->alpha);
+    k.e = (float)cfg->eps;
+    k.m = (float)cfg->momentum;
+    k.w = (float)cfg->weight_decay;
+    k.l = (float)cfg->lr;
+    k.nl = (float)(-cfg->lr);
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    return k;
+}
+
+/* The variant a valid cfg selects. */
+static inline unsigned rmsfuse_rmsprop_variant(const rmsfuse_rmsprop_config *cfg)
+{
+    const unsigned f = cfg->flags;
+    unsigned V = ((f & RMSFUSE_CENTERED) ? RMSPROP_V_CENTERED : 0u) | ((f & RMSFUSE_EPS_IN_SQRT) ? RMSPROP_V_EPS_IN : 0u);
+    if (cfg->momentum != 0.0)
+        V |= RMSPROP_V_MOM | ((f & RMSFUSE_LR_IN_MOMENTUM) ? RMSPROP_V_LR_IN_MOM : 0u) |
+             ((f & RMSFUSE_NESTEROV) ? RMSPROP_V_NESTEROV : 0u);
+    if (cfg->weight_decay != 0.0)
+        V |= (f & RMSFUSE_DECOUPLED_DECAY) ? RMSPROP_V_DECOUPLED : RMSPROP_V_WD;
+    return V | ((f & RMSFUSE_FLUSH_SUBNORMAL) ? RMSPROP_V_FLUSH : 0u);
+}
+
 #endif /* RMSFUSE_RULE_RMSPROP_H */
 
 #ifdef RMSFUSE_BODY

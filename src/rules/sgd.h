@@ -35,6 +35,33 @@ static inline unsigned rmsfuse_sgd_used(unsigned V)
     return 1u << SGD_PARAM | 1u << SGD_GRAD | ((V & SGD_V_MOM) ? 1u << SGD_MOM : 0u);
 }
 
+/* docs/math.md's constant table: each derived in double, rounded once. */
+static inline rmsfuse_sgd_k rmsfuse_sgd_consts(const rmsfuse_sgd_config *cfg)
+{
+    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
+    rmsfuse_sgd_k k;
+    k.m = (float)cfg->momentum;
+    k.dd = (float)(1.0 - cfg->dampening);
+    k.nl = (float)(-cfg->lr);
+    k.w = (float)cfg->weight_decay;
+    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
+    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    return k;
+}
+
+/* The variant a valid cfg selects. */
+static inline unsigned rmsfuse_sgd_variant(const rmsfuse_sgd_config *cfg)
+{
+    const unsigned f = cfg->flags;
+    unsigned V = 0;
+    if (cfg->momentum != 0.0)
+        V |= SGD_V_MOM | ((f & RMSFUSE_LR_IN_MOMENTUM) ? SGD_V_KERAS : 0u) |
+             ((f & RMSFUSE_NESTEROV) ? SGD_V_NESTEROV : 0u) | ((f & RMSFUSE_INIT_MOMENTUM) ? SGD_V_INIT : 0u);
+    if (cfg->weight_decay != 0.0)
+        V |= (f & RMSFUSE_DECOUPLED_DECAY) ? SGD_V_DECOUPLED : SGD_V_WD;
+    return V | ((f & RMSFUSE_FLUSH_SUBNORMAL) ? SGD_V_FLUSH : 0u);
+}
+
 #endif /* RMSFUSE_RULE_SGD_H */
 
 #ifdef RMSFUSE_BODY
