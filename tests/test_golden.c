@@ -61,7 +61,7 @@ static const char *const out_names[GOLDEN_N_RULES][MAX_K] = {
 typedef struct rule_info {
     unsigned k;
     unsigned nflags;
-    unsigned flag_bits[6];
+    unsigned flag_bits[7];
     unsigned nnz;
     unsigned nz_idx[3];
     double rep_hp[5]; /* representative non-zero values, for enumerating the classes */
@@ -69,16 +69,18 @@ typedef struct rule_info {
 } rule_info;
 
 static const rule_info rules[GOLDEN_N_RULES] = {
-    {4, 6,
+    {4, 7,
      {RMSFUSE_CENTERED, RMSFUSE_EPS_IN_SQRT, RMSFUSE_LR_IN_MOMENTUM, RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY,
-      RMSFUSE_NESTEROV},
+      RMSFUSE_NESTEROV, RMSFUSE_FLUSH_SUBNORMAL},
      2, {3, 4}, {0.01, 0.9, 1e-8, 0.01, 0.9}, 0},
-    {2, 3, {RMSFUSE_EPS_IN_SQRT, RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY}, 2, {1, 2}, {0.01, 0.1, 0.01, 1e-10}, 2},
-    {2, 5,
-     {RMSFUSE_LR_IN_MOMENTUM, RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY, RMSFUSE_NESTEROV, RMSFUSE_INIT_MOMENTUM},
+    {2, 4, {RMSFUSE_EPS_IN_SQRT, RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY, RMSFUSE_FLUSH_SUBNORMAL}, 2, {1, 2},
+     {0.01, 0.1, 0.01, 1e-10}, 2},
+    {2, 6,
+     {RMSFUSE_LR_IN_MOMENTUM, RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY, RMSFUSE_NESTEROV, RMSFUSE_INIT_MOMENTUM,
+      RMSFUSE_FLUSH_SUBNORMAL},
      3, {1, 2, 3}, {0.01, 0.9, 0.1, 0.01}, 0},
-    {4, 4, {RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY, RMSFUSE_AMSGRAD, RMSFUSE_EPS_HAT}, 1, {4},
-     {1e-3, 0.9, 0.999, 1e-8, 0.01}, 1},
+    {4, 5, {RMSFUSE_MAXIMIZE, RMSFUSE_DECOUPLED_DECAY, RMSFUSE_AMSGRAD, RMSFUSE_EPS_HAT, RMSFUSE_FLUSH_SUBNORMAL}, 1,
+     {4}, {1e-3, 0.9, 0.999, 1e-8, 0.01}, 1},
 };
 
 static unsigned flags_at(const golden_case *gc, unsigned s)
@@ -431,15 +433,18 @@ START_TEST(test_golden_table)
 }
 END_TEST
 
-/* Every variant class the library accepts has a case, per rule; multi-step,
- * step > 1, eps == 0 and special-value cases exist. */
+/* Every variant class the library accepts has a case, per rule (with and
+ * without RMSFUSE_FLUSH_SUBNORMAL: the flag is one of the class bits);
+ * multi-step, step > 1, eps == 0 and special-value cases exist, and
+ * multi-step and special-value cases with the flag. */
 START_TEST(test_golden_coverage)
 {
     for (int rule = 0; rule < GOLDEN_N_RULES; rule++) {
         const rule_info *ri = &rules[rule];
         const unsigned nkeys = 1u << (ri->nflags + ri->nnz);
-        unsigned char seen[256] = {0};
+        unsigned char seen[512] = {0};
         int cases = 0, multi = 0, later_step = 0, eps0 = 0, special = 0, flag_change = 0;
+        int flush_multi = 0, flush_special = 0;
         for (int i = 0; i < N_CASES; i++) {
             const golden_case *gc = &golden_cases[i];
             if (gc->rule != rule)
@@ -451,7 +456,10 @@ START_TEST(test_golden_coverage)
             eps0 += gc->special == 1;
             special += gc->special == 2;
             flag_change += gc->flags != gc->flags_later;
+            flush_multi += gc->steps > 1 && (gc->flags & RMSFUSE_FLUSH_SUBNORMAL);
+            flush_special += gc->special == 2 && (gc->flags & RMSFUSE_FLUSH_SUBNORMAL);
         }
+        ck_assert_msg(nkeys <= sizeof seen, "%s: %u class keys", rule_names[rule], nkeys);
         int valid = 0;
         for (unsigned key = 0; key < nkeys; key++) {
             const golden_case ex = class_example(rule, key);
@@ -466,6 +474,8 @@ START_TEST(test_golden_coverage)
         ck_assert_int_gt(valid, 0);
         ck_assert_int_gt(multi, 0);
         ck_assert_int_gt(special, 0);
+        ck_assert_int_gt(flush_multi, 0);
+        ck_assert_int_gt(flush_special, 0);
         if (rule != GOLDEN_SGD)
             ck_assert_int_gt(eps0, 0);
         if (rule == GOLDEN_ADAGRAD || rule == GOLDEN_ADAM)

@@ -19,7 +19,7 @@ Importable API: the float32 oracle
 
 Flag bits, the values of include/rmsfuse_common.h: G.CENTERED 1, EPS_IN_SQRT 2,
 LR_IN_MOMENTUM 4, MAXIMIZE 8, DECOUPLED_DECAY 16, NESTEROV 32, INIT_MOMENTUM 64, AMSGRAD 128,
-EPS_HAT 256.
+EPS_HAT 256, FLUSH_SUBNORMAL 512 (every rule).
 
 Each emulate_<rule> is one step of the rule, operation for operation as docs/math.md writes
 it, in NumPy float32: every intermediate is a float32 array (asserted), no fused
@@ -31,7 +31,11 @@ not modified: the function returns new arrays, one per output in the order shown
 array the configuration does not use may be None (it is returned as None, or as an
 unchanged copy when given).  A configuration docs/math.md refuses raises ValueError whose
 message starts with the RMSFUSE_E_* name (see refusal()).  NaN results: rmsfuse promises
-NaN-ness only (payload and sign may differ); every other result is bit-exact.
+NaN-ness only (payload and sign may differ); every other result is bit-exact.  With
+FLUSH_SUBNORMAL each state value is flushed as soon as it is computed (docs/math.md,
+Subnormal-safe state: +0 where |x| < FLT_MIN, -0 included; NaN and +-Inf unchanged), and the
+flushed value is stored and used by the rest of the step: RMSProp's v, ga, b; AdaGrad's sum;
+SGD's b (INIT_MOMENTUM's b = g too); Adam's m, v and vm = flush(max(vm, v)).
 
   emulate_rmsprop((lr, alpha, eps, weight_decay, momentum), flags,
                   param, grad, square_avg, momentum_buf=None, grad_avg=None)
@@ -70,28 +74,42 @@ Cases
 A variant class of a rule is a set of flags together with which optional hyperparameters
 are zero or not; the classes are every combination docs/math.md accepts:
   RMSProp  flags CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE, DECOUPLED_DECAY,
-           NESTEROV x weight_decay, momentum zero/non-zero: 192 classes
-  AdaGrad  EPS_IN_SQRT, MAXIMIZE, DECOUPLED_DECAY x lr_decay, weight_decay: 32
-  SGD      LR_IN_MOMENTUM, MAXIMIZE, DECOUPLED_DECAY, NESTEROV, INIT_MOMENTUM x momentum,
-           dampening, weight_decay: 104
-  Adam     MAXIMIZE, DECOUPLED_DECAY, AMSGRAD, EPS_HAT x weight_decay: 32
+           NESTEROV, FLUSH_SUBNORMAL x weight_decay, momentum zero/non-zero: 384 classes
+  AdaGrad  EPS_IN_SQRT, MAXIMIZE, DECOUPLED_DECAY, FLUSH_SUBNORMAL x lr_decay,
+           weight_decay: 64
+  SGD      LR_IN_MOMENTUM, MAXIMIZE, DECOUPLED_DECAY, NESTEROV, INIT_MOMENTUM,
+           FLUSH_SUBNORMAL x momentum, dampening, weight_decay: 208
+  Adam     MAXIMIZE, DECOUPLED_DECAY, AMSGRAD, EPS_HAT, FLUSH_SUBNORMAL x weight_decay: 64
 (that includes flag combinations that select no other code path, such as DECOUPLED_DECAY
 with weight_decay 0 or LR_IN_MOMENTUM without momentum: they must change nothing).  The C
 test enumerates the classes again with the library's check_config and requires a case for
-each.  Every class runs with several hyperparameter sets (SETS below): RMSProp's 64 classes
-of rmsfuse 0.1 (without DECOUPLED_DECAY and NESTEROV) with the six sets of 0.1 and their
-10 elements (those vectors are unchanged), its other 128 with three; AdaGrad with five,
-SGD with three, Adam with six; 5 elements per case.  Among the sets: the presets'
-constants, an "eps0" edge set in which two elements have zero gradient and zero state
-(0/0: NaN), step > 1 (Adam's bias corrections up to step 1000, AdaGrad's lr_decay),
-betas 0, alpha 0.5 (ATen lerp's other branch), dampening 1, momentum > 1 (SGD).  In the
-cases of the sets and chains element 0 has fresh (zero) state and element 1 a zero gradient
-in the first step.  Chains run 6 consecutive steps on the same state (Adam's and
-AdaGrad's step incrementing, SGD's first step with INIT_MOMENTUM and the next ones
-without).  Every preset (rmsfuse_<rule>_<framework>) runs 4 steps from its framework's
-initial state (TF1's square average 1.0, Keras' accumulator 0.1).  Special-value cases (SPECIAL: NaN, +-Inf, -0, subnormals,
-float32 overflow, AMSGrad's NaN-propagating max and its sign of zero) check the bits
-against the emulation and, where no bound exists, NaN-ness only.
+each.  Every class without FLUSH_SUBNORMAL runs with several hyperparameter sets (SETS
+below): RMSProp's 64 classes of rmsfuse 0.1 (without DECOUPLED_DECAY and NESTEROV) with the
+six sets of 0.1 and their 10 elements (those vectors are unchanged), its other 128 with
+three; AdaGrad with five, SGD with three, Adam with six; 5 elements per case.  Among the
+sets: the presets' constants, an "eps0" edge set in which two elements have zero gradient
+and zero state (0/0: NaN), step > 1 (Adam's bias corrections up to step 1000, AdaGrad's
+lr_decay), betas 0, alpha 0.5 (ATen lerp's other branch), dampening 1, momentum > 1 (SGD).
+In the cases of the sets and chains element 0 has fresh (zero) state and element 1 a zero
+gradient in the first step.  Every class with FLUSH_SUBNORMAL runs once, with the rule's
+sets in turn, 5 elements, the last of which (except in the eps0 set) has param 0, a zero
+gradient and state just above FLT_MIN (AdaGrad's sum and Adam's max_exp_avg_sq a loaded
+subnormal: flush_probe), which the step flushes to +0.  Chains run 6 consecutive steps on
+the same state (Adam's and AdaGrad's step incrementing, SGD's first step with
+INIT_MOMENTUM and the next ones without).  Subnormal chains (DECAY_CHAINS: 36 steps,
+AdaGrad 6) drive the state through the subnormal range with zero gradients, each flag set
+without and with FLUSH_SUBNORMAL: from 1e-36 the exact IEEE mode reaches the smallest
+subnormal and stays there, the flush mode holds +0 from the step where the value falls
+below FLT_MIN; a loaded subnormal state; a state revived by gradients after the flush.
+Every preset (rmsfuse_<rule>_<framework>: they set FLUSH_SUBNORMAL) runs 4 steps from its
+framework's initial state (TF1's square average 1.0, Keras' accumulator 0.1), one element
+with the gradient 2^-64 (a subnormal square) in the first step and 0 after it.
+Special-value cases (SPECIAL: NaN, +-Inf, -0, subnormals, float32 overflow, AMSGrad's
+NaN-propagating max and its sign of zero; some flag sets with FLUSH_SUBNORMAL too) check the
+bits against the emulation and, where no bound exists, NaN-ness only; the flush cases
+(flush_special: state just above FLT_MIN, exactly FLT_MIN, -0, loaded subnormals, NaN and
++-Inf state, subnormal gradients and params, AMSGrad's max of subnormals, a param 0 that
+shows a flushed momentum; FLUSH_SPECIAL_CASES, eps = 0 among them) likewise.
 
 For each case and step the file holds
   (a) the float32 inputs as uint32 bit patterns,
@@ -110,7 +128,9 @@ For each case and step the file holds
       MAXIMIZE negates g and coupled weight decay adds wd*p to g first in all of them;
       decoupled decay is p*(1 - lr*wd) (torch's AdamW), or p - p*wd*lr where the
       reference is Keras 3's; where a framework lacks a feature (decoupled decay in
-      torch's RMSprop, lr_decay in Keras) it is added in that form,
+      torch's RMSprop, lr_decay in Keras) it is added in that form; no framework flushes
+      subnormals, and neither do the references: with FLUSH_SUBNORMAL they compute the
+      exact IEEE update, and the flush is part of the float32 error (see below),
   (d) an absolute error bound for |float32 output - float64 reference|.
 
 The bound
@@ -135,6 +155,11 @@ intermediate), with u = 2^-24 (float32) or 2^-53 (float64), round to nearest:
               (requires x - ex >= 0, unless x is a sum of squares whose exact value is
               known to be >= 0: otherwise the exact radicand may be negative)
   z = -x      ez = ex;   z = max(x, y)  ez = max(ex, ey)
+  flush(x)    z = 0, ez = (ex + |x^|)(1 + 2^-50) where |x^| < FLT_MIN; else z = x^, ez = ex
+              (FLUSH_SUBNORMAL, float32 only: X is the update without the flush, so a
+              flushed state value differs from X's by up to the value itself plus its error,
+              and so does everything computed from it; the selftest checks that too.  The
+              report counts these outputs apart: their ratio to the bound is near 1/1.01)
 
 with eta = 2^-149 (float32) or 2^-1074 (float64) for underflow (0 when an operand is 0:
 the result is then exact).  These are rigorous, not only first-order, apart from the
@@ -148,13 +173,15 @@ rounded up to 3 significant decimal digits, where E32 bounds |out32 - X| and E64
 computation.  When the analysis gives no finite bound (0/0, a possibly negative radicand)
 or an output or the reference is not finite, the stored bound is -1: the test then checks
 that NaN-ness of output and reference agree.  Only the eps0 edge sets and the special-value
-cases have such entries (asserted).  Only special-value cases may have -2: NaN-ness differs
-between the two evaluations, because float32 overflows where float64 does not, or because
-the framework's op order makes a NaN of an infinite input where docs/math.md's does not
-(TF's ms + (g*g - ms)(1 - rho) and Keras' m + (g - m)(1 - beta1) with a state of +-Inf,
-ATen's lerp with grad_avg = +-Inf, Keras' p - p*wd*lr with p = +-Inf); there only the bits
-are checked.  All other inputs are drawn so that RMSProp's
-centred s = v - ga^2 stays well above its error bound and no divisor is near 0.
+and flush cases have such entries (asserted).  Only those special-value and flush cases may
+have -2: NaN-ness differs between the two evaluations, because float32 overflows where
+float64 does not, or because the framework's op order makes a NaN of an infinite input
+where docs/math.md's does not (TF's ms + (g*g - ms)(1 - rho) and Keras' m + (g - m)(1 -
+beta1) with a state of +-Inf, ATen's lerp with grad_avg = +-Inf, Keras' p - p*wd*lr with
+p = +-Inf), or because with eps = 0 a flushed state makes the denominator 0 (0/0 = NaN)
+where the reference's is tiny and positive; there only the bits are checked.  All other
+inputs are drawn so that RMSProp's centred s = v - ga^2 stays well above its error bound
+(or ga is exactly 0: then s = v, known to be >= 0) and no divisor is near 0.
 
 The script checks its own output before writing: its float32 emulation and the value path
 of the error analysis agree bit for bit, and |out32 - ref64| <= bound holds in double
@@ -176,17 +203,20 @@ except ImportError:  # ctest: SKIP_RETURN_CODE 77
 # Flag bits (include/rmsfuse_common.h).
 CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE = 1, 2, 4, 8
 DECOUPLED_DECAY, NESTEROV, INIT_MOMENTUM, AMSGRAD, EPS_HAT = 16, 32, 64, 128, 256
+FLUSH_SUBNORMAL = 512
 TF_FLAGS = EPS_IN_SQRT | LR_IN_MOMENTUM
 RULE_FLAGS = {
-    "rmsprop": CENTERED | EPS_IN_SQRT | LR_IN_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY | NESTEROV,
-    "adagrad": EPS_IN_SQRT | MAXIMIZE | DECOUPLED_DECAY,
-    "sgd": LR_IN_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY | NESTEROV | INIT_MOMENTUM,
-    "adam": MAXIMIZE | DECOUPLED_DECAY | AMSGRAD | EPS_HAT,
+    "rmsprop": CENTERED | EPS_IN_SQRT | LR_IN_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY | NESTEROV | FLUSH_SUBNORMAL,
+    "adagrad": EPS_IN_SQRT | MAXIMIZE | DECOUPLED_DECAY | FLUSH_SUBNORMAL,
+    "sgd": LR_IN_MOMENTUM | MAXIMIZE | DECOUPLED_DECAY | NESTEROV | INIT_MOMENTUM | FLUSH_SUBNORMAL,
+    "adam": MAXIMIZE | DECOUPLED_DECAY | AMSGRAD | EPS_HAT | FLUSH_SUBNORMAL,
 }
+# (FLUSH_SUBNORMAL last: the classes without it keep their order of before the flag)
 FLAG_NAMES = ((CENTERED, "C"), (EPS_IN_SQRT, "ES"), (LR_IN_MOMENTUM, "LM"), (MAXIMIZE, "MX"),
               (DECOUPLED_DECAY, "DD"), (NESTEROV, "NS"), (INIT_MOMENTUM, "IM"), (AMSGRAD, "AMS"),
-              (EPS_HAT, "EH"))
+              (EPS_HAT, "EH"), (FLUSH_SUBNORMAL, "FL"))
 SAFETY = 1.01
+FLT_MIN = 2.0**-126
 
 
 # ===========================================================================
@@ -320,6 +350,14 @@ def _shared(k, flags, p, g):
     return p, g
 
 
+def _flush(flags, x):
+    """docs/math.md, Subnormal-safe state: with FLUSH_SUBNORMAL, +0 where |x| < FLT_MIN (zero or
+    subnormal, -0 included), x elsewhere (NaN and +-Inf unchanged); without it, x."""
+    if not flags & FLUSH_SUBNORMAL:
+        return x
+    return _c(np.where(np.abs(x) < np.float32(FLT_MIN), np.float32(0.0), x))
+
+
 def _sqrt_denominator(flags, s, e):
     return _c(np.sqrt(_c(s + e))) if flags & EPS_IN_SQRT else _c(_c(np.sqrt(s)) + e)
 
@@ -333,9 +371,9 @@ def emulate_rmsprop(hp, flags, param, grad, square_avg, momentum_buf=None, grad_
         raise ValueError("RMSFUSE_E_NULL_GRAD_AVG")
     with np.errstate(all="ignore"):
         p, g = _shared(k, flags, p, g)
-        v = _c(_c(v * k["a"]) + _c(_c(k["c"] * g) * g))
+        v = _flush(flags, _c(_c(v * k["a"]) + _c(_c(k["c"] * g) * g)))
         if flags & CENTERED:
-            ga = _c(_c(ga * k["a"]) + _c(k["c"] * g))
+            ga = _flush(flags, _c(_c(ga * k["a"]) + _c(k["c"] * g)))
             s = _c(v - _c(ga * ga))
         else:
             s = v
@@ -344,11 +382,11 @@ def emulate_rmsprop(hp, flags, param, grad, square_avg, momentum_buf=None, grad_
             p = _c(p + _c(_c(k["nl"] * g) / d))
         elif flags & LR_IN_MOMENTUM:                       # TensorFlow, Keras, optax
             u = _c(_c(k["l"] * g) / d)
-            b = _c(_c(b * k["m"]) + u)
+            b = _flush(flags, _c(_c(b * k["m"]) + u))
             p = _c(p - _c(u + _c(k["m"] * b))) if flags & NESTEROV else _c(p - b)
         else:                                              # PyTorch
             q = _c(g / d)
-            b = _c(_c(b * k["m"]) + q)
+            b = _flush(flags, _c(_c(b * k["m"]) + q))
             p = _c(p + _c(k["nl"] * _c(q + _c(k["m"] * b)))) if flags & NESTEROV else _c(p + _c(k["nl"] * b))
     return p, v, b, ga
 
@@ -358,7 +396,7 @@ def emulate_adagrad(hp, flags, param, grad, sum):  # noqa: A002 (the C API's nam
     p, g, s = (_arr(x) for x in (param, grad, sum))
     with np.errstate(all="ignore"):
         p, g = _shared(k, flags, p, g)
-        s = _c(s + _c(g * g))
+        s = _flush(flags, _c(s + _c(g * g)))
         d = _sqrt_denominator(flags, s, k["e"])
         p = _c(p + _c(_c(k["ncl"] * g) / d))
     return p, s
@@ -374,13 +412,13 @@ def emulate_sgd(hp, flags, param, grad, momentum_buf=None):
         if not k["mom"]:
             p = _c(p + _c(k["nl"] * g))
         elif not flags & LR_IN_MOMENTUM:                   # PyTorch
-            b = g.copy() if flags & INIT_MOMENTUM else _c(_c(b * k["m"]) + _c(k["dd"] * g))
+            b = _flush(flags, g.copy() if flags & INIT_MOMENTUM else _c(_c(b * k["m"]) + _c(k["dd"] * g)))
             if flags & NESTEROV:
                 p = _c(p + _c(k["nl"] * _c(g + _c(k["m"] * b))))
             else:
                 p = _c(p + _c(k["nl"] * b))
         else:                                              # Keras: velocity
-            b = _c(_c(b * k["m"]) + _c(k["nl"] * g))
+            b = _flush(flags, _c(_c(b * k["m"]) + _c(k["nl"] * g)))
             p = _c(p + _c(_c(b * k["m"]) + _c(k["nl"] * g))) if flags & NESTEROV else _c(p + b)
     return p, b
 
@@ -398,10 +436,10 @@ def emulate_adam(hp, flags, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=Non
         raise ValueError("RMSFUSE_E_NULL_ARRAY")
     with np.errstate(all="ignore"):
         p, g = _shared(k, flags, p, g)
-        m = _c(_c(m * k["b1"]) + _c(k["c1"] * g))
-        v = _c(_c(v * k["b2"]) + _c(_c(k["c2"] * g) * g))
+        m = _flush(flags, _c(_c(m * k["b1"]) + _c(k["c1"] * g)))
+        v = _flush(flags, _c(_c(v * k["b2"]) + _c(_c(k["c2"] * g) * g)))
         if flags & AMSGRAD:
-            vm = _max_nan(vm, v)
+            vm = _flush(flags, _max_nan(vm, v))
             r = vm
         else:
             r = v
@@ -467,16 +505,32 @@ F64 = Fmt("float64", np.float64, 2.0**-53, 2.0**-1074)
 
 class EV:
     """Computed values v (the format's dtype, asserted: no silent promotion) and a float64
-    bound e on |v - exact|."""
-    __slots__ = ("v", "e", "f")
+    bound e on |v - exact|; fl (None: nowhere) marks the elements whose bound includes the
+    error of a flush (FLUSH_SUBNORMAL), here or in an operand, for the report."""
+    __slots__ = ("v", "e", "f", "fl")
 
-    def __init__(self, v, e, f):
+    def __init__(self, v, e, f, fl=None):
         assert isinstance(v, np.ndarray) and v.dtype == f.dtype, (v.dtype, f.name)
         self.v, self.f = v, f
         self.e = np.broadcast_to(np.asarray(e, dtype=np.float64), v.shape).copy()
+        self.fl = fl
 
     def a64(self):
         return np.abs(self.v.astype(np.float64))
+
+    def flushed(self):
+        return np.zeros(self.v.shape, bool) if self.fl is None else self.fl
+
+
+def _fl(*xs):
+    """The flush marks of a result: those of its operands."""
+    fls = [x.fl for x in xs if x.fl is not None]
+    if not fls:
+        return None
+    out = fls[0].copy()
+    for f in fls[1:]:
+        out |= f
+    return out
 
 
 def _round_err(z, f):
@@ -485,19 +539,19 @@ def _round_err(z, f):
 
 def ev_add(x, y):
     z = x.v + y.v
-    return EV(z, x.e + y.e + _round_err(z, x.f), x.f)
+    return EV(z, x.e + y.e + _round_err(z, x.f), x.f, _fl(x, y))
 
 
 def ev_sub(x, y):
     z = x.v - y.v
-    return EV(z, x.e + y.e + _round_err(z, x.f), x.f)
+    return EV(z, x.e + y.e + _round_err(z, x.f), x.f, _fl(x, y))
 
 
 def ev_mul(x, y):
     z = x.v * y.v
     eta = np.where((x.v == 0) | (y.v == 0), 0.0, x.f.eta)  # an exact zero product has no rounding
     e = x.a64() * y.e + y.a64() * x.e + x.e * y.e + _round_err(z, x.f) + eta
-    return EV(z, e, x.f)
+    return EV(z, e, x.f, _fl(x, y))
 
 
 def ev_div(x, y):
@@ -509,7 +563,7 @@ def ev_div(x, y):
         q = x.a64() / ay * (1.0 + 2.0**-50)  # |x/y|, rounded up
         e = np.where(ok, (x.e + q * y.e) / np.where(ok, den, 1.0), np.inf)
     eta = np.where(x.v == 0, 0.0, x.f.eta)
-    return EV(z, e + _round_err(z, x.f) + eta, x.f)
+    return EV(z, e + _round_err(z, x.f) + eta, x.f, _fl(x, y))
 
 
 def ev_sqrt(x, nonneg=False):
@@ -525,22 +579,35 @@ def ev_sqrt(x, nonneg=False):
     with np.errstate(divide="ignore", invalid="ignore"):
         e1 = np.where(den > 0, x.e / np.where(den > 0, den, 1.0), np.inf)
     e = np.where(x.e == 0, 0.0, np.minimum(e1, np.sqrt(x.e)))
-    return EV(z, np.where(ok, e, np.inf) + _round_err(z, x.f), x.f)
+    return EV(z, np.where(ok, e, np.inf) + _round_err(z, x.f), x.f, _fl(x))
 
 
 def ev_neg(x):
-    return EV(-x.v, x.e, x.f)
+    return EV(-x.v, x.e, x.f, _fl(x))
 
 
 def ev_max_nan(vm, v):
     """(vm < v) ? v : vm, v where v is NaN: |max(a^, b^) - max(a, b)| <= max(ea, eb)."""
     z = np.where(vm.v < v.v, v.v, vm.v)
     z = np.where(np.isnan(v.v), v.v, z)
-    return EV(z, np.maximum(vm.e, v.e), v.f)
+    return EV(z, np.maximum(vm.e, v.e), v.f, _fl(vm, v))
+
+
+def ev_flush(c, x):
+    """FLUSH_SUBNORMAL on a tracked float32 value (docs/math.md): z = +0 where |x^| < FLT_MIN.
+    The exact value X is that of the update without the flush (what the float64 references
+    compute), so the flush is one more error: |0 - X| <= |x^| + ex; elsewhere z = x^ exactly."""
+    if not c.has(FLUSH_SUBNORMAL):
+        return x
+    assert x.f is F32, "the float64 references never flush"
+    tiny = np.abs(x.v) < np.float32(FLT_MIN)
+    z = np.where(tiny, np.float32(0.0), x.v).astype(np.float32)
+    e = np.where(tiny, (x.e + x.a64()) * (1.0 + 2.0**-50), x.e)  # (rounded up: the error can be exactly |x^|)
+    return EV(z, e, x.f, x.flushed() | (tiny & (x.v != 0)))
 
 
 def ev_copy(x):
-    return EV(x.v.copy(), x.e, x.f)
+    return EV(x.v.copy(), x.e, x.f, _fl(x))
 
 
 def ev_full(n, value, err, f):
@@ -633,10 +700,11 @@ def rmsprop_spec_ev(K, c, st, g):
     flag sets no framework has (the spec's formula in double)."""
     p, v0, b0, ga0 = st
     p, g = shared_ev(K, c, p, g)
-    v = ev_add(ev_mul(v0, K["a"]), ev_mul(ev_mul(K["c"], g), g))
+    v = ev_flush(c, ev_add(ev_mul(v0, K["a"]), ev_mul(ev_mul(K["c"], g), g)))
     if c.has(CENTERED):
-        ga = ev_add(ev_mul(ga0, K["a"]), ev_mul(K["c"], g))
-        s, nonneg = ev_sub(v, ev_mul(ga, ga)), False
+        ga = ev_flush(c, ev_add(ev_mul(ga0, K["a"]), ev_mul(K["c"], g)))
+        # where ga is exactly 0 (value and bound), s = v exactly and its exact value is >= 0
+        s, nonneg = ev_sub(v, ev_mul(ga, ga)), (ga.v == 0) & (ga.e == 0)
     else:
         ga, s, nonneg = ga0, v, True
     if c.has(EPS_IN_SQRT):
@@ -648,11 +716,11 @@ def rmsprop_spec_ev(K, c, st, g):
         p = ev_add(p, ev_div(ev_mul(K["nl"], g), d))
     elif c.has(LR_IN_MOMENTUM):
         u = ev_div(ev_mul(K["l"], g), d)
-        b = ev_add(ev_mul(b0, K["m"]), u)
+        b = ev_flush(c, ev_add(ev_mul(b0, K["m"]), u))
         p = ev_sub(p, ev_add(u, ev_mul(K["m"], b))) if c.has(NESTEROV) else ev_sub(p, b)
     else:
         q = ev_div(g, d)
-        b = ev_add(ev_mul(b0, K["m"]), q)
+        b = ev_flush(c, ev_add(ev_mul(b0, K["m"]), q))
         if c.has(NESTEROV):
             p = ev_add(p, ev_mul(K["nl"], ev_add(q, ev_mul(K["m"], b))))
         else:
@@ -817,6 +885,7 @@ def rmsprop_spec64(hp, c, st, g):
 
 
 def rmsprop_ref64(hp, flags, st, g):
+    flags &= ~FLUSH_SUBNORMAL  # no framework flushes: the references compute the IEEE update
     c = Ctx("rmsprop", hp, flags)
     tf = flags & TF_FLAGS
     if c.has(NESTEROV):
@@ -886,7 +955,7 @@ def rmsprop_inputs(rng, n, steps, flags, hp, kind, init):
     have zero param, gradient and state: with eps == 0 the update is 0/0.  (The draws of
     rmsfuse 0.1, unchanged.)
     """
-    if kind in ("fresh", "special"):
+    if kind in GENERIC_KINDS:
         return generic_inputs(rng, n, steps, "rmsprop", flags, hp, kind, init)
     edge = kind == "edge"
     lr = hp[0]
@@ -936,7 +1005,7 @@ def adagrad_spec32(hp, flags, st, g):
          "w": const32(n, wd, Fraction(wd)), "dk": const32(n, 1.0 - k["clr"] * wd, 1 - clr * Fraction(wd))}
     p, s0 = st
     p, g = shared_ev(K, c, p, g)
-    s = ev_add(s0, ev_mul(g, g))
+    s = ev_flush(c, ev_add(s0, ev_mul(g, g)))
     if c.has(EPS_IN_SQRT):
         d = ev_sqrt(ev_add(s, K["e"]), True)
     else:
@@ -946,6 +1015,7 @@ def adagrad_spec32(hp, flags, st, g):
 
 
 def adagrad_ref64(hp, flags, st, g):
+    flags &= ~FLUSH_SUBNORMAL  # (as rmsprop_ref64)
     lr, lr_decay, wd, eps, step = hp
     n = len(g.v)
     C = lambda x: const64(n, x)  # noqa: E731
@@ -992,7 +1062,7 @@ def adagrad_inputs(rng, n, steps, flags, hp, kind, init):
     """param, sum and the gradients: sigma = 2^k per element, g ~ sigma, sum ~ sigma^2 * [1/2,
     32) (several steps accumulated).  Element 0: fresh sum (0); element 1: zero gradient in
     step 0.  Edge: elements 0 and 1 zero everywhere (0/0 with eps 0)."""
-    if kind in ("fresh", "special"):
+    if kind in GENERIC_KINDS:
         return generic_inputs(rng, n, steps, "adagrad", flags, hp, kind, init)
     p, s = np.zeros(n, np.float32), np.zeros(n, np.float32)
     gs = [np.zeros(n, np.float32) for _ in range(steps)]
@@ -1029,18 +1099,19 @@ def sgd_spec32(hp, flags, st, g):
     if not c.mom:
         p = ev_add(p, ev_mul(K["nl"], g))
     elif not c.has(LR_IN_MOMENTUM):
-        b = ev_copy(g) if c.has(INIT_MOMENTUM) else ev_add(ev_mul(b0, K["m"]), ev_mul(K["dd"], g))
+        b = ev_flush(c, ev_copy(g) if c.has(INIT_MOMENTUM) else ev_add(ev_mul(b0, K["m"]), ev_mul(K["dd"], g)))
         if c.has(NESTEROV):
             p = ev_add(p, ev_mul(K["nl"], ev_add(g, ev_mul(K["m"], b))))
         else:
             p = ev_add(p, ev_mul(K["nl"], b))
     else:
-        b = ev_add(ev_mul(b0, K["m"]), ev_mul(K["nl"], g))
+        b = ev_flush(c, ev_add(ev_mul(b0, K["m"]), ev_mul(K["nl"], g)))
         p = ev_add(p, ev_add(ev_mul(b, K["m"]), ev_mul(K["nl"], g))) if c.has(NESTEROV) else ev_add(p, b)
     return [p, b]
 
 
 def sgd_ref64(hp, flags, st, g):
+    flags &= ~FLUSH_SUBNORMAL  # (as rmsprop_ref64)
     lr, mom, damp, wd = hp
     n = len(g.v)
     C = lambda x: const64(n, x)  # noqa: E731
@@ -1100,7 +1171,7 @@ def sgd_unused(hp, flags):
 def sgd_inputs(rng, n, steps, flags, hp, kind, init):
     """param, momentum_buf and the gradients: g ~ sigma = 2^k, the buffer ~ sigma (torch) or
     lr*sigma (Keras' velocity).  Element 0: zero buffer; element 1: zero gradient in step 0."""
-    if kind in ("fresh", "special"):
+    if kind in GENERIC_KINDS:
         return generic_inputs(rng, n, steps, "sgd", flags, hp, kind, init)
     lr = hp[0]
     bscale = lr if flags & LR_IN_MOMENTUM else 1.0
@@ -1150,10 +1221,10 @@ def adam_spec32(hp, flags, st, g):
          "w": const32(n, wd, Fw), "dk": const32(n, 1.0 - lr * wd, 1 - Fl * Fw)}
     p, m0, v0, vm0 = st
     p, g = shared_ev(K, c, p, g)
-    m = ev_add(ev_mul(m0, K["b1"]), ev_mul(K["c1"], g))
-    v = ev_add(ev_mul(v0, K["b2"]), ev_mul(ev_mul(K["c2"], g), g))
+    m = ev_flush(c, ev_add(ev_mul(m0, K["b1"]), ev_mul(K["c1"], g)))
+    v = ev_flush(c, ev_add(ev_mul(v0, K["b2"]), ev_mul(ev_mul(K["c2"], g), g)))
     if c.has(AMSGRAD):
-        vm = ev_max_nan(vm0, v)
+        vm = ev_flush(c, ev_max_nan(vm0, v))
         r = vm
     else:
         vm, r = vm0, v
@@ -1167,6 +1238,7 @@ def pow64(n, beta, t):
 
 
 def adam_ref64(hp, flags, st, g):
+    flags &= ~FLUSH_SUBNORMAL  # (as rmsprop_ref64)
     lr, b1, b2, eps, wd, step = hp
     n = len(g.v)
     C = lambda x: const64(n, x)  # noqa: E731
@@ -1242,7 +1314,7 @@ def adam_inputs(rng, n, steps, flags, hp, kind, init):
     m ~ sigma, v ~ sigma^2, max_exp_avg_sq = v * [1/2, 2) (the max goes either way).
     Element 0: fresh state; element 1: zero gradient in step 0.  Edge: elements 0 and 1
     zero everywhere (0/0 with eps 0)."""
-    if kind in ("fresh", "special"):
+    if kind in GENERIC_KINDS:
         return generic_inputs(rng, n, steps, "adam", flags, hp, kind, init)
     p, m, v, vm = (np.zeros(n, np.float32) for _ in range(4))
     gs = [np.zeros(n, np.float32) for _ in range(steps)]
@@ -1265,8 +1337,11 @@ def adam_inputs(rng, n, steps, flags, hp, kind, init):
     return [p, m, v, vm], gs
 
 
+GENERIC_KINDS = ("fresh", "special", "fspecial", "decay")
+
+
 # ===========================================================================
-# Inputs shared by the rules: fresh state (presets) and special values.
+# Inputs shared by the rules: fresh state (presets), special values, subnormal state.
 # ===========================================================================
 def draw_param(rng):
     return 0.0 if rng.below(16) == 0 else rng.sign() * rng.mant() * 2.0**rng.irange(-8, 1)
@@ -1294,9 +1369,65 @@ BENIGN = {"rmsprop": (0.75, 0.5, [0.5, 0.25, 0.125]), "adagrad": (0.75, 0.5, [0.
           "sgd": (0.75, 0.5, [0.25]), "adam": (0.75, 0.5, [0.25, 0.5, 0.375])}
 
 
+# Subnormal-safe state (FLUSH_SUBNORMAL): values around FLT_MIN = 2^-126.
+ABOVE = FLT_MIN * (1 + 2.0**-10)  # just above FLT_MIN: any decay factor <= 0.999 takes it below
+SUB, SUB2, MAXSUB = 2.0**-140, 2.0**-130, FLT_MIN - 2.0**-149  # subnormals (the largest last)
+# Per rule, the state arrays whose values are signed by nature (momenta, first moments, the
+# centred average); the others (square averages, sums, maxima) are >= 0 in any real use.
+SIGNED = {"rmsprop": (False, True, True), "adagrad": (False,), "sgd": (True,), "adam": (True, False, False)}
+
+
+def _st(rule, pos, neg=None, both=None):
+    """A state override for every state array of `rule`: `pos` in the non-negative ones, `neg`
+    (default pos) in the signed ones; `both`, when given, everywhere."""
+    if both is not None:
+        return [both] * len(SIGNED[rule])
+    return [neg if (sg and neg is not None) else pos for sg in SIGNED[rule]]
+
+
+def flush_special(rule):
+    """The elements of the flush cases (kind "fspecial"): (param, grad, states), every state
+    array of the rule at once.  What happens to each under FLUSH_SUBNORMAL, in docs/math.md's
+    op order (a = the decay factor of the state, 0.9 or 0.999 here):"""
+    p0, g0, s0 = BENIGN[rule]
+    T = ABOVE
+    out = [
+        (p0, 0.0, _st(rule, T)),              # zero gradient: T*a < FLT_MIN, flushed to +0
+        (0.0, 0.0, _st(rule, T, -T)),         # the same, param 0: p shows the flushed momentum
+        (p0, -0.0, _st(rule, 0, both=-0.0)),  # -0 state: b*m + (-0) = -0, ga, m likewise: +0
+        (p0, 0.0, _st(rule, 0, both=-0.0)),   # Keras' velocity b*m + nl*0 = -0: +0
+        (p0, 0.0, _st(rule, SUB)),            # subnormal state loaded: x*a subnormal, flushed
+        (0.0, 0.0, _st(rule, MAXSUB, -MAXSUB)),  # the largest subnormal; AdaGrad's sum + 0 too
+        (p0, g0, _st(rule, SUB, -SUB)),       # subnormal state, normal gradient: normal, kept
+        (p0, 0.0, _st(rule, FLT_MIN)),        # FLT_MIN*a flushed; AdaGrad's FLT_MIN + 0 kept
+        (p0, 0.0, _st(rule, NAN)),            # NaN state unchanged
+        (p0, 0.0, _st(rule, INF, -INF)),      # +-Inf state unchanged
+        (p0, 2.0**-64, _st(rule, 0.0)),       # c*g*g subnormal (g*g = 2^-128): v, sum flushed
+        (1.0, 2.0**-140, _st(rule, 0.0)),     # subnormal gradient (never flushed): m, b flushed,
+                                              # SGD's INIT_MOMENTUM b = flush(g) = 0, p uses g
+        (2.0**-130, -2.0**-135, _st(rule, 0.0)),  # subnormal param stays (never flushed)
+        (0.0, 0.0, _st(rule, SUB, -SUB)),     # param 0: what a flushed momentum leaves in p
+    ]
+    if rule == "rmsprop":
+        out += [(p0, 0.0, [T, -SUB, -T]),      # negative b and ga flushed
+                (p0, 0.0, [SUB, g0, NAN])]     # ga NaN: s = v - ga*ga NaN
+    if rule == "adam":
+        out += [(p0, 0.0, [s0[0], SUB, SUB2]),  # AMSGrad: vm = flush(max(SUB2, flush(SUB*b2))) = 0
+                (p0, g0, [s0[0], s0[1], SUB2]),  # max(subnormal vm, normal v) = v
+                (p0, 0.0, [T, T, NAN]),         # max(NaN, 0): NaN, unchanged by the flush
+                (0.0, 0.0, [SUB2, 2.0**-60, 2.0**-60]),  # m flushed: (ns*m)/d would be ~1e-32
+                (p0, 0.0, [T, 0.5, -0.0])]      # vm = max(-0, v) = v (normal)
+    if rule == "sgd":
+        out += [(0.0, 0.0, [-SUB])]
+    return out
+
+
 def generic_inputs(rng, n, steps, rule, flags, hp, kind, init):
     """kind "fresh": the framework's initial state (`init`: the value of state 1, 0 by
-    default) and random params and gradients; "special": the SPECIAL elements (n of them)."""
+    default) and random params and gradients; the last element's gradient is 2^-64 in step 0
+    and 0 after it (the square of 2^-64 is subnormal: FLUSH_SUBNORMAL's domain); "special":
+    the SPECIAL elements (n of them); "fspecial": those of flush_special(rule); "decay": the
+    chains of DECAY_CHAINS (decay_inputs)."""
     nst = len(BENIGN[rule][2])
     arrs = [np.zeros(n, np.float32) for _ in range(1 + nst)]
     gs = [np.zeros(n, np.float32) for _ in range(steps)]
@@ -1307,6 +1438,19 @@ def generic_inputs(rng, n, steps, rule, flags, hp, kind, init):
             for t in range(steps):
                 gs[t][i] = draw_grad(rng, sigma)
         arrs[1][:] = np.float32(init or 0.0)
+        for t in range(steps):
+            gs[t][n - 1] = 2.0**-64 if t == 0 else 0.0
+        return arrs, gs
+    if kind == "decay":
+        return decay_inputs(rng, n, steps, rule, arrs, gs)
+    if kind == "fspecial":
+        assert steps == 1
+        elems = flush_special(rule)
+        assert n == len(elems)
+        for i, (pv, gv, sv) in enumerate(elems):
+            arrs[0][i], gs[0][i] = pv, gv
+            for j in range(nst):
+                arrs[1 + j][i] = sv[j]
         return arrs, gs
     assert steps == 1 and n == len(SPECIAL)
     p0, g0, s0 = BENIGN[rule]
@@ -1316,6 +1460,50 @@ def generic_inputs(rng, n, steps, rule, flags, hp, kind, init):
         for j in range(nst):
             arrs[1 + j][i] = sp.get("s%d" % (j + 1), s0[j])
     return arrs, gs
+
+
+def decay_inputs(rng, n, steps, rule, arrs, gs):
+    """Zero gradients drive the state through the subnormal range (DECAY_CHAINS):
+      0: param 0.75, every state 1e-36, gradient 0 in every step: the decay (0.52, 0.55)
+         reaches the smallest subnormal after 31 to 34 steps and stays there (0.55 * 2^-149
+         rounds to 2^-149); with FLUSH_SUBNORMAL the state is +0 from the step where it falls
+         below FLT_MIN on;
+      1: param 0, every state 2^-138 (loaded subnormal), gradient 0;
+      2: state 0, gradient 2^-62 in steps 0-2 (c*g*g near FLT_MIN), then 0;
+      3: state just above FLT_MIN, gradient 0 in steps 0-9, then normal gradients: the state
+         revives from +0 (or from a subnormal)."""
+    assert n == 4
+    nst = len(arrs) - 1
+    sigma = 2.0**-10
+    for i in range(n):
+        arrs[0][i] = (0.75, 0.0, draw_param(rng), draw_param(rng))[i]
+        st = (f32(1e-36), 2.0**-138, 0.0, ABOVE)[i]
+        for j in range(nst):
+            arrs[1 + j][i] = st
+        for t in range(steps):
+            gs[t][i] = (0.0, 0.0, 2.0**-62 if t < 3 else 0.0, draw_grad(rng, sigma) if t >= 10 else 0.0)[i]
+    if rule == "rmsprop":
+        arrs[2][0] = -arrs[2][0]  # a negative momentum buffer
+    if rule in ("sgd", "adam"):
+        arrs[1][1] = -arrs[1][1]  # a negative momentum buffer, first moment
+    return arrs, gs
+
+
+def flush_probe(rule, flags, arrs, gs):
+    """The flush classes' cases (kind "normal", one step): the last element gets param 0, a zero
+    gradient and state just above FLT_MIN (AdaGrad's sum and Adam's max_exp_avg_sq a loaded
+    subnormal; momenta negative), so that a decay factor below 0.999 takes it below FLT_MIN and
+    FLUSH_SUBNORMAL makes it +0.  A centred grad_avg stays exactly 0 unless EPS_IN_SQRT (else
+    s = v - ga*ga would be a 0 whose exact value may be negative: no bound)."""
+    i = len(arrs[0]) - 1
+    arrs[0][i] = 0.0
+    for g in gs:
+        g[i] = 0.0
+    vals = {"rmsprop": [ABOVE, -ABOVE, -ABOVE if flags & EPS_IN_SQRT else 0.0],
+            "adagrad": [SUB2], "sgd": [-ABOVE if flags & LR_IN_MOMENTUM else ABOVE],
+            "adam": [-ABOVE, ABOVE, SUB2]}[rule]
+    for j, x in enumerate(vals):
+        arrs[1 + j][i] = x
 
 
 # ===========================================================================
@@ -1453,20 +1641,22 @@ CHAINS = {
 # Presets: rmsfuse_<rule>_<framework>(lr) from the framework's initial state, 4 steps.
 #   function, rule, hp, flags, initial value of the first state array
 PRESET_STEPS = 4
+#   (every preset sets FLUSH_SUBNORMAL, FL below)
+FL = FLUSH_SUBNORMAL
 PRESETS = [
-    ("rmsfuse_rmsprop_pytorch", "rmsprop", (0.01, 0.99, 1e-8, 0.0, 0.0), 0, 0.0),
-    ("rmsfuse_rmsprop_tensorflow", "rmsprop", (0.001, 0.9, 1e-10, 0.0, 0.0), TF_FLAGS, 1.0),  # TF1: rms = 1
-    ("rmsfuse_rmsprop_keras", "rmsprop", (0.001, 0.9, 1e-7, 0.0, 0.0), TF_FLAGS, 0.0),
-    ("rmsfuse_adagrad_pytorch", "adagrad", (0.01, 0.0, 0.0, 1e-10, 1), 0, 0.0),
-    ("rmsfuse_adagrad_keras", "adagrad", (0.001, 0.0, 0.0, 1e-7, 1), EPS_IN_SQRT, 0.1),          # Keras: 0.1
-    ("rmsfuse_adagrad_classic", "adagrad", (0.01, 0.0, 0.0, 1e-8, 1), EPS_IN_SQRT, 0.0),
-    ("rmsfuse_sgd_pytorch", "sgd", (0.01, 0.0, 0.0, 0.0), 0, 0.0),
-    ("rmsfuse_sgd_keras", "sgd", (0.01, 0.0, 0.0, 0.0), LR_IN_MOMENTUM, 0.0),
-    ("rmsfuse_adam_pytorch", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 1), 0, 0.0),
-    ("rmsfuse_adamw_pytorch", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.01, 1), DECOUPLED_DECAY, 0.0),
-    ("rmsfuse_adam_tensorflow", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 1), EPS_HAT, 0.0),
-    ("rmsfuse_adam_keras", "adam", (1e-3, 0.9, 0.999, 1e-7, 0.0, 1), EPS_HAT, 0.0),
-    ("rmsfuse_adamw_keras", "adam", (1e-3, 0.9, 0.999, 1e-7, 0.004, 1), EPS_HAT | DECOUPLED_DECAY, 0.0),
+    ("rmsfuse_rmsprop_pytorch", "rmsprop", (0.01, 0.99, 1e-8, 0.0, 0.0), FL, 0.0),
+    ("rmsfuse_rmsprop_tensorflow", "rmsprop", (0.001, 0.9, 1e-10, 0.0, 0.0), TF_FLAGS | FL, 1.0),  # TF1: rms = 1
+    ("rmsfuse_rmsprop_keras", "rmsprop", (0.001, 0.9, 1e-7, 0.0, 0.0), TF_FLAGS | FL, 0.0),
+    ("rmsfuse_adagrad_pytorch", "adagrad", (0.01, 0.0, 0.0, 1e-10, 1), FL, 0.0),
+    ("rmsfuse_adagrad_keras", "adagrad", (0.001, 0.0, 0.0, 1e-7, 1), EPS_IN_SQRT | FL, 0.1),          # Keras: 0.1
+    ("rmsfuse_adagrad_classic", "adagrad", (0.01, 0.0, 0.0, 1e-8, 1), EPS_IN_SQRT | FL, 0.0),
+    ("rmsfuse_sgd_pytorch", "sgd", (0.01, 0.0, 0.0, 0.0), FL, 0.0),
+    ("rmsfuse_sgd_keras", "sgd", (0.01, 0.0, 0.0, 0.0), LR_IN_MOMENTUM | FL, 0.0),
+    ("rmsfuse_adam_pytorch", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 1), FL, 0.0),
+    ("rmsfuse_adamw_pytorch", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.01, 1), DECOUPLED_DECAY | FL, 0.0),
+    ("rmsfuse_adam_tensorflow", "adam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 1), EPS_HAT | FL, 0.0),
+    ("rmsfuse_adam_keras", "adam", (1e-3, 0.9, 0.999, 1e-7, 0.0, 1), EPS_HAT | FL, 0.0),
+    ("rmsfuse_adamw_keras", "adam", (1e-3, 0.9, 0.999, 1e-7, 0.004, 1), EPS_HAT | DECOUPLED_DECAY | FL, 0.0),
 ]
 
 # Special values: a few flag sets per rule, every optional hyperparameter on.
@@ -1480,8 +1670,40 @@ SPECIAL_CASES = {
     "adam": ((1e-3, 0.9, 0.999, 1e-8, 1e-2, 2), (0, AMSGRAD, AMSGRAD | EPS_HAT | DECOUPLED_DECAY,
                                                  AMSGRAD | MAXIMIZE)),
 }
+# The same elements with FLUSH_SUBNORMAL on a few flag sets (SPECIAL_CASES' first and last).
+# The flush itself (flush_special): every flag set with FLUSH_SUBNORMAL; decoupled decay, so
+# that a zero gradient stays zero; and the eps = 0 hyperparameters of "eps0" below, where a
+# flushed state makes the denominator 0 (0/0: NaN, docs/math.md) and the reference is finite.
+FLUSH_SPECIAL_CASES = {
+    "rmsprop": ((0.01, 0.9, 1e-8, 1e-2, 0.9),
+                (DECOUPLED_DECAY, TF_FLAGS | DECOUPLED_DECAY, CENTERED | EPS_IN_SQRT | MAXIMIZE | DECOUPLED_DECAY,
+                 TF_FLAGS | NESTEROV | DECOUPLED_DECAY, CENTERED | NESTEROV, CENTERED | LR_IN_MOMENTUM | DECOUPLED_DECAY),
+                (0.01, 0.9, 0.0, 1e-2, 0.9), (DECOUPLED_DECAY, TF_FLAGS | CENTERED | DECOUPLED_DECAY)),
+    "adagrad": ((0.01, 0.1, 1e-2, 1e-10, 3), (DECOUPLED_DECAY, EPS_IN_SQRT | MAXIMIZE | DECOUPLED_DECAY, 0),
+                (0.01, 0.1, 1e-2, 0.0, 3), (DECOUPLED_DECAY,)),
+    "sgd": ((0.01, 0.9, 0.0, 1e-2), (DECOUPLED_DECAY, NESTEROV | MAXIMIZE | DECOUPLED_DECAY,
+                                     INIT_MOMENTUM | DECOUPLED_DECAY, INIT_MOMENTUM | NESTEROV,
+                                     LR_IN_MOMENTUM | NESTEROV | DECOUPLED_DECAY, LR_IN_MOMENTUM | DECOUPLED_DECAY),
+            None, ()),
+    "adam": ((1e-3, 0.9, 0.999, 1e-8, 1e-2, 2), (DECOUPLED_DECAY, AMSGRAD | DECOUPLED_DECAY,
+                                                 AMSGRAD | EPS_HAT | DECOUPLED_DECAY | MAXIMIZE, AMSGRAD),
+             (1e-3, 0.9, 0.999, 0.0, 1e-2, 2), (AMSGRAD | DECOUPLED_DECAY,)),
+}
+
+# Zero gradients through the subnormal range (decay_inputs): DECAY_STEPS steps (AdaGrad, whose
+# sum never decays, CHAIN_STEPS), each flag set without and with FLUSH_SUBNORMAL, 4 elements;
+# decay factors 0.52 and 0.55, so that 1e-36 reaches the smallest subnormal within the chain
+# (x * a rounds back to 2^-149 for any a > 0.5).
+DECAY_STEPS = 36
+DECAY_CHAINS = {
+    "rmsprop": ((0.01, 0.52, 1e-8, 0.0, 0.55), (0, CENTERED | EPS_IN_SQRT | LR_IN_MOMENTUM | NESTEROV)),
+    "adagrad": ((0.01, 0.0, 0.0, 1e-10, 1), (0, EPS_IN_SQRT)),
+    "sgd": ((0.01, 0.55, 0.0, 0.0), (NESTEROV, LR_IN_MOMENTUM)),
+    "adam": ((1e-3, 0.55, 0.52, 1e-8, 0.0, 1), (0, AMSGRAD | EPS_HAT)),
+}
+
 NEW_N = 5  # elements per case, except RMSProp's cases of rmsfuse 0.1 (their n unchanged)
-KIND_CODE = {"normal": 0, "fresh": 0, "edge": 1, "special": 2}
+KIND_CODE = {"normal": 0, "fresh": 0, "decay": 0, "edge": 1, "special": 2, "fspecial": 2}
 
 
 # ===========================================================================
@@ -1524,6 +1746,8 @@ def run_case(rule, name, hp, flags, n, steps, kind, flags_later=None, init=None)
     seed_name = name[len("rmsprop/"):] if rule == "rmsprop" else name
     rng = Rng(zlib.crc32(seed_name.encode()))
     arrs, gs = spec.inputs(rng, n, steps, flags, hp, kind, init)
+    if flags & FLUSH_SUBNORMAL and kind == "normal" and steps == 1:
+        flush_probe(rule, flags, arrs, gs)
     cs = Case()
     cs.rule, cs.name, cs.hp, cs.flags, cs.flags_later = rule, name, tuple(hp), flags, flags_later
     cs.n, cs.steps, cs.kind, cs.K = n, steps, kind, K
@@ -1559,13 +1783,14 @@ def run_case(rule, name, hp, flags, n, steps, kind, flags_later=None, init=None)
                         bs, bv = ceil3(float(raw[i]))
                         diff = abs(float(out[i]) - float(ref[i]))  # as the C test computes it
                         assert diff <= bv, (name, s, k, i, diff, bv)
-                        cs.ratios.append((diff / bv if bv > 0 else 0.0, bv, float(out[i]), k, ref_name))
+                        cs.ratios.append((diff / bv if bv > 0 else 0.0, bv, float(out[i]), k, ref_name,
+                                          bool(o32.flushed()[i])))
                     else:
-                        assert kind in ("edge", "special"), ("unbounded output", name, s, k, i, out[i], ref[i])
+                        assert KIND_CODE[kind] > 0, ("unbounded output", name, s, k, i, out[i], ref[i])
                         if np.isnan(out[i]) == np.isnan(ref[i]):
                             bs, bv = "-1.0", -1.0
                         else:
-                            assert kind == "special", ("NaN-ness differs", name, s, k, i, out[i], ref[i])
+                            assert KIND_CODE[kind] == 2, ("NaN-ness differs", name, s, k, i, out[i], ref[i])
                             bs, bv = "-2.0", -2.0
                     cs.bound.append(bv)
                     cs.bound_s.append(bs)
@@ -1578,20 +1803,30 @@ def run_case(rule, name, hp, flags, n, steps, kind, flags_later=None, init=None)
 
 def build_cases():
     cases = []
-    base = lambda f: not f & (DECOUPLED_DECAY | NESTEROV)  # noqa: E731  (RMSProp's classes of 0.1)
+    noflush = lambda f: not f & FLUSH_SUBNORMAL  # noqa: E731
+    base = lambda f: not f & (DECOUPLED_DECAY | NESTEROV | FLUSH_SUBNORMAL)  # noqa: E731  (RMSProp's classes of 0.1)
+
+    def class_name(rule, sname, flags, on):
+        return "%s/%s/%s/%s" % (rule, sname, flag_name(flags), on_name(rule, on))
+
     for rule in RULE_ORDER:
+        # every class without FLUSH_SUBNORMAL with every set
         for (sname, hp_on, n, which, kind) in SETS[rule]:
-            cls = classes(rule, hp_on, base if which == "base" else None)
+            cls = classes(rule, hp_on, base if which == "base" else noflush)
             if rule == "rmsprop" and which == "all":  # the classes of 0.1 first, in their order
                 cls = sorted(cls, key=lambda fo: (not base(fo[0]),))
             for flags, on in cls:
                 hp = hp_with(rule, hp_on, on)
-                if rule == "rmsprop":
-                    name = "rmsprop/%s/%s/%s" % (sname, flag_name(flags), on_name(rule, on))
-                else:
-                    name = "%s/%s/%s/%s" % (rule, sname, flag_name(flags), on_name(rule, on))
                 nn = n if rule == "rmsprop" and base(flags) else NEW_N
-                cases.append(run_case(rule, name, hp, flags, nn, 1, kind))
+                cases.append(run_case(rule, class_name(rule, sname, flags, on), hp, flags, nn, 1, kind))
+        # every class with FLUSH_SUBNORMAL once, the sets in turn (flush_probe: the last element)
+        sets = SETS[rule]
+        flush_cls = classes(rule, sets[0][1], lambda f: f & FLUSH_SUBNORMAL)
+        for j, (flags, on) in enumerate(flush_cls):
+            sname, hp_on, _, _, kind = sets[j % len(sets)]
+            hp = hp_with(rule, hp_on, on)
+            assert refusal(rule, hp, flags) is None
+            cases.append(run_case(rule, class_name(rule, sname, flags, on), hp, flags, NEW_N, 1, kind))
         # chains
         for sname, hp, n, flag_sets in CHAINS[rule]:
             for flags in flag_sets:
@@ -1605,14 +1840,28 @@ def build_cases():
                 nn = n if rule == "rmsprop" and base(flags) else NEW_N
                 cases.append(run_case(rule, name, hp, flags, nn, CHAIN_STEPS, "normal",
                                       flags_later=flags & ~INIT_MOMENTUM))
+        # zero gradients through the subnormal range, without and with the flush
+        hp, flag_sets = DECAY_CHAINS[rule]
+        steps = CHAIN_STEPS if rule == "adagrad" else DECAY_STEPS
+        on = {nm: hp[idx] != 0 for nm, idx in RULES[rule].nz}
+        for flags in flag_sets:
+            for fl in (0, FLUSH_SUBNORMAL):
+                name = "%s/subnormal/%s/%s/%dsteps" % (rule, flag_name(flags | fl), on_name(rule, on), steps)
+                cases.append(run_case(rule, name, hp, flags | fl, 4, steps, "decay"))
         for fn, prule, hp, flags, init in PRESETS:
             if prule == rule:
                 name = "%s/preset/%s/%dsteps" % (rule, fn, PRESET_STEPS)
                 cases.append(run_case(rule, name, hp, flags, NEW_N, PRESET_STEPS, "fresh", init=init))
         hp, flag_sets = SPECIAL_CASES[rule]
-        for flags in flag_sets:
+        for flags in flag_sets + (flag_sets[0] | FLUSH_SUBNORMAL, flag_sets[-1] | FLUSH_SUBNORMAL):
             name = "%s/special/%s" % (rule, flag_name(flags))
             cases.append(run_case(rule, name, hp, flags, len(SPECIAL), 1, "special"))
+        hp, flag_sets, hp0, flag_sets0 = FLUSH_SPECIAL_CASES[rule]
+        nf = len(flush_special(rule))
+        for sname, h, fsets in (("flush", hp, flag_sets), ("flush-eps0", hp0, flag_sets0)):
+            for flags in fsets:
+                name = "%s/%s/%s" % (rule, sname, flag_name(flags | FLUSH_SUBNORMAL))
+                cases.append(run_case(rule, name, h, flags | FLUSH_SUBNORMAL, nf, 1, "fspecial"))
     return cases
 
 
@@ -1696,7 +1945,8 @@ HEADER = """\
  *   flags, flags_later         the flags of step 0 and of the steps after it
  *   unused                     bit k: output k is an array the configuration does not use
  *   special                    0: every bound finite; 1: eps == 0 edge (-1 allowed);
- *                              2: special values (-1 and -2 allowed)
+ *                              2: special values and subnormal-state (flush) cases
+ *                              (-1 and -2 allowed)
  *   golden_in[in_off ...]      float32 bits: param, grad (step 0), the state arrays in
  *                              output order (n each), then the gradients of steps
  *                              1 .. steps-1 (n each)
@@ -1722,8 +1972,10 @@ HEADER = """\
  *   x / y: (ex + |x/y|ey)/(|y| - ey) + u|z| + eta
  *   sqrt(x): min(ex/(sqrt(x) + sqrt(max(x - ex, 0))), sqrt(ex)) + u|z|
  *   max(x, y): max(ex, ey)
- * (eta = 2^-149 resp. 2^-1074 for underflow).  bound = 1.01 * (E32 + E64), rounded up
- * to 3 significant digits, where E32 bounds |out32 - X| and E64 |ref64 - X|.
+ *   flush(x) (FLUSH_SUBNORMAL, float32): 0 with (ex + |x|)(1 + 2^-50) where |x| < FLT_MIN
+ * (eta = 2^-149 resp. 2^-1074 for underflow; the references never flush: X is the update
+ * without the flush).  bound = 1.01 * (E32 + E64), rounded up to 3 significant digits,
+ * where E32 bounds |out32 - X| and E64 |ref64 - X|.
  */
 """
 
@@ -1795,25 +2047,40 @@ def _line(label, rs):
     return "  %-44s %6d  %7.3g  %7.3g  %7.3g" % ((label,) + _q(rs)) if rs else "  %-44s      0" % label
 
 
+def case_group(cs):
+    """For the report: "subnormal" (the zero-gradient chains), "chain" (the other multi-step
+    cases: chains and presets), "single" (one step)."""
+    if "/subnormal/" in cs.name:
+        return "subnormal"
+    return "chain" if cs.steps > 1 else "single"
+
+
 def print_stats(cases):
     """The report: the observed |out32 - ref64| as a fraction of its bound."""
     out = sys.stderr
     print("Report: |out32 - ref64| / bound for every output with a bound (bound = 1.01 (E32 + E64),\n"
-          "rounded up to 3 digits; ratio <= 1 is asserted here and in tests/test_golden.c).", file=out)
+          "rounded up to 3 digits; ratio <= 1 is asserted here and in tests/test_golden.c).  With\n"
+          "FLUSH_SUBNORMAL, an output whose bound includes a flush (a state value below FLT_MIN made\n"
+          "+0, in this step or before) differs from the exact update by up to the flushed value\n"
+          "itself: its ratio is near 1/1.01; the lines below \"all outputs\" leave those out.", file=out)
     print("  %-44s %6s  %7s  %7s  %7s" % ("", "n", "median", "p90", "max"), file=out)
-    rows = [(cs, r, bv, o, k, ref, s) for cs in cases for s, (r, bv, o, k, ref) in enumerate(cs.ratios)]
+    rows = [(cs, r, bv, o, k, ref, fl) for cs in cases for (r, bv, o, k, ref, fl) in cs.ratios]
     for rule in RULE_ORDER:
-        rr = [x for x in rows if x[0].rule == rule and x[2] > 0]
+        ra = [x for x in rows if x[0].rule == rule and x[2] > 0]
+        rr = [x for x in ra if not x[6]]
         ncases = sum(1 for cs in cases if cs.rule == rule)
-        print("%s (%d cases)" % (rule, ncases), file=out)
-        print(_line("all outputs", [x[1] for x in rr]), file=out)
+        nfl = sum(1 for cs in cases if cs.rule == rule and cs.flags & FLUSH_SUBNORMAL)
+        print("%s (%d cases, %d with FLUSH_SUBNORMAL)" % (rule, ncases, nfl), file=out)
+        print(_line("all outputs", [x[1] for x in ra]), file=out)
+        print(_line("a flush in the bound", [x[1] for x in ra if x[6]]), file=out)
+        print(_line("no flush in the bound", [x[1] for x in rr]), file=out)
         for k, nm in enumerate(RULES[rule].outs):
             print(_line(nm, [x[1] for x in rr if x[4] == k]), file=out)
         for ref in sorted({x[5] for x in rr}):
             print(_line("vs " + ref, [x[1] for x in rr if x[5] == ref]), file=out)
             print(_line("vs " + ref + ": param", [x[1] for x in rr if x[5] == ref and x[4] == 0]), file=out)
         # how tight: the bound in float32 ulps of the output, and the float64 reference's share
-        ul = [x[2] / float(np.spacing(np.float32(abs(x[3])))) for x in rr if x[3] != 0]
+        ul = [x[2] / float(np.spacing(np.float32(abs(x[3])))) for x in ra if x[3] != 0]
         n, med, p90, mx = _q(ul)
         e64 = [float(cs.e64[i // cs.n][i % cs.n] / (cs.e32[i // cs.n][i % cs.n] + cs.e64[i // cs.n][i % cs.n]))
                for cs in cases if cs.rule == rule for i, b in enumerate(cs.bound)
@@ -1822,17 +2089,26 @@ def print_stats(cases):
               "  the float64 reference's share E64 / (E32 + E64) at most %.2g (where E32 > 0)"
               % (med, p90, mx, max(e64)), file=out)
     torch_adam = [x[1] for x in rows if x[0].rule == "adam" and x[2] > 0 and x[4] == 0
-                  and x[5].startswith("torch")]
+                  and x[5].startswith("torch") and not x[6]]
     if torch_adam:
         n, med, p90, mx = _q(torch_adam)
         print("Adam's param against torch.optim.Adam/AdamW, whose formula differs algebraically (torch:\n"
               "(lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps); rmsfuse: (lr sqrt(bc2)/bc1) m / (sqrt(v) + eps\n"
-              "sqrt(bc2)), the same real number): %d outputs, the error is a median %.3g, p90 %.3g and at\n"
-              "most %.3g of its bound." % (n, med, p90, mx), file=out)
-    allr = [x[1] for x in rows if x[2] > 0]
-    n, med, p90, mx = _q(allr)
-    print("all rules: %d bounded outputs, median %.3g, p90 %.3g, max %.3g of the bound" % (n, med, p90, mx),
-          file=out)
+              "sqrt(bc2)), the same real number): %d outputs without a flush, the error is a median\n"
+              "%.3g, p90 %.3g and at most %.3g of its bound." % (n, med, p90, mx), file=out)
+    for label, sel in (("all rules", lambda x: True), ("  no flush in the bound", lambda x: not x[6]),
+                       ("  a flush in the bound", lambda x: x[6])):
+        allr = [x[1] for x in rows if x[2] > 0 and sel(x)]
+        n, med, p90, mx = _q(allr)
+        print("%s: %d bounded outputs, median %.3g, p90 %.3g, max %.3g of the bound" % (label, n, med, p90, mx),
+              file=out)
+    big = [(x[2] / float(np.spacing(np.float32(abs(x[3])))), case_group(x[0])) for x in rows
+           if x[2] > 0 and x[3] != 0]
+    big = [b for b in big if b[0] > 1e3]
+    print("bound above 10^3 float32 ulps of the output: %d outputs (at most %.2g); %d in the zero-gradient\n"
+          "chains through the subnormal range, %d in the other multi-step cases, %d in one-step cases"
+          % (len(big), max([b[0] for b in big] or [0]), sum(1 for b in big if b[1] == "subnormal"),
+             sum(1 for b in big if b[1] == "chain"), sum(1 for b in big if b[1] == "single")), file=out)
     nz = sum(1 for cs in cases for b in cs.bound if b == 0.0)
     nm1 = sum(1 for cs in cases for b in cs.bound if b == -1.0)
     nm2 = sum(1 for cs in cases for b in cs.bound if b == -2.0)
