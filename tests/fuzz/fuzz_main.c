@@ -26,7 +26,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* fuzz_rules.c's counters (its FS_* indices). */
 extern unsigned long long rmsfuse_fuzz_stats[];
-enum { FS_PLANS = 16, FS_PLAN_RUNS, FS_ISA_FLOATS, FS_SPEC_FLOATS, FS_CUTS, FS_CUT_UNALIGNED, FS_LONG };
+enum { FS_PLANS = 16, FS_PLAN_RUNS, FS_ISA_FLOATS, FS_SPEC_FLOATS, FS_CUTS, FS_CUT_UNALIGNED, FS_LONG, FS_FLUSHED };
 
 enum { MAX_FILES = 1 << 16, MAX_LEN = 4096 }; /* files: enough to replay a grown libFuzzer corpus */
 
@@ -209,8 +209,8 @@ int main(int argc, char **argv)
            "(%llu inside a param that is not float-aligned)\n",
            st[FS_LONG], st[FS_PLANS], st[FS_PLAN_RUNS], st[FS_CUTS], st[FS_CUT_UNALIGNED]);
     printf("fuzz_replay: %llu floats compared with the scalar path, %llu scalar floats with docs/math.md's op "
-           "order\n",
-           st[FS_ISA_FLOATS], st[FS_SPEC_FLOATS]);
+           "order (%llu state values flushed by RMSFUSE_FLUSH_SUBNORMAL)\n",
+           st[FS_ISA_FLOATS], st[FS_SPEC_FLOATS], st[FS_FLUSHED]);
     for (int i = 0; i < n_files; i++) {
         free(files[i].d);
         free(files[i].name);

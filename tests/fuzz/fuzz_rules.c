@@ -40,7 +40,8 @@
  *     byte outside the arrays it writes changes (grad, unused arrays,
  *     padding);
  *   - the scalar path's results are those of the op order of docs/math.md,
- *     emulated here in float (spec_elem; NaN-ness only for NaNs);
+ *     emulated here in float (spec_elem; NaN-ness only for NaNs), the
+ *     subnormal-safe state of RMSFUSE_FLUSH_SUBNORMAL included;
  *   - step_multi gives the bytes of one scalar step per tensor;
  *   - a plan of the list, run over the input's cuts in the input's order
  *     (under every ISA, the ISA possibly switched after planning), gives
@@ -67,9 +68,10 @@
  *               Adam    lr, beta1, beta2, eps, weight_decay
  *   step      a byte; bit 7 set: the next 8 bytes are the long long, else
  *             table entry (b % 32) (AdaGrad and Adam use it)
- *   flags     u16 little endian: bits 0-8 the flag bits 0-8 (bits a rule
- *             does not know are unknown to it); bit 9: also bit
- *             9 + ((v >> 10) & 31) % 23; bit 15: also bit 31
+ *   flags     u16 little endian: bits 0-9 the flag bits 0-9 (bits a rule
+ *             does not know are unknown to it; bit 9, FLUSH_SUBNORMAL, every
+ *             rule knows); bit 10: also the unknown bit 10 + ((v >> 11) & 15);
+ *             bit 15: also bit 31
  *   tensor    n (u16 v; top two bits set: a huge n from a table; v >> 8 ==
  *             0xbf: a large n, 65536 + 67 * (v & 255); else v mod 1025,
  *             or mod 257 in a list), then 5 array specs (the rule's
@@ -117,6 +119,7 @@ enum {
     FS_CUTS,       /* rmsfuse_plan_cut results checked */
     FS_CUT_UNALIGNED, /* cuts inside a tensor whose param is not float-aligned (f itself) */
     FS_LONG,       /* long lists */
+    FS_FLUSHED,    /* state values the emulation's flush changed (|x| < FLT_MIN, not +0) */
     FS_COUNT
 };
 unsigned long long rmsfuse_fuzz_stats[FS_COUNT];
@@ -152,10 +155,11 @@ static const char *const hyper_name[N_RULES][5] = {
  * RMSFUSE_<RULE>_FLAGS once, at start. */
 static const unsigned doc_flags[N_RULES] = {
     RMSFUSE_CENTERED | RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY |
-        RMSFUSE_NESTEROV,
-    RMSFUSE_EPS_IN_SQRT | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY,
-    RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV | RMSFUSE_INIT_MOMENTUM,
-    RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_AMSGRAD | RMSFUSE_EPS_HAT,
+        RMSFUSE_NESTEROV | RMSFUSE_FLUSH_SUBNORMAL,
+    RMSFUSE_EPS_IN_SQRT | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL,
+    RMSFUSE_LR_IN_MOMENTUM | RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_NESTEROV | RMSFUSE_INIT_MOMENTUM |
+        RMSFUSE_FLUSH_SUBNORMAL,
+    RMSFUSE_MAXIMIZE | RMSFUSE_DECOUPLED_DECAY | RMSFUSE_AMSGRAD | RMSFUSE_EPS_HAT | RMSFUSE_FLUSH_SUBNORMAL,
 };
 
 /* The status when a used array is NULL (rmsfuse_common.h's table: the
@@ -571,7 +575,7 @@ static sset expect_list(int rule, const gcfg *c, const gtensor *t, size_t count,
 /* The constants of a valid configuration, each derived in double and
  * rounded once to float, and the choices made on the double values. */
 typedef struct spec {
-    int rule, maxim, wd, dec, mom, centered, eps_in, lr_in, nest, init, ams;
+    int rule, maxim, wd, dec, mom, centered, eps_in, lr_in, nest, init, ams, flush;
     float a, c, e, m, w, dk, l, nl, ncl, dd, b1, c1, b2, c2, ns;
 } spec;
 
@@ -589,6 +593,7 @@ static void spec_init(int rule, const gcfg *c, spec *k)
     k->centered = (f & RMSFUSE_CENTERED) != 0;
     k->init = (f & RMSFUSE_INIT_MOMENTUM) != 0;
     k->ams = (f & RMSFUSE_AMSGRAD) != 0;
+    k->flush = (f & RMSFUSE_FLUSH_SUBNORMAL) != 0;
     switch (rule) {
     case RMSPROP: {
         const double lr = h[0], alpha = h[1], eps = h[2], wd = h[3], mom = h[4];
@@ -643,6 +648,18 @@ static void spec_init(int rule, const gcfg *c, spec *k)
     }
 }
 
+/* docs/math.md, Subnormal-safe state: with RMSFUSE_FLUSH_SUBNORMAL a state
+ * value is +0 where |x| < FLT_MIN (zero or subnormal, -0 included), x
+ * elsewhere (NaN and +-Inf unchanged), as soon as it is computed. */
+static float flush(const spec *k, float x)
+{
+    if (!k->flush || !(fabsf(x) < FLT_MIN))
+        return x;
+    if (x != 0.0f || signbit(x))
+        rmsfuse_fuzz_stats[FS_FLUSHED]++;
+    return 0.0f;
+}
+
 /* One element: x[] holds the arrays' values (slot order), in and out. */
 static void spec_elem(const spec *k, float x[MAXS])
 {
@@ -656,9 +673,9 @@ static void spec_elem(const spec *k, float x[MAXS])
     switch (k->rule) {
     case RMSPROP: {
         float v = x[2], b = x[3], ga = x[4], s, d;
-        v = v * k->a + (k->c * g) * g;
+        v = flush(k, v * k->a + (k->c * g) * g);
         if (k->centered) {
-            ga = ga * k->a + k->c * g;
+            ga = flush(k, ga * k->a + k->c * g);
             s = v - ga * ga;
         } else {
             s = v;
@@ -668,11 +685,11 @@ static void spec_elem(const spec *k, float x[MAXS])
             p = p + (k->nl * g) / d;
         } else if (k->lr_in) {
             const float u = (k->l * g) / d;
-            b = b * k->m + u;
+            b = flush(k, b * k->m + u);
             p = k->nest ? p - (u + k->m * b) : p - b;
         } else {
             const float q = g / d;
-            b = b * k->m + q;
+            b = flush(k, b * k->m + q);
             p = k->nest ? p + k->nl * (q + k->m * b) : p + k->nl * b;
         }
         x[2] = v;
@@ -682,7 +699,7 @@ static void spec_elem(const spec *k, float x[MAXS])
     }
     case ADAGRAD: {
         float sum = x[2];
-        sum = sum + g * g;
+        sum = flush(k, sum + g * g);
         const float d = k->eps_in ? sqrtf(sum + k->e) : sqrtf(sum) + k->e;
         p = p + (k->ncl * g) / d;
         x[2] = sum;
@@ -693,10 +710,10 @@ static void spec_elem(const spec *k, float x[MAXS])
         if (!k->mom) {
             p = p + k->nl * g;
         } else if (!k->lr_in) {
-            b = k->init ? g : b * k->m + k->dd * g;
+            b = flush(k, k->init ? g : b * k->m + k->dd * g);
             p = k->nest ? p + k->nl * (g + k->m * b) : p + k->nl * b;
         } else {
-            b = b * k->m + k->nl * g;
+            b = flush(k, b * k->m + k->nl * g);
             p = k->nest ? p + (b * k->m + k->nl * g) : p + b;
         }
         x[2] = b;
@@ -704,12 +721,13 @@ static void spec_elem(const spec *k, float x[MAXS])
     }
     default: {
         float m = x[2], v = x[3], vm = x[4], r;
-        m = m * k->b1 + k->c1 * g;
-        v = v * k->b2 + (k->c2 * g) * g;
+        m = flush(k, m * k->b1 + k->c1 * g);
+        v = flush(k, v * k->b2 + (k->c2 * g) * g);
         if (k->ams) {
             vm = (vm < v) ? v : vm;
             if (isnan(v))
                 vm = v;
+            vm = flush(k, vm);
             r = vm;
         } else {
             r = v;
@@ -1657,9 +1675,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g.h[k] = read_hyper(&r);
     g.step = read_step(&r);
     const unsigned fb = u16(&r);
-    g.flags = fb & 0x1ffu;
-    if (fb & 0x200u)
-        g.flags |= 1u << (9 + ((fb >> 10) & 31u) % 23u);
+    g.flags = fb & 0x3ffu;
+    if (fb & 0x400u)
+        g.flags |= 1u << (10 + ((fb >> 11) & 15u));
     if (fb & 0x8000u)
         g.flags |= 1u << 31;
     anycfg ac;

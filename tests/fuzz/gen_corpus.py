@@ -9,7 +9,12 @@ at the interesting places:
 - every kernel variant of every rule (each effective flag combination,
   with and without momentum, coupled and decoupled weight decay), each as
   one tensor, a list and a plan of the list run over cuts, at sizes around
-  the vector widths, with special and arbitrary float data;
+  the vector widths, with special and arbitrary float data; each again with
+  RMSFUSE_FLUSH_SUBNORMAL (the subnormal-safe variants, after the others);
+- with FLUSH_SUBNORMAL, state at the flush's edges laid out element by
+  element (just above and at FLT_MIN, subnormals of both signs, -0, NaN,
+  +-Inf, zero and subnormal gradients), one tensor and a list, eps = 0
+  among them;
 - every status each rule can return, from each range edge of docs/math.md
   (derived constants that overflow float included);
 - NULL, overlapping, aliased and wild arrays, huge n, tensor lists (shared
@@ -48,6 +53,15 @@ SLOTS = [5, 3, 3, 5]
 
 CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM, MAXIMIZE = 1, 2, 4, 8
 DECOUPLED, NESTEROV, INIT_MOMENTUM, AMSGRAD, EPS_HAT = 16, 32, 64, 128, 256
+FLUSH = 512  # RMSFUSE_FLUSH_SUBNORMAL: every rule
+
+# special_bits in fuzz_rules.c (data mode SPECIAL: one data byte per float), by name.
+SPECIAL_BITS = ["+0", "-0", "inf", "-inf", "nan", "-nan", "snan", "-snan",
+                "FLT_MIN", "-FLT_MIN", "min_sub", "-min_sub", "FLT_MAX", "-FLT_MAX", "max_sub", "-sub",
+                "1", "-1", "3", "0.5", "1e-20", "1e20", "1.5FLT_MIN", "sub_1e-38",
+                "65504", "-2", "0.1", "0.001", "1000", "2^64", "2^-64", "7"]
+assert len(SPECIAL_BITS) == 32
+SB = {x: i for i, x in enumerate(SPECIAL_BITS)}
 
 SINGLE, LIST, BOTH, LONG = 0, 1, 2, 3
 RAW, SPECIAL, SMALL, MIXED = 0, 1, 2, 3
@@ -84,10 +98,10 @@ def config(rule, step=1, flags=0, unknown_bit=None, bit31=False, **kw):
         vals[k] = v
     names = NAMES[rule] + [None] * (5 - len(NAMES[rule]))
     f = flags
-    assert f < 0x200
+    assert f < 0x400
     if unknown_bit is not None:
-        assert 9 <= unknown_bit <= 31
-        f |= 0x200 | ((unknown_bit - 9) << 10)
+        assert 10 <= unknown_bit <= 25
+        f |= 0x400 | ((unknown_bit - 10) << 11)
     if bit31:
         f |= 0x8000
     return (b"".join(hyper(vals[n]) if n else hyper(0.0) for n in names) + step_bytes(step)
@@ -205,6 +219,16 @@ def make(rule, op, cfg, body, seed, data_len=64):
     return head + data(max(data_len, len(head)), seed)
 
 
+def make_exact(rule, op, cfg, body, payload, seed):
+    """As make, with `payload` exactly where the target's data starts: the
+    structure is padded (bytes it never reads) to the payload's length, and
+    a payload shorter than the structure is extended with data()."""
+    head = bytes([rule, op]) + cfg + body
+    if len(payload) < len(head):
+        payload += data(len(head) - len(payload), seed)
+    return head + bytes(len(payload) - len(head)) + payload
+
+
 # The effective variants of each rule: (name, config keywords).
 def variants(rule):
     out = []
@@ -268,6 +292,13 @@ def seeds():
         assert key not in out
         out[key] = make(rule, op, cfg, body, 1000 + k, data_len)
 
+    def add_exact(rule, name, op, cfg, body, payload, seed):
+        nonlocal k
+        k += 1
+        key = "%03d-%s-%s" % (k, RULES[rule], name)
+        assert key not in out
+        out[key] = make_exact(rule, op, cfg, body, payload, seed)
+
     # Every variant of every rule: one tensor at a size around the vector
     # widths (1, 4, 8, 16 floats), a list of three, a plan of it over cuts.
     sizes = [1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 129, 257]
@@ -317,7 +348,7 @@ def seeds():
         cfg_case(rule, "err-negative-wd", wd="-tiny")
         cfg_case(rule, "err-wd-dbl-max", wd="DBL_MAX")
         cfg_case(rule, "wd-rounds-to-zero", wd=1e-46, flags=MAXIMIZE)
-        cfg_case(rule, "err-unknown-flag-bit9", unknown_bit=9)
+        cfg_case(rule, "err-unknown-flag-bit10", unknown_bit=10)
         cfg_case(rule, "err-unknown-flag-bit31", bit31=True)
         cfg_case(rule, "err-unknown-flag-bit20", unknown_bit=20)
         # dk = (float)(1 - lr * wd) overflows when decoupled, and is not used coupled.
@@ -506,6 +537,66 @@ def seeds():
     # is 5 itself (rmsfuse_common.h).
     add(RMSPROP, "plan-cut-misaligned-param", op_byte(LIST, SMALL), config(RMSPROP),
         plist(tensor(n_small(40), [own(1), own(), own(), NULL, NULL])) + plan(cuts=(5,), snap=True))
+
+    # RMSFUSE_FLUSH_SUBNORMAL: every kernel variant again with the flag (the
+    # seeds of the first loop, the flag added), and the flag alone among
+    # the unknown bits' neighbours.
+    sizes = [1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 129, 257]
+    for rule in range(4):
+        for i, (name, kw) in enumerate(variants(rule)):
+            kw = dict(kw, flags=kw["flags"] | FLUSH)
+            n = sizes[(i + 5) % len(sizes)]
+            mode = (SPECIAL, MIXED, SMALL, RAW)[i % 4]
+            body = (tensor(n_small(n), owns(rule, (i % 4, 1, 4 * (i % 3), 0, 2)))
+                    + plist(tensor(n_small(n), owns(rule)), tensor(n_small(i % 5), owns(rule, (1, 2, 3, 0, 1))),
+                            tensor(n_small(40), owns(rule, (0, 4, 8, 12, 16))))
+                    + plan(cuts=(i % 7 + 1, n + 3, n + 20), order=(i + 1) % 4, twice=i % 3 == 1,
+                           switch_isa=i % 2 == 0, snap=i % 5 >= 2))
+            add(rule, "flush-" + name, op_byte(BOTH, mode), config(rule, **kw), body,
+                data_len=4 * (n + 60) if mode == RAW else 64)
+        cfg_case(rule, "flush-and-unknown-bit11", flags=FLUSH, unknown_bit=11)
+
+    # The flush's edges element by element (data mode SPECIAL: a byte per
+    # float), one tensor of 48 and a list of two (a plan of it): params,
+    # gradients mostly zero (-0, subnormal, 2^-64 whose square is
+    # subnormal), and every state array cycling through just above and at
+    # FLT_MIN, subnormals of both signs, -0, NaN, +-Inf, at other offsets
+    # per array.
+    P = ["0.5", "+0", "-0", "min_sub", "1", "-min_sub"]
+    Gs = ["+0", "-0", "+0", "min_sub", "0.5", "2^-64", "+0", "-min_sub", "max_sub", "+0", "1e-20"]
+    St = ["FLT_MIN", "1.5FLT_MIN", "min_sub", "-min_sub", "max_sub", "-sub", "sub_1e-38", "-0",
+          "+0", "-FLT_MIN", "nan", "-nan", "snan", "inf", "-inf", "0.5"]
+
+    def edge_arrays(rule, n, shift):
+        arrs = [[P[(e + shift) % len(P)] for e in range(n)], [Gs[(e + shift) % len(Gs)] for e in range(n)]]
+        for j in range(SLOTS[rule] - 2):
+            arrs.append([St[(e + 5 * j + shift) % len(St)] for e in range(n)])
+        return b"".join(bytes(SB[x] for x in a) for a in arrs)
+
+    flush_cfgs = {
+        RMSPROP: [("torch", dict(alpha=0.9, mom=0.9, flags=FLUSH)),
+                  ("c-lrin-nesterov", dict(alpha=0.99, mom=0.5, flags=FLUSH | CENTERED | LR_IN_MOMENTUM | NESTEROV)),
+                  ("e-adamw", dict(alpha=0.999, wd=0.1, flags=FLUSH | EPS_IN_SQRT | DECOUPLED)),
+                  ("c-mom-eps0", dict(alpha=0.9, mom=0.9, eps=0.0, flags=FLUSH | CENTERED | MAXIMIZE))],
+        ADAGRAD: [("torch", dict(flags=FLUSH)), ("e-eps0", dict(eps=0.0, flags=FLUSH | EPS_IN_SQRT | MAXIMIZE)),
+                  ("adamw", dict(wd=0.1, flags=FLUSH | DECOUPLED))],
+        SGD: [("mom", dict(mom=0.9, flags=FLUSH)), ("init-nesterov", dict(mom=0.9, flags=FLUSH | INIT_MOMENTUM | NESTEROV)),
+              ("keras-nesterov", dict(mom=0.9, flags=FLUSH | LR_IN_MOMENTUM | NESTEROV)),
+              ("keras-adamw", dict(mom=0.5, wd=0.1, flags=FLUSH | LR_IN_MOMENTUM | DECOUPLED | MAXIMIZE))],
+        ADAM: [("torch", dict(flags=FLUSH)), ("ams", dict(flags=FLUSH | AMSGRAD, step=3)),
+               ("ams-hat-max", dict(flags=FLUSH | AMSGRAD | EPS_HAT | MAXIMIZE, step=10)),
+               ("ams-eps0", dict(eps=0.0, flags=FLUSH | AMSGRAD))],
+    }
+    for rule in range(4):
+        for name, kw in flush_cfgs[rule]:
+            sd = 5000 + len(out)
+            # (own blocks at offset 0: each array takes exactly n data bytes, in the order read)
+            add_exact(rule, "flush-edges-" + name, op_byte(SINGLE, SPECIAL), config(rule, **kw),
+                      tensor(n_small(48), owns(rule)), edge_arrays(rule, 48, 0), sd)
+            add_exact(rule, "flush-edges-list-" + name, op_byte(LIST, SPECIAL), config(rule, **kw),
+                      plist(tensor(n_small(20), owns(rule)), tensor(n_small(33), owns(rule)))
+                      + plan(cuts=(7, 20, 40), order=3, twice=True, snap=True),
+                      edge_arrays(rule, 20, 3) + edge_arrays(rule, 33, 7), sd)
     return out
 
 
