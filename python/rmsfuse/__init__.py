@@ -12,6 +12,12 @@ docs/python.md.
     cfg.step = 1                                   # this step's number (bias corrections)
     rmsfuse.step(cfg, param, grad, exp_avg, exp_avg_sq)
 
+The presets, as the C library's, set flush_subnormal (RMSFUSE_FLUSH_SUBNORMAL:
+state values below FLT_MIN become +0, so exactly-zero gradients never leave
+the state subnormal and every later step slow); a configuration built by hand
+(rmsfuse.Config(lr=...)) has it off unless flush_subnormal=True, as a C config
+with flags = 0.  docs/python.md says why.
+
 The rule is the configuration's: step(), check(), step_multi(), Plan and
 Pool take any rule's config (Config/RMSpropConfig, AdagradConfig, SGDConfig,
 AdamConfig, AdamWConfig) and that rule's arrays, in the order of the C
@@ -142,8 +148,11 @@ class _RuleConfig:
     """Hyperparameters and flags of one rule: its C config struct, flags as booleans.
 
     Fields as in the C struct (lr, ...; step for AdaGrad and Adam), then one
-    boolean per flag the rule accepts (centered, eps_in_sqrt, ...).  The
-    values are checked by the library on every step (and by .validate()).
+    boolean per flag the rule accepts (centered, eps_in_sqrt, ...,
+    flush_subnormal).  The values are checked by the library on every step
+    (and by .validate()).  The presets (.pytorch(), ...) return the C
+    presets, which set flush_subnormal; built by hand, every flag is off
+    unless given, as in a C struct with flags = 0.
     """
 
     __slots__ = ()
@@ -244,6 +253,12 @@ def _make_preset(family, preset, function, comment):
     return classmethod(make)
 
 
+# Flags that every C preset sets and that a configuration built by hand does not (as in C, where
+# a struct built by hand has flags = 0): RMSFUSE_FLUSH_SUBNORMAL (docs/math.md, "Subnormal-safe
+# state").  Config.pytorch() sets it, Config(...) leaves it off unless flush_subnormal=True.
+_PRESETS_ONLY = ("flush_subnormal",)
+
+
 def _make_config(name, rule, family, doc):
     """The config class of a rule's preset family: slots, presets and defaults from _abi."""
     r = _RULES[rule]
@@ -252,8 +267,11 @@ def _make_config(name, rule, family, doc):
     for fam, preset, function, comment in r.presets:
         if fam == family:
             setattr(cls, preset, _make_preset(fam, preset, function, comment))
-    base = cls.pytorch()  # defaults: the torch preset at torch's default lr
+    base = cls.pytorch()  # defaults: the torch preset at torch's default lr ...
     cls._defaults = {k: getattr(base, k) for k in r.attrs}
+    # ... except the flags every preset sets that are not the framework's semantics: a config
+    # built by hand is a C config built by hand (flags 0 unless given), the presets the C presets.
+    cls._defaults.update((k, False) for k in _PRESETS_ONLY if k in cls._defaults)
     cls.__signature__ = inspect.Signature(
         [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=cls._defaults[k]) for k in r.attrs])
     return cls
@@ -262,32 +280,41 @@ def _make_config(name, rule, family, doc):
 Config = RMSpropConfig = _make_config("Config", "rmsprop", "rmsprop", """RMSProp: the C struct rmsfuse_rmsprop_config.
 
     Config(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, eps_in_sqrt=False,
-           lr_in_momentum=False, maximize=False, decoupled_decay=False, nesterov=False)
+           lr_in_momentum=False, maximize=False, decoupled_decay=False, nesterov=False,
+           flush_subnormal=False)
     The defaults are torch.optim.RMSprop's.  Presets: Config.pytorch / .tensorflow / .keras.
+    Every preset also sets flush_subnormal (RMSFUSE_FLUSH_SUBNORMAL: state below FLT_MIN becomes
+    +0, so zero gradients never leave it subnormal and slow); a config built by hand has it off,
+    as a C struct built with flags = 0 (exact IEEE state).  So Config.pytorch() ==
+    Config(flush_subnormal=True).
     Arrays: (param, grad, square_avg[, momentum_buf[, grad_avg]]).""")
 AdagradConfig = _make_config("AdagradConfig", "adagrad", "adagrad", """AdaGrad: the C struct rmsfuse_adagrad_config.
 
     AdagradConfig(lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10, step=1, eps_in_sqrt=False, maximize=False,
-                  decoupled_decay=False)
+                  decoupled_decay=False, flush_subnormal=False)
     step is this step's number, from 1 (lr_decay uses it).  The defaults are torch.optim.Adagrad's.
-    Presets: .pytorch / .keras / .classic.  Arrays: (param, grad, sum).""")
+    Presets: .pytorch / .keras / .classic (they also set flush_subnormal, as Config's).
+    Arrays: (param, grad, sum).""")
 SGDConfig = _make_config("SGDConfig", "sgd", "sgd", """SGD: the C struct rmsfuse_sgd_config.
 
     SGDConfig(lr=1e-2, momentum=0, dampening=0, weight_decay=0, lr_in_momentum=False, maximize=False,
-              decoupled_decay=False, nesterov=False, init_momentum=False)
+              decoupled_decay=False, nesterov=False, init_momentum=False, flush_subnormal=False)
     init_momentum: this step sets momentum_buf to the gradient (torch's first step with momentum).
-    Presets: .pytorch (torch.optim.SGD) / .keras (lr_in_momentum: Keras' velocity).
+    Presets: .pytorch (torch.optim.SGD) / .keras (lr_in_momentum: Keras' velocity); they also set
+    flush_subnormal, as Config's.
     Arrays: (param, grad[, momentum_buf]).""")
 AdamConfig = _make_config("AdamConfig", "adam", "adam", """Adam: the C struct rmsfuse_adam_config.
 
     AdamConfig(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, step=1, maximize=False,
-               decoupled_decay=False, amsgrad=False, eps_hat=False)
+               decoupled_decay=False, amsgrad=False, eps_hat=False, flush_subnormal=False)
     step is this step's number, from 1 (the bias corrections).  The defaults are torch.optim.Adam's.
-    Presets: .pytorch / .keras / .tensorflow.  Arrays: (param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq]).""")
+    Presets: .pytorch / .keras / .tensorflow (they also set flush_subnormal, as Config's).
+    Arrays: (param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq]).""")
 AdamWConfig = _make_config("AdamWConfig", "adam", "adamw", """AdamW: Adam with decoupled decay (rmsfuse_adam_config).
 
     The same fields as AdamConfig, with torch.optim.AdamW's defaults (weight_decay 0.01,
-    decoupled_decay=True).  Presets: .pytorch / .keras.  Equal to the AdamConfig of the same values.""")
+    decoupled_decay=True, flush_subnormal=False).  Presets: .pytorch / .keras (they also set
+    flush_subnormal).  Equal to the AdamConfig of the same values.""")
 _CONFIG_NAMES = "rmsfuse.Config, rmsfuse.AdagradConfig, rmsfuse.SGDConfig, rmsfuse.AdamConfig or rmsfuse.AdamWConfig"
 
 # ---- arrays ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ VERSION = (0, 2, 0)
 STATUS = (
     ('RMSFUSE_OK', 0, 'success'),
     ('RMSFUSE_E_NULL_CONFIG', -1, 'configuration pointer is NULL'),
-    ('RMSFUSE_E_NULL_ARRAY', -2, 'param, grad or a state array the configuration always uses is NULL with n > 0'),
+    ('RMSFUSE_E_NULL_ARRAY', -2, 'param, grad or a state array the configuration uses is NULL with n > 0'),
     ('RMSFUSE_E_NULL_MOMENTUM_BUF', -3, 'momentum is non-zero but momentum_buf is NULL'),
     ('RMSFUSE_E_NULL_GRAD_AVG', -4, 'RMSFUSE_CENTERED is set but grad_avg is NULL'),
     ('RMSFUSE_E_NONFINITE', -5, 'a hyperparameter is NaN, infinite or beyond the float range'),
@@ -52,15 +52,16 @@ FLAGS = (
     ('INIT_MOMENTUM', 0x40, "SGD: momentum_buf is not set yet: this step sets it to the gradient instead of reading it (torch's first step)"),
     ('AMSGRAD', 0x80, 'Adam: use the running maximum of exp_avg_sq (needs max_exp_avg_sq)'),
     ('EPS_HAT', 0x100, "Adam: eps is the paper's epsilon-hat, added to sqrt(v) before the bias correction (TensorFlow, Keras)"),
+    ('FLUSH_SUBNORMAL', 0x200, 'every rule: a state value below the smallest normal float in magnitude becomes +0, so zero gradients never leave the state subnormal (and slow); the presets set it'),
 )
 
 # Flag masks (RMSFUSE_<NAME>).
 MASKS = {
-    'ADAGRAD_FLAGS': 0x1a,
-    'ADAM_FLAGS': 0x198,
-    'ALL_FLAGS': 0x3f,
-    'RMSPROP_FLAGS': 0x3f,
-    'SGD_FLAGS': 0x7c,
+    'ADAGRAD_FLAGS': 0x21a,
+    'ADAM_FLAGS': 0x398,
+    'ALL_FLAGS': 0x23f,
+    'RMSPROP_FLAGS': 0x23f,
+    'SGD_FLAGS': 0x27c,
 }
 
 
@@ -225,7 +226,7 @@ RULES = {
         config=rmsfuse_adagrad_config,
         tensor=rmsfuse_adagrad_tensor,
         arrays=(('param', True), ('grad', False), ('sum', True)),
-        flags=0x1a,
+        flags=0x21a,
         presets=(
             ('adagrad', 'pytorch', 'rmsfuse_adagrad_pytorch', "torch.optim.Adagrad defaults: lr_decay 0, eps 1e-10 outside the sqrt, step 1. (torch's initial_accumulator_value is the caller's: fill sum.)"),
             ('adagrad', 'keras', 'rmsfuse_adagrad_keras', 'Keras Adagrad defaults: eps 1e-7 inside the sqrt, step 1. Keras starts the accumulator at 0.1 (initial_accumulator_value): fill sum with 0.1.'),
@@ -236,7 +237,7 @@ RULES = {
         config=rmsfuse_adam_config,
         tensor=rmsfuse_adam_tensor,
         arrays=(('param', True), ('grad', False), ('exp_avg', True), ('exp_avg_sq', True), ('max_exp_avg_sq', True)),
-        flags=0x198,
+        flags=0x398,
         presets=(
             ('adam', 'pytorch', 'rmsfuse_adam_pytorch', 'torch.optim.Adam defaults: betas (0.9, 0.999), eps 1e-8, no weight decay, step 1.'),
             ('adamw', 'pytorch', 'rmsfuse_adamw_pytorch', 'torch.optim.AdamW defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01 decoupled, step 1.'),
@@ -249,7 +250,7 @@ RULES = {
         config=rmsfuse_rmsprop_config,
         tensor=rmsfuse_tensor,
         arrays=(('param', True), ('grad', False), ('square_avg', True), ('momentum_buf', True), ('grad_avg', True)),
-        flags=0x3f,
+        flags=0x23f,
         presets=(
             ('rmsprop', 'pytorch', 'rmsfuse_rmsprop_pytorch', 'torch.optim.RMSprop defaults: alpha 0.99, eps 1e-8, no weight decay, no momentum, eps outside the sqrt, lr outside the momentum buffer.'),
             ('rmsprop', 'tensorflow', 'rmsfuse_rmsprop_tensorflow', "TensorFlow ApplyRMSProp / tf.compat.v1.train.RMSPropOptimizer defaults: decay (rho) 0.9, epsilon 1e-10, momentum 0, eps inside the sqrt, lr inside the momentum buffer. (TF1's optimizer starts square_avg at 1.0, not 0: fill it with ones for TF1-compatible state.)"),
@@ -260,7 +261,7 @@ RULES = {
         config=rmsfuse_sgd_config,
         tensor=rmsfuse_sgd_tensor,
         arrays=(('param', True), ('grad', False), ('momentum_buf', True)),
-        flags=0x7c,
+        flags=0x27c,
         presets=(
             ('sgd', 'pytorch', 'rmsfuse_sgd_pytorch', "torch.optim.SGD defaults (momentum 0, dampening 0, no weight decay). With momentum, torch's first step sets the buffer to the gradient: pass RMSFUSE_INIT_MOMENTUM on that step."),
             ('sgd', 'keras', 'rmsfuse_sgd_keras', "Keras SGD defaults: momentum 0; with momentum, Keras' velocity (RMSFUSE_LR_IN_MOMENTUM), which starts at zero."),

@@ -100,18 +100,24 @@ class TestFlags(unittest.TestCase):
 
 class TestStructs(unittest.TestCase):
     def test_presets_return_through_the_generated_struct(self):
-        # By-value returns: the struct's size and layout decide what ctypes reads.
+        # By-value returns: the struct's size and layout decide what ctypes reads.  Every preset
+        # also sets FLUSH_SUBNORMAL (docs/math.md).
+        fl = rmsfuse.FLUSH_SUBNORMAL
         want = {"rmsfuse_adam_pytorch": dict(lr=0.25, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step=1,
-                                             flags=0),
+                                             flags=fl),
                 "rmsfuse_adamw_keras": dict(lr=0.25, eps=1e-7, weight_decay=0.004, step=1,
-                                            flags=rmsfuse.EPS_HAT | rmsfuse.DECOUPLED_DECAY),
-                "rmsfuse_adagrad_keras": dict(lr=0.25, lr_decay=0.0, eps=1e-7, step=1, flags=rmsfuse.EPS_IN_SQRT),
-                "rmsfuse_sgd_keras": dict(lr=0.25, momentum=0.0, dampening=0.0, flags=rmsfuse.LR_IN_MOMENTUM),
+                                            flags=rmsfuse.EPS_HAT | rmsfuse.DECOUPLED_DECAY | fl),
+                "rmsfuse_adagrad_keras": dict(lr=0.25, lr_decay=0.0, eps=1e-7, step=1,
+                                              flags=rmsfuse.EPS_IN_SQRT | fl),
+                "rmsfuse_sgd_keras": dict(lr=0.25, momentum=0.0, dampening=0.0, flags=rmsfuse.LR_IN_MOMENTUM | fl),
                 "rmsfuse_rmsprop_tensorflow": dict(lr=0.25, alpha=0.9, eps=1e-10, momentum=0.0,
-                                                   flags=rmsfuse.EPS_IN_SQRT | rmsfuse.LR_IN_MOMENTUM)}
+                                                   flags=rmsfuse.EPS_IN_SQRT | rmsfuse.LR_IN_MOMENTUM | fl)}
         for fn, fields in want.items():
             c = getattr(L, fn)(0.25)
             self.assertEqual({k: getattr(c, k) for k in fields}, fields, fn)
+        for rule, spec in _abi.RULES.items():
+            for _, _, fn, _ in spec["presets"]:
+                self.assertTrue(getattr(L, fn)(0.25).flags & fl, f"{fn} does not set FLUSH_SUBNORMAL")
 
     def test_every_config_field_is_read_where_the_binding_writes_it(self):
         for rule, spec in _abi.RULES.items():

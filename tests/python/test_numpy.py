@@ -62,13 +62,16 @@ class TestStep(unittest.TestCase):
                         np.testing.assert_array_equal(bits(got), bits(want))
 
     def test_presets_are_the_libraries(self):
+        fl = rmsfuse.FLUSH_SUBNORMAL  # every preset sets it (docs/math.md)
         t = rmsfuse.Config.pytorch(0.05)
-        self.assertEqual((t.lr, t.alpha, t.eps, t.weight_decay, t.momentum, t.flags), (0.05, 0.99, 1e-8, 0, 0, 0))
+        self.assertEqual((t.lr, t.alpha, t.eps, t.weight_decay, t.momentum, t.flags), (0.05, 0.99, 1e-8, 0, 0, fl))
         tf = rmsfuse.Config.tensorflow(1e-3)
-        self.assertEqual((tf.alpha, tf.eps, tf.flags), (0.9, 1e-10, EPS_IN_SQRT | LR_IN_MOMENTUM))
+        self.assertEqual((tf.alpha, tf.eps, tf.flags), (0.9, 1e-10, EPS_IN_SQRT | LR_IN_MOMENTUM | fl))
         k = rmsfuse.Config.keras()
-        self.assertEqual((k.lr, k.alpha, k.eps, k.flags), (1e-3, 0.9, 1e-7, EPS_IN_SQRT | LR_IN_MOMENTUM))
-        self.assertEqual(rmsfuse.Config(), rmsfuse.Config.pytorch())  # Config() defaults are torch's
+        self.assertEqual((k.lr, k.alpha, k.eps, k.flags), (1e-3, 0.9, 1e-7, EPS_IN_SQRT | LR_IN_MOMENTUM | fl))
+        # Config()'s hyperparameters are torch's; built by hand, flush_subnormal is off (flags 0, as in C)
+        self.assertEqual(rmsfuse.Config(flush_subnormal=True), rmsfuse.Config.pytorch())
+        self.assertEqual(rmsfuse.Config().flags, 0)
         self.assertIn("lr=0.05", repr(t))
 
     def test_any_shape_and_empty(self):
@@ -273,13 +276,15 @@ class TestRules(unittest.TestCase):
                         with self.subTest(describe(c), step=s, array=name):
                             np.testing.assert_array_equal(bits(arrays[name]), bits(want[name]))
                 counts[rule] = k + 1
-        # 64 flag sets x weight decay x momentum, less NESTEROV without momentum
-        self.assertEqual(counts["rmsprop"], 192)
+        # 128 flag sets (FLUSH_SUBNORMAL included) x weight decay x momentum, less NESTEROV without
+        # momentum
+        self.assertEqual(counts["rmsprop"], 384)
         self.assertGreater(min(counts.values()), 15)
 
     def test_presets_are_the_librarys(self):
         # docs/math.md's presets and the frameworks' default learning rates.
         A, W = rmsfuse.AdamConfig, rmsfuse.AdamWConfig
+        # Every preset also sets FLUSH_SUBNORMAL (added below); a config built by hand does not.
         cases = [
             (A.pytorch(), dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, step=1), 0),
             (A.keras(), dict(lr=1e-3, eps=1e-7, weight_decay=0), rmsfuse.EPS_HAT),
@@ -295,9 +300,12 @@ class TestRules(unittest.TestCase):
         for cfg, fields, flags in cases:
             with self.subTest(cfg=cfg):
                 self.assertEqual({k: getattr(cfg, k) for k in fields}, fields)
-                self.assertEqual(cfg.flags, flags)
+                self.assertEqual(cfg.flags, flags | rmsfuse.FLUSH_SUBNORMAL)
+                self.assertTrue(cfg.flush_subnormal)
         for cls in (rmsfuse.Config, rmsfuse.AdagradConfig, rmsfuse.SGDConfig, A, W):
-            self.assertEqual(cls(), cls.pytorch())  # the defaults are torch's
+            self.assertEqual(cls(flush_subnormal=True), cls.pytorch())  # the defaults are torch's ...
+            self.assertFalse(cls().flush_subnormal)  # ... but by hand, as a C struct, without the flag
+            self.assertEqual(cls.pytorch().replace(flush_subnormal=False), cls())
         self.assertEqual(W(), A(weight_decay=0.01, decoupled_decay=True))  # the same C config
         self.assertFalse(hasattr(W, "tensorflow"))  # AdamW has torch's and Keras' presets only
         self.assertIn("torch.optim.AdamW", W.pytorch.__doc__)  # the header's comment
@@ -608,7 +616,9 @@ class TestExample(unittest.TestCase):
         snippets = readme_snippets(needs_torch=False)
         self.assertEqual(len(snippets), 1)
         self.assertIn("rmsfuse.step(", snippets[0])
-        run_snippet(snippets[0] + "\nassert abs(param[0] - 0.9) < 1e-6, param\n")
+        # torch's RMSprop moves param[0] by lr * g / sqrt((1 - alpha) g^2) = 0.1, then Adam's first
+        # step by lr = 1e-3 (m / sqrt(v) = sign(g) after the bias corrections).
+        run_snippet(snippets[0] + "\nassert abs(param[0] - 0.899) < 1e-6, param\n")
 
     def test_docs_snippets(self):
         # docs/python.md's NumPy snippets run as written (the first is the README's).
