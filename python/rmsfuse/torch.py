@@ -27,7 +27,19 @@ Differences (see docs/python.md):
   * foreach and fused are accepted and stored, and change nothing (every
     step is one fused call); differentiable=True and capturable=True are
     refused (the update runs in C, outside autograd and CUDA graphs).
-  * keyword-only extras beyond torch 1.13: threads= (every class);
+  * subnormal-safe state by default (deliberately unlike torch): every class
+    takes flush_subnormal=True (keyword-only, per parameter group), which
+    sets RMSFUSE_FLUSH_SUBNORMAL: a state value below FLT_MIN (1.18e-38)
+    becomes +0 as it is computed, so elements whose gradient is exactly zero
+    for many steps (pruned or masked weights, dead units, embedding rows)
+    never leave the state subnormal, where every step gets several times
+    slower.  The parameters keep their bits unless eps < 1.8e-12 (eps = 0:
+    NaN where gradient and state are zero), a parameter is below ~1e-30, or
+    (a known deviation of the library today) RMSprop(centered=True) meets a
+    gradient of magnitude ~1e-21 to ~1e-18, where the step gives NaN; torch
+    keeps subnormal state unless torch.set_flush_denormal(True).
+    flush_subnormal=False gives exact IEEE state (docs/python.md).
+  * keyword-only extras beyond torch 1.13: threads=, flush_subnormal= (every class);
     RMSprop(nesterov=, decoupled_weight_decay=), Adam(decoupled_weight_decay=),
     Adagrad(eps_in_sqrt=) and the later torch keywords (fused, capturable,
     differentiable) where torch 1.13 lacks them.
@@ -106,6 +118,8 @@ class _Fused(torch.optim.Optimizer):
     _state = ()
     _step = None
     _extras = {}
+    # Keyword-only group options every class takes beyond torch 1.13, with their defaults.
+    _common_extras = {"flush_subnormal": True}
 
     def __init__(self, params, defaults, threads):
         _torch_checks(defaults)
@@ -177,7 +191,12 @@ class _Fused(torch.optim.Optimizer):
         self.__dict__.setdefault("_pool", None)
 
     def _setstate_defaults(self):
-        return dict({"foreach": None, "maximize": False}, **self._extras)
+        return dict({"foreach": None, "maximize": False}, **self._common_extras, **self._extras)
+
+    @staticmethod
+    def _flush(group):
+        """The group's flush_subnormal (True where a group predates the option)."""
+        return bool(group.get("flush_subnormal", True))
 
     @property
     def threads(self):
@@ -310,6 +329,12 @@ class RMSprop(_Fused):
       decoupled_weight_decay=False  weight decay as AdamW's, p *= 1 - lr * weight_decay, instead of
                            coupled into the gradient (RMSFUSE_DECOUPLED_DECAY).  Not in torch's RMSprop.
       capturable=False     (later torch) accepted; True is refused.
+      flush_subnormal=True state values below FLT_MIN become +0 (RMSFUSE_FLUSH_SUBNORMAL), so zero
+                           gradients never leave square_avg, grad_avg or the momentum buffer
+                           subnormal (and every step slow).  Not torch's behaviour (it keeps them
+                           unless torch.set_flush_denormal(True)); the parameters keep their bits
+                           for eps >= 1.8e-12, except with centered=True where a gradient of
+                           ~1e-21 to ~1e-18 gives NaN (docs/python.md).  False: exact IEEE state.
       threads=None         None runs on the calling thread; an int k runs every step on an rmsfuse
                            thread pool with k workers (0: one per core).  Bit-identical either way.
     """
@@ -320,11 +345,12 @@ class RMSprop(_Fused):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  foreach=None, maximize=False, differentiable=False, *, nesterov=False,
-                 decoupled_weight_decay=False, capturable=False, threads=None):
+                 decoupled_weight_decay=False, capturable=False, flush_subnormal=True, threads=None):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, nesterov=nesterov,
-                        decoupled_weight_decay=decoupled_weight_decay, capturable=capturable)
+                        decoupled_weight_decay=decoupled_weight_decay, capturable=capturable,
+                        flush_subnormal=flush_subnormal)
         super().__init__(params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -335,7 +361,8 @@ class RMSprop(_Fused):
                               weight_decay=group["weight_decay"], momentum=group["momentum"],
                               centered=group["centered"], maximize=group["maximize"],
                               nesterov=group.get("nesterov", False),
-                              decoupled_decay=group.get("decoupled_weight_decay", False))
+                              decoupled_decay=group.get("decoupled_weight_decay", False),
+                              flush_subnormal=self._flush(group))
 
 
 class Adagrad(_Fused):
@@ -347,6 +374,8 @@ class Adagrad(_Fused):
                            RMSFUSE_EPS_IN_SQRT) instead of torch's sqrt(sum) + eps.  Not in torch.
       differentiable=False, fused=None  (later torch) accepted; differentiable=True is refused, fused
                            changes nothing.
+      flush_subnormal=True as RMSprop's ('sum' never decays, so only a squared gradient below
+                           FLT_MIN makes it subnormal).
       threads=None         as RMSprop's.
     """
 
@@ -356,10 +385,11 @@ class Adagrad(_Fused):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, eps_in_sqrt=False, differentiable=False, fused=None,
-                 threads=None):
+                 flush_subnormal=True, threads=None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
-                        eps_in_sqrt=eps_in_sqrt, differentiable=differentiable, fused=fused)
+                        eps_in_sqrt=eps_in_sqrt, differentiable=differentiable, fused=fused,
+                        flush_subnormal=flush_subnormal)
         super().__init__(params, defaults, threads)
         # torch creates Adagrad's state up front, with the constructor's initial_accumulator_value
         # even for a group that gives its own (torch 1.13 does; a group's own value is used only
@@ -375,7 +405,7 @@ class Adagrad(_Fused):
     def _config(self, group):
         return rmsfuse.AdagradConfig(lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                                      eps=group["eps"], step=1, eps_in_sqrt=group.get("eps_in_sqrt", False),
-                                     maximize=group["maximize"])
+                                     maximize=group["maximize"], flush_subnormal=self._flush(group))
 
 
 class SGD(_Fused):
@@ -384,17 +414,19 @@ class SGD(_Fused):
     Arguments as torch.optim.SGD 1.13.  State 'momentum_buffer' is None until
     the first step with momentum, which sets it to the gradient
     (RMSFUSE_INIT_MOMENTUM), as torch.  Keyword-only extras: fused=None (later
-    torch; changes nothing), threads=None (as RMSprop's).
+    torch; changes nothing), flush_subnormal=True (as RMSprop's: the momentum
+    buffer), threads=None (as RMSprop's).
     """
 
     _state = (("momentum_buffer", "momentum_buf"),)
     _extras = {"fused": None}
 
     def __init__(self, params, lr=required, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False, foreach=None, differentiable=False, fused=None, threads=None):
+                 maximize=False, foreach=None, differentiable=False, fused=None, flush_subnormal=True,
+                 threads=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
-                        fused=fused)
+                        fused=fused, flush_subnormal=flush_subnormal)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults, threads)
@@ -412,7 +444,8 @@ class SGD(_Fused):
     def _config(self, group):
         return rmsfuse.SGDConfig(lr=group["lr"], momentum=group["momentum"],
                                  dampening=group["dampening"], weight_decay=group["weight_decay"],
-                                 nesterov=group["nesterov"], maximize=group["maximize"])
+                                 nesterov=group["nesterov"], maximize=group["maximize"],
+                                 flush_subnormal=self._flush(group))
 
 
 class Adam(_Fused):
@@ -420,6 +453,7 @@ class Adam(_Fused):
 
     Arguments as torch.optim.Adam 1.13 ('step' a 0-dim float tensor), plus keyword-only:
       decoupled_weight_decay=False  True: AdamW's decay (later torch's Adam has this keyword).
+      flush_subnormal=True as RMSprop's: exp_avg, exp_avg_sq and max_exp_avg_sq.
       threads=None         as RMSprop's.
     foreach and fused are accepted and change nothing; capturable=True and
     differentiable=True are refused.
@@ -432,10 +466,11 @@ class Adam(_Fused):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=False,
-                 decoupled_weight_decay=False, threads=None):
+                 decoupled_weight_decay=False, flush_subnormal=True, threads=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
-                        fused=fused, decoupled_weight_decay=decoupled_weight_decay)
+                        fused=fused, decoupled_weight_decay=decoupled_weight_decay,
+                        flush_subnormal=flush_subnormal)
         super().__init__(params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -447,7 +482,8 @@ class Adam(_Fused):
         decoupled = self._decoupled if self._decoupled is not None else group.get("decoupled_weight_decay", False)
         return rmsfuse.AdamConfig(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                                   weight_decay=group["weight_decay"], step=1, maximize=group["maximize"],
-                                  decoupled_decay=decoupled, amsgrad=group["amsgrad"])
+                                  decoupled_decay=decoupled, amsgrad=group["amsgrad"],
+                                  flush_subnormal=self._flush(group))
 
 
 class AdamW(Adam):
@@ -455,17 +491,19 @@ class AdamW(Adam):
 
     Arguments as torch.optim.AdamW 1.13 (weight decay decoupled:
     p *= 1 - lr * weight_decay), plus the later torch keywords
-    differentiable=False (True refused) and fused=None (changes nothing), and threads=.
+    differentiable=False (True refused) and fused=None (changes nothing), and
+    flush_subnormal=True (as Adam's) and threads=.
     """
 
     _extras = {"differentiable": False, "fused": None}
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None, threads=None):
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                 flush_subnormal=True, threads=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
-                        fused=fused)
+                        fused=fused, flush_subnormal=flush_subnormal)
         _Fused.__init__(self, params, defaults, threads)
 
     def _setstate_defaults(self):
