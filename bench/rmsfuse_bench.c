@@ -15,11 +15,25 @@
  *                                       run again, a plan per step on the
  *                                       pool, and one step over a single
  *                                       flat array
+ *   sparse/<rule>/<flags>/<impl>/zero:<pct>/ws:<bytes>
+ *                                       the steady-state step when pct% of
+ *                                       the gradient entries are exactly 0
+ *                                       (after a warm-up that drives their
+ *                                       state into the subnormal range):
+ *                                       dispatched (the preset, with
+ *                                       RMSFUSE_FLUSH_SUBNORMAL),
+ *                                       dispatched_exact (the flag cleared:
+ *                                       exact IEEE) and peer_native (the
+ *                                       -O3 -march=native loop, exact IEEE)
  *
  * <rule>/<flags>: the flag sets of flagsets.h (rmsprop/plain ...
- *          adam/amsgrad), each from its rule's PyTorch preset, lr 1e-4.
+ *          adam/amsgrad), each from its rule's PyTorch preset, lr 1e-4; the
+ *          presets set RMSFUSE_FLUSH_SUBNORMAL, so every library path runs
+ *          with it, as users get it.
  * <impl>:  every ISA of rmsfuse_isa_names() (forced with rmsfuse_set_isa),
- *          dispatched ("auto"), roofline, peer_O2, peer_native (kernels.h).
+ *          dispatched ("auto"), dispatched_exact ("auto" with the flag
+ *          cleared: exact IEEE; at the class sizes only), roofline,
+ *          peer_O2, peer_native (kernels.h; exact IEEE loops, no flush).
  * <bytes>: the working set, every array of the flag set counted once; the
  *          sizes are powers of two from 4 KiB to the DRAM class plus, from
  *          hwloc, half of L1d, L2 and L3 and 8 x L3 ("DRAM", at most 1/8 of
@@ -43,13 +57,20 @@
  *                          reports another (a VM may show the whole socket's L3)
  *   --rmsfuse_progress=S   a progress line on stderr at most every S seconds
  *                          (default 15; 0: none)
+ *   --rmsfuse_sparse=0     no sparse/... benchmarks
+ *   --rmsfuse_sparse_warmup=MIN[,MAX]  the sparse warm-up's masked steps:
+ *                          at least MIN, then on to the fixed point, at most
+ *                          MAX (default 12000,1000000; 200,200 for a smoke run)
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <float.h>
 #include <hwloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "flagsets.h"
@@ -82,7 +103,9 @@ typedef struct flagset {
     enum rule rule;
     const char *rule_name, *name;
     char id[48];       /* "<rule>/<name>" */
-    bench_config cfg;
+    bench_config cfg;       /* as users get it: the preset's RMSFUSE_FLUSH_SUBNORMAL kept */
+    bench_config cfg_exact; /* the same with RMSFUSE_FLUSH_SUBNORMAL cleared: exact IEEE */
+    int flush;              /* cfg sets RMSFUSE_FLUSH_SUBNORMAL */
     unsigned used;     /* bit s: the flag set reads slot s (and writes it, except grad) */
     int narrays;       /* arrays used */
     int inplace[BENCH_SLOTS]; /* the slots read and written in place: param, then state */
@@ -135,6 +158,22 @@ static unsigned used_arrays(enum rule r, const bench_config *c)
     return pg;
 }
 
+/* The flags of a rule's configuration. */
+static unsigned *flags_of(enum rule r, bench_config *c)
+{
+    switch (r) {
+    case R_rmsprop:
+        return &c->rmsprop.flags;
+    case R_adagrad:
+        return &c->adagrad.flags;
+    case R_sgd:
+        return &c->sgd.flags;
+    case R_adam:
+        return &c->adam.flags;
+    }
+    return &c->rmsprop.flags;
+}
+
 static void init_flagsets(void)
 {
     for (size_t i = 0; i < N_FLAGSETS; i++) {
@@ -146,6 +185,9 @@ static void init_flagsets(void)
         f->name = d->name;
         snprintf(f->id, sizeof f->id, "%s/%s", d->rule_name, d->name);
         d->setup(&f->cfg);
+        f->cfg_exact = f->cfg;
+        *flags_of(f->rule, &f->cfg_exact) &= ~RMSFUSE_FLUSH_SUBNORMAL;
+        f->flush = (*flags_of(f->rule, &f->cfg) & RMSFUSE_FLUSH_SUBNORMAL) != 0;
         f->used = used_arrays(f->rule, &f->cfg);
         f->refresh_slot = -1;
         for (int s = 0; s < BENCH_SLOTS; s++) {
@@ -200,7 +242,8 @@ static void describe(const flagset *f, char *buf, size_t size)
                 : f->rule == R_sgd ? c->sgd.weight_decay
                 : c->adam.weight_decay;
     if (k >= 0 && (size_t)k < size)
-        k += snprintf(buf + k, size - (size_t)k, ", weight_decay %g; arrays", wd);
+        k += snprintf(buf + k, size - (size_t)k, ", weight_decay %g%s; arrays", wd,
+                      f->flush ? ", RMSFUSE_FLUSH_SUBNORMAL (the preset's)" : ", exact IEEE (no flush)");
     for (int s = 0; s < BENCH_SLOTS && k >= 0 && (size_t)k < size; s++)
         if (f->used & (1u << s))
             k += snprintf(buf + k, size - (size_t)k, " %s", SLOT_NAMES[f->rule][s]);
@@ -209,10 +252,10 @@ static void describe(const flagset *f, char *buf, size_t size)
 }
 
 /* ---- the library, per rule ---------------------------------------------------- */
-/* One step over n elements; a[s] is slot s's array (NULL where unused). */
-static inline int lib_step(const flagset *f, float *const *a, size_t n)
+/* One step over n elements with configuration c (f->cfg or f->cfg_exact);
+ * a[s] is slot s's array (NULL where unused). */
+static inline int lib_step_cfg(const flagset *f, const bench_config *c, float *const *a, size_t n)
 {
-    const bench_config *c = &f->cfg;
     switch (f->rule) {
     case R_rmsprop:
         return rmsfuse_rmsprop_step(&c->rmsprop, a[0], a[1], a[2], a[3], a[4], n);
@@ -224,6 +267,12 @@ static inline int lib_step(const flagset *f, float *const *a, size_t n)
         return rmsfuse_adam_step(&c->adam, a[0], a[1], a[2], a[3], a[4], n);
     }
     return RMSFUSE_E_NULL_CONFIG;
+}
+
+/* One step of the flag set as users get it. */
+static inline int lib_step(const flagset *f, float *const *a, size_t n)
+{
+    return lib_step_cfg(f, &f->cfg, a, n);
 }
 
 static float *at(float *x, size_t off)
@@ -387,8 +436,9 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 }
 
 /* ---- the benchmarks ------------------------------------------------------- */
-enum kind { K_ISA, K_DISPATCHED, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL, K_POOL_ROOFLINE,
-            K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT };
+enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
+            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL,
+            K_MULTI_FLAT };
 
 typedef struct bench_case {
     enum kind kind;
@@ -398,6 +448,9 @@ typedef struct bench_case {
     size_t ws;    /* bytes actually touched: narrays * 4 * n */
     int threads;  /* K_POOL*, K_MULTI_POOL: workers */
     size_t count; /* K_MULTI*: tensors of n elements each; K_FLOOR: 1 = grouped order */
+    size_t fsi;   /* K_SPARSE*: the flag set's index, the zero share's index, */
+    size_t zi;    /* and whether the library runs it with the flag cleared */
+    int exact;    /* (K_SPARSE_PEER: always) */
 } bench_case;
 
 static void set_rates(rmsfuse_bench_state *st, const bench_case *bc, size_t elems)
@@ -419,8 +472,9 @@ static void bench_step(rmsfuse_bench_state *st, void *arg)
     char msg[160];
     arrays_of(f, a);
 
-    if (bc->kind == K_ISA || bc->kind == K_DISPATCHED) {
+    if (bc->kind == K_ISA || bc->kind == K_DISPATCHED || bc->kind == K_DISPATCHED_EXACT) {
         const char *isa = bc->kind == K_ISA ? bc->isa : "auto";
+        const bench_config *cfg = bc->kind == K_DISPATCHED_EXACT ? &f->cfg_exact : &f->cfg;
         int s = rmsfuse_set_isa(isa);
         if (s != RMSFUSE_OK) {
             snprintf(msg, sizeof msg, "%s: %s", isa, rmsfuse_strerror(s));
@@ -428,17 +482,18 @@ static void bench_step(rmsfuse_bench_state *st, void *arg)
             return;
         }
         fresh_state(bc, a, n);
-        s = lib_step(f, a, n); /* warm-up, and check */
+        s = lib_step_cfg(f, cfg, a, n); /* warm-up, and check */
         if (s != RMSFUSE_OK) {
             snprintf(msg, sizeof msg, "rmsfuse_%s_step: %s", f->rule_name, rmsfuse_strerror(s));
             rmsfuse_bench_skip(st, msg);
             rmsfuse_set_isa("auto");
             return;
         }
-        snprintf(msg, sizeof msg, "isa=%s", rmsfuse_active_isa());
+        snprintf(msg, sizeof msg, "isa=%s%s", rmsfuse_active_isa(),
+                 bc->kind == K_DISPATCHED_EXACT ? ", exact IEEE" : "");
         rmsfuse_bench_set_label(st, msg);
         while (rmsfuse_bench_keep_running(st)) {
-            lib_step(f, a, n);
+            lib_step_cfg(f, cfg, a, n);
             refresh(f, a, n);
         }
         rmsfuse_set_isa("auto");
@@ -465,6 +520,211 @@ static void bench_step(rmsfuse_bench_state *st, void *arg)
     rmsfuse_bench_clobber_memory();
     set_rates(st, bc, n);
     rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
+}
+
+/* ---- sparse gradients: the steady state with zero gradients --------------- */
+/* When an element's gradient is exactly 0 step after step, its decaying
+ * state (RMSProp's square average and momentum buffer, Adam's moments,
+ * SGD's buffer) shrinks into the subnormal range and sticks there
+ * (0.99 x the smallest subnormal rounds back to it), where most CPUs
+ * compute many times slower; RMSFUSE_FLUSH_SUBNORMAL makes it 0 instead
+ * (docs/math.md).  One flag set per rule (AdaGrad's sum does not decay: it
+ * is there for completeness), a share of the gradient entries set to 0 by a
+ * fixed pseudo-random mask, and the step timed once that state is reached.
+ *
+ * The warm-up (sparse_state) is the issue's recipe, on SPARSE_TILE
+ * elements: the fill pattern's state, SPARSE_DENSE_STEPS steps with the
+ * whole gradient, then steps with the masked one, at least
+ * sparse_min_steps of them (the issue's 12,000) and on (at most
+ * sparse_max_steps) until a step leaves
+ * the state of every masked element unchanged: with g = 0 and no weight
+ * decay an element's state update depends on its state alone, so that is a
+ * fixed point, the steady state (a stuck subnormal, or 0 with the flush).
+ * RMSProp reaches it in ~10,000 masked steps, Adam's exp_avg_sq (beta2
+ * 0.999) only after ~95,000: at 12,000 steps it is still ~1e-7.
+ * Larger sizes tile that state: gradient, mask and fill repeat every
+ * SPARSE_TILE elements and each element's update depends only on its own
+ * values (with the same bits on every path), so the tiled state is bit for
+ * bit what the recipe would give at that size, at 1/(n / SPARSE_TILE) of
+ * its cost.  The library runs its warm-up in the mode it is timed in; the
+ * peer starts from the exact warm-up (check_peers: it computes the bits of
+ * the exact configuration, subnormals included). */
+static const char *const SPARSE_FLAGSETS[] = {"rmsprop/momentum", "adam/torch", "sgd/momentum", "adagrad/torch"};
+static const int SPARSE_ZERO_PCT[] = {0, 10, 50, 90};
+#define N_SPARSE_PCT       (sizeof SPARSE_ZERO_PCT / sizeof SPARSE_ZERO_PCT[0])
+#define SPARSE_TILE        8192u /* the in-cache size (the issue's), and the period of the state */
+#define SPARSE_DENSE_STEPS 100u
+#define SPARSE_CHECK_EVERY 1000u
+static unsigned sparse_min_steps = 12000u, sparse_max_steps = 1000000u; /* --rmsfuse_sparse_warmup */
+
+/* Whether element i's gradient is 0 at a share of pct percent: a hash of
+ * i mod SPARSE_TILE against the share, so the masks are nested (the 10%
+ * one is part of the 50% one, which is part of the 90% one). */
+static int sparse_masked(size_t i, int pct)
+{
+    uint32_t x = (uint32_t)(i % SPARSE_TILE) + 0x9e3779b9u;
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return (uint64_t)x * 100u < ((uint64_t)(unsigned)pct << 32);
+}
+
+typedef struct sparse_snap {
+    int done;                 /* 1: computed, -1: failed */
+    float *tile[BENCH_SLOTS]; /* the state after the warm-up, SPARSE_TILE floats per used slot */
+    unsigned steps;           /* masked steps of the warm-up */
+    int fixed_point;          /* it reached the fixed point (else it stopped at sparse_max_steps) */
+    double zero_share;        /* gradient entries that are 0 */
+    double subnormal_share;   /* elements with a subnormal state value after the warm-up */
+    double seconds;           /* the warm-up's time */
+} sparse_snap;
+static sparse_snap sparse_snaps[N_FLAGSETS][N_SPARSE_PCT][2]; /* [flag set][share][exact] */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int is_subnormal(float x)
+{
+    return x != 0.0f && fabsf(x) < FLT_MIN;
+}
+
+/* The state slots of flag set f: the used ones besides param and grad. */
+static int is_state_slot(const flagset *f, int s)
+{
+    return s != SLOT_PARAM && s != SLOT_GRAD && (f->used & (1u << s));
+}
+
+/* The state after flag set fsi's warm-up at share SPARSE_ZERO_PCT[zi], in
+ * the exact or the flush mode; computed on first use (only the benchmarks
+ * that run pay for it), NULL when the library refused the step. */
+static const sparse_snap *sparse_state(size_t fsi, size_t zi, int exact)
+{
+    sparse_snap *S = &sparse_snaps[fsi][zi][exact];
+    if (S->done)
+        return S->done > 0 ? S : NULL;
+    S->done = -1;
+    const flagset *f = &FSETS[fsi];
+    const bench_config *cfg = exact ? &f->cfg_exact : &f->cfg;
+    const int pct = SPARSE_ZERO_PCT[zi];
+    float *a[BENCH_SLOTS] = {NULL}, *prev[BENCH_SLOTS] = {NULL};
+    for (int s = 0; s < BENCH_SLOTS; s++) {
+        if (!(f->used & (1u << s)))
+            continue;
+        a[s] = malloc(SPARSE_TILE * sizeof(float));
+        prev[s] = malloc(SPARSE_TILE * sizeof(float));
+        if (!a[s] || !prev[s])
+            return NULL;
+        memcpy(a[s], pattern[s], SPARSE_TILE * sizeof(float));
+    }
+    const double t0 = now_s();
+    rmsfuse_set_isa("auto");
+    for (unsigned k = 0; k < SPARSE_DENSE_STEPS; k++)
+        if (lib_step_cfg(f, cfg, a, SPARSE_TILE) != RMSFUSE_OK)
+            return NULL;
+    size_t zeros = 0;
+    for (size_t i = 0; i < SPARSE_TILE; i++)
+        if (sparse_masked(i, pct)) {
+            a[SLOT_GRAD][i] = 0.0f;
+            zeros++;
+        }
+    for (S->steps = 0; S->steps < sparse_max_steps;) {
+        if (S->steps >= sparse_min_steps && (S->steps - sparse_min_steps) % SPARSE_CHECK_EVERY == 0) {
+            for (int s = 0; s < BENCH_SLOTS; s++)
+                if (is_state_slot(f, s))
+                    memcpy(prev[s], a[s], SPARSE_TILE * sizeof(float));
+            lib_step_cfg(f, cfg, a, SPARSE_TILE);
+            S->steps++;
+            int same = 1;
+            for (int s = 0; s < BENCH_SLOTS && same; s++)
+                if (is_state_slot(f, s))
+                    for (size_t i = 0; i < SPARSE_TILE && same; i++)
+                        same = !sparse_masked(i, pct) || !memcmp(&a[s][i], &prev[s][i], sizeof(float));
+            if (same) {
+                S->fixed_point = 1;
+                break;
+            }
+            continue;
+        }
+        lib_step_cfg(f, cfg, a, SPARSE_TILE);
+        S->steps++;
+    }
+    S->seconds = now_s() - t0;
+    size_t sub = 0;
+    for (size_t i = 0; i < SPARSE_TILE; i++) {
+        int any = 0;
+        for (int s = 0; s < BENCH_SLOTS; s++)
+            any |= is_state_slot(f, s) && is_subnormal(a[s][i]);
+        sub += (size_t)any;
+    }
+    S->zero_share = (double)zeros / SPARSE_TILE;
+    S->subnormal_share = (double)sub / SPARSE_TILE;
+    for (int s = 0; s < BENCH_SLOTS; s++) {
+        S->tile[s] = a[s];
+        free(prev[s]);
+    }
+    S->done = 1;
+    return S;
+}
+
+/* The steady-state step: the warm-up's state tiled into the arrays
+ * whenever another benchmark ran since this one last did (its calls carry
+ * on from the same state), then the step with the masked gradient. */
+static void bench_sparse(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = bc->fs;
+    const size_t n = bc->n;
+    float *a[BENCH_SLOTS];
+    char msg[160];
+    arrays_of(f, a);
+    rmsfuse_set_isa("auto");
+    const sparse_snap *S = sparse_state(bc->fsi, bc->zi, bc->exact);
+    if (!S) {
+        snprintf(msg, sizeof msg, "rmsfuse_%s_step refused the warm-up's step", f->rule_name);
+        rmsfuse_bench_skip(st, msg);
+        return;
+    }
+    if (filled_by != bc) {
+        for (int s = 0; s < BENCH_SLOTS; s++)
+            if (a[s])
+                for (size_t i = 0; i < n; i += SPARSE_TILE)
+                    memcpy(a[s] + i, S->tile[s], (n - i < SPARSE_TILE ? n - i : SPARSE_TILE) * sizeof(float));
+        filled_by = bc;
+        steps_since_fill = 0;
+    }
+    if (bc->kind == K_SPARSE) {
+        const bench_config *cfg = bc->exact ? &f->cfg_exact : &f->cfg;
+        int s = lib_step_cfg(f, cfg, a, n); /* warm-up, and check */
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "rmsfuse_%s_step: %s", f->rule_name, rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            return;
+        }
+        snprintf(msg, sizeof msg, "isa=%s, %s", rmsfuse_active_isa(), bc->exact ? "exact IEEE" : "flush");
+        rmsfuse_bench_set_label(st, msg);
+        while (rmsfuse_bench_keep_running(st))
+            lib_step_cfg(f, cfg, a, n);
+    } else {
+        f->peer_native(&f->cfg, a, n); /* warm-up */
+        rmsfuse_bench_set_label(st, "-O3 -march=native loop, exact IEEE");
+        while (rmsfuse_bench_keep_running(st))
+            f->peer_native(&f->cfg, a, n);
+    }
+    rmsfuse_bench_clobber_memory();
+    set_rates(st, bc, n);
+    rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
+    rmsfuse_bench_set_counter(st, "zero_share", S->zero_share, 0);
+    rmsfuse_bench_set_counter(st, "subnormal_share", S->subnormal_share, 0);
+    rmsfuse_bench_set_counter(st, "warmup_steps", (double)(SPARSE_DENSE_STEPS + S->steps), 0);
+    rmsfuse_bench_set_counter(st, "warmup_fixed_point", S->fixed_point, 0);
+    rmsfuse_bench_set_counter(st, "warmup_seconds", S->seconds, 0);
+    rmsfuse_bench_set_counter(st, "flush", bc->exact ? 0.0 : 1.0, 0);
 }
 
 /* ---- many cores: plans on rmsfuse_pool against the roofline on the same workers */
@@ -733,6 +993,7 @@ typedef struct options {
     int sweep;
     const char *rules; /* NULL: all */
     double progress;
+    int sparse;
 } options;
 
 /* Removes our own --rmsfuse_* options from argv. */
@@ -753,6 +1014,16 @@ static void parse_options(int *argc, char **argv, options *o)
             o->rules = a + 16;
         else if (!strncmp(a, "--rmsfuse_progress=", 19))
             o->progress = atof(a + 19);
+        else if (!strncmp(a, "--rmsfuse_sparse=", 17))
+            o->sparse = atoi(a + 17);
+        else if (!strncmp(a, "--rmsfuse_sparse_warmup=", 24)) {
+            char *end;
+            sparse_min_steps = (unsigned)strtoul(a + 24, &end, 10);
+            if (*end == ',')
+                sparse_max_steps = (unsigned)strtoul(end + 1, NULL, 10);
+            if (sparse_max_steps < sparse_min_steps)
+                sparse_max_steps = sparse_min_steps;
+        }
         else
             argv[out++] = argv[i];
     }
@@ -832,6 +1103,32 @@ static void need(const flagset *f, size_t n)
             array_n[s] = n;
 }
 
+/* The sparse benchmarks' sizes for flag set f: the tile (in cache) and the
+ * DRAM class, those within --rmsfuse_min_ws / --rmsfuse_max_ws; returns how
+ * many, elements in n[] and the working set named in ws[]. */
+static int sparse_sizes(const flagset *f, const machine *m, const options *o, size_t *n, size_t *ws)
+{
+    int k = 0;
+    const size_t tile_ws = SPARSE_TILE * (size_t)f->narrays * sizeof(float);
+    if (tile_ws >= o->min_ws && tile_ws <= o->max_ws) {
+        n[k] = SPARSE_TILE;
+        ws[k++] = tile_ws;
+    }
+    if (m->dram_ws > tile_ws && m->dram_ws >= o->min_ws && m->dram_ws <= o->max_ws) {
+        n[k] = elements_for(f, m->dram_ws);
+        ws[k++] = m->dram_ws;
+    }
+    return k;
+}
+
+static int is_sparse_flagset(const flagset *f)
+{
+    for (size_t j = 0; j < sizeof SPARSE_FLAGSETS / sizeof SPARSE_FLAGSETS[0]; j++)
+        if (!strcmp(f->id, SPARSE_FLAGSETS[j]))
+            return 1;
+    return 0;
+}
+
 static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t n, const char *name)
 {
     bench_case *bc = calloc(1, sizeof *bc);
@@ -850,6 +1147,8 @@ static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t
         fn = bench_floor;
     else if (kind == K_POOL || kind == K_POOL_ROOFLINE)
         fn = bench_threads;
+    else if (kind == K_SPARSE || kind == K_SPARSE_PEER)
+        fn = bench_sparse;
     else if (kind >= K_MULTI)
         fn = bench_multi;
     rmsfuse_bench_register(name, fn, bc);
@@ -877,41 +1176,59 @@ static const char *check_traffic_model(void)
     return NULL;
 }
 
-/* The peers must do the library's work: same bits in every array after a
- * few steps. */
+/* The peers must do the library's work: the bits of the library's exact
+ * IEEE configuration (the flag set with RMSFUSE_FLUSH_SUBNORMAL cleared;
+ * the peers have no flush) in every array after a few steps, from the
+ * dense fill, and from a state with subnormal values where half of the
+ * gradient entries are 0 (the sparse benchmarks' peer runs on such state). */
 static const char *check_peers(void)
 {
     enum { N = 1003, STEPS = 3 };
     static float buf[3][BENCH_SLOTS][N];
-    static char msg[160];
-    for (size_t i = 0; i < N_FLAGSETS; i++) {
-        const flagset *f = &FSETS[i];
-        if (!f->selected)
-            continue;
-        for (int r = 0; r < 3; r++) {
-            float *x[BENCH_SLOTS];
-            for (int s = 0; s < BENCH_SLOTS; s++) {
-                memcpy(buf[r][s], pattern[s], sizeof buf[r][s]);
-                x[s] = (f->used & (1u << s)) ? buf[r][s] : NULL;
-            }
-            for (int k = 0; k < STEPS; k++) {
-                if (r == 0) {
-                    if (lib_step(f, x, N) != RMSFUSE_OK) {
-                        snprintf(msg, sizeof msg, "NO: the library refused %s", f->id);
-                        return msg;
+    static char msg[192];
+    for (int sub = 0; sub < 2; sub++)
+        for (size_t i = 0; i < N_FLAGSETS; i++) {
+            const flagset *f = &FSETS[i];
+            if (!f->selected)
+                continue;
+            for (int r = 0; r < 3; r++) {
+                float *x[BENCH_SLOTS];
+                for (int s = 0; s < BENCH_SLOTS; s++) {
+                    memcpy(buf[r][s], pattern[s], sizeof buf[r][s]);
+                    x[s] = (f->used & (1u << s)) ? buf[r][s] : NULL;
+                }
+                if (sub)
+                    for (size_t e = 0; e < N; e++) {
+                        if (!sparse_masked(e, 50))
+                            continue;
+                        x[SLOT_GRAD][e] = 0.0f;
+                        for (int s = 0; s < BENCH_SLOTS; s++)
+                            if (is_state_slot(f, s)) {
+                                /* k x 2^-149 for k up to 700 (where the decays stick), or just
+                                 * below FLT_MIN */
+                                uint32_t bits = e % 4 ? 1u + (uint32_t)(e * 7 + (size_t)s) % 700u
+                                                      : 0x007fffffu - (uint32_t)e;
+                                memcpy(&x[s][e], &bits, sizeof bits);
+                            }
                     }
-                } else {
-                    (r == 1 ? f->peer_o2 : f->peer_native)(&f->cfg, x, N);
+                for (int k = 0; k < STEPS; k++) {
+                    if (r == 0) {
+                        if (lib_step_cfg(f, &f->cfg_exact, x, N) != RMSFUSE_OK) {
+                            snprintf(msg, sizeof msg, "NO: the library refused %s", f->id);
+                            return msg;
+                        }
+                    } else {
+                        (r == 1 ? f->peer_o2 : f->peer_native)(&f->cfg, x, N);
+                    }
                 }
             }
+            for (int r = 1; r < 3; r++)
+                if (memcmp(buf[0], buf[r], sizeof buf[0])) {
+                    snprintf(msg, sizeof msg, "NO: %s differs from the library (exact IEEE) in %s%s",
+                             r == 1 ? "peer_O2" : "peer_native", f->id, sub ? " from subnormal state" : "");
+                    return msg;
+                }
         }
-        for (int r = 1; r < 3; r++)
-            if (memcmp(buf[0], buf[r], sizeof buf[0])) {
-                snprintf(msg, sizeof msg, "NO: %s differs from the library in %s", r == 1 ? "peer_O2" : "peer_native",
-                         f->id);
-                return msg;
-            }
-    }
     return "yes";
 }
 
@@ -928,7 +1245,7 @@ static void join(char *buf, size_t size, const char *item)
 
 int main(int argc, char **argv)
 {
-    options o = {0, (size_t)-1, 0, 1, NULL, 15.0};
+    options o = {0, (size_t)-1, 0, 1, NULL, 15.0, 1};
     parse_options(&argc, argv, &o);
     init_flagsets();
     if (!select_flagsets(o.rules))
@@ -975,6 +1292,11 @@ int main(int argc, char **argv)
             if (!strcmp(f->id, MULTI_FLAGSETS[j]))
                 for (size_t s = 0; s < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; s++)
                     need(f, MULTI_SHAPES[s][0] * MULTI_SHAPES[s][1]);
+        if (o.sparse && is_sparse_flagset(f)) {
+            size_t sn[2], sws[2];
+            for (int k = sparse_sizes(f, &m, &o, sn, sws); k-- > 0;)
+                need(f, sn[k]);
+        }
     }
     if (alloc_arrays() != 0) {
         fprintf(stderr, "rmsfuse_bench: cannot allocate the arrays (%zu floats each at most)\n", array_n[0]);
@@ -1024,6 +1346,35 @@ int main(int argc, char **argv)
             rmsfuse_bench_add_context(key, desc);
         }
     rmsfuse_bench_add_context("flag_sets", buf);
+    /* Which mode the library paths run the flag sets in. */
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_FLAGSETS; i++)
+        if (FSETS[i].selected && FSETS[i].flush)
+            join(buf, sizeof buf, FSETS[i].id);
+    rmsfuse_bench_add_context("flush_subnormal_flag_sets", buf);
+    rmsfuse_bench_add_context("modes", "library paths (the ISAs, dispatched, threads, multi): the flag set as "
+                                       "configured, from its preset, which sets RMSFUSE_FLUSH_SUBNORMAL; "
+                                       "dispatched_exact: the same with the flag cleared (exact IEEE); "
+                                       "peer_O2, peer_native, roofline: exact IEEE loops (no flush)");
+    if (o.sparse) {
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_FLAGSETS; i++)
+            if (FSETS[i].selected && is_sparse_flagset(&FSETS[i]))
+                join(buf, sizeof buf, FSETS[i].id);
+        rmsfuse_bench_add_context("sparse_flag_sets", buf);
+        snprintf(buf, sizeof buf,
+                 "fill pattern, %u dense steps, then the masked gradient (a fixed pseudo-random mask sets the "
+                 "share of its entries to exactly 0) for at least %u steps and on until a step leaves every "
+                 "masked element's state unchanged (the fixed point: a stuck subnormal, or 0 with the flush; "
+                 "at most %u), on %u elements, in the mode timed (the peer from the exact warm-up); larger "
+                 "sizes tile that state (gradient, mask and fill repeat every %u elements, each element's "
+                 "update depends only on its own values: the recipe's state bit for bit)",
+                 SPARSE_DENSE_STEPS, sparse_min_steps, sparse_max_steps, SPARSE_TILE, SPARSE_TILE);
+        rmsfuse_bench_add_context("sparse_warmup", buf);
+        rmsfuse_bench_add_context("sparse_impls", "dispatched: the preset (RMSFUSE_FLUSH_SUBNORMAL); "
+                                                  "dispatched_exact: the flag cleared (exact IEEE); "
+                                                  "peer_native: the -O3 -march=native loop (exact IEEE)");
+    }
     snprintf(buf, sizeof buf, "one array per slot, each 2 MiB-aligned + slot*%u bytes, reused across benchmarks",
              ARRAY_STAGGER);
     rmsfuse_bench_add_context("array_layout", buf);
@@ -1059,6 +1410,10 @@ int main(int argc, char **argv)
                 if (rmsfuse_isa_supported(*nm) || is_class_size(&m, sizes[i]))
                     ADD(K_ISA, *nm, *nm);
             ADD(K_DISPATCHED, NULL, "dispatched");
+            /* exact IEEE (the flag cleared), at the class sizes: what the
+             * flush costs where no state is subnormal */
+            if (f->flush && is_class_size(&m, sizes[i]))
+                ADD(K_DISPATCHED_EXACT, NULL, "dispatched_exact");
             ADD(K_ROOFLINE, NULL, "roofline");
             ADD(K_PEER_O2, NULL, "peer_O2");
             ADD(K_PEER_NATIVE, NULL, "peer_native");
@@ -1079,6 +1434,28 @@ int main(int argc, char **argv)
                 snprintf(buf, sizeof buf, "threads/%s/roofline/t:%d/ws:%zu", f->id, t, tws);
                 add(K_POOL_ROOFLINE, NULL, f, n, buf)->threads = t;
             }
+        }
+
+    /* Sparse gradients: per rule, size and share of zero gradients, the
+     * preset, the exact configuration and the exact -O3 -march=native loop. */
+    if (o.sparse)
+        for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
+            const flagset *f = &FSETS[fi];
+            if (!f->selected || !is_sparse_flagset(f))
+                continue;
+            size_t sn[2], sws[2];
+            const int nsz = sparse_sizes(f, &m, &o, sn, sws);
+            for (int k = 0; k < nsz; k++)
+                for (size_t zi = 0; zi < N_SPARSE_PCT; zi++)
+                    for (int impl = 0; impl < 3; impl++) {
+                        static const char *const names[] = {"dispatched", "dispatched_exact", "peer_native"};
+                        snprintf(buf, sizeof buf, "sparse/%s/%s/zero:%d/ws:%zu", f->id, names[impl],
+                                 SPARSE_ZERO_PCT[zi], sws[k]);
+                        bench_case *bc = add(impl == 2 ? K_SPARSE_PEER : K_SPARSE, NULL, f, sn[k], buf);
+                        bc->fsi = fi;
+                        bc->zi = zi;
+                        bc->exact = impl != 0 || !f->flush;
+                    }
         }
 
     /* Many small tensors. */
