@@ -15,8 +15,26 @@ with /usr/bin/python3.
 Everything the report lists comes from the JSON: the ISA names from the
 library (context rmsfuse_isa_names), the flag sets and their descriptions
 from the benchmark (context flag_sets, flagset:<rule>/<name>), the bytes per
-element from each result's counters.  JSON of the RMSProp-only benchmark
-(before the rules were added) is read too.
+element from each result's counters, the mode of each flag set (context
+flush_subnormal_flag_sets: the library paths run the presets, which set
+RMSFUSE_FLUSH_SUBNORMAL; dispatched_exact clears it).  JSON of the
+RMSProp-only benchmark (before the rules were added) and of runs before the
+flag are read too.
+
+Sparse gradients (sparse/<rule>/<flags>/<impl>/zero:<pct>/ws:<bytes>): a table
+of ns per element and slowdown against the same implementation's dense step
+per rule, implementation and size, the issue's target (50% zero gradients
+within SPARSE_TARGET x the dense step, presets), and sparse_gradients.png.
+Rows measured by another program can join that table: --python FILE (default:
+python_bench.json beside BENCH.JSON, when it exists) reads the list under the
+key "sparse" of that JSON, each record
+    {"rule": "rmsprop" | "adagrad" | "sgd" | "adam"   (or "optimizer": the
+                                                        torch class name),
+     "impl": "torch loop", "zero_pct": 50, "elements": 8192,
+     "ns_per_elem": 1.23  (or "best" / "median": seconds per step)}
+and lists it as implementation "<impl>" ("torch: <impl>" when that does not
+start with "torch") beside the C benchmark's rows of that rule, at their size
+when the element counts match (else in a row of its own).
 """
 import argparse
 import json
@@ -27,7 +45,7 @@ import sys
 from collections import defaultdict
 
 # Implementations the benchmark adds to the library's ISAs.
-OTHERS = ["dispatched", "roofline", "peer_O2", "peer_native"]
+OTHERS = ["dispatched", "dispatched_exact", "roofline", "peer_O2", "peer_native"]
 CLASSES = ["L1", "L2", "L3", "DRAM"]
 NAME_RE = re.compile(r"^([a-z0-9]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/ws:(\d+)$")
 FLOOR_RE = re.compile(r"^floor/(sqrt_div|sqrt_div_grouped)/([a-z0-9_]+)$")
@@ -36,6 +54,12 @@ THREADS_RE = re.compile(r"^threads/(?:([a-z0-9]+)/)?([a-z0-9_]+)/(pool|roofline)
 MULTI_RE = re.compile(r"^multi/([a-z0-9]+)/([a-z0-9_]+)/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
 MULTI_OLD_RE = re.compile(r"^multi/([a-z_]+)/tensors:(\d+)/n:(\d+)$")  # RMSProp momentum only
 MULTI_IMPLS = ["step_multi", "step_loop", "plan", "pool", "flat"]
+SPARSE_RE = re.compile(r"^sparse/([a-z0-9]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/zero:(\d+)/ws:(\d+)$")
+SPARSE_IMPLS = ["dispatched", "dispatched_exact", "peer_native"]
+SPARSE_IMPL_TITLES = {"dispatched": "preset (flush on)", "dispatched_exact": "exact IEEE (flag cleared)",
+                      "peer_native": "-O3 -march=native loop (exact)"}
+SPARSE_TARGET = 1.2  # issue 14: 50% zero gradients within 1.2 x the dense step, presets
+SPARSE_TARGET_PCT = 50
 THREADS_TARGET = 0.9
 ROOFLINE_TARGET = 0.95
 FLOOR_TARGET = 1.10
@@ -68,6 +92,8 @@ class Data:
         self.floor_orders = {}  # isa -> order -> Gelem/s
         self.threads = defaultdict(lambda: defaultdict(dict))  # [fs][impl][threads] -> GB/s
         self.multi = defaultdict(lambda: defaultdict(dict))  # [fs][(count, n)][impl] -> Gelem/s
+        # [fs][ws][impl][pct] -> {"ns", "n", "subnormal", "zero", "warmup", "fixed", "cv", "reps"}
+        self.sparse = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
         self.bytes = {}  # fs -> STREAM bytes per element
         self.divider = {}  # fs -> 1 if the rule has a sqrt and a division per element
         self.threads_ws = 0
@@ -88,6 +114,15 @@ class Data:
             if m:
                 self.multi["rmsprop/momentum"][(int(m.group(2)), int(m.group(3)))][m.group(1)] = \
                     b["items_per_second"] / 1e9
+                continue
+            m = SPARSE_RE.match(name)
+            if m:
+                fs, impl, pct, ws = f"{m.group(1)}/{m.group(2)}", m.group(3), int(m.group(4)), int(m.group(5))
+                self.sparse[fs][ws][impl][pct] = {
+                    "ns": 1e9 / b["items_per_second"], "n": int(b.get("n", 0)),
+                    "subnormal": b.get("subnormal_share"), "zero": b.get("zero_share"),
+                    "warmup": b.get("warmup_steps"), "fixed": b.get("warmup_fixed_point"),
+                    "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1)}
                 continue
             m = FLOOR_RE.match(name)
             if m:
@@ -235,14 +270,14 @@ def t_dram_roofline(d, fs, classes, ctx, isas):
     return None if b is None else (f"{fr(b)} ({bi})", b >= ROOFLINE_TARGET)
 
 
-def t_native_noise(d, fs, classes, ctx, isas):
+def t_native_noise(d, fs, classes, ctx, isas, impl="dispatched"):
     # Slower beyond noise: even the best repetition of the dispatched path is
     # slower than the worst of the peer's (with 5 repetitions each, a tie
     # separates like that by chance with probability 1/252).  The strict
     # comparison (best against best) is counted alongside.
     sep, n_sizes, below, both = [], 0, 0, 0
-    for t in sorted(d.results[fs].get("dispatched", {})):
-        rd, rp = d.r(fs, "dispatched", t), d.r(fs, "peer_native", t)
+    for t in sorted(d.results[fs].get(impl, {})):
+        rd, rp = d.r(fs, impl, t), d.r(fs, "peer_native", t)
         if not rd or not rp:
             continue
         both += 1
@@ -258,10 +293,10 @@ def t_native_noise(d, fs, classes, ctx, isas):
     return text, not sep
 
 
-def t_l1_floor(d, fs, classes, ctx, isas):
+def t_l1_floor(d, fs, classes, ctx, isas, impl="dispatched"):
     l1, active = classes.get("L1"), ctx.get("rmsfuse_active_isa", "")
     fl, what = d.floor(fs, active, l1)
-    v = d.get(fs, "dispatched", l1, "gelem")
+    v = d.get(fs, impl, l1, "gelem")
     if fl is None or not v:
         return None
     tf = (1.0 / v) / fl
@@ -312,9 +347,56 @@ TARGETS = [
 ]
 
 
-def target_rows(d, classes, ctx, present, isas):
+def t_dram_exact(d, fs, classes, ctx, isas):
+    dram = classes.get("DRAM")
+    b = ratio(d.get(fs, "dispatched_exact", dram), d.get(fs, "roofline", dram))
+    return None if b is None else (fr(b), b >= ROOFLINE_TARGET)
+
+
+def t_flush_cost(d, fs, classes, ctx, isas):
+    # dispatched (flush) / dispatched_exact in L1, where the extra operations
+    # would show: information, no target.
+    l1 = classes.get("L1")
+    r = ratio(d.get(fs, "dispatched", l1), d.get(fs, "dispatched_exact", l1))
+    return None if r is None else (fr(r, 3), True)
+
+
+# The same targets for the exact IEEE configuration (the flag cleared), which
+# the benchmark measures at the class sizes only.
+TARGETS_EXACT = [
+    ("DRAM: exact / roofline ≥ 0.95", "at the DRAM size, `dispatched_exact` against the same-traffic roofline",
+     t_dram_exact),
+    ("exact vs -O3 native loop", "at the class sizes, `dispatched_exact` is not slower than the "
+     "`-O3 -march=native` loop beyond noise: the same arithmetic on both sides",
+     lambda d, fs, c, x, i: t_native_noise(d, fs, c, x, i, "dispatched_exact")),
+    ("L1: exact time/elem ≤ 1.10 × floor", "in L1, `dispatched_exact`'s time per element against the in-cache "
+     "floor", lambda d, fs, c, x, i: t_l1_floor(d, fs, c, x, i, "dispatched_exact")),
+]
+
+
+def target_rows(d, classes, ctx, present, isas, targets=None):
     """[fs] -> list of (text, met) or None, one per TARGETS entry."""
-    return {fs: [t[2](d, fs, classes, ctx, isas) for t in TARGETS] for fs in present}
+    return {fs: [t[2](d, fs, classes, ctx, isas) for t in (targets or TARGETS)] for fs in present}
+
+
+def mode_line(ctx, present):
+    """Which arithmetic the library paths of the main tables use."""
+    listed = ctx.get("flush_subnormal_flag_sets")
+    if listed is None:
+        return ("Mode: exact IEEE everywhere (a run from before `RMSFUSE_FLUSH_SUBNORMAL`, or that does not "
+                "say).")
+    flush = [f for f in listed.split(",") if f in present]
+    exact = [f for f in present if f not in flush]
+    if not flush:
+        return "Mode: every flag set in exact IEEE arithmetic (`RMSFUSE_FLUSH_SUBNORMAL` off)."
+    text = ("Mode: the library paths (every ISA, `dispatched`, the pool, many tensors) run the flag sets as users "
+            "get them: from the PyTorch preset, which sets `RMSFUSE_FLUSH_SUBNORMAL` (state below FLT_MIN becomes "
+            "0; docs/math.md)" + ("" if not exact else f", except {', '.join(exact)} (exact IEEE)") + ". "
+            "`dispatched_exact` is the dispatched path with the flag cleared (exact IEEE arithmetic, measured at "
+            "the class sizes). The `-O3 -march=native` and `-O2` loops and the roofline are exact IEEE loops "
+            "(no flush). With dense gradients no state is subnormal, so both modes compute the same bits here; "
+            "the flush's cost is its extra operations.")
+    return text
 
 
 def fixed_cost_fits(d, ctx, present):
@@ -338,6 +420,166 @@ def fixed_cost_fits(d, ctx, present):
     return fits
 
 
+# ---- sparse gradients ------------------------------------------------------------
+def sparse_size_label(ws, by_impl, classes):
+    """'in cache, 8192 elements (128 KiB)' / 'DRAM, ...' / '8192 elements (torch)'."""
+    if ws < 0:
+        return f"{-ws} elements"
+    n = next((r["n"] for bp in by_impl.values() for r in bp.values() if r.get("n")), 0)
+    return f"{sparse_where(ws, classes)}: {n} elements ({fmt_size(ws)})"
+
+
+def sparse_ratio(by_pct, pct, key="ns"):
+    """Time per element at pct% zero gradients over the dense one (the same implementation)."""
+    a, b = by_pct.get(pct), by_pct.get(0)
+    return ratio(a.get(key) if a else None, b.get(key) if b else None)
+
+
+SPARSE_RULE_ORDER = ["rmsprop", "adam", "sgd", "adagrad"]
+
+
+def sparse_order(d):
+    """The sparse flag sets, RMSProp, Adam, SGD, AdaGrad first."""
+    rank = lambda fs: (SPARSE_RULE_ORDER.index(rule_of(fs)) if rule_of(fs) in SPARSE_RULE_ORDER
+                       else len(SPARSE_RULE_ORDER), fs)
+    return sorted(d.sparse, key=rank)
+
+
+def sparse_where(ws, classes):
+    return "DRAM" if ws == classes.get("DRAM") else "in cache" if ws <= classes.get("L2", 1 << 20) else "L3"
+
+
+def sparse_targets(stats, primary, classes):
+    """Per sparse flag set and size: the preset's 50% / 0% ratio under each statistic, the exact
+    configuration's and the loop's.  [(fs, ws, label-less dict)]"""
+    d = stats[primary]
+    out = []
+    for fs in sparse_order(d):
+        by_ws = d.sparse[fs]
+        for ws in sorted(w for w in by_ws if w >= 0):
+            row = {"fs": fs, "ws": ws, "by": by_ws[ws], "where": sparse_where(ws, classes)}
+            for stat, dd in stats.items():
+                bp = dd.sparse.get(fs, {}).get(ws, {}).get("dispatched", {})
+                row[stat] = sparse_ratio(bp, SPARSE_TARGET_PCT)
+            row["exact"] = sparse_ratio(by_ws[ws].get("dispatched_exact", {}), SPARSE_TARGET_PCT)
+            row["peer"] = sparse_ratio(by_ws[ws].get("peer_native", {}), SPARSE_TARGET_PCT)
+            row["dense_ns"] = (by_ws[ws].get("dispatched", {}).get(0) or {}).get("ns")
+            row["half_ns"] = (by_ws[ws].get("dispatched", {}).get(SPARSE_TARGET_PCT) or {}).get("ns")
+            if row[primary] is not None:
+                out.append(row)
+    return out
+
+
+def sparse_target_text(sp, reps, primary="best"):
+    """The issue's target, per rule: a table, then one line per rule."""
+    lines = [f"| flag set | size | preset dense ns/elem | preset {SPARSE_TARGET_PCT}% zero ns/elem | "
+             f"{SPARSE_TARGET_PCT}% / dense (best) | met | median | met | exact IEEE: {SPARSE_TARGET_PCT}% / dense | "
+             f"-O3 loop: {SPARSE_TARGET_PCT}% / dense |",
+             "|---|---|---:|---:|---:|:---:|---:|:---:|---:|---:|"]
+    for r in sp:
+        b, m = r.get("best"), r.get("median")
+        lines.append(f"| {r['fs']} | {r['where']} ({fmt_size(r['ws'])}) | {fr(r['dense_ns'], 3)} | "
+                     f"{fr(r['half_ns'], 3)} | {fr(b)} | {'–' if b is None else yes(b <= SPARSE_TARGET)} | "
+                     f"{fr(m) if reps > 1 else '–'} | {'–' if m is None or reps == 1 else yes(m <= SPARSE_TARGET)} | "
+                     f"{fr(r['exact'])} | {fr(r['peer'])} |")
+    lines.append("")
+    by_fs = {}
+    for r in sp:
+        by_fs.setdefault(r["fs"], []).append(r)
+    for fs, rs in by_fs.items():
+        ok = all(r[primary] is not None and r[primary] <= SPARSE_TARGET for r in rs)
+        lines.append(f"- **{fs}**: " + ", ".join(f"{fr(r[primary])} × ({r['where']})" for r in rs)
+                     + f": {'met' if ok else '**not met**'}")
+    return "\n".join(lines)
+
+
+def sparse_markdown(ctx, stats, primary, classes, pngs, reps):
+    d = stats[primary]
+    out = []
+    w = out.append
+    w("## Sparse gradients\n")
+    w("The steady-state step when a share of the gradient entries is exactly 0 (a fixed pseudo-random mask), "
+      "after a warm-up that drives those elements' decaying state into the subnormal range, where most CPUs "
+      "compute many times slower: " + ctx.get("sparse_warmup", "see bench/rmsfuse_bench.c") + ". "
+      "Implementations: `dispatched` = the preset as users get it (`RMSFUSE_FLUSH_SUBNORMAL`: the state "
+      "becomes 0 instead), `dispatched_exact` = the same with the flag cleared (exact IEEE), `peer_native` = "
+      "the `-O3 -march=native` loop (exact IEEE, no flush: the compiler's best exact loop). Each cell: ns per "
+      "element and, in brackets, the time over the same implementation's dense (0%) step"
+      + (" (best of the repetitions)." if primary == "best" else " (medians).") + "\n")
+    for png in pngs:
+        if png.startswith("sparse"):
+            w(f"![{png}]({png})\n")
+    for fs in sparse_order(d):
+        by_ws = d.sparse[fs]
+        pcts = sorted({p for bi in by_ws.values() for bp in bi.values() for p in bp})
+        w(f"### {fs}\n")
+        if ctx.get(f"flagset:{fs}"):
+            w(f"{ctx[f'flagset:{fs}']}.\n")
+        w("| size | implementation | " + " | ".join(f"{p}% zero" for p in pcts)
+          + " | elements with subnormal state (highest share) |")
+        w("|---|---|" + "---:|" * len(pcts) + "---:|")
+        notes = {}
+        for ws in sorted(by_ws, key=lambda x: (x < 0, abs(x))):
+            bi = by_ws[ws]
+            label = sparse_size_label(ws, bi, classes)
+            impls = [i for i in SPARSE_IMPLS if i in bi] + sorted(i for i in bi if i not in SPARSE_IMPLS)
+            for impl in impls:
+                bp = bi[impl]
+                cells = []
+                for p in pcts:
+                    r = bp.get(p)
+                    cells.append("–" if not r else f"{r['ns']:.3f} ({fr(sparse_ratio(bp, p))}×)")
+                top = bp.get(max(pcts)) or {}
+                sub = top.get("subnormal")
+                w(f"| {label} | {SPARSE_IMPL_TITLES.get(impl, impl)} | " + " | ".join(cells)
+                  + f" | {'–' if sub is None else f'{sub:.0%}'} |")
+            for impl in ("dispatched", "dispatched_exact"):
+                for p, r in sorted(bi.get(impl, {}).items()):
+                    if r.get("warmup") and p > 0:
+                        notes.setdefault(impl, []).append(
+                            f"{r['warmup']:.0f}" + ("" if r.get("fixed") else " (**stopped before the fixed point**)"))
+        w("")
+        if notes:
+            w(f"Warm-up steps (dense and masked; at {', '.join(f'{p}%' for p in pcts if p > 0)} zero, each size): "
+              + "; ".join(f"{SPARSE_IMPL_TITLES[i].split(' (')[0]} {', '.join(dict.fromkeys(v))}"
+                          for i, v in notes.items()) + ".\n")
+    return "\n".join(out)
+
+
+def load_python_sparse(path, d):
+    """Rows of another program's sparse benchmark (python_bench.json's "sparse" list, the format in this
+    file's docstring) into d.sparse as implementation "torch: <impl>"; returns how many."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return 0
+    recs = data.get("sparse") if isinstance(data, dict) else None
+    if not isinstance(recs, list):
+        return 0
+    names = {"rmsprop": "rmsprop", "adagrad": "adagrad", "sgd": "sgd", "adam": "adam", "adamw": "adam"}
+    k = 0
+    for r in recs:
+        try:
+            rule = names.get(str(r.get("rule") or r.get("optimizer", "")).lower())
+            n, pct = int(r["elements"]), int(r["zero_pct"])
+            ns = r.get("ns_per_elem")
+            if ns is None:
+                sec = r.get("best" if d.stat == "best" else "median")
+                ns = float(sec) / n * 1e9 if sec is not None else None
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not rule or ns is None:
+            continue
+        fs = next((f for f in d.sparse if rule_of(f) == rule), f"{rule}/torch")
+        ws = next((x for x, bi in d.sparse.get(fs, {}).items()
+                   if any(rr.get("n") == n for bp in bi.values() for rr in bp.values())), -n)
+        impl = str(r.get("impl", "?"))
+        d.sparse[fs][ws][impl if impl.startswith("torch") else f"torch: {impl}"][pct] = {"ns": float(ns), "n": n}
+        k += 1
+    return k
+
+
 # ---- the Markdown ---------------------------------------------------------------
 def markdown(ctx, stats, primary, errors, classes, command, pngs):
     d = stats[primary]
@@ -349,7 +591,9 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
     w = out.append
     caches = [int(ctx.get(f"cache_{k}_bytes", 0)) for k in ("l1d", "l2", "l3")]
     load_avg = ctx.get("load_avg", [])
-    reps = max((r["reps"] for fs in d.results.values() for by in fs.values() for r in by.values()), default=1)
+    reps = max([r["reps"] for fs in d.results.values() for by in fs.values() for r in by.values()]
+               + [r.get("reps", 1) for bw in d.sparse.values() for bi in bw.values() for bp in bi.values()
+                  for r in bp.values()], default=1)
     active = ctx.get("rmsfuse_active_isa", "")
     w("# rmsfuse benchmark report\n")
     w(f"- CPU: {ctx.get('cpu_model', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
@@ -367,6 +611,7 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
       + f"; roofline `{ctx.get('roofline_flags', '?')}`")
     if ctx.get("config"):
         w(f"- update: {ctx['config']}")
+    w("- " + mode_line(ctx, present))
     if command:
         w(f"- command: `{command}`")
     w("")
@@ -398,6 +643,31 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
     for title, desc, _ in TARGETS:
         w(f"- **{title}**: {desc}.")
     w("")
+    w("These targets measure the presets (`RMSFUSE_FLUSH_SUBNORMAL` on: every library path) against exact "
+      "IEEE loops (the `-O3 -march=native` and `-O2` loops, the roofline, which have no flush).\n")
+    ex_rows = target_rows(d, classes, ctx, present, isas, TARGETS_EXACT + [(None, None, t_flush_cost)])
+    if any(any(r) for r in ex_rows.values()):
+        w("### The same targets in exact IEEE mode (the flag cleared: `dispatched_exact`, class sizes)\n")
+        w("| flag set | " + " | ".join(t[0] for t in TARGETS_EXACT) + " | L1: preset / exact (the flush's cost) |")
+        w("|---|" + "---|" * (len(TARGETS_EXACT) + 1))
+        for fs in present:
+            cells = []
+            for i, c in enumerate(ex_rows[fs]):
+                info = i == len(TARGETS_EXACT)
+                cells.append("–" if c is None else c[0] if info else f"{c[0]} {yes(c[1])}")
+            w(f"| {fs} | " + " | ".join(cells) + " |")
+        w("")
+        for title, desc, _ in TARGETS_EXACT:
+            w(f"- **{title}**: {desc}.")
+        w("- **L1: preset / exact**: the preset's rate over the exact configuration's in L1, with dense gradients "
+          "(no state is subnormal): below 1, the flush's extra operations cost that much; information, no "
+          "target.\n")
+    sp = sparse_targets(stats, primary, classes)
+    if sp:
+        w(f"### Sparse gradients (issue 14): {SPARSE_TARGET_PCT}% zero gradients within {SPARSE_TARGET} × the "
+          "dense step, presets\n")
+        w(sparse_target_text(sp, reps, primary))
+        w("")
     for png in pngs:
         if png.startswith("summary"):
             w(f"![{png}]({png})\n")
@@ -453,6 +723,13 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
                 ("dispatched / peer_native", lambda t: fr(ratio(G("dispatched", t), G("peer_native", t)))),
                 ("dispatched / peer_O2", lambda t: fr(ratio(G("dispatched", t), G("peer_O2", t)))),
             ]
+            if "dispatched_exact" in d.results[fs]:
+                rows += [
+                    ("dispatched / dispatched_exact (flush's cost)",
+                     lambda t: fr(ratio(G("dispatched", t), G("dispatched_exact", t)), 3)),
+                    ("dispatched_exact / peer_native (both exact)",
+                     lambda t: fr(ratio(G("dispatched_exact", t), G("peer_native", t)))),
+                ]
             first = isas[0] if isas else None
             for isa in isas[1:]:
                 if isa in d.results[fs]:
@@ -471,6 +748,9 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
             for label, f in rows:
                 w(f"| {label} | " + " | ".join(str(f(classes[c]) or "–") for c in cols) + " |")
             w("")
+
+    if d.sparse:
+        w(sparse_markdown(ctx, stats, primary, classes, pngs, reps))
 
     if d.threads:
         dram = classes.get("DRAM")
@@ -534,6 +814,14 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
     if noisy:
         w(f"Noise: {len(noisy)} of {total} results vary by more than 5% (coefficient of variation) over the "
           f"repetitions (worst: " + ", ".join(f"{n} {c * 100:.0f}%" for c, n in noisy[:5]) + ").\n")
+    snoisy = sorted(((r["cv"], f"{fs}/{impl}/zero:{p}/{fmt_size(ws)}") for fs, bw in d.sparse.items()
+                     for ws, bi in bw.items() for impl, bp in bi.items() for p, r in bp.items()
+                     if r.get("cv") is not None and r["cv"] > 0.05), reverse=True)
+    if snoisy:
+        nsp = sum(1 for bw in d.sparse.values() for bi in bw.values() for bp in bi.values() for r in bp.values()
+                  if r.get("cv") is not None)
+        w(f"Sparse-gradient noise: {len(snoisy)} of {nsp} results vary by more than 5% (worst: "
+          + ", ".join(f"{n} {c * 100:.0f}%" for c, n in snoisy[:5]) + ").\n")
     reasons = sorted(set(errors.values()))
     if reasons:
         w("Skipped: " + "; ".join(reasons) + f" ({len(errors)} benchmarks).\n")
@@ -545,6 +833,8 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
 # take colours and markers in the order of rmsfuse_isa_names().
 FIXED_STYLE = {
     "dispatched": dict(color="#ff7f0e", marker="", linestyle=(0, (4, 2)), linewidth=2.2),
+    # measured at the class sizes only: markers, no line
+    "dispatched_exact": dict(color="#ff7f0e", marker="o", linestyle="", markerfacecolor="none", markeredgewidth=1.5),
     "roofline": dict(color="black", marker="", linewidth=2.5),
     "peer_O2": dict(color="#8c564b", marker="x", linestyle=":"),
     "peer_native": dict(color="#e377c2", marker="+", linestyle="--"),
@@ -727,7 +1017,7 @@ def plot(ctx, d, classes, outdir, errors):
         for ax, fs in zip(axes.flat, fss):
             roof = d.results[fs].get("roofline", {})
             top = 1.0
-            for impl in isas + ["dispatched", "peer_O2", "peer_native"]:
+            for impl in isas + ["dispatched", "dispatched_exact", "peer_O2", "peer_native"]:
                 by = d.results[fs].get(impl)
                 if not by:
                     continue
@@ -751,6 +1041,85 @@ def plot(ctx, d, classes, outdir, errors):
         fig.legend(h, lab, loc="lower center", ncol=min(len(h), 9), fontsize=9, frameon=False)
         fig.tight_layout(rect=(0, 0.08 if nrow == 1 else 0.05, 1, 1))
         save(fig, f"ratio_to_roofline_{rule}.png")
+
+    # ---- sparse gradients: slowdown against the share of zero gradients ----
+    if d.sparse:
+        sfs = sparse_order(d)
+        sizes = sorted({ws for fs in sfs for ws in d.sparse[fs]}, key=lambda x: (x < 0, abs(x)))
+        # one row per size class (in cache, DRAM; another program's sizes last)
+        rows = []
+        for ws in sizes:
+            key = sparse_where(ws, classes) if ws >= 0 else f"{-ws} elements"
+            if key not in rows:
+                rows.append(key)
+        fig, axes = plt.subplots(len(rows), len(sfs), figsize=(4.4 * len(sfs), 3.6 * len(rows) + 1.2),
+                                 squeeze=False)
+        sstyle = {"dispatched": dict(color=STYLE["dispatched"]["color"], marker="o", linewidth=2.4),
+                  "dispatched_exact": dict(color="#1f77b4", marker="s", linewidth=1.6),
+                  "peer_native": dict(color=STYLE["peer_native"]["color"], marker="+", linestyle="--",
+                                      linewidth=1.6)}
+        extra = ["#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22", "#7f7f7f"]
+        others = sorted({i for fs in sfs for bi in d.sparse[fs].values() for i in bi if i not in SPARSE_IMPLS})
+        for k, impl in enumerate(others):  # another program's rows: one colour each, in every panel
+            sstyle[impl] = dict(color=extra[k % len(extra)], marker="^", linewidth=1.4)
+        top, bottom = 1.5, 0.8
+        for ci, fs in enumerate(sfs):
+            for ws, bi in d.sparse[fs].items():
+                ri = rows.index(sparse_where(ws, classes) if ws >= 0 else f"{-ws} elements")
+                ax = axes[ri][ci]
+                impls = [i for i in SPARSE_IMPLS if i in bi] + sorted(i for i in bi if i not in SPARSE_IMPLS)
+                dense = []
+                for k, impl in enumerate(impls):
+                    bp = bi[impl]
+                    pts = [(p, sparse_ratio(bp, p)) for p in sorted(bp)]
+                    pts = [(p, r) for p, r in pts if r is not None]
+                    if not pts:
+                        continue
+                    st = sstyle[impl]
+                    ax.plot([p for p, _ in pts], [r for _, r in pts], label=SPARSE_IMPL_TITLES.get(impl, impl),
+                            markersize=6, **st)
+                    top = max(top, max(r for _, r in pts))
+                    bottom = min(bottom, 0.9 * min(r for _, r in pts))
+                    if bp.get(0):
+                        short = {"dispatched": "preset", "dispatched_exact": "exact", "peer_native": "loop"}
+                        dense.append(f"{short.get(impl, impl)} {bp[0]['ns']:.2f}")
+                ax.axhline(1.0, color="0.4", linewidth=0.8)
+                ax.axhline(SPARSE_TARGET, color="black", linewidth=0.9, linestyle=":")
+                ax.plot([SPARSE_TARGET_PCT], [SPARSE_TARGET], marker="v", color="black", markersize=7,
+                        linestyle="", label=f"target: preset ≤ {SPARSE_TARGET} × dense at {SPARSE_TARGET_PCT}%")
+                n = next((r["n"] for bp in bi.values() for r in bp.values() if r.get("n")), 0)
+                ax.set_title(f"{fs}: {n} elements ({fmt_size(ws) if ws >= 0 else 'torch'})\n"
+                             + ("dense ns/elem: " + ", ".join(dense) if dense else ""), fontsize=9.5)
+                ax.grid(True, alpha=0.3)
+                ax.set_xticks([0, 10, 25, 50, 75, 90])
+                ax.set_xlim(-4, 94)
+                ax.set_xlabel("gradient entries exactly zero (%)", fontsize=9)
+                if ci == 0:
+                    ax.set_ylabel(f"{rows[ri]}\ntime / the same path's dense step")
+        for row in axes:
+            for ax in row:
+                if not ax.has_data():
+                    ax.axis("off")
+                elif top > 4:  # a wide range: log scale, labelled as factors
+                    ax.set_yscale("log")
+                    ax.set_ylim(bottom, top * 1.15)
+                    ticks = [t for t in (0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100) if bottom <= t <= top * 1.15]
+                    ax.set_yticks(ticks)
+                    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}×"))
+                    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: ""))
+                else:
+                    ax.set_ylim(bottom, top * 1.08)
+                    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}×"))
+        handles = {}
+        for ax in axes.flat:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 5), fontsize=9,
+                   frameon=False)
+        fig.suptitle(f"sparse gradients: the steady-state step against the share of zero gradients, {cpu}, "
+                     f"one core; {est}", fontsize=11)
+        fig.tight_layout(rect=(0, 0.9 / fig.get_figheight(), 1, 1 - 0.35 / fig.get_figheight()))
+        save(fig, "sparse_gradients.png")
 
     # ---- scaling with threads at the DRAM size: pool against its roofline ----
     tfs = [fs for fs in present if fs in d.threads] + [fs for fs in d.threads if fs not in present]
@@ -819,16 +1188,23 @@ def main():
     ap.add_argument("--command", default="")
     ap.add_argument("--stat", choices=sorted(STAT_AGG), default="best")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--python", default=None, help="another program's sparse rows (default: python_bench.json "
+                    "beside the JSON, when it exists)")
     a = ap.parse_args()
     outdir = a.outdir or os.path.dirname(os.path.abspath(a.json))
     os.makedirs(outdir, exist_ok=True)
     ctx, stats, errors, classes = load(a.json)
-    if not stats[a.stat].results:
+    if not stats[a.stat].results and not stats[a.stat].sparse:
         other = "median" if a.stat == "best" else "best"
-        if not stats[other].results:
+        if not stats[other].results and not stats[other].sparse:
             sys.exit("report.py: no step results in " + a.json)
         print(f"report.py: no '{STAT_AGG[a.stat]}' aggregates in {a.json}; using --stat {other}", file=sys.stderr)
         a.stat = other
+    py = a.python or os.path.join(os.path.dirname(os.path.abspath(a.json)), "python_bench.json")
+    if os.path.exists(py):
+        for d in stats.values():
+            if (d.results or d.sparse) and load_python_sparse(py, d) and d is stats[a.stat]:
+                print(f"report.py: sparse rows from {py}", file=sys.stderr)
     pngs = [] if a.no_plots else plot(ctx, stats[a.stat], classes, outdir, errors)
     md = markdown(ctx, stats, a.stat, errors, classes, a.command, pngs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
