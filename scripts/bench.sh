@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # Benchmarks rmsfuse on this CPU: every rule's flag sets (RMSProp, AdaGrad,
 # SGD, Adam/AdamW) x ISA path x working-set size, each against its
-# same-traffic roofline and plain-C peers, in one run; then, if PyTorch is
-# installed, rmsfuse.torch.RMSprop against torch.optim.RMSprop
+# same-traffic roofline and plain-C peers, and the sparse-gradient step
+# (a share of the gradients exactly zero, state driven subnormal: the
+# presets' RMSFUSE_FLUSH_SUBNORMAL against exact IEEE), in one run; then,
+# if PyTorch is installed, rmsfuse.torch.RMSprop against torch.optim.RMSprop
 # (bench/python_bench.py).
 # Writes results/<host>-<date>/{bench.json,console.txt,report.md,*.png,
 # python_bench.json,python.md} and prints the Markdown tables.
 # See docs/performance.md and docs/python.md.
 #
-# usage: scripts/bench.sh [--quick] [--rules=LIST] [--classes]
+# usage: scripts/bench.sh [--quick] [--rules=LIST] [--classes] [--sparse | --no-sparse]
 #                         [extra rmsfuse_bench / --benchmark_* options]
 #   --quick        one repetition, only the cache-class sizes (a smoke test)
 #   --rules=LIST   only these rules or flag sets, comma-separated, e.g.
 #                  --rules=adam or --rules=sgd/plain,rmsprop/momentum
 #                  (the binary's --rmsfuse_rules)
 #   --classes      only the four cache-class sizes, no sweep (--rmsfuse_sweep=0)
+#   --sparse       only the sparse-gradient benchmarks (sparse/...: RMSProp
+#                  with momentum, Adam, SGD with momentum, AdaGrad; 0/10/50/90%
+#                  zero gradients; in cache and at the DRAM size)
+#   --no-sparse    without them
 # The default run (all 11 flag sets, 5 repetitions, the whole sweep) makes
 # about 8300 benchmark runs of ~0.1 s: 12-15 minutes of benchmarks on a
 # 2-core machine, plus the build and the Python benchmark; each flag set
 # adds ~80 s (--rules=adagrad: 1.5 minutes, adam or sgd ~4, rmsprop ~5.5).
+# The sparse-gradient part (96 benchmarks, 480 runs, their warm-ups
+# included) adds about a minute (1:04 on the 2-core development machine
+# under load; --sparse runs only it); the exact-IEEE rows at the class sizes
+# (dispatched_exact, 44 benchmarks) ~30 s.
 # The benchmark prints a progress line (runs done, time elapsed and left)
 # every 15 s (--rmsfuse_progress=SECONDS changes that).
 # environment: REPETITIONS (default 5), MIN_TIME (seconds per repetition,
@@ -41,6 +51,8 @@ for a in "$@"; do
         ;;
     --rules=*) EXTRA+=("--rmsfuse_rules=${a#--rules=}") ;;
     --classes) EXTRA+=(--rmsfuse_sweep=0) ;;
+    --sparse) EXTRA+=(--benchmark_filter='^sparse/') ;;
+    --no-sparse) EXTRA+=(--rmsfuse_sparse=0) ;;
     *) EXTRA+=("$a") ;;
     esac
 done
@@ -99,6 +111,15 @@ if "$PY" -c "import torch" 2>/dev/null; then
     { echo; cat "$OUT/python.md"; } >>"$OUT/report.md"
 else
     echo "bench.sh: PyTorch is not installed (Debian: python3-torch): skipping the Python benchmark" >&2
+fi
+# The sparse-gradient rows of the Python benchmark, when it writes them
+# (a "sparse" list in python_bench.json: the format is in bench/report.py),
+# join report.py's sparse table: the report is made again with them.
+if [ -f "$OUT/python_bench.json" ] && "$PY" -c 'import json, sys
+sys.exit(0 if isinstance(json.load(open(sys.argv[1])).get("sparse"), list) else 1)' "$OUT/python_bench.json" 2>/dev/null; then
+    "$PY" bench/report.py "$OUT/bench.json" "$OUT" --python "$OUT/python_bench.json" \
+        --command "scripts/bench.sh${ORIG_ARGS:+ $ORIG_ARGS} (REPETITIONS=$REPETITIONS MIN_TIME=$MIN_TIME)" >/dev/null
+    [ -f "$OUT/python.md" ] && { echo; cat "$OUT/python.md"; } >>"$OUT/report.md"
 fi
 echo >&2
 echo "bench.sh: wrote $OUT/report.md and $OUT/*.png" >&2
