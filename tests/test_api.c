@@ -15,7 +15,9 @@
  *
  * Variant bits: 0..3 the flags CENTERED, EPS_IN_SQRT, LR_IN_MOMENTUM,
  * MAXIMIZE; 16 weight decay on; 32 momentum on; 64 NESTEROV; 128
- * DECOUPLED_DECAY (which changes nothing without weight decay).
+ * DECOUPLED_DECAY (which changes nothing without weight decay); 256
+ * FLUSH_SUBNORMAL (which changes nothing here: every state value is
+ * normal, so the flush loops must give the same hand-computed results).
  *
  * alpha = 0.75 (a = 0.75, c = 0.25 exactly), lr = 0.5, momentum 0.5 when
  * on, weight_decay 0.5 when on.  The effective gradient is g = +4 (or -4
@@ -45,7 +47,8 @@
  * ---------------------------------------------------------------------- */
 #define HAND_NESTEROV 64u
 #define HAND_DECOUPLED 128u
-#define HAND_VARIANTS 256
+#define HAND_FLUSH 256u
+#define HAND_VARIANTS 512
 
 typedef struct hand_case {
     rmsfuse_rmsprop_config cfg;
@@ -56,7 +59,8 @@ typedef struct hand_case {
 static hand_case hand_case_for(unsigned variant)
 {
     const unsigned flags = (variant & 15u) | ((variant & HAND_NESTEROV) ? RMSFUSE_NESTEROV : 0u) |
-                           ((variant & HAND_DECOUPLED) ? RMSFUSE_DECOUPLED_DECAY : 0u);
+                           ((variant & HAND_DECOUPLED) ? RMSFUSE_DECOUPLED_DECAY : 0u) |
+                           ((variant & HAND_FLUSH) ? RMSFUSE_FLUSH_SUBNORMAL : 0u);
     const int wd = (variant >> 4) & 1, mom = (variant >> 5) & 1;
     const int nesterov = (variant & HAND_NESTEROV) != 0, decoupled = wd && (variant & HAND_DECOUPLED);
     const int centered = (flags & RMSFUSE_CENTERED) != 0;
@@ -123,16 +127,17 @@ START_TEST(test_hand_computed)
         /* NESTEROV needs momentum: refused, nothing written. */
         ck_assert_int_eq(rmsfuse_rmsprop_step(&h.cfg, p, gr, v, b, ga, N), RMSFUSE_E_NESTEROV);
         for (int i = 0; i < N; i++)
-            ck_assert(p[i] == h.p0 && v[i] == h.v0 && b[i] == h.b0 && ga[i] == h.ga0);
+            REQUIRE_MSG(p[i] == h.p0 && v[i] == h.v0 && b[i] == h.b0 && ga[i] == h.ga0,
+                        "variant %u elem %d: a refused step wrote", variant, i);
         return;
     }
     ck_assert_int_eq(rmsfuse_rmsprop_step(&h.cfg, p, gr, v, b, ga, N), RMSFUSE_OK);
     for (int i = 0; i < N; i++) {
-        ck_assert_msg(p[i] == h.p1, "variant %u elem %d: param %a, expected %a", variant, i, p[i], h.p1);
-        ck_assert_msg(v[i] == h.v1, "variant %u elem %d: square_avg %a, expected %a", variant, i, v[i], h.v1);
-        ck_assert_msg(b[i] == h.b1, "variant %u elem %d: momentum %a, expected %a", variant, i, b[i], h.b1);
-        ck_assert_msg(ga[i] == h.ga1, "variant %u elem %d: grad_avg %a, expected %a", variant, i, ga[i], h.ga1);
-        ck_assert_float_eq(gr[i], h.grad); /* grad is read only */
+        REQUIRE_MSG(p[i] == h.p1, "variant %u elem %d: param %a, expected %a", variant, i, p[i], h.p1);
+        REQUIRE_MSG(v[i] == h.v1, "variant %u elem %d: square_avg %a, expected %a", variant, i, v[i], h.v1);
+        REQUIRE_MSG(b[i] == h.b1, "variant %u elem %d: momentum %a, expected %a", variant, i, b[i], h.b1);
+        REQUIRE_MSG(ga[i] == h.ga1, "variant %u elem %d: grad_avg %a, expected %a", variant, i, ga[i], h.ga1);
+        REQUIRE_MSG(gr[i] == h.grad, "variant %u elem %d: grad written", variant, i); /* grad is read only */
     }
 }
 END_TEST

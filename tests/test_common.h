@@ -35,6 +35,16 @@ static inline float u2f(uint32_t u)
     return f;
 }
 
+/* ck_assert_msg for loops over elements.  Check records the place of every
+ * assertion that holds (its pack, write and flush, in every mode), which
+ * dominates a loop over thousands of elements under valgrind or qemu; this
+ * calls Check only when the condition fails. */
+#define REQUIRE_MSG(cond, ...)         \
+    do {                               \
+        if (!(cond))                   \
+            ck_abort_msg(__VA_ARGS__); \
+    } while (0)
+
 /* Same bits, or both NaN (the contract: NaN-ness matches, payload may not). */
 static inline int same_float(float a, float b)
 {

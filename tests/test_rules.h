@@ -6,6 +6,8 @@
  *   rule_infos[rule]      name, arrays (names, what they hold, the status
  *                         when one is NULL), accepted flags, and the number
  *                         of kernel loops docs/math.md gives the rule
+ *                         (docs/dispatch.md: 186 in all, half of them the
+ *                         RMSFUSE_FLUSH_SUBNORMAL variants)
  *   rule_cfg              a configuration of any rule (a union of the four
  *                         config structs); as_null passes a NULL config
  *   rule_tensor           a tensor of any rule: its arrays by slot (param,
@@ -24,8 +26,12 @@
  *                         hyperparameter sets (rule_nhypers)
  *   rule_loop             which of the rule's specialised kernel loops a
  *                         combination runs, derived from docs/math.md (what
- *                         changes the operations, not only the constants):
- *                         the coverage key for sampling
+ *                         changes the operations, not only the constants;
+ *                         FLUSH_SUBNORMAL adds operations, so its loops are
+ *                         distinct): the coverage key for sampling
+ *   combo_flush           whether a combination sets FLUSH_SUBNORMAL (the
+ *                         quick runs split some work between a loop and its
+ *                         flush twin, which differ only by the flush)
  *   rule_sample           every combination, or one random combination per
  *                         kernel loop (so every loop is still run)
  *
@@ -64,7 +70,8 @@ typedef struct rule_info {
     int null_status[MAX_ARR]; /* the status when a used array is NULL (n > 0) */
     unsigned flags;           /* RMSFUSE_<RULE>_FLAGS */
     unsigned toggles;         /* TOG_* this rule has */
-    unsigned nloops;          /* distinct kernel loops (docs/math.md; see rule_loop) */
+    unsigned nloops;          /* distinct kernel loops (docs/math.md; see rule_loop): twice the
+                                 exact IEEE ones, each also with FLUSH_SUBNORMAL */
 } rule_info;
 
 static const rule_info rule_infos[N_RULES] = {
@@ -76,7 +83,7 @@ static const rule_info rule_infos[N_RULES] = {
       RMSFUSE_E_NULL_GRAD_AVG},
      RMSFUSE_RMSPROP_FLAGS,
      TOG_WD | TOG_MOM,
-     60},
+     120},
     {"adagrad",
      3,
      {"param", "grad", "sum", NULL, NULL},
@@ -84,7 +91,7 @@ static const rule_info rule_infos[N_RULES] = {
      {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, 0, 0},
      RMSFUSE_ADAGRAD_FLAGS,
      TOG_WD,
-     6},
+     12},
     {"sgd",
      3,
      {"param", "grad", "momentum_buf", NULL, NULL},
@@ -92,7 +99,7 @@ static const rule_info rule_infos[N_RULES] = {
      {RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_ARRAY, RMSFUSE_E_NULL_MOMENTUM_BUF, 0, 0},
      RMSFUSE_SGD_FLAGS,
      TOG_WD | TOG_MOM | TOG_DAMP,
-     21},
+     42},
     {"adam",
      5,
      {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
@@ -101,7 +108,7 @@ static const rule_info rule_infos[N_RULES] = {
       RMSFUSE_E_NULL_ARRAY},
      RMSFUSE_ADAM_FLAGS,
      TOG_WD,
-     6},
+     12},
 };
 
 /* ---- configurations -------------------------------------------------------- */
@@ -232,34 +239,51 @@ static inline int rule_combo_valid(int rule, combo c)
     }
 }
 
+/* Whether a combination sets RMSFUSE_FLUSH_SUBNORMAL. */
+static inline int combo_flush(combo c)
+{
+    return (c.flags & RMSFUSE_FLUSH_SUBNORMAL) != 0;
+}
+
 /* The kernel loop a combination runs, 0 .. rule_infos[rule].nloops - 1:
  * what docs/math.md says changes the operations.  MAXIMIZE (a sign),
  * EPS_HAT (a constant) and the flags that change nothing without momentum
- * or weight decay do not change the loop. */
+ * or weight decay do not change the loop.  FLUSH_SUBNORMAL does (docs/math.md,
+ * "Subnormal-safe state": a flush of each state value as it is computed),
+ * in every loop: loops 0 .. nloops/2 - 1 are the exact IEEE ones, and the
+ * loop with the flag is its exact twin + nloops/2.  (SGD without momentum
+ * has no state to flush, but the library still compiles a loop of its own
+ * for the flag, docs/dispatch.md's count, so it is one here too.) */
 static inline unsigned rule_loop(int rule, combo c)
 {
     const unsigned f = c.flags;
     const unsigned wd = (c.tog & TOG_WD) ? ((f & RMSFUSE_DECOUPLED_DECAY) ? 2u : 1u) : 0u;
     const int mom = (c.tog & TOG_MOM) != 0;
+    unsigned exact;
     switch (rule) {
     case RULE_RMSPROP: {
         const unsigned m =
             mom ? 1u + ((f & RMSFUSE_LR_IN_MOMENTUM) ? 1u : 0u) + ((f & RMSFUSE_NESTEROV) ? 2u : 0u) : 0u;
-        return ((f & RMSFUSE_CENTERED) ? 1u : 0u) + ((f & RMSFUSE_EPS_IN_SQRT) ? 2u : 0u) + 4u * m + 20u * wd;
+        exact = ((f & RMSFUSE_CENTERED) ? 1u : 0u) + ((f & RMSFUSE_EPS_IN_SQRT) ? 2u : 0u) + 4u * m + 20u * wd;
+        break;
     }
     case RULE_ADAGRAD:
-        return ((f & RMSFUSE_EPS_IN_SQRT) ? 1u : 0u) + 2u * wd;
+        exact = ((f & RMSFUSE_EPS_IN_SQRT) ? 1u : 0u) + 2u * wd;
+        break;
     case RULE_SGD: {
         unsigned m = 0;
         if (mom && !(f & RMSFUSE_LR_IN_MOMENTUM))
             m = 1u + ((f & RMSFUSE_NESTEROV) ? 1u : 0u) + ((f & RMSFUSE_INIT_MOMENTUM) ? 2u : 0u);
         else if (mom)
             m = 5u + ((f & RMSFUSE_NESTEROV) ? 1u : 0u);
-        return m + 7u * wd;
+        exact = m + 7u * wd;
+        break;
     }
     default:
-        return ((f & RMSFUSE_AMSGRAD) ? 1u : 0u) + 2u * wd;
+        exact = ((f & RMSFUSE_AMSGRAD) ? 1u : 0u) + 2u * wd;
+        break;
     }
+    return exact + (combo_flush(c) ? rule_infos[rule].nloops / 2u : 0u);
 }
 
 enum { MAX_COMBOS = 512 };
@@ -296,7 +320,7 @@ static inline void rule_combos_init(void)
                 if (x & (1u << (nf + b)))
                     c.tog |= tbits[b];
             if (rule_combo_valid(r, c)) {
-                ck_assert_uint_lt(k, MAX_COMBOS);
+                REQUIRE_MSG(k < MAX_COMBOS, "%s: more than %d combinations", ri->name, (int)MAX_COMBOS);
                 rule_combo_table_.c[r][k++] = c;
             }
         }
@@ -357,7 +381,8 @@ static inline rule_cfg rule_config(int rule, combo c, int hp)
     return x;
 }
 
-/* Every combination (full), or one random combination per kernel loop:
+/* Every combination (full), or one random combination per kernel loop, in
+ * the order of the loops (the exact IEEE ones, then their flush twins):
  * fills out[] with combination indices, returns how many. */
 static inline unsigned rule_sample(int rule, int full, test_rng *r, unsigned *out)
 {
@@ -368,12 +393,15 @@ static inline unsigned rule_sample(int rule, int full, test_rng *r, unsigned *ou
             out[k++] = i;
         return k;
     }
+    unsigned loop_of[MAX_COMBOS];
+    for (unsigned i = 0; i < nc; i++)
+        loop_of[i] = rule_loop(rule, rule_combo(rule, i));
     for (unsigned loop = 0; loop < rule_infos[rule].nloops; loop++) {
         unsigned with[MAX_COMBOS], m = 0;
         for (unsigned i = 0; i < nc; i++)
-            if (rule_loop(rule, rule_combo(rule, i)) == loop)
+            if (loop_of[i] == loop)
                 with[m++] = i;
-        ck_assert_msg(m > 0, "%s: no combination runs kernel loop %u", rule_infos[rule].name, loop);
+        REQUIRE_MSG(m > 0, "%s: no combination runs kernel loop %u", rule_infos[rule].name, loop);
         out[k++] = with[rng_next(r) % m];
     }
     return k;

@@ -9,7 +9,8 @@
  * of the ISA it was made under; and what docs/math.md says changes nothing
  * (MAXIMIZE is only the gradient's sign, DECOUPLED_DECAY without weight
  * decay, LR_IN_MOMENTUM and INIT_MOMENTUM without momentum, unused and
- * write-only buffers, AdaGrad's step without lr_decay).
+ * write-only buffers, AdaGrad's step without lr_decay, FLUSH_SUBNORMAL
+ * where no state value falls below FLT_MIN).
  *
  * RMSProp's hand-computed cases are in test_api.c.
  */
@@ -38,9 +39,15 @@ static arena A;
 
 static void arena_init(arena *x)
 {
-    test_rng r = {42};
-    for (size_t i = 0; i < BLOCK; i++)
-        x->buf[i] = rng_uniform(&r, 0.1f, 2.0f);
+    static float pristine[BLOCK]; /* the same values every time: made once */
+    static int made;
+    if (!made) {
+        test_rng r = {42};
+        for (size_t i = 0; i < BLOCK; i++)
+            pristine[i] = rng_uniform(&r, 0.1f, 2.0f);
+        made = 1;
+    }
+    memcpy(x->buf, pristine, sizeof pristine);
     for (int j = 0; j < MAX_ARR; j++)
         x->a[j] = x->buf + GAP + j * (EN + GAP);
     memcpy(x->copy, x->buf, sizeof x->buf);
@@ -49,6 +56,15 @@ static void arena_init(arena *x)
 static int arena_unchanged(const arena *x)
 {
     return memcmp(x->copy, x->buf, sizeof x->buf) == 0;
+}
+
+/* A configuration in words, for a failure message: called only when an
+ * assertion fails (REQUIRE_MSG evaluates its arguments then). */
+static const char *conf_text(const rule_cfg *c)
+{
+    static char buf[256];
+    rule_describe(c, buf, sizeof buf);
+    return buf;
 }
 
 /* The statuses about the arrays or the list, not the configuration. */
@@ -68,18 +84,16 @@ static int is_array_status(int st)
  */
 static void expect_status_at(int line, const rule_cfg *c, float *const *a, size_t n, int status, const char *what)
 {
-    char conf[256];
-    rule_describe(c, conf, sizeof conf);
 #define EXPECT_(call, name)                                                                                       \
     do {                                                                                                          \
         memcpy(A.copy, A.buf, sizeof A.buf);                                                                      \
         const int st_ = (call);                                                                                   \
-        ck_assert_msg(st_ == status, "line %d, %s, %s: %s gave %d (%s), expected %d (%s)", line, conf, what, name, \
-                      st_, rmsfuse_status_name(st_), status, rmsfuse_status_name(status));                        \
+        REQUIRE_MSG(st_ == status, "line %d, %s, %s: %s gave %d (%s), expected %d (%s)", line, conf_text(c), what, \
+                    name, st_, rmsfuse_status_name(st_), status, rmsfuse_status_name(status));                     \
     } while (0)
 #define UNCHANGED_(name)                                                                                            \
-    ck_assert_msg(arena_unchanged(&A), "line %d, %s, %s: %s returned %d but wrote to the arrays", line, conf, what, \
-                  name, status)
+    REQUIRE_MSG(arena_unchanged(&A), "line %d, %s, %s: %s returned %d but wrote to the arrays", line,             \
+                conf_text(c), what, name, status)
 
     const rule_tensor t = rule_tensor_of(a, n);
     EXPECT_(rule_check(c, a, n), "check");
@@ -90,13 +104,14 @@ static void expect_status_at(int line, const rule_cfg *c, float *const *a, size_
     EXPECT_(rule_plan(c, &t, 1, &plan), "plan");
     UNCHANGED_("plan");
     if (status != RMSFUSE_OK)
-        ck_assert_msg(plan == NULL, "line %d, %s, %s: plan failed but left *plan set", line, conf, what);
+        REQUIRE_MSG(plan == NULL, "line %d, %s, %s: plan failed but left *plan set", line, conf_text(c), what);
     else
-        ck_assert_uint_eq(rmsfuse_plan_elements(plan), n);
+        REQUIRE_MSG(rmsfuse_plan_elements(plan) == n, "line %d, %s, %s: a plan of %zu elements", line,
+                    conf_text(c), what, rmsfuse_plan_elements(plan));
     rmsfuse_plan_free(plan);
     const int cfg_status = is_array_status(status) ? RMSFUSE_OK : status;
-    ck_assert_msg(rule_check_config(c) == cfg_status, "line %d, %s, %s: check_config gave %d, expected %d", line,
-                  conf, what, rule_check_config(c), cfg_status);
+    REQUIRE_MSG(rule_check_config(c) == cfg_status, "line %d, %s, %s: check_config gave %d, expected %d", line,
+                conf_text(c), what, rule_check_config(c), cfg_status);
     if (status == RMSFUSE_OK) /* the steps run: nothing more to compare */
         return;
     EXPECT_(rule_step(c, a, n), "step");
@@ -112,12 +127,10 @@ static void expect_status_at(int line, const rule_cfg *c, float *const *a, size_
  * uses (grad excluded), and nothing around them. */
 static void expect_ok_writes_only_used(const rule_cfg *c, float *const *a, size_t n, const char *what)
 {
-    char conf[256];
-    rule_describe(c, conf, sizeof conf);
     float before[BLOCK];
     memcpy(before, A.buf, sizeof A.buf);
     const int st = rule_step(c, a, n);
-    ck_assert_msg(st == RMSFUSE_OK, "%s, %s: step gave %d", conf, what, st);
+    REQUIRE_MSG(st == RMSFUSE_OK, "%s, %s: step gave %d", conf_text(c), what, st);
     unsigned written = rule_used(c) & ~(1u << SLOT_GRAD);
     for (size_t i = 0; i < BLOCK; i++) {
         int inside = 0;
@@ -125,8 +138,8 @@ static void expect_ok_writes_only_used(const rule_cfg *c, float *const *a, size_
             if ((written & (1u << j)) && a[j] && A.buf + i >= a[j] && A.buf + i < a[j] + n)
                 inside = 1;
         if (!inside)
-            ck_assert_msg(f2u(A.buf[i]) == f2u(before[i]), "%s, %s: float %zu of the block, outside the arrays "
-                          "the step writes, changed", conf, what, i);
+            REQUIRE_MSG(f2u(A.buf[i]) == f2u(before[i]), "%s, %s: float %zu of the block, outside the arrays "
+                        "the step writes, changed", conf_text(c), what, i);
     }
 }
 
@@ -735,10 +748,8 @@ static void step_copy(const rule_cfg *c, float in[MAX_ARR][QN], float out[MAX_AR
             out[j][i] = (j == SLOT_GRAD && neg_grad) ? -in[j][i] : (int)j == poison ? NAN : in[j][i];
         a[j] = out[j];
     }
-    char what[256];
-    rule_describe(c, what, sizeof what);
     const int st = rule_step(c, a, QN);
-    ck_assert_msg(st == RMSFUSE_OK, "%s: step gave %d", what, st);
+    REQUIRE_MSG(st == RMSFUSE_OK, "%s: step gave %d", conf_text(c), st);
 }
 
 /* The same bits in every array but grad. */
@@ -746,8 +757,21 @@ static void assert_same_state(int rule, float x[MAX_ARR][QN], float y[MAX_ARR][Q
 {
     for (unsigned j = 0; j < rule_infos[rule].narr; j++)
         for (int i = 0; j != SLOT_GRAD && i < QN; i++)
-            ck_assert_msg(same_float(x[j][i], y[j][i]), "%s: %s: %s[%d] = %a vs %a", rule_infos[rule].name, what,
-                          rule_infos[rule].arr_name[j], i, (double)x[j][i], (double)y[j][i]);
+            REQUIRE_MSG(same_float(x[j][i], y[j][i]), "%s: %s: %s[%d] = %a vs %a", rule_infos[rule].name, what,
+                        rule_infos[rule].arr_name[j], i, (double)x[j][i], (double)y[j][i]);
+}
+
+/* Whether every state value a step stored (the arrays c uses, param and
+ * grad apart) is one RMSFUSE_FLUSH_SUBNORMAL leaves alone: not below
+ * FLT_MIN in magnitude, unless +0 (-0 becomes +0). */
+static int no_state_to_flush(const rule_cfg *c, float out[MAX_ARR][QN])
+{
+    const unsigned state = rule_used(c) & ~(1u << SLOT_PARAM | 1u << SLOT_GRAD);
+    for (unsigned j = 0; j < rule_infos[c->rule].narr; j++)
+        for (int i = 0; (state & (1u << j)) && i < QN; i++)
+            if (fabsf(out[j][i]) < FLT_MIN && f2u(out[j][i]) != 0u)
+                return 0;
+    return 1;
 }
 
 START_TEST(test_documented_equivalences)
@@ -758,6 +782,7 @@ START_TEST(test_documented_equivalences)
     unsigned ks[MAX_COMBOS];
     const unsigned m = run_combos(rule, 0xe0u, ks);
     test_rng r = {test_run_seed(0xe1u + (uint64_t)rule)};
+    unsigned flush_compared = 0;
     for (unsigned v = 0; v < m; v++) {
         const rule_cfg c = rule_config(rule, rule_combo(rule, ks[v]), (int)(v % (unsigned)rule_nhypers(rule)));
         for (unsigned j = 0; j < ri->narr; j++)
@@ -769,6 +794,16 @@ START_TEST(test_documented_equivalences)
         step_copy(&c, in, x, 0, -1);
         step_copy(&d, in, y, 1, -1);
         assert_same_state(rule, x, y, "MAXIMIZE differs from the negated gradient");
+        /* FLUSH_SUBNORMAL changes only state values below FLT_MIN (and -0):
+         * where the step without it stores none, the step with it gives
+         * the same bits everywhere. */
+        d = c;
+        *rule_flags(&d) ^= RMSFUSE_FLUSH_SUBNORMAL;
+        step_copy(&d, in, y, 0, -1);
+        if (no_state_to_flush(&c, combo_flush(rule_combo(rule, ks[v])) ? y : x)) {
+            assert_same_state(rule, x, y, "FLUSH_SUBNORMAL changes a step that has no state below FLT_MIN");
+            flush_compared++;
+        }
         /* DECOUPLED_DECAY without weight decay changes nothing. */
         d = c;
         if (*field_ptr(&d, "weight_decay") == 0.0) {
@@ -803,7 +838,7 @@ START_TEST(test_documented_equivalences)
             if (*field_ptr(&d, "momentum") == 0.0) {
                 step_copy(&c, in, y, 0, (int)mb);
                 for (int i = 0; i < QN; i++)
-                    ck_assert(isnan(y[mb][i]));
+                    REQUIRE_MSG(isnan(y[mb][i]), "%s: momentum_buf[%d] was written with momentum 0", ri->name, i);
                 for (int i = 0; i < QN; i++)
                     y[mb][i] = x[mb][i];
                 assert_same_state(rule, x, y, "momentum 0 reads the momentum buffer");
@@ -817,49 +852,56 @@ START_TEST(test_documented_equivalences)
             assert_same_state(rule, x, y, "the step number changes AdaGrad without lr_decay");
         }
     }
+    /* Realistic inputs seldom give state below FLT_MIN: most combinations
+     * were compared. */
+    ck_assert_uint_ge(flush_compared, m / 2);
 }
 END_TEST
 
 /* ------------------------------------------------------------------------
  * Presets
  * ---------------------------------------------------------------------- */
+/* Every preset sets RMSFUSE_FLUSH_SUBNORMAL besides its framework's flags
+ * (docs/math.md, "Subnormal-safe state": "Who sets it"). */
+#define FL_ RMSFUSE_FLUSH_SUBNORMAL
+
 START_TEST(test_presets)
 {
     const double lr = 0.0123;
     const rmsfuse_rmsprop_config rp = rmsfuse_rmsprop_pytorch(lr), rt = rmsfuse_rmsprop_tensorflow(lr),
                                  rk = rmsfuse_rmsprop_keras(lr);
     ck_assert(rp.lr == lr && rp.alpha == 0.99 && rp.eps == 1e-8 && rp.weight_decay == 0 && rp.momentum == 0);
-    ck_assert_uint_eq(rp.flags, 0);
+    ck_assert_uint_eq(rp.flags, FL_);
     ck_assert(rt.lr == lr && rt.alpha == 0.9 && rt.eps == 1e-10 && rt.weight_decay == 0 && rt.momentum == 0);
-    ck_assert_uint_eq(rt.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM);
+    ck_assert_uint_eq(rt.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | FL_);
     ck_assert(rk.lr == lr && rk.alpha == 0.9 && rk.eps == 1e-7 && rk.weight_decay == 0 && rk.momentum == 0);
-    ck_assert_uint_eq(rk.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM);
+    ck_assert_uint_eq(rk.flags, RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM | FL_);
 
     const rmsfuse_adagrad_config ap = rmsfuse_adagrad_pytorch(lr), ak = rmsfuse_adagrad_keras(lr),
                                  ac = rmsfuse_adagrad_classic(lr);
     ck_assert(ap.lr == lr && ap.lr_decay == 0 && ap.weight_decay == 0 && ap.eps == 1e-10 && ap.step == 1);
-    ck_assert_uint_eq(ap.flags, 0);
+    ck_assert_uint_eq(ap.flags, FL_);
     ck_assert(ak.lr == lr && ak.lr_decay == 0 && ak.weight_decay == 0 && ak.eps == 1e-7 && ak.step == 1);
-    ck_assert_uint_eq(ak.flags, RMSFUSE_EPS_IN_SQRT);
+    ck_assert_uint_eq(ak.flags, RMSFUSE_EPS_IN_SQRT | FL_);
     ck_assert(ac.lr == lr && ac.lr_decay == 0 && ac.weight_decay == 0 && ac.eps == 1e-8 && ac.step == 1);
-    ck_assert_uint_eq(ac.flags, RMSFUSE_EPS_IN_SQRT);
+    ck_assert_uint_eq(ac.flags, RMSFUSE_EPS_IN_SQRT | FL_);
 
     const rmsfuse_sgd_config sp = rmsfuse_sgd_pytorch(lr), sk = rmsfuse_sgd_keras(lr);
     ck_assert(sp.lr == lr && sp.momentum == 0 && sp.dampening == 0 && sp.weight_decay == 0);
-    ck_assert_uint_eq(sp.flags, 0);
+    ck_assert_uint_eq(sp.flags, FL_);
     ck_assert(sk.lr == lr && sk.momentum == 0 && sk.dampening == 0 && sk.weight_decay == 0);
-    ck_assert_uint_eq(sk.flags, RMSFUSE_LR_IN_MOMENTUM);
+    ck_assert_uint_eq(sk.flags, RMSFUSE_LR_IN_MOMENTUM | FL_);
 
     const struct {
         rmsfuse_adam_config c;
         double eps, wd;
         unsigned flags;
     } adams[] = {
-        {rmsfuse_adam_pytorch(lr), 1e-8, 0.0, 0u},
-        {rmsfuse_adamw_pytorch(lr), 1e-8, 0.01, RMSFUSE_DECOUPLED_DECAY},
-        {rmsfuse_adam_tensorflow(lr), 1e-8, 0.0, RMSFUSE_EPS_HAT},
-        {rmsfuse_adam_keras(lr), 1e-7, 0.0, RMSFUSE_EPS_HAT},
-        {rmsfuse_adamw_keras(lr), 1e-7, 0.004, RMSFUSE_EPS_HAT | RMSFUSE_DECOUPLED_DECAY},
+        {rmsfuse_adam_pytorch(lr), 1e-8, 0.0, FL_},
+        {rmsfuse_adamw_pytorch(lr), 1e-8, 0.01, RMSFUSE_DECOUPLED_DECAY | FL_},
+        {rmsfuse_adam_tensorflow(lr), 1e-8, 0.0, RMSFUSE_EPS_HAT | FL_},
+        {rmsfuse_adam_keras(lr), 1e-7, 0.0, RMSFUSE_EPS_HAT | FL_},
+        {rmsfuse_adamw_keras(lr), 1e-7, 0.004, RMSFUSE_EPS_HAT | RMSFUSE_DECOUPLED_DECAY | FL_},
     };
     for (size_t i = 0; i < sizeof adams / sizeof adams[0]; i++) {
         const rmsfuse_adam_config *c = &adams[i].c;
@@ -869,6 +911,8 @@ START_TEST(test_presets)
         ck_assert_uint_eq(c->flags, adams[i].flags);
         ck_assert_int_eq(rmsfuse_adam_check_config(c), RMSFUSE_OK);
     }
+    /* Every preset, of every rule, has the flag. */
+    ck_assert((rp.flags & rt.flags & rk.flags & ap.flags & ak.flags & ac.flags & sp.flags & sk.flags & FL_) != 0);
     ck_assert_int_eq(rmsfuse_rmsprop_check_config(&rp), RMSFUSE_OK);
     ck_assert_int_eq(rmsfuse_rmsprop_check_config(&rt), RMSFUSE_OK);
     ck_assert_int_eq(rmsfuse_rmsprop_check_config(&rk), RMSFUSE_OK);
@@ -884,6 +928,7 @@ START_TEST(test_presets)
     ck_assert_int_eq(rmsfuse_sgd_check_config(&bad_s), RMSFUSE_E_NONFINITE);
 }
 END_TEST
+#undef FL_
 
 /* ------------------------------------------------------------------------
  * Plans
@@ -1043,8 +1088,8 @@ START_TEST(test_plan_cut)
             size_t expect = f < total ? f : total;
             while (expect < total && !start[expect] && addr[expect] % 64 != 0)
                 expect++;
-            ck_assert_msg(got == expect, "%s: rmsfuse_plan_cut(%zu) = %zu, expected %zu (of %zu)", ri->name, f, got,
-                          expect, total);
+            REQUIRE_MSG(got == expect, "%s: rmsfuse_plan_cut(%zu) = %zu, expected %zu (of %zu)", ri->name, f, got,
+                        expect, total);
         }
         free(addr);
         free(start);
@@ -1065,7 +1110,7 @@ START_TEST(test_plan_cut)
     ck_assert_int_eq(rule_plan(&c, &t, 1, &plan), RMSFUSE_OK);
     for (size_t f = 0; f <= 202; f++) {
         const size_t got = rmsfuse_plan_cut(plan, f);
-        ck_assert(got >= (f < 200 ? f : 200) && got <= 200);
+        REQUIRE_MSG(got >= (f < 200 ? f : 200) && got <= 200, "rmsfuse_plan_cut(%zu) = %zu", f, got);
     }
     rmsfuse_plan_free(plan);
     free(buf);
