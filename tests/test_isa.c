@@ -13,14 +13,20 @@
  * and cases where param and the others sit at byte addresses that are not
  * float-aligned), inputs that are realistic, arbitrary bit patterns, a
  * lattice of special values that puts each special at every lane position,
- * and mixtures (negative or NaN state included), with each rule's
+ * state near the flush threshold of RMSFUSE_FLUSH_SUBNORMAL (subnormals of
+ * both signs, -0, values just above FLT_MIN that the step's decay pushes
+ * below it, with zero, tiny and subnormal gradients; the lattice and the
+ * mixtures have such values too), and mixtures (negative or NaN state
+ * included), with each rule's
  * hyperparameter sets (eps = 0, extreme lr and weight decay, decoupled
  * decay factors of 0 and below 0, alpha 0 and 1, betas 0 and near 1, step
  * > 1, SGD momentum > 1, ...).  The scalar path (rmsfuse_set_isa("scalar"))
  * computes the reference; every output must have the same bits (NaN-ness
  * only, for NaNs), grad and unused buffers must be untouched, and the bytes
  * around each array must be unchanged.  The multistep test carries the
- * state of every combination over three steps from zero.
+ * state of every combination over three steps from zero (and from near
+ * FLT_MIN, with zero gradients, for some elements).  The flush's semantics
+ * against docs/math.md: test_flush.c.
  *
  * Which combinations a run tests: every one in the native run with
  * detection (ctest's "test_isa"); one random combination per kernel loop in
@@ -34,9 +40,11 @@
  *
  * Environment variables (besides RMSFUSE_ISA, see test_common.h):
  *   RMSFUSE_TEST_QUICK=1    scale the differential test down (one
- *                           combination per kernel loop, every n up to 64
- *                           then about one n in 4.5 up to 300, fewer
- *                           special-lattice runs, one large n <= 4096),
+ *                           combination per kernel loop, every other n up
+ *                           to 64, the twin loop with or without
+ *                           RMSFUSE_FLUSH_SUBNORMAL taking the others,
+ *                           then about one n in 9 up to 300, one or two
+ *                           special-lattice runs, one large n <= 2048),
  *                           for slow runs under valgrind or qemu.
  *   RMSFUSE_TEST_SEED=<n>   another random seed (the default is fixed, so a
  *                           failure reproduces; failures print the seed
@@ -163,10 +171,14 @@ static void leave(void)
 enum { P, G, V, B, GA, NARR };
 static const char *const arr_name[NARR] = {"param", "grad", "square_avg", "momentum_buf", "grad_avg"};
 
-/* 17 special values (a prime count: see fill_special). */
+/* 19 special values (a prime count: see fill_special).  For
+ * RMSFUSE_FLUSH_SUBNORMAL (docs/math.md): subnormals of both signs, -0, and
+ * state just above FLT_MIN that a step with any decay below 1 (or below
+ * 0.8) pushes under it. */
+#define N_SPECIAL 19u
 static float special_value(unsigned k)
 {
-    static const uint32_t bits[17] = {
+    static const uint32_t bits[N_SPECIAL] = {
         0x00000000u, /* +0 */
         0x80000000u, /* -0 */
         0x7f800000u, /* +Inf */
@@ -184,13 +196,47 @@ static float special_value(unsigned k)
         0x3f800000u, /* 1 */
         0xbf800000u, /* -1 */
         0x40400000u, /* 3 */
+        0x00800001u, /* FLT_MIN + 1 ulp */
+        0x00a00000u, /* 1.25 FLT_MIN */
     };
-    return u2f(bits[k % 17]);
+    return u2f(bits[k % N_SPECIAL]);
 }
-#define N_SPECIAL 17u
 
-typedef enum input_kind { IN_REAL, IN_BITS, IN_SPECIAL, IN_MIXED, N_KINDS } input_kind;
-static const char *const kind_name[N_KINDS] = {"realistic", "any bits", "special lattice", "mixed/garbage state"};
+/* A value near the flush threshold FLT_MIN (docs/math.md, "Subnormal-safe
+ * state"): a subnormal or zero, FLT_MIN to FLT_MIN + 63 ulps (below FLT_MIN
+ * after any decay <= 0.99999), or in [FLT_MIN, 256 FLT_MIN) (below it after
+ * a decay of 1/256 .. 0.99); negative with probability `neg` / 4. */
+static float near_min_value(test_rng *r, unsigned neg)
+{
+    uint32_t u;
+    switch (rng_next(r) % 4) {
+    case 0: u = (uint32_t)(rng_next(r) % 0x00800000u); break;
+    case 1: u = 0x00800000u + (uint32_t)(rng_next(r) % 64); break;
+    default: u = (uint32_t)(1 + rng_next(r) % 8) << 23 | (uint32_t)(rng_next(r) & 0x7fffffu); break;
+    }
+    if (rng_next(r) % 4 < neg)
+        u |= 0x80000000u;
+    return u2f(u);
+}
+
+/* A gradient for near_min inputs: often zero (the state only decays), or so
+ * small that g * g or c * g is subnormal, or subnormal itself (never
+ * flushed), or an ordinary one. */
+static float near_min_grad(test_rng *r, float gscale)
+{
+    const uint64_t d = rng_next(r) % 8;
+    if (d < 3)
+        return (d == 0) ? -0.0f : 0.0f;
+    if (d < 5) /* 2^-80 .. 2^-57: squares from 2^-160 (0) to 2^-114 */
+        return ldexpf(rng_uniform(r, -1.0f, 1.0f), -57 - (int)(rng_next(r) % 24));
+    if (d == 5)
+        return near_min_value(r, 2);
+    return rng_uniform(r, -1.0f, 1.0f) * gscale;
+}
+
+typedef enum input_kind { IN_REAL, IN_BITS, IN_SPECIAL, IN_MIXED, IN_NEAR_MIN, N_KINDS } input_kind;
+static const char *const kind_name[N_KINDS] = {"realistic", "any bits", "special lattice", "mixed/garbage state",
+                                               "state near FLT_MIN"};
 
 /* Cases are run in batches, so that the ISA is switched once per batch and
  * ISA rather than once per case (each rmsfuse_set_isa() of a SIMD name
@@ -280,16 +326,34 @@ static void fill_inputs(batch *b, const dcase *c)
         in[j] = b->in[j] + c->at;
 
     if (c->kind == IN_SPECIAL) {
-        /* Array j, element i: special[(i*a + (i/17)*b + t) mod 17].  With
-         * 17 prime, any two arrays with independent (a, b) see every pair
-         * of specials within 289 elements, and since 17 is odd every
+        /* Array j, element i: special[(i*a + (i/19)*b + t) mod 19].  With
+         * 19 prime, any two arrays with independent (a, b) see every pair
+         * of specials within 361 elements, and since 19 is odd every
          * special meets every lane position (i mod 16). */
         for (unsigned j = 0; j < narr; j++) {
-            unsigned a = 1 + (unsigned)(rng_next(&r) % 16), bb = (unsigned)(rng_next(&r) % 17);
-            unsigned t = (unsigned)(rng_next(&r) % 17);
+            unsigned a = 1 + (unsigned)(rng_next(&r) % (N_SPECIAL - 1)), bb = (unsigned)(rng_next(&r) % N_SPECIAL);
+            unsigned t = (unsigned)(rng_next(&r) % N_SPECIAL);
             for (size_t i = 0; i < n; i++)
-                in[j][i] = special_value((unsigned)((i * a + (i / 17) * bb + t) % 17));
+                in[j][i] = special_value((unsigned)((i * a + (i / N_SPECIAL) * bb + t) % N_SPECIAL));
         }
+        return;
+    }
+    if (c->kind == IN_NEAR_MIN) {
+        /* State near FLT_MIN (sums of squares positive), gradients mostly
+         * zero or tiny, params mostly ordinary, some subnormal. */
+        for (unsigned j = 0; j < narr; j++)
+            for (size_t i = 0; i < n; i++) {
+                float x;
+                if (j == SLOT_GRAD)
+                    x = near_min_grad(&r, gscale);
+                else if (j == SLOT_PARAM)
+                    x = rng_next(&r) % 4 ? rule_realistic(c->rule, j, &r, gscale) : near_min_value(&r, 2);
+                else if (rng_next(&r) % 8 == 0)
+                    x = rule_realistic(c->rule, j, &r, gscale);
+                else
+                    x = near_min_value(&r, rule_infos[c->rule].kind[j] == AK_SQ ? 0 : 2);
+                in[j][i] = x;
+            }
         return;
     }
     for (unsigned j = 0; j < narr; j++)
@@ -299,12 +363,14 @@ static void fill_inputs(batch *b, const dcase *c)
                 x = rule_realistic(c->rule, j, &r, gscale);
             } else if (c->kind == IN_BITS) {
                 x = rng_any_float(&r);
-            } else { /* mixed: realistic, specials, any bits; state may be negative */
-                uint64_t d = rng_next(&r) % 8;
+            } else { /* mixed: realistic, specials, any bits, near FLT_MIN; state may be negative */
+                uint64_t d = rng_next(&r) % 9;
                 if (d < 2)
                     x = special_value((unsigned)(rng_next(&r) % N_SPECIAL));
                 else if (d == 2)
                     x = rng_any_float(&r);
+                else if (d == 3)
+                    x = j == SLOT_GRAD ? near_min_grad(&r, gscale) : near_min_value(&r, 2);
                 else if (j >= 2)
                     x = rng_uniform(&r, -1.0f, 1.0f); /* garbage state: sums of squares < 0 too */
                 else
@@ -462,11 +528,19 @@ static uint64_t combo_seed(int rule, unsigned k, uint64_t salt)
 
 /* One combination of a rule: every n = 0..300, the special lattice with
  * every hyperparameter set, and large n; `v` (the combination's place in
- * this run's list) rotates the input kinds and sizes over the list. */
+ * this run's list) rotates the input kinds and sizes over the list.
+ *
+ * Quick runs test one combination per kernel loop, twice as many since
+ * RMSFUSE_FLUSH_SUBNORMAL doubled the loops; each does about half the work
+ * of before, so that the run costs what it did.  A loop and its flush twin
+ * differ only by the flush (the same heads, bodies and tails), so the
+ * small n are split between them: the twins of a pair together run every
+ * n up to 64. */
 static void differential_combo(int rule, unsigned k, unsigned v, const char *const *isas, int nisas)
 {
     const int quick = test_quick_mode();
-    const size_t max_large = quick ? 4096 : 100000;
+    const size_t twin = (size_t)combo_flush(rule_combo(rule, k));
+    const size_t max_large = quick ? 2048 : 100000;
     test_rng r = {combo_seed(rule, k, 0)};
 
     batch *b = batch_new(quick ? 16384 : 131072, max_large, isas, nisas);
@@ -479,23 +553,28 @@ static void differential_combo(int rule, unsigned k, unsigned v, const char *con
 
     /* n = 0..300, one case each; the input kind rotates (realistic every
      * other case), shifted by v so that over the combinations every n
-     * meets every kind.  Every fifth case is misaligned.  Quick: every n
-     * up to 64, then random steps of 1..8. */
-    static const input_kind rotation[] = {IN_REAL, IN_BITS, IN_REAL, IN_SPECIAL, IN_REAL, IN_MIXED};
-    for (size_t n = 0; n <= 300; n += (quick && n >= 64) ? 1 + (size_t)(rng_next(&r) % 8) : 1) {
+     * meets every kind.  Every fifth case is misaligned.  Quick: every
+     * other n up to 64 (the odd ones with the flag, the even ones without),
+     * then random steps of 2..16. */
+    static const input_kind rotation[] = {IN_REAL, IN_BITS, IN_REAL, IN_SPECIAL,
+                                          IN_REAL, IN_MIXED, IN_REAL, IN_NEAR_MIN};
+    enum { NROT = sizeof rotation / sizeof rotation[0] };
+    for (size_t n = quick ? twin : 0; n <= 300;
+         n += !quick ? 1 : n < 64 ? 2 : 2 + (size_t)(rng_next(&r) % 15)) {
         c.n = n;
-        c.kind = rotation[(n + v) % 6];
+        c.kind = rotation[(n + v) % NROT];
         c.hp = (int)(rng_next(&r) % (uint64_t)nh);
         c.seed = rng_next(&r) | 1;
         random_offsets(&r, &c, ncase++ % 5 == 4);
         batch_add(b, &c);
     }
-    /* Every hyperparameter set on the full special lattice (289 elements
-     * cover every pair of specials between two arrays); quick: some. */
+    /* Every hyperparameter set on the full special lattice (361 elements
+     * cover every pair of specials between two arrays); quick: one or two
+     * (hp = v mod 6, and + 6), so every set over the run's list. */
     for (int hp = 0; hp < nh; hp++) {
-        if (quick && (unsigned)hp % 3 != v % 3)
+        if (quick && (unsigned)hp % 6 != v % 6)
             continue;
-        c.n = 289 + (size_t)(rng_next(&r) % 16);
+        c.n = N_SPECIAL * N_SPECIAL + (size_t)(rng_next(&r) % 16);
         c.kind = IN_SPECIAL;
         c.hp = hp;
         c.seed = rng_next(&r) | 1;
@@ -503,15 +582,16 @@ static void differential_combo(int rule, unsigned k, unsigned v, const char *con
         batch_add(b, &c);
     }
     /* Large n: one in 66000..100000 (odd v: 1000..30000) and one in
-     * 1000..10000 (quick: one in 1000..4096), realistic, mixed or any bits
-     * by v.  From 65536 elements on the vector loops prefetch
-     * (src/isa/kernels.c), so half the combinations run that loop. */
-    static const input_kind large_kinds[] = {IN_REAL, IN_MIXED, IN_BITS};
+     * 1000..10000 (quick: one in 1000..2048), realistic, mixed, near
+     * FLT_MIN or any bits by v / 2 (so the prefetching range gets each).
+     * From 65536 elements on the vector loops prefetch (src/isa/kernels.c),
+     * so half the combinations run that loop. */
+    static const input_kind large_kinds[] = {IN_REAL, IN_MIXED, IN_NEAR_MIN, IN_BITS};
     for (int q = 0; q < (quick ? 1 : 2); q++) {
-        const size_t hi = quick ? 4096 : q == 1 ? 10000 : v % 2 ? 30000 : 100000;
+        const size_t hi = quick ? max_large : q == 1 ? 10000 : v % 2 ? 30000 : 100000;
         const size_t lo = !quick && q == 0 && v % 2 == 0 ? 66000 : 1000;
         c.n = lo + (size_t)(rng_next(&r) % (hi - lo + 1));
-        c.kind = large_kinds[(v + (unsigned)q) % 3];
+        c.kind = large_kinds[(v / 2 + (unsigned)q) % 4];
         c.hp = (int)(rng_next(&r) % (uint64_t)nh);
         c.seed = rng_next(&r) | 1;
         random_offsets(&r, &c, q == 1);
@@ -545,15 +625,32 @@ END_TEST
  * loop, so a loop missing here would never run). */
 START_TEST(test_combinations_cover_every_loop)
 {
+    /* docs/dispatch.md: 93 exact loops, and each again with
+     * RMSFUSE_FLUSH_SUBNORMAL, 186 in all. */
+    unsigned total = 0;
+    for (int rule = 0; rule < N_RULES; rule++)
+        total += rule_infos[rule].nloops;
+    ck_assert_uint_eq(total, 186);
     for (int rule = 0; rule < N_RULES; rule++) {
         const rule_info *ri = &rule_infos[rule];
-        unsigned seen[128] = {0};
-        ck_assert_uint_le(ri->nloops, 128);
+        unsigned seen[256] = {0};
+        ck_assert_uint_le(ri->nloops, 256);
+        ck_assert_uint_eq(ri->nloops % 2, 0);
+        ck_assert(ri->flags & RMSFUSE_FLUSH_SUBNORMAL);
         for (unsigned k = 0; k < rule_ncombos(rule); k++) {
             const combo cb = rule_combo(rule, k);
             const unsigned loop = rule_loop(rule, cb);
             ck_assert_msg(loop < ri->nloops, "%s: loop %u of %u", ri->name, loop, ri->nloops);
             seen[loop]++;
+            /* The flag makes a loop of its own (the exact loop's twin),
+             * whatever else the combination sets. */
+            combo twin = cb;
+            twin.flags ^= RMSFUSE_FLUSH_SUBNORMAL;
+            ck_assert(rule_combo_valid(rule, twin));
+            const unsigned tl = rule_loop(rule, twin);
+            ck_assert_msg(combo_flush(cb) ? loop >= ri->nloops / 2 && tl == loop - ri->nloops / 2
+                                          : loop < ri->nloops / 2 && tl == loop + ri->nloops / 2,
+                          "%s: flags %#x: loop %u, with the flag toggled %u", ri->name, cb.flags, loop, tl);
             /* Every combination is valid with every hyperparameter set. */
             for (int hp = 0; hp < rule_nhypers(rule); hp++) {
                 const rule_cfg cfg = rule_config(rule, cb, hp);
@@ -590,13 +687,17 @@ END_TEST
 
 /* Several steps in a row from a fresh (zero) state, each ISA carrying its
  * own state from call to call: the state stays bit-identical to the scalar
- * run's.  AdaGrad's and Adam's step number goes up by one per step. */
+ * run's.  AdaGrad's and Adam's step number goes up by one per step.  Every
+ * third element starts from state near FLT_MIN instead, and every fourth
+ * has a zero gradient at every step, so some state decays through the
+ * subnormal range step after step (flushed, and the +0 loaded again, with
+ * RMSFUSE_FLUSH_SUBNORMAL). */
 #define MULTI_STEPS 3
 
 static void multistep_combo(int rule, unsigned k, unsigned v, const char *const *isas, int nisas)
 {
     const rule_info *ri = &rule_infos[rule];
-    const size_t n = 1000 + v;
+    const size_t n = (test_quick_mode() ? 500 : 1000) + v;
     const rule_cfg cfg0 = rule_config(rule, rule_combo(rule, k), (int)(v % (unsigned)rule_nhypers(rule)));
     test_rng r = {combo_seed(rule, k, 0x3u)};
     /* grad's slot points at each step's gradient in turn (gr[]). */
@@ -608,14 +709,16 @@ static void multistep_combo(int rule, unsigned k, unsigned v, const char *const 
         ref[j] = j == SLOT_GRAD ? NULL : xalloc(n * sizeof(float));
         got[j] = xalloc((n + 16) * sizeof(float));
         for (size_t i = 0; i < n; i++)
-            init[j][i] = j == SLOT_PARAM ? rng_uniform(&r, -1.0f, 1.0f) : 0.0f;
+            init[j][i] = j == SLOT_PARAM ? rng_uniform(&r, -1.0f, 1.0f)
+                         : i % 3 == 2    ? near_min_value(&r, ri->kind[j] == AK_SQ ? 0 : 2)
+                                         : 0.0f;
         if (ref[j])
             memcpy(ref[j], init[j], n * sizeof(float));
     }
     for (int s = 0; s < MULTI_STEPS; s++) {
         gr[s] = xalloc(n * sizeof(float));
         for (size_t i = 0; i < n; i++)
-            gr[s][i] = rng_uniform(&r, -1.0f, 1.0f);
+            gr[s][i] = i % 4 == 1 ? 0.0f : rng_uniform(&r, -1.0f, 1.0f);
     }
     ck_assert_int_eq(rmsfuse_set_isa("scalar"), RMSFUSE_OK);
     rule_cfg cfg = cfg0;
