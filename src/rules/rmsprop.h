@@ -93,7 +93,9 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k 
     if (V & RMSPROP_V_CENTERED) {
         const VF ga = FLUSH_IF(V & RMSPROP_V_FLUSH, VADD(VMUL(LD(RMSPROP_GA), VSET1(k->a)), VMUL(VSET1(k->c), g)));
         ST(RMSPROP_GA, ga);
-        s = VSUB(v, VMUL(ga, ga));
+        /* flushed too: where v was flushed, ga * ga may not have been, and a
+         * negative s would be a NaN through the square root */
+        s = FLUSH_IF(V & RMSPROP_V_FLUSH, VSUB(v, VMUL(ga, ga)));
     }
 
     const VF d = (V & RMSPROP_V_EPS_IN) ? VSQRT(VADD(s, VSET1(k->e))) : VADD(VSQRT(s), VSET1(k->e));

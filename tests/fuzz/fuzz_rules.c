@@ -676,7 +676,7 @@ static void spec_elem(const spec *k, float x[MAXS])
         v = flush(k, v * k->a + (k->c * g) * g);
         if (k->centered) {
             ga = flush(k, ga * k->a + k->c * g);
-            s = v - ga * ga;
+            s = flush(k, v - ga * ga);
         } else {
             s = v;
         }

@@ -34,7 +34,8 @@ message starts with the RMSFUSE_E_* name (see refusal()).  NaN results: rmsfuse 
 NaN-ness only (payload and sign may differ); every other result is bit-exact.  With
 FLUSH_SUBNORMAL each state value is flushed as soon as it is computed (docs/math.md,
 Subnormal-safe state: +0 where |x| < FLT_MIN, -0 included; NaN and +-Inf unchanged), and the
-flushed value is stored and used by the rest of the step: RMSProp's v, ga, b; AdaGrad's sum;
+flushed value is stored and used by the rest of the step: RMSProp's v, ga, b (and the centred
+s = v - ga*ga); AdaGrad's sum;
 SGD's b (INIT_MOMENTUM's b = g too); Adam's m, v and vm = flush(max(vm, v)).
 
   emulate_rmsprop((lr, alpha, eps, weight_decay, momentum), flags,
@@ -374,7 +375,7 @@ def emulate_rmsprop(hp, flags, param, grad, square_avg, momentum_buf=None, grad_
         v = _flush(flags, _c(_c(v * k["a"]) + _c(_c(k["c"] * g) * g)))
         if flags & CENTERED:
             ga = _flush(flags, _c(_c(ga * k["a"]) + _c(k["c"] * g)))
-            s = _c(v - _c(ga * ga))
+            s = _flush(flags, _c(v - _c(ga * ga)))
         else:
             s = v
         d = _sqrt_denominator(flags, s, k["e"])
@@ -704,7 +705,7 @@ def rmsprop_spec_ev(K, c, st, g):
     if c.has(CENTERED):
         ga = ev_flush(c, ev_add(ev_mul(ga0, K["a"]), ev_mul(K["c"], g)))
         # where ga is exactly 0 (value and bound), s = v exactly and its exact value is >= 0
-        s, nonneg = ev_sub(v, ev_mul(ga, ga)), (ga.v == 0) & (ga.e == 0)
+        s, nonneg = ev_flush(c, ev_sub(v, ev_mul(ga, ga))), (ga.v == 0) & (ga.e == 0)
     else:
         ga, s, nonneg = ga0, v, True
     if c.has(EPS_IN_SQRT):
@@ -1410,7 +1411,9 @@ def flush_special(rule):
     ]
     if rule == "rmsprop":
         out += [(p0, 0.0, [T, -SUB, -T]),      # negative b and ga flushed
-                (p0, 0.0, [SUB, g0, NAN])]     # ga NaN: s = v - ga*ga NaN
+                (p0, 0.0, [SUB, g0, NAN]),     # ga NaN: s = v - ga*ga NaN
+                (p0, 2.0**-66, [0.0, 0.0, 0.0])]  # centred: v = c*g*g flushed, ga = c*g normal:
+                                                  # s = -ga*ga flushed to 0 (else NaN via sqrt)
     if rule == "adam":
         out += [(p0, 0.0, [s0[0], SUB, SUB2]),  # AMSGrad: vm = flush(max(SUB2, flush(SUB*b2))) = 0
                 (p0, g0, [s0[0], s0[1], SUB2]),  # max(subnormal vm, normal v) = v
