@@ -2,7 +2,8 @@
 """Seconds per optimizer step: every rmsfuse.torch drop-in against its torch.optim class.
 
 usage: python_bench.py [--out DIR] [--model resnet50|gpt2|both] [--rounds R] [--steps K] [--quick]
-                       [--configs NAME,...]
+                       [--configs NAME,...] [--sparse] [--sparse-only] [--sparse-configs NAME,...]
+                       [--sparse-zeros PCT,...] [--sparse-steps N]
 
 The parameters are the tensor shapes of a real model (hard-coded below, with
 their source), float32 on the CPU, each with a gradient.  For each
@@ -26,9 +27,43 @@ element torch 1.13's for-loop moves (counted pass by pass in CONFIGS) over the
 bytes of the fused step (derived from the rule's arrays), the most a fused
 step can gain where both run at memory bandwidth.  Writes
 DIR/python_bench.json and DIR/python.md and prints the Markdown.
+
+--sparse adds the sparse-gradients benchmark (--sparse-only runs it alone):
+the steady state of a step when a fixed share of the gradient entries is
+exactly zero step after step (pruned or masked weights, dead units), where
+decaying state sinks into the subnormal range (docs/math.md, "Subnormal-safe
+state").  The configurations are the C benchmark's sparse flag sets with
+torch's defaults (SPARSE_CONFIGS; --sparse-configs), the shares of zeros
+--sparse-zeros (default 0,10,50,90 %).  As the C benchmark does
+(docs/performance.md, "Sparse gradients"), the steady state is made once on
+8192 elements: 100 dense steps, then masked steps (at least --sparse-steps)
+until a step leaves every masked element's state unchanged, with
+rmsfuse.torch.<Class>(flush_subnormal=False), whose state is torch's up to
+rounding (test_torch; state_dicts move both ways).  State, parameters and
+gradients are then tiled to each size (the issue's 1 x 8192; in cache 4 x 64
+Ki, 1 MiB per array; beyond L3 4 x 3 Mi, 48 MiB per array, or 1.5 x --l3-mb per
+array when that is more): each element's update depends on its own values
+only.  Each implementation loads that state, takes 20 masked steps of its own
+(the flushing ones flush the state), and is timed at one thread:
+
+  drop-in          rmsfuse.torch.<Class>() (flush_subnormal=True, the default)
+  drop-in exact    rmsfuse.torch.<Class>(flush_subnormal=False): exact IEEE state
+  torch loop       torch.optim.<Class>(foreach=False)
+  torch loop FTZ   the same under torch.set_flush_denormal(True) (FTZ and DAZ on the
+                   thread while it steps, reset before anything else runs)
+
+The table gives ns per element of one step (best of the rounds), the
+slowdown against the same implementation's dense steady state (0 % zeros)
+and the share of state elements that are subnormal when timed.  The JSON's
+"sparse" list has one record per configuration, size, share and
+implementation in the format bench/report.py reads (rule, impl, zero_pct,
+elements, best and median seconds per step), so the report shows these rows
+beside the C benchmark's.
 """
 import argparse
+import copy
 import json
+import math
 import os
 import platform
 import random
@@ -207,11 +242,248 @@ def run(models, configs, rounds, steps, quick):
     return results
 
 
-def markdown(ctx, results, command):
-    lines = ["## PyTorch drop-ins: seconds per optimizer step", "",
-             f"`{command}`: {ctx.get('cpu', '?')}, {ctx['cores']} cores; "
-             f"torch {ctx['torch']}, rmsfuse {ctx['rmsfuse']} ({ctx['isa']}); load average "
-             f"{ctx['load_start']:.2f} at the start, {ctx['load_end']:.2f} at the end.", "",
+# ---- sparse gradients: the steady state with a share of exactly-zero gradient entries ----------
+# The configurations of the C benchmark's sparse flag sets (bench/rmsfuse_bench.c, docs/performance.md
+# "Sparse gradients"): torch's defaults, RMSprop with momentum 0.9 as in the issue.  AdaGrad's sum never
+# decays: it shows what the mask alone costs.
+SPARSE_CONFIGS = {
+    "rmsprop momentum": ("RMSprop", {"momentum": 0.9}),
+    "rmsprop": ("RMSprop", {}),
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {}),
+    "sgd momentum": ("SGD", {"momentum": 0.9}),
+    "adagrad": ("Adagrad", {}),
+}
+SPARSE_DEFAULT_CONFIGS = "rmsprop momentum,adam,sgd momentum,adagrad"
+SPARSE_IMPLS = ["drop-in", "drop-in exact", "torch loop", "torch loop FTZ"]
+PATTERN = 8192  # the warm-up's elements (the issue's size); every size is a whole number of copies
+DENSE_STEPS, SETTLE_STEPS, ROUND_SECONDS = 100, 20, 0.05
+WARMUP_CHECK, WARMUP_MAX = 1000, 1_000_000
+FLT_MIN = torch.finfo(torch.float32).tiny
+
+
+def sparse_sizes(l3_bytes, quick):
+    """label: tensor shapes, each a multiple of PATTERN.  The issue's 8192 elements (one tensor; the
+    drop-in's Python-side cost per step, ~10 us, is most of its step there); in cache: 4 x 64 Ki elements,
+    1 MiB per array (more of the kernel, less of the per-call cost); beyond L3: 4 tensors, together at
+    least 1.5 x L3 per array and at least 4 x 3 Mi elements (48 MiB per array)."""
+    if quick:
+        return {"quick, small": [(PATTERN,)], "quick, larger": [(2 * PATTERN,)] * 2}
+    each = max(3 << 20, -(-3 * l3_bytes // 32))  # 1.5 x L3 bytes / 4 bytes / 4 tensors
+    each = -(-each // PATTERN) * PATTERN
+    return {"issue size": [(PATTERN,)], "in cache": [(1 << 16,)] * 4, "beyond L3": [(each,)] * 4}
+
+
+def make_sparse_optimizer(cname, impl, params):
+    cls, kw = SPARSE_CONFIGS[cname]
+    if impl.startswith("drop-in"):
+        return getattr(rmsfuse.torch, cls)(params, lr=LR, flush_subnormal=(impl == "drop-in"), **kw)
+    return getattr(torch.optim, cls)(params, lr=LR, foreach=False, **kw)
+
+
+def load_state(opt, impl, state):
+    """state (a state_dict) into opt.  load_state_dict also restores the saved param_groups (as for every
+    hyperparameter): flush_subnormal and foreach are set back to this implementation's."""
+    opt.load_state_dict(copy.deepcopy(state))
+    for g in opt.param_groups:
+        if impl.startswith("drop-in"):
+            g["flush_subnormal"] = impl == "drop-in"
+        else:
+            g["foreach"] = False  # torch's for-loop
+
+
+def run_steps(opt, impl, k):
+    """k steps; torch loop FTZ with FTZ/DAZ on for exactly those steps (the flag is the thread's)."""
+    if impl == "torch loop FTZ":
+        torch.set_flush_denormal(True)
+    try:
+        for _ in range(k):
+            opt.step()
+    finally:
+        if impl == "torch loop FTZ":
+            torch.set_flush_denormal(False)
+
+
+def subnormal_share(opt, params):
+    """Share of the optimizer's state elements (tensors of the parameters' shapes) that are subnormal."""
+    sub = total = 0
+    for p in params:
+        for v in opt.state[p].values():
+            if torch.is_tensor(v) and v.shape == p.shape:
+                sub += int(((v != 0) & (v.abs() < FLT_MIN)).sum())
+                total += v.numel()
+    return sub / total if total else 0.0
+
+
+def sparse_warmup(cname, share, min_steps, max_steps, seed):
+    """The steady state on PATTERN elements: 100 dense steps, then masked steps (at least min_steps) until
+    a step leaves the state of every masked element unchanged (checked every WARMUP_CHECK steps; with a zero
+    gradient and no coupled weight decay that is a fixed point), with the drop-in in exact mode.
+    Returns (param, dense grad, masked grad, state_dict, masked steps, fixed point reached)."""
+    gen = torch.Generator().manual_seed(seed)
+    p = torch.randn(PATTERN, generator=gen).requires_grad_()
+    dense = torch.randn(PATTERN, generator=gen) * 1e-2
+    mask = torch.rand(PATTERN, generator=gen) < share
+    sparse = dense.masked_fill(mask, 0.0)
+    opt = make_sparse_optimizer(cname, "drop-in exact", [p])
+    p.grad = dense
+    for _ in range(DENSE_STEPS):
+        opt.step()
+    p.grad = sparse
+    steps, fixed = 0, False
+
+    def masked_state():
+        return [v[mask].clone() for v in opt.state[p].values() if torch.is_tensor(v) and v.shape == p.shape]
+
+    while steps < max_steps:
+        k = min(max(min_steps - steps, 1) if steps < min_steps else WARMUP_CHECK, max_steps - steps)
+        for _ in range(k):
+            opt.step()
+        steps += k
+        if steps >= min_steps:
+            before = masked_state()
+            opt.step()
+            steps += 1
+            if all(torch.equal(a.view(torch.int32), b.view(torch.int32)) for a, b in zip(before, masked_state())):
+                fixed = True
+                break
+    return p.detach(), dense, sparse, opt.state_dict(), steps, fixed, float(mask.float().mean())
+
+
+def tiled_state(cname, state, shapes, params):
+    """The warm-up's state_dict over `params` (each a whole number of PATTERN copies): every state tensor
+    tiled.  Each element's update depends only on its own values, with the same bits at every position
+    (the library's contract), so this is the state the warm-up would have left at that size."""
+    ref = make_sparse_optimizer(cname, "drop-in exact", params)
+    (s0,) = state["state"].values()
+    for p in params:
+        ref.state[p] = {k: (v.repeat(p.numel() // PATTERN) if torch.is_tensor(v) and v.dim() == 1 else copy.deepcopy(v))
+                        for k, v in s0.items()}
+    sd = ref.state_dict()
+    del ref
+    return sd
+
+
+def sparse_measure(cname, shapes, warm, rounds, seed):
+    """Seconds per step of each implementation from the tiled steady state; ({impl: [s]}, {impl: share})."""
+    p0, dense, sparse, state, *_ = warm
+    params = [p0.repeat(numel(s) // PATTERN).reshape(s).clone().requires_grad_() for s in shapes]
+    for p in params:
+        p.grad = sparse.repeat(p.numel() // PATTERN).reshape(p.shape)
+    big = tiled_state(cname, state, shapes, params)
+    opts, per_step = {}, {}
+    for impl in SPARSE_IMPLS:
+        opts[impl] = make_sparse_optimizer(cname, impl, params)
+        load_state(opts[impl], impl, big)
+        t0 = time.perf_counter()
+        run_steps(opts[impl], impl, SETTLE_STEPS)  # each its own steady state (the flushing ones flush)
+        per_step[impl] = (time.perf_counter() - t0) / SETTLE_STEPS
+    del big
+    sub = {impl: subnormal_share(o, params) for impl, o in opts.items()}
+    assert sub["drop-in"] == 0.0 and sub["torch loop FTZ"] == 0.0, sub  # flushed by their own steps
+    times = {impl: [] for impl in SPARSE_IMPLS}
+    order = list(SPARSE_IMPLS)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for impl in order:
+            k = max(1, min(5000, math.ceil(ROUND_SECONDS / per_step[impl])))
+            t0 = time.perf_counter()
+            run_steps(opts[impl], impl, k)
+            times[impl].append((time.perf_counter() - t0) / k)
+    return times, sub
+
+
+def run_sparse(configs, zeros, min_steps, rounds, quick, l3_bytes):
+    """The records of python_bench.json's "sparse" list: one per configuration, size, share and
+    implementation, in the format bench/report.py reads (rule, impl, zero_pct, elements, best/median
+    seconds per step) with more fields beside."""
+    torch.set_num_threads(1)
+    sizes = sparse_sizes(l3_bytes, quick)
+    max_steps = 200 if quick else WARMUP_MAX
+    records = []
+    for cname in configs:
+        cls, kw = SPARSE_CONFIGS[cname]
+        rule = getattr(rmsfuse.torch, cls)([torch.zeros(1, requires_grad=True)], lr=LR, **kw)
+        rule = rule._config(rule.param_groups[0]).rule
+        for pct in zeros:
+            t0 = time.perf_counter()
+            warm = sparse_warmup(cname, pct / 100, min_steps, max_steps, seed=pct)
+            steps, fixed, real_share = warm[4], warm[5], warm[6]
+            print(f"python_bench: sparse {cname} {pct}% zeros: warm-up {steps} masked steps on {PATTERN} elements "
+                  f"({'fixed point' if fixed else 'NO fixed point'}), {time.perf_counter() - t0:.1f} s",
+                  file=sys.stderr)
+            for label, shapes in sizes.items():
+                n = sum(numel(s) for s in shapes)
+                times, sub = sparse_measure(cname, shapes, warm, rounds, seed=len(records))
+                for impl in SPARSE_IMPLS:
+                    records.append({"rule": rule, "optimizer": cls, "config": cname, "kwargs": kw, "impl": impl,
+                                    "zero_pct": pct, "zero_share": real_share, "size": label,
+                                    "tensors": len(shapes), "elements": n, "seconds": times[impl],
+                                    "best": min(times[impl]), "median": statistics.median(times[impl]),
+                                    "subnormal_share": sub[impl], "warmup_steps": steps,
+                                    "warmup_fixed_point": fixed})
+                print(f"python_bench: sparse {label} {cname} {pct}% zeros: "
+                      + ", ".join(f"{i} {min(times[i]) / n * 1e9:.2f} ns/element (median "
+                                  f"{statistics.median(times[i]) / n * 1e9:.2f}, subnormal {sub[i]:.0%})"
+                                  for i in SPARSE_IMPLS), file=sys.stderr)
+    for r in records:  # the slowdown against the same implementation's dense steady state
+        base = next((b for b in records if (b["size"], b["config"], b["impl"], b["zero_pct"])
+                     == (r["size"], r["config"], r["impl"], 0)), None)
+        r["slowdown_best"] = r["best"] / base["best"] if base else None
+        r["slowdown_median"] = r["median"] / base["median"] if base else None
+    return records
+
+
+def sparse_markdown(ctx, records):
+    if not records:
+        return []
+    lines = ["", "## Sparse gradients: the steady state with exactly-zero gradient entries (one thread)", "",
+             f"A share of the gradient entries is exactly zero step after step (a fixed random mask). The steady "
+             f"state is made once per configuration and share on {PATTERN} elements, as the C benchmark makes it "
+             f"(docs/performance.md, \"Sparse gradients\"): {DENSE_STEPS} dense steps, then masked steps (at least "
+             f"{ctx['sparse_steps']}) until a step leaves the masked elements' state unchanged, with the drop-in "
+             "at `flush_subnormal=False`, whose state is torch's up to rounding; the warm-up's column gives the "
+             "steps. That state, parameters and gradients are tiled to each size (each element's update depends "
+             "on its own values only), each implementation loads it, takes "
+             f"{SETTLE_STEPS} masked steps of its own and is timed: best of {ctx['rounds']} "
+             f"round{'s' if ctx['rounds'] != 1 else ''} of at least {ROUND_SECONDS} s each, in shuffled order, at "
+             "one thread (best: load from other processes only adds time; the JSON has the medians too). "
+             "torch's default hyperparameters (`lr` aside). drop-in = `rmsfuse.torch.<Class>`, its default "
+             "`flush_subnormal=True`; exact = `flush_subnormal=False`; torch loop = `torch.optim.<Class>"
+             "(foreach=False)`; FTZ = the same under `torch.set_flush_denormal(True)`. ns per element of one "
+             "`opt.step()`, and in brackets the slowdown against the same implementation with no zeros (best "
+             "against best); sub = share of the state elements that are subnormal when timed.", "",
+             "| tensors | config | zeros | warm-up | drop-in ns (×) | exact ns (×) | torch loop ns (×) "
+             "| torch loop FTZ ns (×) | sub: drop-in / exact / torch / FTZ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    groups = {}
+    for r in records:
+        groups.setdefault((r["config"], r["zero_pct"], r["size"]), {})[r["impl"]] = r
+    order = list(dict.fromkeys(r["size"] for r in records))
+    for key in sorted(groups, key=lambda k: (order.index(k[2]), list(SPARSE_CONFIGS).index(k[0]), k[1])):
+        g = groups[key]
+        r0 = g[SPARSE_IMPLS[0]]
+
+        def cell(i):
+            x = f" ({g[i]['slowdown_best']:.2f}×)" if g[i]["slowdown_best"] else ""
+            return f"{g[i]['best'] / g[i]['elements'] * 1e9:.2f}{x}"
+        kw = ", ".join(f"{k}={v}" for k, v in r0["kwargs"].items())
+        lines.append(f"| {r0['size']}: {r0['tensors']} × {r0['elements'] // r0['tensors']:,} | {r0['config']} "
+                     f"(`{r0['optimizer']}({kw})`) | {r0['zero_pct']}% | {r0['warmup_steps']:,}"
+                     f"{'' if r0['warmup_fixed_point'] else ' (no fixed point)'} | "
+                     + " | ".join(cell(i) for i in SPARSE_IMPLS) + " | "
+                     + " / ".join(f"{g[i]['subnormal_share']:.0%}" for i in SPARSE_IMPLS) + " |")
+    return lines
+
+
+def markdown(ctx, results, command, sparse=()):
+    head = [f"`{command}`: {ctx.get('cpu', '?')}, {ctx['cores']} cores; "
+            f"torch {ctx['torch']}, rmsfuse {ctx['rmsfuse']} ({ctx['isa']}); load average "
+            f"{ctx['load_start']:.2f} at the start, {ctx['load_end']:.2f} at the end."]
+    if not results:
+        return "\n".join(["## PyTorch drop-ins: sparse gradients", ""] + head + sparse_markdown(ctx, sparse)[2:])
+    lines = ["## PyTorch drop-ins: seconds per optimizer step", ""] + head + ["",
              "One `opt.step()` over every parameter of the model (float32, CPU, gradients present), after "
              "warm-up. rmsfuse = `rmsfuse.torch.<Class>` (one fused C call; at all threads its pool); torch = "
              "`torch.optim.<Class>` with `foreach=False` (loop) and `foreach=True`, under "
@@ -250,7 +522,7 @@ def markdown(ctx, results, command):
                           f"faster than both torch variants: worst {worst:.2f}x: "
                           f"**{'met' if worst >= TARGET else 'not met'}** (the traffic bound is "
                       + " / ".join(f"{r['bound']:.2f}x" for r in rms) + ")."]
-    return "\n".join(lines)
+    return "\n".join(lines + sparse_markdown(ctx, sparse))
 
 
 def main():
@@ -263,27 +535,47 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
     ap.add_argument("--command", default=None, help="how the run was made, for the report")
     ap.add_argument("--l3-mb", type=int, default=L3_BYTES >> 20, help="L3 size for the target (default 32)")
+    ap.add_argument("--sparse", action="store_true",
+                    help="also the sparse-gradients benchmark (steady state with exactly-zero gradient entries)")
+    ap.add_argument("--sparse-only", action="store_true", help="only the sparse-gradients benchmark")
+    ap.add_argument("--sparse-configs", default=SPARSE_DEFAULT_CONFIGS,
+                    help="comma-separated subset of " + ", ".join(SPARSE_CONFIGS))
+    ap.add_argument("--sparse-zeros", default="0,10,50,90", help="percentages of zero gradient entries (0 first: "
+                    "the dense steady state the slowdowns are relative to)")
+    ap.add_argument("--sparse-steps", type=int, default=1000,
+                    help="masked warm-up steps at least, then on to the fixed point (default 1000)")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.steps = 1, 1
+        a.sparse_steps = min(a.sparse_steps, 30)  # and at most 200: sparse_warmup
+    sparse_configs = [c for c in a.sparse_configs.split(",") if c]
+    bad = [c for c in sparse_configs if c not in SPARSE_CONFIGS]
+    if bad:
+        ap.error(f"unknown sparse configs {bad}; choose from {list(SPARSE_CONFIGS)}")
+    zeros = [int(z) for z in a.sparse_zeros.split(",") if z]
+    if not zeros or zeros[0] != 0 or any(not 0 <= z < 100 for z in zeros):
+        ap.error("--sparse-zeros: percentages in [0, 100), starting with 0")
     models = ["resnet50", "gpt2"] if a.model == "both" else [a.model]
     ctx = cpu_context()
     ctx.update(torch=torch.__version__, rmsfuse=rmsfuse.version(), isa=rmsfuse.active_isa(),
                library=rmsfuse.library_path, pool=rmsfuse.pool_available(), rounds=a.rounds, steps=a.steps,
-               load_start=os.getloadavg()[0], quick=a.quick, l3_bytes=a.l3_mb << 20)
+               load_start=os.getloadavg()[0], quick=a.quick, l3_bytes=a.l3_mb << 20,
+               sparse_steps=a.sparse_steps)
     if not rmsfuse.pool_available():
         print("python_bench.py: librmsfuse_pool not found: one thread only", file=sys.stderr)
     configs = [c for c in a.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         ap.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
-    results = run(models, configs, a.rounds, a.steps, a.quick)
+    results = [] if a.sparse_only else run(models, configs, a.rounds, a.steps, a.quick)
+    sparse = run_sparse(sparse_configs, zeros, a.sparse_steps, a.rounds, a.quick, a.l3_mb << 20) \
+        if a.sparse or a.sparse_only else []
     ctx["load_end"] = os.getloadavg()[0]
     command = a.command or "bench/python_bench.py " + " ".join(sys.argv[1:])
-    md = markdown(ctx, results, command)
+    md = markdown(ctx, results, command, sparse)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "python_bench.json"), "w") as f:
-        json.dump({"context": ctx, "results": results}, f, indent=1)
+        json.dump({"context": ctx, "results": results, "sparse": sparse}, f, indent=1)
     with open(os.path.join(a.out, "python.md"), "w") as f:
         f.write(md + "\n")
     print(md)

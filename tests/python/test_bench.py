@@ -1,4 +1,5 @@
-"""bench/python_bench.py runs every drop-in (--quick: the first 20 tensors of ResNet-50) and writes its report.
+"""bench/python_bench.py runs every drop-in (--quick: the first 20 tensors of ResNet-50) and writes its report;
+its sparse-gradients mode runs too (--quick --sparse-only, one configuration).
 
 It checks that the benchmark works, not how fast anything is (scripts/bench.sh measures).
 """
@@ -39,6 +40,40 @@ class TestBench(unittest.TestCase):
         self.assertIn("| ResNet-50 (torchvision): 20 tensors", md)
         self.assertIn(md.strip(), r.stdout)
 
+    def test_quick_sparse_run(self):
+        # The sparse-gradients mode (--sparse-only here; scripts/bench.sh passes --sparse): one
+        # configuration, 0 and 50 % zeros, the quick sizes (a warm-up of at most 200 steps); every
+        # implementation timed, slowdowns against the 0 % rows; records in bench/report.py's format.
+        with tempfile.TemporaryDirectory() as out:
+            env = dict(os.environ, RMSFUSE_LIBRARY=rmsfuse.library_path)
+            r = subprocess.run([sys.executable, os.path.join(REPO, "bench", "python_bench.py"), "--quick",
+                                "--sparse-only", "--sparse-configs", "rmsprop momentum", "--sparse-zeros", "0,50",
+                                "--out", out], env=env, capture_output=True, text=True, timeout=600)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(out, "python_bench.json")) as f:
+                data = json.load(f)
+            with open(os.path.join(out, "python.md")) as f:
+                md = f.read()
+        self.assertEqual(data["results"], [])
+        recs = data["sparse"]
+        impls = ["drop-in", "drop-in exact", "torch loop", "torch loop FTZ"]
+        self.assertEqual(len(recs), 2 * 2 * 4)  # shares x sizes x implementations
+        self.assertEqual({(x["size"], x["elements"]) for x in recs}, {("quick, small", 8192), ("quick, larger", 32768)})
+        for x in recs:
+            # bench/report.py's fields (load_python_sparse)
+            self.assertEqual((x["rule"], x["optimizer"]), ("rmsprop", "RMSprop"))
+            self.assertIn(x["impl"], impls)
+            self.assertIn(x["zero_pct"], (0, 50))
+            self.assertTrue(x["best"] > 0 and x["median"] >= x["best"])
+            self.assertNotIn("ns_per_elem", x)  # the report takes best or median, as its statistic
+            self.assertGreater(x["warmup_steps"], 0)
+            if x["impl"] in ("drop-in", "torch loop FTZ"):
+                self.assertEqual(x["subnormal_share"], 0.0)
+            if x["zero_pct"] == 0:
+                self.assertEqual((x["slowdown_best"], x["slowdown_median"]), (1.0, 1.0))
+        self.assertRegex(md, r"^## PyTorch drop-ins: sparse gradients\n")
+        self.assertIn("| quick, larger: 2 × 16,384 | rmsprop momentum (`RMSprop(momentum=0.9)`) | 50% |", md)
+        self.assertIn(md.strip(), r.stdout)
 
 if __name__ == "__main__":
     unittest.main()
