@@ -16,7 +16,7 @@ as (sqrt(v) + eps*sqrt(bc2)) with lr*sqrt(bc2)/bc1 folded into one constant
 and each step feeds the next: agreement is ulp-level, not bitwise.
   * short runs on random data (10 steps, every option of every class):
     parameters and state within SHORT_TOL = 16 ulps of max|tensor|.  The
-    worst measured (AMD EPYC Zen 5, torch 1.13.1) is printed by the test;
+    worst measured (AMD EPYC Zen 4 VM, torch 1.13.1) is printed by the test;
     it was 2.8 for RMSprop and at most 1.6 for the others.
   * training a two-layer MLP for 300 steps, every step: each parameter tensor
     within TRAIN_PARAM_TOL = 1e-4 * max|param| of torch's, the loss within
