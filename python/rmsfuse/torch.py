@@ -34,10 +34,8 @@ Differences (see docs/python.md):
     for many steps (pruned or masked weights, dead units, embedding rows)
     never leave the state subnormal, where every step gets several times
     slower.  The parameters keep their bits unless eps < 1.8e-12 (eps = 0:
-    NaN where gradient and state are zero), a parameter is below ~1e-30, or
-    (a known deviation of the library today) RMSprop(centered=True) meets a
-    gradient of magnitude ~1e-21 to ~1e-18, where the step gives NaN; torch
-    keeps subnormal state unless torch.set_flush_denormal(True).
+    NaN where gradient and state are zero) or a parameter is below ~1e-30;
+    torch keeps subnormal state unless torch.set_flush_denormal(True).
     flush_subnormal=False gives exact IEEE state (docs/python.md).
   * keyword-only extras beyond torch 1.13: threads=, flush_subnormal= (every class);
     RMSprop(nesterov=, decoupled_weight_decay=), Adam(decoupled_weight_decay=),
@@ -333,8 +331,7 @@ class RMSprop(_Fused):
                            gradients never leave square_avg, grad_avg or the momentum buffer
                            subnormal (and every step slow).  Not torch's behaviour (it keeps them
                            unless torch.set_flush_denormal(True)); the parameters keep their bits
-                           for eps >= 1.8e-12, except with centered=True where a gradient of
-                           ~1e-21 to ~1e-18 gives NaN (docs/python.md).  False: exact IEEE state.
+                           for eps >= 1.8e-12 (docs/python.md).  False: exact IEEE state.
       threads=None         None runs on the calling thread; an int k runs every step on an rmsfuse
                            thread pool with k workers (0: one per core).  Bit-identical either way.
     """
