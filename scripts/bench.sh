@@ -19,8 +19,9 @@
 #   --classes      only the four cache-class sizes, no sweep (--rmsfuse_sweep=0)
 #   --sparse       only the sparse-gradient benchmarks (sparse/...: RMSProp
 #                  with momentum, Adam, SGD with momentum, AdaGrad; 0/10/50/90%
-#                  zero gradients; in cache and at the DRAM size)
-#   --no-sparse    without them
+#                  zero gradients; in cache and at the DRAM size), and the
+#                  Python benchmark's sparse part alone (torch and the drop-ins)
+#   --no-sparse    without them (in C and in Python)
 # The default run (all 11 flag sets, 5 repetitions, the whole sweep) makes
 # about 8300 benchmark runs of ~0.1 s: 12-15 minutes of benchmarks on a
 # 2-core machine, plus the build and the Python benchmark; each flag set
@@ -28,7 +29,8 @@
 # The sparse-gradient part (96 benchmarks, 480 runs, their warm-ups
 # included) adds about a minute (1:04 on the 2-core development machine
 # under load; --sparse runs only it); the exact-IEEE rows at the class sizes
-# (dispatched_exact, 44 benchmarks) ~30 s.
+# (dispatched_exact, 44 benchmarks) ~30 s.  The Python benchmark's sparse
+# part (python_bench.py --sparse) takes ~2.5 minutes.
 # The benchmark prints a progress line (runs done, time elapsed and left)
 # every 15 s (--rmsfuse_progress=SECONDS changes that).
 # environment: REPETITIONS (default 5), MIN_TIME (seconds per repetition,
@@ -43,6 +45,7 @@ MIN_TIME="${MIN_TIME:-0.05}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 ORIG_ARGS="$*"
 EXTRA=()
+PY_SPARSE=(--sparse) # the Python benchmark's sparse-gradient rows (torch and the drop-ins)
 for a in "$@"; do
     case "$a" in
     --quick)
@@ -51,8 +54,14 @@ for a in "$@"; do
         ;;
     --rules=*) EXTRA+=("--rmsfuse_rules=${a#--rules=}") ;;
     --classes) EXTRA+=(--rmsfuse_sweep=0) ;;
-    --sparse) EXTRA+=(--benchmark_filter='^sparse/') ;;
-    --no-sparse) EXTRA+=(--rmsfuse_sparse=0) ;;
+    --sparse)
+        EXTRA+=(--benchmark_filter='^sparse/')
+        PY_SPARSE=(--sparse-only)
+        ;;
+    --no-sparse)
+        EXTRA+=(--rmsfuse_sparse=0)
+        PY_SPARSE=()
+        ;;
     *) EXTRA+=("$a") ;;
     esac
 done
@@ -89,8 +98,8 @@ BENCH_ARGS=(--benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 # without it the step is skipped.  Writes python_bench.json and python.md, and
 # appends python.md to report.md.
 if "$PY" -c "import torch" 2>/dev/null; then
-    PY_BENCH=()
-    [[ "$REPETITIONS" == 1 ]] && PY_BENCH=(--rounds 1 --steps 2)
+    PY_BENCH=("${PY_SPARSE[@]}")
+    [[ "$REPETITIONS" == 1 ]] && PY_BENCH+=(--rounds 1 --steps 2)
     # The L3 size given to the C benchmark is the one the Python target uses.
     for a in "${EXTRA[@]}"; do
         if [[ "$a" =~ ^--rmsfuse_l3=([0-9]+)([KkMmGg]?)$ ]]; then
