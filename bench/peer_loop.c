@@ -19,10 +19,10 @@
  * `restrict` on a hand-written loop's pointers would tell it (and what the
  * library checks before it runs).
  *
- * The loop constants come from the configuration per call, in double and
- * rounded once, as docs/math.md's constant tables say (and as the library
- * does in src/api/<rule>.c): each call starts from the public config, as
- * the library's does.
+ * The loop constants come from the configuration per call, with the rule
+ * file's own rmsfuse_<rule>_consts (docs/math.md's constant table, derived
+ * in double and rounded once), as the library's API derives them: each
+ * call starts from the public config, as the library's does.
  */
 #include <math.h>
 #include <stddef.h>
@@ -63,72 +63,6 @@ _Static_assert(RMSPROP_SLOTS <= BENCH_SLOTS && ADAGRAD_SLOTS <= BENCH_SLOTS && S
                    ADAM_SLOTS <= BENCH_SLOTS,
                "BENCH_SLOTS holds every rule's arrays");
 
-static uint32_t sign_mask(unsigned flags)
-{
-    return (flags & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u;
-}
-
-/* ---- the constants of docs/math.md, from each rule's config ---------------- */
-static rmsfuse_rmsprop_k consts_rmsprop(const rmsfuse_rmsprop_config *cfg)
-{
-    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    rmsfuse_rmsprop_k k;
-    k.a = (float)cfg->alpha;
-    k.c = (float)(1.0 - cfg->alpha);
-    k.e = (float)cfg->eps;
-    k.m = (float)cfg->momentum;
-    k.w = (float)cfg->weight_decay;
-    k.l = (float)cfg->lr;
-    k.nl = (float)(-cfg->lr);
-    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = sign_mask(cfg->flags);
-    return k;
-}
-
-static rmsfuse_adagrad_k consts_adagrad(const rmsfuse_adagrad_config *cfg)
-{
-    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    const double clr = cfg->lr / (1.0 + (double)(cfg->step - 1) * cfg->lr_decay);
-    rmsfuse_adagrad_k k;
-    k.ncl = (float)(-clr);
-    k.e = (float)cfg->eps;
-    k.w = (float)cfg->weight_decay;
-    k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
-    k.sgn = sign_mask(cfg->flags);
-    return k;
-}
-
-static rmsfuse_sgd_k consts_sgd(const rmsfuse_sgd_config *cfg)
-{
-    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    rmsfuse_sgd_k k;
-    k.m = (float)cfg->momentum;
-    k.dd = (float)(1.0 - cfg->dampening);
-    k.nl = (float)(-cfg->lr);
-    k.w = (float)cfg->weight_decay;
-    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = sign_mask(cfg->flags);
-    return k;
-}
-
-static rmsfuse_adam_k consts_adam(const rmsfuse_adam_config *cfg)
-{
-    const int decoupled = (cfg->flags & RMSFUSE_DECOUPLED_DECAY) && cfg->weight_decay != 0.0;
-    const double t = (double)cfg->step;
-    const double bc1 = 1.0 - pow(cfg->beta1, t), bc2 = 1.0 - pow(cfg->beta2, t);
-    rmsfuse_adam_k k;
-    k.b1 = (float)cfg->beta1;
-    k.c1 = (float)(1.0 - cfg->beta1);
-    k.b2 = (float)cfg->beta2;
-    k.c2 = (float)(1.0 - cfg->beta2);
-    k.ns = (float)(-cfg->lr * sqrt(bc2) / bc1);
-    k.e = (cfg->flags & RMSFUSE_EPS_HAT) ? (float)cfg->eps : (float)(cfg->eps * sqrt(bc2));
-    k.w = (float)cfg->weight_decay;
-    k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = sign_mask(cfg->flags);
-    return k;
-}
-
 /* ---- one loop per flag set --------------------------------------------------- */
 /* The constants and array addresses are local copies (no store through the
  * arrays can change them), the variant a constant: the body folds to the
@@ -136,7 +70,7 @@ static rmsfuse_adam_k consts_adam(const rmsfuse_adam_config *cfg)
 #define PEER_LOOP_(rule, name, config, variant)                                               \
     static void PEER(peer_##rule##_##name)(const void *cfg, float *const *arrays, size_t n)   \
     {                                                                                         \
-        const rmsfuse_##rule##_k k = consts_##rule((const rmsfuse_##rule##_config *)cfg);     \
+        const rmsfuse_##rule##_k k = rmsfuse_##rule##_consts((const rmsfuse_##rule##_config *)cfg);     \
         char *a[BENCH_SLOTS];                                                                 \
         for (int s = 0; s < BENCH_SLOTS; s++)                                                 \
             a[s] = (char *)arrays[s];                                                         \
