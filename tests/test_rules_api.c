@@ -761,15 +761,26 @@ static void assert_same_state(int rule, float x[MAX_ARR][QN], float y[MAX_ARR][Q
                         rule_infos[rule].arr_name[j], i, (double)x[j][i], (double)y[j][i]);
 }
 
-/* Whether every state value a step stored (the arrays c uses, param and
- * grad apart) is one RMSFUSE_FLUSH_SUBNORMAL leaves alone: not below
- * FLT_MIN in magnitude, unless +0 (-0 becomes +0). */
+/* A value RMSFUSE_FLUSH_SUBNORMAL changes: below FLT_MIN in magnitude but
+ * +0 (-0 becomes +0). */
+static int flush_changes(float x)
+{
+    return fabsf(x) < FLT_MIN && f2u(x) != 0u;
+}
+
+/* Whether every state value a step computed is one the flag leaves alone:
+ * the ones it stored (the arrays c uses, param and grad apart), and
+ * centred RMSProp's s = v - ga * ga, from the stored v and ga. */
 static int no_state_to_flush(const rule_cfg *c, float out[MAX_ARR][QN])
 {
     const unsigned state = rule_used(c) & ~(1u << SLOT_PARAM | 1u << SLOT_GRAD);
     for (unsigned j = 0; j < rule_infos[c->rule].narr; j++)
         for (int i = 0; (state & (1u << j)) && i < QN; i++)
-            if (fabsf(out[j][i]) < FLT_MIN && f2u(out[j][i]) != 0u)
+            if (flush_changes(out[j][i]))
+                return 0;
+    if (c->rule == RULE_RMSPROP && (c->u.rmsprop.flags & RMSFUSE_CENTERED))
+        for (int i = 0; i < QN; i++)
+            if (flush_changes(out[2][i] - out[4][i] * out[4][i]))
                 return 0;
     return 1;
 }
@@ -795,7 +806,7 @@ START_TEST(test_documented_equivalences)
         step_copy(&d, in, y, 1, -1);
         assert_same_state(rule, x, y, "MAXIMIZE differs from the negated gradient");
         /* FLUSH_SUBNORMAL changes only state values below FLT_MIN (and -0):
-         * where the step without it stores none, the step with it gives
+         * where the step without it computes none, the step with it gives
          * the same bits everywhere. */
         d = c;
         *rule_flags(&d) ^= RMSFUSE_FLUSH_SUBNORMAL;
