@@ -157,6 +157,8 @@ int rmsfuse_cpu_has_avx2(void);
 int rmsfuse_cpu_has_avx512(void);
 /* Whether detection should take AVX-512 over AVX2 on this CPU. */
 int rmsfuse_cpu_prefers_avx512(void);
+/* Whether the kernels prefetch large arrays in software on this CPU. */
+int rmsfuse_cpu_prefers_prefetch(void);
 
 #include "run.h" /* the inline checks and runs, which need the above */
 

@@ -130,7 +130,9 @@ static RMSFUSE_ALWAYS_INLINE void prefetch_slots(const unsigned used, char *cons
  * so no access leaves [0, n).  Large arrays come from memory: while more
  * than RMSFUSE_PREFETCH_AHEAD elements remain, each array's data that far
  * ahead is prefetched (a hint: it never faults), so the loads are in flight
- * before the loop, held up by the divider, reaches them.
+ * before the loop, held up by the divider, reaches them; not on CPUs where
+ * that measured slower than the hardware prefetchers alone (AMD Zen 4:
+ * rmsfuse_cpu_prefers_prefetch, src/core/cpu_x86.c).
  */
 static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const unsigned V, char *const *a, size_t n)
 {
@@ -148,7 +150,7 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
     /* The vector part's end, computed once: a bound that does not depend on
      * i keeps the loop to one induction variable. */
     const size_t vec_end = head + (n - head) / VW * VW;
-    if (n >= RMSFUSE_PREFETCH_MIN_N && vec_end > RMSFUSE_PREFETCH_AHEAD) {
+    if (n >= RMSFUSE_PREFETCH_MIN_N && vec_end > RMSFUSE_PREFETCH_AHEAD && rmsfuse_cpu_prefers_prefetch()) {
         const unsigned used = used_slots(R, V);
         const size_t pf_end = vec_end - RMSFUSE_PREFETCH_AHEAD;
         for (; i < pf_end; i += VW) {
