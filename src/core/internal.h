@@ -73,6 +73,7 @@ typedef struct rmsfuse_prepared {
     unsigned variant;                      /* the kernel's specialisation */
     unsigned used;                         /* bit s: the variant reads or writes slot s */
     unsigned char elem[RMSFUSE_MAX_SLOTS]; /* bytes per element of each slot */
+    size_t max_n;                          /* most elements whose bytes fit size_t in every slot */
     union {
         unsigned char bytes[64];
         float f;
@@ -94,6 +95,7 @@ static inline void rmsfuse_prepare_init(rmsfuse_prepared *P, int rule, const rms
     P->rule = rule;
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
         P->elem[s] = (unsigned char)sizeof(float);
+    P->max_n = SIZE_MAX / sizeof(float);
 }
 
 /* Whether every constant, each rounded once to float, is finite: (float)x

@@ -111,9 +111,9 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
         const size_t n = tensor_n(P->layout, t);
         if (n == 0)
             continue;
-        tensor_arrays A = {0};
+        tensor_arrays A;
         (void)check_tensor(P, P->layout, t, n, &A); /* passed above: this only reads the addresses */
-        kernel_arrays(&A, plan->arrays + j * RMSFUSE_MAX_SLOTS);
+        memcpy(plan->arrays + j * RMSFUSE_MAX_SLOTS, A.a, sizeof A.a);
         plan->prefix[j++] = total;
         total += n; /* cannot overflow: the arrays are disjoint in memory */
     }

@@ -38,65 +38,49 @@ static RMSFUSE_ALWAYS_INLINE const unsigned char *tensor_at(const rmsfuse_layout
 
 /* ---- one tensor ------------------------------------------------------------ */
 
-/* The arrays of one tensor that the variant uses, as descriptors: slot,
- * byte range [lo, hi). */
+/* The arrays of one tensor, by slot: the byte range [lo, hi) of each array
+ * the variant uses ([0, 0), which overlaps nothing, where unused), and the
+ * kernel's array addresses (NULL where unused). */
 typedef struct tensor_arrays {
-    unsigned count;
-    unsigned char slot[RMSFUSE_MAX_SLOTS];
     uintptr_t lo[RMSFUSE_MAX_SLOTS], hi[RMSFUSE_MAX_SLOTS];
+    char *a[RMSFUSE_MAX_SLOTS];
 } tensor_arrays;
 
 /*
  * Tensor t with n > 0 elements: every array the variant uses is not NULL
  * (checked in slot order, each with its rule's status), fits the address
  * space, and is disjoint from every other.  On success *A describes them.
+ * The loops unroll where the layout is a constant (every rule's API file).
  */
 static RMSFUSE_ALWAYS_INLINE int check_tensor(const rmsfuse_prepared *P, const rmsfuse_layout *L,
                                               const unsigned char *t, size_t n, tensor_arrays *A)
 {
     const unsigned used = P->used;
-    uintptr_t lo[RMSFUSE_MAX_SLOTS] = {0}, hi[RMSFUSE_MAX_SLOTS] = {0};
-    int size_bad = 0;
-    /* Unrolled over the layout's slots (a constant where this is inlined). */
+    int wrap = 0;
 #pragma GCC unroll 6
-    for (unsigned s = 0; s < L->slots; s++) {
-        if (!(used & (1u << s)))
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
+        A->a[s] = NULL;
+        A->lo[s] = A->hi[s] = 0;
+        if (s >= L->slots || !(used & (1u << s)))
             continue;
-        lo[s] = slot_ptr(L, t, s);
-        if (!lo[s])
+        const uintptr_t p = slot_ptr(L, t, s);
+        if (!p)
             return L->null_status[s];
-        size_t bytes;
-        size_bad |= __builtin_mul_overflow(n, (size_t)P->elem[s], &bytes) | (lo[s] > UINTPTR_MAX - bytes);
-        hi[s] = lo[s] + bytes;
+        const size_t bytes = n * P->elem[s]; /* wraps only where n > max_n: refused below */
+        wrap |= p > UINTPTR_MAX - bytes;
+        A->a[s] = (char *)p;
+        A->lo[s] = p;
+        A->hi[s] = p + bytes;
     }
-    if (size_bad)
+    if (n > P->max_n || wrap)
         return RMSFUSE_E_SIZE;
-    /* Every pair of used arrays; an unused slot's [0, 0) overlaps nothing. */
     int overlap = 0;
 #pragma GCC unroll 6
     for (unsigned s = 1; s < L->slots; s++)
 #pragma GCC unroll 6
         for (unsigned r = 0; r < s; r++)
-            overlap |= (lo[s] < hi[r]) & (lo[r] < hi[s]);
-    unsigned k = 0;
-#pragma GCC unroll 6
-    for (unsigned s = 0; s < L->slots; s++)
-        if (used & (1u << s)) {
-            A->slot[k] = (unsigned char)s;
-            A->lo[k] = lo[s];
-            A->hi[k++] = hi[s];
-        }
-    A->count = k;
+            overlap |= (A->lo[s] < A->hi[r]) & (A->lo[r] < A->hi[s]);
     return overlap ? RMSFUSE_E_OVERLAP : RMSFUSE_OK;
-}
-
-/* The kernel's array addresses (unused slots NULL). */
-static RMSFUSE_ALWAYS_INLINE void kernel_arrays(const tensor_arrays *A, char **a)
-{
-    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-        a[s] = NULL;
-    for (unsigned j = 0; j < A->count; j++)
-        a[A->slot[j]] = (char *)A->lo[j];
 }
 
 /*
@@ -113,10 +97,10 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_check_list_inl(const rmsfuse_prepared *
         return RMSFUSE_OK;
     if (!tensors)
         return RMSFUSE_E_NULL_LIST;
-    /* Per used slot (in the compact order of tensor_arrays, the same for
-     * every tensor): where the first array starts, where the latest ends. */
+    /* Per slot: where the first array starts, where the latest ends
+     * ([0, 0) for a slot the variant does not use). */
     uintptr_t lo[RMSFUSE_MAX_SLOTS] = {0}, hi[RMSFUSE_MAX_SLOTS] = {0};
-    tensor_arrays A = {0};
+    tensor_arrays A;
     int ordered = 1;
     size_t nonempty = 0;
     for (size_t i = 0; i < count; i++) {
@@ -127,7 +111,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_check_list_inl(const rmsfuse_prepared *
         const int st = check_tensor(P, L, t, n, &A);
         if (st != RMSFUSE_OK)
             return st;
-        for (unsigned j = 0; j < A.count; j++) {
+        for (unsigned j = 0; j < L->slots; j++) {
             if (nonempty == 0)
                 lo[j] = A.lo[j];
             else
@@ -138,7 +122,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_check_list_inl(const rmsfuse_prepared *
     }
     if (nonempty <= 1)
         return RMSFUSE_OK; /* one tensor with elements: checked above */
-    for (unsigned j = 1; j < A.count && ordered; j++)
+    for (unsigned j = 1; j < L->slots && ordered; j++)
         for (unsigned m = 0; m < j; m++)
             if (lo[j] < hi[m] && lo[m] < hi[j])
                 ordered = 0;
@@ -149,8 +133,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_check_list_inl(const rmsfuse_prepared *
 static RMSFUSE_ALWAYS_INLINE int rmsfuse_step_list_inl(const rmsfuse_prepared *P, const rmsfuse_layout *L,
                                                        const void *tensors, size_t count)
 {
-    tensor_arrays A = {0};
-    char *a[RMSFUSE_MAX_SLOTS];
+    tensor_arrays A;
     if (count == 1 && tensors) {
         /* One tensor (every rule's single-array step): checked and run
          * without a second pass over the list. */
@@ -160,8 +143,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_step_list_inl(const rmsfuse_prepared *P
         const int st = check_tensor(P, L, tensors, n, &A);
         if (st != RMSFUSE_OK)
             return st;
-        kernel_arrays(&A, a);
-        rmsfuse_active_kernel(P->rule)(P->k.bytes, P->variant, a, n);
+        rmsfuse_active_kernel(P->rule)(P->k.bytes, P->variant, A.a, n);
         return RMSFUSE_OK;
     }
     const int st = rmsfuse_check_list_inl(P, L, tensors, count);
@@ -176,8 +158,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_step_list_inl(const rmsfuse_prepared *P
         if (!kernel)
             kernel = rmsfuse_active_kernel(P->rule);
         (void)check_tensor(P, L, t, n, &A); /* passed above: this only reads the addresses again */
-        kernel_arrays(&A, a);
-        kernel(P->k.bytes, P->variant, a, n);
+        kernel(P->k.bytes, P->variant, A.a, n);
     }
     return RMSFUSE_OK;
 }
