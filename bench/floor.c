@@ -21,7 +21,8 @@
 #define FLOOR_X86 1
 #elif defined(__aarch64__)
 #include <arm_neon.h>
-#define VREG(x) "w"(x) /* any FP/SIMD register */
+#include <arm_sve.h> /* its functions need SVE enabled: only in floor_sve's target */
+#define VREG(x) "w"(x) /* any FP/SIMD register (NEON's, and SVE's z registers) */
 #endif
 
 #if defined(FLOOR_X86) || defined(__aarch64__)
@@ -89,7 +90,7 @@
 typedef struct floor_entry {
     const char *isa;
     floor_fn fn;
-    int width;
+    int width; /* floats per vector; 0: read from the CPU (SVE) */
 } floor_entry;
 
 #if defined(FLOOR_X86)
@@ -133,7 +134,24 @@ static float floor_scalar(int64_t reps, int grouped)
     FLOOR_BODY(float, s_set1, s_add, __builtin_sqrtf, s_div, s_store, 1)
 }
 
-static const floor_entry floors[] = {{"scalar", floor_scalar, 1}, {"neon", floor_neon, 4}};
+/* SVE at the CPU's vector length (svcntw() floats); out[] in FLOOR_BODY
+ * holds the widest, 2048 bits. */
+#define SVE_SET1(f)       svdup_n_f32(f)
+#define SVE_ADD(x, y)     svadd_f32_x(svptrue_b32(), (x), (y))
+#define SVE_SQRT(x)       svsqrt_f32_x(svptrue_b32(), (x))
+#define SVE_DIV(x, y)     svdiv_f32_x(svptrue_b32(), (x), (y))
+#define SVE_STORE(out, x) svst1_f32(svptrue_b32(), (out), (x))
+static __attribute__((target("+sve"))) float floor_sve(int64_t reps, int grouped)
+{
+    FLOOR_BODY(svfloat32_t, SVE_SET1, SVE_ADD, SVE_SQRT, SVE_DIV, SVE_STORE, 64)
+}
+
+static __attribute__((target("+sve"))) int sve_width(void)
+{
+    return (int)svcntw();
+}
+
+static const floor_entry floors[] = {{"scalar", floor_scalar, 1}, {"neon", floor_neon, 4}, {"sve", floor_sve, 0}};
 #else
 static const floor_entry floors[] = {{NULL, NULL, 0}};
 #endif
@@ -143,6 +161,10 @@ floor_fn floor_kernel(const char *isa, int *width)
     for (size_t i = 0; i < sizeof floors / sizeof floors[0]; i++)
         if (floors[i].isa && !strcmp(floors[i].isa, isa)) {
             *width = floors[i].width;
+#if defined(__aarch64__) && !defined(FLOOR_X86)
+            if (floors[i].fn == floor_sve)
+                *width = sve_width(); /* the caller checked that SVE runs here */
+#endif
             return floors[i].fn;
         }
     *width = 0;

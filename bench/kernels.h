@@ -51,9 +51,9 @@ roofline_fn roofline_kernel(int k);
 typedef float (*floor_fn)(int64_t reps, int grouped);
 
 /* The floor kernel at the width of the library ISA called `isa` (a name of
- * rmsfuse_isa_names()) and its width in floats, or NULL when this file has
- * none for it on this architecture.  Call it only when
- * rmsfuse_isa_supported(isa). */
+ * rmsfuse_isa_names()) and its width in floats (for SVE, the CPU's), or
+ * NULL when this file has none for it on this architecture.  Call it only
+ * when rmsfuse_isa_supported(isa). */
 floor_fn floor_kernel(const char *isa, int *width);
 
 #endif /* RMSFUSE_BENCH_KERNELS_H */

@@ -22,6 +22,7 @@ option(RMSFUSE_ENABLE_SSE2 "Build the SSE2 path (x86)" ON)
 option(RMSFUSE_ENABLE_AVX2 "Build the AVX2 path (x86)" ON)
 option(RMSFUSE_ENABLE_AVX512 "Build the AVX-512 path (x86)" ON)
 option(RMSFUSE_ENABLE_NEON "Build the NEON path (AArch64)" ON)
+option(RMSFUSE_ENABLE_SVE "Build the SVE path (AArch64)" ON)
 
 string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _rmsfuse_proc)
 set(RMSFUSE_ARCH "other")
@@ -61,6 +62,11 @@ rmsfuse_probe_isa(avx512 x86_64 RMSFUSE_ENABLE_AVX512 "-mavx512f" "#include <imm
   int main(void){__m512 x=_mm512_set1_ps(2.f); x=_mm512_sqrt_ps(_mm512_div_ps(x,x)); return (int)_mm512_cvtss_f32(x)-1;}")
 rmsfuse_probe_isa(neon aarch64 RMSFUSE_ENABLE_NEON "" "#include <arm_neon.h>
   int main(void){float32x4_t x=vdupq_n_f32(2.f); x=vsqrtq_f32(vdivq_f32(x,x)); return (int)vgetq_lane_f32(x,0)-1;}")
+
+# SVE: vector-length agnostic (svcntw() floats per vector, known at run time).
+rmsfuse_probe_isa(sve aarch64 RMSFUSE_ENABLE_SVE "-march=armv8-a+sve" "#include <arm_sve.h>
+  int main(void){svbool_t pg=svwhilelt_b32_u64(0,svcntw()); svfloat32_t x=svdup_n_f32(2.f);
+  x=svsqrt_f32_x(pg,svdiv_f32_x(pg,x,x)); return (int)svlasta_f32(svpfalse_b(),x)-1;}")
 
 message(STATUS "rmsfuse: ISA paths built: ${RMSFUSE_ISA_LIST}")
 

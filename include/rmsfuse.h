@@ -5,7 +5,7 @@
  * Each rule does its whole update (weight decay, its running averages,
  * momentum, the parameter update) in one pass over memory.  The arithmetic
  * is defined element by element in docs/math.md; every SIMD path (SSE2,
- * AVX2, AVX-512, NEON) returns the same bits as the scalar reference.
+ * AVX2, AVX-512, NEON, SVE) returns the same bits as the scalar reference.
  *
  * This umbrella header declares everything: rmsfuse_common.h (status codes,
  * flags, plans, ISA dispatch) and one header per rule.  C99/C11 and C++

@@ -156,9 +156,9 @@ RMSFUSE_API void rmsfuse_plan_free(rmsfuse_plan *plan);
 /*
  * The implementation is chosen once, lazily and thread-safely, on first use:
  * the best ISA that is both compiled in and usable on this CPU and OS
- * (x86: CPUID + XGETBV; AArch64: NEON is baseline).  ISA names: "scalar",
- * "sse2", "avx2", "avx512", "neon".  See docs/dispatch.md.  One choice
- * serves every rule.
+ * (x86: CPUID + XGETBV; AArch64: NEON is baseline, SVE from the kernel's
+ * HWCAP_SVE).  ISA names: "scalar", "sse2", "avx2", "avx512", "neon",
+ * "sve".  See docs/dispatch.md.  One choice serves every rule.
  *
  * The environment variable RMSFUSE_ISA, read at first use, forces a name
  * (or "auto").  An unknown or unusable name is ignored: detection is used

@@ -10,8 +10,13 @@
 #             fall back cleanly, the forced avx512 run must skip)
 #   qemu-x86  the suite under qemu-x86_64 on an SSE2-only CPU model (detection
 #             must pick sse2, nothing illegal may execute) and on Haswell (avx2)
-#   aarch64   cross build with gcc-aarch64-linux-gnu, suite under qemu-aarch64,
-#             detection must pick neon
+#   aarch64   cross build with gcc-aarch64-linux-gnu, suite under qemu-aarch64
+#             on a CPU without SVE: detection must pick neon
+#   sve       the same build on qemu's "max" CPU at SVE vector lengths 128,
+#             256, 512 (qemu's default: the whole suite) and 2048 bits (every
+#             test that forces sve, test_isa and the fuzz replay): the sve
+#             path bit for bit against scalar, predicated tails against guard
+#             pages; detection must pick sve, and neon at 128 bits
 #   bench     the benchmark suite builds, runs briefly at small sizes, and the
 #             report (tables and plots) renders: the README's main command works
 #   mpi       the distributed example (examples/mpi_zero1.c, Open MPI): 2, 3 and
@@ -31,13 +36,13 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-stages=${*:-native valgrind qemu-x86 aarch64 bench mpi python sanitize tsan fuzz}
+stages=${*:-native valgrind qemu-x86 aarch64 sve bench mpi python sanitize tsan fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
 case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
-case " $stages " in *" aarch64 "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
+case " $stages " in *" aarch64 "* | *" sve "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
 case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
 case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
 case " $stages " in *" python "*) pkgs+=(python3-torch) ;; esac
@@ -94,7 +99,24 @@ stage_qemu_x86() {
 stage_aarch64() {
     configure_build build/aarch64 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
-    CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=neon ctest --test-dir build/aarch64 -j "$jobs" --output-on-failure
+    # qemu-aarch64's default CPU ("max") has SVE: switched off here.
+    QEMU_CPU=max,sve=off CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=neon \
+        ctest --test-dir build/aarch64 -j "$jobs" --output-on-failure
+}
+
+stage_sve() {
+    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
+    local bytes expect
+    for bytes in 64 16 32 256; do # vector length in bytes: 512 bits first (qemu's default)
+        expect=sve
+        [ "$bytes" = 16 ] && expect=neon # at 128 bits detection keeps neon (docs/dispatch.md)
+        echo "-- SVE vector length $((bytes * 8)) bits: detection must pick $expect"
+        local only=()
+        [ "$bytes" = 64 ] || only=(-R '[.]sve$|^test_isa$|^fuzz_replay$')
+        QEMU_CPU="max,sve-default-vector-length=$bytes" CK_FORK=no RMSFUSE_TEST_QUICK=1 \
+            RMSFUSE_EXPECT_ISA=$expect ctest --test-dir build/aarch64 -j "$jobs" --output-on-failure "${only[@]}"
+    done
 }
 
 stage_bench() {
@@ -176,13 +198,14 @@ for s in $stages; do
         valgrind) run_stage valgrind stage_valgrind ;;
         qemu-x86) run_stage qemu-x86 stage_qemu_x86 ;;
         aarch64) run_stage aarch64 stage_aarch64 ;;
+        sve) run_stage sve stage_sve ;;
         bench) run_stage bench stage_bench ;;
         mpi) run_stage mpi stage_mpi ;;
         python) run_stage python stage_python ;;
         sanitize) run_stage sanitize stage_sanitize ;;
         tsan) run_stage tsan stage_tsan ;;
         fuzz) run_stage fuzz stage_fuzz ;;
-        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 bench mpi python sanitize tsan fuzz)" >&2; exit 2 ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 sve bench mpi python sanitize tsan fuzz)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -78,6 +78,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #  include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#  include <sys/prctl.h>
+#endif
 
 #include "test_common.h"
 #include "test_rules.h"
@@ -86,7 +89,7 @@
  * in its order (best last): a deliberate oracle, written out here so that
  * test_isa_names can check the registry against the documentation.  Every
  * other loop over ISAs takes the names from rmsfuse_isa_names(). */
-static const char *const known_names[] = {"scalar", "sse2", "avx2", "avx512", "neon"};
+static const char *const known_names[] = {"scalar", "sse2", "avx2", "avx512", "neon", "sve"};
 #define N_KNOWN (sizeof known_names / sizeof known_names[0])
 
 /* Names that must be refused as unknown (case, spacing, near misses). */
@@ -120,14 +123,29 @@ static int cpu_is_amd(void)
 #endif
 }
 
+/* Whether the thread's SVE vectors are wider than NEON's 128 bits, read
+ * here with prctl(PR_SVE_GET_VL) independently of the library (which reads
+ * it the same way: there is one kernel interface for it). */
+static int sve_wider_than_neon(void)
+{
+#if defined(__aarch64__) && defined(__linux__)
+    const int vl = prctl(51 /* PR_SVE_GET_VL */, 0, 0, 0, 0);
+    return vl > 0 && (vl & 0xffff) > 16;
+#else
+    return 0;
+#endif
+}
+
 /* What detection must pick: the best supported ISA, except that AVX-512 is
  * taken over AVX2 only on AMD CPUs (docs/dispatch.md: on Intel, 512-bit
- * sqrt and division give no more elements per cycle than 256-bit ones). */
+ * sqrt and division give no more elements per cycle than 256-bit ones),
+ * and SVE over NEON only with vectors wider than 128 bits. */
 static const char *best_supported(void)
 {
     const char *best = NULL;
     for (const char *const *p = rmsfuse_isa_names(); *p; p++)
-        if (rmsfuse_isa_supported(*p) && (strcmp(*p, "avx512") != 0 || cpu_is_amd()))
+        if (rmsfuse_isa_supported(*p) && (strcmp(*p, "avx512") != 0 || cpu_is_amd()) &&
+            (strcmp(*p, "sve") != 0 || sve_wider_than_neon()))
             best = *p;
     return best;
 }
@@ -824,6 +842,7 @@ START_TEST(test_active_is_supported)
         ck_assert_msg(rmsfuse_isa_supported(bad_names[i]) == 0, "\"%s\" reported supported", bad_names[i]);
 #if defined(__x86_64__) || defined(__i386__)
     ck_assert_int_eq(rmsfuse_isa_supported("neon"), 0);
+    ck_assert_int_eq(rmsfuse_isa_supported("sve"), 0);
 #elif defined(__aarch64__)
     ck_assert_int_eq(rmsfuse_isa_supported("sse2"), 0);
     ck_assert_int_eq(rmsfuse_isa_supported("avx2"), 0);
@@ -916,6 +935,7 @@ START_TEST(test_set_refused_leaves_active)
     }
 #if defined(__x86_64__) || defined(__i386__)
     ck_assert_int_eq(rmsfuse_set_isa("neon"), RMSFUSE_E_ISA_UNSUPPORTED);
+    ck_assert_int_eq(rmsfuse_set_isa("sve"), RMSFUSE_E_ISA_UNSUPPORTED);
     ck_assert_int_gt(n_unsupported, 0);
 #elif defined(__aarch64__)
     ck_assert_int_eq(rmsfuse_set_isa("avx2"), RMSFUSE_E_ISA_UNSUPPORTED);

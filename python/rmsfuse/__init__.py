@@ -501,7 +501,7 @@ class Plan:
 
 # ---- instruction sets ---------------------------------------------------------
 def active_isa():
-    """The implementation in use: "avx512", "avx2", "sse2", "neon" or "scalar"."""
+    """The implementation in use: "avx512", "avx2", "sse2", "sve", "neon" or "scalar"."""
     return _L.rmsfuse_active_isa().decode()
 
 

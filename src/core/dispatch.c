@@ -28,7 +28,8 @@
     X(sse2, rmsfuse_cpu_has_sse2, always)                               \
     X(avx2, rmsfuse_cpu_has_avx2, always)                               \
     X(avx512, rmsfuse_cpu_has_avx512, rmsfuse_cpu_prefers_avx512)       \
-    X(neon, always, always)
+    X(neon, always, always)                                             \
+    X(sve, rmsfuse_cpu_has_sve, rmsfuse_cpu_prefers_sve)
 
 static int always(void)
 {

@@ -149,7 +149,7 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
         return st != RMSFUSE_OK ? st : rmsfuse_plan_list(&P, tensors, count, plan);                          \
     }
 
-/* ---- dispatch (src/core/dispatch.c, src/core/cpu_x86.c) -------------------- */
+/* ---- dispatch (src/core/dispatch.c, src/core/cpu_x86.c, cpu_arm.c) --------- */
 /* The kernel of `rule` for the active ISA (chosen on first use). */
 rmsfuse_kernel rmsfuse_active_kernel(int rule);
 
@@ -161,6 +161,10 @@ int rmsfuse_cpu_has_avx512(void);
 int rmsfuse_cpu_prefers_avx512(void);
 /* Whether the kernels prefetch large arrays in software on this CPU. */
 int rmsfuse_cpu_prefers_prefetch(void);
+/* AArch64 (src/core/cpu_arm.c; 0 elsewhere): SVE usable, and whether
+ * detection should take it over NEON. */
+int rmsfuse_cpu_has_sve(void);
+int rmsfuse_cpu_prefers_sve(void);
 
 #include "run.h" /* the inline checks and runs, which need the above */
 

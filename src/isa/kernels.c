@@ -10,7 +10,8 @@
  *
  * Each rule's element math (src/rules/<rule>.h) is instantiated twice: at
  * width 1 with the scalar operations (the scalar reference itself, and the
- * heads and tails of every SIMD loop) and at the ISA's width.  The loop
+ * heads and tails of every fixed-width SIMD loop) and at the ISA's width
+ * (for SVE, a width known only at run time, with predicated tails).  The loop
  * below is written once for every rule and ISA; each kernel is a switch
  * over the rule's variants, so the inner loops have no per-element branches.
  */
@@ -46,7 +47,28 @@ const rmsfuse_kernel *RMSFUSE_KTABLE(void)
 
 /* ---- the ISA's width ------------------------------------------------------- */
 #include RMSFUSE_ISA_OPS
-#if VW > 1
+/* RMSFUSE_WIDE: the ISA has vectors (a fixed VW > 1, or VLA: a width known
+ * only at run time). */
+#if defined(VLA)
+#  define RMSFUSE_WIDE 1
+#elif VW > 1
+#  define RMSFUSE_WIDE 1
+#else
+#  define RMSFUSE_WIDE 0
+#endif
+#if RMSFUSE_WIDE
+#  ifdef VLA
+/* Vector-length agnostic: every load and store is predicated on the lanes
+ * below the loop's end n, which the kernel passes after the slots, in
+ * a[RMSFUSE_MAX_SLOTS] (the rule bodies see only a and i).  One predicated
+ * loop then covers every element, the last partial vector included, and no
+ * access touches memory at or beyond element n. */
+#    undef LD
+#    undef ST
+#    define RMSFUSE_PG(i) VPRED((i), (uintptr_t)a[RMSFUSE_MAX_SLOTS])
+#    define LD(s)    VLOADP(RMSFUSE_PG(i), a[s] + i * sizeof(float))
+#    define ST(s, x) VSTOREP(RMSFUSE_PG(i), a[s] + i * sizeof(float), (x))
+#  endif
 #  define RMSFUSE_BODY(r) rmsfuse_##r##_body_wv
 #  include "../rules/registry.h"
 #  undef RMSFUSE_BODY
@@ -69,7 +91,7 @@ static RMSFUSE_ALWAYS_INLINE void body_w1(const int R, const void *k, const unsi
     }
 }
 
-#if VW > 1
+#if RMSFUSE_WIDE
 #define RMSFUSE_WV_CASE_(r)                                                              \
     case RMSFUSE_RULE_##r:                                                               \
         rmsfuse_##r##_body_wv((const rmsfuse_##r##_k *)k, V, a, i);                      \
@@ -82,6 +104,9 @@ static RMSFUSE_ALWAYS_INLINE void body_wv(const int R, const void *k, const unsi
         break;
     }
 }
+#endif /* RMSFUSE_WIDE */
+
+#if RMSFUSE_WIDE && !defined(VLA)
 
 #define RMSFUSE_USED_CASE_(r)                                                            \
     case RMSFUSE_RULE_##r:                                                               \
@@ -122,10 +147,12 @@ static RMSFUSE_ALWAYS_INLINE void prefetch_slots(const unsigned used, char *cons
     RMSFUSE_PREFETCH_SLOT_(4)
     RMSFUSE_PREFETCH_SLOT_(5)
 }
-#endif /* VW > 1 */
+#endif /* RMSFUSE_WIDE && !VLA */
 
 /*
- * The loop of every kernel.  Elements before the first VW*4-byte-aligned
+ * The loop of every kernel.  A vector-length-agnostic ISA (VLA: SVE) runs
+ * one predicated loop over every element.  Fixed widths: elements before
+ * the first VW*4-byte-aligned
  * param address, and the last (n - head) % VW, go through the width-1 body,
  * so no access leaves [0, n).  Large arrays come from memory: while more
  * than RMSFUSE_PREFETCH_AHEAD elements remain, each array's data that far
@@ -137,7 +164,10 @@ static RMSFUSE_ALWAYS_INLINE void prefetch_slots(const unsigned used, char *cons
 static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const unsigned V, char *const *a, size_t n)
 {
     size_t i = 0;
-#if VW > 1
+#if defined(VLA)
+    for (; i < n; i += VW) /* predicated: the last vector stops at n */
+        body_wv(R, k, V, a, i);
+#elif VW > 1
     const size_t vbytes = VW * sizeof(float);
     size_t head = 0;
     const uintptr_t p0 = (uintptr_t)a[RMSFUSE_SLOT_PARAM];
@@ -188,9 +218,10 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
     {                                                                                                    \
         _Static_assert(RMSFUSE_NVAR_##r <= 256, "RMSFUSE_FOR_EACH_VARIANT covers 256 variant codes");    \
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp;                                         \
-        char *a[RMSFUSE_MAX_SLOTS];                                                                      \
+        char *a[RMSFUSE_MAX_SLOTS + 1];                                                                  \
         for (int s = 0; s < RMSFUSE_MAX_SLOTS; s++)                                                      \
             a[s] = arrays[s];                                                                            \
+        a[RMSFUSE_MAX_SLOTS] = (char *)(uintptr_t)n; /* the loop's end, for predicated ISAs (VLA) */     \
         switch (variant) {                                                                               \
             RMSFUSE_FOR_EACH_VARIANT(RMSFUSE_VARIANT_CASE_, r)                                           \
         default:                                                                                         \

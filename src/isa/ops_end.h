@@ -12,3 +12,7 @@
 #undef VXOR_BITS
 #undef VMAX_NAN
 #undef VFLUSH
+#undef VLA
+#undef VPRED
+#undef VLOADP
+#undef VSTOREP
