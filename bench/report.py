@@ -1052,7 +1052,7 @@ def plot(ctx, d, classes, outdir, errors):
             key = sparse_where(ws, classes) if ws >= 0 else f"{-ws} elements"
             if key not in rows:
                 rows.append(key)
-        fig, axes = plt.subplots(len(rows), len(sfs), figsize=(4.4 * len(sfs), 3.6 * len(rows) + 1.2),
+        fig, axes = plt.subplots(len(rows), len(sfs), figsize=(4.6 * len(sfs), 4.0 * len(rows) + 1.2),
                                  squeeze=False)
         sstyle = {"dispatched": dict(color=STYLE["dispatched"]["color"], marker="o", linewidth=2.4),
                   "dispatched_exact": dict(color="#1f77b4", marker="s", linewidth=1.6),
@@ -1082,14 +1082,18 @@ def plot(ctx, d, classes, outdir, errors):
                     bottom = min(bottom, 0.9 * min(r for _, r in pts))
                     if bp.get(0):
                         short = {"dispatched": "preset", "dispatched_exact": "exact", "peer_native": "loop"}
-                        dense.append(f"{short.get(impl, impl)} {bp[0]['ns']:.2f}")
+                        name = short.get(impl, impl)
+                        name = name[len("torch: "):] if name.startswith("torch: ") else name
+                        dense.append(f"{name} {bp[0]['ns']:.2f}")
                 ax.axhline(1.0, color="0.4", linewidth=0.8)
                 ax.axhline(SPARSE_TARGET, color="black", linewidth=0.9, linestyle=":")
                 ax.plot([SPARSE_TARGET_PCT], [SPARSE_TARGET], marker="v", color="black", markersize=7,
                         linestyle="", label=f"target: preset ≤ {SPARSE_TARGET} × dense at {SPARSE_TARGET_PCT}%")
                 n = next((r["n"] for bp in bi.values() for r in bp.values() if r.get("n")), 0)
+                # the dense rates, three to a line, so that titles stay within their panel
+                rates = [", ".join(dense[j:j + 3]) for j in range(0, len(dense), 3)]
                 ax.set_title(f"{fs}: {n} elements ({fmt_size(ws) if ws >= 0 else 'torch'})\n"
-                             + ("dense ns/elem: " + ", ".join(dense) if dense else ""), fontsize=9.5)
+                             + ("dense ns/elem: " + "\n".join(rates) if rates else ""), fontsize=9)
                 ax.grid(True, alpha=0.3)
                 ax.set_xticks([0, 10, 25, 50, 75, 90])
                 ax.set_xlim(-4, 94)

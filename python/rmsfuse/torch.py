@@ -152,6 +152,25 @@ class _Fused(torch.optim.Optimizer):
                              f"({e}); {hp}") from None
         return cfg
 
+    def _group_config(self, gi, group):
+        """The group's checked config and its C struct, made again only when a hyperparameter changed
+        (the group's values are compared with the last step's; unhashable ones, such as a tensor lr,
+        are never cached)."""
+        try:
+            key = tuple((k, v) for k, v in group.items() if k != "params")
+            hash(key)
+        except TypeError:
+            key = None
+        cache = self.__dict__.setdefault("_cfg_cache", {})
+        hit = cache.get(gi)
+        if key is not None and hit is not None and hit[0] == key:
+            return hit[1], hit[2]
+        cfg = self._valid_config(group)
+        c = cfg._c()
+        if key is not None:
+            cache[gi] = (key, cfg, c)
+        return cfg, c
+
     def _init_state(self, p, group, cfg):
         """A parameter's state before its first step, as torch 1.13 creates it."""
         state = {"step": 0} if self._step == "int" else {"step": torch.tensor(0.0)} if self._step else {}
@@ -205,37 +224,46 @@ class _Fused(torch.optim.Optimizer):
     def _collect(self, gi, group, cfg):
         """Checks one group; returns [(p, grad)] without changing anything."""
         name = type(self).__name__
+        used = [key for key, array in self._state if self._uses(cfg, array)]
+        f32, strided = torch.float32, torch.strided
         work = []
         for i, p in enumerate(group["params"]):
             g = p.grad
             if g is None:
                 continue
-            where = f"param_groups[{gi}]['params'][{i}]"
-            if g.is_sparse:
-                raise RuntimeError(f"{name} does not support sparse gradients ({where})")
-            if p.dtype != torch.float32 or g.dtype != torch.float32:
-                raise TypeError(f"rmsfuse.torch.{name} supports float32 tensors only: {where} is {p.dtype} "
-                                f"with a {g.dtype} gradient")
-            if p.device.type != "cpu" or g.device.type != "cpu":
-                raise TypeError(f"rmsfuse.torch.{name} supports CPU tensors only: {where} is on {p.device}, "
-                                f"its gradient on {g.device}")
-            if p.layout != torch.strided or g.layout != torch.strided:
-                raise TypeError(f"rmsfuse.torch.{name} supports dense (strided) tensors only: {where} is "
-                                f"{_describe(p)}, gradient {_describe(g)}")
-            if g.shape != p.shape:
+            # The common case in one test of identities (dtypes and layouts are singletons); the
+            # messages below say what is wrong.
+            if (p.dtype is f32 and g.dtype is f32 and p.layout is strided and g.layout is strided
+                    and p.is_cpu and g.is_cpu and g.shape == p.shape):
+                where = None
+            else:
+                where = f"param_groups[{gi}]['params'][{i}]"
+                if g.is_sparse:
+                    raise RuntimeError(f"{name} does not support sparse gradients ({where})")
+                if p.dtype != torch.float32 or g.dtype != torch.float32:
+                    raise TypeError(f"rmsfuse.torch.{name} supports float32 tensors only: {where} is {p.dtype} "
+                                    f"with a {g.dtype} gradient")
+                if p.device.type != "cpu" or g.device.type != "cpu":
+                    raise TypeError(f"rmsfuse.torch.{name} supports CPU tensors only: {where} is on {p.device}, "
+                                    f"its gradient on {g.device}")
+                if p.layout != torch.strided or g.layout != torch.strided:
+                    raise TypeError(f"rmsfuse.torch.{name} supports dense (strided) tensors only: {where} is "
+                                    f"{_describe(p)}, gradient {_describe(g)}")
                 raise ValueError(f"{where}: gradient shape {tuple(g.shape)} != parameter shape {tuple(p.shape)}")
             state = self.state.get(p) or {}
             others = [g]
-            for key, array in self._state:
+            for key in used:
                 s = state.get(key)
-                if s is None or not self._uses(cfg, array):
+                if s is None:
                     continue  # created at the step, like the parameter's first state
-                if (not torch.is_tensor(s) or s.dtype != torch.float32 or s.device.type != "cpu"
-                        or s.layout != torch.strided or s.shape != p.shape):
+                if (not torch.is_tensor(s) or s.dtype is not f32 or not s.is_cpu
+                        or s.layout is not strided or s.shape != p.shape):
+                    where = f"param_groups[{gi}]['params'][{i}]"
                     raise TypeError(f"{where}: state '{key}' must be a CPU float32 tensor of the "
                                     f"parameter's shape, not {_describe(s) if torch.is_tensor(s) else repr(s)}")
                 others.append(s)
             if not _layout_ok(p, others):
+                where = f"param_groups[{gi}]['params'][{i}]"
                 raise ValueError(f"rmsfuse.torch.{name} needs parameter, gradient and state laid out alike "
                                  f"and densely (contiguous, or e.g. all channels_last): {where} is "
                                  f"{_describe(p)}, gradient {_describe(g)}; make them contiguous")
@@ -258,10 +286,10 @@ class _Fused(torch.optim.Optimizer):
         # Check everything and make the missing state first: a step that raises changes nothing.
         checked = []
         for gi, group in enumerate(self.param_groups):
-            cfg = self._valid_config(group)
-            checked.append((group, cfg, self._collect(gi, group, cfg)))
+            cfg, c_cfg = self._group_config(gi, group)
+            checked.append((group, cfg, c_cfg, self._collect(gi, group, cfg)))
         calls, new_state = [], {}
-        for group, cfg, work in checked:
+        for group, cfg, c_cfg, work in checked:
             batches = {}
             for p, g in work:
                 state = self.state.get(p)
@@ -284,7 +312,14 @@ class _Fused(torch.optim.Optimizer):
                 rows.append(arrays + [p.numel()])
                 params.append(p)
             for key, (rows, params) in batches.items():
-                c = (cfg.replace(**dict(key)) if key else cfg)._c()
+                c = c_cfg
+                if key and all(name in cfg._rule.fields for name, _ in key):
+                    # numeric fields (the step number): a copy of the checked struct with them set
+                    c = type(c_cfg).from_buffer_copy(c_cfg)
+                    for name, value in key:
+                        setattr(c, name, value)
+                elif key:  # a flag (SGD's first-step buffer)
+                    c = cfg.replace(**dict(key))._c()
                 calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params, dict(key)))
 
         where = f"rmsfuse.torch.{type(self).__name__}.step"

@@ -234,6 +234,35 @@ class TestDropIn(Compare):
                 self.assertEqual(ob.param_groups[1]["lr"], oa.param_groups[1]["lr"])
                 self.assert_close(name, pa, pb, oa, ob)
 
+    def test_hyperparameters_changed_after_a_step(self):
+        # The drop-ins keep each group's checked config between steps (docs/python.md): a value
+        # changed after a step must be seen by the next one, checked (a bad one refused, changing
+        # nothing) and then used, as torch uses it.
+        bad = {"RMSprop": ("alpha", -0.5), "Adagrad": ("lr_decay", -1.0), "SGD": ("dampening", 2.0),
+               "Adam": ("betas", (0.9, 1.0)), "AdamW": ("eps", float("nan"))}
+        gen = torch.Generator().manual_seed(8)
+        for name, spec in SPECS.items():
+            with self.subTest(name):
+                pa, pb = twin_params([(40,), (9,)])
+                oa, ob = spec.theirs(pa, **spec.base), spec.ours(pb, **spec.base)
+                for k in range(6):
+                    set_grads(pa, pb, gen)
+                    oa.step()
+                    ob.step()
+                    if k == 2:
+                        key, value = bad[name]
+                        good = ob.param_groups[0][key]
+                        ob.param_groups[0][key] = value
+                        before = [p.detach().clone() for p in pb]
+                        with self.assertRaises(ValueError):
+                            ob.step()
+                        self.assertTrue(all(torch.equal(p, q) for p, q in zip(pb, before)))
+                        ob.param_groups[0][key] = good
+                    if k in (1, 3):  # as a scheduler would, on both
+                        for o in (oa, ob):
+                            o.param_groups[0]["lr"] *= 0.3
+                self.assert_close(name, pa, pb, oa, ob)
+
     def test_parameters_with_gradients_on_some_steps_only(self):
         # Parameters of one group at different step numbers (Adam, Adagrad) or with a momentum
         # buffer made on a later step (SGD): one call per distinct value, torch's results.
