@@ -44,9 +44,11 @@ roofline_fn roofline_kernel(int k);
 /* ---- the sqrt + div floor (floor.c) --------------------------------------- */
 /* `reps` rounds of FLOOR_LANES independent vector sqrts and FLOOR_LANES
  * independent vector divs on registers (no chains, no memory), alternating
- * (grouped == 0) or all sqrts then all divs (grouped != 0); returns a value
+ * (grouped == 0) or all sqrts then all divs (grouped == 1); returns a value
  * to keep the work alive.  A round is one sqrt + one div for
- * FLOOR_LANES * width elements. */
+ * FLOOR_LANES * width elements.  grouped == 2 and 3: the same elements'
+ * denominators from IEEE multiplies and adds only (Newton's steps; eps
+ * inside and outside the sqrt), the bound of a divider-free fast mode. */
 #define FLOOR_LANES 8
 typedef float (*floor_fn)(int64_t reps, int grouped);
 

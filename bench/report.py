@@ -48,7 +48,7 @@ from collections import defaultdict
 OTHERS = ["dispatched", "dispatched_exact", "roofline", "peer_O2", "peer_native"]
 CLASSES = ["L1", "L2", "L3", "DRAM"]
 NAME_RE = re.compile(r"^([a-z0-9]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/ws:(\d+)$")
-FLOOR_RE = re.compile(r"^floor/(sqrt_div|sqrt_div_grouped)/([a-z0-9_]+)$")
+FLOOR_RE = re.compile(r"^floor/(sqrt_div|sqrt_div_grouped|newton_eps_in|newton_eps_out)/([a-z0-9_]+)$")
 # threads/<rule>/<flags>/... (threads/<flags>/... before the rules: RMSProp)
 THREADS_RE = re.compile(r"^threads/(?:([a-z0-9]+)/)?([a-z0-9_]+)/(pool|roofline)/t:(\d+)/ws:(\d+)$")
 MULTI_RE = re.compile(r"^multi/([a-z0-9]+)/([a-z0-9_]+)/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
@@ -89,6 +89,7 @@ class Data:
         self.stat = stat
         self.results = defaultdict(lambda: defaultdict(dict))
         self.floors = {}  # isa -> Gelem/s, the faster order
+        self.newton = {}  # isa -> {"newton_eps_in"|"newton_eps_out": Gelem/s}: divider-free denominators
         self.floor_orders = {}  # isa -> order -> Gelem/s
         self.threads = defaultdict(lambda: defaultdict(dict))  # [fs][impl][threads] -> GB/s
         self.multi = defaultdict(lambda: defaultdict(dict))  # [fs][(count, n)][impl] -> Gelem/s
@@ -125,6 +126,9 @@ class Data:
                     "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1)}
                 continue
             m = FLOOR_RE.match(name)
+            if m and m.group(1).startswith("newton"):
+                self.newton.setdefault(m.group(2), {})[m.group(1)] = b["items_per_second"] / 1e9
+                continue
             if m:
                 # The floor is the faster order (see bench/floor.c).
                 rate = b["items_per_second"] / 1e9
@@ -690,6 +694,27 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
         w(f"\nThe avx2 floor is {hw:.2f} × the scalar one: in L1, where both paths run at their floor, "
           "no AVX2 kernel with a divider can be faster than that relative to a scalar one on this CPU.")
     w("")
+    if d.newton:
+        w("### Past the divider: what a fast mode could gain (issue 14)\n")
+        w("The same denominators from IEEE multiplies and adds only, as a bit-reproducible fast mode would "
+          "compute them (no FMA, no hardware estimates): a bit-trick guess and Newton steps, as few as "
+          "reach float accuracy (bench/floor.c; docs/performance.md, \"Past the divider\"). Eps inside the "
+          "sqrt: `x * rsqrt(v)`, 3 steps; eps outside (the PyTorch form of every rule): "
+          "`x * rcp(v * rsqrt(v) + e)`, 3 + 3 steps. Speed-up = the sqrt+div floor's time over Newton's: "
+          "the most such a fast mode could gain in cache, before the rule's other operations.\n")
+        w("| width | sqrt+div floor ns/elem | Newton, eps inside ns/elem | speed-up | "
+          "Newton, eps outside ns/elem | speed-up |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for isa in isas:
+            nw = d.newton.get(isa)
+            if not nw or not d.floors.get(isa):
+                continue
+            f = 1 / d.floors[isa]
+            cells = []
+            for k in ("newton_eps_in", "newton_eps_out"):
+                cells += [f"{1 / nw[k]:.3f}", f"{f * nw[k]:.2f} ×"] if nw.get(k) else ["–", "–"]
+            w(f"| {isa} | {f:.3f} | " + " | ".join(cells) + " |")
+        w("")
 
     impls_present = [i for i in isas + OTHERS if any(i in d.results[fs] for fs in present)]
     skipped_impls = [i for i in isas if i not in impls_present

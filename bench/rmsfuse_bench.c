@@ -447,7 +447,8 @@ typedef struct bench_case {
     size_t n;
     size_t ws;    /* bytes actually touched: narrays * 4 * n */
     int threads;  /* K_POOL*, K_MULTI_POOL: workers */
-    size_t count; /* K_MULTI*: tensors of n elements each; K_FLOOR: 1 = grouped order */
+    size_t count; /* K_MULTI*: tensors of n elements each; K_FLOOR: 1 = grouped order,
+                   * 2, 3 = Newton's denominators, eps inside / outside (bench/floor.c) */
     size_t fsi;   /* K_SPARSE*: the flag set's index, the zero share's index, */
     size_t zi;    /* and whether the library runs it with the flag cleared */
     int exact;    /* (K_SPARSE_PEER: always) */
@@ -1394,6 +1395,11 @@ int main(int argc, char **argv)
             add(K_FLOOR, *nm, NULL, 0, buf);
             snprintf(buf, sizeof buf, "floor/sqrt_div_grouped/%s", *nm);
             add(K_FLOOR, *nm, NULL, 0, buf)->count = 1;
+            /* The same denominators without the divider (bench/floor.c): the bound of a fast mode. */
+            snprintf(buf, sizeof buf, "floor/newton_eps_in/%s", *nm);
+            add(K_FLOOR, *nm, NULL, 0, buf)->count = 2;
+            snprintf(buf, sizeof buf, "floor/newton_eps_out/%s", *nm);
+            add(K_FLOOR, *nm, NULL, 0, buf)->count = 3;
         }
     for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
         const flagset *f = &FSETS[fi];
