@@ -43,8 +43,11 @@ extern "C" {
 /* ---- status codes ------------------------------------------------------ */
 /*
  * The one table of status codes: X(name, value, description).  0 is
- * success; every error is negative.  rmsfuse_strerror() returns the
- * description, rmsfuse_status_name() the name.
+ * success; every error is negative.  One outcome is positive:
+ * RMSFUSE_SKIPPED, a step that found a non-finite gradient and, as asked
+ * (RMSFUSE_SKIP_NONFINITE), wrote nothing; not an error.
+ * rmsfuse_strerror() returns the description, rmsfuse_status_name() the
+ * name.
  */
 #define RMSFUSE_STATUS_TABLE(X)                                                                                  \
     X(RMSFUSE_OK, 0, "success")                                                                                  \
@@ -74,7 +77,9 @@ extern "C" {
     X(RMSFUSE_E_LR_DECAY, -24, "lr_decay is negative")                                                           \
     X(RMSFUSE_E_STEP, -25, "step is below 1")                                                                    \
     X(RMSFUSE_E_NULL_PLAN, -26, "plan pointer is NULL")                                                          \
-    X(RMSFUSE_E_RANGE, -27, "element range is reversed or beyond the plan")
+    X(RMSFUSE_E_RANGE, -27, "element range is reversed or beyond the plan")                                     \
+    X(RMSFUSE_E_GRAD_OPTIONS, -28, "gradient options: scale not in (0, FLT_MAX], clip_value or max_norm NaN or negative, or unknown flags") \
+    X(RMSFUSE_SKIPPED, 1, "step skipped, nothing written: a scaled gradient is Inf or NaN (RMSFUSE_SKIP_NONFINITE)")
 
 typedef enum rmsfuse_status {
 #define RMSFUSE_STATUS_ENUM_(name, value, text) name = value,
@@ -114,6 +119,44 @@ RMSFUSE_API const char *rmsfuse_version(void);
 #define RMSFUSE_FLUSH_SUBNORMAL (1u << 9) /* every rule: a state value below the smallest normal float in
                                              magnitude becomes +0, so zero gradients never leave the
                                              state subnormal (and slow); the presets set it */
+
+/* ---- the gradient as the step reads it --------------------------------- */
+/*
+ * What a training step does to the gradients besides the update, fused
+ * into it (rmsfuse_<rule>_step_ex; docs/math.md, "The gradient as the step
+ * reads it"): each gradient element g of every tensor of the call is read
+ * as
+ *     clamp(g * s, -clip_value, clip_value),   s = scale * clip_factor
+ * rounded to float once (s) and in float arithmetic (g * s), where
+ * clip_factor = max_norm / (norm + 1e-6) when that is below 1 (else 1),
+ * norm = the L2 norm of all the call's g * scale (float products, squared
+ * and summed in double in a fixed order: the same bits on every ISA).  The
+ * arrays are not modified: the step reads them this way.  When
+ * RMSFUSE_SKIP_NONFINITE is set and any g * scale is Inf or NaN, the call
+ * writes nothing and returns RMSFUSE_SKIPPED.  The norm is computed (one
+ * read-only pass over the gradients before the step) only when max_norm is
+ * finite or RMSFUSE_SKIP_NONFINITE is set.
+ */
+typedef struct rmsfuse_grad_options {
+    double scale;      /* finite, > 0: 1 for none, 1/loss_scale to unscale */
+    double clip_value; /* >= 0: clip by value; HUGE_VAL (+Inf) for none */
+    double max_norm;   /* >= 0: clip by global norm; HUGE_VAL (+Inf) for none */
+    unsigned flags;    /* RMSFUSE_SKIP_NONFINITE, or 0 */
+} rmsfuse_grad_options;
+
+/* rmsfuse_grad_options.flags */
+#define RMSFUSE_SKIP_NONFINITE 1u /* write nothing, return RMSFUSE_SKIPPED, if a g * scale is Inf or NaN */
+
+/* What a step with gradient options found (any of its pointers may be
+ * NULL).  Filled on RMSFUSE_OK and RMSFUSE_SKIPPED. */
+typedef struct rmsfuse_grad_info {
+    double norm;        /* the L2 norm of every g * scale, before clipping; NaN if not computed */
+    double clip_factor; /* what max_norm multiplied the gradients by: 1 if it did not clip */
+    int nonfinite;      /* 1 if some g * scale is Inf or NaN, 0 if none, -1 if not checked */
+} rmsfuse_grad_info;
+
+/* The options that change nothing: scale 1, no clipping, no skipping. */
+RMSFUSE_API rmsfuse_grad_options rmsfuse_grad_options_none(void);
 
 /* ---- prepared steps ---------------------------------------------------- */
 /*

@@ -68,6 +68,15 @@ typedef struct rmsfuse_sgd_tensor {
 /* One step of every tensor, one configuration (rules as rmsfuse_rmsprop_step_multi). */
 RMSFUSE_API int rmsfuse_sgd_step_multi(const rmsfuse_sgd_config *cfg, const rmsfuse_sgd_tensor *tensors,
                                        size_t count);
+
+/* step_multi with the gradients scaled, clipped by value and by global norm,
+ * or the step skipped on a non-finite gradient (rmsfuse_grad_options, in
+ * rmsfuse_common.h); opt NULL: none.  Returns what step_multi returns, or
+ * RMSFUSE_E_GRAD_OPTIONS, or RMSFUSE_SKIPPED (nothing written).  info, if
+ * not NULL, gets the norm, the clip factor and whether a gradient was not
+ * finite. */
+RMSFUSE_API int rmsfuse_sgd_step_ex(const rmsfuse_sgd_config *cfg, const rmsfuse_sgd_tensor *tensors, size_t count,
+                                   const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
 /* What rmsfuse_sgd_step_multi would return, writing nothing. */
 RMSFUSE_API int rmsfuse_sgd_check_multi(const rmsfuse_sgd_config *cfg, const rmsfuse_sgd_tensor *tensors,
                                         size_t count);

@@ -493,8 +493,9 @@ START_TEST(test_version_and_strings)
     const char *unknown = rmsfuse_strerror(12345);
     ck_assert_ptr_nonnull(unknown);
     ck_assert_ptr_null(rmsfuse_status_name(12345));
-    /* The header's table: codes 0, -1, -2, ... without gaps, each with its
-     * own text and its own name. */
+    /* The header's table: codes 0, -1, -2, ... without gaps, then the
+     * outcomes that are not errors, 1, 2, ... (RMSFUSE_SKIPPED), each with
+     * its own text and its own name. */
     static const struct {
         const char *name;
         int value;
@@ -504,7 +505,15 @@ START_TEST(test_version_and_strings)
         RMSFUSE_STATUS_TABLE(ROW)
 #undef ROW
     };
-    const int count = (int)(sizeof table / sizeof table[0]);
+    const int rows = (int)(sizeof table / sizeof table[0]);
+    int count = 0; /* the codes 0, -1, ..., -(count - 1) */
+    while (count < rows && table[count].value <= 0)
+        count++;
+    for (int i = count; i < rows; i++)
+        ck_assert_int_eq(table[i].value, i - count + 1);
+    ck_assert_int_eq(RMSFUSE_SKIPPED, 1);
+    ck_assert_str_eq(rmsfuse_status_name(RMSFUSE_SKIPPED), "RMSFUSE_SKIPPED");
+    ck_assert_ptr_null(rmsfuse_status_name(rows - count + 1));
     for (int i = 0; i < count; i++) {
         const int s = table[i].value;
         ck_assert_int_eq(s, -i);

@@ -39,6 +39,8 @@ STATUS = (
     ('RMSFUSE_E_STEP', -25, 'step is below 1'),
     ('RMSFUSE_E_NULL_PLAN', -26, 'plan pointer is NULL'),
     ('RMSFUSE_E_RANGE', -27, 'element range is reversed or beyond the plan'),
+    ('RMSFUSE_E_GRAD_OPTIONS', -28, 'gradient options: scale not in (0, FLT_MAX], clip_value or max_norm NaN or negative, or unknown flags'),
+    ('RMSFUSE_SKIPPED', 1, 'step skipped, nothing written: a scaled gradient is Inf or NaN (RMSFUSE_SKIP_NONFINITE)'),
 )
 
 # Flag bits: (name without RMSFUSE_, value, the header's comment).
@@ -111,6 +113,23 @@ class rmsfuse_adam_tensor(ctypes.Structure):
     ]
 
 
+class rmsfuse_grad_options(ctypes.Structure):
+    _fields_ = [
+        ('scale', ctypes.c_double),  # double
+        ('clip_value', ctypes.c_double),  # double
+        ('max_norm', ctypes.c_double),  # double
+        ('flags', ctypes.c_uint),  # unsigned
+    ]
+
+
+class rmsfuse_grad_info(ctypes.Structure):
+    _fields_ = [
+        ('norm', ctypes.c_double),  # double
+        ('clip_factor', ctypes.c_double),  # double
+        ('nonfinite', ctypes.c_int),  # int
+    ]
+
+
 class rmsfuse_rmsprop_config(ctypes.Structure):
     _fields_ = [
         ('lr', ctypes.c_double),  # double
@@ -162,6 +181,7 @@ FUNCTIONS = {
     'rmsfuse_adagrad_step': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'sum', 'n')),
     'rmsfuse_adagrad_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'sum', 'n')),
     'rmsfuse_adagrad_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
+    'rmsfuse_adagrad_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
     'rmsfuse_adagrad_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adagrad_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config)], ('cfg',)),
     'rmsfuse_adagrad_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
@@ -173,12 +193,14 @@ FUNCTIONS = {
     'rmsfuse_adam_step': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'n')),
     'rmsfuse_adam_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'n')),
     'rmsfuse_adam_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
+    'rmsfuse_adam_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
     'rmsfuse_adam_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adam_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config)], ('cfg',)),
     'rmsfuse_adam_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
     'rmsfuse_strerror': ('core', ctypes.c_char_p, [ctypes.c_int], ('status',)),
     'rmsfuse_status_name': ('core', ctypes.c_char_p, [ctypes.c_int], ('status',)),
     'rmsfuse_version': ('core', ctypes.c_char_p, [], ()),
+    'rmsfuse_grad_options_none': ('core', rmsfuse_grad_options, [], ()),
     'rmsfuse_plan_elements': ('core', ctypes.c_size_t, [ctypes.c_void_p], ('plan',)),
     'rmsfuse_plan_run': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t], ('plan', 'begin', 'end')),
     'rmsfuse_plan_cut': ('core', ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t], ('plan', 'f')),
@@ -204,6 +226,7 @@ FUNCTIONS = {
     'rmsfuse_rmsprop_step': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'square_avg', 'momentum_buf', 'grad_avg', 'n')),
     'rmsfuse_rmsprop_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'square_avg', 'momentum_buf', 'grad_avg', 'n')),
     'rmsfuse_rmsprop_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
+    'rmsfuse_rmsprop_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
     'rmsfuse_rmsprop_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_rmsprop_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config)], ('cfg',)),
     'rmsfuse_rmsprop_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
@@ -212,6 +235,7 @@ FUNCTIONS = {
     'rmsfuse_sgd_step': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'momentum_buf', 'n')),
     'rmsfuse_sgd_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'momentum_buf', 'n')),
     'rmsfuse_sgd_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
+    'rmsfuse_sgd_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
     'rmsfuse_sgd_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_sgd_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config)], ('cfg',)),
     'rmsfuse_sgd_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),

@@ -35,3 +35,5 @@ static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_flush(__m256 x)
 #define VXOR_BITS(x, u) _mm256_xor_ps((x), _mm256_castsi256_ps(_mm256_set1_epi32((int)(u))))
 #define VMAX_NAN(a, b)  rmsfuse_avx2_max_nan((a), (b))
 #define VFLUSH(x)       rmsfuse_avx2_flush(x)
+#define VMIN_C(c, x)    _mm256_min_ps((c), (x)) /* (c < x) ? c : x: the second operand where either is NaN */
+#define VMAX_C(c, x)    _mm256_max_ps((c), (x))

@@ -37,3 +37,5 @@ static RMSFUSE_ALWAYS_INLINE __m512 rmsfuse_avx512_flush(__m512 x)
 #define VXOR_BITS(x, u) rmsfuse_avx512_xor((x), (u))
 #define VMAX_NAN(a, b)  rmsfuse_avx512_max_nan((a), (b))
 #define VFLUSH(x)       rmsfuse_avx512_flush(x)
+#define VMIN_C(c, x)    _mm512_min_ps((c), (x)) /* (c < x) ? c : x: the second operand where either is NaN */
+#define VMAX_C(c, x)    _mm512_max_ps((c), (x))

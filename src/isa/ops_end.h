@@ -12,6 +12,8 @@
 #undef VXOR_BITS
 #undef VMAX_NAN
 #undef VFLUSH
+#undef VMIN_C
+#undef VMAX_C
 #undef VLA
 #undef VPRED
 #undef VLOADP

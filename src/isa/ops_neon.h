@@ -37,3 +37,5 @@ static RMSFUSE_ALWAYS_INLINE float32x4_t rmsfuse_neon_flush(float32x4_t x)
 #define VXOR_BITS(x, u) rmsfuse_neon_xor((x), (u))
 #define VMAX_NAN(a, b)  rmsfuse_neon_max_nan((a), (b))
 #define VFLUSH(x)       rmsfuse_neon_flush(x)
+#define VMIN_C(c, x)    vminq_f32((c), (x)) /* FMIN: NaN where x is NaN (c never is) */
+#define VMAX_C(c, x)    vmaxq_f32((c), (x))

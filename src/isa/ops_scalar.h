@@ -14,6 +14,8 @@
  *   VXOR_BITS(x, u)         x with the 32-bit pattern u XORed into each lane
  *   VMAX_NAN(a, b)          (a < b) ? b : a, and b where b is NaN
  *   VFLUSH(x)               +0 where |x| < FLT_MIN (zero or subnormal), else x
+ *   VMIN_C(c, x)            (x > c) ? c : x: x where it is NaN (and where x == c)
+ *   VMAX_C(c, x)            (x < c) ? c : x: x where it is NaN (and where x == c)
  * It has no include guard for these (src/isa/kernels.c includes an ops
  * header per width and ends each with ops_end.h); helpers go under a guard.
  */
@@ -50,6 +52,16 @@ static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_max_nan(float a, float b)
     return b != b ? b : r;
 }
 
+static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_min_c(float c, float x)
+{
+    return x > c ? c : x;
+}
+
+static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_max_c(float c, float x)
+{
+    return x < c ? c : x;
+}
+
 static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_flush(float x)
 {
     return fabsf(x) < FLT_MIN ? 0.0f : x;
@@ -69,3 +81,5 @@ static RMSFUSE_ALWAYS_INLINE float rmsfuse_s_flush(float x)
 #define VXOR_BITS(x, u) rmsfuse_s_xor((x), (u))
 #define VMAX_NAN(a, b)  rmsfuse_s_max_nan((a), (b))
 #define VFLUSH(x)       rmsfuse_s_flush(x)
+#define VMIN_C(c, x)    rmsfuse_s_min_c((c), (x))
+#define VMAX_C(c, x)    rmsfuse_s_max_c((c), (x))

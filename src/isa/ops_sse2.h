@@ -36,3 +36,5 @@ static RMSFUSE_ALWAYS_INLINE __m128 rmsfuse_sse2_flush(__m128 x)
 #define VXOR_BITS(x, u) _mm_xor_ps((x), _mm_castsi128_ps(_mm_set1_epi32((int)(u))))
 #define VMAX_NAN(a, b)  rmsfuse_sse2_max_nan((a), (b))
 #define VFLUSH(x)       rmsfuse_sse2_flush(x)
+#define VMIN_C(c, x)    _mm_min_ps((c), (x)) /* (c < x) ? c : x: the second operand where either is NaN */
+#define VMAX_C(c, x)    _mm_max_ps((c), (x))

@@ -50,3 +50,5 @@ static RMSFUSE_ALWAYS_INLINE svfloat32_t rmsfuse_sve_flush(svfloat32_t x)
 #define VXOR_BITS(x, u)     rmsfuse_sve_xor((x), (u))
 #define VMAX_NAN(a, b)      rmsfuse_sve_max_nan((a), (b))
 #define VFLUSH(x)           rmsfuse_sve_flush(x)
+#define VMIN_C(c, x)        svmin_f32_x(RMSFUSE_SVE_ALL, (c), (x)) /* FMIN: NaN where x is NaN */
+#define VMAX_C(c, x)        svmax_f32_x(RMSFUSE_SVE_ALL, (c), (x))

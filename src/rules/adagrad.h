@@ -8,8 +8,8 @@
 enum { ADAGRAD_PARAM, ADAGRAD_GRAD, ADAGRAD_SUM, ADAGRAD_SLOTS };
 
 typedef struct rmsfuse_adagrad_k {
+    rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */
     float ncl, e, w, dk;
-    uint32_t sgn;
 } rmsfuse_adagrad_k;
 
 #define ADAGRAD_V_EPS_IN    1u
@@ -45,7 +45,7 @@ static inline rmsfuse_adagrad_k rmsfuse_adagrad_consts(const rmsfuse_adagrad_con
     k.e = (float)cfg->eps;
     k.w = (float)cfg->weight_decay;
     k.dk = decoupled ? (float)(1.0 - clr * cfg->weight_decay) : 1.0f;
-    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    k.in = rmsfuse_grad_k_of(cfg->flags);
     return k;
 }
 
@@ -65,7 +65,7 @@ static inline unsigned rmsfuse_adagrad_variant(const rmsfuse_adagrad_config *cfg
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adagrad)(const rmsfuse_adagrad_k *k, const unsigned V,
                                                          char *const *a, size_t i)
 {
-    VF g = VXOR_BITS(LD(ADAGRAD_GRAD), k->sgn);
+    VF g = VXOR_BITS(LD(ADAGRAD_GRAD), k->in.sgn);
     VF p = LD(ADAGRAD_PARAM);
     if (V & ADAGRAD_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

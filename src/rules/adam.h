@@ -10,8 +10,8 @@
 enum { ADAM_PARAM, ADAM_GRAD, ADAM_M, ADAM_V, ADAM_VMAX, ADAM_SLOTS };
 
 typedef struct rmsfuse_adam_k {
+    rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */
     float b1, c1, b2, c2, ns, e, w, dk;
-    uint32_t sgn;
 } rmsfuse_adam_k;
 
 #define ADAM_V_AMSGRAD   1u
@@ -47,7 +47,7 @@ static inline rmsfuse_adam_k rmsfuse_adam_consts(const rmsfuse_adam_config *cfg)
     k.e = (cfg->flags & RMSFUSE_EPS_HAT) ? (float)cfg->eps : (float)(cfg->eps * sqrt(bc2));
     k.w = (float)cfg->weight_decay;
     k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    k.in = rmsfuse_grad_k_of(cfg->flags);
     return k;
 }
 
@@ -67,7 +67,7 @@ static inline unsigned rmsfuse_adam_variant(const rmsfuse_adam_config *cfg)
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adam)(const rmsfuse_adam_k *k, const unsigned V, char *const *a,
                                                       size_t i)
 {
-    VF g = VXOR_BITS(LD(ADAM_GRAD), k->sgn);
+    VF g = VXOR_BITS(LD(ADAM_GRAD), k->in.sgn);
     VF p = LD(ADAM_PARAM);
     if (V & ADAM_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

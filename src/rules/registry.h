@@ -18,6 +18,29 @@
 #define RMSFUSE_SIGN_MASK(flags) (((flags) & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u)
 #endif
 
+#ifndef RMSFUSE_GRAD_K_DEFINED
+#define RMSFUSE_GRAD_K_DEFINED
+/* How every rule reads its gradient (docs/math.md, "The gradient as the
+ * step reads it"): g = clamp((sgn g) * gs, -gc, gc), sgn the sign flip of
+ * RMSFUSE_MAXIMIZE, gs the gradient scale (1 by default), gc the clip value
+ * (+Inf by default).  The first member of every rule's constants, so that
+ * the core sets gs and gc for any rule (rmsfuse_<rule>_step_ex).  The rule
+ * bodies apply sgn; with gs != 1 or a finite gc, src/isa/kernels.c first
+ * scales and clamps each block of the gradient into a buffer the body then
+ * reads, so that steps without them pay nothing. */
+typedef struct rmsfuse_grad_k {
+    float gs, gc;
+    uint32_t sgn; /* 0x80000000 to negate the gradient (MAXIMIZE), else 0 */
+} rmsfuse_grad_k;
+
+static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
+{
+    const rmsfuse_grad_k in = {1.0f, INFINITY, RMSFUSE_SIGN_MASK(flags)};
+    return in;
+}
+
+#endif
+
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"

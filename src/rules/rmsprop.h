@@ -12,8 +12,8 @@ enum { RMSPROP_PARAM, RMSPROP_GRAD, RMSPROP_SQ, RMSPROP_MOM, RMSPROP_GA, RMSPROP
 
 /* Loop constants, derived once in double and rounded once to float. */
 typedef struct rmsfuse_rmsprop_k {
+    rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */
     float a, c, e, m, w, dk, l, nl;
-    uint32_t sgn; /* 0x80000000 to negate the gradient (MAXIMIZE), else 0 */
 } rmsfuse_rmsprop_k;
 
 /* Variant bits: what changes the loop.  MAXIMIZE does not (sgn). */
@@ -56,7 +56,7 @@ static inline rmsfuse_rmsprop_k rmsfuse_rmsprop_consts(const rmsfuse_rmsprop_con
     k.l = (float)cfg->lr;
     k.nl = (float)(-cfg->lr);
     k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    k.in = rmsfuse_grad_k_of(cfg->flags);
     return k;
 }
 
@@ -79,7 +79,7 @@ static inline unsigned rmsfuse_rmsprop_variant(const rmsfuse_rmsprop_config *cfg
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k *k, const unsigned V,
                                                          char *const *a, size_t i)
 {
-    VF g = VXOR_BITS(LD(RMSPROP_GRAD), k->sgn);
+    VF g = VXOR_BITS(LD(RMSPROP_GRAD), k->in.sgn);
     VF p = LD(RMSPROP_PARAM);
     if (V & RMSPROP_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

@@ -8,8 +8,8 @@
 enum { SGD_PARAM, SGD_GRAD, SGD_MOM, SGD_SLOTS };
 
 typedef struct rmsfuse_sgd_k {
+    rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */
     float m, dd, nl, w, dk;
-    uint32_t sgn;
 } rmsfuse_sgd_k;
 
 #define SGD_V_MOM       1u
@@ -45,7 +45,7 @@ static inline rmsfuse_sgd_k rmsfuse_sgd_consts(const rmsfuse_sgd_config *cfg)
     k.nl = (float)(-cfg->lr);
     k.w = (float)cfg->weight_decay;
     k.dk = decoupled ? (float)(1.0 - cfg->lr * cfg->weight_decay) : 1.0f;
-    k.sgn = RMSFUSE_SIGN_MASK(cfg->flags);
+    k.in = rmsfuse_grad_k_of(cfg->flags);
     return k;
 }
 
@@ -68,7 +68,7 @@ static inline unsigned rmsfuse_sgd_variant(const rmsfuse_sgd_config *cfg)
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(sgd)(const rmsfuse_sgd_k *k, const unsigned V, char *const *a,
                                                      size_t i)
 {
-    VF g = VXOR_BITS(LD(SGD_GRAD), k->sgn);
+    VF g = VXOR_BITS(LD(SGD_GRAD), k->in.sgn);
     VF p = LD(SGD_PARAM);
     if (V & SGD_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

@@ -54,6 +54,18 @@ ABI_CHECK(lr_decay, RMSFUSE_E_LR_DECAY == -24);
 ABI_CHECK(step, RMSFUSE_E_STEP == -25);
 ABI_CHECK(null_plan, RMSFUSE_E_NULL_PLAN == -26);
 ABI_CHECK(range, RMSFUSE_E_RANGE == -27);
+ABI_CHECK(grad_options_status, RMSFUSE_E_GRAD_OPTIONS == -28);
+ABI_CHECK(skipped, RMSFUSE_SKIPPED == 1);
+ABI_CHECK(skip_nonfinite, RMSFUSE_SKIP_NONFINITE == 1u);
+ABI_CHECK(grad_options_size, sizeof(rmsfuse_grad_options) == 32);
+ABI_CHECK(grad_options_scale, offsetof(rmsfuse_grad_options, scale) == 0);
+ABI_CHECK(grad_options_clip_value, offsetof(rmsfuse_grad_options, clip_value) == 8);
+ABI_CHECK(grad_options_max_norm, offsetof(rmsfuse_grad_options, max_norm) == 16);
+ABI_CHECK(grad_options_flags, offsetof(rmsfuse_grad_options, flags) == 24);
+ABI_CHECK(grad_info_size, sizeof(rmsfuse_grad_info) == 24);
+ABI_CHECK(grad_info_norm, offsetof(rmsfuse_grad_info, norm) == 0);
+ABI_CHECK(grad_info_clip_factor, offsetof(rmsfuse_grad_info, clip_factor) == 8);
+ABI_CHECK(grad_info_nonfinite, offsetof(rmsfuse_grad_info, nonfinite) == 16);
 
 ABI_CHECK(centered, RMSFUSE_CENTERED == 1u);
 ABI_CHECK(eps_in_sqrt, RMSFUSE_EPS_IN_SQRT == 2u);
@@ -119,6 +131,8 @@ typedef struct api_table {
     int (*check_multi)(const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t);
     int (*check_config)(const rmsfuse_rmsprop_config *);
     int (*rmsprop_plan)(const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t, rmsfuse_plan **);
+    int (*rmsprop_step_ex)(const rmsfuse_rmsprop_config *, const rmsfuse_tensor *, size_t,
+                           const rmsfuse_grad_options *, rmsfuse_grad_info *);
     rmsfuse_adagrad_config (*adagrad_pytorch)(double);
     rmsfuse_adagrad_config (*adagrad_keras)(double);
     rmsfuse_adagrad_config (*adagrad_classic)(double);
@@ -128,6 +142,8 @@ typedef struct api_table {
     int (*adagrad_check_multi)(const rmsfuse_adagrad_config *, const rmsfuse_adagrad_tensor *, size_t);
     int (*adagrad_check_config)(const rmsfuse_adagrad_config *);
     int (*adagrad_plan)(const rmsfuse_adagrad_config *, const rmsfuse_adagrad_tensor *, size_t, rmsfuse_plan **);
+    int (*adagrad_step_ex)(const rmsfuse_adagrad_config *, const rmsfuse_adagrad_tensor *, size_t,
+                           const rmsfuse_grad_options *, rmsfuse_grad_info *);
     rmsfuse_sgd_config (*sgd_pytorch)(double);
     rmsfuse_sgd_config (*sgd_keras)(double);
     int (*sgd_step)(const rmsfuse_sgd_config *, float *, const float *, float *, size_t);
@@ -136,6 +152,8 @@ typedef struct api_table {
     int (*sgd_check_multi)(const rmsfuse_sgd_config *, const rmsfuse_sgd_tensor *, size_t);
     int (*sgd_check_config)(const rmsfuse_sgd_config *);
     int (*sgd_plan)(const rmsfuse_sgd_config *, const rmsfuse_sgd_tensor *, size_t, rmsfuse_plan **);
+    int (*sgd_step_ex)(const rmsfuse_sgd_config *, const rmsfuse_sgd_tensor *, size_t, const rmsfuse_grad_options *,
+                       rmsfuse_grad_info *);
     rmsfuse_adam_config (*adam_pytorch)(double);
     rmsfuse_adam_config (*adamw_pytorch)(double);
     rmsfuse_adam_config (*adam_keras)(double);
@@ -148,6 +166,9 @@ typedef struct api_table {
     int (*adam_check_multi)(const rmsfuse_adam_config *, const rmsfuse_adam_tensor *, size_t);
     int (*adam_check_config)(const rmsfuse_adam_config *);
     int (*adam_plan)(const rmsfuse_adam_config *, const rmsfuse_adam_tensor *, size_t, rmsfuse_plan **);
+    int (*adam_step_ex)(const rmsfuse_adam_config *, const rmsfuse_adam_tensor *, size_t, const rmsfuse_grad_options *,
+                        rmsfuse_grad_info *);
+    rmsfuse_grad_options (*grad_options_none)(void);
     size_t (*plan_elements)(const rmsfuse_plan *);
     int (*plan_run)(const rmsfuse_plan *, size_t, size_t);
     size_t (*plan_cut)(const rmsfuse_plan *, size_t);
@@ -186,15 +207,15 @@ api_table rmsfuse_header_test_table(void)
     api_table t = {
         rmsfuse_rmsprop_pytorch,  rmsfuse_rmsprop_tensorflow, rmsfuse_rmsprop_keras,
         rmsfuse_rmsprop_step,     rmsfuse_rmsprop_check,      rmsfuse_rmsprop_step_multi,
-        rmsfuse_rmsprop_check_multi, rmsfuse_rmsprop_check_config, rmsfuse_rmsprop_plan,
+        rmsfuse_rmsprop_check_multi, rmsfuse_rmsprop_check_config, rmsfuse_rmsprop_plan, rmsfuse_rmsprop_step_ex,
         rmsfuse_adagrad_pytorch, rmsfuse_adagrad_keras, rmsfuse_adagrad_classic, rmsfuse_adagrad_step,
         rmsfuse_adagrad_check, rmsfuse_adagrad_step_multi, rmsfuse_adagrad_check_multi,
-        rmsfuse_adagrad_check_config, rmsfuse_adagrad_plan, rmsfuse_sgd_pytorch, rmsfuse_sgd_keras,
-        rmsfuse_sgd_step, rmsfuse_sgd_check, rmsfuse_sgd_step_multi, rmsfuse_sgd_check_multi,
-        rmsfuse_sgd_check_config, rmsfuse_sgd_plan, rmsfuse_adam_pytorch, rmsfuse_adamw_pytorch,
+        rmsfuse_adagrad_check_config, rmsfuse_adagrad_plan, rmsfuse_adagrad_step_ex, rmsfuse_sgd_pytorch,
+        rmsfuse_sgd_keras, rmsfuse_sgd_step, rmsfuse_sgd_check, rmsfuse_sgd_step_multi, rmsfuse_sgd_check_multi,
+        rmsfuse_sgd_check_config, rmsfuse_sgd_plan, rmsfuse_sgd_step_ex, rmsfuse_adam_pytorch, rmsfuse_adamw_pytorch,
         rmsfuse_adam_keras, rmsfuse_adamw_keras, rmsfuse_adam_tensorflow, rmsfuse_adam_step,
         rmsfuse_adam_check, rmsfuse_adam_step_multi, rmsfuse_adam_check_multi, rmsfuse_adam_check_config,
-        rmsfuse_adam_plan, rmsfuse_plan_elements, rmsfuse_plan_run, rmsfuse_plan_cut, rmsfuse_plan_free,
+        rmsfuse_adam_plan, rmsfuse_adam_step_ex, rmsfuse_grad_options_none, rmsfuse_plan_elements, rmsfuse_plan_run, rmsfuse_plan_cut, rmsfuse_plan_free,
         rmsfuse_status_name, rmsfuse_strerror,
         rmsfuse_version,          rmsfuse_active_isa,         rmsfuse_isa_supported,
         rmsfuse_set_isa,          rmsfuse_isa_env_status,     rmsfuse_isa_names,

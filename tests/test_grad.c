@@ -1,0 +1,429 @@
+/*
+ * rmsfuse_<rule>_step_ex: the gradient as the step reads it (scale, clip by
+ * value, clip by global norm, skip on a non-finite gradient), every rule,
+ * every ISA (the one ctest forces in its per-ISA runs), against
+ * docs/math.md ("The gradient as the step reads it"), through the public
+ * API.
+ *
+ * The expected values: the test computes the global norm itself, in the
+ * order docs/math.md gives (ref_sumsq: float products g * s squared in
+ * double, 16 lanes per block of 4096 elements from each tensor's first
+ * element, lanes added pairwise, blocks and tensors in order), the clip
+ * factor and the scale from docs/math.md's formulas, and writes the
+ * transformed gradient clamp(g * s, -c, c) into copies of the gradient
+ * arrays; a plain step_multi over copies of every array with those
+ * gradients is the expected step.  (step_multi itself is tested against
+ * the rules' references elsewhere.)  step_ex over the originals must give
+ * the same bits in every array (NaN-ness for NaNs), leave the gradients
+ * as they were, and report the reference's norm bit for bit.
+ *
+ *   none            NULL options and rmsfuse_grad_options_none(): step_multi's
+ *                   bits, info "not computed" (norm NaN, factor 1, nonfinite -1)
+ *   scale_clip      scales (powers of two, others, tiny, huge) and clip values
+ *                   (0, small, large, +Inf), every combination sampled
+ *   max_norm        lists of tensors of 1 to 9000 elements (tails, blocks of 512
+ *                   and 4096): the norm's bits, clipping when the norm exceeds
+ *                   max_norm and not otherwise, max_norm 0, with a scale
+ *   nonfinite       an Inf or a NaN gradient (or a finite one whose scaled value
+ *                   overflows) in the first, a middle or the last tensor, at
+ *                   the head, in the vector body or in the tail: with
+ *                   RMSFUSE_SKIP_NONFINITE the call returns RMSFUSE_SKIPPED and
+ *                   writes nothing; without it the step runs as the formula
+ *                   says (a factor of 0 for an infinite norm, NaN for a NaN one)
+ *   bad_options     every invalid option: RMSFUSE_E_GRAD_OPTIONS, nothing
+ *                   written, info untouched; the config is checked first, the
+ *                   options before the arrays, the arrays before the norm
+ *   norm_every_isa  the same norm bits with every ISA this CPU runs forced
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_common.h"
+#include "test_rules.h"
+
+enum { MAX_TENSORS = 6, PAD = 7 };
+
+/* A list of tensors cut from one buffer per slot (with gaps), and its values. */
+typedef struct list {
+    int rule;
+    size_t count, n[MAX_TENSORS], off[MAX_TENSORS], total;
+    float *buf[MAX_ARR];
+    rule_tensor t[MAX_TENSORS];
+} list;
+
+static void list_make(list *L, int rule, const size_t *n, size_t count, test_rng *r, float gscale)
+{
+    memset(L, 0, sizeof *L);
+    L->rule = rule;
+    L->count = count;
+    size_t at = (size_t)(rng_next(r) % 5); /* assorted alignments */
+    for (size_t i = 0; i < count; i++) {
+        L->n[i] = n[i];
+        L->off[i] = at;
+        at += n[i] + (size_t)(rng_next(r) % PAD);
+    }
+    L->total = at;
+    for (unsigned j = 0; j < rule_infos[rule].narr; j++) {
+        L->buf[j] = malloc((L->total + 1) * sizeof(float));
+        ck_assert_ptr_nonnull(L->buf[j]);
+        for (size_t e = 0; e < L->total; e++)
+            L->buf[j][e] = rule_realistic(rule, j, r, gscale);
+    }
+    for (size_t i = 0; i < count; i++) {
+        for (unsigned j = 0; j < MAX_ARR; j++)
+            L->t[i].a[j] = j < rule_infos[rule].narr ? L->buf[j] + L->off[i] : NULL;
+        L->t[i].n = n[i];
+    }
+}
+
+/* A copy of L's arrays, its tensors pointing into the copy. */
+static void list_copy(list *D, const list *L)
+{
+    *D = *L;
+    for (unsigned j = 0; j < rule_infos[L->rule].narr; j++) {
+        D->buf[j] = malloc((L->total + 1) * sizeof(float));
+        ck_assert_ptr_nonnull(D->buf[j]);
+        memcpy(D->buf[j], L->buf[j], L->total * sizeof(float));
+        for (size_t i = 0; i < L->count; i++)
+            D->t[i].a[j] = D->buf[j] + L->off[i];
+    }
+}
+
+static void list_free(list *L)
+{
+    for (unsigned j = 0; j < MAX_ARR; j++)
+        free(L->buf[j]);
+}
+
+/* Every array of A and B alike, bit for bit (any NaN alike). */
+static void list_same(const list *A, const list *B, const char *what)
+{
+    for (unsigned j = 0; j < rule_infos[A->rule].narr; j++)
+        for (size_t e = 0; e < A->total; e++)
+            REQUIRE_MSG(same_float(A->buf[j][e], B->buf[j][e]), "%s: %s: %s[%zu] %a, expected %a", what,
+                        rule_infos[A->rule].name, rule_infos[A->rule].arr_name[j], e, (double)A->buf[j][e],
+                        (double)B->buf[j][e]);
+}
+
+/* docs/math.md's sum of squares, written out here. */
+static double ref_block(const float *g, size_t n, float s)
+{
+    double lane[16] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const float x = g[i] * s;
+        lane[i % 16] += (double)x * (double)x;
+    }
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            lane[j] += lane[j + w];
+    return lane[0];
+}
+
+static double ref_sumsq(const list *L, float s)
+{
+    double acc = 0.0;
+    for (size_t i = 0; i < L->count; i++)
+        for (size_t b = 0; b < L->n[i]; b += 4096)
+            acc += ref_block(L->t[i].a[SLOT_GRAD] + b, L->n[i] - b < 4096 ? L->n[i] - b : 4096, s);
+    return acc;
+}
+
+/* The expected step_ex: info, and the arrays in *E (a copy of L stepped
+ * with the transformed gradients); returns the expected status. */
+static int ref_step_ex(const rule_cfg *c, const list *L, const rmsfuse_grad_options *o, list *E,
+                       rmsfuse_grad_info *info)
+{
+    list_copy(E, L);
+    const float s = (float)o->scale;
+    rmsfuse_grad_info in = {NAN, 1.0, -1};
+    double gs = o->scale;
+    if ((o->flags & RMSFUSE_SKIP_NONFINITE) || o->max_norm < HUGE_VAL) {
+        const double sumsq = ref_sumsq(L, s);
+        in.nonfinite = !isfinite(sumsq);
+        in.norm = sqrt(sumsq);
+        if (in.nonfinite && (o->flags & RMSFUSE_SKIP_NONFINITE)) {
+            *info = in;
+            return RMSFUSE_SKIPPED;
+        }
+        if (o->max_norm < HUGE_VAL) {
+            const double f = o->max_norm / (in.norm + 1e-6);
+            if (!(f >= 1.0))
+                in.clip_factor = f;
+        }
+        gs *= in.clip_factor;
+    }
+    const float g1 = (float)gs, cv = (float)o->clip_value;
+    for (size_t i = 0; i < L->count; i++)
+        for (size_t e = 0; e < L->n[i]; e++) {
+            float x = L->t[i].a[SLOT_GRAD][e] * g1;
+            x = x > cv ? cv : x;
+            x = x < -cv ? -cv : x;
+            E->t[i].a[SLOT_GRAD][e] = x;
+        }
+    ck_assert_int_eq(rule_step_multi(c, E->t, E->count), RMSFUSE_OK);
+    /* step_ex leaves the gradients as they were */
+    memcpy(E->buf[SLOT_GRAD], L->buf[SLOT_GRAD], L->total * sizeof(float));
+    *info = in;
+    return RMSFUSE_OK;
+}
+
+static int same_double(double a, double b)
+{
+    return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* step_ex on L (stepped in place) against the reference; returns the status. */
+static int check_step_ex(const rule_cfg *c, list *L, const rmsfuse_grad_options *o, const char *what)
+{
+    list E;
+    rmsfuse_grad_info want, got = {-7.0, -7.0, -7};
+    const int st_want = ref_step_ex(c, L, o, &E, &want);
+    const int st = rule_step_ex(c, L->t, L->count, o, &got);
+    char desc[256];
+    rule_describe(c, desc, sizeof desc);
+    REQUIRE_MSG(st == st_want, "%s: %s: status %d, expected %d", what, desc, st, st_want);
+    if (st == RMSFUSE_SKIPPED) { /* nothing written */
+        list_free(&E);
+        list_copy(&E, L);
+    }
+    list_same(L, &E, what);
+    REQUIRE_MSG(same_double(got.norm, want.norm), "%s: %s: norm %a, expected %a", what, desc, got.norm, want.norm);
+    REQUIRE_MSG(same_double(got.clip_factor, want.clip_factor), "%s: %s: clip factor %a, expected %a", what, desc,
+                got.clip_factor, want.clip_factor);
+    ck_assert_int_eq(got.nonfinite, want.nonfinite);
+    list_free(&E);
+    return st;
+}
+
+static rmsfuse_grad_options opts(double scale, double clip_value, double max_norm, unsigned flags)
+{
+    rmsfuse_grad_options o = {scale, clip_value, max_norm, flags};
+    return o;
+}
+
+static const size_t sizes_a[] = {1, 17, 600, 5000};
+static const size_t sizes_b[] = {4096, 33, 9000, 0, 512, 3};
+
+/* The combinations a test runs: every one in full runs, one per kernel loop in quick ones. */
+static unsigned combos(int rule, test_rng *r, unsigned *out)
+{
+    return rule_sample(rule, !test_quick_mode(), r, out);
+}
+
+START_TEST(test_none)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x6e6f6e65u + (uint64_t)rule)};
+    unsigned idx[MAX_COMBOS];
+    const unsigned k = combos(rule, &r, idx);
+    for (unsigned q = 0; q < k; q++) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
+        list L, E;
+        list_make(&L, rule, sizes_a, 4, &r, 0.1f);
+        list_copy(&E, &L);
+        ck_assert_int_eq(rule_step_multi(&c, E.t, E.count), RMSFUSE_OK);
+        rmsfuse_grad_info info = {-7.0, -7.0, -7};
+        ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, NULL, &info), RMSFUSE_OK);
+        list_same(&L, &E, "NULL options");
+        ck_assert(isnan(info.norm) && info.clip_factor == 1.0 && info.nonfinite == -1);
+        const rmsfuse_grad_options none = rmsfuse_grad_options_none();
+        ck_assert(none.scale == 1.0 && none.clip_value == HUGE_VAL && none.max_norm == HUGE_VAL && none.flags == 0);
+        ck_assert_int_eq(rule_step_multi(&c, E.t, E.count), RMSFUSE_OK);
+        ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, &none, NULL), RMSFUSE_OK);
+        list_same(&L, &E, "rmsfuse_grad_options_none()");
+        list_free(&L);
+        list_free(&E);
+    }
+}
+END_TEST
+
+START_TEST(test_scale_clip)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x7363u + (uint64_t)rule)};
+    static const double scales[] = {1.0, 0.5, 1.0 / 65536.0, 0.3, 3.7, 1e-30, 1e30};
+    static const double clips[] = {HUGE_VAL, 0.0, 1e-3, 0.05, 10.0, 1e39};
+    unsigned idx[MAX_COMBOS];
+    const unsigned k = combos(rule, &r, idx);
+    int clamped = 0;
+    for (unsigned q = 0; q < k; q++) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), (int)(q % (unsigned)rule_nhypers(rule)));
+        for (size_t a = 0; a < sizeof scales / sizeof scales[0]; a++) {
+            const double cv = clips[(a + q) % (sizeof clips / sizeof clips[0])];
+            list L;
+            list_make(&L, rule, sizes_a, 4, &r, scales[a] >= 1e29 ? 1e-28f : 1.0f);
+            const rmsfuse_grad_options o = opts(scales[a], cv, HUGE_VAL, 0);
+            clamped += cv < 1.0;
+            check_step_ex(&c, &L, &o, "scale and clip value");
+            list_free(&L);
+        }
+    }
+    ck_assert_int_gt(clamped, 0);
+}
+END_TEST
+
+START_TEST(test_max_norm)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x6d6eu + (uint64_t)rule)};
+    unsigned idx[MAX_COMBOS];
+    const unsigned k = combos(rule, &r, idx);
+    int clipped = 0, unclipped = 0;
+    for (unsigned q = 0; q < k; q++) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
+        list L;
+        list_make(&L, rule, sizes_b, 6, &r, 1.0f);
+        /* the norm of these gradients is about sqrt(13644 / 3) ~ 67 */
+        static const double max_norms[] = {1.0, 1e6, 0.0, 30.0};
+        const double scale = (q % 3 == 0) ? 0.25 : 1.0;
+        const rmsfuse_grad_options o = opts(scale, q % 4 == 1 ? 0.1 : HUGE_VAL, max_norms[q % 4],
+                                            q % 2 ? RMSFUSE_SKIP_NONFINITE : 0u);
+        rmsfuse_grad_info info;
+        check_step_ex(&c, &L, &o, "max_norm");
+        (void)rule_step_ex(&c, L.t, L.count, &o, &info); /* the clip factor of this call */
+        if (info.clip_factor < 1.0)
+            clipped++;
+        else
+            unclipped++;
+        ck_assert(info.norm > 0.0 && isfinite(info.norm) && info.nonfinite == 0);
+        list_free(&L);
+    }
+    ck_assert_int_gt(clipped, 0);
+    ck_assert_int_gt(unclipped, 0);
+}
+END_TEST
+
+/* An element of the list: tensor i, element e. */
+typedef struct where {
+    size_t tensor, elem;
+    const char *name;
+} where;
+
+START_TEST(test_nonfinite)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x6e66u + (uint64_t)rule)};
+    const where places[] = {{0, 0, "first element"},     {2, 300, "middle tensor, vector body"},
+                            {3, 4999, "last element"},   {1, 16, "a tail"},
+                            {3, 2048, "a later block"}};
+    const float bad[] = {INFINITY, -INFINITY, NAN, 1e38f /* finite, but times the scale 100: Inf */};
+    unsigned idx[MAX_COMBOS];
+    const unsigned k = combos(rule, &r, idx);
+    int skipped = 0;
+    for (unsigned q = 0; q < k; q++) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
+        for (size_t p = 0; p < sizeof places / sizeof places[0]; p++) {
+            const float v = bad[(p + q) % 4];
+            for (int skip = 0; skip <= 1; skip++) {
+                list L;
+                list_make(&L, rule, sizes_a, 4, &r, 0.001f);
+                L.t[places[p].tensor].a[SLOT_GRAD][places[p].elem] = v;
+                const double scale = v == 1e38f ? 100.0 : 1.0;
+                const rmsfuse_grad_options o =
+                    opts(scale, HUGE_VAL, skip ? HUGE_VAL : 5.0, skip ? RMSFUSE_SKIP_NONFINITE : 0u);
+                const int st = check_step_ex(&c, &L, &o, places[p].name);
+                ck_assert_int_eq(st, skip ? RMSFUSE_SKIPPED : RMSFUSE_OK);
+                skipped += st == RMSFUSE_SKIPPED;
+                list_free(&L);
+            }
+        }
+    }
+    ck_assert_int_gt(skipped, 0);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x626fu + (uint64_t)rule)};
+    const rule_cfg c = rule_full_config(rule);
+    const rmsfuse_grad_options bad[] = {
+        opts(0.0, HUGE_VAL, HUGE_VAL, 0),      opts(-1.0, HUGE_VAL, HUGE_VAL, 0),
+        opts(NAN, HUGE_VAL, HUGE_VAL, 0),      opts(HUGE_VAL, HUGE_VAL, HUGE_VAL, 0),
+        opts(1e-50, HUGE_VAL, HUGE_VAL, 0),    opts(1e39, HUGE_VAL, HUGE_VAL, 0),
+        opts(1.0, NAN, HUGE_VAL, 0),           opts(1.0, -1.0, HUGE_VAL, 0),
+        opts(1.0, -HUGE_VAL, HUGE_VAL, 0),     opts(1.0, HUGE_VAL, NAN, 0),
+        opts(1.0, HUGE_VAL, -0.5, 0),          opts(1.0, HUGE_VAL, HUGE_VAL, 2u),
+        opts(1.0, HUGE_VAL, HUGE_VAL, 0x80000001u)};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        list L, E;
+        list_make(&L, rule, sizes_a, 4, &r, 0.1f);
+        list_copy(&E, &L);
+        rmsfuse_grad_info info = {-7.0, -7.0, -7};
+        ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, &bad[b], &info), RMSFUSE_E_GRAD_OPTIONS);
+        list_same(&L, &E, "bad options");
+        ck_assert(info.norm == -7.0 && info.clip_factor == -7.0 && info.nonfinite == -7);
+        /* the configuration is checked first */
+        rule_cfg nul = c;
+        nul.as_null = 1;
+        ck_assert_int_eq(rule_step_ex(&nul, L.t, L.count, &bad[b], &info), RMSFUSE_E_NULL_CONFIG);
+        list_free(&L);
+        list_free(&E);
+    }
+    /* The arrays are checked before the norm: overlapping arrays with a
+     * NaN gradient and RMSFUSE_SKIP_NONFINITE are refused, not skipped. */
+    list L, E;
+    list_make(&L, rule, sizes_a, 4, &r, 0.1f);
+    L.t[1].a[SLOT_GRAD][0] = NAN;
+    L.t[2].a[SLOT_PARAM] = L.t[1].a[SLOT_PARAM]; /* two tensors write one param array */
+    L.t[2].n = L.t[1].n;
+    list_copy(&E, &L);
+    const rmsfuse_grad_options skip = opts(1.0, HUGE_VAL, HUGE_VAL, RMSFUSE_SKIP_NONFINITE);
+    ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, &skip, NULL), RMSFUSE_E_OVERLAP);
+    list_same(&L, &E, "overlap");
+    list_free(&L);
+    list_free(&E);
+}
+END_TEST
+
+START_TEST(test_norm_every_isa)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x6e65u + (uint64_t)rule)};
+    const rule_cfg c = rule_config(rule, rule_combo(rule, 0), 0);
+    list L;
+    list_make(&L, rule, sizes_b, 6, &r, 1.0f);
+    const char *entry = rmsfuse_active_isa();
+    const double want = sqrt(ref_sumsq(&L, 0.375f));
+    int isas = 0;
+    for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++) {
+        if (!rmsfuse_isa_supported(*nm))
+            continue;
+        ck_assert_int_eq(rmsfuse_set_isa(*nm), RMSFUSE_OK);
+        list D;
+        list_copy(&D, &L);
+        const rmsfuse_grad_options o = opts(0.375, HUGE_VAL, 1.0, 0);
+        rmsfuse_grad_info info;
+        ck_assert_int_eq(rule_step_ex(&c, D.t, D.count, &o, &info), RMSFUSE_OK);
+        REQUIRE_MSG(same_double(info.norm, want), "%s: norm %a, expected %a", *nm, info.norm, want);
+        list_free(&D);
+        isas++;
+    }
+    ck_assert_int_eq(rmsfuse_set_isa(entry), RMSFUSE_OK);
+    ck_assert_int_gt(isas, 0);
+    list_free(&L);
+}
+END_TEST
+
+static Suite *grad_suite(void)
+{
+    Suite *s = suite_create("grad");
+    TCase *tc = tcase_create("step_ex");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_none, 0, N_RULES);
+    tcase_add_loop_test(tc, test_scale_clip, 0, N_RULES);
+    tcase_add_loop_test(tc, test_max_norm, 0, N_RULES);
+    tcase_add_loop_test(tc, test_nonfinite, 0, N_RULES);
+    tcase_add_loop_test(tc, test_bad_options, 0, N_RULES);
+    tcase_add_loop_test(tc, test_norm_every_isa, 0, N_RULES);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return rmsfuse_test_run(grad_suite());
+}
