@@ -250,7 +250,9 @@ static void grad_transform(float *dst, const char *src, size_t n, float gs, floa
  * constants that transforms nothing.  Blocks are whole cache lines of
  * every float-aligned array, so each block's loop has the head the whole
  * loop would have had. */
-static void run_transformed(rmsfuse_kernel kernel, const void *kp, size_t ksize, unsigned variant,
+/* noinline, noclone: a copy per rule would inline the kernel it calls back (every variant twice). */
+static __attribute__((noinline, noclone)) void run_transformed(rmsfuse_kernel kernel, const void *kp, size_t ksize,
+                                                               unsigned variant,
                             char *const *a, size_t n)
 {
     union {
