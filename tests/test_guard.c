@@ -22,6 +22,11 @@
  * every run.  A stray access is a SIGSEGV, which Check's fork mode reports
  * as an error (and which ends the program with CK_FORK=no).
  *
+ * Every third case runs rmsfuse_<rule>_step_ex instead of the plain step,
+ * with a scale, a clip value and a finite max_norm and
+ * RMSFUSE_SKIP_NONFINITE (the norm's pass over the gradient, then the
+ * kernel over a transformed copy of it), against the scalar path's step_ex.
+ *
  * RMSFUSE_TEST_QUICK=1 (for valgrind or qemu runs) shrinks the subset of n
  * that runs every combination, the rotating share at the other n, and
  * runs about half of the representative combinations at each of them.
@@ -192,6 +197,17 @@ static void install_segv_reporter(void)
         ck_abort_msg(__VA_ARGS__);        \
     } while (0)
 
+/* Case k's step: the plain step, or (every third case) step_ex with every
+ * gradient option on. */
+static int guard_step(const rule_cfg *cfg, float *const *a, size_t n, unsigned k)
+{
+    if (k % 3 != 1)
+        return rule_step(cfg, a, n);
+    const rule_tensor t = rule_tensor_of(a, n);
+    const rmsfuse_grad_options o = {0.5, 0.25, 1e30, RMSFUSE_SKIP_NONFINITE};
+    return rule_step_ex(cfg, &t, 1, &o, NULL);
+}
+
 static size_t count_names(void)
 {
     size_t k = 0;
@@ -309,7 +325,7 @@ START_TEST(test_guard_pages)
                 memcpy(ref[k][j], in[j], bytes);
                 a[j] = ref[k][j];
             }
-            if (rule_step(&cfg, a, n) != RMSFUSE_OK)
+            if (guard_step(&cfg, a, n, k) != RMSFUSE_OK)
                 FAIL("scalar step failed (%s combination %u, n %zu)", ri->name, cs[k].combo, n);
         }
 
@@ -334,7 +350,7 @@ START_TEST(test_guard_pages)
                 cur_n = (sig_atomic_t)n;
                 cur_array = (sig_atomic_t)pl_->array;
                 cur_where = (sig_atomic_t)pl_->at;
-                int st = rule_step(&cfg, ptr, n);
+                int st = guard_step(&cfg, ptr, n, k);
                 if (st != RMSFUSE_OK) {
                     rule_describe(&cfg, what, sizeof what);
                     FAIL("isa %s, %s, n %zu, placement %u: step returned %d", isa, what, n, pl, st);
