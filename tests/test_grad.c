@@ -43,69 +43,33 @@
 
 #include "test_common.h"
 #include "test_rules.h"
+#include "test_tensors.h"
 
-enum { MAX_TENSORS = 6, PAD = 7 };
-
-/* A list of tensors cut from one buffer per slot (with gaps), and its values. */
-typedef struct list {
-    int rule;
-    size_t count, n[MAX_TENSORS], off[MAX_TENSORS], total;
-    float *buf[MAX_ARR];
-    rule_tensor t[MAX_TENSORS];
-} list;
-
-static void list_make(list *L, int rule, const size_t *n, size_t count, test_rng *r, float gscale)
+/* count tensors of n[i] elements of `rule` (test_tensors.h), the gradients
+ * times gscale. */
+static void grad_list(list *L, int rule, const size_t *n, size_t count, test_rng *r, float gscale)
 {
-    memset(L, 0, sizeof *L);
-    L->rule = rule;
-    L->count = count;
-    size_t at = (size_t)(rng_next(r) % 5); /* assorted alignments */
-    for (size_t i = 0; i < count; i++) {
-        L->n[i] = n[i];
-        L->off[i] = at;
-        at += n[i] + (size_t)(rng_next(r) % PAD);
-    }
-    L->total = at;
-    for (unsigned j = 0; j < rule_infos[rule].narr; j++) {
-        L->buf[j] = malloc((L->total + 1) * sizeof(float));
-        ck_assert_ptr_nonnull(L->buf[j]);
-        for (size_t e = 0; e < L->total; e++)
-            L->buf[j][e] = rule_realistic(rule, j, r, gscale);
-    }
-    for (size_t i = 0; i < count; i++) {
-        for (unsigned j = 0; j < MAX_ARR; j++)
-            L->t[i].a[j] = j < rule_infos[rule].narr ? L->buf[j] + L->off[i] : NULL;
-        L->t[i].n = n[i];
-    }
+    list_make_sizes(L, rule_infos[rule].narr, n, count, r, INTERLEAVED);
+    for (size_t i = 0; i < count; i++)
+        for (size_t e = 0; e < n[i]; e++)
+            L->t[i].a[SLOT_GRAD][e] *= gscale;
 }
 
-/* A copy of L's arrays, its tensors pointing into the copy. */
-static void list_copy(list *D, const list *L)
+/* A copy of L's block, its tensors pointing into the copy. */
+static void grad_copy(list *D, const list *L)
 {
     *D = *L;
-    for (unsigned j = 0; j < rule_infos[L->rule].narr; j++) {
-        D->buf[j] = malloc((L->total + 1) * sizeof(float));
-        ck_assert_ptr_nonnull(D->buf[j]);
-        memcpy(D->buf[j], L->buf[j], L->total * sizeof(float));
-        for (size_t i = 0; i < L->count; i++)
-            D->t[i].a[j] = D->buf[j] + L->off[i];
-    }
+    D->block = list_clone_block(L);
+    D->copy = list_clone_block(L);
+    list_rebase_all(L, D->block, D->t);
 }
 
-static void list_free(list *L)
-{
-    for (unsigned j = 0; j < MAX_ARR; j++)
-        free(L->buf[j]);
-}
-
-/* Every array of A and B alike, bit for bit (any NaN alike). */
+/* Every float of A's and B's blocks alike, bit for bit (any NaN alike). */
 static void list_same(const list *A, const list *B, const char *what)
 {
-    for (unsigned j = 0; j < rule_infos[A->rule].narr; j++)
-        for (size_t e = 0; e < A->total; e++)
-            REQUIRE_MSG(same_float(A->buf[j][e], B->buf[j][e]), "%s: %s: %s[%zu] %a, expected %a", what,
-                        rule_infos[A->rule].name, rule_infos[A->rule].arr_name[j], e, (double)A->buf[j][e],
-                        (double)B->buf[j][e]);
+    for (size_t e = 0; e < A->floats; e++)
+        REQUIRE_MSG(same_float(A->block[e], B->block[e]), "%s: float %zu of the block: %a, expected %a", what, e,
+                    (double)A->block[e], (double)B->block[e]);
 }
 
 /* docs/math.md's sum of squares, written out here. */
@@ -126,8 +90,8 @@ static double ref_sumsq(const list *L, float s)
 {
     double acc = 0.0;
     for (size_t i = 0; i < L->count; i++)
-        for (size_t b = 0; b < L->n[i]; b += 4096)
-            acc += ref_block(L->t[i].a[SLOT_GRAD] + b, L->n[i] - b < 4096 ? L->n[i] - b : 4096, s);
+        for (size_t b = 0; b < L->t[i].n; b += 4096)
+            acc += ref_block(L->t[i].a[SLOT_GRAD] + b, L->t[i].n - b < 4096 ? L->t[i].n - b : 4096, s);
     return acc;
 }
 
@@ -136,7 +100,7 @@ static double ref_sumsq(const list *L, float s)
 static int ref_step_ex(const rule_cfg *c, const list *L, const rmsfuse_grad_options *o, list *E,
                        rmsfuse_grad_info *info)
 {
-    list_copy(E, L);
+    grad_copy(E, L);
     const float s = (float)o->scale;
     rmsfuse_grad_info in = {NAN, 1.0, -1};
     double gs = o->scale;
@@ -157,7 +121,7 @@ static int ref_step_ex(const rule_cfg *c, const list *L, const rmsfuse_grad_opti
     }
     const float g1 = (float)gs, cv = (float)o->clip_value;
     for (size_t i = 0; i < L->count; i++)
-        for (size_t e = 0; e < L->n[i]; e++) {
+        for (size_t e = 0; e < L->t[i].n; e++) {
             float x = L->t[i].a[SLOT_GRAD][e] * g1;
             x = x > cv ? cv : x;
             x = x < -cv ? -cv : x;
@@ -165,7 +129,8 @@ static int ref_step_ex(const rule_cfg *c, const list *L, const rmsfuse_grad_opti
         }
     ck_assert_int_eq(rule_step_multi(c, E->t, E->count), RMSFUSE_OK);
     /* step_ex leaves the gradients as they were */
-    memcpy(E->buf[SLOT_GRAD], L->buf[SLOT_GRAD], L->total * sizeof(float));
+    for (size_t i = 0; i < L->count; i++)
+        memcpy(E->t[i].a[SLOT_GRAD], L->t[i].a[SLOT_GRAD], L->t[i].n * sizeof(float));
     *info = in;
     return RMSFUSE_OK;
 }
@@ -187,7 +152,7 @@ static int check_step_ex(const rule_cfg *c, list *L, const rmsfuse_grad_options 
     REQUIRE_MSG(st == st_want, "%s: %s: status %d, expected %d", what, desc, st, st_want);
     if (st == RMSFUSE_SKIPPED) { /* nothing written */
         list_free(&E);
-        list_copy(&E, L);
+        grad_copy(&E, L);
     }
     list_same(L, &E, what);
     REQUIRE_MSG(same_double(got.norm, want.norm), "%s: %s: norm %a, expected %a", what, desc, got.norm, want.norm);
@@ -222,8 +187,8 @@ START_TEST(test_none)
     for (unsigned q = 0; q < k; q++) {
         const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
         list L, E;
-        list_make(&L, rule, sizes_a, 4, &r, 0.1f);
-        list_copy(&E, &L);
+        grad_list(&L, rule, sizes_a, 4, &r, 0.1f);
+        grad_copy(&E, &L);
         ck_assert_int_eq(rule_step_multi(&c, E.t, E.count), RMSFUSE_OK);
         rmsfuse_grad_info info = {-7.0, -7.0, -7};
         ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, NULL, &info), RMSFUSE_OK);
@@ -254,7 +219,7 @@ START_TEST(test_scale_clip)
         for (size_t a = 0; a < sizeof scales / sizeof scales[0]; a++) {
             const double cv = clips[(a + q) % (sizeof clips / sizeof clips[0])];
             list L;
-            list_make(&L, rule, sizes_a, 4, &r, scales[a] >= 1e29 ? 1e-28f : 1.0f);
+            grad_list(&L, rule, sizes_a, 4, &r, scales[a] >= 1e29 ? 1e-28f : 1.0f);
             const rmsfuse_grad_options o = opts(scales[a], cv, HUGE_VAL, 0);
             clamped += cv < 1.0;
             check_step_ex(&c, &L, &o, "scale and clip value");
@@ -275,7 +240,7 @@ START_TEST(test_max_norm)
     for (unsigned q = 0; q < k; q++) {
         const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
         list L;
-        list_make(&L, rule, sizes_b, 6, &r, 1.0f);
+        grad_list(&L, rule, sizes_b, 6, &r, 1.0f);
         /* the norm of these gradients is about sqrt(13644 / 3) ~ 67 */
         static const double max_norms[] = {1.0, 1e6, 0.0, 30.0};
         const double scale = (q % 3 == 0) ? 0.25 : 1.0;
@@ -319,7 +284,7 @@ START_TEST(test_nonfinite)
             const float v = bad[(p + q) % 4];
             for (int skip = 0; skip <= 1; skip++) {
                 list L;
-                list_make(&L, rule, sizes_a, 4, &r, 0.001f);
+                grad_list(&L, rule, sizes_a, 4, &r, 0.001f);
                 L.t[places[p].tensor].a[SLOT_GRAD][places[p].elem] = v;
                 const double scale = v == 1e38f ? 100.0 : 1.0;
                 const rmsfuse_grad_options o =
@@ -350,8 +315,8 @@ START_TEST(test_bad_options)
         opts(1.0, HUGE_VAL, HUGE_VAL, 0x80000001u)};
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         list L, E;
-        list_make(&L, rule, sizes_a, 4, &r, 0.1f);
-        list_copy(&E, &L);
+        grad_list(&L, rule, sizes_a, 4, &r, 0.1f);
+        grad_copy(&E, &L);
         rmsfuse_grad_info info = {-7.0, -7.0, -7};
         ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, &bad[b], &info), RMSFUSE_E_GRAD_OPTIONS);
         list_same(&L, &E, "bad options");
@@ -366,11 +331,11 @@ START_TEST(test_bad_options)
     /* The arrays are checked before the norm: overlapping arrays with a
      * NaN gradient and RMSFUSE_SKIP_NONFINITE are refused, not skipped. */
     list L, E;
-    list_make(&L, rule, sizes_a, 4, &r, 0.1f);
+    grad_list(&L, rule, sizes_a, 4, &r, 0.1f);
     L.t[1].a[SLOT_GRAD][0] = NAN;
     L.t[2].a[SLOT_PARAM] = L.t[1].a[SLOT_PARAM]; /* two tensors write one param array */
     L.t[2].n = L.t[1].n;
-    list_copy(&E, &L);
+    grad_copy(&E, &L);
     const rmsfuse_grad_options skip = opts(1.0, HUGE_VAL, HUGE_VAL, RMSFUSE_SKIP_NONFINITE);
     ck_assert_int_eq(rule_step_ex(&c, L.t, L.count, &skip, NULL), RMSFUSE_E_OVERLAP);
     list_same(&L, &E, "overlap");
@@ -385,7 +350,7 @@ START_TEST(test_norm_every_isa)
     test_rng r = {test_run_seed(0x6e65u + (uint64_t)rule)};
     const rule_cfg c = rule_config(rule, rule_combo(rule, 0), 0);
     list L;
-    list_make(&L, rule, sizes_b, 6, &r, 1.0f);
+    grad_list(&L, rule, sizes_b, 6, &r, 1.0f);
     const char *entry = rmsfuse_active_isa();
     const double want = sqrt(ref_sumsq(&L, 0.375f));
     int isas = 0;
@@ -394,7 +359,7 @@ START_TEST(test_norm_every_isa)
             continue;
         ck_assert_int_eq(rmsfuse_set_isa(*nm), RMSFUSE_OK);
         list D;
-        list_copy(&D, &L);
+        grad_copy(&D, &L);
         const rmsfuse_grad_options o = opts(0.375, HUGE_VAL, 1.0, 0);
         rmsfuse_grad_info info;
         ck_assert_int_eq(rule_step_ex(&c, D.t, D.count, &o, &info), RMSFUSE_OK);

@@ -24,19 +24,17 @@ typedef struct list {
  * flat buffer per kind, the layout of ZeRO-style optimizers). */
 enum layout { INTERLEAVED, FLAT };
 
-/* count tensors of random sizes in [0, max_n], each with narr arrays, at
- * random float offsets (so alignments differ), filled with values a real
- * step sees (positive state, signed gradients in slot 1). */
-static inline void list_make_layout(list *L, unsigned narr, size_t count, size_t max_n, test_rng *r,
-                                    enum layout layout)
+/* count tensors of n[i] elements, each with narr arrays, at random float
+ * offsets (so alignments differ), filled with values a real step sees
+ * (positive state, signed gradients in slot 1). */
+static inline void list_make_sizes(list *L, unsigned narr, const size_t *n, size_t count, test_rng *r,
+                                   enum layout layout)
 {
-    size_t n[MAX_T], total = 0;
+    size_t total = 0;
     ck_assert_uint_le(count, MAX_T);
     ck_assert_uint_le(narr, MAX_ARR);
-    for (size_t i = 0; i < count; i++) {
-        n[i] = max_n ? (size_t)(rng_next(r) % (max_n + 1)) : 0;
+    for (size_t i = 0; i < count; i++)
         total += narr * (n[i] + 4);
-    }
     L->floats = total + 1;
     L->block = malloc(L->floats * sizeof(float));
     L->copy = malloc(L->floats * sizeof(float));
@@ -63,6 +61,17 @@ static inline void list_make_layout(list *L, unsigned narr, size_t count, size_t
     }
     L->narr = narr;
     L->count = count;
+}
+
+/* count tensors of random sizes in [0, max_n] (as list_make_sizes). */
+static inline void list_make_layout(list *L, unsigned narr, size_t count, size_t max_n, test_rng *r,
+                                    enum layout layout)
+{
+    size_t n[MAX_T];
+    ck_assert_uint_le(count, MAX_T);
+    for (size_t i = 0; i < count; i++)
+        n[i] = max_n ? (size_t)(rng_next(r) % (max_n + 1)) : 0;
+    list_make_sizes(L, narr, n, count, r, layout);
 }
 
 static inline void list_make(list *L, unsigned narr, size_t count, size_t max_n, test_rng *r)
