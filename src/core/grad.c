@@ -69,7 +69,8 @@ static double block_sumsq(const char *g, size_t n, float s)
     return lane[0];
 }
 
-double rmsfuse_grad_sumsq(const char *g, size_t n, float s, double acc)
+/* acc plus the sum of (double)(g[i] * s)^2 over the n floats at g, block by block. */
+static double grad_sumsq(const char *g, size_t n, float s, double acc)
 {
     for (size_t b = 0; b < n; b += RMSFUSE_NORM_BLOCK)
         acc += block_sumsq(g + b * sizeof(float), n - b < RMSFUSE_NORM_BLOCK ? n - b : RMSFUSE_NORM_BLOCK, s);
@@ -96,7 +97,7 @@ int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const voi
             const unsigned char *t = tensor_at(L, tensors, i);
             const size_t n = tensor_n(L, t);
             if (n > 0)
-                sumsq = rmsfuse_grad_sumsq((const char *)slot_ptr(L, t, RMSFUSE_SLOT_GRAD), n, s0, sumsq);
+                sumsq = grad_sumsq((const char *)slot_ptr(L, t, RMSFUSE_SLOT_GRAD), n, s0, sumsq);
         }
         /* Each square is at most FLT_MAX^2 and there are fewer than 2^62
          * of them: the sum is finite exactly when every g * s is. */

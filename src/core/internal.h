@@ -118,8 +118,6 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
  * of a tensor from its first element, tensors in list order. */
 #define RMSFUSE_NORM_LANES 16u
 #define RMSFUSE_NORM_BLOCK 4096u
-/* acc plus the sum of (double)(g[i] * s)^2 over the n floats at g, block by block. */
-double rmsfuse_grad_sumsq(const char *g, size_t n, float s, double acc);
 /* rmsfuse_<rule>_step_ex after the configuration's checks: the options'
  * checks, the list's, the norm where needed, then the step with the scale
  * and clip value in P's constants (rmsfuse_grad_k). */

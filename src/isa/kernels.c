@@ -159,12 +159,13 @@ static RMSFUSE_ALWAYS_INLINE void prefetch_slots(const unsigned used, char *cons
  * The loop of every kernel.  A vector-length-agnostic ISA (VLA: SVE) runs
  * one predicated loop over every element.  Fixed widths: elements before
  * the first VW*4-byte-aligned param address, and the last (n - head) % VW,
- * go through the width-1 body, so no access leaves [0, n).  Large arrays come from memory: while more
- * than RMSFUSE_PREFETCH_AHEAD elements remain, each array's data that far
- * ahead is prefetched (a hint: it never faults), so the loads are in flight
- * before the loop, held up by the divider, reaches them; not on CPUs where
- * that measured slower than the hardware prefetchers alone (AMD Zen 4:
- * rmsfuse_cpu_prefers_prefetch, src/core/cpu_x86.c).
+ * go through the width-1 body, so no access leaves [0, n).  Large arrays
+ * come from memory: while more than RMSFUSE_PREFETCH_AHEAD elements
+ * remain, each array's data that far ahead is prefetched (a hint: it never
+ * faults), so the loads are in flight before the loop, held up by the
+ * divider, reaches them; not on CPUs where that measured slower than the
+ * hardware prefetchers alone (AMD Zen 4: rmsfuse_cpu_prefers_prefetch,
+ * src/core/cpu_x86.c).
  */
 static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const unsigned V, char *const *a, size_t n)
 {
@@ -249,11 +250,10 @@ static void grad_transform(float *dst, const char *src, size_t n, float gs, floa
  * itself over the block, with the buffer as its gradient and a copy of the
  * constants that transforms nothing.  Blocks are whole cache lines of
  * every float-aligned array, so each block's loop has the head the whole
- * loop would have had. */
-/* noinline, noclone: a copy per rule would inline the kernel it calls back (every variant twice). */
+ * loop would have had.  Not inlined or cloned: a copy per rule could
+ * inline the kernel it calls back, every variant a second time. */
 static __attribute__((noinline, noclone)) void run_transformed(rmsfuse_kernel kernel, const void *kp, size_t ksize,
-                                                               unsigned variant,
-                            char *const *a, size_t n)
+                                                               unsigned variant, char *const *a, size_t n)
 {
     union {
         rmsfuse_grad_k in;
