@@ -54,6 +54,8 @@ THREADS_RE = re.compile(r"^threads/(?:([a-z0-9]+)/)?([a-z0-9_]+)/(pool|roofline)
 MULTI_RE = re.compile(r"^multi/([a-z0-9]+)/([a-z0-9_]+)/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
 MULTI_OLD_RE = re.compile(r"^multi/([a-z_]+)/tensors:(\d+)/n:(\d+)$")  # RMSProp momentum only
 MULTI_IMPLS = ["step_multi", "step_loop", "plan", "pool", "flat"]
+TRAIN_RE = re.compile(r"^train/([a-z0-9]+)/([a-z0-9_]+)/([a-z_]+)/tensors:(\d+)/n:(\d+)$")
+TRAIN_IMPLS = ["step_multi", "step_ex_scale", "step_ex_norm"]
 SPARSE_RE = re.compile(r"^sparse/([a-z0-9]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/zero:(\d+)/ws:(\d+)$")
 SPARSE_IMPLS = ["dispatched", "dispatched_exact", "peer_native"]
 SPARSE_IMPL_TITLES = {"dispatched": "preset (flush on)", "dispatched_exact": "exact IEEE (flag cleared)",
@@ -93,6 +95,7 @@ class Data:
         self.floor_orders = {}  # isa -> order -> Gelem/s
         self.threads = defaultdict(lambda: defaultdict(dict))  # [fs][impl][threads] -> GB/s
         self.multi = defaultdict(lambda: defaultdict(dict))  # [fs][(count, n)][impl] -> Gelem/s
+        self.train = defaultdict(lambda: defaultdict(dict))  # [fs][(count, n)][impl] -> Gelem/s
         # [fs][ws][impl][pct] -> {"ns", "n", "subnormal", "zero", "warmup", "fixed", "cv", "reps"}
         self.sparse = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
         self.bytes = {}  # fs -> STREAM bytes per element
@@ -105,6 +108,11 @@ class Data:
                 fs = f"{m.group(1) or 'rmsprop'}/{m.group(2)}"
                 self.threads[fs][m.group(3)][int(m.group(4))] = b["bytes_per_second"] / 1e9
                 self.threads_ws = int(m.group(5))
+                continue
+            m = TRAIN_RE.match(name)
+            if m:
+                fs = f"{m.group(1)}/{m.group(2)}"
+                self.train[fs][(int(m.group(4)), int(m.group(5)))][m.group(3)] = b["items_per_second"] / 1e9
                 continue
             m = MULTI_RE.match(name)
             if m:
@@ -817,6 +825,26 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
                 w(f"| {fs} | {count} × {n} | " + " | ".join(f"{fr(by.get(i), 3)} G/s" for i in impls) + " | "
                   f"{fr(ratio(by.get('step_multi'), by.get('step_loop')))} | "
                   f"{fr(ratio(by.get('step_multi'), by.get('flat')))} |")
+        w("")
+
+    if d.train:
+        w("## A training step: unscale, skip on overflow and clip by norm, fused (issue 15)\n")
+        w("One `rmsfuse_<rule>_step_multi` over a list of 64 tensors (`step_multi`) against "
+          "`rmsfuse_<rule>_step_ex` with a gradient scale (`step_ex_scale`: the gradients are unscaled as the "
+          "step reads them, no extra traffic) and with the global norm's read-only pass too (`step_ex_norm`: "
+          "a max_norm and `RMSFUSE_SKIP_NONFINITE`; 4 more bytes per element). Elements per second; the bound "
+          "is the plain step's bytes per element over those plus the norm's 4, the slowdown memory alone "
+          "explains.\n")
+        w("| flag set | tensors × elements | step_multi | step_ex_scale | step_ex_norm | scale / plain | "
+          "norm / plain | bound |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|")
+        for fs, shapes in d.train.items():
+            b = d.bytes.get(fs)
+            for (count, n), by in sorted(shapes.items(), key=lambda kv: kv[0][1]):
+                bound = f"{b}/{b + 4} = {b / (b + 4):.2f}" if b else "–"
+                w(f"| {fs} | {count} × {n} | " + " | ".join(f"{fr(by.get(i), 3)} G/s" for i in TRAIN_IMPLS) +
+                  f" | {fr(ratio(by.get('step_ex_scale'), by.get('step_multi')))} | "
+                  f"{fr(ratio(by.get('step_ex_norm'), by.get('step_multi')))} | {bound} |")
         w("")
 
     fits = fixed_cost_fits(d, ctx, present)

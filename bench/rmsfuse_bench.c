@@ -329,6 +329,22 @@ static inline int lib_step_multi(const flagset *f, const void *t, size_t count)
     return RMSFUSE_E_NULL_CONFIG;
 }
 
+static inline int lib_step_ex(const flagset *f, const void *t, size_t count, const rmsfuse_grad_options *o)
+{
+    const bench_config *c = &f->cfg;
+    switch (f->rule) {
+    case R_rmsprop:
+        return rmsfuse_rmsprop_step_ex(&c->rmsprop, t, count, o, NULL);
+    case R_adagrad:
+        return rmsfuse_adagrad_step_ex(&c->adagrad, t, count, o, NULL);
+    case R_sgd:
+        return rmsfuse_sgd_step_ex(&c->sgd, t, count, o, NULL);
+    case R_adam:
+        return rmsfuse_adam_step_ex(&c->adam, t, count, o, NULL);
+    }
+    return RMSFUSE_E_NULL_CONFIG;
+}
+
 static inline int lib_plan(const flagset *f, const void *t, size_t count, rmsfuse_plan **plan)
 {
     const bench_config *c = &f->cfg;
@@ -438,7 +454,7 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 /* ---- the benchmarks ------------------------------------------------------- */
 enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
             K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL,
-            K_MULTI_FLAT };
+            K_MULTI_FLAT, K_TRAIN_SCALE, K_TRAIN_NORM };
 
 typedef struct bench_case {
     enum kind kind;
@@ -876,6 +892,21 @@ static void bench_multi(rmsfuse_bench_state *st, void *arg)
         while (rmsfuse_bench_keep_running(st))
             pool_step(pool, f, t, count);
         break;
+    case K_TRAIN_SCALE:
+    case K_TRAIN_NORM: {
+        /* A training step's gradient options (rmsfuse_<rule>_step_ex): the
+         * loss scale's inverse, and for _NORM also the global norm's pass
+         * (clip by a max_norm that does not bind, skip on overflow). */
+        rmsfuse_grad_options o = rmsfuse_grad_options_none();
+        o.scale = 1.0 / 1024.0;
+        if (bc->kind == K_TRAIN_NORM) {
+            o.max_norm = 1e30;
+            o.flags = RMSFUSE_SKIP_NONFINITE;
+        }
+        while (rmsfuse_bench_keep_running(st))
+            lib_step_ex(f, t, count, &o);
+        break;
+    }
     default:
         while (rmsfuse_bench_keep_running(st))
             lib_step(f, a, total);
@@ -1239,6 +1270,9 @@ static const char *check_peers(void)
  * array besides the rule's first. */
 static const char *const MULTI_FLAGSETS[] = {"rmsprop/momentum", "adagrad/torch", "sgd/momentum", "adam/torch"};
 static const size_t MULTI_SHAPES[][2] = {{1000, 16}, {1000, 256}, {200, 4096}};
+/* The training-step benchmark's lists: 64 tensors in L2 (256 KiB per
+ * array), and 64 of 128 Ki elements (32 MiB per array: beyond L3). */
+static const size_t TRAIN_SHAPES[][2] = {{64, 1024}, {64, 131072}};
 
 static void join(char *buf, size_t size, const char *item)
 {
@@ -1293,8 +1327,13 @@ int main(int argc, char **argv)
             need(f, elements_for(f, tws));
         for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
             if (!strcmp(f->id, MULTI_FLAGSETS[j]))
+            {
                 for (size_t s = 0; s < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; s++)
                     need(f, MULTI_SHAPES[s][0] * MULTI_SHAPES[s][1]);
+                for (size_t s = 0; s < sizeof TRAIN_SHAPES / sizeof TRAIN_SHAPES[0]; s++)
+                    if (TRAIN_SHAPES[s][0] * TRAIN_SHAPES[s][1] * f->narrays * sizeof(float) <= o.max_ws)
+                        need(f, TRAIN_SHAPES[s][0] * TRAIN_SHAPES[s][1]);
+            }
         if (o.sparse && is_sparse_flagset(f)) {
             size_t sn[2], sws[2];
             for (int k = sparse_sizes(f, &m, &o, sn, sws); k-- > 0;)
@@ -1465,6 +1504,28 @@ int main(int argc, char **argv)
                         bc->exact = impl != 0 || !f->flush;
                     }
         }
+
+    /* A training step (issue 15): a list beyond L3 and one in L2, the plain
+     * step against step_ex with a gradient scale, and with the norm's pass. */
+    static const char *const timpls[] = {"step_multi", "step_ex_scale", "step_ex_norm"};
+    static const enum kind tkinds[] = {K_MULTI, K_TRAIN_SCALE, K_TRAIN_NORM};
+    for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
+        const flagset *f = &FSETS[fi];
+        int multi = 0;
+        for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
+            multi |= !strcmp(f->id, MULTI_FLAGSETS[j]);
+        if (!f->selected || !multi)
+            continue;
+        for (size_t i = 0; i < sizeof TRAIN_SHAPES / sizeof TRAIN_SHAPES[0]; i++) {
+            const size_t count = TRAIN_SHAPES[i][0], n = TRAIN_SHAPES[i][1];
+            if (count * n * f->narrays * sizeof(float) > o.max_ws)
+                continue;
+            for (size_t k = 0; k < sizeof timpls / sizeof timpls[0]; k++) {
+                snprintf(buf, sizeof buf, "train/%s/%s/tensors:%zu/n:%zu", f->id, timpls[k], count, n);
+                add(tkinds[k], NULL, f, n, buf)->count = count;
+            }
+        }
+    }
 
     /* Many small tensors. */
     static const char *const impls[] = {"step_multi", "step_loop", "plan", "pool", "flat"};
