@@ -1269,6 +1269,15 @@ static const char *check_peers(void)
 /* The flag sets of the many-tensor benchmarks: one per rule, with a state
  * array besides the rule's first. */
 static const char *const MULTI_FLAGSETS[] = {"rmsprop/momentum", "adagrad/torch", "sgd/momentum", "adam/torch"};
+
+/* Whether flag set f has the many-tensor and training-step benchmarks. */
+static int is_multi_flagset(const flagset *f)
+{
+    for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
+        if (!strcmp(f->id, MULTI_FLAGSETS[j]))
+            return 1;
+    return 0;
+}
 static const size_t MULTI_SHAPES[][2] = {{1000, 16}, {1000, 256}, {200, 4096}};
 /* The training-step benchmark's lists: 64 tensors in L2 (256 KiB per
  * array), and 64 of 128 Ki elements (32 MiB per array: beyond L3). */
@@ -1325,15 +1334,13 @@ int main(int argc, char **argv)
             need(f, elements_for(f, sizes[k]));
         if (threads_on)
             need(f, elements_for(f, tws));
-        for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
-            if (!strcmp(f->id, MULTI_FLAGSETS[j]))
-            {
-                for (size_t s = 0; s < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; s++)
-                    need(f, MULTI_SHAPES[s][0] * MULTI_SHAPES[s][1]);
-                for (size_t s = 0; s < sizeof TRAIN_SHAPES / sizeof TRAIN_SHAPES[0]; s++)
-                    if (TRAIN_SHAPES[s][0] * TRAIN_SHAPES[s][1] * f->narrays * sizeof(float) <= o.max_ws)
-                        need(f, TRAIN_SHAPES[s][0] * TRAIN_SHAPES[s][1]);
-            }
+        if (is_multi_flagset(f)) {
+            for (size_t s = 0; s < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; s++)
+                need(f, MULTI_SHAPES[s][0] * MULTI_SHAPES[s][1]);
+            for (size_t s = 0; s < sizeof TRAIN_SHAPES / sizeof TRAIN_SHAPES[0]; s++)
+                if (TRAIN_SHAPES[s][0] * TRAIN_SHAPES[s][1] * f->narrays * sizeof(float) <= o.max_ws)
+                    need(f, TRAIN_SHAPES[s][0] * TRAIN_SHAPES[s][1]);
+        }
         if (o.sparse && is_sparse_flagset(f)) {
             size_t sn[2], sws[2];
             for (int k = sparse_sizes(f, &m, &o, sn, sws); k-- > 0;)
@@ -1511,10 +1518,7 @@ int main(int argc, char **argv)
     static const enum kind tkinds[] = {K_MULTI, K_TRAIN_SCALE, K_TRAIN_NORM};
     for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
         const flagset *f = &FSETS[fi];
-        int multi = 0;
-        for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
-            multi |= !strcmp(f->id, MULTI_FLAGSETS[j]);
-        if (!f->selected || !multi)
+        if (!f->selected || !is_multi_flagset(f))
             continue;
         for (size_t i = 0; i < sizeof TRAIN_SHAPES / sizeof TRAIN_SHAPES[0]; i++) {
             const size_t count = TRAIN_SHAPES[i][0], n = TRAIN_SHAPES[i][1];
@@ -1532,10 +1536,7 @@ int main(int argc, char **argv)
     static const enum kind kinds[] = {K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT};
     for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
         const flagset *f = &FSETS[fi];
-        int multi = 0;
-        for (size_t j = 0; j < sizeof MULTI_FLAGSETS / sizeof MULTI_FLAGSETS[0]; j++)
-            multi |= !strcmp(f->id, MULTI_FLAGSETS[j]);
-        if (!f->selected || !multi)
+        if (!f->selected || !is_multi_flagset(f))
             continue;
         for (size_t i = 0; i < sizeof MULTI_SHAPES / sizeof MULTI_SHAPES[0]; i++)
             for (size_t k = 0; k < sizeof impls / sizeof impls[0]; k++) {
