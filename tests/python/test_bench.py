@@ -16,16 +16,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class TestBench(unittest.TestCase):
-    def test_quick_run_writes_json_and_markdown(self):
+    def run_bench(self, *args):
+        """bench/python_bench.py --quick with args: the finished process, its JSON and its Markdown."""
         with tempfile.TemporaryDirectory() as out:
             env = dict(os.environ, RMSFUSE_LIBRARY=rmsfuse.library_path)
-            r = subprocess.run([sys.executable, os.path.join(REPO, "bench", "python_bench.py"), "--quick",
+            r = subprocess.run([sys.executable, os.path.join(REPO, "bench", "python_bench.py"), "--quick", *args,
                                 "--out", out], env=env, capture_output=True, text=True, timeout=600)
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(os.path.join(out, "python_bench.json")) as f:
                 data = json.load(f)
             with open(os.path.join(out, "python.md")) as f:
                 md = f.read()
+        return r, data, md
+
+    def test_quick_run_writes_json_and_markdown(self):
+        r, data, md = self.run_bench()
         rows = data["results"]
         # Every drop-in, and the traffic bounds derived pass by pass (torch 1.13's loop / fused):
         # Adam 80/28, AdamW with weight decay 88/28, Adagrad 44/20, SGD with momentum 32/20.
@@ -44,16 +49,7 @@ class TestBench(unittest.TestCase):
         # The sparse-gradients mode (--sparse-only here; scripts/bench.sh passes --sparse): one
         # configuration, 0 and 50 % zeros, the quick sizes (a warm-up of at most 200 steps); every
         # implementation timed, slowdowns against the 0 % rows; records in bench/report.py's format.
-        with tempfile.TemporaryDirectory() as out:
-            env = dict(os.environ, RMSFUSE_LIBRARY=rmsfuse.library_path)
-            r = subprocess.run([sys.executable, os.path.join(REPO, "bench", "python_bench.py"), "--quick",
-                                "--sparse-only", "--sparse-configs", "rmsprop momentum", "--sparse-zeros", "0,50",
-                                "--out", out], env=env, capture_output=True, text=True, timeout=600)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            with open(os.path.join(out, "python_bench.json")) as f:
-                data = json.load(f)
-            with open(os.path.join(out, "python.md")) as f:
-                md = f.read()
+        r, data, md = self.run_bench("--sparse-only", "--sparse-configs", "rmsprop momentum", "--sparse-zeros", "0,50")
         self.assertEqual(data["results"], [])
         recs = data["sparse"]
         impls = ["drop-in", "drop-in exact", "torch loop", "torch loop FTZ"]
