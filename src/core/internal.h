@@ -119,8 +119,8 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
 #define RMSFUSE_NORM_LANES 16u
 #define RMSFUSE_NORM_BLOCK 4096u
 /* rmsfuse_<rule>_step_ex after the configuration's checks: the options'
- * checks, the list's, the norm where needed, then the step with the scale
- * and clip value in P's constants (rmsfuse_grad_k). */
+ * checks, the list's (once), the norm where needed, then the step with the
+ * scale and clip value in P's constants (rmsfuse_grad_k). */
 int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const void *tensors, size_t count,
                          const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
 

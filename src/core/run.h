@@ -129,14 +129,33 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_check_list_inl(const rmsfuse_prepared *
     return ordered ? RMSFUSE_OK : rmsfuse_check_list_sorted(P, tensors, count, nonempty);
 }
 
+/* Runs the active ISA's kernel over every tensor of a list that
+ * rmsfuse_check_list_inl accepted. */
+static RMSFUSE_ALWAYS_INLINE void rmsfuse_run_list_inl(const rmsfuse_prepared *P, const rmsfuse_layout *L,
+                                                       const void *tensors, size_t count)
+{
+    tensor_arrays A;
+    rmsfuse_kernel kernel = NULL; /* the dispatcher's first use is the first work */
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *t = tensor_at(L, tensors, i);
+        const size_t n = tensor_n(L, t);
+        if (n == 0)
+            continue;
+        if (!kernel)
+            kernel = rmsfuse_active_kernel(P->rule);
+        (void)check_tensor(P, L, t, n, &A); /* passed: this only reads the addresses again */
+        kernel(P->k.bytes, P->variant, A.a, n);
+    }
+}
+
 /* Checks, then runs the active ISA's kernel over every tensor. */
 static RMSFUSE_ALWAYS_INLINE int rmsfuse_step_list_inl(const rmsfuse_prepared *P, const rmsfuse_layout *L,
                                                        const void *tensors, size_t count)
 {
-    tensor_arrays A;
     if (count == 1 && tensors) {
         /* One tensor (every rule's single-array step): checked and run
          * without a second pass over the list. */
+        tensor_arrays A;
         const size_t n = tensor_n(L, tensors);
         if (n == 0)
             return RMSFUSE_OK;
@@ -149,17 +168,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_step_list_inl(const rmsfuse_prepared *P
     const int st = rmsfuse_check_list_inl(P, L, tensors, count);
     if (st != RMSFUSE_OK)
         return st;
-    rmsfuse_kernel kernel = NULL; /* the dispatcher's first use is the first work */
-    for (size_t i = 0; i < count; i++) {
-        const unsigned char *t = tensor_at(L, tensors, i);
-        const size_t n = tensor_n(L, t);
-        if (n == 0)
-            continue;
-        if (!kernel)
-            kernel = rmsfuse_active_kernel(P->rule);
-        (void)check_tensor(P, L, t, n, &A); /* passed above: this only reads the addresses again */
-        kernel(P->k.bytes, P->variant, A.a, n);
-    }
+    rmsfuse_run_list_inl(P, L, tensors, count);
     return RMSFUSE_OK;
 }
 
