@@ -84,6 +84,10 @@ RMSFUSE_API int rmsfuse_adam_step_multi(const rmsfuse_adam_config *cfg, const rm
  * finite. */
 RMSFUSE_API int rmsfuse_adam_step_ex(const rmsfuse_adam_config *cfg, const rmsfuse_adam_tensor *tensors, size_t count,
                                    const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+/* Adds the sum of squares of every g * scale of the list to *sumsq (see
+ * rmsfuse_<rule>_grad_sumsq in rmsfuse_common.h). */
+RMSFUSE_API int rmsfuse_adam_grad_sumsq(const rmsfuse_adam_tensor *tensors, size_t count, double scale, double *sumsq);
+
 /* What rmsfuse_adam_step_multi would return, writing nothing. */
 RMSFUSE_API int rmsfuse_adam_check_multi(const rmsfuse_adam_config *cfg, const rmsfuse_adam_tensor *tensors,
                                          size_t count);

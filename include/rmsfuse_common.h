@@ -135,17 +135,31 @@ RMSFUSE_API const char *rmsfuse_version(void);
  * RMSFUSE_SKIP_NONFINITE is set and any g * scale is Inf or NaN, the call
  * writes nothing and returns RMSFUSE_SKIPPED.  The norm is computed (one
  * read-only pass over the gradients before the step) only when max_norm is
- * finite or RMSFUSE_SKIP_NONFINITE is set.
+ * finite or RMSFUSE_SKIP_NONFINITE is set, and RMSFUSE_SUMSQ_GIVEN is not.
+ *
+ * A step made of several calls (parameter groups, MPI ranks, threads of
+ * your own) shares one norm this way: add up the sum of squares of every
+ * call's gradients first (rmsfuse_<rule>_grad_sumsq, or
+ * rmsfuse_grad_block_sumsq block by block), then make each call with that
+ * sum in `sumsq` and RMSFUSE_SUMSQ_GIVEN: each clips and skips exactly as
+ * one call over all the tensors would, with the same bits.
  */
 typedef struct rmsfuse_grad_options {
     double scale;      /* finite, > 0: 1 for none, 1/loss_scale to unscale */
     double clip_value; /* >= 0: clip by value; HUGE_VAL (+Inf) for none */
     double max_norm;   /* >= 0: clip by global norm; HUGE_VAL (+Inf) for none */
-    unsigned flags;    /* RMSFUSE_SKIP_NONFINITE, or 0 */
+    unsigned flags;    /* RMSFUSE_SKIP_NONFINITE, RMSFUSE_SUMSQ_GIVEN, or 0 */
+    double sumsq;      /* with RMSFUSE_SUMSQ_GIVEN: the sum of the squares of every g * scale
+                          (>= 0, +Inf or NaN), whose square root is the norm */
 } rmsfuse_grad_options;
 
 /* rmsfuse_grad_options.flags */
 #define RMSFUSE_SKIP_NONFINITE 1u /* write nothing, return RMSFUSE_SKIPPED, if a g * scale is Inf or NaN */
+#define RMSFUSE_SUMSQ_GIVEN    2u /* the norm is sqrt(sumsq): the call does not compute it */
+
+/* The norm's blocks: each tensor's gradient is cut into blocks of this many
+ * elements from its first element (docs/math.md gives the order in a block). */
+#define RMSFUSE_NORM_BLOCK 4096u
 
 /* What a step with gradient options found (any of its pointers may be
  * NULL).  Filled on RMSFUSE_OK and RMSFUSE_SKIPPED. */
@@ -157,6 +171,32 @@ typedef struct rmsfuse_grad_info {
 
 /* The options that change nothing: scale 1, no clipping, no skipping. */
 RMSFUSE_API rmsfuse_grad_options rmsfuse_grad_options_none(void);
+
+/*
+ * The sum of the squares of g * scale over each block of grad[0, n) (blocks
+ * of RMSFUSE_NORM_BLOCK elements from grad[0], the last one shorter), in
+ * the norm's fixed order, into sums[0, ceil(n / RMSFUSE_NORM_BLOCK)).  The
+ * sum of squares of a list of tensors is every tensor's block sums, in list
+ * order, added one after the other to a double that starts at 0: so a
+ * tensor may be cut at block boundaries and its pieces' block sums computed
+ * anywhere (other threads, other processes) and gathered in order.  Returns
+ * RMSFUSE_OK, RMSFUSE_E_NULL_ARRAY (grad or sums NULL with n > 0) or
+ * RMSFUSE_E_GRAD_OPTIONS (scale as in rmsfuse_grad_options); on error
+ * nothing is written.
+ */
+RMSFUSE_API int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *sums);
+
+/*
+ * Every rule has, over its own tensor list (reading only the gradients):
+ *   int rmsfuse_<rule>_grad_sumsq(const <tensor> *tensors, size_t count,
+ *                                 double scale, double *sumsq);
+ * which adds every block sum of the list's gradients, in order, to *sumsq:
+ * start from 0, and calls over consecutive parts of a list give the bits of
+ * one call over the whole list (the sum step_ex takes the norm of).
+ * Returns RMSFUSE_OK, RMSFUSE_E_NULL_LIST, RMSFUSE_E_NULL_ARRAY (a grad
+ * NULL with n > 0) or RMSFUSE_E_GRAD_OPTIONS (scale, or sumsq NULL); on
+ * error *sumsq is unchanged.
+ */
 
 /* ---- prepared steps ---------------------------------------------------- */
 /*
@@ -191,6 +231,31 @@ RMSFUSE_API int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t 
  * two tensors' arrays meet; any cut gives the same results, only false
  * sharing is at stake. */
 RMSFUSE_API size_t rmsfuse_plan_cut(const rmsfuse_plan *plan, size_t f);
+
+/*
+ * A step with gradient options (rmsfuse_grad_options) over a plan: runs
+ * elements [begin, end) as the rule's step_ex over the plan's tensors would
+ * (scale, clipping, skipping).  The norm, where needed, is of the whole
+ * plan: give it (RMSFUSE_SUMSQ_GIVEN) when several threads run ranges of
+ * one step, from the block sums below gathered in order, or each call
+ * computes it over the whole plan again (an empty range then only checks
+ * the options and returns RMSFUSE_OK).  Returns RMSFUSE_OK,
+ * RMSFUSE_SKIPPED, RMSFUSE_E_NULL_PLAN, RMSFUSE_E_RANGE or
+ * RMSFUSE_E_GRAD_OPTIONS; info (may be NULL) as for step_ex.
+ */
+RMSFUSE_API int rmsfuse_plan_run_ex(const rmsfuse_plan *plan, size_t begin, size_t end,
+                                    const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+
+/* The norm's blocks in a plan: each tensor's, in order (0 for NULL). */
+RMSFUSE_API size_t rmsfuse_plan_blocks(const rmsfuse_plan *plan);
+
+/* The block sums (as rmsfuse_grad_block_sumsq) of the plan's blocks
+ * [begin, end) into sums[0, end - begin), from any thread.  Added in order
+ * from 0 to rmsfuse_plan_blocks(), they are the plan's sum of squares.
+ * Returns RMSFUSE_OK, RMSFUSE_E_NULL_PLAN, RMSFUSE_E_RANGE (or sums NULL
+ * with begin < end) or RMSFUSE_E_GRAD_OPTIONS (scale). */
+RMSFUSE_API int rmsfuse_plan_block_sumsq(const rmsfuse_plan *plan, double scale, size_t begin, size_t end,
+                                         double *sums);
 
 /* Frees a plan (NULL is a no-op). */
 RMSFUSE_API void rmsfuse_plan_free(rmsfuse_plan *plan);

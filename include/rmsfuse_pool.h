@@ -72,6 +72,20 @@ RMSFUSE_API int rmsfuse_pool_set_chunk(rmsfuse_pool *pool, size_t elements);
  */
 RMSFUSE_API int rmsfuse_pool_run_plan(rmsfuse_pool *pool, const rmsfuse_plan *plan);
 
+/*
+ * A step with gradient options (rmsfuse_grad_options) over a plan on the
+ * pool: the same bits, outcome and info as the rule's step_ex over the
+ * plan's tensors, for any thread count and chunk size.  The norm, where
+ * needed and not given, is one parallel read-only pass (the plan's blocks
+ * dealt to the workers, their sums added in order by the caller), then the
+ * step is one parallel pass as rmsfuse_pool_run_plan's.  Returns
+ * RMSFUSE_OK, RMSFUSE_SKIPPED (nothing written), RMSFUSE_E_NULL_POOL,
+ * RMSFUSE_E_NULL_PLAN, RMSFUSE_E_GRAD_OPTIONS or RMSFUSE_E_NO_MEMORY (for
+ * the block sums); info may be NULL.
+ */
+RMSFUSE_API int rmsfuse_pool_run_plan_ex(rmsfuse_pool *pool, const rmsfuse_plan *plan,
+                                         const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+
 /* rmsfuse_rmsprop_step on the pool: same arguments, rules and bits. */
 RMSFUSE_API int rmsfuse_pool_rmsprop_step(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *cfg, float *param,
                                           const float *grad, float *square_avg, float *momentum_buf,

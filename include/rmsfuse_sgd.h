@@ -77,6 +77,10 @@ RMSFUSE_API int rmsfuse_sgd_step_multi(const rmsfuse_sgd_config *cfg, const rmsf
  * finite. */
 RMSFUSE_API int rmsfuse_sgd_step_ex(const rmsfuse_sgd_config *cfg, const rmsfuse_sgd_tensor *tensors, size_t count,
                                    const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+/* Adds the sum of squares of every g * scale of the list to *sumsq (see
+ * rmsfuse_<rule>_grad_sumsq in rmsfuse_common.h). */
+RMSFUSE_API int rmsfuse_sgd_grad_sumsq(const rmsfuse_sgd_tensor *tensors, size_t count, double scale, double *sumsq);
+
 /* What rmsfuse_sgd_step_multi would return, writing nothing. */
 RMSFUSE_API int rmsfuse_sgd_check_multi(const rmsfuse_sgd_config *cfg, const rmsfuse_sgd_tensor *tensors,
                                         size_t count);

@@ -34,6 +34,12 @@
  *                   written, info untouched; the config is checked first, the
  *                   options before the arrays, the arrays before the norm
  *   norm_every_isa  the same norm bits with every ISA this CPU runs forced
+ *   sumsq_parts     the sum of squares by parts (rmsfuse_<rule>_grad_sumsq over
+ *                   parts of a list, rmsfuse_grad_block_sumsq over cut tensors)
+ *                   has the reference's bits; step_ex with it given
+ *                   (RMSFUSE_SUMSQ_GIVEN) is step_ex computing it
+ *   plan_ex         rmsfuse_plan_run_ex over ranges, the sum given from
+ *                   rmsfuse_plan_block_sumsq or computed: step_ex's bits
  */
 #include <float.h>
 #include <math.h>
@@ -165,7 +171,15 @@ static int check_step_ex(const rule_cfg *c, list *L, const rmsfuse_grad_options 
 
 static rmsfuse_grad_options opts(double scale, double clip_value, double max_norm, unsigned flags)
 {
-    rmsfuse_grad_options o = {scale, clip_value, max_norm, flags};
+    rmsfuse_grad_options o = {scale, clip_value, max_norm, flags, 0.0};
+    return o;
+}
+
+/* o with the sum of squares given (RMSFUSE_SUMSQ_GIVEN). */
+static rmsfuse_grad_options given(rmsfuse_grad_options o, double sumsq)
+{
+    o.flags |= RMSFUSE_SUMSQ_GIVEN;
+    o.sumsq = sumsq;
     return o;
 }
 
@@ -311,8 +325,9 @@ START_TEST(test_bad_options)
         opts(1e-50, HUGE_VAL, HUGE_VAL, 0),    opts(1e39, HUGE_VAL, HUGE_VAL, 0),
         opts(1.0, NAN, HUGE_VAL, 0),           opts(1.0, -1.0, HUGE_VAL, 0),
         opts(1.0, -HUGE_VAL, HUGE_VAL, 0),     opts(1.0, HUGE_VAL, NAN, 0),
-        opts(1.0, HUGE_VAL, -0.5, 0),          opts(1.0, HUGE_VAL, HUGE_VAL, 2u),
-        opts(1.0, HUGE_VAL, HUGE_VAL, 0x80000001u)};
+        opts(1.0, HUGE_VAL, -0.5, 0),          opts(1.0, HUGE_VAL, HUGE_VAL, 4u),
+        opts(1.0, HUGE_VAL, HUGE_VAL, 0x80000001u), given(opts(1.0, HUGE_VAL, 1.0, 0), -1.0),
+        given(opts(1.0, HUGE_VAL, HUGE_VAL, RMSFUSE_SKIP_NONFINITE), -HUGE_VAL)};
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         list L, E;
         grad_list(&L, rule, sizes_a, 4, &r, 0.1f);
@@ -373,6 +388,156 @@ START_TEST(test_norm_every_isa)
 }
 END_TEST
 
+/* The sum of squares by parts: rmsfuse_<rule>_grad_sumsq over the whole
+ * list, over consecutive parts continuing one sum, and
+ * rmsfuse_grad_block_sumsq over tensors cut at block boundaries folded in
+ * order: all the reference's bits.  Then step_ex with that sum given
+ * (RMSFUSE_SUMSQ_GIVEN) does what step_ex computing it does, bit for bit,
+ * skipping included; and bad arguments are refused. */
+START_TEST(test_sumsq_parts)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x7370u + (uint64_t)rule)};
+    list L;
+    grad_list(&L, rule, sizes_b, 6, &r, 1.0f);
+    const double scale = 0.375;
+    const double want = ref_sumsq(&L, (float)scale);
+    const rule_tensor *t = L.t;
+    double whole = 0.0, parts = 0.0;
+    ck_assert_int_eq(rule_grad_sumsq(rule, t, L.count, scale, &whole), RMSFUSE_OK);
+    REQUIRE_MSG(same_double(whole, want), "whole list: %a, expected %a", whole, want);
+    for (size_t cut = 0; cut <= L.count; cut++) {
+        parts = 0.0;
+        ck_assert_int_eq(rule_grad_sumsq(rule, t, cut, scale, &parts), RMSFUSE_OK);
+        ck_assert_int_eq(rule_grad_sumsq(rule, t + cut, L.count - cut, scale, &parts), RMSFUSE_OK);
+        REQUIRE_MSG(same_double(parts, want), "cut at %zu: %a, expected %a", cut, parts, want);
+    }
+    /* block by block, each tensor cut in two at a block boundary */
+    double folded = 0.0;
+    for (size_t i = 0; i < L.count; i++) {
+        const size_t n = t[i].n, nb = (n + RMSFUSE_NORM_BLOCK - 1) / RMSFUSE_NORM_BLOCK;
+        const size_t half = nb / 2 * RMSFUSE_NORM_BLOCK;
+        double sums[8] = {0};
+        ck_assert(nb <= 8);
+        ck_assert_int_eq(rmsfuse_grad_block_sumsq(t[i].a[SLOT_GRAD], half, scale, sums), RMSFUSE_OK);
+        ck_assert_int_eq(rmsfuse_grad_block_sumsq(t[i].a[SLOT_GRAD] + half, n - half, scale, sums + nb / 2),
+                         RMSFUSE_OK);
+        for (size_t b = 0; b < nb; b++)
+            folded += sums[b];
+    }
+    REQUIRE_MSG(same_double(folded, want), "block sums: %a, expected %a", folded, want);
+
+    /* bad arguments: refused, *sumsq and sums untouched */
+    double keep = 5.0, sums1[1] = {5.0};
+    ck_assert_int_eq(rule_grad_sumsq(rule, t, L.count, 0.0, &keep), RMSFUSE_E_GRAD_OPTIONS);
+    ck_assert_int_eq(rule_grad_sumsq(rule, t, L.count, NAN, &keep), RMSFUSE_E_GRAD_OPTIONS);
+    ck_assert_int_eq(rule_grad_sumsq(rule, t, L.count, 1.0, NULL), RMSFUSE_E_GRAD_OPTIONS);
+    ck_assert_int_eq(rule_grad_sumsq(rule, t, 0, 1.0, &keep), RMSFUSE_OK);
+    ck_assert_int_eq(rmsfuse_grad_block_sumsq(t[0].a[SLOT_GRAD], 1, 1e39, sums1), RMSFUSE_E_GRAD_OPTIONS);
+    ck_assert_int_eq(rmsfuse_grad_block_sumsq(NULL, 1, 1.0, sums1), RMSFUSE_E_NULL_ARRAY);
+    ck_assert_int_eq(rmsfuse_grad_block_sumsq(t[0].a[SLOT_GRAD], 1, 1.0, NULL), RMSFUSE_E_NULL_ARRAY);
+    ck_assert_int_eq(rmsfuse_grad_block_sumsq(NULL, 0, 1.0, NULL), RMSFUSE_OK);
+    float *g1 = L.t[1].a[SLOT_GRAD];
+    L.t[1].a[SLOT_GRAD] = NULL; /* a NULL gradient, after a good tensor */
+    ck_assert_int_eq(rule_grad_sumsq(rule, L.t, L.count, 1.0, &keep), RMSFUSE_E_NULL_ARRAY);
+    L.t[1].a[SLOT_GRAD] = g1;
+    ck_assert(keep == 5.0 && sums1[0] == 5.0);
+
+    /* step_ex with the sum given: the same step as step_ex computing it */
+    unsigned idx[MAX_COMBOS];
+    const unsigned k = combos(rule, &r, idx);
+    for (unsigned q = 0; q < k; q++) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
+        const rmsfuse_grad_options o = opts(scale, q % 2 ? 0.5 : HUGE_VAL, q % 3 ? 1.0 : 1e9,
+                                            q % 4 ? RMSFUSE_SKIP_NONFINITE : 0u);
+        list A, B;
+        grad_copy(&A, &L);
+        grad_copy(&B, &L);
+        if (q % 5 == 4) /* a non-finite gradient */
+            A.t[2].a[SLOT_GRAD][7] = B.t[2].a[SLOT_GRAD][7] = INFINITY;
+        double s = 0.0;
+        ck_assert_int_eq(rule_grad_sumsq(rule, B.t, B.count, scale, &s), RMSFUSE_OK);
+        rmsfuse_grad_info ia, ib;
+        const int sa = rule_step_ex(&c, A.t, A.count, &o, &ia);
+        const rmsfuse_grad_options og = given(o, s);
+        const int sb = rule_step_ex(&c, B.t, B.count, &og, &ib);
+        ck_assert_int_eq(sa, sb);
+        list_same(&A, &B, "sum given");
+        ck_assert(same_double(ia.norm, ib.norm) && same_double(ia.clip_factor, ib.clip_factor) &&
+                  ia.nonfinite == ib.nonfinite);
+        list_free(&A);
+        list_free(&B);
+    }
+    list_free(&L);
+}
+END_TEST
+
+/* A plan with gradient options: rmsfuse_plan_run_ex over ranges (the sum
+ * given from rmsfuse_plan_block_sumsq, or computed by each range) gives
+ * step_ex's bits and outcome; the block sums cover the plan's blocks. */
+START_TEST(test_plan_ex)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x706cu + (uint64_t)rule)};
+    unsigned idx[MAX_COMBOS];
+    const unsigned k = combos(rule, &r, idx);
+    for (unsigned q = 0; q < k; q++) {
+        const rule_cfg c = rule_config(rule, rule_combo(rule, idx[q]), 0);
+        list L, E;
+        grad_list(&L, rule, sizes_b, 6, &r, 1.0f);
+        if (q % 4 == 3)
+            L.t[5].a[SLOT_GRAD][2] = NAN;
+        grad_copy(&E, &L);
+        const rmsfuse_grad_options o = opts(0.75, q % 2 ? 0.5 : HUGE_VAL, 30.0, q % 3 ? RMSFUSE_SKIP_NONFINITE : 0u);
+        rmsfuse_grad_info want, got;
+        const int st_want = rule_step_ex(&c, E.t, E.count, &o, &want);
+        rmsfuse_plan *plan;
+        ck_assert_int_eq(rule_plan(&c, L.t, L.count, &plan), RMSFUSE_OK);
+        size_t blocks_want = 0;
+        for (size_t i = 0; i < L.count; i++)
+            blocks_want += (L.t[i].n + RMSFUSE_NORM_BLOCK - 1) / RMSFUSE_NORM_BLOCK;
+        const size_t nb = rmsfuse_plan_blocks(plan), total = rmsfuse_plan_elements(plan);
+        ck_assert_uint_eq(nb, blocks_want);
+        double sums[16], sumsq = 0.0;
+        ck_assert(nb <= 16);
+        ck_assert_int_eq(rmsfuse_plan_block_sumsq(plan, 0.75, 0, nb / 2, sums), RMSFUSE_OK);
+        ck_assert_int_eq(rmsfuse_plan_block_sumsq(plan, 0.75, nb / 2, nb, sums + nb / 2), RMSFUSE_OK);
+        for (size_t b = 0; b < nb; b++)
+            sumsq += sums[b];
+        ck_assert(same_double(sumsq, ref_sumsq(&L, 0.75f)));
+        const rmsfuse_grad_options og = given(o, sumsq);
+        /* three ranges: the sum given (two) and computed by the range (one) */
+        const size_t cut1 = total / 3, cut2 = 2 * total / 3 + 5;
+        int st = rmsfuse_plan_run_ex(plan, 0, cut1, &og, &got);
+        ck_assert_int_eq(st, st_want);
+        ck_assert_int_eq(rmsfuse_plan_run_ex(plan, cut1, cut2, &o, NULL), st_want);
+        ck_assert_int_eq(rmsfuse_plan_run_ex(plan, cut2, total, &og, NULL), st_want);
+        if (st_want == RMSFUSE_SKIPPED) {
+            list_free(&E);
+            grad_copy(&E, &L); /* E was not written either */
+        }
+        list_same(&L, &E, "plan ranges");
+        ck_assert(same_double(got.norm, want.norm) && same_double(got.clip_factor, want.clip_factor) &&
+                  got.nonfinite == want.nonfinite);
+        /* bad arguments */
+        ck_assert_int_eq(rmsfuse_plan_run_ex(NULL, 0, 0, &o, NULL), RMSFUSE_E_NULL_PLAN);
+        ck_assert_int_eq(rmsfuse_plan_run_ex(plan, 2, 1, &o, NULL), RMSFUSE_E_RANGE);
+        ck_assert_int_eq(rmsfuse_plan_run_ex(plan, 0, total + 1, &o, NULL), RMSFUSE_E_RANGE);
+        const rmsfuse_grad_options bad = opts(-1.0, HUGE_VAL, HUGE_VAL, 0);
+        ck_assert_int_eq(rmsfuse_plan_run_ex(plan, 0, total, &bad, NULL), RMSFUSE_E_GRAD_OPTIONS);
+        ck_assert_int_eq(rmsfuse_plan_block_sumsq(NULL, 1.0, 0, 0, sums), RMSFUSE_E_NULL_PLAN);
+        ck_assert_int_eq(rmsfuse_plan_block_sumsq(plan, 1.0, 0, nb + 1, sums), RMSFUSE_E_RANGE);
+        ck_assert_int_eq(rmsfuse_plan_block_sumsq(plan, 1.0, 0, 1, NULL), RMSFUSE_E_RANGE);
+        ck_assert_int_eq(rmsfuse_plan_block_sumsq(plan, 0.0, 0, 1, sums), RMSFUSE_E_GRAD_OPTIONS);
+        ck_assert_uint_eq(rmsfuse_plan_blocks(NULL), 0);
+        list_same(&L, &E, "bad plan arguments");
+        rmsfuse_plan_free(plan);
+        list_free(&L);
+        list_free(&E);
+    }
+}
+END_TEST
+
 static Suite *grad_suite(void)
 {
     Suite *s = suite_create("grad");
@@ -384,6 +549,8 @@ static Suite *grad_suite(void)
     tcase_add_loop_test(tc, test_nonfinite, 0, N_RULES);
     tcase_add_loop_test(tc, test_bad_options, 0, N_RULES);
     tcase_add_loop_test(tc, test_norm_every_isa, 0, N_RULES);
+    tcase_add_loop_test(tc, test_sumsq_parts, 0, N_RULES);
+    tcase_add_loop_test(tc, test_plan_ex, 0, N_RULES);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -204,7 +204,7 @@ static int guard_step(const rule_cfg *cfg, float *const *a, size_t n, unsigned k
     if (k % 3 != 1)
         return rule_step(cfg, a, n);
     const rule_tensor t = rule_tensor_of(a, n);
-    const rmsfuse_grad_options o = {0.5, 0.25, 1e30, RMSFUSE_SKIP_NONFINITE};
+    const rmsfuse_grad_options o = {0.5, 0.25, 1e30, RMSFUSE_SKIP_NONFINITE, 0.0};
     return rule_step_ex(cfg, &t, 1, &o, NULL);
 }
 

@@ -4,6 +4,8 @@
  * bit-identical to the single-threaded step_multi for every thread count
  * and chunking (with many tiny tensors, a few large ones, unaligned
  * arrays), cuts on cache lines, bad entries change nothing in any tensor,
+ * steps with gradient options (rmsfuse_pool_run_plan_ex: the parallel norm
+ * and the step give step_ex's bits and outcome),
  * concurrent calls on one pool, the run/split helpers.  Which combinations
  * of each rule: every one in the native run with detection, one random
  * combination per kernel loop in the others (test_rules.h).  Registered
@@ -171,6 +173,80 @@ START_TEST(test_every_combination)
             assert_pool_matches_single_on(&L, &c, 2, quick_pools, 2, quick_chunks, 2);
         else
             assert_pool_matches_single_on(&L, &c, 2, full_pools, N_POOLS, full_chunks, 4);
+        list_free(&L);
+    }
+}
+END_TEST
+
+static int same_double(double a, double b)
+{
+    return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* rmsfuse_pool_run_plan_ex: the norm's parallel pass and the step give
+ * step_ex's bits, outcome and info for every pool and chunking: clipping
+ * by norm and by value with a scale, a non-finite gradient skipped (nothing
+ * written) or not, the sum given; then the bad entries. */
+START_TEST(test_plan_ex_every_split)
+{
+    const int rule = _i;
+    const rule_cfg c = rule_full_config(rule);
+    test_rng r = {77u + (uint64_t)rule};
+    static const size_t some_chunks[] = {0, 16, 1000, 70000};
+    for (int v = 0; v < 4; v++) {
+        list L;
+        list_make(&L, rule_infos[rule].narr, 4, quick_mode() ? 40000 : 120000, &r);
+        if (v >= 2)
+            L.t[L.count - 1].a[SLOT_GRAD][L.t[L.count - 1].n - 1] = v == 2 ? INFINITY : NAN;
+        rmsfuse_grad_options o = rmsfuse_grad_options_none();
+        o.scale = 0.5;
+        o.max_norm = 1.0;
+        o.clip_value = v == 1 ? 0.01 : HUGE_VAL;
+        o.flags = v == 3 ? 0u : RMSFUSE_SKIP_NONFINITE;
+        float *ref = list_clone_block(&L);
+        rmsfuse_grad_info want;
+        const int st_want = rule_step_ex(&c, L.t, L.count, &o, &want);
+        ck_assert_int_eq(st_want, v == 2 ? RMSFUSE_SKIPPED : RMSFUSE_OK);
+        float *ours = malloc(L.floats * sizeof(float));
+        rule_tensor *t = malloc(L.count * sizeof *t);
+        ck_assert(ours && t);
+        for (int p = 0; p < N_POOLS; p++)
+            for (size_t k = 0; k < sizeof some_chunks / sizeof some_chunks[0]; k++) {
+                if (quick_mode() && (p + (int)k) % 2)
+                    continue;
+                memcpy(ours, ref, L.floats * sizeof(float));
+                list_rebase_all(&L, ours, t);
+                ck_assert_int_eq(rmsfuse_pool_set_chunk(pools[p], some_chunks[k]), RMSFUSE_OK);
+                rmsfuse_plan *plan = NULL;
+                ck_assert_int_eq(rule_plan(&c, t, L.count, &plan), RMSFUSE_OK);
+                rmsfuse_grad_info got = {-7.0, -7.0, -7};
+                rmsfuse_grad_options oo = o;
+                if (k == 2) { /* the sum given */
+                    oo.sumsq = 0.0;
+                    ck_assert_int_eq(rule_grad_sumsq(rule, t, L.count, o.scale, &oo.sumsq), RMSFUSE_OK);
+                    oo.flags |= RMSFUSE_SUMSQ_GIVEN;
+                }
+                ck_assert_int_eq(rmsfuse_pool_run_plan_ex(pools[p], plan, &oo, &got), st_want);
+                ck_assert_msg(memcmp(ours, L.block, L.floats * sizeof(float)) == 0,
+                              "rule %d, case %d: %d workers, chunk %zu: not step_ex's bits", rule, v,
+                              pool_threads[p], some_chunks[k]);
+                ck_assert(same_double(got.norm, want.norm) && same_double(got.clip_factor, want.clip_factor) &&
+                          got.nonfinite == want.nonfinite);
+                if (v == 0) { /* bad entries: nothing written */
+                    rmsfuse_grad_options bad = o;
+                    bad.scale = 0.0;
+                    ck_assert_int_eq(rmsfuse_pool_run_plan_ex(pools[p], plan, &bad, &got), RMSFUSE_E_GRAD_OPTIONS);
+                    ck_assert_int_eq(rmsfuse_pool_run_plan_ex(NULL, plan, &o, &got), RMSFUSE_E_NULL_POOL);
+                    ck_assert_int_eq(rmsfuse_pool_run_plan_ex(pools[p], NULL, &o, &got), RMSFUSE_E_NULL_PLAN);
+                    ck_assert(memcmp(ours, L.block, L.floats * sizeof(float)) == 0);
+                }
+                rmsfuse_plan_free(plan);
+            }
+        for (int p = 0; p < N_POOLS; p++)
+            rmsfuse_pool_set_chunk(pools[p], 0);
+        free(t);
+        free(ours);
+        free(ref);
         list_free(&L);
     }
 }
@@ -527,6 +603,7 @@ int main(void)
     tcase_add_loop_test(tc, test_large_tensors_every_split, 0, 2 * N_RULES);
     tcase_add_loop_test(tc, test_every_combination, 0, N_RULES * COMBO_PARTS);
     tcase_add_loop_test(tc, test_many_tiny_tensors, 0, N_RULES);
+    tcase_add_loop_test(tc, test_plan_ex_every_split, 0, N_RULES);
     tcase_add_loop_test(tc, test_single_array_unaligned, 0, N_RULES);
     tcase_add_test(tc, test_split_tiles_on_cache_lines);
     tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, N_RULES);

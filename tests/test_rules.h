@@ -13,7 +13,7 @@
  *   rule_tensor           a tensor of any rule: its arrays by slot (param,
  *                         grad, then the rule's state in its header's order)
  *   rule_step, rule_check, rule_step_multi, rule_check_multi,
- *   rule_check_config, rule_plan, rule_step_ex
+ *   rule_check_config, rule_plan, rule_step_ex, rule_grad_sumsq
  *                         thin wrappers over rmsfuse_<rule>_*
  *   rule_used             the arrays a configuration reads or writes
  *                         (docs/math.md), as a mask of slots
@@ -656,6 +656,21 @@ static inline int rule_step_ex(const rule_cfg *c, const rule_tensor *t, size_t c
     case RULE_ADAGRAD: st = rmsfuse_adagrad_step_ex(RULE_CFG_(c, adagrad), x, count, o, info); break;
     case RULE_SGD: st = rmsfuse_sgd_step_ex(RULE_CFG_(c, sgd), x, count, o, info); break;
     default: st = rmsfuse_adam_step_ex(RULE_CFG_(c, adam), x, count, o, info); break;
+    }
+    free(api);
+    return st;
+}
+
+static inline int rule_grad_sumsq(int rule, const rule_tensor *t, size_t count, double scale, double *sumsq)
+{
+    void *api = rule_api_tensors(rule, t, count);
+    const void *x = rule_pass_(api, t);
+    int st;
+    switch (rule) {
+    case RULE_RMSPROP: st = rmsfuse_rmsprop_grad_sumsq(x, count, scale, sumsq); break;
+    case RULE_ADAGRAD: st = rmsfuse_adagrad_grad_sumsq(x, count, scale, sumsq); break;
+    case RULE_SGD: st = rmsfuse_sgd_grad_sumsq(x, count, scale, sumsq); break;
+    default: st = rmsfuse_adam_grad_sumsq(x, count, scale, sumsq); break;
     }
     free(api);
     return st;

@@ -119,6 +119,7 @@ class rmsfuse_grad_options(ctypes.Structure):
         ('clip_value', ctypes.c_double),  # double
         ('max_norm', ctypes.c_double),  # double
         ('flags', ctypes.c_uint),  # unsigned
+        ('sumsq', ctypes.c_double),  # double
     ]
 
 
@@ -182,6 +183,7 @@ FUNCTIONS = {
     'rmsfuse_adagrad_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'sum', 'n')),
     'rmsfuse_adagrad_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adagrad_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_adagrad_grad_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('tensors', 'count', 'scale', 'sumsq')),
     'rmsfuse_adagrad_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adagrad_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config)], ('cfg',)),
     'rmsfuse_adagrad_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
@@ -194,6 +196,7 @@ FUNCTIONS = {
     'rmsfuse_adam_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'n')),
     'rmsfuse_adam_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adam_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_adam_grad_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('tensors', 'count', 'scale', 'sumsq')),
     'rmsfuse_adam_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adam_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config)], ('cfg',)),
     'rmsfuse_adam_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
@@ -201,9 +204,13 @@ FUNCTIONS = {
     'rmsfuse_status_name': ('core', ctypes.c_char_p, [ctypes.c_int], ('status',)),
     'rmsfuse_version': ('core', ctypes.c_char_p, [], ()),
     'rmsfuse_grad_options_none': ('core', rmsfuse_grad_options, [], ()),
+    'rmsfuse_grad_block_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('grad', 'n', 'scale', 'sums')),
     'rmsfuse_plan_elements': ('core', ctypes.c_size_t, [ctypes.c_void_p], ('plan',)),
     'rmsfuse_plan_run': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t], ('plan', 'begin', 'end')),
     'rmsfuse_plan_cut': ('core', ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t], ('plan', 'f')),
+    'rmsfuse_plan_run_ex': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('plan', 'begin', 'end', 'opt', 'info')),
+    'rmsfuse_plan_blocks': ('core', ctypes.c_size_t, [ctypes.c_void_p], ('plan',)),
+    'rmsfuse_plan_block_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_double, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p], ('plan', 'scale', 'begin', 'end', 'sums')),
     'rmsfuse_plan_free': ('core', None, [ctypes.c_void_p], ('plan',)),
     'rmsfuse_active_isa': ('core', ctypes.c_char_p, [], ()),
     'rmsfuse_isa_supported': ('core', ctypes.c_int, [ctypes.c_char_p], ('name',)),
@@ -216,6 +223,7 @@ FUNCTIONS = {
     'rmsfuse_pool_machine_cores': ('pool', ctypes.c_int, [], ()),
     'rmsfuse_pool_set_chunk': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t], ('pool', 'elements')),
     'rmsfuse_pool_run_plan': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p], ('pool', 'plan')),
+    'rmsfuse_pool_run_plan_ex': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ('pool', 'plan', 'opt', 'info')),
     'rmsfuse_pool_rmsprop_step': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('pool', 'cfg', 'param', 'grad', 'square_avg', 'momentum_buf', 'grad_avg', 'n')),
     'rmsfuse_pool_rmsprop_step_multi': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t], ('pool', 'cfg', 'tensors', 'count')),
     'rmsfuse_pool_run': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ('pool', 'fn', 'arg')),
@@ -227,6 +235,7 @@ FUNCTIONS = {
     'rmsfuse_rmsprop_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'square_avg', 'momentum_buf', 'grad_avg', 'n')),
     'rmsfuse_rmsprop_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_rmsprop_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_rmsprop_grad_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('tensors', 'count', 'scale', 'sumsq')),
     'rmsfuse_rmsprop_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_rmsprop_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config)], ('cfg',)),
     'rmsfuse_rmsprop_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
@@ -236,6 +245,7 @@ FUNCTIONS = {
     'rmsfuse_sgd_check': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'momentum_buf', 'n')),
     'rmsfuse_sgd_step_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_sgd_step_ex': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_sgd_grad_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('tensors', 'count', 'scale', 'sumsq')),
     'rmsfuse_sgd_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_sgd_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config)], ('cfg',)),
     'rmsfuse_sgd_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),

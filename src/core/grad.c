@@ -17,7 +17,7 @@
 
 rmsfuse_grad_options rmsfuse_grad_options_none(void)
 {
-    const rmsfuse_grad_options o = {1.0, HUGE_VAL, HUGE_VAL, 0u};
+    const rmsfuse_grad_options o = {1.0, HUGE_VAL, HUGE_VAL, 0u, 0.0};
     return o;
 }
 
@@ -77,51 +77,206 @@ static double grad_sumsq(const char *g, size_t n, float s, double acc)
     return acc;
 }
 
+/* scale as the options take it: > 0 and a finite float above 0 once rounded. */
+static int scale_ok(double scale)
+{
+    const float s0 = (float)scale;
+    return scale > 0.0 && s0 > 0.0f && s0 < INFINITY;
+}
+
+static int check_options(const rmsfuse_grad_options *o)
+{
+    const unsigned known = RMSFUSE_SKIP_NONFINITE | RMSFUSE_SUMSQ_GIVEN;
+    if (!scale_ok(o->scale) || !(o->clip_value >= 0.0) || !(o->max_norm >= 0.0) || (o->flags & ~known) ||
+        ((o->flags & RMSFUSE_SUMSQ_GIVEN) && o->sumsq < 0.0))
+        return RMSFUSE_E_GRAD_OPTIONS;
+    return RMSFUSE_OK;
+}
+
+/* Whether the step needs the norm, and does not have it. */
+static int must_compute(const rmsfuse_grad_options *o)
+{
+    return ((o->flags & RMSFUSE_SKIP_NONFINITE) || o->max_norm < HUGE_VAL) && !(o->flags & RMSFUSE_SUMSQ_GIVEN);
+}
+
+/*
+ * From the options and the sum of squares (when `known`): what the step
+ * found (*out) and the constants the kernel reads the gradients with (*in,
+ * whose sign field is left as it was).  RMSFUSE_SKIPPED when the step must
+ * write nothing.
+ */
+static int decide(const rmsfuse_grad_options *o, int known, double sumsq, rmsfuse_grad_info *out,
+                  rmsfuse_grad_k *in)
+{
+    const rmsfuse_grad_info none = {NAN, 1.0, -1};
+    *out = none;
+    double gs = o->scale;
+    if (known) {
+        /* Each square is at most FLT_MAX^2 and there are fewer than 2^62
+         * of them: the sum is finite exactly when every g * s is. */
+        out->nonfinite = !isfinite(sumsq);
+        out->norm = sqrt(sumsq);
+        if (out->nonfinite && (o->flags & RMSFUSE_SKIP_NONFINITE))
+            return RMSFUSE_SKIPPED;
+        if (o->max_norm < HUGE_VAL) {
+            const double c = o->max_norm / (out->norm + 1e-6);
+            if (!(c >= 1.0)) /* NaN too (a NaN norm): as torch's clip_grad_norm_ */
+                out->clip_factor = c;
+        }
+        gs *= out->clip_factor;
+    }
+    in->gs = (float)gs;
+    in->gc = (float)o->clip_value;
+    return RMSFUSE_OK;
+}
+
+int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *sums)
+{
+    if (n == 0)
+        return scale_ok(scale) ? RMSFUSE_OK : RMSFUSE_E_GRAD_OPTIONS;
+    if (!grad || !sums)
+        return RMSFUSE_E_NULL_ARRAY;
+    if (!scale_ok(scale))
+        return RMSFUSE_E_GRAD_OPTIONS;
+    for (size_t b = 0; b < n; b += RMSFUSE_NORM_BLOCK)
+        *sums++ = block_sumsq((const char *)(grad + b), n - b < RMSFUSE_NORM_BLOCK ? n - b : RMSFUSE_NORM_BLOCK,
+                              (float)scale);
+    return RMSFUSE_OK;
+}
+
+int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t count, double scale,
+                            double *sumsq)
+{
+    if (!sumsq || !scale_ok(scale))
+        return RMSFUSE_E_GRAD_OPTIONS;
+    if (count == 0)
+        return RMSFUSE_OK;
+    if (!tensors)
+        return RMSFUSE_E_NULL_LIST;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *t = tensor_at(L, tensors, i);
+        if (tensor_n(L, t) > 0 && !slot_ptr(L, t, RMSFUSE_SLOT_GRAD))
+            return L->null_status[RMSFUSE_SLOT_GRAD];
+    }
+    double acc = *sumsq;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *t = tensor_at(L, tensors, i);
+        const size_t n = tensor_n(L, t);
+        if (n > 0)
+            acc = grad_sumsq((const char *)slot_ptr(L, t, RMSFUSE_SLOT_GRAD), n, (float)scale, acc);
+    }
+    *sumsq = acc;
+    return RMSFUSE_OK;
+}
+
 int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const void *tensors, size_t count,
                          const rmsfuse_grad_options *opt, rmsfuse_grad_info *info)
 {
     const rmsfuse_grad_options o = opt ? *opt : rmsfuse_grad_options_none();
-    const float s0 = (float)o.scale;
-    if (!(o.scale > 0.0 && s0 > 0.0f && s0 < INFINITY) || !(o.clip_value >= 0.0) || !(o.max_norm >= 0.0) ||
-        (o.flags & ~RMSFUSE_SKIP_NONFINITE))
-        return RMSFUSE_E_GRAD_OPTIONS;
-    int st = rmsfuse_check_list_inl(P, L, tensors, count);
+    int st = check_options(&o);
+    if (st != RMSFUSE_OK)
+        return st;
+    st = rmsfuse_check_list_inl(P, L, tensors, count);
     if (st != RMSFUSE_OK)
         return st;
 
-    rmsfuse_grad_info out = {NAN, 1.0, -1};
-    double gs = o.scale;
-    if ((o.flags & RMSFUSE_SKIP_NONFINITE) || o.max_norm < HUGE_VAL) {
-        double sumsq = 0.0;
+    double sumsq = o.sumsq;
+    if (must_compute(&o)) {
+        sumsq = 0.0;
         for (size_t i = 0; i < count; i++) {
             const unsigned char *t = tensor_at(L, tensors, i);
             const size_t n = tensor_n(L, t);
             if (n > 0)
-                sumsq = grad_sumsq((const char *)slot_ptr(L, t, RMSFUSE_SLOT_GRAD), n, s0, sumsq);
+                sumsq = grad_sumsq((const char *)slot_ptr(L, t, RMSFUSE_SLOT_GRAD), n, (float)o.scale, sumsq);
         }
-        /* Each square is at most FLT_MAX^2 and there are fewer than 2^62
-         * of them: the sum is finite exactly when every g * s is. */
-        out.nonfinite = !isfinite(sumsq);
-        out.norm = sqrt(sumsq);
-        if (out.nonfinite && (o.flags & RMSFUSE_SKIP_NONFINITE)) {
-            if (info)
-                *info = out;
-            return RMSFUSE_SKIPPED;
-        }
-        if (o.max_norm < HUGE_VAL) {
-            const double c = o.max_norm / (out.norm + 1e-6);
-            if (!(c >= 1.0)) /* NaN too (a NaN norm): as torch's clip_grad_norm_ */
-                out.clip_factor = c;
-        }
-        gs *= out.clip_factor;
     }
+    rmsfuse_grad_info out;
     rmsfuse_grad_k in;
     memcpy(&in, P->k.bytes, sizeof in);
-    in.gs = (float)gs;
-    in.gc = (float)o.clip_value;
-    memcpy(P->k.bytes, &in, sizeof in);
-    rmsfuse_run_list_inl(P, L, tensors, count); /* checked above */
+    st = decide(&o, must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &in);
+    if (st == RMSFUSE_OK) {
+        memcpy(P->k.bytes, &in, sizeof in);
+        rmsfuse_run_list_inl(P, L, tensors, count); /* checked above */
+    }
     if (info)
         *info = out;
+    return st;
+}
+
+/* ---- plans ------------------------------------------------------------------ */
+
+size_t rmsfuse_plan_blocks(const rmsfuse_plan *plan)
+{
+    return plan ? plan->bprefix[plan->count] : 0;
+}
+
+/* Block sums of the plan's blocks [begin, end) (checked) into sums. */
+static void plan_sums(const rmsfuse_plan *plan, float s, size_t begin, size_t end, double *sums)
+{
+    size_t j = 0;
+    while (j + 1 < plan->count && plan->bprefix[j + 1] <= begin)
+        j++;
+    for (size_t b = begin; b < end; b++) {
+        while (plan->bprefix[j + 1] <= b)
+            j++;
+        const size_t n = plan->prefix[j + 1] - plan->prefix[j];
+        const size_t off = (b - plan->bprefix[j]) * RMSFUSE_NORM_BLOCK;
+        const char *g = plan->arrays[j * RMSFUSE_MAX_SLOTS + RMSFUSE_SLOT_GRAD] + off * sizeof(float);
+        *sums++ = block_sumsq(g, n - off < RMSFUSE_NORM_BLOCK ? n - off : RMSFUSE_NORM_BLOCK, s);
+    }
+}
+
+int rmsfuse_plan_block_sumsq(const rmsfuse_plan *plan, double scale, size_t begin, size_t end, double *sums)
+{
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    if (begin > end || end > plan->bprefix[plan->count] || (begin < end && !sums))
+        return RMSFUSE_E_RANGE;
+    if (!scale_ok(scale))
+        return RMSFUSE_E_GRAD_OPTIONS;
+    plan_sums(plan, (float)scale, begin, end, sums);
     return RMSFUSE_OK;
+}
+
+int rmsfuse_plan_run_ex(const rmsfuse_plan *plan, size_t begin, size_t end, const rmsfuse_grad_options *opt,
+                        rmsfuse_grad_info *info)
+{
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    if (begin > end || end > plan->prefix[plan->count])
+        return RMSFUSE_E_RANGE;
+    const rmsfuse_grad_options o = opt ? *opt : rmsfuse_grad_options_none();
+    int st = check_options(&o);
+    if (st != RMSFUSE_OK)
+        return st;
+    rmsfuse_grad_info out;
+    double sumsq = o.sumsq;
+    if (must_compute(&o)) {
+        if (begin == end) { /* nothing to write: the options are checked, the norm is not needed */
+            (void)decide(&o, 0, 0.0, &out, &(rmsfuse_grad_k){0});
+            if (info)
+                *info = out;
+            return RMSFUSE_OK;
+        }
+        sumsq = 0.0;
+        double part[64];
+        const size_t blocks = plan->bprefix[plan->count];
+        for (size_t b = 0; b < blocks; b += 64) {
+            const size_t m = blocks - b < 64 ? blocks - b : 64;
+            plan_sums(plan, (float)o.scale, b, b + m, part);
+            for (size_t i = 0; i < m; i++)
+                sumsq += part[i];
+        }
+    }
+    union {
+        unsigned char bytes[sizeof plan->P.k.bytes];
+        rmsfuse_grad_k in;
+    } k;
+    memcpy(k.bytes, plan->P.k.bytes, sizeof k.bytes);
+    st = decide(&o, must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &k.in);
+    if (st == RMSFUSE_OK)
+        rmsfuse_plan_run_k(plan, k.bytes, begin, end);
+    if (info)
+        *info = out;
+    return st;
 }

@@ -116,18 +116,20 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
 /* ---- the gradient as the step reads it (src/core/grad.c) -------------------- */
 /* The global norm's fixed order (docs/math.md): lanes of a block, blocks
  * of a tensor from its first element, tensors in list order. */
-#define RMSFUSE_NORM_LANES 16u
-#define RMSFUSE_NORM_BLOCK 4096u
+#define RMSFUSE_NORM_LANES 16u /* RMSFUSE_NORM_BLOCK is public (rmsfuse_common.h) */
 /* rmsfuse_<rule>_step_ex after the configuration's checks: the options'
  * checks, the list's (once), the norm where needed, then the step with the
  * scale and clip value in P's constants (rmsfuse_grad_k). */
 int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const void *tensors, size_t count,
                          const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+/* rmsfuse_<rule>_grad_sumsq over the rule's layout. */
+int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t count, double scale,
+                            double *sumsq);
 
 /*
  * The public functions every rule has that differ only in types, defined
  * once here over the rule's `prepare` (config check and constants) and
- * layout: check_config, step_multi, step_ex, check_multi and plan.  A rule's API
+ * layout: check_config, step_multi, step_ex, check_multi, grad_sumsq and plan.  A rule's API
  * file writes its presets, prepare, layout, step and check, then this
  * (without a semicolon).
  */
@@ -155,6 +157,10 @@ int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const voi
         rmsfuse_prepared P;                                                                                  \
         const int st = prepare(cfg, &P);                                                                     \
         return st != RMSFUSE_OK ? st : rmsfuse_step_ex_list(&P, &layout, tensors, count, opt, info);         \
+    }                                                                                                        \
+    int rmsfuse_##rule##_grad_sumsq(const tensor_type *tensors, size_t count, double scale, double *sumsq)   \
+    {                                                                                                        \
+        return rmsfuse_grad_sumsq_list(&layout, tensors, count, scale, sumsq);                               \
     }                                                                                                        \
     int rmsfuse_##rule##_plan(const cfg_type *cfg, const tensor_type *tensors, size_t count,                 \
                               rmsfuse_plan **plan)                                                           \

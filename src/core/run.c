@@ -77,14 +77,6 @@ int rmsfuse_check_list_sorted(const rmsfuse_prepared *P, const void *tensors, si
 
 /* ---- plans ----------------------------------------------------------------- */
 
-struct rmsfuse_plan {
-    rmsfuse_prepared P;
-    rmsfuse_kernel kernel; /* of the ISA active when the plan was made */
-    size_t count;          /* tensors with elements */
-    size_t *prefix;        /* [count + 1]: elements before tensor j */
-    char **arrays;         /* [count][RMSFUSE_MAX_SLOTS]: each tensor's arrays */
-};
-
 int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out)
 {
     *out = NULL;
@@ -94,9 +86,9 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
     size_t nonempty = 0;
     for (size_t i = 0; i < count; i++)
         nonempty += tensor_n(P->layout, tensor_at(P->layout, tensors, i)) != 0;
-    if (nonempty >= SIZE_MAX / 2 / (sizeof(size_t) + RMSFUSE_MAX_SLOTS * sizeof(char *)))
+    if (nonempty >= SIZE_MAX / 2 / (2 * sizeof(size_t) + RMSFUSE_MAX_SLOTS * sizeof(char *)))
         return RMSFUSE_E_NO_MEMORY;
-    const size_t per = (nonempty + 1) * sizeof(size_t) + nonempty * RMSFUSE_MAX_SLOTS * sizeof(char *);
+    const size_t per = 2 * (nonempty + 1) * sizeof(size_t) + nonempty * RMSFUSE_MAX_SLOTS * sizeof(char *);
     rmsfuse_plan *plan = malloc(sizeof *plan + per);
     if (!plan)
         return RMSFUSE_E_NO_MEMORY;
@@ -105,7 +97,8 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
     plan->count = nonempty;
     plan->arrays = (char **)(plan + 1);
     plan->prefix = (size_t *)(plan->arrays + nonempty * RMSFUSE_MAX_SLOTS);
-    size_t j = 0, total = 0;
+    plan->bprefix = plan->prefix + nonempty + 1;
+    size_t j = 0, total = 0, blocks = 0;
     for (size_t i = 0; i < count; i++) {
         const unsigned char *t = tensor_at(P->layout, tensors, i);
         const size_t n = tensor_n(P->layout, t);
@@ -114,10 +107,13 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
         tensor_arrays A;
         (void)check_tensor(P, P->layout, t, n, &A); /* passed above: this only reads the addresses */
         memcpy(plan->arrays + j * RMSFUSE_MAX_SLOTS, A.a, sizeof A.a);
+        plan->bprefix[j] = blocks;
         plan->prefix[j++] = total;
         total += n; /* cannot overflow: the arrays are disjoint in memory */
+        blocks += n / RMSFUSE_NORM_BLOCK + (n % RMSFUSE_NORM_BLOCK != 0);
     }
     plan->prefix[nonempty] = total;
+    plan->bprefix[nonempty] = blocks;
     *out = plan;
     return RMSFUSE_OK;
 }
@@ -141,14 +137,10 @@ static size_t tensor_of(const rmsfuse_plan *plan, size_t f)
     return lo;
 }
 
-int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end)
+void rmsfuse_plan_run_k(const rmsfuse_plan *plan, const void *k, size_t begin, size_t end)
 {
-    if (!plan)
-        return RMSFUSE_E_NULL_PLAN;
-    if (begin > end || end > plan->prefix[plan->count])
-        return RMSFUSE_E_RANGE;
     if (begin == end)
-        return RMSFUSE_OK;
+        return;
     for (size_t j = tensor_of(plan, begin); j < plan->count && plan->prefix[j] < end; j++) {
         const size_t first = plan->prefix[j], n = plan->prefix[j + 1] - first;
         const size_t lo = begin > first ? begin - first : 0;
@@ -157,8 +149,17 @@ int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end)
         char *a[RMSFUSE_MAX_SLOTS];
         for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
             a[s] = base[s] ? base[s] + lo * plan->P.elem[s] : NULL;
-        plan->kernel(plan->P.k.bytes, plan->P.variant, a, hi - lo);
+        plan->kernel(k, plan->P.variant, a, hi - lo);
     }
+}
+
+int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end)
+{
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    if (begin > end || end > plan->prefix[plan->count])
+        return RMSFUSE_E_RANGE;
+    rmsfuse_plan_run_k(plan, plan->P.k.bytes, begin, end);
     return RMSFUSE_OK;
 }
 

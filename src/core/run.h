@@ -15,6 +15,20 @@
  * the tensors are already checked one by one. */
 int rmsfuse_check_list_sorted(const rmsfuse_prepared *P, const void *tensors, size_t count, size_t nonempty);
 
+/* ---- plans (src/core/run.c; gradient options in src/core/grad.c) ---------- */
+struct rmsfuse_plan {
+    rmsfuse_prepared P;
+    rmsfuse_kernel kernel; /* of the ISA active when the plan was made */
+    size_t count;          /* tensors with elements */
+    size_t *prefix;        /* [count + 1]: elements before tensor j */
+    size_t *bprefix;       /* [count + 1]: norm blocks before tensor j */
+    char **arrays;         /* [count][RMSFUSE_MAX_SLOTS]: each tensor's arrays */
+};
+
+/* Runs elements [begin, end) (checked) of a plan with the constants at k
+ * (the plan's own, or a copy with other gradient options). */
+void rmsfuse_plan_run_k(const rmsfuse_plan *plan, const void *k, size_t begin, size_t end);
+
 /* ---- reading a rule's tensor struct --------------------------------------- */
 
 static RMSFUSE_ALWAYS_INLINE uintptr_t slot_ptr(const rmsfuse_layout *L, const unsigned char *t, unsigned s)

@@ -15,6 +15,7 @@
 #include <hwloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 
 enum {
@@ -29,6 +30,7 @@ typedef struct job {
     size_t total;
     size_t pieces;
     size_t chunk; /* piece k starts at element k * chunk; 0: even split into `pieces` */
+    const rmsfuse_grad_options *opt; /* NULL: rmsfuse_plan_run; else rmsfuse_plan_run_ex with the sum given */
 } job;
 
 typedef struct pool_worker {
@@ -70,9 +72,32 @@ static size_t piece_start(const job *J, size_t k)
 static void job_worker(void *arg, int w, int nw)
 {
     const job *J = arg;
-    for (size_t k = (size_t)w; k < J->pieces; k += (size_t)nw)
-        (void)rmsfuse_plan_run(J->plan, rmsfuse_plan_cut(J->plan, piece_start(J, k)),
-                               rmsfuse_plan_cut(J->plan, piece_start(J, k + 1)));
+    for (size_t k = (size_t)w; k < J->pieces; k += (size_t)nw) {
+        const size_t a = rmsfuse_plan_cut(J->plan, piece_start(J, k)), b = rmsfuse_plan_cut(J->plan, piece_start(J, k + 1));
+        if (J->opt)
+            (void)rmsfuse_plan_run_ex(J->plan, a, b, J->opt, NULL);
+        else
+            (void)rmsfuse_plan_run(J->plan, a, b);
+    }
+}
+
+/* The norm's pass: blocks [0, blocks) of a plan in `pieces` even pieces,
+ * each block's sum into sums[block]. */
+typedef struct norm_job {
+    const rmsfuse_plan *plan;
+    double scale;
+    size_t blocks, pieces;
+    double *sums;
+} norm_job;
+
+static void norm_worker(void *arg, int w, int nw)
+{
+    const norm_job *J = arg;
+    for (size_t k = (size_t)w; k < J->pieces; k += (size_t)nw) {
+        const size_t a = J->blocks / J->pieces * k + J->blocks % J->pieces * k / J->pieces;
+        const size_t b = J->blocks / J->pieces * (k + 1) + J->blocks % J->pieces * (k + 1) / J->pieces;
+        (void)rmsfuse_plan_block_sumsq(J->plan, J->scale, a, b, J->sums + a);
+    }
 }
 
 void rmsfuse_pool_split(const float *param, size_t n, int worker, int workers, size_t *begin, size_t *end)
@@ -82,7 +107,7 @@ void rmsfuse_pool_split(const float *param, size_t n, int worker, int workers, s
         return;
     }
     /* The cuts of a one-tensor plan (rmsfuse_plan_cut), on param alone. */
-    const job J = {NULL, n, (size_t)workers, 0};
+    const job J = {NULL, n, (size_t)workers, 0, NULL};
     size_t cut[2];
     for (int e = 0; e < 2; e++) {
         const size_t f = piece_start(&J, (size_t)worker + (size_t)e);
@@ -318,14 +343,11 @@ int rmsfuse_pool_set_chunk(rmsfuse_pool *pool, size_t elements)
 
 /* ---- running plans ------------------------------------------------------- */
 
-int rmsfuse_pool_run_plan(rmsfuse_pool *pool, const rmsfuse_plan *plan)
+/* The plan's elements on the pool: rmsfuse_plan_run, or with opt (the sum
+ * of squares given) rmsfuse_plan_run_ex, over pieces.  Holds call_mu. */
+static void run_pieces(rmsfuse_pool *pool, const rmsfuse_plan *plan, const rmsfuse_grad_options *opt)
 {
-    if (!pool)
-        return RMSFUSE_E_NULL_POOL;
-    if (!plan)
-        return RMSFUSE_E_NULL_PLAN;
-    pthread_mutex_lock(&pool->call_mu);
-    job J = {plan, rmsfuse_plan_elements(plan), 0, 0};
+    job J = {plan, rmsfuse_plan_elements(plan), 0, 0, opt};
     if (J.total == 0) {
         J.pieces = 0;
     } else if (pool->chunk) {
@@ -337,11 +359,63 @@ int rmsfuse_pool_run_plan(rmsfuse_pool *pool, const rmsfuse_plan *plan)
         J.pieces = most < (size_t)pool->nthreads ? most : (size_t)pool->nthreads;
     }
     if (J.pieces <= 1) /* too small to share: the caller does it (no wake-up latency) */
-        (void)rmsfuse_plan_run(plan, 0, J.total);
+        J.pieces = 1, job_worker(&J, 0, 1);
     else
         run_all(pool, job_worker, &J);
+}
+
+int rmsfuse_pool_run_plan(rmsfuse_pool *pool, const rmsfuse_plan *plan)
+{
+    if (!pool)
+        return RMSFUSE_E_NULL_POOL;
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    pthread_mutex_lock(&pool->call_mu);
+    run_pieces(pool, plan, NULL);
     pthread_mutex_unlock(&pool->call_mu);
     return RMSFUSE_OK;
+}
+
+int rmsfuse_pool_run_plan_ex(rmsfuse_pool *pool, const rmsfuse_plan *plan, const rmsfuse_grad_options *opt,
+                             rmsfuse_grad_info *info)
+{
+    if (!pool)
+        return RMSFUSE_E_NULL_POOL;
+    if (!plan)
+        return RMSFUSE_E_NULL_PLAN;
+    rmsfuse_grad_options o = opt ? *opt : rmsfuse_grad_options_none();
+    int st = rmsfuse_plan_run_ex(plan, 0, 0, &o, NULL); /* checks the options, writes nothing */
+    if (st != RMSFUSE_OK && st != RMSFUSE_SKIPPED)
+        return st;
+    const int norm = ((o.flags & RMSFUSE_SKIP_NONFINITE) || o.max_norm < HUGE_VAL) && !(o.flags & RMSFUSE_SUMSQ_GIVEN);
+    pthread_mutex_lock(&pool->call_mu);
+    if (norm) {
+        const size_t blocks = rmsfuse_plan_blocks(plan);
+        double *sums = blocks ? malloc(blocks * sizeof *sums) : NULL;
+        if (blocks && !sums) {
+            pthread_mutex_unlock(&pool->call_mu);
+            return RMSFUSE_E_NO_MEMORY;
+        }
+        /* As many pieces as the step's (blocks of 4096 elements: one per
+         * worker, no piece under MIN_PIECE elements). */
+        const size_t most = blocks / (MIN_PIECE / RMSFUSE_NORM_BLOCK);
+        norm_job N = {plan, o.scale, blocks, most < (size_t)pool->nthreads ? most : (size_t)pool->nthreads, sums};
+        if (N.pieces <= 1)
+            N.pieces = blocks != 0, norm_worker(&N, 0, 1);
+        else
+            run_all(pool, norm_worker, &N);
+        double sumsq = 0.0; /* the fixed order: block after block */
+        for (size_t b = 0; b < blocks; b++)
+            sumsq += sums[b];
+        free(sums);
+        o.sumsq = sumsq;
+        o.flags |= RMSFUSE_SUMSQ_GIVEN;
+    }
+    st = rmsfuse_plan_run_ex(plan, 0, 0, &o, info); /* the outcome and info, writing nothing */
+    if (st == RMSFUSE_OK)
+        run_pieces(pool, plan, &o);
+    pthread_mutex_unlock(&pool->call_mu);
+    return st;
 }
 
 int rmsfuse_pool_rmsprop_step_multi(rmsfuse_pool *pool, const rmsfuse_rmsprop_config *cfg,

@@ -57,11 +57,14 @@ ABI_CHECK(range, RMSFUSE_E_RANGE == -27);
 ABI_CHECK(grad_options_status, RMSFUSE_E_GRAD_OPTIONS == -28);
 ABI_CHECK(skipped, RMSFUSE_SKIPPED == 1);
 ABI_CHECK(skip_nonfinite, RMSFUSE_SKIP_NONFINITE == 1u);
-ABI_CHECK(grad_options_size, sizeof(rmsfuse_grad_options) == 32);
+ABI_CHECK(sumsq_given, RMSFUSE_SUMSQ_GIVEN == 2u);
+ABI_CHECK(norm_block, RMSFUSE_NORM_BLOCK == 4096u);
+ABI_CHECK(grad_options_size, sizeof(rmsfuse_grad_options) == 40);
 ABI_CHECK(grad_options_scale, offsetof(rmsfuse_grad_options, scale) == 0);
 ABI_CHECK(grad_options_clip_value, offsetof(rmsfuse_grad_options, clip_value) == 8);
 ABI_CHECK(grad_options_max_norm, offsetof(rmsfuse_grad_options, max_norm) == 16);
 ABI_CHECK(grad_options_flags, offsetof(rmsfuse_grad_options, flags) == 24);
+ABI_CHECK(grad_options_sumsq, offsetof(rmsfuse_grad_options, sumsq) == 32);
 ABI_CHECK(grad_info_size, sizeof(rmsfuse_grad_info) == 24);
 ABI_CHECK(grad_info_norm, offsetof(rmsfuse_grad_info, norm) == 0);
 ABI_CHECK(grad_info_clip_factor, offsetof(rmsfuse_grad_info, clip_factor) == 8);
@@ -192,6 +195,15 @@ typedef struct api_table {
     int (*pool_run)(rmsfuse_pool *, void (*)(void *, int, int), void *);
     void (*pool_split)(const float *, size_t, int, int, size_t *, size_t *);
     int (*pool_run_plan)(rmsfuse_pool *, const rmsfuse_plan *);
+    int (*grad_block_sumsq)(const float *, size_t, double, double *);
+    int (*rmsprop_grad_sumsq)(const rmsfuse_tensor *, size_t, double, double *);
+    int (*adagrad_grad_sumsq)(const rmsfuse_adagrad_tensor *, size_t, double, double *);
+    int (*sgd_grad_sumsq)(const rmsfuse_sgd_tensor *, size_t, double, double *);
+    int (*adam_grad_sumsq)(const rmsfuse_adam_tensor *, size_t, double, double *);
+    int (*plan_run_ex)(const rmsfuse_plan *, size_t, size_t, const rmsfuse_grad_options *, rmsfuse_grad_info *);
+    size_t (*plan_blocks)(const rmsfuse_plan *);
+    int (*plan_block_sumsq)(const rmsfuse_plan *, double, size_t, size_t, double *);
+    int (*pool_run_plan_ex)(rmsfuse_pool *, const rmsfuse_plan *, const rmsfuse_grad_options *, rmsfuse_grad_info *);
 } api_table;
 
 #ifdef __cplusplus
@@ -223,6 +235,9 @@ api_table rmsfuse_header_test_table(void)
         rmsfuse_pool_machine_cores, rmsfuse_pool_set_chunk,   rmsfuse_pool_rmsprop_step,
         rmsfuse_pool_rmsprop_step_multi, rmsfuse_pool_run,    rmsfuse_pool_split,
         rmsfuse_pool_run_plan,
+        rmsfuse_grad_block_sumsq, rmsfuse_rmsprop_grad_sumsq, rmsfuse_adagrad_grad_sumsq, rmsfuse_sgd_grad_sumsq,
+        rmsfuse_adam_grad_sumsq, rmsfuse_plan_run_ex, rmsfuse_plan_blocks, rmsfuse_plan_block_sumsq,
+        rmsfuse_pool_run_plan_ex,
     };
     /* Designated-initialiser-free use of the structs, valid in C99 and C++. */
     rmsfuse_rmsprop_config c = rmsfuse_rmsprop_pytorch(0.01);
