@@ -33,7 +33,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE = os.path.join(REPO, "include")
 DEFAULT_OUT = os.path.join(REPO, "python", "rmsfuse", "_abi.py")
-RULE_FUNCS = ("step", "check", "step_multi", "check_multi", "check_config", "plan")
+RULE_FUNCS = ("step", "check", "step_multi", "check_multi", "check_config", "plan", "step_ex", "grad_sumsq")
 
 # C scalar types -> ctypes names (pointers are handled apart).
 SCALARS = {"double": "ctypes.c_double", "long long": "ctypes.c_longlong", "unsigned": "ctypes.c_uint",
@@ -86,6 +86,18 @@ def parse_flags(common):
     if len({v for _, v, _ in out}) != len(out):
         raise HeaderError("rmsfuse_common.h: two flags share a bit")
     return out
+
+
+def parse_grad_flags(common):
+    """[(name without RMSFUSE_, value)] of the rmsfuse_grad_options.flags bits, and RMSFUSE_NORM_BLOCK."""
+    m = re.search(r"/\* rmsfuse_grad_options\.flags \*/\n((?:#define[^\n]*\n)+)", common)
+    if not m:
+        raise HeaderError("rmsfuse_common.h: the rmsfuse_grad_options.flags defines not found")
+    bits = [(n, int(v)) for n, v in re.findall(r"#define RMSFUSE_(\w+)\s+(\d+)u", m.group(1))]
+    block = re.search(r"#define RMSFUSE_NORM_BLOCK (\d+)u", common)
+    if not bits or not block:
+        raise HeaderError("rmsfuse_common.h: no gradient option flags or RMSFUSE_NORM_BLOCK")
+    return bits, int(block.group(1))
 
 
 def eval_mask(expr, values, where):
@@ -202,6 +214,7 @@ def collect():
     version = parse_version(common)
     status = parse_status(common)
     flags = parse_flags(common)
+    grad_flags, norm_block = parse_grad_flags(common)
     values = {n: v for n, v, _ in flags}
     structs, aliases, functions, rules, masks = {}, {}, {}, {}, {}
     headers = sorted(f for f in os.listdir(INCLUDE) if re.match(r"rmsfuse\w*\.h$", f))
@@ -245,7 +258,7 @@ def collect():
                 presets.append((family, preset, name, comment))
         rules[rule] = dict(config=cfg, tensor=tensor, arrays=arrays, flags=masks[mask_name], presets=presets)
     return dict(version=version, status=status, flags=flags, masks=masks, structs=structs, aliases=aliases,
-                functions=functions, rules=rules, headers=headers)
+                functions=functions, rules=rules, headers=headers, grad_flags=grad_flags, norm_block=norm_block)
 
 
 def render(abi):
@@ -265,7 +278,10 @@ def render(abi):
     L += [f"    ({n!r}, {v}, {t!r})," for n, v, t in abi["status"]]
     L += [")", "", "# Flag bits: (name without RMSFUSE_, value, the header's comment).", "FLAGS = ("]
     L += [f"    ({n!r}, 0x{v:x}, {c!r})," for n, v, c in abi["flags"]]
-    L += [")", "", "# Flag masks (RMSFUSE_<NAME>).", "MASKS = {"]
+    L += [")", "", "# rmsfuse_grad_options.flags bits (name without RMSFUSE_, value).", "GRAD_FLAGS = {"]
+    L += [f"    {n!r}: {v}," for n, v in abi["grad_flags"]]
+    L += ["}", f"NORM_BLOCK = {abi['norm_block']}  # RMSFUSE_NORM_BLOCK", "",
+          "# Flag masks (RMSFUSE_<NAME>).", "MASKS = {"]
     L += [f"    {n!r}: 0x{v:x}," for n, v in sorted(abi["masks"].items())]
     L += ["}", "", "", "# ---- structs (same fields, same order as the headers) ----"]
     for name, fields in abi["structs"].items():
@@ -280,7 +296,8 @@ def render(abi):
         L.append(f"    {name!r}: ({where!r}, {ret}, [{', '.join(args)}], {tuple(names)!r}),")
     L += ["}", "", "", "# ---- rules: config and tensor structs, arrays (name, written), flag mask, presets ----",
           "# presets: (family, preset, function, the header's comment); AdamW presets are family 'adamw' of rule",
-          "# 'adam' (the same config struct).", "RULES = {"]
+          "# 'adam' (the same config struct).", f"RULE_FUNCS = {RULE_FUNCS!r}  # rmsfuse_<rule>_<fn> of every rule",
+          "RULES = {"]
     for rule, r in abi["rules"].items():
         L += [f"    {rule!r}: dict(", f"        config={r['config']},", f"        tensor={r['tensor']},",
               f"        arrays={tuple(r['arrays'])!r},", f"        flags=0x{r['flags']:x},", "        presets=("]

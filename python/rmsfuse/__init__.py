@@ -120,7 +120,7 @@ class _Rule:
         self.flags = tuple((n.lower(), v) for n, v, _ in _abi.FLAGS if v & self.flag_mask)
         self.attrs = self.fields + tuple(n for n, _ in self.flags)
         self.presets = spec["presets"]
-        for fn in ("step", "check", "step_multi", "check_multi", "check_config", "plan"):
+        for fn in _abi.RULE_FUNCS:
             setattr(self, fn, getattr(_L, f"rmsfuse_{name}_{fn}"))
         # The tensor list is passed as rows of machine words (fast to build from Python ints):
         # it must be exactly the struct's layout.
@@ -555,18 +555,28 @@ def machine_cores():
     return _pool_lib().rmsfuse_pool_machine_cores()
 
 
-def _run_rows(rule, c_cfg, rows, pool=None):
-    """One step of a rows tensor list: step_multi, or on `pool` through a plan; returns the status."""
+def _run_rows(rule, c_cfg, rows, pool=None, opt=None):
+    """One step of a rows tensor list: step_multi (step_ex with gradient options `opt`, an
+    _abi.rmsfuse_grad_options), or on `pool` through a plan; returns the status."""
     if pool is None:
-        return rule.step_multi(ctypes.byref(c_cfg), _words(rows), len(rows))
+        if opt is None:
+            return rule.step_multi(ctypes.byref(c_cfg), _words(rows), len(rows))
+        return rule.step_ex(ctypes.byref(c_cfg), _words(rows), len(rows), ctypes.byref(opt), None)
     h = ctypes.c_void_p()
     status = rule.plan(ctypes.byref(c_cfg), _words(rows), len(rows), ctypes.byref(h))
     if status != 0:
         return status
     try:
-        return pool._lib.rmsfuse_pool_run_plan(pool._handle(), h)
+        if opt is None:
+            return pool._lib.rmsfuse_pool_run_plan(pool._handle(), h)
+        return pool._lib.rmsfuse_pool_run_plan_ex(pool._handle(), h, ctypes.byref(opt), None)
     finally:
         _L.rmsfuse_plan_free(h)
+
+
+def _grad_scale_ok(scale):
+    """Whether the library takes `scale` as rmsfuse_grad_options.scale (> 0, a finite float > 0)."""
+    return _L.rmsfuse_grad_block_sumsq(None, 0, scale, None) == 0
 
 
 class Pool:

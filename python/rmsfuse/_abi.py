@@ -57,6 +57,13 @@ FLAGS = (
     ('FLUSH_SUBNORMAL', 0x200, 'every rule: a state value below the smallest normal float in magnitude becomes +0, so zero gradients never leave the state subnormal (and slow); the presets set it'),
 )
 
+# rmsfuse_grad_options.flags bits (name without RMSFUSE_, value).
+GRAD_FLAGS = {
+    'SKIP_NONFINITE': 1,
+    'SUMSQ_GIVEN': 2,
+}
+NORM_BLOCK = 4096  # RMSFUSE_NORM_BLOCK
+
 # Flag masks (RMSFUSE_<NAME>).
 MASKS = {
     'ADAGRAD_FLAGS': 0x21a,
@@ -255,6 +262,7 @@ FUNCTIONS = {
 # ---- rules: config and tensor structs, arrays (name, written), flag mask, presets ----
 # presets: (family, preset, function, the header's comment); AdamW presets are family 'adamw' of rule
 # 'adam' (the same config struct).
+RULE_FUNCS = ('step', 'check', 'step_multi', 'check_multi', 'check_config', 'plan', 'step_ex', 'grad_sumsq')  # rmsfuse_<rule>_<fn> of every rule
 RULES = {
     'adagrad': dict(
         config=rmsfuse_adagrad_config,

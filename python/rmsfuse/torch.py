@@ -37,7 +37,13 @@ Differences (see docs/python.md):
     NaN where gradient and state are zero) or a parameter is below ~1e-30;
     torch keeps subnormal state unless torch.set_flush_denormal(True).
     flush_subnormal=False gives exact IEEE state (docs/python.md).
-  * keyword-only extras beyond torch 1.13: threads=, flush_subnormal= (every class);
+  * loss scaling and clipping fused into the step (docs/python.md): every class takes
+    max_grad_norm= (clip by the global norm of all the step's gradients, as
+    torch.nn.utils.clip_grad_norm_) and clip_value= (as clip_grad_value_), per group,
+    and step(grad_scale=) reads the gradients divided by a loss scale and skips the whole
+    step when one is Inf or NaN; after a step, .grad_norm and .found_inf say what it
+    found.  GradScaler plays torch.cuda.amp.GradScaler's role on the CPU.
+  * keyword-only extras beyond torch 1.13: threads=, flush_subnormal=, max_grad_norm=, clip_value= (every class);
     RMSprop(nesterov=, decoupled_weight_decay=), Adam(decoupled_weight_decay=),
     Adagrad(eps_in_sqrt=) and the later torch keywords (fused, capturable,
     differentiable) where torch 1.13 lacks them.
@@ -47,6 +53,8 @@ Differences (see docs/python.md):
   * a step that raises has changed no parameter and no state.
 """
 
+import ctypes
+import math
 import numbers
 
 import numpy as np
@@ -54,8 +62,9 @@ import torch
 from torch.optim.optimizer import required
 
 import rmsfuse
+from rmsfuse import _abi
 
-__all__ = ["RMSprop", "Adagrad", "SGD", "Adam", "AdamW"]
+__all__ = ["RMSprop", "Adagrad", "SGD", "Adam", "AdamW", "GradScaler"]
 
 
 def _dense_strides(t):
@@ -117,7 +126,7 @@ class _Fused(torch.optim.Optimizer):
     _step = None
     _extras = {}
     # Keyword-only group options every class takes beyond torch 1.13, with their defaults.
-    _common_extras = {"flush_subnormal": True}
+    _common_extras = {"flush_subnormal": True, "max_grad_norm": None, "clip_value": None}
 
     def __init__(self, params, defaults, threads):
         _torch_checks(defaults)
@@ -143,6 +152,11 @@ class _Fused(torch.optim.Optimizer):
         raise NotImplementedError
 
     def _valid_config(self, group):
+        for key in ("max_grad_norm", "clip_value"):
+            v = group.get(key)
+            if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool) or not v >= 0):
+                raise ValueError(f"rmsfuse.torch.{type(self).__name__}: {key} must be None or a number >= 0, "
+                                 f"not {v!r}")
         cfg = self._config(group)
         try:
             cfg.validate()
@@ -270,18 +284,47 @@ class _Fused(torch.optim.Optimizer):
             work.append((p, g))
         return work
 
+    @staticmethod
+    def _grad_scale(grad_scale):
+        """step()'s grad_scale (a number or a one-element tensor) as the gradients' multiplier."""
+        if torch.is_tensor(grad_scale):
+            if grad_scale.numel() != 1:
+                raise ValueError(f"grad_scale must be a number or a one-element tensor, not a tensor of "
+                                 f"shape {tuple(grad_scale.shape)}")
+            grad_scale = grad_scale.item()
+        if not isinstance(grad_scale, numbers.Real) or isinstance(grad_scale, bool):
+            raise TypeError(f"grad_scale must be a number or a one-element tensor, not {type(grad_scale).__name__}")
+        scale = 1.0 / float(grad_scale) if grad_scale != 0 else float("inf")
+        if not rmsfuse._grad_scale_ok(scale):
+            raise ValueError(f"grad_scale {grad_scale!r}: 1/grad_scale must be a finite float32 above 0")
+        return scale
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None, *, grad_scale=None):
         """Performs a single optimization step (one rmsfuse call per parameter group).
 
         Args:
             closure (Callable, optional): A closure that reevaluates the model
                 and returns the loss.
+            grad_scale (float or one-element tensor, optional): the loss scale the
+                gradients carry: the step reads each gradient divided by it (times
+                1/grad_scale rounded to float32 once, as torch's GradScaler unscales),
+                and if any gradient of any group is then Inf or NaN the whole step is
+                skipped: no parameter or state changes, the step is not counted,
+                and self.found_inf is True.
+
+        The groups' max_grad_norm clips by the global norm of every gradient of the
+        step (all groups, after the unscale), as torch.nn.utils.clip_grad_norm_ over
+        all the parameters; clip_value clamps each gradient to [-clip_value,
+        clip_value] after that.  Both are fused into the step (docs/python.md).
+        After the step, self.grad_norm is that norm (None when nothing needed it)
+        and self.found_inf whether a gradient was Inf or NaN (None if not checked).
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        scale = 1.0 if grad_scale is None else self._grad_scale(grad_scale)
 
         # Check everything and make the missing state first: a step that raises changes nothing.
         checked = []
@@ -320,7 +363,7 @@ class _Fused(torch.optim.Optimizer):
                         setattr(c, name, value)
                 elif key:  # a flag (SGD's first-step buffer)
                     c = cfg.replace(**dict(key))._c()
-                calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params, dict(key)))
+                calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params, dict(key), group))
 
         where = f"rmsfuse.torch.{type(self).__name__}.step"
         if len(calls) > 1:  # several calls: all must pass before the first writes
@@ -328,8 +371,11 @@ class _Fused(torch.optim.Optimizer):
                 st = rule.check_multi(c, rows.ctypes.data, len(rows))
                 if st != 0:
                     raise rmsfuse.RmsfuseError(st, where)
-        for rule, c, rows, *_ in calls:
-            st = rmsfuse._run_rows(rule, c, rows, self._pool)
+        opts = self._grad_options(calls, scale, grad_scale is not None, where)
+        if opts is None:  # a non-finite gradient with grad_scale: nothing is written, the step not counted
+            return loss
+        for (rule, c, rows, *_), opt in zip(calls, opts):
+            st = rmsfuse._run_rows(rule, c, rows, self._pool, opt)
             if st != 0:
                 raise rmsfuse.RmsfuseError(st, where)
 
@@ -337,14 +383,39 @@ class _Fused(torch.optim.Optimizer):
         for p, s in new_state.items():
             self.state[p].update(s)
         if self._step == "int":
-            for *_, params, _ in calls:
+            for *_, params, _, _ in calls:
                 for p in params:
                     self.state[p]["step"] += 1
         elif self._step == "tensor":  # torch's step_t += 1; the new number is the call's (a third of the cost)
-            for *_, params, key in calls:
+            for *_, params, key, _ in calls:
                 for p in params:
                     self.state[p]["step"].fill_(key["step"])
         return loss
+
+    def _grad_options(self, calls, scale, skip, where):
+        """Each call's rmsfuse_grad_options (None: a plain step), or None for the whole step when it
+        must be skipped.  The norm, when a group clips by it or grad_scale asks for the check, is of
+        every gradient of the step: one read-only pass (rmsfuse_<rule>_grad_sumsq, calls in order),
+        given to every call (RMSFUSE_SUMSQ_GIVEN)."""
+        inf = float("inf")
+        clip = [(g.get("max_grad_norm"), g.get("clip_value")) for *_, g in calls]
+        self.found_inf, self.grad_norm = None, None
+        if not skip and scale == 1.0 and all(m is None and v is None for m, v in clip):
+            return [None] * len(calls)
+        flags = 0
+        sumsq = ctypes.c_double(0.0)
+        if skip or any(m is not None for m, _ in clip):
+            for rule, c, rows, *_ in calls:
+                st = rule.grad_sumsq(rows.ctypes.data, len(rows), scale, ctypes.byref(sumsq))
+                if st != 0:
+                    raise rmsfuse.RmsfuseError(st, where)
+            self.found_inf = not math.isfinite(sumsq.value)
+            self.grad_norm = math.sqrt(sumsq.value) if sumsq.value >= 0 else sumsq.value
+            if self.found_inf and skip:
+                return None
+            flags = _abi.GRAD_FLAGS["SKIP_NONFINITE"] * skip | _abi.GRAD_FLAGS["SUMSQ_GIVEN"]
+        return [_abi.rmsfuse_grad_options(scale, inf if v is None else float(v), inf if m is None else float(m),
+                                          flags, sumsq.value) for m, v in clip]
 
     def close(self):
         """Stops the thread pool, if any (it is also stopped when the optimizer is collected)."""
@@ -367,6 +438,10 @@ class RMSprop(_Fused):
                            subnormal (and every step slow).  Not torch's behaviour (it keeps them
                            unless torch.set_flush_denormal(True)); the parameters keep their bits
                            for eps >= 1.8e-12 (docs/python.md).  False: exact IEEE state.
+      max_grad_norm=None   clip by the global norm of every gradient of the step (all groups, after
+                           step()'s grad_scale): g *= max_grad_norm / (norm + 1e-6) when that is < 1,
+                           fused into the step (one read-only pass for the norm).  Per group.
+      clip_value=None      clamp each gradient to [-clip_value, clip_value], fused.  Per group.
       threads=None         None runs on the calling thread; an int k runs every step on an rmsfuse
                            thread pool with k workers (0: one per core).  Bit-identical either way.
     """
@@ -377,12 +452,13 @@ class RMSprop(_Fused):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  foreach=None, maximize=False, differentiable=False, *, nesterov=False,
-                 decoupled_weight_decay=False, capturable=False, flush_subnormal=True, threads=None):
+                 decoupled_weight_decay=False, capturable=False, flush_subnormal=True, max_grad_norm=None,
+                 clip_value=None, threads=None):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, nesterov=nesterov,
                         decoupled_weight_decay=decoupled_weight_decay, capturable=capturable,
-                        flush_subnormal=flush_subnormal)
+                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value)
         super().__init__(params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -417,11 +493,11 @@ class Adagrad(_Fused):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, eps_in_sqrt=False, differentiable=False, fused=None,
-                 flush_subnormal=True, threads=None):
+                 flush_subnormal=True, max_grad_norm=None, clip_value=None, threads=None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
                         eps_in_sqrt=eps_in_sqrt, differentiable=differentiable, fused=fused,
-                        flush_subnormal=flush_subnormal)
+                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value)
         super().__init__(params, defaults, threads)
         # torch creates Adagrad's state up front, with the constructor's initial_accumulator_value
         # even for a group that gives its own (torch 1.13 does; a group's own value is used only
@@ -455,10 +531,11 @@ class SGD(_Fused):
 
     def __init__(self, params, lr=required, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None, flush_subnormal=True,
-                 threads=None):
+                 max_grad_norm=None, clip_value=None, threads=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
-                        fused=fused, flush_subnormal=flush_subnormal)
+                        fused=fused, flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm,
+                        clip_value=clip_value)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults, threads)
@@ -498,11 +575,11 @@ class Adam(_Fused):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=False,
-                 decoupled_weight_decay=False, flush_subnormal=True, threads=None):
+                 decoupled_weight_decay=False, flush_subnormal=True, max_grad_norm=None, clip_value=None, threads=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
                         fused=fused, decoupled_weight_decay=decoupled_weight_decay,
-                        flush_subnormal=flush_subnormal)
+                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value)
         super().__init__(params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -532,11 +609,117 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
-                 flush_subnormal=True, threads=None):
+                 flush_subnormal=True, max_grad_norm=None, clip_value=None, threads=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
-                        fused=fused, flush_subnormal=flush_subnormal)
+                        fused=fused, flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm,
+                        clip_value=clip_value)
         _Fused.__init__(self, params, defaults, threads)
 
     def _setstate_defaults(self):
         return dict(_Fused._setstate_defaults(self), amsgrad=False, capturable=False)
+
+
+class GradScaler:
+    """Loss scaling for CPU training with the drop-ins: torch.cuda.amp.GradScaler's role (torch 1.13
+    has no CPU GradScaler), with the unscale and the found-inf check fused into the optimizer step.
+
+        scaler = rmsfuse.torch.GradScaler()
+        loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward()      # gradients carry the scale
+        scaler.step(opt)                   # opt.step(grad_scale=scale): unscaled as read, skipped on Inf/NaN
+        scaler.update()                    # torch's growth/backoff rules
+
+    The arguments and update() rules are torch's: the scale starts at init_scale; a step whose
+    gradients hold an Inf or NaN is skipped (no parameter or state changes) and multiplies the scale
+    by backoff_factor; growth_interval steps in a row without one multiply it by growth_factor (if
+    that stays finite).  The scale is a one-element float32 tensor, as torch's.  Clipping needs no
+    unscale_(): give the optimizer max_grad_norm= (the norm is of the unscaled gradients).
+    """
+
+    def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
+                 enabled=True):
+        if not growth_factor > 1.0:
+            raise ValueError("The growth factor must be > 1.0.")
+        if not backoff_factor < 1.0:
+            raise ValueError("The backoff factor must be < 1.0.")
+        if not (isinstance(growth_interval, numbers.Integral) and growth_interval > 0):
+            raise ValueError("growth_interval must be a positive int")
+        self._enabled = bool(enabled)
+        self._init_scale, self._growth_factor = float(init_scale), float(growth_factor)
+        self._backoff_factor, self._growth_interval = float(backoff_factor), int(growth_interval)
+        self._scale = torch.full((1,), self._init_scale, dtype=torch.float32)
+        self._growth_tracker = 0
+        self._found_inf = None  # of the steps since the last update(): None before the first
+
+    def is_enabled(self):
+        return self._enabled
+
+    def get_scale(self):
+        """The current scale as a Python float (1.0 when disabled)."""
+        return float(self._scale.item()) if self._enabled else 1.0
+
+    def scale(self, outputs):
+        """outputs (a tensor, or a list/tuple of them) times the scale."""
+        if not self._enabled:
+            return outputs
+        if torch.is_tensor(outputs):
+            return outputs * self._scale.to(device=outputs.device)
+        if isinstance(outputs, (list, tuple)):
+            return type(outputs)(self.scale(o) for o in outputs)
+        raise ValueError("outputs must be a Tensor or a list/tuple of Tensors")
+
+    def step(self, optimizer, *args, **kwargs):
+        """optimizer.step(*args, grad_scale=scale, **kwargs): returns its value, or None when the
+        step was skipped for an Inf or NaN gradient."""
+        if not self._enabled:
+            return optimizer.step(*args, **kwargs)
+        if not isinstance(optimizer, _Fused):
+            raise TypeError(f"rmsfuse.torch.GradScaler steps the rmsfuse.torch optimizers (their step() "
+                            f"unscales and checks), not {type(optimizer).__name__}")
+        retval = optimizer.step(*args, grad_scale=self._scale, **kwargs)
+        found = bool(optimizer.found_inf)
+        self._found_inf = found or bool(self._found_inf)
+        return None if found else retval
+
+    def update(self, new_scale=None):
+        """The scale for the next steps: new_scale if given, else torch's rules from the steps since
+        the last update (each product computed in double and rounded to float32 once)."""
+        if not self._enabled:
+            return
+        if new_scale is not None:
+            value = float(new_scale.item()) if torch.is_tensor(new_scale) else float(new_scale)
+            self._scale.fill_(value)
+        elif self._found_inf is not None:
+            scale = float(self._scale.item())
+            if self._found_inf:
+                self._scale.fill_(float(np.float32(scale * self._backoff_factor)))
+                self._growth_tracker = 0
+            else:
+                self._growth_tracker += 1
+                if self._growth_tracker == self._growth_interval:
+                    grown = np.float32(scale * self._growth_factor)
+                    if np.isfinite(grown):
+                        self._scale.fill_(float(grown))
+                    self._growth_tracker = 0
+        self._found_inf = None
+
+    def state_dict(self):
+        """torch's GradScaler.state_dict() keys."""
+        if not self._enabled:
+            return {}
+        return {"scale": self.get_scale(), "growth_factor": self._growth_factor,
+                "backoff_factor": self._backoff_factor, "growth_interval": self._growth_interval,
+                "_growth_tracker": self._growth_tracker}
+
+    def load_state_dict(self, state_dict):
+        if not self._enabled:
+            return
+        if len(state_dict) == 0:
+            raise RuntimeError("The source state dict is empty, possibly because it was saved "
+                               "from a disabled instance of GradScaler.")
+        self._scale.fill_(float(state_dict["scale"]))
+        self._growth_factor = float(state_dict["growth_factor"])
+        self._backoff_factor = float(state_dict["backoff_factor"])
+        self._growth_interval = int(state_dict["growth_interval"])
+        self._growth_tracker = int(state_dict["_growth_tracker"])

@@ -52,36 +52,39 @@ class Spec:
         self.base = {} if lr is None else {"lr": lr}  # SGD has no default lr
 
 
+# Keyword-only group options every class takes for the fused gradient handling (docs/python.md).
+GRAD_EXTRAS = {"max_grad_norm": None, "clip_value": None}
+
 SGD_OPTIONS = [o for o in product(momentum=(0, 0.9), dampening=(0, 0.1), nesterov=(False, True),
                                   weight_decay=(0, 1e-2), maximize=(False, True))
                if not (o["nesterov"] and (o["momentum"] == 0 or o["dampening"] != 0))]
 SPECS = {
     "RMSprop": Spec(RMSprop, torch.optim.RMSprop, {"nesterov": False, "decoupled_weight_decay": False,
-                                                   "capturable": False, "flush_subnormal": True},
+                                                   "capturable": False, "flush_subnormal": True, **GRAD_EXTRAS},
                     product(centered=(False, True), maximize=(False, True), weight_decay=(0, 1e-2),
                             momentum=(0, 0.9)),
                     [dict(), dict(momentum=0.9, centered=True), dict(lr=1e-3, weight_decay=1e-3, momentum=0.5),
                      dict(lr=3e-3, alpha=0.9, eps=1e-6, centered=True, maximize=True)],
                     dict(lr=0.1, momentum=0.5, centered=True)),
     "Adagrad": Spec(Adagrad, torch.optim.Adagrad, {"eps_in_sqrt": False, "differentiable": False, "fused": None,
-                                                   "flush_subnormal": True},
+                                                   "flush_subnormal": True, **GRAD_EXTRAS},
                     product(lr_decay=(0, 0.05), weight_decay=(0, 1e-2), initial_accumulator_value=(0, 0.1),
                             maximize=(False, True)),
                     [dict(lr=0.05), dict(lr=0.05, lr_decay=1e-3, weight_decay=1e-4, initial_accumulator_value=0.1),
                      dict(lr=0.02, eps=1e-6, maximize=True)],
                     dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.5)),
-    "SGD": Spec(SGD, torch.optim.SGD, {"fused": None, "flush_subnormal": True}, SGD_OPTIONS,
+    "SGD": Spec(SGD, torch.optim.SGD, {"fused": None, "flush_subnormal": True, **GRAD_EXTRAS}, SGD_OPTIONS,
                 [dict(lr=0.05), dict(lr=0.01, momentum=0.9), dict(lr=0.01, momentum=0.9, nesterov=True,
                                                                    weight_decay=1e-4),
                  dict(lr=0.02, momentum=0.5, dampening=0.5, maximize=True)],
                 dict(lr=0.1, momentum=0.9, nesterov=True), lr=0.01),
-    "Adam": Spec(Adam, torch.optim.Adam, {"decoupled_weight_decay": False, "flush_subnormal": True},
+    "Adam": Spec(Adam, torch.optim.Adam, {"decoupled_weight_decay": False, "flush_subnormal": True, **GRAD_EXTRAS},
                  product(amsgrad=(False, True), weight_decay=(0, 1e-2), maximize=(False, True),
                          betas=((0.9, 0.999), (0.5, 0.9))),
                  [dict(lr=1e-2), dict(lr=3e-3, amsgrad=True, weight_decay=1e-3),
                   dict(lr=1e-3, betas=(0.8, 0.99), eps=1e-6, maximize=True)],
                  dict(lr=0.1, betas=(0.5, 0.9), amsgrad=True)),
-    "AdamW": Spec(AdamW, torch.optim.AdamW, {"differentiable": False, "fused": None, "flush_subnormal": True},
+    "AdamW": Spec(AdamW, torch.optim.AdamW, {"differentiable": False, "fused": None, "flush_subnormal": True, **GRAD_EXTRAS},
                   product(amsgrad=(False, True), weight_decay=(0, 1e-2, 0.3), maximize=(False, True)),
                   [dict(lr=1e-2), dict(lr=3e-3, amsgrad=True, weight_decay=0.1),
                    dict(lr=1e-3, weight_decay=0.5, maximize=True)],
