@@ -2,7 +2,7 @@
 """Seconds per optimizer step: every rmsfuse.torch drop-in against its torch.optim class.
 
 usage: python_bench.py [--out DIR] [--model resnet50|gpt2|both] [--rounds R] [--steps K] [--quick]
-                       [--configs NAME,...] [--sparse] [--sparse-only] [--sparse-configs NAME,...]
+                       [--configs NAME,...] [--train] [--train-only] [--sparse] [--sparse-only] [--sparse-configs NAME,...]
                        [--sparse-zeros PCT,...] [--sparse-steps N]
 
 The parameters are the tensor shapes of a real model (hard-coded below, with
@@ -27,6 +27,13 @@ element torch 1.13's for-loop moves (counted pass by pass in CONFIGS) over the
 bytes of the fused step (derived from the rule's arrays), the most a fused
 step can gain where both run at memory bandwidth.  Writes
 DIR/python_bench.json and DIR/python.md and prints the Markdown.
+
+--train adds the training-step benchmark: the step with loss scaling and
+clipping by global norm, torch 1.13's sequence on the CPU (unscale by hand,
+clip_grad_norm_, skip when the norm is not finite, opt.step()) against
+opt.step(grad_scale=) with max_grad_norm= (the norm's pass, then the fused
+step) and against the drop-in's plain step, with the traffic bounds
+(train_markdown).
 
 --sparse adds the sparse-gradients benchmark (--sparse-only runs it alone):
 the steady state of a step when a fixed share of the gradient entries is
@@ -240,6 +247,132 @@ def run(models, configs, rounds, steps, quick):
                       + ", ".join(f"{i} {med[i] * 1e3:.2f} ms" for i in IMPLS), file=sys.stderr)
         del params
     return results
+
+
+# ---- the training step: unscale + found-inf + clip by global norm + update ------------------------
+TRAIN_IMPLS = ["rmsfuse train", "rmsfuse step", "torch loop", "torch foreach"]
+TRAIN_MAX_NORM = 1.0
+# torch's sequence per element, beyond the optimizer's passes (STREAM convention): the unscale
+# g.mul_(inv) 8, clip_grad_norm_'s norm (one read) 4 and its g.mul_(coef) 8.  rmsfuse's: the norm's
+# read 4, the unscale and the clip folded into the step's read of g.
+TORCH_TRAIN_EXTRA, FUSED_TRAIN_EXTRA = 20, 4
+
+
+def train_step(impl, opt, params, scale):
+    """One training step with loss scale `scale`: the gradients are divided by it, the step skipped if
+    one is Inf or NaN, clipped to global norm TRAIN_MAX_NORM, then the update."""
+    if impl == "rmsfuse train":
+        opt.step(grad_scale=scale)
+    elif impl == "rmsfuse step":
+        opt.step()
+    else:  # torch 1.13 on the CPU: no GradScaler, so its unscale by hand, then clip_grad_norm_
+        grads = [p.grad for p in params]
+        if impl == "torch foreach":
+            torch._foreach_mul_(grads, 1.0 / scale)
+        else:
+            for g in grads:
+                g.mul_(1.0 / scale)
+        total = torch.nn.utils.clip_grad_norm_(params, TRAIN_MAX_NORM)
+        if torch.isfinite(total):  # the found-inf check, from the norm (no extra pass)
+            opt.step()
+
+
+def measure_train(cname, params, threads, rounds, steps):
+    cls, kw, _ = CONFIGS[cname]
+    opts = {}
+    for impl in TRAIN_IMPLS:
+        if impl.startswith("rmsfuse"):
+            extra = {"max_grad_norm": TRAIN_MAX_NORM} if impl == "rmsfuse train" else {}
+            opts[impl] = getattr(rmsfuse.torch, cls)(params, lr=LR, threads=(0 if threads > 1 else None),
+                                                     **kw, **extra)
+        else:
+            opts[impl] = getattr(torch.optim, cls)(params, lr=LR, foreach=(impl == "torch foreach"), **kw)
+    torch.set_num_threads(threads)
+    # The loss scale alternates 2 and 1/2, so torch's in-place unscale returns the gradients to their
+    # values every two steps; after the first clip their norm stays at TRAIN_MAX_NORM (clip factor 1
+    # - 1e-6 each step): the same work every step, and every rmsfuse step clips (its gradients keep
+    # their norm, ~50 for these).
+    k = 0
+    for impl, opt in opts.items():  # warm-up: state allocated, pages touched, torch's grads clipped once
+        for _ in range(2):
+            train_step(impl, opt, params, 2.0 if k % 2 == 0 else 0.5)
+            k += 1
+    times = {impl: [] for impl in TRAIN_IMPLS}
+    order = list(TRAIN_IMPLS)
+    rng = random.Random(2)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for impl in order:
+            opt = opts[impl]
+            t0 = time.perf_counter()
+            for _ in range(2 * steps):  # whole pairs of scales
+                train_step(impl, opt, params, 2.0 if k % 2 == 0 else 0.5)
+                k += 1
+            times[impl].append((time.perf_counter() - t0) / (2 * steps))
+    for opt in opts.values():
+        if hasattr(opt, "close"):
+            opt.close()
+    return times
+
+
+def run_train(models, configs, rounds, steps, quick):
+    cores = os.cpu_count() or 1
+    thread_counts = [1] if cores == 1 or not rmsfuse.pool_available() else [1, cores]
+    results = []
+    for key in models:
+        title, fn, count, total = MODELS[key]
+        shapes = fn()[:20] if quick else fn()
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
+        n = sum(p.numel() for p in params)
+        for cname in configs:
+            for p in params:  # every configuration starts from the same gradients
+                p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+            fb, tb = fused_bytes(cname), torch_bytes(cname)
+            for threads in thread_counts:
+                t = measure_train(cname, params, threads, rounds, steps)
+                med = {i: statistics.median(v) for i, v in t.items()}
+                best = {i: min(v) for i, v in t.items()}
+                ratio = {i: statistics.median(a / b for a, b in zip(t[i], t["rmsfuse train"]))
+                         for i in TRAIN_IMPLS if i != "rmsfuse train"}
+                results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
+                                "config": cname, "optimizer": CONFIGS[cname][0], "threads": threads,
+                                "seconds": t, "median": med, "best": best, "ratio_vs": ratio,
+                                "bytes_fused_train": fb + FUSED_TRAIN_EXTRA, "bytes_fused_step": fb,
+                                "bytes_torch_train": tb + TORCH_TRAIN_EXTRA})
+                print(f"python_bench: train {key} {cname} threads={threads}: "
+                      + ", ".join(f"{i} {med[i] * 1e3:.2f} ms" for i in TRAIN_IMPLS), file=sys.stderr)
+        del params
+    return results
+
+
+def train_markdown(ctx, results):
+    if not results:
+        return []
+    lines = ["", "## PyTorch drop-ins: the training step (unscale, found-inf, clip by global norm, update)", "",
+             "One training step over every parameter of the model with loss scaling and clipping, as torch 1.13 "
+             "does it on the CPU (it has no CPU GradScaler): `g.mul_(1/scale)` per gradient (loop) or "
+             "`torch._foreach_mul_` (foreach), `clip_grad_norm_(params, 1.0)`, the step only if the returned "
+             "norm is finite, then `opt.step()`; rmsfuse: `opt.step(grad_scale=scale)` with "
+             "`max_grad_norm=1.0` (the norm's read-only pass, then the step with the unscale, the found-inf "
+             "skip and the clip factor folded in). `rmsfuse step` is the same drop-in's plain step, for what "
+             "the training step adds. Scales alternate 2 and 1/2; every step clips. Median (best) of "
+             f"{ctx['rounds']} rounds of {2 * ctx['steps']} steps, shuffled order; ratios are medians of "
+             "per-round ratios. Bound = bytes per element moved by torch's sequence / by rmsfuse's (the "
+             "optimizer's passes plus 20 for torch: unscale 8, norm 4, clip 8; plus 4 for rmsfuse: the norm's "
+             "read); own bound = the plain step's bytes / the training step's.", "",
+             "| model | config | threads | rmsfuse train ms | rmsfuse step ms | torch loop ms | torch foreach ms "
+             "| vs loop | bound | vs foreach | train / step | own bound |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        ms = lambda i: f"{r['median'][i] * 1e3:.2f} ({r['best'][i] * 1e3:.2f})"  # noqa: E731
+        bt, bf, bs = r["bytes_torch_train"], r["bytes_fused_train"], r["bytes_fused_step"]
+        lines.append(f"| {r['title']}: {r['tensors']} tensors, {r['elements'] / 1e6:.1f} M | {r['config']} | "
+                     f"{r['threads']} | {ms('rmsfuse train')} | {ms('rmsfuse step')} | {ms('torch loop')} | "
+                     f"{ms('torch foreach')} | {r['ratio_vs']['torch loop']:.2f}x | {bt}/{bf} = {bt / bf:.2f}x | "
+                     f"{r['ratio_vs']['torch foreach']:.2f}x | {1 / r['ratio_vs']['rmsfuse step']:.2f} | "
+                     f"{bf}/{bs} = {bf / bs:.2f} |")
+    return lines
 
 
 # ---- sparse gradients: the steady state with a share of exactly-zero gradient entries ----------
@@ -477,10 +610,13 @@ def sparse_markdown(ctx, records):
     return lines
 
 
-def markdown(ctx, results, command, sparse=()):
+def markdown(ctx, results, command, sparse=(), train=()):
     head = [f"`{command}`: {ctx.get('cpu', '?')}, {ctx['cores']} cores; "
             f"torch {ctx['torch']}, rmsfuse {ctx['rmsfuse']} ({ctx['isa']}); load average "
             f"{ctx['load_start']:.2f} at the start, {ctx['load_end']:.2f} at the end."]
+    if not results and train:
+        return "\n".join(["## PyTorch drop-ins: the training step", ""] + head + train_markdown(ctx, train)[3:]
+                         + sparse_markdown(ctx, sparse))
     if not results:
         return "\n".join(["## PyTorch drop-ins: sparse gradients", ""] + head + sparse_markdown(ctx, sparse)[2:])
     lines = ["## PyTorch drop-ins: seconds per optimizer step", ""] + head + ["",
@@ -522,7 +658,7 @@ def markdown(ctx, results, command, sparse=()):
                           f"faster than both torch variants: worst {worst:.2f}x: "
                           f"**{'met' if worst >= TARGET else 'not met'}** (the traffic bound is "
                       + " / ".join(f"{r['bound']:.2f}x" for r in rms) + ")."]
-    return "\n".join(lines + sparse_markdown(ctx, sparse))
+    return "\n".join(lines + train_markdown(ctx, train) + sparse_markdown(ctx, sparse))
 
 
 def main():
@@ -538,6 +674,9 @@ def main():
     ap.add_argument("--sparse", action="store_true",
                     help="also the sparse-gradients benchmark (steady state with exactly-zero gradient entries)")
     ap.add_argument("--sparse-only", action="store_true", help="only the sparse-gradients benchmark")
+    ap.add_argument("--train", action="store_true",
+                    help="also the training-step benchmark (unscale, found-inf, clip by global norm, update)")
+    ap.add_argument("--train-only", action="store_true", help="only the training-step benchmark")
     ap.add_argument("--sparse-configs", default=SPARSE_DEFAULT_CONFIGS,
                     help="comma-separated subset of " + ", ".join(SPARSE_CONFIGS))
     ap.add_argument("--sparse-zeros", default="0,10,50,90", help="percentages of zero gradient entries (0 first: "
@@ -567,15 +706,17 @@ def main():
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         ap.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
-    results = [] if a.sparse_only else run(models, configs, a.rounds, a.steps, a.quick)
+    results = [] if a.sparse_only or a.train_only else run(models, configs, a.rounds, a.steps, a.quick)
+    train = run_train(models, configs, a.rounds, a.steps, a.quick) \
+        if (a.train or a.train_only) and not a.sparse_only else []
     sparse = run_sparse(sparse_configs, zeros, a.sparse_steps, a.rounds, a.quick, a.l3_mb << 20) \
         if a.sparse or a.sparse_only else []
     ctx["load_end"] = os.getloadavg()[0]
     command = a.command or "bench/python_bench.py " + " ".join(sys.argv[1:])
-    md = markdown(ctx, results, command, sparse)
+    md = markdown(ctx, results, command, sparse, train)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "python_bench.json"), "w") as f:
-        json.dump({"context": ctx, "results": results, "sparse": sparse}, f, indent=1)
+        json.dump({"context": ctx, "results": results, "sparse": sparse, "train": train}, f, indent=1)
     with open(os.path.join(a.out, "python.md"), "w") as f:
         f.write(md + "\n")
     print(md)

@@ -30,7 +30,8 @@
 # included) adds about a minute (1:04 on the 2-core development machine
 # under load; --sparse runs only it); the exact-IEEE rows at the class sizes
 # (dispatched_exact, 44 benchmarks) ~30 s.  The Python benchmark's sparse
-# part (python_bench.py --sparse) takes ~2.5 minutes.
+# part (python_bench.py --sparse) takes ~2.5 minutes, its training-step part
+# (--train: unscale, clip by norm and update against torch's sequence) ~2.
 # The benchmark prints a progress line (runs done, time elapsed and left)
 # every 15 s (--rmsfuse_progress=SECONDS changes that).
 # environment: REPETITIONS (default 5), MIN_TIME (seconds per repetition,
@@ -45,7 +46,8 @@ MIN_TIME="${MIN_TIME:-0.05}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 ORIG_ARGS="$*"
 EXTRA=()
-PY_SPARSE=(--sparse) # the Python benchmark's sparse-gradient rows (torch and the drop-ins)
+# the Python benchmark's sparse-gradient and training-step rows (torch and the drop-ins)
+PY_SPARSE=(--sparse --train)
 for a in "$@"; do
     case "$a" in
     --quick)
@@ -60,7 +62,7 @@ for a in "$@"; do
         ;;
     --no-sparse)
         EXTRA+=(--rmsfuse_sparse=0)
-        PY_SPARSE=()
+        PY_SPARSE=(--train)
         ;;
     *) EXTRA+=("$a") ;;
     esac

@@ -1,5 +1,6 @@
 """bench/python_bench.py runs every drop-in (--quick: the first 20 tensors of ResNet-50) and writes its report;
-its sparse-gradients mode runs too (--quick --sparse-only, one configuration).
+its sparse-gradients mode runs too (--quick --sparse-only, one configuration), and its training-step
+mode (--quick --train-only, two configurations).
 
 It checks that the benchmark works, not how fast anything is (scripts/bench.sh measures).
 """
@@ -70,6 +71,25 @@ class TestBench(unittest.TestCase):
         self.assertRegex(md, r"^## PyTorch drop-ins: sparse gradients\n")
         self.assertIn("| quick, larger: 2 × 16,384 | rmsprop momentum (`RMSprop(momentum=0.9)`) | 50% |", md)
         self.assertIn(md.strip(), r.stdout)
+    def test_quick_train_run(self):
+        # The training-step mode (--train-only; scripts/bench.sh passes --train): two configurations,
+        # every implementation timed, the traffic bounds (torch's sequence adds 20 bytes per element,
+        # rmsfuse's the norm's 4) in the JSON and the Markdown.
+        r, data, md = self.run_bench("--train-only", "--configs", "adam,sgd momentum")
+        self.assertEqual(data["results"], [])
+        rows = data["train"]
+        self.assertEqual({x["config"] for x in rows}, {"adam", "sgd momentum"})
+        want = {"adam": (100, 32, 28), "sgd momentum": (52, 24, 20)}
+        for x in rows:
+            self.assertEqual(set(x["median"]), {"rmsfuse train", "rmsfuse step", "torch loop", "torch foreach"})
+            self.assertTrue(all(t > 0 for t in x["median"].values()))
+            self.assertEqual((x["bytes_torch_train"], x["bytes_fused_train"], x["bytes_fused_step"]),
+                             want[x["config"]])
+            bt, bf = x["bytes_torch_train"], x["bytes_fused_train"]
+            self.assertIn(f"| {bt}/{bf} = {bt / bf:.2f}x |", md)
+        self.assertRegex(md, r"^## PyTorch drop-ins: the training step\n")
+        self.assertIn(md.strip(), r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -649,9 +649,13 @@ class TestExample(unittest.TestCase):
         # docs/python.md's PyTorch snippet runs as written, and its state_dict round trip holds.
         from test_numpy import readme_snippets, run_snippet
         snippets = readme_snippets(needs_torch=True, doc="docs/python.md")
-        self.assertEqual(len(snippets), 1)
+        self.assertEqual(len(snippets), 2)
         run_snippet(snippets[0] + "\nassert all(float(ref.state[p]['step']) == 10 for p in model.parameters())\n"
                     "assert [o.threads for o in others] == [None, None, None, 2]\n")
+        # the loss-scaling snippet: ten steps taken, a norm reported, no overflow at 2^16
+        run_snippet(snippets[1] + "\nassert opt.found_inf is False and opt.grad_norm > 0\n"
+                    "assert all(float(opt.state[p]['step']) == 10 for p in model.parameters())\n"
+                    "assert scaler.get_scale() == 2.0 ** 16\n")
 
     def test_readme_torch_example(self):
         from test_numpy import run_example
