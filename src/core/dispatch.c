@@ -37,7 +37,9 @@ static int always(void)
 }
 
 /* Each ISA's kernels, one per rule (src/isa/kernels.c); NULL where it is not built. */
-#define RMSFUSE_DECLARE_KERNELS_(isa, usable, preferred) const rmsfuse_kernel *rmsfuse_kernels_##isa(void);
+#define RMSFUSE_DECLARE_KERNELS_(isa, usable, preferred)                                               \
+    const rmsfuse_kernel *rmsfuse_kernels_##isa(void);                                                 \
+    rmsfuse_block_sumsq_fn rmsfuse_block_sumsq_##isa(void);
 RMSFUSE_ISAS(RMSFUSE_DECLARE_KERNELS_)
 
 typedef struct rmsfuse_impl {
@@ -45,9 +47,10 @@ typedef struct rmsfuse_impl {
     int (*usable)(void);
     int (*preferred)(void);
     const rmsfuse_kernel *(*kernels)(void);
+    rmsfuse_block_sumsq_fn (*block_sumsq)(void);
 } rmsfuse_impl;
 
-#define RMSFUSE_IMPL_(isa, usable, preferred) {#isa, usable, preferred, rmsfuse_kernels_##isa},
+#define RMSFUSE_IMPL_(isa, usable, preferred) {#isa, usable, preferred, rmsfuse_kernels_##isa, rmsfuse_block_sumsq_##isa},
 static const rmsfuse_impl impls[] = {RMSFUSE_ISAS(RMSFUSE_IMPL_)};
 #define N_IMPLS (sizeof impls / sizeof impls[0])
 
@@ -118,6 +121,11 @@ static const rmsfuse_impl *get_active(void)
 rmsfuse_kernel rmsfuse_active_kernel(int rule)
 {
     return get_active()->kernels()[rule];
+}
+
+rmsfuse_block_sumsq_fn rmsfuse_active_block_sumsq(void)
+{
+    return get_active()->block_sumsq();
 }
 
 const char *rmsfuse_active_isa(void)

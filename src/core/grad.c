@@ -9,9 +9,6 @@
 #endif
 
 #include <math.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "internal.h"
 
@@ -21,57 +18,10 @@ rmsfuse_grad_options rmsfuse_grad_options_none(void)
     return o;
 }
 
-/*
- * The sum of (double)(g[i] * s)^2 over elements [0, n) of one block (n at
- * most RMSFUSE_NORM_BLOCK), in the order docs/math.md defines: element i
- * goes to lane i % 16, each lane adds its squares in increasing i, then the
- * lanes are added pairwise (lane j + lane j + 8, then j + 4, j + 2, j + 1).
- * g * s is a float product; its square is exact in double (48 bits).
- */
-static double block_sumsq(const char *g, size_t n, float s)
-{
-    double lane[RMSFUSE_NORM_LANES] = {0.0};
-    size_t i = 0;
-#if defined(__SSE2__)
-    /* x86-64's baseline: the same operations on two lanes per instruction
-     * (cvtps2pd converts exactly, mulpd and addpd round as the scalar
-     * double operations do), so the same bits, at about 3 x the speed. */
-    __m128d acc[RMSFUSE_NORM_LANES / 2];
-    for (unsigned j = 0; j < RMSFUSE_NORM_LANES / 2; j++)
-        acc[j] = _mm_setzero_pd();
-    const __m128 sv = _mm_set1_ps(s);
-    for (; i + RMSFUSE_NORM_LANES <= n; i += RMSFUSE_NORM_LANES)
-        for (unsigned q = 0; q < RMSFUSE_NORM_LANES / 4; q++) {
-            const __m128 x = _mm_mul_ps(_mm_loadu_ps((const float *)(const void *)(g + (i + 4 * q) * sizeof(float))), sv);
-            const __m128d lo = _mm_cvtps_pd(x), hi = _mm_cvtps_pd(_mm_movehl_ps(x, x));
-            acc[2 * q] = _mm_add_pd(acc[2 * q], _mm_mul_pd(lo, lo));
-            acc[2 * q + 1] = _mm_add_pd(acc[2 * q + 1], _mm_mul_pd(hi, hi));
-        }
-    for (unsigned j = 0; j < RMSFUSE_NORM_LANES / 2; j++)
-        _mm_storeu_pd(&lane[2 * j], acc[j]);
-#endif
-    for (; i + RMSFUSE_NORM_LANES <= n; i += RMSFUSE_NORM_LANES)
-        for (unsigned j = 0; j < RMSFUSE_NORM_LANES; j++) {
-            float x;
-            memcpy(&x, g + (i + j) * sizeof(float), sizeof x);
-            x *= s;
-            lane[j] += (double)x * (double)x;
-        }
-    for (unsigned j = 0; i < n; i++, j++) {
-        float x;
-        memcpy(&x, g + i * sizeof(float), sizeof x);
-        x *= s;
-        lane[j] += (double)x * (double)x;
-    }
-    for (unsigned w = RMSFUSE_NORM_LANES / 2; w >= 1; w /= 2)
-        for (unsigned j = 0; j < w; j++)
-            lane[j] += lane[j + w];
-    return lane[0];
-}
-
 /* acc plus the sum of (double)(g[i] * s)^2 over the n floats at g, block by block. */
 static double grad_sumsq(const char *g, size_t n, float s, double acc)
 {
+    const rmsfuse_block_sumsq_fn block_sumsq = rmsfuse_active_block_sumsq();
     for (size_t b = 0; b < n; b += RMSFUSE_NORM_BLOCK)
         acc += block_sumsq(g + b * sizeof(float), n - b < RMSFUSE_NORM_BLOCK ? n - b : RMSFUSE_NORM_BLOCK, s);
     return acc;
@@ -138,6 +88,7 @@ int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *
         return RMSFUSE_E_NULL_ARRAY;
     if (!scale_ok(scale))
         return RMSFUSE_E_GRAD_OPTIONS;
+    const rmsfuse_block_sumsq_fn block_sumsq = rmsfuse_active_block_sumsq();
     for (size_t b = 0; b < n; b += RMSFUSE_NORM_BLOCK)
         *sums++ = block_sumsq((const char *)(grad + b), n - b < RMSFUSE_NORM_BLOCK ? n - b : RMSFUSE_NORM_BLOCK,
                               (float)scale);
@@ -213,6 +164,7 @@ size_t rmsfuse_plan_blocks(const rmsfuse_plan *plan)
 /* Block sums of the plan's blocks [begin, end) (checked) into sums. */
 static void plan_sums(const rmsfuse_plan *plan, float s, size_t begin, size_t end, double *sums)
 {
+    const rmsfuse_block_sumsq_fn block_sumsq = rmsfuse_active_block_sumsq();
     size_t j = 0;
     while (j + 1 < plan->count && plan->bprefix[j + 1] <= begin)
         j++;

@@ -177,6 +177,12 @@ int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t
 /* The kernel of `rule` for the active ISA (chosen on first use). */
 rmsfuse_kernel rmsfuse_active_kernel(int rule);
 
+/* The global norm's sum of one block of n <= RMSFUSE_NORM_BLOCK floats at g,
+ * times s (src/isa/kernels.c; the same bits on every ISA), and the active
+ * ISA's. */
+typedef double (*rmsfuse_block_sumsq_fn)(const char *g, size_t n, float s);
+rmsfuse_block_sumsq_fn rmsfuse_active_block_sumsq(void);
+
 /* CPU feature detection (src/core/cpu_x86.c; 0 on other architectures). */
 int rmsfuse_cpu_has_sse2(void);
 int rmsfuse_cpu_has_avx2(void);

@@ -30,6 +30,11 @@ const rmsfuse_kernel *RMSFUSE_KTABLE(void)
     return NULL;
 }
 
+rmsfuse_block_sumsq_fn RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)(void)
+{
+    return NULL;
+}
+
 #else
 
 /* Loads and stores of slot s at element i, for the rule bodies; x flushed
@@ -307,6 +312,57 @@ const rmsfuse_kernel *RMSFUSE_KTABLE(void)
 {
     static const rmsfuse_kernel table[RMSFUSE_N_RULES] = {RMSFUSE_RULES(RMSFUSE_KENTRY_)};
     return table;
+}
+
+/* ---- the global norm's block sum (docs/math.md, "The gradient as the step reads it") ---- */
+/*
+ * The sum of (double)(g[i] * s)^2 over elements [0, n) of one block (n at
+ * most RMSFUSE_NORM_BLOCK): element i goes to lane i % 16, each lane adds its
+ * squares in increasing i, then the lanes are added pairwise (lane j + lane
+ * j + 8, then j + 4, j + 2, j + 1).  g * s is a float product; its square is
+ * exact in double.  Each lane's operations are the same IEEE operations on
+ * every ISA, so the bits are too; written once with the compiler's vector
+ * extension, which each ISA's flags turn into its own instructions (two,
+ * four or eight doubles per operation; no FMA: -ffp-contract=off).
+ */
+typedef float rmsfuse_v8f_ __attribute__((vector_size(8 * sizeof(float))));
+typedef double rmsfuse_v8d_ __attribute__((vector_size(8 * sizeof(double))));
+#define RMSFUSE_SUMSQ_FN RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)
+
+static double block_sumsq(const char *g, size_t n, float s)
+{
+    _Static_assert(RMSFUSE_NORM_LANES == 16, "two vectors of 8 lanes");
+    rmsfuse_v8d_ acc0 = {0}, acc1 = {0};
+    size_t i = 0;
+    for (; i + RMSFUSE_NORM_LANES <= n; i += RMSFUSE_NORM_LANES) {
+        rmsfuse_v8f_ x0, x1;
+        memcpy(&x0, g + i * sizeof(float), sizeof x0);
+        memcpy(&x1, g + (i + 8) * sizeof(float), sizeof x1);
+        x0 *= s;
+        x1 *= s;
+        const rmsfuse_v8d_ d0 = __builtin_convertvector(x0, rmsfuse_v8d_);
+        const rmsfuse_v8d_ d1 = __builtin_convertvector(x1, rmsfuse_v8d_);
+        acc0 += d0 * d0;
+        acc1 += d1 * d1;
+    }
+    double lane[RMSFUSE_NORM_LANES];
+    memcpy(lane, &acc0, sizeof acc0);
+    memcpy(lane + 8, &acc1, sizeof acc1);
+    for (unsigned j = 0; i < n; i++, j++) {
+        float x;
+        memcpy(&x, g + i * sizeof(float), sizeof x);
+        x *= s;
+        lane[j] += (double)x * (double)x;
+    }
+    for (unsigned w = RMSFUSE_NORM_LANES / 2; w >= 1; w /= 2)
+        for (unsigned j = 0; j < w; j++)
+            lane[j] += lane[j + w];
+    return lane[0];
+}
+
+rmsfuse_block_sumsq_fn RMSFUSE_SUMSQ_FN(void)
+{
+    return block_sumsq;
 }
 
 #endif /* RMSFUSE_ISA_OPS */
