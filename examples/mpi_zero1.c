@@ -1,6 +1,7 @@
 /*
  * mpi_zero1.c: RMSProp with the optimizer state sharded across MPI ranks
- * (ZeRO stage 1), checked bit for bit against the single-process result.
+ * (ZeRO stage 1), with loss-scale unscaling, clipping by the global norm and
+ * found-inf skipping, checked bit for bit against the single-process result.
  *
  * ZeRO-1.  In plain data parallelism every rank holds the whole model,
  * computes the gradient of its own batch, sums the gradients of all ranks
@@ -13,26 +14,60 @@
  *   1. every rank computes the full gradient of its batch     (local)
  *   2. reduce-scatter: rank r gets the average over all ranks
  *      of the gradient of its own shard                       (MPI_Alltoallv, then a loop)
- *   3. rank r updates the parameters of its shard             (rmsfuse_rmsprop_step_multi)
- *   4. all-gather: every rank gets every updated shard        (MPI_Allgatherv)
+ *   3. the global norm: every rank gets the norm's block sums
+ *      of every shard and adds them in order                  (rmsfuse_grad_block_sumsq, MPI_Allgatherv)
+ *   4. rank r updates the parameters of its shard, or every
+ *      rank skips the step (an Inf or NaN gradient)           (rmsfuse_rmsprop_step_ex)
+ *   5. all-gather: every rank gets every updated shard        (MPI_Allgatherv)
  *
  * An all-reduce is a reduce-scatter followed by an all-gather, so steps 2
- * and 4 move the same data as plain data parallelism, while the state per
+ * and 5 move the same data as plain data parallelism, while the state per
  * rank shrinks from 3N to 3N/p floats and the update work from N to N/p.
  *
  * How it maps to rmsfuse.  The parameters live in one flat buffer, tensor
- * after tensor.  Shard boundaries fall where they fall, often inside a
- * tensor, so a rank's shard is a list of pieces of tensors.  Each piece is
- * one rmsfuse_tensor pointing into the flat parameter buffer, the rank's
- * averaged gradient shard and its state shard, and one
- * rmsfuse_rmsprop_step_multi per parameter group (weights with weight decay;
- * biases and norms without) updates them all.  rmsfuse computes every element
- * the same way wherever an array starts or ends, so a piece gets exactly the
- * bits that a step over the whole tensor gives it.  Shard boundaries are
- * multiples of 16 floats of the 64-byte aligned flat buffer: no two ranks own
- * parts of the same cache line.
+ * after tensor, each tensor starting on a 64-byte line (a multiple of 16
+ * floats; the gaps are padding that belongs to no tensor).  Shard boundaries
+ * often fall inside a tensor, so a rank's shard is a list of pieces of
+ * tensors.  Each piece is one rmsfuse_tensor pointing into the flat
+ * parameter buffer, the rank's averaged gradient shard and its state shard,
+ * and one rmsfuse_rmsprop_step_ex per parameter group (weights with weight
+ * decay; biases and norms without) updates them all.  rmsfuse computes every
+ * element the same way wherever an array starts or ends, so a piece gets
+ * exactly the bits that a step over the whole tensor gives it.
  *
- * Bit for bit.  What could differ is the gradient sum: floating-point
+ * Where the shards are cut.  The gradient options (rmsfuse_grad_options,
+ * docs/math.md) read every gradient as clamp(g * s, -clip_value, clip_value)
+ * with s = scale * clip_factor, and clip_factor comes from the norm of ALL
+ * the model's gradients, not of one shard.  That norm's sum of squares is
+ * defined block by block: each tensor is cut into blocks of
+ * RMSFUSE_NORM_BLOCK (4096) elements from its first element, and the block
+ * sums are added in model order.  So shard boundaries are put only where a
+ * block starts: at a tensor's start, or inside a tensor at a multiple of
+ * 4096 elements from its start.  As tensors start on 16-float lines, these
+ * points are also multiples of 16 floats of the 64-byte aligned flat buffer:
+ * no two ranks own parts of the same cache line.  Each shard boundary is
+ * the block start nearest to an even split (shards are less even than with
+ * any 16-float boundary: a real model's tensors are far longer than 4096).
+ * Every block then lies in one shard, and the blocks of the shards, in rank
+ * order, are the model's blocks in order: rank r computes the block sums of
+ * its pieces (rmsfuse_grad_block_sumsq on its averaged gradient shard), the
+ * ranks all-gather these arrays (MPI_Allgatherv, in rank order), and every
+ * rank adds them one after the other from 0.0: the very double that a
+ * single process computes over the whole model.  Each group's
+ * rmsfuse_rmsprop_step_ex gets that sum (RMSFUSE_SUMSQ_GIVEN, the same sum
+ * for every group: the norm is of the whole model) and
+ * RMSFUSE_SKIP_NONFINITE, so a non-finite gradient anywhere makes every
+ * call of every rank return RMSFUSE_SKIPPED and write nothing; the
+ * all-gather is then skipped too, on every rank alike.
+ *
+ * Why not an MPI_Allreduce of each rank's partial sum of squares (one
+ * double)?  MPI may add the ranks' doubles in any order and grouping, so
+ * the norm could differ in its last bits from one process's, and with it
+ * the clip factor and every clipped gradient.  The block sums cost little:
+ * one double per 4096 gradient elements, ceil(N/4096) doubles in all per
+ * step (docs/distributed.md, "The global norm and found-inf across ranks").
+ *
+ * Bit for bit.  What else could differ is the gradient sum: floating-point
  * addition is commutative but not associative, (g0 + g1) + g2 is not always
  * g0 + (g1 + g2), and MPI_Reduce_scatter / MPI_Allreduce may associate the
  * ranks in any order (trees, rings, pipelined segments, depending on the
@@ -41,18 +76,32 @@
  * a ring reduce-scatter) and adds them itself, in rank order 0, 1, ..., p-1:
  * the additions of a serial loop over the ranks, for any p and any MPI.
  *
+ * The data.  Each rank's gradient is multiplied by a loss scale of 1024
+ * (as mixed-precision training does) and the steps unscale it (scale
+ * 1/1024).  Odd steps have twice the gradient (a batch of larger loss);
+ * max_norm is 1.5 times the norm of the first step, so odd steps are
+ * clipped and even ones are not; clip_value 1 clamps some elements too.  At
+ * step 3 the last rank's local gradient has one Inf (even configurations)
+ * or NaN (odd ones), in a different tensor for each configuration: the
+ * averaged gradient of one shard is not finite and every rank must skip
+ * that step.
+ *
  * The check.  Every rank also runs the single-process reference: whole
- * arrays per tensor, the gradients of all p ranks summed in rank order, one
- * rmsfuse_rmsprop_step per tensor.  After the steps each rank compares all
- * of its parameters and its state shard with the reference, bit for bit,
- * for all 16 flag combinations without and with momentum.  Any difference
- * makes the program exit 1.
+ * arrays per tensor, the gradients of all p ranks summed in rank order, the
+ * sum of squares from rmsfuse_rmsprop_grad_sumsq over all tensors in model
+ * order, one rmsfuse_rmsprop_step_ex per group with it.  At every step each
+ * rank compares its norm with the reference's, and after the steps all of
+ * its parameters and its state shard, bit for bit, for all 16 flag
+ * combinations without and with momentum; the ranks must also have skipped
+ * exactly the steps the reference skipped, and clipped at least one step
+ * and left another unclipped.  Any difference makes the program exit 1.
  *
  * Build (CMake builds it when it finds MPI; see docs/distributed.md):
- *   mpicc -std=c11 -O2 -ffp-contract=off mpi_zero1.c $(pkg-config --cflags --libs rmsfuse) -o mpi_zero1
+ *   mpicc -std=c11 -O2 -ffp-contract=off mpi_zero1.c $(pkg-config --cflags --libs rmsfuse) -lm -o mpi_zero1
  *   mpirun -np 2 ./mpi_zero1
  * Options:
- *   --steps N      optimizer steps per configuration (default 5)
+ *   --steps N      optimizer steps per configuration (default 5, at least 4:
+ *                  step 3 is the one with the Inf/NaN)
  *   --chunk K      exchange gradients in rounds of K floats per shard
  *                  (default 1048576: 4 MiB from each rank per round)
  *   --threads T    update each rank's shard with an rmsfuse_pool of T workers
@@ -60,6 +109,7 @@
  *   --mixed-isa    rank r forces the r-th instruction set this CPU runs
  *                  (cycling): ranks on different ISAs still agree bit for bit
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,12 +129,43 @@ typedef struct tensor_def {
     int group; /* 0: weights (with weight decay), 1: biases and norms (without) */
 } tensor_def;
 
+/* Two tensors longer than a norm block (4096), so shards can be cut inside them. */
 static const tensor_def model[] = {
-    {"embed.weight", 3000, 0}, {"fc1.weight", 64 * 96, 0}, {"fc1.bias", 96, 1}, {"norm.weight", 96, 1},
-    {"norm.bias", 96, 1},      {"fc2.weight", 96 * 33, 0}, {"fc2.bias", 33, 1}, {"head.weight", 33 * 10, 0},
-    {"head.bias", 10, 1},      {"temperature", 1, 1},
+    {"embed.weight", 1000 * 13, 0}, {"fc1.weight", 64 * 96, 0}, {"fc1.bias", 96, 1}, {"norm.weight", 96, 1},
+    {"norm.bias", 96, 1},           {"fc2.weight", 96 * 33, 0}, {"fc2.bias", 33, 1}, {"head.weight", 33 * 10, 0},
+    {"head.bias", 10, 1},           {"temperature", 1, 1},
 };
 enum { NT = sizeof model / sizeof model[0], GROUPS = 2 };
+
+/* ---- the gradient options of every step --------------------------------- */
+
+#define LOSS_SCALE 1024.0f /* the gradients are of the loss times this */
+enum { INJECT_STEP = 3 };  /* the step whose gradient has an Inf or NaN on one rank */
+
+/* Where the non-finite gradient goes: rank `rank`'s gradient of element j of
+ * tensor t at step `step` is `value`. */
+typedef struct injection {
+    int rank, step, t;
+    size_t j;
+    float value;
+} injection;
+
+/* What the steps of one run found, for the report and the check. */
+typedef struct step_log {
+    int skipped, clipped, applied; /* applied: steps that wrote (clipped or not) */
+    double last_norm;              /* the norm of the last step */
+} step_log;
+
+static void log_step(step_log *log, int status, const rmsfuse_grad_info *info)
+{
+    log->last_norm = info->norm;
+    if (status == RMSFUSE_SKIPPED) {
+        log->skipped++;
+        return;
+    }
+    log->applied++;
+    log->clipped += info->clip_factor < 1.0;
+}
 
 /* ---- synthetic data, the same on every machine -------------------------- */
 
@@ -110,14 +191,25 @@ static float param_init(int t, size_t j)
 }
 
 /* The gradient of rank r's batch at step s: a quadratic loss that pulls each
- * parameter towards a target of that rank's data, plus noise.  It depends on
- * the parameter, as a real gradient does: a rank holding a stale or wrong
- * parameter would compute a different gradient. */
+ * parameter towards a target of that rank's data, plus noise, times the
+ * loss scale (and twice that on odd steps: a batch of larger loss).  It
+ * depends on the parameter, as a real gradient does: a rank holding a stale
+ * or wrong parameter would compute a different gradient.  (The factors are
+ * powers of two: exact.) */
 static float grad_of(int r, int s, int t, size_t j, float param)
 {
     const float target = noise(2, (uint64_t)r, (uint64_t)t, j);
     const float jitter = noise(3 + (uint64_t)s, (uint64_t)r, (uint64_t)t, j);
-    return (param - target) + 0.25f * jitter;
+    const float loss = s % 2 ? 2.0f * LOSS_SCALE : LOSS_SCALE;
+    return ((param - target) + 0.25f * jitter) * loss;
+}
+
+/* grad_of with the injected Inf/NaN (inj may be NULL). */
+static float batch_grad(const injection *inj, int r, int s, int t, size_t j, float param)
+{
+    if (inj && r == inj->rank && s == inj->step && t == inj->t && j == inj->j)
+        return inj->value;
+    return grad_of(r, s, t, j, param);
 }
 
 static void die(const char *what, int status)
@@ -126,30 +218,45 @@ static void die(const char *what, int status)
     MPI_Abort(MPI_COMM_WORLD, 2);
 }
 
-static void *alloc_floats(size_t n) /* 64-byte aligned, zeroed */
+static void *alloc_bytes(size_t bytes) /* 64-byte aligned, zeroed */
 {
-    const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+    bytes = ((bytes + 63) / 64) * 64;
     void *p = aligned_alloc(64, bytes ? bytes : 64);
     if (!p) {
         fprintf(stderr, "mpi_zero1: out of memory\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
-    memset(p, 0, bytes);
+    memset(p, 0, bytes ? bytes : 64);
     return p;
+}
+
+static void *alloc_floats(size_t n)
+{
+    return alloc_bytes(n * sizeof(float));
+}
+
+static size_t blocks_of(size_t n) /* the norm's blocks of n elements */
+{
+    return (n + RMSFUSE_NORM_BLOCK - 1) / RMSFUSE_NORM_BLOCK;
 }
 
 /* ---- ZeRO-1: one rank's view ------------------------------------------- */
 
 typedef struct zero1 {
     int rank, ranks;
-    size_t total;        /* parameters in the model */
-    size_t off[NT];      /* where each tensor starts in the flat buffers */
+    size_t total;        /* floats in the flat buffers: the tensors and the padding between them */
+    size_t params;       /* parameters in the model */
+    size_t off[NT];      /* where each tensor starts in the flat buffers: multiples of 16 */
     int *counts;         /* shard of rank q: [displs[q], displs[q] + counts[q]) */
     int *displs;
     size_t lo, hi;       /* this rank's shard */
     size_t chunk;        /* the gradient exchange moves at most this many floats */
     size_t rounds;       /* of each shard per round, in this many rounds */
     int *send_counts, *send_displs, *recv_counts, *recv_displs; /* one round's */
+    int *block_counts;   /* the norm's blocks in rank q's shard: [block_displs[q], + block_counts[q]) */
+    int *block_displs;
+    size_t blocks;       /* the norm's blocks in the model */
+    double *sums;        /* blocks: every block sum of the step, in model order */
     float *param;        /* total: all parameters, on every rank */
     float *grad;         /* total: the gradient of this rank's batch */
     float *recv;         /* ranks * chunk: one round's slices of this shard, from every rank */
@@ -159,19 +266,38 @@ typedef struct zero1 {
     float *grad_avg;     /* shard */
     rmsfuse_tensor pieces[GROUPS][NT]; /* the pieces of tensors in this shard, by group */
     size_t npieces[GROUPS];
+    rmsfuse_tensor flat[NT]; /* the same pieces in model (flat buffer) order */
+    size_t nflat;
 } zero1;
 
-/* Rank q's shard of `total` floats: whole 64-byte lines (16 floats), spread
- * as evenly as whole lines allow; the last shard ends at `total`. */
-static void shard_bounds(size_t total, int ranks, int q, size_t *lo, size_t *hi)
+static size_t dist(size_t a, size_t b)
 {
-    const size_t lines = (total + 15) / 16;
-    *lo = lines * (size_t)q / (size_t)ranks * 16;
-    *hi = lines * (size_t)(q + 1) / (size_t)ranks * 16;
-    if (*lo > total)
-        *lo = total;
-    if (*hi > total)
-        *hi = total;
+    return a > b ? a - b : b - a;
+}
+
+/* Where a shard may start: the first element of a norm block (a tensor's
+ * start, or 4096 k elements after it), or the end of the buffer.  The one
+ * nearest to `target` (the first of two as near). */
+static size_t block_start_near(const zero1 *z, size_t target)
+{
+    size_t best = z->total;
+    for (int t = 0; t < NT; t++)
+        for (size_t k = 0; k < model[t].n; k += RMSFUSE_NORM_BLOCK)
+            if (dist(z->off[t] + k, target) < dist(best, target))
+                best = z->off[t] + k;
+    return best;
+}
+
+/* Rank q's shard: from the block start nearest to q/p of the buffer to the
+ * one nearest to (q+1)/p (the nearest point of a fixed set to an increasing
+ * target never goes back: the shards tile the buffer in rank order; one may
+ * be empty when there are more ranks than blocks).  Block starts are
+ * multiples of 16 floats, as every tensor starts on a 64-byte line. */
+static void shard_bounds(const zero1 *z, int q, size_t *lo, size_t *hi)
+{
+    const size_t ranks = (size_t)z->ranks;
+    *lo = q == 0 ? 0 : block_start_near(z, z->total * (size_t)q / ranks);
+    *hi = (size_t)q + 1 == ranks ? z->total : block_start_near(z, z->total * ((size_t)q + 1) / ranks);
 }
 
 static size_t min_size(size_t a, size_t b)
@@ -193,36 +319,53 @@ static void zero1_init(zero1 *z, int rank, int ranks, size_t chunk)
     z->rank = rank;
     z->ranks = ranks;
     for (int t = 0; t < NT; t++) {
-        z->off[t] = z->total;
-        z->total += model[t].n;
+        z->off[t] = (z->total + 15) / 16 * 16; /* a 64-byte line */
+        z->total = z->off[t] + model[t].n;
+        z->params += model[t].n;
+        z->blocks += blocks_of(model[t].n);
     }
-    z->counts = malloc((size_t)ranks * sizeof(int));
-    z->displs = malloc((size_t)ranks * sizeof(int));
-    z->send_counts = malloc((size_t)ranks * sizeof(int));
-    z->send_displs = malloc((size_t)ranks * sizeof(int));
-    z->recv_counts = malloc((size_t)ranks * sizeof(int));
-    z->recv_displs = malloc((size_t)ranks * sizeof(int));
-    if (!z->counts || !z->displs || !z->send_counts || !z->send_displs || !z->recv_counts || !z->recv_displs)
+    const size_t r = (size_t)ranks;
+    z->counts = malloc(r * sizeof(int));
+    z->displs = malloc(r * sizeof(int));
+    z->send_counts = malloc(r * sizeof(int));
+    z->send_displs = malloc(r * sizeof(int));
+    z->recv_counts = malloc(r * sizeof(int));
+    z->recv_displs = malloc(r * sizeof(int));
+    z->block_counts = malloc(r * sizeof(int));
+    z->block_displs = malloc(r * sizeof(int));
+    if (!z->counts || !z->displs || !z->send_counts || !z->send_displs || !z->recv_counts || !z->recv_displs ||
+        !z->block_counts || !z->block_displs)
         die("shard table", RMSFUSE_E_NO_MEMORY);
-    size_t largest = 0;
+    size_t largest = 0, blocks = 0;
     for (int q = 0; q < ranks; q++) { /* MPI counts are int: fine below 2^31 floats */
         size_t lo, hi;
-        shard_bounds(z->total, ranks, q, &lo, &hi);
+        shard_bounds(z, q, &lo, &hi);
         z->displs[q] = (int)lo;
         z->counts[q] = (int)(hi - lo);
         largest = hi - lo > largest ? hi - lo : largest;
+        /* Rank q's blocks: those of its pieces, each cut at a block start. */
+        z->block_displs[q] = (int)blocks;
+        for (int t = 0; t < NT; t++) {
+            size_t a, b;
+            if (intersect(z, t, lo, hi, &a, &b))
+                blocks += blocks_of(b - a);
+        }
+        z->block_counts[q] = (int)(blocks - (size_t)z->block_displs[q]);
     }
-    shard_bounds(z->total, ranks, rank, &z->lo, &z->hi);
+    if (blocks != z->blocks) /* a shard boundary inside a block: cannot happen */
+        die("shard boundaries", RMSFUSE_E_RANGE);
+    shard_bounds(z, rank, &z->lo, &z->hi);
     const size_t m = z->hi - z->lo;
     z->chunk = chunk;
     z->rounds = (largest + chunk - 1) / chunk; /* the same on every rank */
     z->param = alloc_floats(z->total);
-    z->grad = alloc_floats(z->total);
-    z->recv = alloc_floats((size_t)ranks * min_size(chunk, m));
+    z->grad = alloc_floats(z->total); /* the padding stays 0 */
+    z->recv = alloc_floats(r * min_size(chunk, m));
     z->grad_shard = alloc_floats(m);
     z->square_avg = alloc_floats(m);
     z->momentum_buf = alloc_floats(m);
     z->grad_avg = alloc_floats(m);
+    z->sums = alloc_bytes(z->blocks * sizeof(double));
 
     /* The pieces: each points at the same place of the parameter buffer and
      * of the shard buffers (which start at this shard's first element). */
@@ -232,8 +375,10 @@ static void zero1_init(zero1 *z, int rank, int ranks, size_t chunk)
             continue;
         const size_t s = a - z->lo;
         const int g = model[t].group;
-        z->pieces[g][z->npieces[g]++] = (rmsfuse_tensor){
+        const rmsfuse_tensor piece = {
             z->param + a, z->grad_shard + s, z->square_avg + s, z->momentum_buf + s, z->grad_avg + s, b - a};
+        z->pieces[g][z->npieces[g]++] = piece;
+        z->flat[z->nflat++] = piece;
     }
 }
 
@@ -245,6 +390,9 @@ static void zero1_free(zero1 *z)
     free(z->send_displs);
     free(z->recv_counts);
     free(z->recv_displs);
+    free(z->block_counts);
+    free(z->block_displs);
+    free(z->sums);
     free(z->param);
     free(z->grad);
     free(z->recv);
@@ -266,13 +414,37 @@ static void zero1_reset(zero1 *z)
     memset(z->grad_avg, 0, m * sizeof(float));
 }
 
-/* One optimizer step, `pool` optional (NULL: the calling thread). */
-static void zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], int step, void *pool)
+/* The global sum of squares of the averaged gradient times opt->scale, the
+ * same double on every rank and the same as one process's: this rank's
+ * block sums, every rank's gathered in rank order (= the model's block
+ * order), added one after the other from 0.0. */
+static double zero1_sumsq(zero1 *z, double scale)
+{
+    double *mine = z->sums + z->block_displs[z->rank];
+    for (size_t i = 0; i < z->nflat; i++) { /* pieces in model order, each cut at block starts */
+        const int st = rmsfuse_grad_block_sumsq(z->flat[i].grad, z->flat[i].n, scale, mine);
+        if (st != RMSFUSE_OK)
+            die("rmsfuse_grad_block_sumsq", st);
+        mine += blocks_of(z->flat[i].n);
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, z->sums, z->block_counts, z->block_displs, MPI_DOUBLE,
+                   MPI_COMM_WORLD);
+    double acc = 0.0;
+    for (size_t b = 0; b < z->blocks; b++)
+        acc += z->sums[b];
+    return acc;
+}
+
+/* One optimizer step, `pool` optional (NULL: the calling thread).  Returns
+ * RMSFUSE_OK or RMSFUSE_SKIPPED (on every rank alike); *info: what group
+ * 0's call found (group 1's must agree: one norm for the whole model). */
+static int zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], rmsfuse_grad_options opt, int step,
+                      const injection *inj, void *pool, rmsfuse_grad_info *info)
 {
     /* 1. The gradient of this rank's batch, for every parameter. */
     for (int t = 0; t < NT; t++)
         for (size_t j = 0; j < model[t].n; j++)
-            z->grad[z->off[t] + j] = grad_of(z->rank, step, t, j, z->param[z->off[t] + j]);
+            z->grad[z->off[t] + j] = batch_grad(inj, z->rank, step, t, j, z->param[z->off[t] + j]);
 
     /* 2. Reduce-scatter, in a fixed order.  In round k, this rank sends
      *    every rank r the k-th chunk of shard r of its gradient, and receives
@@ -305,41 +477,64 @@ static void zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], int s
             sum[i] /= ranks;
     }
 
-    /* 3. The fused update of this rank's shard, one call per parameter group. */
+    /* 3. The global norm, from the block sums of every shard. */
+    opt.sumsq = zero1_sumsq(z, opt.scale);
+    opt.flags |= RMSFUSE_SUMSQ_GIVEN | RMSFUSE_SKIP_NONFINITE;
+
+    /* 4. The fused update of this rank's shard, one call per parameter
+     *    group, each with the norm of the whole model.  A non-finite sum
+     *    makes every call of every rank return RMSFUSE_SKIPPED (even a call
+     *    with no pieces: the sum is given). */
+    int status = RMSFUSE_OK;
     for (int g = 0; g < GROUPS; g++) {
+        rmsfuse_grad_info gi;
+        int st;
 #ifdef MPI_ZERO1_POOL
-        const int st = pool ? rmsfuse_pool_rmsprop_step_multi(pool, &cfg[g], z->pieces[g], z->npieces[g])
-                            : rmsfuse_rmsprop_step_multi(&cfg[g], z->pieces[g], z->npieces[g]);
+        if (pool) {
+            rmsfuse_plan *plan;
+            st = rmsfuse_rmsprop_plan(&cfg[g], z->pieces[g], z->npieces[g], &plan);
+            if (st == RMSFUSE_OK)
+                st = rmsfuse_pool_run_plan_ex(pool, plan, &opt, &gi);
+            rmsfuse_plan_free(plan);
+        } else
 #else
         (void)pool;
-        const int st = rmsfuse_rmsprop_step_multi(&cfg[g], z->pieces[g], z->npieces[g]);
 #endif
-        if (st != RMSFUSE_OK)
-            die("rmsfuse_rmsprop_step_multi", st);
+            st = rmsfuse_rmsprop_step_ex(&cfg[g], z->pieces[g], z->npieces[g], &opt, &gi);
+        if (st != RMSFUSE_OK && st != RMSFUSE_SKIPPED)
+            die("rmsfuse_rmsprop_step_ex", st);
+        if (g == 0) {
+            status = st;
+            *info = gi;
+        } else if (st != status || memcmp(&gi.norm, &info->norm, sizeof(double)) != 0 ||
+                   memcmp(&gi.clip_factor, &info->clip_factor, sizeof(double)) != 0) {
+            die("parameter groups disagree on the global norm", RMSFUSE_E_GRAD_OPTIONS);
+        }
     }
+    if (status == RMSFUSE_SKIPPED)
+        return status; /* nothing was written anywhere: nothing to gather */
 
-    /* 4. All-gather: every rank's updated shard, into every rank's parameters. */
+    /* 5. All-gather: every rank's updated shard, into every rank's parameters. */
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, z->param, z->counts, z->displs, MPI_FLOAT, MPI_COMM_WORLD);
+    return status;
 }
 
 /* ---- the reference: one process, whole tensors, no sharding ------------- */
 
 typedef struct reference {
     float *param[NT], *square_avg[NT], *momentum_buf[NT], *grad_avg[NT];
-    float *grad; /* scratch, as long as the longest tensor */
+    float *grad[NT]; /* the averaged gradient of the step */
 } reference;
 
 static void reference_init(reference *R)
 {
-    size_t longest = 0;
     for (int t = 0; t < NT; t++) {
         R->param[t] = alloc_floats(model[t].n);
         R->square_avg[t] = alloc_floats(model[t].n);
         R->momentum_buf[t] = alloc_floats(model[t].n);
         R->grad_avg[t] = alloc_floats(model[t].n);
-        longest = model[t].n > longest ? model[t].n : longest;
+        R->grad[t] = alloc_floats(model[t].n);
     }
-    R->grad = alloc_floats(longest);
 }
 
 static void reference_free(reference *R)
@@ -349,8 +544,8 @@ static void reference_free(reference *R)
         free(R->square_avg[t]);
         free(R->momentum_buf[t]);
         free(R->grad_avg[t]);
+        free(R->grad[t]);
     }
-    free(R->grad);
 }
 
 static void reference_reset(reference *R)
@@ -364,26 +559,71 @@ static void reference_reset(reference *R)
     }
 }
 
-/* One step as a single process would run it on the batches of all ranks. */
-static void reference_step(reference *R, int ranks, const rmsfuse_rmsprop_config cfg[GROUPS], int step)
+/* The gradient of the batches of all ranks, summed in rank order, averaged. */
+static void reference_grads(reference *R, int ranks, int step, const injection *inj)
 {
     for (int t = 0; t < NT; t++) {
         const size_t n = model[t].n;
-        float *g = R->grad, *p = R->param[t];
+        float *g = R->grad[t], *p = R->param[t];
         for (size_t j = 0; j < n; j++)
-            g[j] = grad_of(0, step, t, j, p[j]);
+            g[j] = batch_grad(inj, 0, step, t, j, p[j]);
         for (int r = 1; r < ranks; r++)
             for (size_t j = 0; j < n; j++)
-                g[j] += grad_of(r, step, t, j, p[j]);
+                g[j] += batch_grad(inj, r, step, t, j, p[j]);
         for (size_t j = 0; j < n; j++)
             g[j] /= (float)ranks;
-        const int st = rmsfuse_rmsprop_step(&cfg[model[t].group], p, g, R->square_avg[t], R->momentum_buf[t],
-                                             R->grad_avg[t], n);
-        if (st != RMSFUSE_OK)
-            die("rmsfuse_rmsprop_step", st);
     }
 }
 
+/* The model's tensors, all (group < 0) or one group's, in model order. */
+static size_t reference_list(reference *R, int group, rmsfuse_tensor *list)
+{
+    size_t k = 0;
+    for (int t = 0; t < NT; t++)
+        if (group < 0 || model[t].group == group)
+            list[k++] = (rmsfuse_tensor){R->param[t],        R->grad[t],     R->square_avg[t],
+                                         R->momentum_buf[t], R->grad_avg[t], model[t].n};
+    return k;
+}
+
+/* The sum of squares of the whole model's gradient times scale, as rmsfuse
+ * computes it over one list of every tensor in model order. */
+static double reference_sumsq(reference *R, double scale)
+{
+    rmsfuse_tensor all[NT];
+    const size_t count = reference_list(R, -1, all);
+    double sumsq = 0.0;
+    const int st = rmsfuse_rmsprop_grad_sumsq(all, count, scale, &sumsq);
+    if (st != RMSFUSE_OK)
+        die("rmsfuse_rmsprop_grad_sumsq", st);
+    return sumsq;
+}
+
+/* One step as a single process would run it on the batches of all ranks:
+ * one step_ex per group, each with the norm of all the model's tensors. */
+static int reference_step(reference *R, int ranks, const rmsfuse_rmsprop_config cfg[GROUPS],
+                          rmsfuse_grad_options opt, int step, const injection *inj, rmsfuse_grad_info *info)
+{
+    reference_grads(R, ranks, step, inj);
+    opt.sumsq = reference_sumsq(R, opt.scale);
+    opt.flags |= RMSFUSE_SUMSQ_GIVEN | RMSFUSE_SKIP_NONFINITE;
+    int status = RMSFUSE_OK;
+    for (int g = 0; g < GROUPS; g++) {
+        rmsfuse_tensor list[NT];
+        const size_t count = reference_list(R, g, list);
+        rmsfuse_grad_info gi;
+        const int st = rmsfuse_rmsprop_step_ex(&cfg[g], list, count, &opt, &gi);
+        if (st != RMSFUSE_OK && st != RMSFUSE_SKIPPED)
+            die("rmsfuse_rmsprop_step_ex", st);
+        if (g == 0) {
+            status = st;
+            *info = gi;
+        } else if (st != status) {
+            die("parameter groups disagree on skipping", RMSFUSE_E_GRAD_OPTIONS);
+        }
+    }
+    return status;
+}
 /* ---- the comparison ----------------------------------------------------- */
 
 typedef struct mismatch {
@@ -514,9 +754,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (steps < 1 || chunk < 1 || threads < 0) {
+    if (steps <= INJECT_STEP || chunk < 1 || threads < 0) {
         if (rank == 0)
-            fprintf(stderr, "mpi_zero1: --steps and --chunk must be >= 1, --threads >= 0\n");
+            fprintf(stderr, "mpi_zero1: --steps must be >= %d (step %d has the Inf/NaN), --chunk >= 1, --threads >= 0\n",
+                    INJECT_STEP + 1, INJECT_STEP);
         MPI_Finalize();
         return 2;
     }
@@ -550,24 +791,43 @@ int main(int argc, char **argv)
     reference R;
     reference_init(&R);
 
+    /* The gradient options: unscale, clip each element to [-1, 1], clip by
+     * the global norm at 1.5 times the norm of the first step (which every
+     * configuration starts with): the odd steps, of twice the gradient, are
+     * clipped, the even ones are not.  Found-inf skipping is added by the
+     * steps, with the norm (RMSFUSE_SKIP_NONFINITE | RMSFUSE_SUMSQ_GIVEN). */
+    rmsfuse_grad_options opt = rmsfuse_grad_options_none();
+    opt.scale = 1.0 / LOSS_SCALE;
+    opt.clip_value = 1.0;
+    reference_reset(&R);
+    reference_grads(&R, ranks, 0, NULL);
+    const double norm0 = sqrt(reference_sumsq(&R, opt.scale));
+    opt.max_norm = 1.5 * norm0;
+
     if (rank == 0) {
-        printf("mpi_zero1: %d ranks, %d tensors, %zu parameters, shards of", ranks, NT, z.total);
+        printf("mpi_zero1: %d ranks, %d tensors, %zu parameters (%zu floats with the padding), shards of", ranks,
+               NT, z.params, z.total);
         for (int q = 0; q < ranks; q++)
             printf(" %d", z.counts[q]);
-        printf(" (64-byte lines)\n");
+        printf(" (cut at norm blocks)\n");
         int largest = 0;
         for (int q = 0; q < ranks; q++)
             largest = z.counts[q] > largest ? z.counts[q] : largest;
-        printf("optimizer state per rank: at most 3 x %d floats (one process: 3 x %zu)\n", largest, z.total);
+        printf("optimizer state per rank: at most 3 x %d floats (one process: 3 x %zu)\n", largest, z.params);
         printf("gradient exchange: %zu round(s) per step, receive buffer %zu floats per rank\n", z.rounds,
                (size_t)ranks * min_size(z.chunk, (size_t)largest));
+        printf("global norm: %zu block sums gathered per step (per rank:", z.blocks);
+        for (int q = 0; q < ranks; q++)
+            printf(" %d", z.block_counts[q]);
+        printf("); scale 1/%g, clip_value %g, max_norm %.6g (1.5 x the first step's norm), Inf/NaN at step %d\n",
+               (double)LOSS_SCALE, opt.clip_value, opt.max_norm, INJECT_STEP);
         printf("rank 0: ISA %s%s; the update on ", isa, mixed_isa ? " (--mixed-isa: rank r takes the r-th)" : "");
         if (threads)
             printf("an rmsfuse_pool of %d workers per rank\n", threads);
         else
             printf("the calling thread\n");
         printf("summing the ranks in reverse order would change %zu of %zu averaged gradients of step 0\n",
-               order_sensitivity(ranks), z.total);
+               order_sensitivity(ranks), z.params);
     }
 
     /* Every flag combination, without and with momentum. */
@@ -582,11 +842,28 @@ int main(int argc, char **argv)
             cfg[1] = cfg[0];
             cfg[0].weight_decay = 0.01; /* weights decay, biases and norms do not */
 
+            /* The last rank's Inf or NaN, in the middle of a tensor that
+             * changes with the configuration (and so does the shard). */
+            const int it = configs % NT;
+            const injection inj = {ranks - 1, INJECT_STEP, it, model[it].n / 2, configs % 2 ? NAN : INFINITY};
+
             zero1_reset(&z);
             reference_reset(&R);
+            step_log zlog = {0, 0, 0, 0.0}, rlog = zlog;
+            long long step_differ = 0; /* steps whose norm or outcome differ from the reference's */
             for (int s = 0; s < steps; s++) {
-                zero1_step(&z, cfg, s, pool);
-                reference_step(&R, ranks, cfg, s);
+                rmsfuse_grad_info zi, ri;
+                const int zst = zero1_step(&z, cfg, opt, s, &inj, pool, &zi);
+                const int rst = reference_step(&R, ranks, cfg, opt, s, &inj, &ri);
+                log_step(&zlog, zst, &zi);
+                log_step(&rlog, rst, &ri);
+                if (zst != rst || memcmp(&zi.norm, &ri.norm, sizeof(double)) != 0 ||
+                    memcmp(&zi.clip_factor, &ri.clip_factor, sizeof(double)) != 0) {
+                    if (step_differ++ == 0)
+                        fprintf(stderr, "rank %d: step %d: %s, norm %.17g, clip %.17g; one process: %s, %.17g, %.17g\n",
+                                rank, s, rmsfuse_status_name(zst), zi.norm, zi.clip_factor, rmsfuse_status_name(rst),
+                                ri.norm, ri.clip_factor);
+                }
             }
 
             mismatch mm = {0, NULL, 0, 0};
@@ -594,21 +871,30 @@ int main(int argc, char **argv)
             if (mm.count)
                 fprintf(stderr, "rank %d: %lld values differ, the first: %s of %s[%zu]\n", rank, mm.count,
                         mm.what, model[mm.tensor].name, mm.index);
-            long long differ, moved_params = (long long)moved(&R);
-            MPI_Allreduce(&mm.count, &differ, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-            const int ok = differ == 0 && moved_params > 0;
+            long long local[2] = {mm.count, step_differ}, differ[2];
+            long long moved_params = (long long)moved(&R);
+            MPI_Allreduce(local, differ, 2, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+            /* A check that compares nothing that moved, never skipped or
+             * never clipped (or always did) would prove nothing. */
+            const int exercised = rlog.skipped >= 1 && rlog.clipped >= 1 && rlog.applied > rlog.clipped;
+            const int ok = differ[0] == 0 && differ[1] == 0 && moved_params > 0 && exercised;
             if (rank == 0) {
                 char name[96];
                 describe(&cfg[0], name, sizeof name);
-                printf("%-4s %-64s %d steps, %lld of %zu params moved, %lld values differ\n", ok ? "ok" : "FAIL",
-                       name, steps, moved_params, z.total, differ);
+                printf("%-4s %-64s %d steps: %d skipped, %d clipped, last norm %.9g; %lld of %zu params moved, "
+                       "%lld values and %lld steps differ\n",
+                       ok ? "ok" : "FAIL", name, steps, zlog.skipped, zlog.clipped, zlog.last_norm, moved_params,
+                       z.params, differ[0], differ[1]);
+                if (!exercised)
+                    printf("     the run did not skip, clip and leave unclipped at least one step each\n");
             }
             configs++;
             failed += !ok;
         }
 
     if (rank == 0)
-        printf("%d of %d configurations: parameters and sharded state bit-identical to one process on all %d ranks\n",
+        printf("%d of %d configurations: norms, skipped steps, parameters and sharded state bit-identical to one "
+               "process on all %d ranks\n",
                configs - failed, configs, ranks);
     zero1_free(&z);
     reference_free(&R);
