@@ -26,7 +26,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* fuzz_rules.c's counters (its FS_* indices). */
 extern unsigned long long rmsfuse_fuzz_stats[];
-enum { FS_PLANS = 16, FS_PLAN_RUNS, FS_ISA_FLOATS, FS_SPEC_FLOATS, FS_CUTS, FS_CUT_UNALIGNED, FS_LONG, FS_FLUSHED };
+enum {
+    FS_PLANS = 16, FS_PLAN_RUNS, FS_ISA_FLOATS, FS_SPEC_FLOATS, FS_CUTS, FS_CUT_UNALIGNED, FS_LONG, FS_FLUSHED,
+    FS_EX_OK, FS_EX_SKIPPED, FS_EX_REJECTED, FS_EX_CLIPPED, FS_EX_SUMSQ, FS_EX_PLAN_RUNS
+};
 
 enum { MAX_FILES = 1 << 16, MAX_LEN = 4096 }; /* files: enough to replay a grown libFuzzer corpus */
 
@@ -211,6 +214,10 @@ int main(int argc, char **argv)
     printf("fuzz_replay: %llu floats compared with the scalar path, %llu scalar floats with docs/math.md's op "
            "order (%llu state values flushed by RMSFUSE_FLUSH_SUBNORMAL)\n",
            st[FS_ISA_FLOATS], st[FS_SPEC_FLOATS], st[FS_FLUSHED]);
+    printf("fuzz_replay: step_ex calls: %llu stepped (%llu inputs scaled or clipped), %llu skipped, %llu rejected; "
+           "%llu rmsfuse_plan_run_ex calls, %llu sums of squares checked\n",
+           st[FS_EX_OK], st[FS_EX_CLIPPED], st[FS_EX_SKIPPED], st[FS_EX_REJECTED], st[FS_EX_PLAN_RUNS],
+           st[FS_EX_SUMSQ]);
     for (int i = 0; i < n_files; i++) {
         free(files[i].d);
         free(files[i].name);

@@ -14,8 +14,10 @@
  * An input is decoded into a rule, a configuration of it, one tensor
  * and/or a list of tensors (up to four read from the input, or 65 to 128
  * generated from a few bytes), how to cut a plan of the list into ranges,
- * and the bytes that fill the arrays.  Pointers are NULL, their own
- * exactly-sized heap block (at any byte alignment), a place in a shared
+ * optionally gradient options for the list (rmsfuse_grad_options, for
+ * step_ex, the sums of squares and plan_run_ex), and the bytes that fill
+ * the arrays.  Pointers are NULL, their own exactly-sized heap block (at
+ * any byte alignment), a place in a shared
  * arena (so arrays may overlap, within a tensor or across tensors), an
  * alias of an earlier array (shared gradients), or "wild": an address near
  * the top of the address space from which n floats would wrap.  n is
@@ -49,6 +51,31 @@
  *     step_multi; bad ranges, a NULL plan and a NULL plan pointer are
  *     refused without writing; rmsfuse_plan_elements and rmsfuse_plan_cut
  *     keep their documented contracts;
+ *   - with gradient options (an op bit, so only some inputs pay for it):
+ *     rmsfuse_<rule>_step_ex over the list returns, under every ISA, the
+ *     status docs/math.md gives in its order (the configuration's, then
+ *     RMSFUSE_E_GRAD_OPTIONS from options_valid, then step_multi's, then
+ *     RMSFUSE_SKIPPED when SKIP_NONFINITE and the sum of squares is not
+ *     finite); on an error it writes nothing and leaves info alone, on
+ *     SKIPPED it writes nothing; info (norm, clip_factor, nonfinite) has
+ *     the oracle's bits (ex_oracle: the sum of squares in the documented
+ *     order, oracle_sumsq, or the one given; the clip factor and gs, gc);
+ *     an accepted call writes, under every ISA, the bytes of a scalar
+ *     step_multi over the list with each gradient replaced by a copy
+ *     holding clamp(g * gs, -gc, gc) (ex_reference), and nothing else;
+ *   - rmsfuse_<rule>_grad_sumsq over the list equals the oracle's sum bit
+ *     for bit (NaN-ness for NaN), two calls over the input's parts of the
+ *     list the whole, with its documented errors (sumsq NULL, bad scale,
+ *     NULL list, NULL grad) leaving *sumsq alone; rmsfuse_grad_block_sumsq
+ *     per tensor gives the oracle's block sums and writes no further;
+ *   - with a plan of an accepted list: rmsfuse_plan_blocks counts the
+ *     tensors' blocks, rmsfuse_plan_block_sumsq (in two parts) gives the
+ *     oracle's block sums, with its errors; rmsfuse_plan_run_ex over the
+ *     input's ranges in the input's order (under every ISA), with the
+ *     input's options or with the plan's sum of squares given
+ *     (SUMSQ_GIVEN), returns step_ex's status and info on every range (an
+ *     empty range that would compute the norm only checks the options) and
+ *     leaves step_ex's bytes, or nothing when step_ex writes nothing;
  *   - no crash and (under ASan/UBSan or valgrind) no invalid access or
  *     undefined behaviour.
  * A failed check prints what differs and aborts (a crash for libFuzzer).
@@ -58,8 +85,11 @@
  *   rule      b % 4: 0 RMSProp, 1 AdaGrad, 2 SGD, 3 Adam
  *   op        bits 0-1: 0 one tensor, 1 a list, 2 both, 3 a generated
  *             long list; bits 2-3: how data bytes become floats (raw bits,
- *             special values, small positive values, a mix); bits 4-6 all
- *             set: the list pointer is NULL; bit 7: cfg is NULL
+ *             special values, small positive values, a mix); bits 4-6: 0
+ *             plain, 7 the list pointer is NULL, 1 to 5 the list case
+ *             also reads gradient options (`ex` below), 6 both (the seeds
+ *             written before the options existed have 0 or 7 there, so
+ *             they mean what they meant); bit 7: cfg is NULL
  *   5 x hyper a byte; bit 7 set: the next 8 bytes are the double, else
  *             table entry (b % 64).  In order, per rule:
  *               RMSProp lr, alpha, eps, weight_decay, momentum
@@ -94,6 +124,24 @@
  *             cuts with rmsfuse_plan_cut; then the cuts (u16 each, mod
  *             elements + 1) and a u16 pair, a range that is tried when it
  *             is invalid
+ *   ex        (after the plan, with op bits 4-6 in 1 to 6) 8 bytes:
+ *             scale: bits 0-4 scale_table (1, powers of two, odd values,
+ *               the float range's edges, then the refused ones), bit 5
+ *               the plan runs with its sum of squares given;
+ *             clip: clip_value clip_table[b & 15], max_norm
+ *               clip_table[b >> 4] (0, +Inf, NaN, negative, edges);
+ *             flags: bits 0-1 SKIP_NONFINITE, SUMSQ_GIVEN; bit 2 an
+ *               unknown flag too (bit 2 + (param >> 4), 31 for 15); bits
+ *               3-4 the sum given: 0 grad_sumsq's over the list, 2 the
+ *               oracle's over the first (parts % (count + 1)) tensors,
+ *               else sumsq_table[param & 15] (negative, -Inf, +Inf, NaN
+ *               among them); bit 5 info NULL; bit 6 opt NULL (none);
+ *               bit 7 inject a special gradient;
+ *             param: see flags;
+ *             inject: bits 0-1 Inf, -Inf, NaN, FLT_MAX, bits 2-7 the
+ *               tensor (mod count), then a u16 element (mod n), written
+ *               into that gradient before anything runs;
+ *             parts: where grad_sumsq and plan_block_sumsq are cut
  *   data      the second half of the input, cycled (it may overlap the
  *             structure; it stays put when the structure grows)
  */
@@ -120,6 +168,12 @@ enum {
     FS_CUT_UNALIGNED, /* cuts inside a tensor whose param is not float-aligned (f itself) */
     FS_LONG,       /* long lists */
     FS_FLUSHED,    /* state values the emulation's flush changed (|x| < FLT_MIN, not +0) */
+    FS_EX_OK,      /* step_ex calls (every ISA) that stepped */
+    FS_EX_SKIPPED, /* step_ex calls that returned RMSFUSE_SKIPPED */
+    FS_EX_REJECTED,/* step_ex calls that returned an error */
+    FS_EX_CLIPPED, /* accepted step_ex inputs whose norm clipped (clip_factor < 1) or scaled (gs != 1) */
+    FS_EX_SUMSQ,   /* grad_sumsq, grad_block_sumsq and plan_block_sumsq results checked */
+    FS_EX_PLAN_RUNS, /* rmsfuse_plan_run_ex calls */
     FS_COUNT
 };
 unsigned long long rmsfuse_fuzz_stats[FS_COUNT];
@@ -135,6 +189,7 @@ unsigned long long rmsfuse_fuzz_stats[FS_COUNT];
 enum { RMSPROP, ADAGRAD, SGD, ADAM, N_RULES };
 enum { MAXS = 5 };       /* most arrays per tensor */
 enum { P = 0, G = 1 };   /* slots 0 and 1: param and grad in every rule */
+enum { NORM_BLOCK = 4096 }; /* the norm's blocks (docs/math.md; RMSFUSE_NORM_BLOCK, checked at start) */
 
 static const char *const rule_name[N_RULES] = {"rmsprop", "adagrad", "sgd", "adam"};
 static const int rule_slots[N_RULES] = {5, 3, 3, 5};
@@ -344,6 +399,32 @@ static int api_plan(int rule, const anycfg *c, const void *list, size_t count, r
     case ADAGRAD: return rmsfuse_adagrad_plan(c ? &c->adagrad : NULL, list, count, plan);
     case SGD: return rmsfuse_sgd_plan(c ? &c->sgd : NULL, list, count, plan);
     default: return rmsfuse_adam_plan(c ? &c->adam : NULL, list, count, plan);
+    }
+}
+
+static int api_step_ex(int rule, const anycfg *c, const void *list, size_t count, const rmsfuse_grad_options *o,
+                       rmsfuse_grad_info *info)
+{
+    switch (rule) {
+    case RMSPROP: return rmsfuse_rmsprop_step_ex(c ? &c->rmsprop : NULL, list, count, o, info);
+    case ADAGRAD: return rmsfuse_adagrad_step_ex(c ? &c->adagrad : NULL, list, count, o, info);
+    case SGD: return rmsfuse_sgd_step_ex(c ? &c->sgd : NULL, list, count, o, info);
+    default: return rmsfuse_adam_step_ex(c ? &c->adam : NULL, list, count, o, info);
+    }
+}
+
+/* grad_sumsq over tensors [b, b + count) of the list (list NULL: NULL). */
+static int api_grad_sumsq(int rule, const void *list, size_t b, size_t count, double scale, double *sumsq)
+{
+    switch (rule) {
+    case RMSPROP:
+        return rmsfuse_rmsprop_grad_sumsq(list ? (const rmsfuse_tensor *)list + b : NULL, count, scale, sumsq);
+    case ADAGRAD:
+        return rmsfuse_adagrad_grad_sumsq(list ? (const rmsfuse_adagrad_tensor *)list + b : NULL, count, scale,
+                                          sumsq);
+    case SGD: return rmsfuse_sgd_grad_sumsq(list ? (const rmsfuse_sgd_tensor *)list + b : NULL, count, scale, sumsq);
+    default:
+        return rmsfuse_adam_grad_sumsq(list ? (const rmsfuse_adam_tensor *)list + b : NULL, count, scale, sumsq);
     }
 }
 
@@ -864,6 +945,7 @@ typedef struct bufset {
     unsigned char *p[MAX_BUFS];
     size_t size[MAX_BUFS];
     unsigned char *snap[MAX_BUFS], *ref[MAX_BUFS], *ref2[MAX_BUFS], *written[MAX_BUFS];
+    unsigned char *refx[MAX_BUFS]; /* step_ex's expected bytes */
     int count;
     int arena; /* the index of the lazily allocated arena, or -1 */
     /* data */
@@ -926,7 +1008,7 @@ static int new_buf(bufset *S, size_t size)
     fill(S, p, size);
     S->p[S->count] = p;
     S->size[S->count] = size;
-    S->snap[S->count] = S->ref[S->count] = S->ref2[S->count] = S->written[S->count] = NULL;
+    S->snap[S->count] = S->ref[S->count] = S->ref2[S->count] = S->written[S->count] = S->refx[S->count] = NULL;
     return S->count++;
 }
 
@@ -938,6 +1020,7 @@ static void free_bufs(bufset *S)
         free(S->ref[i]);
         free(S->ref2[i]);
         free(S->written[i]);
+        free(S->refx[i]);
     }
     S->count = 0;
     S->arena = -1;
@@ -1180,6 +1263,9 @@ static void init_once(void)
             isas[n_isas++] = *p;
     if (n_isas == 0 || strcmp(isas[0], "scalar") != 0)
         FAIL("scalar is not the first supported ISA");
+    if (NORM_BLOCK != RMSFUSE_NORM_BLOCK)
+        FAIL("the norm's blocks have %u elements, not docs/math.md's %u", (unsigned)RMSFUSE_NORM_BLOCK,
+             (unsigned)NORM_BLOCK);
     const unsigned header_flags[N_RULES] = {RMSFUSE_RMSPROP_FLAGS, RMSFUSE_ADAGRAD_FLAGS, RMSFUSE_SGD_FLAGS,
                                             RMSFUSE_ADAM_FLAGS};
     for (int r = 0; r < N_RULES; r++)
@@ -1387,6 +1473,417 @@ static void run_steps(bufset *S, const call *c, int status, int twice)
     }
 }
 
+/* ---- the gradient as the step reads it: step_ex and the sums of squares ---------- */
+/* docs/math.md, "The gradient as the step reads it", and rmsfuse_common.h,
+ * written out here: the options' checks, the sum of squares in its fixed
+ * order, the skip, the clip factor and the kernel's constants gs and gc. */
+
+/* Scales: 1, powers of two, odd values, the edges of the float range; the
+ * last twelve are refused (not > 0, or not a finite float above 0 once
+ * rounded). */
+static const double scale_table[32] = {
+    1.0, 0.5, 2.0, 0x1p-10, 0x1p+10, 1.0 / 3.0, 0.1, 3.0,
+    0x1p-16, 65536.0, 0x1p-126 /* FLT_MIN */, 0x1p-149 /* FLT_TRUE_MIN */, 7.0, 1e20, 1e-20, 0.75,
+    0x1.fffffep+127,        /* FLT_MAX */
+    0x1.fffffefffffffp+127, /* rounds to FLT_MAX */
+    0x1.8p-150,             /* rounds to FLT_TRUE_MIN */
+    1e30,
+    0x1p-150,               /* rounds (to even) to 0: refused */
+    1e-46, 1e-300, 0.0, -0.0, -1.0,
+    0x1.ffffffp+127,        /* rounds to +Inf: refused */
+    1e39, DBL_MAX, INFINITY, NAN, -INFINITY,
+};
+
+/* clip_value and max_norm: +Inf is "none"; NaN, -1 and -Inf are refused. */
+static const double clip_table[16] = {
+    INFINITY, 0.0, 1.0, 0.5, 1e-3, 10.0, 1e30, 0x1p-149,
+    1e-50 /* 0 in float */, 1e39 /* +Inf in float */, DBL_MAX, 0x1.fffffep+127, -0.0, NAN, -1.0, -INFINITY,
+};
+
+/* A given sum of squares: >= 0, +Inf and NaN are taken, the negative ones refused. */
+static const double sumsq_table[16] = {
+    0.0, 1.0, 0.25, 4.0, 1e-300, 1e300, DBL_MAX, INFINITY,
+    NAN, -0.0, 0x1p-1074, 1e6, -1.0, -INFINITY, -1e-300, -NAN,
+};
+
+/* The gradient options of a list (see the input format). */
+typedef struct ex_spec {
+    rmsfuse_grad_options o; /* as decoded; o.sumsq from the table */
+    int opt_null, info_null, inject, plan_given;
+    unsigned src, inj, inj_at, parts;
+} ex_spec;
+
+static void read_ex_spec(reader *r, ex_spec *x)
+{
+    const unsigned b0 = u8(r), b1 = u8(r), b2 = u8(r), b3 = u8(r);
+    x->inj = u8(r);
+    x->inj_at = u16(r);
+    x->parts = u8(r);
+    x->o.scale = scale_table[b0 & 31u];
+    x->plan_given = (b0 >> 5) & 1u;
+    x->o.clip_value = clip_table[b1 & 15u];
+    x->o.max_norm = clip_table[b1 >> 4];
+    x->o.flags = b2 & 3u;
+    if (b2 & 4u) /* an unknown flag: bit 2 to 16, or 31 */
+        x->o.flags |= 1u << ((b3 >> 4) == 15u ? 31u : 2u + (b3 >> 4));
+    x->src = (b2 >> 3) & 3u;
+    x->info_null = (b2 >> 5) & 1u;
+    x->opt_null = (b2 >> 6) & 1u;
+    x->inject = (b2 >> 7) & 1u;
+    x->o.sumsq = sumsq_table[b3 & 15u];
+}
+
+/* What step_ex returns, and with what. */
+typedef struct ex_want {
+    int status;             /* OK, SKIPPED, or the error */
+    rmsfuse_grad_info info; /* on OK and SKIPPED */
+    float gs, gc;           /* on OK: each gradient is read as clamp(g * gs, -gc, gc) */
+} ex_want;
+
+static const rmsfuse_grad_options no_options = {1.0, INFINITY, INFINITY, 0u, 0.0};
+
+static int scale_valid(double s)
+{
+    return s > 0 && fin(s) && (float)s > 0.0f;
+}
+
+static int options_valid(const rmsfuse_grad_options *o)
+{
+    if (!o)
+        return 1;
+    return scale_valid(o->scale) && o->clip_value >= 0 && o->max_norm >= 0 &&
+           !(o->flags & ~(RMSFUSE_SKIP_NONFINITE | RMSFUSE_SUMSQ_GIVEN)) &&
+           !((o->flags & RMSFUSE_SUMSQ_GIVEN) && o->sumsq < 0);
+}
+
+/* The call computes the norm itself (max_norm finite or SKIP_NONFINITE, the sum not given). */
+static int computes_norm(const rmsfuse_grad_options *o)
+{
+    return o && ((o->flags & RMSFUSE_SKIP_NONFINITE) || o->max_norm < INFINITY) && !(o->flags & RMSFUSE_SUMSQ_GIVEN);
+}
+
+/* One block's sum of squares: lane i % 16, lanes added pairwise. */
+static double oracle_block(const unsigned char *g, size_t n, float s)
+{
+    double lane[16] = {0.0};
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, g + 4 * i, 4);
+        x = x * s;
+        lane[i % 16] += (double)x * (double)x;
+    }
+    for (size_t w = 8; w >= 1; w /= 2)
+        for (size_t j = 0; j < w; j++)
+            lane[j] += lane[j + w];
+    return lane[0];
+}
+
+static size_t blocks_of(size_t n)
+{
+    return n / NORM_BLOCK + (n % NORM_BLOCK != 0);
+}
+
+static size_t block_len(size_t n, size_t k)
+{
+    return n - k * NORM_BLOCK < NORM_BLOCK ? n - k * NORM_BLOCK : NORM_BLOCK;
+}
+
+/* The sum of squares of the gradients of tensors [b, e), from 0: blocks in
+ * order, tensor after tensor. */
+static double oracle_sumsq(const gtensor *t, size_t b, size_t e, float s)
+{
+    double acc = 0.0;
+    for (size_t i = b; i < e; i++)
+        for (size_t k = 0; k < blocks_of(t[i].n); k++)
+            acc += oracle_block((const unsigned char *)t[i].a[G] + 4 * k * NORM_BLOCK, block_len(t[i].n, k), s);
+    return acc;
+}
+
+/* The gradient of t can be read: n == 0, or its n floats in a harness buffer. */
+static int grad_readable(const bufset *S, const gtensor *t)
+{
+    if (t->n == 0)
+        return 1;
+    if (!t->a[G] || t->bi[G] < 0)
+        return 0;
+    const size_t off = array_off(S, t, G), size = S->size[t->bi[G]];
+    return off <= size && t->n <= (size - off) / 4;
+}
+
+static int range_readable(const bufset *S, const gtensor *t, size_t b, size_t e)
+{
+    for (size_t i = b; i < e; i++)
+        if (!grad_readable(S, &t[i]))
+            return 0;
+    return 1;
+}
+
+static int same_double(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* step_ex once the configuration and the list are accepted: the options,
+ * then the norm where needed (of the list's gradients, readable), the
+ * skip, the clip factor and the constants. */
+static void ex_oracle(const rmsfuse_grad_options *opt, const gtensor *t, size_t count, ex_want *w)
+{
+    const rmsfuse_grad_options o = opt ? *opt : no_options;
+    const rmsfuse_grad_info none = {NAN, 1.0, -1};
+    w->info = none;
+    w->gs = w->gc = 0.0f;
+    if (!options_valid(&o)) {
+        w->status = RMSFUSE_E_GRAD_OPTIONS;
+        return;
+    }
+    const int given = (o.flags & RMSFUSE_SUMSQ_GIVEN) != 0, skip = (o.flags & RMSFUSE_SKIP_NONFINITE) != 0;
+    const int clip = o.max_norm < INFINITY;
+    double gs = o.scale;
+    if (given || skip || clip) {
+        const double sumsq = given ? o.sumsq : oracle_sumsq(t, 0, count, (float)o.scale);
+        w->info.nonfinite = !isfinite(sumsq);
+        w->info.norm = sqrt(sumsq);
+        if (w->info.nonfinite && skip) {
+            w->status = RMSFUSE_SKIPPED;
+            return;
+        }
+        if (clip) {
+            const double f = o.max_norm / (w->info.norm + 1e-6);
+            if (!(f >= 1.0))
+                w->info.clip_factor = f;
+        }
+        gs = o.scale * w->info.clip_factor;
+    }
+    w->gs = (float)gs;
+    w->gc = (float)o.clip_value;
+    w->status = RMSFUSE_OK;
+}
+
+/* An Inf, -Inf, NaN or FLT_MAX at a gradient element (before the snapshot). */
+static void inject_special(bufset *S, const gtensor *t, size_t count, const ex_spec *x)
+{
+    if (!x->inject || count == 0)
+        return;
+    const gtensor *u = &t[(x->inj >> 2) % count];
+    if (!u->n || !grad_readable(S, u))
+        return;
+    static const float vals[4] = {INFINITY, -INFINITY, NAN, FLT_MAX};
+    memcpy(S->p[u->bi[G]] + array_off(S, u, G) + 4 * (x->inj_at % u->n), &vals[x->inj & 3u], 4);
+}
+
+/* grad_sumsq's status over tensors [b, e) (sumsq NULL: nul). */
+static int expect_sumsq(const call *c, size_t b, size_t e, int scale_ok, int nul)
+{
+    if (nul || !scale_ok)
+        return RMSFUSE_E_GRAD_OPTIONS;
+    if (b == e)
+        return RMSFUSE_OK;
+    if (!c->list)
+        return RMSFUSE_E_NULL_LIST;
+    for (size_t i = b; i < e; i++)
+        if (c->t[i].n && !c->t[i].a[G])
+            return null_status[c->rule][G];
+    return RMSFUSE_OK;
+}
+
+static void sumsq_status(const char *fn, int rule, int st, int want)
+{
+    rmsfuse_fuzz_stats[FS_EX_SUMSQ]++;
+    if (st != want)
+        FAIL("%s %s returned %d (%s), expected %d (%s)", rule_name[rule], fn, st, rmsfuse_strerror(st), want,
+             rmsfuse_strerror(want));
+}
+
+/* grad_sumsq over the list, by parts and with sumsq NULL, and
+ * rmsfuse_grad_block_sumsq per tensor, against the oracle; reads only.
+ * Returns 1 with the whole list's sum in *got when it was computed. */
+static int sumsq_checks(bufset *S, const call *c, const ex_spec *x, double *got)
+{
+    const int rule = c->rule;
+    const double scale = x->o.scale;
+    const int sok = scale_valid(scale);
+    const size_t count = c->count;
+    const gtensor *t = c->t;
+    const int readable = range_readable(S, t, 0, count);
+    int have = 0;
+    restore(S);
+    int want = expect_sumsq(c, 0, count, sok, 0);
+    if (want != RMSFUSE_OK || readable) {
+        double acc = 0.0;
+        const int st = api_grad_sumsq(rule, c->list, 0, count, scale, &acc);
+        sumsq_status("grad_sumsq", rule, st, want);
+        if (st == RMSFUSE_OK) {
+            const double o = oracle_sumsq(t, 0, count, (float)scale);
+            if (!same_double(acc, o))
+                FAIL("%s grad_sumsq = %a, docs/math.md's order gives %a (scale %a, %zu tensors)", rule_name[rule],
+                     acc, o, scale, count);
+            *got = acc;
+            have = 1;
+        } else if (!same_double(acc, 0.0)) {
+            FAIL("%s grad_sumsq failed (%d) but changed *sumsq", rule_name[rule], st);
+        }
+    }
+    sumsq_status("grad_sumsq(sumsq NULL)", rule, api_grad_sumsq(rule, c->list, 0, count, scale, NULL),
+                 RMSFUSE_E_GRAD_OPTIONS);
+    if (have && c->list) { /* by parts: the bits of the whole */
+        const size_t k = x->parts % (count + 1);
+        double acc = 0.0;
+        sumsq_status("grad_sumsq (first part)", rule, api_grad_sumsq(rule, c->list, 0, k, scale, &acc),
+                     RMSFUSE_OK);
+        sumsq_status("grad_sumsq (second part)", rule, api_grad_sumsq(rule, c->list, k, count - k, scale, &acc),
+                     RMSFUSE_OK);
+        if (!same_double(acc, *got))
+            FAIL("%s grad_sumsq by parts (cut at %zu of %zu) = %a, the whole %a", rule_name[rule], k, count, acc,
+                 *got);
+    }
+    /* Block sums, tensor by tensor (and once with sums NULL). */
+    int sums_null_done = 0;
+    for (size_t i = 0; i < count; i++) {
+        const gtensor *u = &t[i];
+        want = u->n && !u->a[G] ? RMSFUSE_E_NULL_ARRAY : sok ? RMSFUSE_OK : RMSFUSE_E_GRAD_OPTIONS;
+        if (want == RMSFUSE_OK && !grad_readable(S, u))
+            continue;
+        const size_t nb = want == RMSFUSE_OK ? blocks_of(u->n) : 0; /* (an error writes nothing: sums[0] stays) */
+        if (nb > 64) /* never: n <= 65536 + 67 * 255 */
+            FAIL("harness: %zu blocks", nb);
+        double sums[65];
+        for (size_t k = 0; k <= nb; k++)
+            sums[k] = -7.0;
+        const int st = rmsfuse_grad_block_sumsq(u->a[G], u->n, scale, sums);
+        sumsq_status("rmsfuse_grad_block_sumsq", rule, st, want);
+        for (size_t k = 0; k <= nb; k++) {
+            const double o = st == RMSFUSE_OK && k < nb
+                                 ? oracle_block((const unsigned char *)u->a[G] + 4 * k * NORM_BLOCK, block_len(u->n, k),
+                                                (float)scale)
+                                 : -7.0;
+            if (!same_double(sums[k], o))
+                FAIL("%s rmsfuse_grad_block_sumsq (status %d) tensor %zu block %zu of %zu = %a, expected %a",
+                     rule_name[rule], st, i, k, nb, sums[k], o);
+        }
+        if (u->n && u->a[G] && !sums_null_done) {
+            sumsq_status("rmsfuse_grad_block_sumsq(sums NULL)", rule,
+                         rmsfuse_grad_block_sumsq(u->a[G], u->n, scale, NULL), RMSFUSE_E_NULL_ARRAY);
+            sums_null_done = 1;
+        }
+    }
+    expect_unchanged(S, "the sums of squares", "the active ISA");
+    return have;
+}
+
+/* Marks what step_ex returned and checks info (sentinel: untouched). */
+static void check_info(const call *c, const char *what, const char *isa, int st, const rmsfuse_grad_info *got,
+                       const ex_want *w)
+{
+    rmsfuse_fuzz_stats[st == RMSFUSE_OK ? FS_EX_OK : st == RMSFUSE_SKIPPED ? FS_EX_SKIPPED : FS_EX_REJECTED]++;
+    if (!got)
+        return;
+    if (st != RMSFUSE_OK && st != RMSFUSE_SKIPPED) {
+        if (!same_double(got->norm, -7.0) || !same_double(got->clip_factor, -7.0) || got->nonfinite != -7)
+            FAIL("%s %s under %s failed (%d) but wrote info", rule_name[c->rule], what, isa, st);
+        return;
+    }
+    if (!same_double(got->norm, w->info.norm) || !same_double(got->clip_factor, w->info.clip_factor) ||
+        got->nonfinite != w->info.nonfinite)
+        FAIL("%s %s under %s (%d): info norm %a clip_factor %a nonfinite %d, expected %a %a %d", rule_name[c->rule],
+             what, isa, st, got->norm, got->clip_factor, got->nonfinite, w->info.norm, w->info.clip_factor,
+             w->info.nonfinite);
+}
+
+/* step_ex's expected bytes (S->refx): a scalar step_multi over the list
+ * with each gradient replaced by a fresh array holding clamp(g * gs). */
+static void ex_reference(bufset *S, const call *c, const ex_want *w)
+{
+    static gtensor tt[MAX_LIST];
+    static float *fresh[MAX_LIST];
+    restore(S);
+    set_isa("scalar");
+    for (size_t i = 0; i < c->count; i++) {
+        tt[i] = c->t[i];
+        fresh[i] = NULL;
+        if (!tt[i].n)
+            continue;
+        fresh[i] = malloc(4 * tt[i].n);
+        if (!fresh[i])
+            FAIL("harness: out of memory");
+        for (size_t e = 0; e < tt[i].n; e++) {
+            float x;
+            memcpy(&x, (const unsigned char *)c->t[i].a[G] + 4 * e, 4);
+            x = x * w->gs;
+            x = x > w->gc ? w->gc : x;
+            x = x < -w->gc ? -w->gc : x;
+            fresh[i][e] = x;
+        }
+        tt[i].a[G] = fresh[i];
+        tt[i].bi[G] = -1;
+    }
+    const int st = api_step_multi(c->rule, c->cfg, make_list(c->rule, tt, c->count), c->count);
+    if (st != RMSFUSE_OK)
+        FAIL("%s step_multi over the transformed gradients returned %d", rule_name[c->rule], st);
+    keep(S, S->refx);
+    (void)make_list(c->rule, c->t, c->count); /* c->list again */
+    for (size_t i = 0; i < c->count; i++)
+        free(fresh[i]);
+}
+
+/* step_ex(cfg, list, count, opt, info) under every ISA: the status
+ * (configuration, then options, then arrays, then the norm), nothing
+ * written and info untouched on error, nothing written on SKIPPED, and
+ * otherwise the bytes of step_multi over the transformed gradients.
+ * list_status: step_multi's.  Leaves the expectation in *w. */
+static void ex_case(bufset *S, const call *c, int cfg_status, int list_status, ex_spec *x, ex_want *w)
+{
+    double whole = 0.0;
+    const int have = sumsq_checks(S, c, x, &whole);
+    /* The sum given: grad_sumsq's, a table entry, or the oracle's over the first tensors only. */
+    if (x->src == 0)
+        x->o.sumsq = have ? whole : 0.0;
+    else if (x->src == 2) {
+        const size_t k = x->parts % (c->count + 1);
+        x->o.sumsq = scale_valid(x->o.scale) && range_readable(S, c->t, 0, k) && expect_sumsq(c, 0, k, 1, 0) == 0
+                         ? oracle_sumsq(c->t, 0, k, (float)x->o.scale)
+                         : 0.0;
+    }
+    const rmsfuse_grad_options *opt = x->opt_null ? NULL : &x->o;
+    const rmsfuse_grad_info sentinel = {-7.0, -7.0, -7};
+    if (cfg_status != RMSFUSE_OK) {
+        w->status = cfg_status;
+    } else if (!options_valid(opt)) {
+        w->status = RMSFUSE_E_GRAD_OPTIONS;
+    } else if (list_status != RMSFUSE_OK) {
+        w->status = list_status;
+    } else {
+        ex_oracle(opt, c->t, c->count, w);
+        if (w->status == RMSFUSE_OK) {
+            ex_reference(S, c, w);
+            if (w->gs != 1.0f || w->info.clip_factor < 1.0)
+                rmsfuse_fuzz_stats[FS_EX_CLIPPED]++;
+        }
+    }
+    if (verbose)
+        fprintf(stderr,
+                "fuzz_rules: %s step_ex, options %s(scale %a, clip_value %a, max_norm %a, flags %#x, sumsq %a): %s\n",
+                rule_name[c->rule], opt ? "" : "NULL ", x->o.scale, x->o.clip_value, x->o.max_norm, x->o.flags,
+                x->o.sumsq, w->status ? rmsfuse_status_name(w->status) : "RMSFUSE_OK");
+    for (int k = 0; k < n_isas; k++) {
+        restore(S);
+        set_isa(isas[k]);
+        rmsfuse_grad_info info = sentinel;
+        const int st = api_step_ex(c->rule, c->cfg, c->list, c->count, opt, x->info_null ? NULL : &info);
+        if (st != w->status)
+            FAIL("%s step_ex under %s returned %d (%s), expected %d (%s); scale %a clip_value %a max_norm %a "
+                 "flags %#x sumsq %a%s",
+                 rule_name[c->rule], isas[k], st, rmsfuse_strerror(st), w->status, rmsfuse_strerror(w->status),
+                 x->o.scale, x->o.clip_value, x->o.max_norm, x->o.flags, x->o.sumsq, opt ? "" : " (options NULL)");
+        check_info(c, "step_ex", isas[k], st, x->info_null ? NULL : &info, w);
+        if (st == RMSFUSE_OK)
+            compare_written(S, c, S->refx, "step_ex", isas[k]);
+        else
+            expect_unchanged(S, "a step_ex that did not step", isas[k]);
+    }
+}
+
 /* ---- plans --------------------------------------------------------------------- */
 typedef struct plan_spec {
     unsigned ncut, order;
@@ -1490,6 +1987,121 @@ static void plan_edges(bufset *S, const call *c, const rmsfuse_plan *plan, size_
         (void)check_cut(plan, c, total, total ? ps->raw[k] % total : 0);
 }
 
+/* rmsfuse_plan_blocks and rmsfuse_plan_block_sumsq against the oracle (in
+ * two parts, cut by the input), and their errors; returns 1 with the
+ * plan's sum of squares (the block sums added in order from 0) in *sum. */
+static int plan_sums_checks(bufset *S, const call *c, const rmsfuse_plan *plan, const ex_spec *x, double *sum)
+{
+    const int rule = c->rule;
+    const double scale = x->o.scale;
+    const int sok = scale_valid(scale);
+    size_t nb = 0;
+    for (size_t i = 0; i < c->count; i++)
+        nb += blocks_of(c->t[i].n);
+    if (rmsfuse_plan_blocks(plan) != nb || rmsfuse_plan_blocks(NULL) != 0)
+        FAIL("%s rmsfuse_plan_blocks = %zu, the tensors have %zu blocks (NULL: %zu)", rule_name[rule],
+             rmsfuse_plan_blocks(plan), nb, rmsfuse_plan_blocks(NULL));
+    double *sums = malloc((nb + 1) * sizeof *sums);
+    if (!sums)
+        FAIL("harness: out of memory");
+    for (size_t k = 0; k <= nb; k++)
+        sums[k] = -7.0;
+    const size_t m = x->parts % (nb + 1);
+    const int want = sok ? RMSFUSE_OK : RMSFUSE_E_GRAD_OPTIONS;
+    sumsq_status("rmsfuse_plan_block_sumsq (first part)", rule, rmsfuse_plan_block_sumsq(plan, scale, 0, m, sums),
+                 want);
+    sumsq_status("rmsfuse_plan_block_sumsq (second part)", rule,
+                 rmsfuse_plan_block_sumsq(plan, scale, m, nb, sums + m), want);
+    double acc = 0.0;
+    size_t b = 0;
+    for (size_t i = 0; i < c->count; i++)
+        for (size_t k = 0; k < blocks_of(c->t[i].n); k++, b++) {
+            const double o = sok ? oracle_block((const unsigned char *)c->t[i].a[G] + 4 * k * NORM_BLOCK,
+                                                block_len(c->t[i].n, k), (float)scale)
+                                 : -7.0;
+            if (!same_double(sums[b], o))
+                FAIL("%s rmsfuse_plan_block_sumsq: block %zu (tensor %zu, its block %zu) = %a, expected %a",
+                     rule_name[rule], b, i, k, sums[b], o);
+            acc += sums[b];
+        }
+    if (!same_double(sums[nb], -7.0))
+        FAIL("%s rmsfuse_plan_block_sumsq wrote past its blocks", rule_name[rule]);
+    /* The errors (one at a time), and empty ranges. */
+    sumsq_status("rmsfuse_plan_block_sumsq(NULL plan)", rule, rmsfuse_plan_block_sumsq(NULL, 1.0, 0, 0, sums),
+                 RMSFUSE_E_NULL_PLAN);
+    sumsq_status("rmsfuse_plan_block_sumsq(begin > end)", rule, rmsfuse_plan_block_sumsq(plan, 1.0, 1, 0, sums),
+                 RMSFUSE_E_RANGE);
+    sumsq_status("rmsfuse_plan_block_sumsq(end > blocks)", rule,
+                 rmsfuse_plan_block_sumsq(plan, 1.0, 0, nb + 1, sums), RMSFUSE_E_RANGE);
+    sumsq_status("rmsfuse_plan_block_sumsq(empty, sums NULL)", rule,
+                 rmsfuse_plan_block_sumsq(plan, 1.0, nb, nb, NULL), RMSFUSE_OK);
+    if (nb)
+        sumsq_status("rmsfuse_plan_block_sumsq(sums NULL)", rule, rmsfuse_plan_block_sumsq(plan, 1.0, 0, 1, NULL),
+                     RMSFUSE_E_RANGE);
+    sumsq_status("rmsfuse_plan_block_sumsq(scale NaN)", rule, rmsfuse_plan_block_sumsq(plan, NAN, 0, 0, sums),
+                 RMSFUSE_E_GRAD_OPTIONS);
+    free(sums);
+    expect_unchanged(S, "rmsfuse_plan_block_sumsq", "the active ISA");
+    *sum = acc;
+    return sok;
+}
+
+/* rmsfuse_plan_run_ex over the ranges in the input's order (the plan made
+ * under isa): with the input's options, or (plan_given) with the plan's sum
+ * of squares given; step_ex's status and info on every range (an empty
+ * range that would compute the norm only checks the options), and in the
+ * end step_ex's bytes, or nothing written. */
+static void plan_ex_runs(bufset *S, const call *c, const rmsfuse_plan *plan, const size_t *cut, const size_t *order,
+                         size_t nr, const ex_spec *x, const ex_want *w, int have_sum, double plan_sum,
+                         const char *isa, int edges)
+{
+    const rmsfuse_grad_options *opt = x->opt_null ? NULL : &x->o;
+    rmsfuse_grad_options po;
+    ex_want pw = *w;
+    if (x->plan_given && opt && have_sum && options_valid(opt) && !(opt->flags & RMSFUSE_SUMSQ_GIVEN)) {
+        po = *opt;
+        po.flags |= RMSFUSE_SUMSQ_GIVEN;
+        po.sumsq = plan_sum;
+        opt = &po;
+        ex_oracle(opt, c->t, c->count, &pw);
+        if (pw.status != w->status || (pw.status == RMSFUSE_OK && (!same_float(pw.gs, w->gs) || !same_float(pw.gc, w->gc))))
+            FAIL("harness: the plan's sum of squares %a changes step_ex (%d, gs %a; step_ex %d, gs %a)", plan_sum,
+                 pw.status, (double)pw.gs, w->status, (double)w->gs);
+    }
+    const rmsfuse_grad_info sentinel = {-7.0, -7.0, -7};
+    restore(S);
+    if (edges) {
+        rmsfuse_grad_info info = sentinel;
+        int st = rmsfuse_plan_run_ex(plan, 1, 0, opt, &info);
+        rmsfuse_fuzz_stats[FS_EX_PLAN_RUNS]++;
+        if (st != RMSFUSE_E_RANGE)
+            FAIL("%s rmsfuse_plan_run_ex(plan, 1, 0) returned %d, expected RMSFUSE_E_RANGE", rule_name[c->rule], st);
+        check_info(c, "plan_run_ex on a bad range", isa, st, &info, &pw);
+        st = rmsfuse_plan_run_ex(NULL, 0, 0, opt, &info);
+        if (st != RMSFUSE_E_NULL_PLAN)
+            FAIL("rmsfuse_plan_run_ex(NULL, ...) returned %d, expected RMSFUSE_E_NULL_PLAN", st);
+        check_info(c, "plan_run_ex(NULL)", isa, st, &info, &pw);
+        expect_unchanged(S, "rmsfuse_plan_run_ex on a bad range", isa);
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const size_t b = cut[order[i]], e = cut[order[i] + 1];
+        const int quiet = b == e && pw.status != RMSFUSE_E_GRAD_OPTIONS && computes_norm(opt);
+        const int want = quiet ? RMSFUSE_OK : pw.status;
+        rmsfuse_grad_info info = sentinel;
+        const int st = rmsfuse_plan_run_ex(plan, b, e, opt, x->info_null ? NULL : &info);
+        rmsfuse_fuzz_stats[FS_EX_PLAN_RUNS]++;
+        if (st != want)
+            FAIL("%s rmsfuse_plan_run_ex(plan, %zu, %zu) under %s returned %d (%s), expected %d (%s)",
+                 rule_name[c->rule], b, e, isa, st, rmsfuse_strerror(st), want, rmsfuse_strerror(want));
+        if (!quiet)
+            check_info(c, "plan_run_ex", isa, st, x->info_null ? NULL : &info, &pw);
+    }
+    if (pw.status == RMSFUSE_OK)
+        compare_written(S, c, S->refx, "plan_run_ex over cuts", isa);
+    else
+        expect_unchanged(S, "a plan_run_ex that did not step", isa);
+}
+
 static int by_size(const void *x, const void *y)
 {
     const size_t a = *(const size_t *)x, b = *(const size_t *)y;
@@ -1498,8 +2110,10 @@ static int by_size(const void *x, const void *y)
 
 /* A plan of the list (status: what step_multi returned): refused the same
  * way, or run over the input's cuts under every ISA. */
-static void plan_case(bufset *S, const call *c, int status, const plan_spec *ps)
+static void plan_case(bufset *S, const call *c, int status, const plan_spec *ps, const ex_spec *x, const ex_want *w)
 {
+    int have_sum = 0;
+    double plan_sum = 0.0;
     static char sentinel;
     /* No place for the plan: refused, nothing written. */
     restore(S);
@@ -1535,6 +2149,8 @@ static void plan_case(bufset *S, const call *c, int status, const plan_spec *ps)
                  rmsfuse_plan_elements(plan), total);
         if (k == 0)
             plan_edges(S, c, plan, total, ps);
+        if (k == 0 && x)
+            have_sum = plan_sums_checks(S, c, plan, x, &plan_sum);
         /* The ranges: the input's cuts (snapped through rmsfuse_plan_cut
          * when asked), run in the input's order. */
         size_t cut[9], m = 0;
@@ -1577,6 +2193,8 @@ static void plan_case(bufset *S, const call *c, int status, const plan_spec *ps)
                 FAIL("%s second rmsfuse_plan_run returned %d", rule_name[c->rule], st);
             compare_written(S, c, S->ref2, "plan run a second time", isas[k]);
         }
+        if (x)
+            plan_ex_runs(S, c, plan, cut, order, nr, x, w, have_sum, plan_sum, isas[k], k == 0);
         rmsfuse_plan_free(plan);
     }
 }
@@ -1630,7 +2248,7 @@ static void single_case(reader *r, bufset *S, int rule, const anycfg *cfg, const
 }
 
 static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const gcfg *g, int cfg_status, int longl,
-                      int null_list)
+                      int null_list, int ex)
 {
     static gtensor t[MAX_LIST];
     size_t count = 0;
@@ -1650,6 +2268,11 @@ static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const g
     }
     plan_spec ps;
     read_plan_spec(r, &ps);
+    ex_spec x;
+    if (ex) {
+        read_ex_spec(r, &x);
+        inject_special(S, t, count, &x);
+    }
     const void *list = null_list ? NULL : make_list(rule, t, count);
     const sset expect = expect_list(rule, g, t, count, list == NULL);
     if (expect == 0 && any_huge && list)
@@ -1660,7 +2283,10 @@ static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const g
     expect_unchanged(S, "check_multi", "the active ISA");
     const call c = {what_multi, rule, cfg, g, t, count, list, 1};
     run_steps(S, &c, chk, ps.twice);
-    plan_case(S, &c, chk, &ps);
+    ex_want w;
+    if (ex)
+        ex_case(S, &c, cfg_status, chk, &x, &w);
+    plan_case(S, &c, chk, &ps, ex ? &x : NULL, ex ? &w : NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -1710,7 +2336,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free_bufs(S);
     }
     if (what != 0) {
-        list_case(&r, S, rule, cfg, gc, cfg_status, what == 3, ((op >> 4) & 7u) == 7u);
+        const unsigned v = (op >> 4) & 7u; /* 7: NULL list; 1 to 6: gradient options (6: with a NULL list) */
+        list_case(&r, S, rule, cfg, gc, cfg_status, what == 3, v >= 6u, v != 0u && v != 7u);
         free_bufs(S);
     }
     set_isa(entry);

@@ -20,7 +20,14 @@ at the interesting places:
 - NULL, overlapping, aliased and wild arrays, huge n, tensor lists (shared
   gradients, overlaps across tensors, empty tensors, a NULL list, count 0),
   lists of 65 to 128 tensors in every layout, and plans (snapped cuts,
-  every run order, a second run, the ISA switched, bad ranges).
+  every run order, a second run, the ISA switched, bad ranges);
+- the gradient options (after the seeds above, so those keep their names):
+  step_ex over lists and plan_run_ex over plans with scales, clip values
+  and max norms (edges of the float range included), skipping on an Inf or
+  NaN gradient (or one that overflows once scaled), the sum of squares
+  given (from grad_sumsq, a part of the list, or NaN, +Inf, -0 ...), every
+  refused option, and the precedence of the configuration, the options, the
+  arrays and the norm; one list whose gradients span several norm blocks.
 
     gen_corpus.py [DIR]            write the seeds into DIR (default: corpus/ here)
     gen_corpus.py --check [DIR]    exit 1 if DIR differs from what would be written
@@ -207,8 +214,44 @@ def data(length, seed):
     return bytes(out)
 
 
-def op_byte(what, mode, null_cfg=False, null_list=False):
-    return what | (mode << 2) | (0x70 if null_list else 0) | (0x80 if null_cfg else 0)
+def op_byte(what, mode, null_cfg=False, null_list=False, ex=False):
+    """ex: the list case reads gradient options (ex_opts) after its plan."""
+    v = (6 if ex else 7) if null_list else (1 if ex else 0)
+    return what | (mode << 2) | (v << 4) | (0x80 if null_cfg else 0)
+
+
+# scale_table, clip_table and sumsq_table in fuzz_rules.c, by name (the
+# gradient options of step_ex).
+SCALES = [1.0, 0.5, 2.0, "2^-10", "2^10", "1/3", 0.1, 3.0,
+          "2^-16", 65536.0, "FLT_MIN", "FLT_TRUE_MIN", 7.0, 1e20, 1e-20, 0.75,
+          "FLT_MAX", "below_tie", "1.5*2^-150", 1e30,
+          "2^-150", 1e-46, 1e-300, 0.0, "-0", -1.0, "FLT_MAX+half_ulp", 1e39, "DBL_MAX", "inf", "nan", "-inf"]
+assert len(SCALES) == 32
+BAD_SCALES = SCALES[20:]
+CLIPS = ["inf", 0.0, 1.0, 0.5, 1e-3, 10.0, 1e30, "FLT_TRUE_MIN",
+         1e-50, 1e39, "DBL_MAX", "FLT_MAX", "-0", "nan", -1.0, "-inf"]
+assert len(CLIPS) == 16
+SUMSQS = [0.0, 1.0, 0.25, 4.0, 1e-300, 1e300, "DBL_MAX", "inf",
+          "nan", "-0", "DBL_TRUE_MIN", 1e6, -1.0, "-inf", -1e-300, "-nan"]
+assert len(SUMSQS) == 16
+SKIP_NONFINITE, SUMSQ_GIVEN = 1, 2
+# sum given: grad_sumsq's, the table's, the oracle's over the first `parts` tensors
+SRC_LIB, SRC_TABLE, SRC_PART = 0, 1, 2
+INJ_INF, INJ_NEG_INF, INJ_NAN, INJ_FLT_MAX = range(4)
+
+
+def ex_opts(scale=1.0, clip="inf", max_norm="inf", flags=0, unknown_bit=None, src=SRC_TABLE, sumsq=0.0,
+            info_null=False, opt_null=False, inject=None, parts=0, plan_given=False):
+    """The 8 bytes of gradient options; inject = (kind, tensor, element)."""
+    b2 = flags | (4 if unknown_bit is not None else 0) | (src << 3) | (0x20 if info_null else 0) \
+        | (0x40 if opt_null else 0) | (0x80 if inject else 0)
+    u = 0
+    if unknown_bit is not None:
+        assert unknown_bit == 31 or 2 <= unknown_bit <= 16
+        u = 15 if unknown_bit == 31 else unknown_bit - 2
+    kind, ti, at = inject or (0, 0, 0)
+    return bytes([SCALES.index(scale) | (0x20 if plan_given else 0), CLIPS.index(clip) | CLIPS.index(max_norm) << 4,
+                  b2, SUMSQS.index(sumsq) | u << 4, kind | ti << 2]) + struct.pack("<HB", at, parts)
 
 
 def make(rule, op, cfg, body, seed, data_len=64):
@@ -597,6 +640,96 @@ def seeds():
                       plist(tensor(n_small(20), owns(rule)), tensor(n_small(33), owns(rule)))
                       + plan(cuts=(7, 20, 40), order=3, twice=True, snap=True),
                       edge_arrays(rule, 20, 3) + edge_arrays(rule, 33, 7), sd)
+
+    # The gradient options (rmsfuse_<rule>_step_ex, grad_sumsq, the block
+    # sums, plan_run_ex): a list of three and a plan of it, with options
+    # read after the plan.
+    def ex_case(rule, name, opts, mode=MIXED, what=LIST, null_cfg=False, null_list=False, kw=None, lst=None,
+                cuts=(5, 30, 44), data_len=64):
+        body = lst if lst is not None else plist(
+            tensor(n_small(17), owns(rule, (1, 0, 2, 3, 0))), tensor(n_small(0), [NULL] * SLOTS[rule]),
+            tensor(n_small(40), owns(rule, (0, 4, 8, 12, 16))))
+        add(rule, "ex-" + name.replace("*", "x"), op_byte(what, mode, null_cfg=null_cfg, null_list=null_list, ex=True),
+            config(rule, **(kw or {})), body + plan(cuts=cuts, order=2, snap=True, twice=True) + opts,
+            data_len=data_len)
+
+    for rule in range(4):
+        # scale and clip by value over a few kernel variants, norm clipping, skipping
+        for i, (name, kw) in enumerate(variants(rule)[::3]):
+            scale = [0.5, 3.0, "1/3", "2^10", 0.1, 1.0][i % 6]
+            clip = ["inf", 1.0, 0.5, 0.0, 1e-3, 10.0][(i + 1) % 6]
+            max_norm = ["inf", 1.0, 10.0, 1e-3, 0.5][i % 5]
+            ex_case(rule, "v-" + name, ex_opts(scale, clip, max_norm, flags=SKIP_NONFINITE if i % 3 == 0 else 0,
+                                               plan_given=i % 3 == 1, parts=i),
+                    mode=(SMALL, MIXED, RAW)[i % 3], kw=kw)
+        ex_case(rule, "skip-inf", ex_opts(0.5, max_norm=1.0, flags=SKIP_NONFINITE, inject=(INJ_INF, 2, 7)), SMALL)
+        ex_case(rule, "skip-nan-no-info", ex_opts(flags=SKIP_NONFINITE, inject=(INJ_NAN, 0, 16), info_null=True),
+                SMALL)
+        ex_case(rule, "skip-overflow-flt-max-x2", ex_opts(2.0, flags=SKIP_NONFINITE, inject=(INJ_FLT_MAX, 2, 39)),
+                SMALL)
+        ex_case(rule, "noskip-inf-factor-0", ex_opts(max_norm=1.0, inject=(INJ_NEG_INF, 0, 3)), SMALL)
+        ex_case(rule, "noskip-nan-factor-nan", ex_opts(max_norm=10.0, clip=1.0, inject=(INJ_NAN, 2, 0)), SMALL)
+        ex_case(rule, "special-data-skip", ex_opts(flags=SKIP_NONFINITE, max_norm=1.0), SPECIAL)
+        ex_case(rule, "special-data-clip", ex_opts(0.5, clip=0.5, max_norm=0.5), SPECIAL)
+        # odd scales: g * s has every bit, so the sum's order shows in its bits
+        ex_case(rule, "norm-order-third", ex_opts("1/3", max_norm=1.0, parts=2), SMALL,
+                lst=plist(*[tensor(n_small(256), owns(rule, (j, 1, 2, 3, 0))) for j in range(4)]),
+                cuts=(100, 256, 700), data_len=1024)
+        ex_case(rule, "norm-order-tenth-skip", ex_opts(0.1, clip=0.5, flags=SKIP_NONFINITE, parts=1), SMALL,
+                lst=plist(tensor(n_small(100), owns(rule)), tensor(n_small(33), owns(rule, (3, 2, 1, 0, 1)))),
+                cuts=(50, 99, 120))
+        # the sum given
+        ex_case(rule, "given-grad-sumsq", ex_opts(0.5, max_norm=0.5, flags=SKIP_NONFINITE | SUMSQ_GIVEN,
+                                                  src=SRC_LIB, parts=1))
+        ex_case(rule, "given-part-sum", ex_opts(3.0, max_norm=1.0, flags=SUMSQ_GIVEN, src=SRC_PART, parts=1))
+        ex_case(rule, "given-nan-skip", ex_opts(flags=SKIP_NONFINITE | SUMSQ_GIVEN, sumsq="nan"))
+        ex_case(rule, "given-inf-factor-0", ex_opts(max_norm=1.0, flags=SUMSQ_GIVEN, sumsq="inf"))
+        ex_case(rule, "given-minus-nan", ex_opts(max_norm=1.0, flags=SUMSQ_GIVEN, sumsq="-nan"))
+        ex_case(rule, "given-minus-0", ex_opts(max_norm="-0", flags=SUMSQ_GIVEN, sumsq="-0"))
+        ex_case(rule, "given-huge", ex_opts(max_norm="DBL_MAX", flags=SUMSQ_GIVEN | SKIP_NONFINITE, sumsq="DBL_MAX"))
+        ex_case(rule, "err-given-negative", ex_opts(flags=SUMSQ_GIVEN, sumsq=-1.0))
+        ex_case(rule, "err-given-minus-inf", ex_opts(flags=SUMSQ_GIVEN, sumsq="-inf"))
+        ex_case(rule, "err-given-minus-tiny", ex_opts(flags=SUMSQ_GIVEN, sumsq=-1e-300))
+        # options at their edges, and refused
+        for sc in ("FLT_TRUE_MIN", "FLT_MAX", "below_tie", "1.5*2^-150", "FLT_MIN"):
+            ex_case(rule, "scale-" + sc, ex_opts(sc, max_norm=1.0), SPECIAL)
+        for cl in (1e-50, 1e39, "-0", "FLT_TRUE_MIN"):
+            ex_case(rule, "clip-%s" % cl, ex_opts(0.5, clip=cl, max_norm=cl), SMALL)
+        for sc in BAD_SCALES:
+            ex_case(rule, "err-scale-%s" % sc, ex_opts(sc))
+        for cl in ("nan", -1.0, "-inf"):
+            ex_case(rule, "err-clip-%s" % cl, ex_opts(clip=cl))
+            ex_case(rule, "err-max-norm-%s" % cl, ex_opts(max_norm=cl))
+        ex_case(rule, "err-flag-bit2", ex_opts(flags=SKIP_NONFINITE, unknown_bit=2))
+        ex_case(rule, "err-flag-bit31", ex_opts(unknown_bit=31))
+        # precedence: configuration, options, arrays, norm
+        ex_case(rule, "err-config-before-options", ex_opts("nan"), kw=dict(lr=-1.0))
+        ex_case(rule, "err-null-config-before-options", ex_opts(clip="nan"), null_cfg=True)
+        ex_case(rule, "err-options-before-arrays", ex_opts(0.0),
+                lst=plist(tensor(n_small(9), [own(), NULL] + owns(rule)[2:])))
+        ex_case(rule, "err-arrays-before-norm", ex_opts(flags=SKIP_NONFINITE, inject=(INJ_NAN, 0, 0)),
+                lst=plist(tensor(n_small(9), [own(), alias(0)] + owns(rule)[2:])))
+        ex_case(rule, "err-null-grad", ex_opts(max_norm=1.0),
+                lst=plist(tensor(n_small(9), owns(rule)), tensor(n_small(3), [own(), NULL] + owns(rule)[2:])))
+        ex_case(rule, "err-wild-grad", ex_opts(flags=SKIP_NONFINITE),
+                lst=plist(tensor(n_small(9), owns(rule)), tensor(n_small(3), [own(), wild(1)] + owns(rule)[2:])))
+        ex_case(rule, "err-null-list", ex_opts(max_norm=1.0), null_list=True)
+        ex_case(rule, "err-null-list-bad-options", ex_opts(-1.0), null_list=True)
+        ex_case(rule, "count-0", ex_opts(flags=SKIP_NONFINITE, max_norm=0.0), lst=plist())
+        ex_case(rule, "shared-grads", ex_opts(2.0, clip=0.5, max_norm=1.0, flags=SKIP_NONFINITE, plan_given=True),
+                SMALL, lst=plist(tensor(n_small(20), owns(rule)), tensor(n_small(20), [own(), alias(1)] + owns(rule)[2:])))
+        ex_case(rule, "options-null", ex_opts(-1.0, opt_null=True, plan_given=True))
+        ex_case(rule, "both", ex_opts(0.5, max_norm=1.0, flags=SKIP_NONFINITE), SMALL, what=BOTH,
+                lst=tensor(n_small(33), owns(rule)) + plist(tensor(n_small(33), owns(rule)), tensor(n_small(7), owns(rule))))
+        ex_case(rule, "long-list", ex_opts("1/3", clip=0.5, max_norm=1.0, flags=SKIP_NONFINITE, plan_given=True,
+                                           parts=40),
+                SMALL, what=LONG, lst=long_list(100, 1, shared=rule % 2 == 1, nmax_code=6, seed=3), cuts=(7, 300, 100))
+    # Several norm blocks (4096 elements): a large tensor between two small
+    # ones, clipped by norm, the plan cut inside its blocks (one seed: it is slow).
+    ex_case(SGD, "large-n-blocks", ex_opts(0.5, max_norm=1.0, flags=SKIP_NONFINITE, plan_given=True, parts=7),
+            mode=SMALL, kw=dict(mom=0.9),
+            lst=plist(tensor(n_small(5), owns(SGD)), tensor(n_large(3), owns(SGD, (1, 2, 3))),
+                      tensor(n_small(100), owns(SGD))), cuts=(4100, 8200, 40000, 65530), data_len=4096)
     return out
 
 
