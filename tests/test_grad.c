@@ -40,6 +40,8 @@
  *                   (RMSFUSE_SUMSQ_GIVEN) is step_ex computing it
  *   plan_ex         rmsfuse_plan_run_ex over ranges, the sum given from
  *                   rmsfuse_plan_block_sumsq or computed: step_ex's bits
+ *   clip_boundary   max_norm = norm + 1e-6 exactly: factor 1; the double below:
+ *                   a factor just under 1
  */
 #include <float.h>
 #include <math.h>
@@ -538,6 +540,38 @@ START_TEST(test_plan_ex)
 }
 END_TEST
 
+/* The clip factor at its boundary: max_norm = norm + 1e-6 exactly gives
+ * factor 1 (not clipped: the plain scale), the double below it a factor
+ * just under 1 (clipped); both as the reference computes them. */
+START_TEST(test_clip_boundary)
+{
+    const int rule = _i;
+    test_rng r = {test_run_seed(0x6362u + (uint64_t)rule)};
+    const rule_cfg c = rule_config(rule, rule_combo(rule, 0), 0);
+    list L;
+    grad_list(&L, rule, sizes_a, 4, &r, 1.0f);
+    double sumsq = 0.0;
+    ck_assert_int_eq(rule_grad_sumsq(rule, L.t, L.count, 1.0, &sumsq), RMSFUSE_OK);
+    const double edge = sqrt(sumsq) + 1e-6;
+    const double below = nextafter(edge, 0.0);
+    rmsfuse_grad_info info;
+    list A;
+    grad_copy(&A, &L);
+    rmsfuse_grad_options o = opts(1.0, HUGE_VAL, edge, 0);
+    check_step_ex(&c, &A, &o, "max_norm = norm + 1e-6");
+    ck_assert_int_eq(rule_step_ex(&c, A.t, A.count, &o, &info), RMSFUSE_OK);
+    ck_assert(info.clip_factor == 1.0);
+    list_free(&A);
+    grad_copy(&A, &L);
+    o = opts(1.0, HUGE_VAL, below, 0);
+    check_step_ex(&c, &A, &o, "max_norm just below");
+    ck_assert_int_eq(rule_step_ex(&c, A.t, A.count, &o, &info), RMSFUSE_OK);
+    ck_assert(info.clip_factor < 1.0 && info.clip_factor > 0.999999);
+    list_free(&A);
+    list_free(&L);
+}
+END_TEST
+
 static Suite *grad_suite(void)
 {
     Suite *s = suite_create("grad");
@@ -551,6 +585,7 @@ static Suite *grad_suite(void)
     tcase_add_loop_test(tc, test_norm_every_isa, 0, N_RULES);
     tcase_add_loop_test(tc, test_sumsq_parts, 0, N_RULES);
     tcase_add_loop_test(tc, test_plan_ex, 0, N_RULES);
+    tcase_add_loop_test(tc, test_clip_boundary, 0, N_RULES);
     suite_add_tcase(s, tc);
     return s;
 }
