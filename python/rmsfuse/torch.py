@@ -64,7 +64,7 @@ from torch.optim.optimizer import required
 import rmsfuse
 from rmsfuse import _abi
 
-__all__ = ["RMSprop", "Adagrad", "SGD", "Adam", "AdamW", "GradScaler"]
+__all__ = ["RMSprop", "Adagrad", "SGD", "Adam", "AdamW", "GradScaler", "grad_sumsq"]
 
 
 def _dense_strides(t):
@@ -300,7 +300,7 @@ class _Fused(torch.optim.Optimizer):
         return scale
 
     @torch.no_grad()
-    def step(self, closure=None, *, grad_scale=None):
+    def step(self, closure=None, *, grad_scale=None, grad_sumsq=None):
         """Performs a single optimization step (one rmsfuse call per parameter group).
 
         Args:
@@ -319,12 +319,25 @@ class _Fused(torch.optim.Optimizer):
         clip_value] after that.  Both are fused into the step (docs/python.md).
         After the step, self.grad_norm is that norm (None when nothing needed it)
         and self.found_inf whether a gradient was Inf or NaN (None if not checked).
+
+            grad_sumsq (float, optional): the sum of squares of every gradient of the
+                training step (times 1/grad_scale), from grad_sumsq(), when this optimizer
+                holds only part of the parameters (ZeroRedundancyOptimizer's partition, or
+                several optimizers over one model): the norm and the Inf/NaN check then
+                use it instead of this optimizer's own gradients, so every part clips and
+                skips as one optimizer over all the parameters would.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         scale = 1.0 if grad_scale is None else self._grad_scale(grad_scale)
+        if grad_sumsq is not None:
+            if torch.is_tensor(grad_sumsq):
+                grad_sumsq = grad_sumsq.item()
+            if not isinstance(grad_sumsq, numbers.Real) or isinstance(grad_sumsq, bool) or grad_sumsq < 0:
+                raise ValueError(f"grad_sumsq must be a sum of squares (>= 0, inf or nan), not {grad_sumsq!r}")
+            grad_sumsq = float(grad_sumsq)
 
         # Check everything and make the missing state first: a step that raises changes nothing.
         checked = []
@@ -371,7 +384,7 @@ class _Fused(torch.optim.Optimizer):
                 st = rule.check_multi(c, rows.ctypes.data, len(rows))
                 if st != 0:
                     raise rmsfuse.RmsfuseError(st, where)
-        opts = self._grad_options(calls, scale, grad_scale is not None, where)
+        opts = self._grad_options(calls, scale, grad_scale is not None, grad_sumsq, where)
         if opts is None:  # a non-finite gradient with grad_scale: nothing is written, the step not counted
             return loss
         for (rule, c, rows, *_), opt in zip(calls, opts):
@@ -392,20 +405,20 @@ class _Fused(torch.optim.Optimizer):
                     self.state[p]["step"].fill_(key["step"])
         return loss
 
-    def _grad_options(self, calls, scale, skip, where):
+    def _grad_options(self, calls, scale, skip, given, where):
         """Each call's rmsfuse_grad_options (None: a plain step), or None for the whole step when it
         must be skipped.  The norm, when a group clips by it or grad_scale asks for the check, is of
         every gradient of the step: one read-only pass (rmsfuse_<rule>_grad_sumsq, calls in order),
-        given to every call (RMSFUSE_SUMSQ_GIVEN)."""
+        or the sum `given` (step()'s grad_sumsq), given to every call (RMSFUSE_SUMSQ_GIVEN)."""
         inf = float("inf")
         clip = [(g.get("max_grad_norm"), g.get("clip_value")) for *_, g in calls]
         self.found_inf, self.grad_norm = None, None
-        if not skip and scale == 1.0 and all(m is None and v is None for m, v in clip):
+        if not skip and given is None and scale == 1.0 and all(m is None and v is None for m, v in clip):
             return [None] * len(calls)
         flags = 0
-        sumsq = ctypes.c_double(0.0)
-        if skip or any(m is not None for m, _ in clip):
-            for rule, c, rows, *_ in calls:
+        sumsq = ctypes.c_double(0.0 if given is None else given)
+        if skip or given is not None or any(m is not None for m, _ in clip):
+            for rule, c, rows, *_ in (calls if given is None else ()):
                 st = rule.grad_sumsq(rows.ctypes.data, len(rows), scale, ctypes.byref(sumsq))
                 if st != 0:
                     raise rmsfuse.RmsfuseError(st, where)
@@ -620,6 +633,32 @@ class AdamW(Adam):
         return dict(_Fused._setstate_defaults(self), amsgrad=False, capturable=False)
 
 
+def grad_sumsq(params, grad_scale=None):
+    """The sum of squares of every gradient of `params` (times 1/grad_scale), as a drop-in's step
+    computes it for its norm: float32 products squared and added in double in the library's fixed
+    order (rmsfuse_grad_block_sumsq, tensor after tensor in the order given; docs/math.md).  Pass it
+    to step(grad_sumsq=) of optimizers that hold only part of the parameters (ZeRO): with the
+    parameters in the order one drop-in over all of them would take them (its param_groups'
+    order), each part clips and skips exactly as that one optimizer would.  Parameters without a
+    gradient are left out; gradients must be CPU float32 and dense."""
+    scale = 1.0 if grad_scale is None else _Fused._grad_scale(grad_scale)
+    acc = 0.0
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is None or g.numel() == 0:
+            continue
+        if g.dtype is not torch.float32 or not g.is_cpu or g.layout is not torch.strided or not _dense_strides(g):
+            raise TypeError(f"grad_sumsq: the gradient of parameter {i} must be a dense CPU float32 tensor, "
+                            f"not {_describe(g)}")
+        sums = np.empty(-(-g.numel() // _abi.NORM_BLOCK), dtype=np.float64)
+        st = rmsfuse._L.rmsfuse_grad_block_sumsq(g.data_ptr(), g.numel(), scale, sums.ctypes.data)
+        if st != 0:
+            raise rmsfuse.RmsfuseError(st, "grad_sumsq")
+        for b in sums.tolist():  # one after the other, in double: the library's order
+            acc += b
+    return acc
+
+
 class GradScaler:
     """Loss scaling for CPU training with the drop-ins: torch.cuda.amp.GradScaler's role (torch 1.13
     has no CPU GradScaler), with the unscale and the found-inf check fused into the optimizer step.
@@ -634,7 +673,10 @@ class GradScaler:
     gradients hold an Inf or NaN is skipped (no parameter or state changes) and multiplies the scale
     by backoff_factor; growth_interval steps in a row without one multiply it by growth_factor (if
     that stays finite).  The scale is a one-element float32 tensor, as torch's.  Clipping needs no
-    unscale_(): give the optimizer max_grad_norm= (the norm is of the unscaled gradients).
+    unscale_(): give the optimizer max_grad_norm= (the norm is of the unscaled gradients).  Under
+    ZeroRedundancyOptimizer(optimizer_class=a drop-in), pass the whole model's sum so that every
+    rank skips together: scaler.step(zero, grad_sumsq=grad_sumsq(model.parameters(),
+    grad_scale=scaler.get_scale())).
     """
 
     def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
@@ -674,11 +716,14 @@ class GradScaler:
         step was skipped for an Inf or NaN gradient."""
         if not self._enabled:
             return optimizer.step(*args, **kwargs)
-        if not isinstance(optimizer, _Fused):
+        # a drop-in, or a wrapper that steps one (ZeroRedundancyOptimizer: .optim, kwargs passed on)
+        inner = optimizer if isinstance(optimizer, _Fused) else getattr(optimizer, "optim", None)
+        if not isinstance(inner, _Fused):
             raise TypeError(f"rmsfuse.torch.GradScaler steps the rmsfuse.torch optimizers (their step() "
-                            f"unscales and checks), not {type(optimizer).__name__}")
+                            f"unscales and checks), or a ZeroRedundancyOptimizer of one, not "
+                            f"{type(optimizer).__name__}")
         retval = optimizer.step(*args, grad_scale=self._scale, **kwargs)
-        found = bool(optimizer.found_inf)
+        found = bool(inner.found_inf)
         self._found_inf = found or bool(self._found_inf)
         return None if found else retval
 

@@ -17,6 +17,9 @@ What each is checked against (docs/python.md, "Loss scaling and clipping"):
     norm is global over all groups; threads= gives the same bits.
   * clip_value: the step equals the drop-in stepped on clip_grad_value_'d
     gradients, bit for bit.
+  * grad_sumsq= (ZeRO's case): optimizers over parts of a model, each given the
+    whole model's sum (grad_sumsq()), step as one optimizer over all of it, bit
+    for bit, skipping included.
   * GradScaler: a model whose scaled loss overflows float32 on some steps:
     those steps change nothing (bit for bit), the scale follows torch's
     backoff/growth rules (written out here), and the run equals a hand-made
@@ -30,7 +33,7 @@ import unittest
 import numpy as np
 import torch
 
-from rmsfuse.torch import RMSprop, Adagrad, SGD, Adam, AdamW, GradScaler
+from rmsfuse.torch import RMSprop, Adagrad, SGD, Adam, AdamW, GradScaler, grad_sumsq
 
 CLASSES = [
     (RMSprop, dict(lr=1e-2, momentum=0.9, centered=True)),
@@ -245,6 +248,35 @@ class TestClipping(Bits):
                 self.same_model(ma, mb, f"{cls.__name__} threads")
                 ob.close()
 
+    def test_parts_given_the_whole_sum_are_the_whole(self):
+        """Two optimizers over the weights and the biases (as ZeRO's partitions), each given the
+        whole model's sum (grad_sumsq()), step as one optimizer over both groups, bit for bit,
+        skipping included."""
+        for cls, kw in CLASSES:
+            with self.subTest(cls=cls.__name__):
+                ma, mb = model(), model()
+                whole = cls(groups(ma), max_grad_norm=0.05, **kw)
+                gb = groups(mb)
+                parts = [cls([g], max_grad_norm=0.05, **kw) for g in gb]
+                for s in range(5):
+                    backward(ma, s, 64.0)
+                    backward(mb, s, 64.0)
+                    if s == 3:
+                        list(ma.parameters())[-1].grad[0] = math.inf
+                        list(mb.parameters())[-1].grad[0] = math.inf
+                    whole.step(grad_scale=64.0)
+                    total = grad_sumsq([p for g in gb for p in g["params"]], grad_scale=64.0)
+                    self.assertEqual(math.sqrt(total) if math.isfinite(total) else total, whole.grad_norm)
+                    for o in parts:
+                        o.step(grad_scale=64.0, grad_sumsq=total)
+                        self.assertEqual(o.found_inf, s == 3)
+                        self.assertEqual(o.grad_norm, whole.grad_norm)
+                self.same_model(ma, mb, f"{cls.__name__} parts")
+        with self.assertRaises(ValueError):
+            parts[0].step(grad_sumsq=-1.0)
+        with self.assertRaises(TypeError):  # a float64 gradient
+            grad_sumsq([type("P", (), {"grad": torch.zeros(2, dtype=torch.float64)})()])
+
     def test_bad_values_are_refused(self):
         m = model()
         for bad in (-1.0, math.nan, "1", True):
@@ -315,6 +347,27 @@ class TestGradScaler(Bits):
             for key, x in v.items():
                 y = b["state"][k][key]
                 self.assertTrue(torch.equal(x, y) if torch.is_tensor(x) else x == y, f"step {s}: state {key}")
+
+    def test_a_wrapper_of_a_drop_in(self):
+        """GradScaler steps a wrapper that holds a drop-in as .optim and passes keywords on (as
+        ZeroRedundancyOptimizer does), reading the drop-in's found_inf."""
+        class Wrapper:
+            def __init__(self, optim):
+                self.optim = optim
+
+            def step(self, closure=None, **kw):
+                return self.optim.step(closure, **kw)
+
+        m = model()
+        w = Wrapper(SGD(m.parameters(), lr=0.1))
+        scaler = GradScaler(init_scale=4.0)
+        backward(m, 0, 4.0)
+        list(m.parameters())[0].grad[0, 0] = math.inf
+        before = [p.clone() for p in m.parameters()]
+        self.assertIsNone(scaler.step(w, grad_sumsq=math.inf))
+        scaler.update()
+        self.assertEqual(scaler.get_scale(), 2.0)
+        self.assertTrue(all(torch.equal(p, q) for p, q in zip(m.parameters(), before)))
 
     def test_state_dict_and_disabled(self):
         sc = GradScaler(init_scale=1024.0, growth_interval=7)
