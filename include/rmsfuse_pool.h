@@ -51,6 +51,31 @@ RMSFUSE_API int rmsfuse_pool_threads(const rmsfuse_pool *pool);
  * tell). */
 RMSFUSE_API int rmsfuse_pool_machine_cores(void);
 
+/* What rmsfuse_pool_topology() reports (`what`).  A cache level's size is
+ * that of the data or unified cache of level L above the first core the
+ * calling thread may run on: RMSFUSE_POOL_TOPO_CACHE_BYTES + L; the number
+ * of such caches in the machine: RMSFUSE_POOL_TOPO_CACHE_COUNT + L
+ * (L = 1 .. 5). */
+enum {
+    RMSFUSE_POOL_TOPO_PACKAGES = 0,     /* processor packages (sockets) */
+    RMSFUSE_POOL_TOPO_CORES = 1,        /* cores of the machine */
+    RMSFUSE_POOL_TOPO_PUS = 2,          /* hardware threads (processing units) */
+    RMSFUSE_POOL_TOPO_NUMA_NODES = 3,   /* NUMA nodes */
+    RMSFUSE_POOL_TOPO_CACHE_BYTES = 16, /* + level */
+    RMSFUSE_POOL_TOPO_CACHE_COUNT = 32  /* + level */
+};
+
+/*
+ * The machine as hwloc sees it, for diagnostics (`python3 -m rmsfuse
+ * info`): `what` is an RMSFUSE_POOL_TOPO_* value above.  Counts are of the
+ * whole machine, whatever the calling thread's binding
+ * (rmsfuse_pool_machine_cores counts the usable cores).  Returns the count
+ * or the size in bytes; 0 when hwloc does not know it (no cache of that
+ * level); -1 for an unknown `what`, when hwloc cannot load the topology or
+ * when it has such objects at several depths.
+ */
+RMSFUSE_API long long rmsfuse_pool_topology(int what);
+
 /*
  * Work granularity, in elements: the step is cut into pieces of about this
  * many elements (rounded to whole cache lines of param), dealt round-robin

@@ -228,6 +228,7 @@ FUNCTIONS = {
     'rmsfuse_pool_destroy': ('pool', None, [ctypes.c_void_p], ('pool',)),
     'rmsfuse_pool_threads': ('pool', ctypes.c_int, [ctypes.c_void_p], ('pool',)),
     'rmsfuse_pool_machine_cores': ('pool', ctypes.c_int, [], ()),
+    'rmsfuse_pool_topology': ('pool', ctypes.c_longlong, [ctypes.c_int], ('what',)),
     'rmsfuse_pool_set_chunk': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t], ('pool', 'elements')),
     'rmsfuse_pool_run_plan': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p], ('pool', 'plan')),
     'rmsfuse_pool_run_plan_ex': ('pool', ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ('pool', 'plan', 'opt', 'info')),

@@ -239,6 +239,59 @@ int rmsfuse_pool_machine_cores(void)
     return n;
 }
 
+/* Objects of `type` in the topology (-1 when they sit at several depths). */
+static long long count_type(hwloc_topology_t topo, hwloc_obj_type_t type)
+{
+    const int depth = hwloc_get_type_depth(topo, type);
+    if (depth == HWLOC_TYPE_DEPTH_UNKNOWN)
+        return 0;
+    if (depth == HWLOC_TYPE_DEPTH_MULTIPLE)
+        return -1;
+    return (long long)hwloc_get_nbobjs_by_depth(topo, depth);
+}
+
+long long rmsfuse_pool_topology(int what)
+{
+    static const hwloc_obj_type_t caches[5] = {HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE,
+                                               HWLOC_OBJ_L4CACHE, HWLOC_OBJ_L5CACHE};
+    const int level = what - (what >= RMSFUSE_POOL_TOPO_CACHE_COUNT ? RMSFUSE_POOL_TOPO_CACHE_COUNT
+                                                                    : RMSFUSE_POOL_TOPO_CACHE_BYTES);
+    const int is_cache = what > RMSFUSE_POOL_TOPO_CACHE_BYTES && level >= 1 && level <= 5;
+    if (!is_cache && (what < RMSFUSE_POOL_TOPO_PACKAGES || what > RMSFUSE_POOL_TOPO_NUMA_NODES))
+        return -1;
+    hwloc_topology_t topo;
+    if (!load_topology(&topo))
+        return -1;
+    long long out = 0;
+    if (what == RMSFUSE_POOL_TOPO_PACKAGES)
+        out = count_type(topo, HWLOC_OBJ_PACKAGE);
+    else if (what == RMSFUSE_POOL_TOPO_CORES)
+        out = count_type(topo, HWLOC_OBJ_CORE);
+    else if (what == RMSFUSE_POOL_TOPO_PUS)
+        out = count_type(topo, HWLOC_OBJ_PU);
+    else if (what == RMSFUSE_POOL_TOPO_NUMA_NODES)
+        out = count_type(topo, HWLOC_OBJ_NUMANODE);
+    else if (what >= RMSFUSE_POOL_TOPO_CACHE_COUNT)
+        out = count_type(topo, caches[level - 1]);
+    else {
+        /* Up from the first usable PU to the data/unified cache of that level. */
+        hwloc_bitmap_t usable = usable_cpus(topo);
+        hwloc_obj_t o = NULL;
+        if (usable) {
+            const int first = hwloc_bitmap_first(usable);
+            o = first >= 0 ? hwloc_get_pu_obj_by_os_index(topo, (unsigned)first) : NULL;
+        }
+        for (; o; o = o->parent)
+            if (o->type == caches[level - 1] && o->attr) {
+                out = (long long)o->attr->cache.size;
+                break;
+            }
+        hwloc_bitmap_free(usable);
+    }
+    hwloc_topology_destroy(topo);
+    return out;
+}
+
 static void pool_free(rmsfuse_pool *P)
 {
     if (P->cpusets) {

@@ -204,6 +204,7 @@ typedef struct api_table {
     size_t (*plan_blocks)(const rmsfuse_plan *);
     int (*plan_block_sumsq)(const rmsfuse_plan *, double, size_t, size_t, double *);
     int (*pool_run_plan_ex)(rmsfuse_pool *, const rmsfuse_plan *, const rmsfuse_grad_options *, rmsfuse_grad_info *);
+    long long (*pool_topology)(int);
 } api_table;
 
 #ifdef __cplusplus
@@ -237,7 +238,7 @@ api_table rmsfuse_header_test_table(void)
         rmsfuse_pool_run_plan,
         rmsfuse_grad_block_sumsq, rmsfuse_rmsprop_grad_sumsq, rmsfuse_adagrad_grad_sumsq, rmsfuse_sgd_grad_sumsq,
         rmsfuse_adam_grad_sumsq, rmsfuse_plan_run_ex, rmsfuse_plan_blocks, rmsfuse_plan_block_sumsq,
-        rmsfuse_pool_run_plan_ex,
+        rmsfuse_pool_run_plan_ex, rmsfuse_pool_topology,
     };
     /* Designated-initialiser-free use of the structs, valid in C99 and C++. */
     rmsfuse_rmsprop_config c = rmsfuse_rmsprop_pytorch(0.01);
