@@ -23,6 +23,9 @@
 #             4 ranks on this host give the single-process result bit for bit
 #   python    the Python binding and the PyTorch drop-in (python/rmsfuse) with
 #             NumPy and PyTorch installed: ctest -L python
+#   packages  the Debian packages (CPack) and pip install ./python: built,
+#             lintian-clean, installed, used from /usr and from a fresh venv,
+#             purged (scripts/check_packages.sh; root)
 #   sanitize  the whole suite built with ASan + UBSan (gcc, preset sanitize),
 #             every ISA forced in turn (docs/reliability.md)
 #   tsan      the threaded tests (test_isa, test_pool, test_concurrency)
@@ -36,7 +39,7 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-stages=${*:-native valgrind qemu-x86 aarch64 sve bench mpi python sanitize tsan fuzz}
+stages=${*:-native valgrind qemu-x86 aarch64 sve bench mpi python packages sanitize tsan fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
@@ -46,6 +49,7 @@ case " $stages " in *" aarch64 "* | *" sve "*) pkgs+=(qemu-user gcc-aarch64-linu
 case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
 case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
 case " $stages " in *" python "*) pkgs+=(python3-torch) ;; esac
+case " $stages " in *" packages "*) pkgs+=(dpkg-dev file lintian python3-venv python3-pip python3-setuptools python3-wheel python3-torch) ;; esac
 # ASan, UBSan and TSan come with gcc (libasan8, libubsan1, libtsan2).
 case " $stages " in *" fuzz "*) pkgs+=(clang-14 libclang-rt-14-dev) ;; esac
 rmsfuse_need_packages "${pkgs[@]}"
@@ -72,7 +76,8 @@ configure_build() { # dir, cmake args...
 
 stage_native() {
     configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMSFUSE_BUILD_POOL=ON
-    ctest --test-dir build/test -j "$jobs" --output-on-failure
+    # The Python tests are the python stage's (the same tests, its own build).
+    ctest --test-dir build/test -j "$jobs" --output-on-failure -LE python
 }
 
 stage_valgrind() {
@@ -152,6 +157,12 @@ stage_python() {
     ! grep -q "Not Run\|Skipped" build/python/ctest.log
 }
 
+stage_packages() {
+    # Installs the .debs into this system, uses them, purges them: root only.
+    [ "$(id -u)" -eq 0 ] || { echo "packages: needs root (it installs and purges Debian packages)"; return 1; }
+    scripts/check_packages.sh
+}
+
 # ---- hardening (docs/reliability.md) ----
 stage_sanitize() {
     mkdir -p build
@@ -202,10 +213,11 @@ for s in $stages; do
         bench) run_stage bench stage_bench ;;
         mpi) run_stage mpi stage_mpi ;;
         python) run_stage python stage_python ;;
+        packages) run_stage packages stage_packages ;;
         sanitize) run_stage sanitize stage_sanitize ;;
         tsan) run_stage tsan stage_tsan ;;
         fuzz) run_stage fuzz stage_fuzz ;;
-        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 sve bench mpi python sanitize tsan fuzz)" >&2; exit 2 ;;
+        *) echo "unknown stage: $s (native valgrind qemu-x86 aarch64 sve bench mpi python packages sanitize tsan fuzz)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -902,7 +902,11 @@ def main(argv=None):
     if args.command == "bench" and (args.rounds < 1 or args.steps < 1):
         print("bench: --rounds and --steps must be at least 1", file=sys.stderr)
         return 2
-    return {"info": cmd_info, "selftest": cmd_selftest, "bench": cmd_bench}[args.command](args)
+    try:
+        return {"info": cmd_info, "selftest": cmd_selftest, "bench": cmd_bench}[args.command](args)
+    except BrokenPipeError:  # `rmsfuse info | head`: the reader left; no traceback
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":
