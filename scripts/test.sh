@@ -42,13 +42,13 @@ cd "$root"
 stages=${*:-native valgrind qemu-x86 aarch64 sve bench mpi python packages sanitize tsan fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev)
+pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev libeigen3-dev)
 case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "* | *" sve "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
 case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib) ;; esac
 case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
-case " $stages " in *" python "*) pkgs+=(python3-torch) ;; esac
+case " $stages " in *" python "*) pkgs+=(python3-torch python3-sklearn python3-matplotlib) ;; esac
 case " $stages " in *" packages "*) pkgs+=(dpkg-dev file lintian python3-venv python3-pip python3-setuptools python3-wheel python3-torch) ;; esac
 # ASan, UBSan and TSan come with gcc (libasan8, libubsan1, libtsan2).
 case " $stages " in *" fuzz "*) pkgs+=(clang-14 libclang-rt-14-dev) ;; esac
