@@ -85,26 +85,10 @@ import torch  # noqa: E402
 
 import rmsfuse  # noqa: E402
 import rmsfuse.torch  # noqa: E402
+from rmsfuse.cli import BENCH_CONFIGS, LR, fused_bytes, resnet50_shapes, torch_bytes  # noqa: E402
 
 TARGET = 4.0  # RMSprop: rmsfuse vs torch at one thread, beyond L3 (the first issue's target)
 L3_BYTES = 32 << 20  # the L3 one core of the reference machine sees (getconf/sysfs inside a VM may not say)
-
-
-def resnet50_shapes():
-    """Parameter shapes of torchvision.models.resnet50() (torchvision/models/resnet.py:
-    Bottleneck blocks [3, 4, 6, 3], expansion 4, BatchNorm weight and bias, fc 2048 -> 1000),
-    in model.parameters() order: 161 tensors, 25,557,032 parameters."""
-    shapes = [(64, 3, 7, 7), (64,), (64,)]
-    inplanes = 64
-    for planes, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
-        for b in range(blocks):
-            shapes += [(planes, inplanes, 1, 1), (planes,), (planes,), (planes, planes, 3, 3), (planes,), (planes,),
-                       (planes * 4, planes, 1, 1), (planes * 4,), (planes * 4,)]
-            if b == 0:
-                shapes += [(planes * 4, inplanes, 1, 1), (planes * 4,), (planes * 4,)]
-            inplanes = planes * 4
-    shapes += [(1000, 2048), (1000,)]
-    return shapes
 
 
 def gpt2_shapes():
@@ -126,42 +110,11 @@ MODELS = {
 }
 # torch 1.13's for-loop (_single_tensor_<rule> in torch/optim/<rule>.py), pass by pass: (operation,
 # arrays read, arrays written), STREAM convention (each operand array read once, written once, no
-# write-allocate; a tensor read twice by one op, as addcmul_(g, g), counted once).  The foreach
-# variant runs the same passes over lists.
-_RMSPROP = [("square_avg.mul_(alpha)", 1, 1), ("square_avg.addcmul_(g, g)", 2, 1), ("avg = square_avg.sqrt()", 1, 1),
-            ("avg.add_(eps)", 1, 1)]
-CONFIGS = {
-    "rmsprop": ("RMSprop", {}, _RMSPROP + [("param.addcdiv_(g, avg)", 3, 1)]),
-    "rmsprop momentum": ("RMSprop", {"momentum": 0.9}, _RMSPROP + [
-        ("buf.mul_(momentum)", 1, 1), ("buf.addcdiv_(g, avg)", 3, 1), ("param.add_(buf)", 2, 1)]),
-    "adagrad": ("Adagrad", {}, [("sum.addcmul_(g, g)", 2, 1), ("std = sum.sqrt()", 1, 1), ("std.add_(eps)", 1, 1),
-                                ("param.addcdiv_(g, std)", 3, 1)]),
-    "sgd momentum": ("SGD", {"momentum": 0.9}, [("buf.mul_(momentum)", 1, 1), ("buf.add_(g)", 2, 1),
-                                                 ("param.add_(buf)", 2, 1)]),
-    "adam": ("Adam", {}, [("exp_avg.mul_(beta1)", 1, 1), ("exp_avg.add_(g)", 2, 1), ("exp_avg_sq.mul_(beta2)", 1, 1),
-                          ("exp_avg_sq.addcmul_(g, g)", 2, 1), ("denom = exp_avg_sq.sqrt()", 1, 1),
-                          ("denom / sqrt(bc2)", 1, 1), ("denom.add_(eps)", 1, 1),
-                          ("param.addcdiv_(exp_avg, denom)", 3, 1)]),
-    "adamw wd": ("AdamW", {"weight_decay": 0.01}, [("param.mul_(1 - lr wd)", 1, 1)]),  # + Adam's passes
-}
-CONFIGS["adamw wd"][2].extend(CONFIGS["adam"][2])
+# write-allocate; a tensor read twice by one op, as addcmul_(g, g), counted once); the foreach variant
+# runs the same passes over lists.  The package's table (python/rmsfuse/cli.py: `python3 -m rmsfuse
+# bench` uses it too), as ResNet-50's shapes.
+CONFIGS = BENCH_CONFIGS
 IMPLS = ["rmsfuse", "torch loop", "torch foreach"]
-LR = 1e-4
-
-
-def torch_bytes(cname):
-    """Bytes per element of torch's for-loop step: 4 per array read or written, pass by pass."""
-    return sum(4 * (r + w) for _, r, w in CONFIGS[cname][2])
-
-
-def fused_bytes(cname):
-    """Bytes per element of the fused step: param and the used state read and written, grad read."""
-    cls, kw, _ = CONFIGS[cname]
-    opt = getattr(rmsfuse.torch, cls)([torch.zeros(1, requires_grad=True)], **dict({"lr": LR}, **kw))
-    cfg = opt._config(opt.param_groups[0])
-    rule = rmsfuse._RULES[cfg.rule]
-    used = [a for a in rule.arrays if opt._uses(cfg, a)]
-    return sum(4 * (2 if rule.written[a] else 1) for a in used)
 
 
 def numel(shape):

@@ -698,7 +698,7 @@ def cmd_selftest(args):
 def resnet50_shapes():
     """Parameter shapes of torchvision.models.resnet50() (torchvision/models/resnet.py:
     Bottleneck blocks [3, 4, 6, 3], expansion 4, BatchNorm weight and bias, fc 2048 -> 1000),
-    in model.parameters() order: 161 tensors, 25,557,032 parameters.  (bench/python_bench.py's.)"""
+    in model.parameters() order: 161 tensors, 25,557,032 parameters.  (bench/python_bench.py uses it.)"""
     shapes = [(64, 3, 7, 7), (64,), (64,)]
     inplanes = 64
     for planes, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
@@ -712,8 +712,8 @@ def resnet50_shapes():
     return shapes
 
 
-# torch 1.13's for-loop, pass by pass (operation, arrays read, arrays written): bench/python_bench.py's
-# CONFIGS (STREAM convention), for the traffic bound.
+# torch 1.13's for-loop, pass by pass (operation, arrays read, arrays written; STREAM convention), for
+# the traffic bound: bench/python_bench.py's CONFIGS too.
 _RMSPROP = [("square_avg.mul_(alpha)", 1, 1), ("square_avg.addcmul_(g, g)", 2, 1), ("avg = square_avg.sqrt()", 1, 1),
             ("avg.add_(eps)", 1, 1)]
 _ADAM = [("exp_avg.mul_(beta1)", 1, 1), ("exp_avg.add_(g)", 2, 1), ("exp_avg_sq.mul_(beta2)", 1, 1),
@@ -735,11 +735,14 @@ IMPLS = ("rmsfuse", "torch loop", "torch foreach")
 LR = 1e-4
 
 
-def _torch_bytes(cname):
+def torch_bytes(cname):
+    """Bytes per element of torch's for-loop step: 4 per array read or written, pass by pass."""
     return sum(4 * (r + w) for _, r, w in BENCH_CONFIGS[cname][2])
 
 
-def _fused_bytes(torch, cname):
+def fused_bytes(cname):
+    """Bytes per element of the fused step: param and the used state read and written, grad read."""
+    import torch
     import rmsfuse.torch as rt
     cls, kw, _ = BENCH_CONFIGS[cname]
     opt = getattr(rt, cls)([torch.zeros(1, requires_grad=True)], **dict({"lr": LR}, **kw))
@@ -808,7 +811,7 @@ def cmd_bench(args):
     runs = len(configs) * len(thread_counts)
     try:
         for ci, cname in enumerate(configs):
-            fb, tb = _fused_bytes(torch, cname), _torch_bytes(cname)
+            fb, tb = fused_bytes(cname), torch_bytes(cname)
             for ti, threads in enumerate(thread_counts):
                 k = ci * len(thread_counts) + ti
                 t = _bench_measure(torch, cname, params, threads, threads > 1, rounds, steps, prog, k / runs,

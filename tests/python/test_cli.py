@@ -235,16 +235,6 @@ class TestBench(unittest.TestCase):
         for cname in cli.BENCH_DEFAULT.split(","):
             self.assertRegex(out, rf"\n{cname} +1 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+x +[\d.]+x +\d+/\d+ = [\d.]+x")
 
-    def test_same_shapes_and_passes_as_python_bench(self):
-        path = os.path.join(REPO, "bench", "python_bench.py")
-        if not os.path.exists(path):
-            self.skipTest("no bench/python_bench.py")
-        spec = importlib.util.spec_from_file_location("python_bench", path)
-        pb = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(pb)
-        self.assertEqual(cli.resnet50_shapes(), pb.resnet50_shapes())
-        self.assertEqual({k: v for k, v in cli.BENCH_CONFIGS.items()}, pb.CONFIGS)
-
     def test_without_torch(self):
         with mock.patch.dict(sys.modules, {"torch": None}):
             status, out, err = call("bench", "--quick")
