@@ -51,6 +51,8 @@ except ImportError:  # run from a clone without PYTHONPATH=python
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
     import rmsfuse.torch as rt
 
+from _training import cpu_model, rel_diff, smooth  # noqa: E402  (examples/_training.py)
+
 LICENSES = "/usr/share/common-licenses"
 VALIDATION = "Apache-2.0"
 # name, class name, arguments (the same for torch.optim and rmsfuse.torch)
@@ -139,19 +141,6 @@ def train(model, opt, train_ids, evals, steps, eval_every, seed):
                 step_ms=1e3 * float(np.mean(step_s[1:] if len(step_s) > 1 else step_s)))
 
 
-def rel_diff(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
-
-
-def smooth(v, k):
-    """Running mean over the last k values (k at most len(v))."""
-    c = np.cumsum(np.insert(np.asarray(v, dtype=np.float64), 0, 0.0))
-    i = np.arange(1, len(v) + 1)
-    lo = np.maximum(i - k, 0)
-    return (c[i] - c[lo]) / (i - lo)
-
-
 def plot(results, path, title, window):
     import matplotlib
     matplotlib.use("Agg")
@@ -183,17 +172,6 @@ def plot(results, path, title, window):
     fig.suptitle(title, fontsize=13)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def main(argv=None):

@@ -43,6 +43,8 @@ except ImportError:  # run from a clone without PYTHONPATH=python
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
     import rmsfuse.torch as rt
 
+from _training import cpu_model, rel_diff, smooth  # noqa: E402  (examples/_training.py)
+
 # name, class name, arguments (the same for torch.optim and rmsfuse.torch)
 RULES = [
     ("RMSprop", "RMSprop", dict(lr=1e-3)),
@@ -111,19 +113,6 @@ def train(model, opt, data, epochs, seed):
                 step_ms=1e3 * float(np.mean(step_s[1:] if len(step_s) > 1 else step_s)))
 
 
-def rel_diff(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
-
-
-def smooth(v, k):
-    """Running mean over the last k values (k at most len(v))."""
-    c = np.cumsum(np.insert(np.asarray(v, dtype=np.float64), 0, 0.0))
-    i = np.arange(1, len(v) + 1)
-    lo = np.maximum(i - k, 0)
-    return (c[i] - c[lo]) / (i - lo)
-
-
 def plot(results, path, steps_per_epoch, title):
     import matplotlib
     matplotlib.use("Agg")
@@ -177,17 +166,6 @@ def table(results, cpu):
         "\n\nfinal loss: cross-entropy on the whole training set after the last epoch; step ms: mean time of "
         "optimizer.step(); rel. diff: |rmsfuse - torch| / torch of the batch losses (max over the first 100 "
         f"steps) and of the final loss.\nCPU: {cpu}, 1 torch thread; torch {torch.__version__}\n")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def main(argv=None):
