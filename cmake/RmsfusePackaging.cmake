@@ -1,9 +1,8 @@
 # Debian packages of rmsfuse with CPack (included from the top-level CMakeLists.txt).
 #
-#   cmake -S . -B build/packages -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
-#         -DRMSFUSE_BUILD_POOL=ON -DRMSFUSE_BUILD_TESTS=OFF
-#   cmake --build build/packages -j
-#   (cd build/packages && cpack -G DEB)        # scripts/check_packages.sh does this and checks them
+#   cmake --workflow --preset packages   # CMakePresets.json: configure (Release, /usr, the pool),
+#                                        # build, cpack -G DEB, in build/packages;
+#                                        # scripts/check_packages.sh runs it and checks the packages
 #
 # One package per install component:
 #   runtime  librmsfuse0       /usr/lib/<multiarch>/librmsfuse.so.0* and librmsfuse_pool.so.0*

@@ -90,17 +90,13 @@ build_debs() {
     purge_packages # a previous run that was killed
     mkdir -p "$out"
     rm -f "$out"/*.deb
-    # The RPATH options undo what a pip build reusing this folder sets (setup.py);
-    # -z now: lintian's hardening-no-bindnow.
-    cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
-        -DRMSFUSE_BUILD_POOL=ON -DRMSFUSE_BUILD_TESTS=OFF -DRMSFUSE_BUILD_BENCH=OFF \
-        -DRMSFUSE_BUILD_MPI_EXAMPLE=OFF -DRMSFUSE_BUILD_FUZZ=OFF \
-        -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF -DCMAKE_INSTALL_RPATH= \
-        "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-z,relro -Wl,-z,now" >"$out.configure.log" 2>&1 ||
-        { cat "$out.configure.log"; fail "cmake configure"; }
-    cmake --build "$out" -j "$jobs" >"$out.build.log" 2>&1 || { tail -n 40 "$out.build.log"; fail "cmake build"; }
-    (cd "$out" && cpack -G DEB) >"$out.cpack.log" 2>&1 || { cat "$out.cpack.log"; fail "cpack"; }
-    grep "package: " "$out.cpack.log"
+    # The README's command: the preset "packages" (CMakePresets.json: Release, /usr, the pool,
+    # -z now for lintian's hardening-no-bindnow; its RPATH options undo what a pip build reusing
+    # this folder sets, setup.py) configures, builds and runs cpack in build/packages.
+    [ "$out" = build/packages ] || fail "the preset builds in build/packages, not $out"
+    CMAKE_BUILD_PARALLEL_LEVEL=$jobs cmake --workflow --preset packages >"$out.workflow.log" 2>&1 ||
+        { tail -n 60 "$out.workflow.log"; fail "cmake --workflow --preset packages"; }
+    grep "package: " "$out.workflow.log"
 }
 
 
