@@ -252,7 +252,7 @@ import torch
 pkg_dir, lib_dir = (os.path.realpath(p) for p in sys.argv[1:3])
 here = os.path.realpath(os.path.dirname(rmsfuse.__file__))
 assert here == pkg_dir, f"rmsfuse imported from {here}, expected {pkg_dir}"
-# The files really mapped (library_path may be a bare soname when found through ldconfig).
+# The files really mapped (library_path is the one the loader mapped, from /proc/self/maps too).
 maps = {}
 with open("/proc/self/maps") as f:
     for line in f:
@@ -267,7 +267,7 @@ for so in ("librmsfuse.so.0", "librmsfuse_pool.so.0"):
     print(f"  {so}: {maps[so]}")
     assert os.path.dirname(maps[so]) == lib_dir, f"{so} loaded from {maps[so]}, expected {lib_dir}"
 assert rmsfuse.pool_available(), "the thread pool library is not available"
-assert rmsfuse.library_path.endswith("librmsfuse.so.0")
+assert os.path.realpath(rmsfuse.library_path) == maps["librmsfuse.so.0"], rmsfuse.library_path
 
 # A NumPy step against PyTorch's RMSProp formula.
 p = np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)

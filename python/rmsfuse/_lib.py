@@ -65,6 +65,22 @@ def _candidates():
         yield found
 
 
+def _where_loaded(name):
+    """The file the dynamic loader mapped for a library loaded by soname (find_library gives a bare
+    name such as librmsfuse.so.0): its path from /proc/self/maps, or the name when that is unknown."""
+    if os.path.sep in name:
+        return name
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(None, 5)[-1].strip()
+                if os.path.basename(path) == name or os.path.basename(path).startswith(name + "."):
+                    return path
+    except OSError:
+        pass
+    return name
+
+
 def _load_core():
     env = os.environ.get("RMSFUSE_LIBRARY")
     if env:
@@ -75,7 +91,7 @@ def _load_core():
     errors = []
     for path in _candidates():
         try:
-            return ctypes.CDLL(path), path
+            return ctypes.CDLL(path), _where_loaded(path)
         except OSError as e:  # e.g. a build for another architecture
             errors.append(f"{path}: {e}")
     raise LibraryNotFound(
@@ -99,7 +115,7 @@ def _load_pool(core_path):
         if os.path.sep in p and not os.path.exists(p):
             continue
         try:
-            return ctypes.CDLL(p), p
+            return ctypes.CDLL(p), _where_loaded(p)
         except OSError:
             continue
     return None, None
