@@ -2,8 +2,8 @@
 """Seconds per optimizer step: every rmsfuse.torch drop-in against its torch.optim class.
 
 usage: python_bench.py [--out DIR] [--model resnet50|gpt2|both] [--rounds R] [--steps K] [--quick]
-                       [--configs NAME,...] [--train] [--train-only] [--sparse] [--sparse-only] [--sparse-configs NAME,...]
-                       [--sparse-zeros PCT,...] [--sparse-steps N]
+                       [--configs NAME,...] [--train] [--train-only] [--sparse] [--sparse-only]
+                       [--sparse-configs NAME,...] [--sparse-zeros PCT,...] [--sparse-steps N]
 
 The parameters are the tensor shapes of a real model (hard-coded below, with
 their source), float32 on the CPU, each with a gradient.  For each
@@ -85,7 +85,7 @@ import torch  # noqa: E402
 
 import rmsfuse  # noqa: E402
 import rmsfuse.torch  # noqa: E402
-from rmsfuse.cli import BENCH_CONFIGS, LR, fused_bytes, resnet50_shapes, torch_bytes  # noqa: E402
+from rmsfuse.cli import BENCH_CONFIGS, LR, fused_bytes, resnet50_shapes, timed_rounds, torch_bytes  # noqa: E402
 
 TARGET = 4.0  # RMSprop: rmsfuse vs torch at one thread, beyond L3 (the first issue's target)
 L3_BYTES = 32 << 20  # the L3 one core of the reference machine sees (getconf/sysfs inside a VM may not say)
@@ -150,17 +150,7 @@ def measure(cname, params, threads, rounds, steps):
     for opt in opts.values():  # warm-up: state allocated, pages touched
         for _ in range(2):
             opt.step()
-    times = {impl: [] for impl in IMPLS}
-    order = list(IMPLS)
-    rng = random.Random(1)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for impl in order:
-            opt = opts[impl]
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                opt.step()
-            times[impl].append((time.perf_counter() - t0) / steps)
+    times = timed_rounds(opts, lambda impl, opt: opt.step(), rounds, steps)
     for opt in opts.values():
         if hasattr(opt, "close"):
             opt.close()
@@ -250,18 +240,13 @@ def measure_train(cname, params, threads, rounds, steps):
         for _ in range(2):
             train_step(impl, opt, params, 2.0 if k % 2 == 0 else 0.5)
             k += 1
-    times = {impl: [] for impl in TRAIN_IMPLS}
-    order = list(TRAIN_IMPLS)
-    rng = random.Random(2)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for impl in order:
-            opt = opts[impl]
-            t0 = time.perf_counter()
-            for _ in range(2 * steps):  # whole pairs of scales
-                train_step(impl, opt, params, 2.0 if k % 2 == 0 else 0.5)
-                k += 1
-            times[impl].append((time.perf_counter() - t0) / (2 * steps))
+
+    def one(impl, opt):
+        nonlocal k
+        train_step(impl, opt, params, 2.0 if k % 2 == 0 else 0.5)
+        k += 1
+
+    times = timed_rounds(opts, one, rounds, 2 * steps, seed=2)  # whole pairs of scales
     for opt in opts.values():
         if hasattr(opt, "close"):
             opt.close()

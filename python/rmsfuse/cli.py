@@ -751,6 +751,25 @@ def fused_bytes(cname):
     return sum(4 * (2 if rule.written[a] else 1) for a in rule.arrays if opt._uses(cfg, a))
 
 
+def timed_rounds(opts, run, rounds, steps, seed=1, after_round=None):
+    """Seconds per step of each implementation {name: optimizer}: `rounds` rounds, the
+    implementations in a shuffled order in each (so that load from other processes hits them
+    alike), `steps` calls of run(name, optimizer) each; after_round(r) after round r."""
+    times = {i: [] for i in opts}
+    order = list(opts)
+    rng = random.Random(seed)
+    for rnd in range(rounds):
+        rng.shuffle(order)
+        for impl in order:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                run(impl, opts[impl])
+            times[impl].append((time.perf_counter() - t0) / steps)
+        if after_round is not None:
+            after_round(rnd)
+    return times
+
+
 def _bench_measure(torch, cname, params, threads, pooled, rounds, steps, prog, frac, span):
     import rmsfuse.torch as rt
     cls, kw, _ = BENCH_CONFIGS[cname]
@@ -761,17 +780,8 @@ def _bench_measure(torch, cname, params, threads, pooled, rounds, steps, prog, f
     for opt in opts.values():  # warm-up: state allocated, pages touched
         for _ in range(2):
             opt.step()
-    times = {i: [] for i in IMPLS}
-    order = list(IMPLS)
-    rng = random.Random(1)
-    for rnd in range(rounds):
-        rng.shuffle(order)
-        for impl in order:
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                opts[impl].step()
-            times[impl].append((time.perf_counter() - t0) / steps)
-        prog.update(frac + span * (rnd + 1) / rounds, f"{cname}, {threads} thread(s), round {rnd + 1}/{rounds}")
+    times = timed_rounds(opts, lambda impl, opt: opt.step(), rounds, steps, after_round=lambda rnd: prog.update(
+        frac + span * (rnd + 1) / rounds, f"{cname}, {threads} thread(s), round {rnd + 1}/{rounds}"))
     if hasattr(opts["rmsfuse"], "close"):
         opts["rmsfuse"].close()
     return times
