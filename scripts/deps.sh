@@ -6,9 +6,11 @@
 rmsfuse_need_packages() {
     local missing=() pkg arch
     for pkg in "$@"; do
-        if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
-            missing+=("$pkg")
-        fi
+        # One status line per installed architecture (check and check:arm64 both answer to "check").
+        case "$(dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null || true)" in
+            *"install ok installed"*) ;;
+            *) missing+=("$pkg") ;;
+        esac
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
