@@ -467,6 +467,27 @@ static void count_calls(void *arg, int worker, int workers)
         rc->workers_seen = workers;
 }
 
+/* rmsfuse_pool_topology: the machine's counts as hwloc sees them (cores at
+ * least the usable ones, hardware threads at least the cores), cache sizes
+ * and counts >= 0, and -1 for every value of `what` it does not know. */
+START_TEST(test_topology)
+{
+    const long long cores = rmsfuse_pool_topology(RMSFUSE_POOL_TOPO_CORES);
+    ck_assert_int_ge(cores, rmsfuse_pool_machine_cores());
+    ck_assert_int_ge(rmsfuse_pool_topology(RMSFUSE_POOL_TOPO_PUS), cores);
+    ck_assert_int_ge(rmsfuse_pool_topology(RMSFUSE_POOL_TOPO_PACKAGES), 1);
+    ck_assert_int_ge(rmsfuse_pool_topology(RMSFUSE_POOL_TOPO_NUMA_NODES), 1);
+    for (int level = 1; level <= 5; level++) {
+        ck_assert_int_ge(rmsfuse_pool_topology(RMSFUSE_POOL_TOPO_CACHE_BYTES + level), 0);
+        ck_assert_int_ge(rmsfuse_pool_topology(RMSFUSE_POOL_TOPO_CACHE_COUNT + level), 0);
+    }
+    static const int unknown[] = {-1, 4, 15, RMSFUSE_POOL_TOPO_CACHE_BYTES, RMSFUSE_POOL_TOPO_CACHE_BYTES + 6,
+                                  RMSFUSE_POOL_TOPO_CACHE_COUNT, RMSFUSE_POOL_TOPO_CACHE_COUNT + 6, 1000};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        ck_assert_int_eq(rmsfuse_pool_topology(unknown[i]), -1);
+}
+END_TEST
+
 START_TEST(test_run_calls_every_worker_once)
 {
     for (int p = 0; p < N_POOLS; p++) {
@@ -608,6 +629,7 @@ int main(void)
     tcase_add_test(tc, test_split_tiles_on_cache_lines);
     tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, N_RULES);
     tcase_add_test(tc, test_empty_and_null);
+    tcase_add_test(tc, test_topology);
     tcase_add_test(tc, test_run_calls_every_worker_once);
     tcase_add_test(tc, test_concurrent_callers);
     tcase_add_test(tc, test_workers_keep_to_the_process_binding);
