@@ -26,6 +26,10 @@ set(RMSFUSE_PYTHON_INSTALL_DIR "lib/python3/dist-packages" CACHE STRING
 
 set(_rmsfuse_deb_version "${PROJECT_VERSION}-${RMSFUSE_DEB_RELEASE}")
 set(_rmsfuse_runtime_pkg "librmsfuse${PROJECT_VERSION_MAJOR}") # the SONAME's: librmsfuse.so.0
+# Each component's package name, once: _rmsfuse_pkg_<component>.
+set(_rmsfuse_pkg_runtime "${_rmsfuse_runtime_pkg}")
+set(_rmsfuse_pkg_dev librmsfuse-dev)
+set(_rmsfuse_pkg_python python3-rmsfuse)
 set(_rmsfuse_pkgdir "${PROJECT_BINARY_DIR}/packaging")
 file(MAKE_DIRECTORY "${_rmsfuse_pkgdir}")
 
@@ -94,13 +98,7 @@ if(RMSFUSE_GZIP)
     COMPONENT python EXCLUDE_FROM_ALL)
 endif()
 foreach(_c IN ITEMS runtime dev python)
-  if(_c STREQUAL "runtime")
-    set(_p "${_rmsfuse_runtime_pkg}")
-  elseif(_c STREQUAL "dev")
-    set(_p librmsfuse-dev)
-  else()
-    set(_p python3-rmsfuse)
-  endif()
+  set(_p "${_rmsfuse_pkg_${_c}}")
   install(FILES "${_rmsfuse_pkgdir}/copyright" DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/doc/${_p}"
     COMPONENT ${_c} EXCLUDE_FROM_ALL)
   if(RMSFUSE_GZIP)
@@ -143,13 +141,7 @@ ${_rmsfuse_runtime_pkg}: maintscript-calls-ldconfig [postinst]
 ${_rmsfuse_runtime_pkg}: maintscript-calls-ldconfig [postrm]
 ")
 foreach(_c IN ITEMS runtime dev python)
-  if(_c STREQUAL "runtime")
-    set(_p "${_rmsfuse_runtime_pkg}")
-  elseif(_c STREQUAL "dev")
-    set(_p librmsfuse-dev)
-  else()
-    set(_p python3-rmsfuse)
-  endif()
+  set(_p "${_rmsfuse_pkg_${_c}}")
   set(_o "# Built from the rmsfuse source tree with CPack, not uploaded to Debian: no ITP bug to close.
 ${_p}: initial-upload-closes-no-bugs
 ")
@@ -197,7 +189,7 @@ SSE2, AVX2, AVX-512, NEON and SVE chosen at run time.
 This package contains the shared libraries librmsfuse.so.0 and the thread
 pool librmsfuse_pool.so.0 (pthreads, hwloc).")
 
-set(CPACK_DEBIAN_DEV_PACKAGE_NAME librmsfuse-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME "${_rmsfuse_pkg_dev}")
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${_rmsfuse_runtime_pkg} (= ${_rmsfuse_deb_version}), libhwloc-dev")
 set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "pkg-config")
@@ -209,7 +201,7 @@ SSE2, AVX2, AVX-512, NEON and SVE chosen at run time.
 This package contains the headers, the static library, the CMake package
 (find_package(rmsfuse)) and the pkg-config files (rmsfuse, rmsfuse_pool).")
 
-set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME python3-rmsfuse)
+set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME "${_rmsfuse_pkg_python}")
 set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION python)
 set(CPACK_DEBIAN_PYTHON_PACKAGE_ARCHITECTURE all)
 set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "python3, python3-numpy, ${_rmsfuse_runtime_pkg} (= ${_rmsfuse_deb_version})")
