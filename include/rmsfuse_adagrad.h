@@ -88,6 +88,16 @@ RMSFUSE_API int rmsfuse_adagrad_check_config(const rmsfuse_adagrad_config *cfg);
 RMSFUSE_API int rmsfuse_adagrad_plan(const rmsfuse_adagrad_config *cfg, const rmsfuse_adagrad_tensor *tensors,
                                      size_t count, rmsfuse_plan **plan);
 
+/* Typed steps: arrays in other storage types than float32 (rmsfuse_storage,
+ * rmsfuse_typed_tensor in rmsfuse_common.h; docs/math.md, "Storage types"). */
+RMSFUSE_API int rmsfuse_adagrad_step_typed(const rmsfuse_adagrad_config *cfg, const rmsfuse_storage *storage,
+                                     const rmsfuse_typed_tensor *tensors, size_t count,
+                                     const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+RMSFUSE_API int rmsfuse_adagrad_check_typed(const rmsfuse_adagrad_config *cfg, const rmsfuse_storage *storage,
+                                      const rmsfuse_typed_tensor *tensors, size_t count);
+RMSFUSE_API int rmsfuse_adagrad_plan_typed(const rmsfuse_adagrad_config *cfg, const rmsfuse_storage *storage,
+                                     const rmsfuse_typed_tensor *tensors, size_t count, rmsfuse_plan **plan);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -97,6 +97,16 @@ RMSFUSE_API int rmsfuse_adam_check_config(const rmsfuse_adam_config *cfg);
 RMSFUSE_API int rmsfuse_adam_plan(const rmsfuse_adam_config *cfg, const rmsfuse_adam_tensor *tensors, size_t count,
                                   rmsfuse_plan **plan);
 
+/* Typed steps: arrays in other storage types than float32 (rmsfuse_storage,
+ * rmsfuse_typed_tensor in rmsfuse_common.h; docs/math.md, "Storage types"). */
+RMSFUSE_API int rmsfuse_adam_step_typed(const rmsfuse_adam_config *cfg, const rmsfuse_storage *storage,
+                                     const rmsfuse_typed_tensor *tensors, size_t count,
+                                     const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+RMSFUSE_API int rmsfuse_adam_check_typed(const rmsfuse_adam_config *cfg, const rmsfuse_storage *storage,
+                                      const rmsfuse_typed_tensor *tensors, size_t count);
+RMSFUSE_API int rmsfuse_adam_plan_typed(const rmsfuse_adam_config *cfg, const rmsfuse_storage *storage,
+                                     const rmsfuse_typed_tensor *tensors, size_t count, rmsfuse_plan **plan);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

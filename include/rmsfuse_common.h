@@ -79,6 +79,8 @@ extern "C" {
     X(RMSFUSE_E_NULL_PLAN, -26, "plan pointer is NULL")                                                          \
     X(RMSFUSE_E_RANGE, -27, "element range is reversed or beyond the plan")                                     \
     X(RMSFUSE_E_GRAD_OPTIONS, -28, "gradient options: scale not in (0, FLT_MAX], clip_value or max_norm NaN or negative, or unknown flags") \
+    X(RMSFUSE_E_STORAGE, -29, "storage types: unknown type, a type this array cannot have, or unknown storage flags") \
+    X(RMSFUSE_E_BLOCK, -30, "a plan range with 8-bit state starts or ends inside a block of RMSFUSE_Q8_BLOCK elements") \
     X(RMSFUSE_SKIPPED, 1, "step skipped, nothing written: a scaled gradient is Inf or NaN (RMSFUSE_SKIP_NONFINITE)")
 
 typedef enum rmsfuse_status {
@@ -197,6 +199,124 @@ RMSFUSE_API int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double sca
  * NULL with n > 0) or RMSFUSE_E_GRAD_OPTIONS (scale, or sumsq NULL); on
  * error *sumsq is unchanged.
  */
+
+/* ---- storage types ----------------------------------------------------- */
+/*
+ * Fewer bytes per element (docs/math.md, "Storage types"): each array of a
+ * step may be stored in another type than float32.  All arithmetic stays
+ * float32, in the rule's op order: an element is converted to float32 when
+ * read and rounded back when written, so a step over float32 arrays and a
+ * step over other types whose values are the same floats compute the same
+ * update.  Conversions give the same bits on every ISA.
+ *
+ *   RMSFUSE_F32         float32 (4 bytes)                       any array
+ *   RMSFUSE_BF16        bfloat16 (2 bytes, as uint16_t)         param, grad, state
+ *   RMSFUSE_F16         IEEE binary16 (2 bytes, as uint16_t)    param, grad
+ *   RMSFUSE_SPLIT_BF16  param as the bf16 the model uses (the upper 16 bits
+ *                       of the float32 master weight, truncated) and, in
+ *                       param_extra, the trail (its lower 16 bits): together
+ *                       exactly the float32 weight (Intel's extension's
+ *                       split SGD)                              param
+ *   RMSFUSE_Q8          8-bit codes, blocks of RMSFUSE_Q8_BLOCK elements with
+ *                       one float32 scale each (the block's largest
+ *                       magnitude); a float-like code (sign, exponent,
+ *                       3 fraction bits) relative to it      state
+ *   RMSFUSE_Q8_LINEAR   8-bit codes as RMSFUSE_Q8, linear    state
+ *
+ * State arrays that are never negative (square averages, second moments,
+ * AdaGrad's sum) use the unsigned code map of their 8-bit type, the others
+ * the signed one.  Rounding to bf16/f16 is to nearest, ties to even; with
+ * RMSFUSE_STOCHASTIC_ROUNDING, a bf16 or f16 param is rounded up or down at
+ * random with probabilities by distance, from a counter-based hash of
+ * (seed, step, stream, element index): the same bits on every ISA, thread
+ * count and cut into ranges.
+ */
+#define RMSFUSE_F32 0u
+#define RMSFUSE_BF16 1u
+#define RMSFUSE_F16 2u
+#define RMSFUSE_SPLIT_BF16 3u
+#define RMSFUSE_Q8 4u
+#define RMSFUSE_Q8_LINEAR 5u
+
+/* Elements per block of 8-bit state; each block has a float32 scale. */
+#define RMSFUSE_Q8_BLOCK 256u
+
+/* rmsfuse_storage.flags */
+#define RMSFUSE_MASTER_WEIGHTS     1u /* param BF16 or F16: param_extra is a float32 master copy
+                                         that the step updates; param is written rounded from it */
+#define RMSFUSE_STOCHASTIC_ROUNDING 2u /* param BF16 or F16: stochastic rounding when writing it */
+
+/* The storage types of one step: one per kind of array. */
+typedef struct rmsfuse_storage {
+    unsigned param;          /* RMSFUSE_F32, _BF16, _F16 or _SPLIT_BF16 */
+    unsigned grad;           /* RMSFUSE_F32, _BF16 or _F16 */
+    unsigned state;          /* every state array: RMSFUSE_F32, _BF16, _Q8 or _Q8_LINEAR */
+    unsigned flags;          /* RMSFUSE_MASTER_WEIGHTS, RMSFUSE_STOCHASTIC_ROUNDING */
+    unsigned long long seed; /* stochastic rounding: the run's seed */
+    unsigned long long step; /* stochastic rounding: the step's counter (new bits each step) */
+} rmsfuse_storage;
+
+/* The storage of float32 everywhere (what step_multi uses). */
+RMSFUSE_API rmsfuse_storage rmsfuse_storage_f32(void);
+
+/*
+ * One tensor of a typed step, for every rule: the arrays of the rule's
+ * tensor struct, each in its storage type.  state[j] is the rule's j-th
+ * state array, in the order of rmsfuse_<rule>_tensor (RMSProp: square_avg,
+ * momentum_buf, grad_avg; AdaGrad: sum; SGD: momentum_buf; Adam: exp_avg,
+ * exp_avg_sq, max_exp_avg_sq); those the configuration does not use may be
+ * NULL.  With 8-bit state, scale[j] holds state[j]'s ceil(n / 256) block
+ * scales.  Unused pointers are ignored.
+ */
+typedef struct rmsfuse_typed_tensor {
+    void *param;              /* n elements of storage.param */
+    void *param_extra;        /* SPLIT_BF16: the trail (n uint16_t); MASTER_WEIGHTS: n floats; else unused */
+    const void *grad;         /* n elements of storage.grad, read only */
+    void *state[4];           /* n elements of storage.state each */
+    float *scale[4];          /* Q8, Q8_LINEAR: ceil(n / RMSFUSE_Q8_BLOCK) floats each */
+    size_t n;                 /* elements; 0 skips the tensor (its pointers may be NULL) */
+    unsigned long long stream;/* stochastic rounding: this tensor's stream (e.g. its index in the model) */
+} rmsfuse_typed_tensor;
+
+/*
+ * Every rule has, beside its float32 calls:
+ *   int rmsfuse_<rule>_step_typed(const <cfg> *cfg, const rmsfuse_storage *storage,
+ *                                 const rmsfuse_typed_tensor *tensors, size_t count,
+ *                                 const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+ *   int rmsfuse_<rule>_check_typed(cfg, storage, tensors, count);
+ *   int rmsfuse_<rule>_plan_typed(cfg, storage, tensors, count, rmsfuse_plan **plan);
+ * step_typed is step_ex (opt and info may be NULL) over arrays of the given
+ * types, with the same checks (every array, extra arrays and block scales
+ * included, disjoint from every other) plus RMSFUSE_E_STORAGE for a type an
+ * array cannot have; check_typed returns what step_typed would return,
+ * writing nothing; plan_typed makes a plan that every plan call and the
+ * thread pool run.  A range of a plan with 8-bit state must start and end at
+ * a block boundary of its tensors (or a tensor's end), else RMSFUSE_E_BLOCK;
+ * rmsfuse_plan_cut returns such boundaries.
+ *
+ * rmsfuse_grad_sumsq_typed is rmsfuse_<rule>_grad_sumsq over typed tensors
+ * (the gradients converted to float32, then as for float32 arrays).
+ */
+RMSFUSE_API int rmsfuse_grad_sumsq_typed(const rmsfuse_storage *storage, const rmsfuse_typed_tensor *tensors,
+                                         size_t count, double scale, double *sumsq);
+
+/* rmsfuse_grad_block_sumsq over a gradient of type `type` (F32, BF16, F16). */
+RMSFUSE_API int rmsfuse_grad_block_sumsq_typed(unsigned type, const void *grad, size_t n, double scale,
+                                               double *sums);
+
+/*
+ * Conversions, element by element, with the library's own rounding (the
+ * same bits as the steps, on every ISA): n floats from `src` into `dst` of
+ * type `type` (BF16 or F16: round to nearest even), or back (to_f32).
+ * For 8-bit types, blocks of RMSFUSE_Q8_BLOCK elements from src[0] each get
+ * a scale in scale[ceil(n / RMSFUSE_Q8_BLOCK)]; `nonneg` picks the unsigned
+ * code map (values must then be >= 0 or NaN).  Returns RMSFUSE_OK,
+ * RMSFUSE_E_NULL_ARRAY or RMSFUSE_E_STORAGE.
+ */
+RMSFUSE_API int rmsfuse_convert_from_f32(unsigned type, int nonneg, const float *src, void *dst, float *scale,
+                                         size_t n);
+RMSFUSE_API int rmsfuse_convert_to_f32(unsigned type, int nonneg, const void *src, const float *scale, float *dst,
+                                       size_t n);
 
 /* ---- prepared steps ---------------------------------------------------- */
 /*

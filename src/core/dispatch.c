@@ -39,7 +39,8 @@ static int always(void)
 /* Each ISA's kernels, one per rule (src/isa/kernels.c); NULL where it is not built. */
 #define RMSFUSE_DECLARE_KERNELS_(isa, usable, preferred)                                               \
     const rmsfuse_kernel *rmsfuse_kernels_##isa(void);                                                 \
-    rmsfuse_block_sumsq_fn rmsfuse_block_sumsq_##isa(void);
+    rmsfuse_block_sumsq_fn rmsfuse_block_sumsq_##isa(void);                                            \
+    const rmsfuse_storage_ops *rmsfuse_storage_ops_##isa(void);
 RMSFUSE_ISAS(RMSFUSE_DECLARE_KERNELS_)
 
 typedef struct rmsfuse_impl {
@@ -48,9 +49,11 @@ typedef struct rmsfuse_impl {
     int (*preferred)(void);
     const rmsfuse_kernel *(*kernels)(void);
     rmsfuse_block_sumsq_fn (*block_sumsq)(void);
+    const rmsfuse_storage_ops *(*storage_ops)(void);
 } rmsfuse_impl;
 
-#define RMSFUSE_IMPL_(isa, usable, preferred) {#isa, usable, preferred, rmsfuse_kernels_##isa, rmsfuse_block_sumsq_##isa},
+#define RMSFUSE_IMPL_(isa, usable, preferred)                                                          \
+    {#isa, usable, preferred, rmsfuse_kernels_##isa, rmsfuse_block_sumsq_##isa, rmsfuse_storage_ops_##isa},
 static const rmsfuse_impl impls[] = {RMSFUSE_ISAS(RMSFUSE_IMPL_)};
 #define N_IMPLS (sizeof impls / sizeof impls[0])
 
@@ -126,6 +129,11 @@ rmsfuse_kernel rmsfuse_active_kernel(int rule)
 rmsfuse_block_sumsq_fn rmsfuse_active_block_sumsq(void)
 {
     return get_active()->block_sumsq();
+}
+
+const rmsfuse_storage_ops *rmsfuse_active_storage_ops(void)
+{
+    return get_active()->storage_ops();
 }
 
 const char *rmsfuse_active_isa(void)

@@ -28,23 +28,23 @@ static double grad_sumsq(const char *g, size_t n, float s, double acc)
 }
 
 /* scale as the options take it: > 0 and a finite float above 0 once rounded. */
-static int scale_ok(double scale)
+int rmsfuse_grad_scale_ok(double scale)
 {
     const float s0 = (float)scale;
     return scale > 0.0 && s0 > 0.0f && s0 < INFINITY;
 }
 
-static int check_options(const rmsfuse_grad_options *o)
+int rmsfuse_grad_check_options(const rmsfuse_grad_options *o)
 {
     const unsigned known = RMSFUSE_SKIP_NONFINITE | RMSFUSE_SUMSQ_GIVEN;
-    if (!scale_ok(o->scale) || !(o->clip_value >= 0.0) || !(o->max_norm >= 0.0) || (o->flags & ~known) ||
+    if (!rmsfuse_grad_scale_ok(o->scale) || !(o->clip_value >= 0.0) || !(o->max_norm >= 0.0) || (o->flags & ~known) ||
         ((o->flags & RMSFUSE_SUMSQ_GIVEN) && o->sumsq < 0.0))
         return RMSFUSE_E_GRAD_OPTIONS;
     return RMSFUSE_OK;
 }
 
 /* Whether the step needs the norm, and does not have it. */
-static int must_compute(const rmsfuse_grad_options *o)
+int rmsfuse_grad_must_compute(const rmsfuse_grad_options *o)
 {
     return ((o->flags & RMSFUSE_SKIP_NONFINITE) || o->max_norm < HUGE_VAL) && !(o->flags & RMSFUSE_SUMSQ_GIVEN);
 }
@@ -55,8 +55,8 @@ static int must_compute(const rmsfuse_grad_options *o)
  * whose sign field is left as it was).  RMSFUSE_SKIPPED when the step must
  * write nothing.
  */
-static int decide(const rmsfuse_grad_options *o, int known, double sumsq, rmsfuse_grad_info *out,
-                  rmsfuse_grad_k *in)
+int rmsfuse_grad_decide(const rmsfuse_grad_options *o, int known, double sumsq, rmsfuse_grad_info *out,
+                        rmsfuse_grad_k *in)
 {
     const rmsfuse_grad_info none = {NAN, 1.0, -1};
     *out = none;
@@ -83,10 +83,10 @@ static int decide(const rmsfuse_grad_options *o, int known, double sumsq, rmsfus
 int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *sums)
 {
     if (n == 0)
-        return scale_ok(scale) ? RMSFUSE_OK : RMSFUSE_E_GRAD_OPTIONS;
+        return rmsfuse_grad_scale_ok(scale) ? RMSFUSE_OK : RMSFUSE_E_GRAD_OPTIONS;
     if (!grad || !sums)
         return RMSFUSE_E_NULL_ARRAY;
-    if (!scale_ok(scale))
+    if (!rmsfuse_grad_scale_ok(scale))
         return RMSFUSE_E_GRAD_OPTIONS;
     const rmsfuse_block_sumsq_fn block_sumsq = rmsfuse_active_block_sumsq();
     for (size_t b = 0; b < n; b += RMSFUSE_NORM_BLOCK)
@@ -98,7 +98,7 @@ int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *
 int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t count, double scale,
                             double *sumsq)
 {
-    if (!sumsq || !scale_ok(scale))
+    if (!sumsq || !rmsfuse_grad_scale_ok(scale))
         return RMSFUSE_E_GRAD_OPTIONS;
     if (count == 0)
         return RMSFUSE_OK;
@@ -124,7 +124,7 @@ int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const voi
                          const rmsfuse_grad_options *opt, rmsfuse_grad_info *info)
 {
     const rmsfuse_grad_options o = opt ? *opt : rmsfuse_grad_options_none();
-    int st = check_options(&o);
+    int st = rmsfuse_grad_check_options(&o);
     if (st != RMSFUSE_OK)
         return st;
     st = rmsfuse_check_list_inl(P, L, tensors, count);
@@ -132,7 +132,7 @@ int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const voi
         return st;
 
     double sumsq = o.sumsq;
-    if (must_compute(&o)) {
+    if (rmsfuse_grad_must_compute(&o)) {
         sumsq = 0.0;
         for (size_t i = 0; i < count; i++) {
             const unsigned char *t = tensor_at(L, tensors, i);
@@ -144,7 +144,7 @@ int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const voi
     rmsfuse_grad_info out;
     rmsfuse_grad_k in;
     memcpy(&in, P->k.bytes, sizeof in);
-    st = decide(&o, must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &in);
+    st = rmsfuse_grad_decide(&o, rmsfuse_grad_must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &in);
     if (st == RMSFUSE_OK) {
         memcpy(P->k.bytes, &in, sizeof in);
         rmsfuse_run_list_inl(P, L, tensors, count); /* checked above */
@@ -173,8 +173,10 @@ static void plan_sums(const rmsfuse_plan *plan, float s, size_t begin, size_t en
             j++;
         const size_t n = plan->prefix[j + 1] - plan->prefix[j];
         const size_t off = (b - plan->bprefix[j]) * RMSFUSE_NORM_BLOCK;
-        const char *g = plan->arrays[j * RMSFUSE_MAX_SLOTS + RMSFUSE_SLOT_GRAD] + off * sizeof(float);
-        *sums++ = block_sumsq(g, n - off < RMSFUSE_NORM_BLOCK ? n - off : RMSFUSE_NORM_BLOCK, s);
+        const char *g = plan->arrays[j * RMSFUSE_MAX_SLOTS + RMSFUSE_SLOT_GRAD] + off * plan->P.elem[RMSFUSE_SLOT_GRAD];
+        const size_t m = n - off < RMSFUSE_NORM_BLOCK ? n - off : RMSFUSE_NORM_BLOCK;
+        *sums++ = plan->jobs ? plan->sops->block_sumsq(plan->jobs[j].type[RMSFUSE_SLOT_GRAD], g, m, s)
+                             : block_sumsq(g, m, s);
     }
 }
 
@@ -184,7 +186,7 @@ int rmsfuse_plan_block_sumsq(const rmsfuse_plan *plan, double scale, size_t begi
         return RMSFUSE_E_NULL_PLAN;
     if (begin > end || end > plan->bprefix[plan->count] || (begin < end && !sums))
         return RMSFUSE_E_RANGE;
-    if (!scale_ok(scale))
+    if (!rmsfuse_grad_scale_ok(scale))
         return RMSFUSE_E_GRAD_OPTIONS;
     plan_sums(plan, (float)scale, begin, end, sums);
     return RMSFUSE_OK;
@@ -197,15 +199,17 @@ int rmsfuse_plan_run_ex(const rmsfuse_plan *plan, size_t begin, size_t end, cons
         return RMSFUSE_E_NULL_PLAN;
     if (begin > end || end > plan->prefix[plan->count])
         return RMSFUSE_E_RANGE;
+    if (!rmsfuse_plan_range_blocks_ok(plan, begin, end))
+        return RMSFUSE_E_BLOCK;
     const rmsfuse_grad_options o = opt ? *opt : rmsfuse_grad_options_none();
-    int st = check_options(&o);
+    int st = rmsfuse_grad_check_options(&o);
     if (st != RMSFUSE_OK)
         return st;
     rmsfuse_grad_info out;
     double sumsq = o.sumsq;
-    if (must_compute(&o)) {
+    if (rmsfuse_grad_must_compute(&o)) {
         if (begin == end) { /* nothing to write: the options are checked, the norm is not needed */
-            (void)decide(&o, 0, 0.0, &out, &(rmsfuse_grad_k){0});
+            (void)rmsfuse_grad_decide(&o, 0, 0.0, &out, &(rmsfuse_grad_k){0});
             if (info)
                 *info = out;
             return RMSFUSE_OK;
@@ -225,7 +229,7 @@ int rmsfuse_plan_run_ex(const rmsfuse_plan *plan, size_t begin, size_t end, cons
         rmsfuse_grad_k in;
     } k;
     memcpy(k.bytes, plan->P.k.bytes, sizeof k.bytes);
-    st = decide(&o, must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &k.in);
+    st = rmsfuse_grad_decide(&o, rmsfuse_grad_must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &k.in);
     if (st == RMSFUSE_OK)
         rmsfuse_plan_run_k(plan, k.bytes, begin, end);
     if (info)

@@ -109,6 +109,64 @@ static inline int rmsfuse_all_finite(const float *x, size_t count)
     return z == 0.0f;
 }
 
+/* ---- storage types (src/core/typed.c; conversions in src/isa/kernels.c) ---- */
+/* One tensor of a typed step, as the kernels read it: every slot's array
+ * at the tensor's element 0, its type (RMSFUSE_F32 ...), and the extras. */
+typedef struct rmsfuse_typed_job {
+    char *a[RMSFUSE_MAX_SLOTS];             /* each slot's array (NULL where unused) */
+    char *extra;                            /* param's trail (SPLIT_BF16) or master (MASTER_WEIGHTS) */
+    char *scale[RMSFUSE_MAX_SLOTS];         /* 8-bit state: the block scales */
+    unsigned char type[RMSFUSE_MAX_SLOTS];  /* storage type of each slot */
+    unsigned used;                          /* slots the variant reads or writes */
+    unsigned nonneg;                        /* slots with the unsigned 8-bit map */
+    unsigned flags;                         /* rmsfuse_storage.flags */
+    uint64_t key;                           /* stochastic rounding: K of (seed, step, stream) */
+} rmsfuse_typed_job;
+
+/* Bytes per element of a storage type (8-bit: the codes alone). */
+static inline size_t rmsfuse_type_bytes(unsigned type)
+{
+    return type == RMSFUSE_F32 ? 4u : type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR ? 1u : 2u;
+}
+static inline int rmsfuse_type_is_q8(unsigned type)
+{
+    return type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR;
+}
+
+/* The typed machinery of one ISA (src/isa/kernels.c). */
+typedef struct rmsfuse_storage_ops {
+    /* Elements [begin, end) of a typed tensor through `kernel` (the rule's
+     * float32 kernel of the same ISA), block by block. */
+    void (*run)(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *job, size_t begin,
+                size_t end);
+    /* The norm's block sum of n <= RMSFUSE_NORM_BLOCK gradients of `type`. */
+    double (*block_sumsq)(unsigned type, const char *g, size_t n, float s);
+    /* n elements to and from float32 (8-bit: blocks of RMSFUSE_Q8_BLOCK from element 0). */
+    void (*from_f32)(unsigned type, int nonneg, const float *src, char *dst, char *scale, size_t n);
+    void (*to_f32)(unsigned type, int nonneg, const char *src, const char *scale, float *dst, size_t n);
+} rmsfuse_storage_ops;
+
+/* The active ISA's. */
+const rmsfuse_storage_ops *rmsfuse_active_storage_ops(void);
+
+/* A step over typed tensors after the configuration's checks (P from the
+ * rule's prepare): the storage's and the arrays' checks, then, unless
+ * check_only, the step as step_ex.  L gives the rule's null statuses and
+ * slot count, nonneg the slots of the unsigned 8-bit map. */
+int rmsfuse_typed_step(rmsfuse_prepared *P, unsigned nonneg, const rmsfuse_storage *storage,
+                       const rmsfuse_typed_tensor *tensors, size_t count, const rmsfuse_grad_options *opt,
+                       rmsfuse_grad_info *info, int check_only);
+int rmsfuse_typed_plan(rmsfuse_prepared *P, unsigned nonneg, const rmsfuse_storage *storage,
+                       const rmsfuse_typed_tensor *tensors, size_t count, rmsfuse_plan **plan);
+
+/* Byte ranges of arrays, for the overlap check across a list (src/core/run.c). */
+typedef struct rmsfuse_span {
+    uintptr_t lo, hi;
+    int written;
+} rmsfuse_span;
+/* Sorts s[0, m) and says whether any written range overlaps another range. */
+int rmsfuse_spans_overlap(rmsfuse_span *s, size_t m);
+
 /* ---- the core (src/core/run.h, run.c) -------------------------------------- */
 /* Checks, then makes a plan (*out NULL on error). */
 int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out);
@@ -122,6 +180,12 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
  * scale and clip value in P's constants (rmsfuse_grad_k). */
 int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const void *tensors, size_t count,
                          const rmsfuse_grad_options *opt, rmsfuse_grad_info *info);
+/* The options' pieces (src/core/grad.c), for typed steps (src/core/typed.c). */
+int rmsfuse_grad_scale_ok(double scale);
+int rmsfuse_grad_check_options(const rmsfuse_grad_options *o);
+int rmsfuse_grad_must_compute(const rmsfuse_grad_options *o);
+int rmsfuse_grad_decide(const rmsfuse_grad_options *o, int known, double sumsq, rmsfuse_grad_info *out,
+                        rmsfuse_grad_k *in);
 /* rmsfuse_<rule>_grad_sumsq over the rule's layout. */
 int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t count, double scale,
                             double *sumsq);
@@ -161,6 +225,33 @@ int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t
     int rmsfuse_##rule##_grad_sumsq(const tensor_type *tensors, size_t count, double scale, double *sumsq)   \
     {                                                                                                        \
         return rmsfuse_grad_sumsq_list(&layout, tensors, count, scale, sumsq);                               \
+    }                                                                                                        \
+    int rmsfuse_##rule##_step_typed(const cfg_type *cfg, const rmsfuse_storage *storage,                     \
+                                    const rmsfuse_typed_tensor *tensors, size_t count,                       \
+                                    const rmsfuse_grad_options *opt, rmsfuse_grad_info *info)                \
+    {                                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        const int st = prepare(cfg, &P);                                                                     \
+        return st != RMSFUSE_OK ? st                                                                         \
+                                : rmsfuse_typed_step(&P, RMSFUSE_NONNEG_##rule, storage, tensors, count, opt, info, 0); \
+    }                                                                                                        \
+    int rmsfuse_##rule##_check_typed(const cfg_type *cfg, const rmsfuse_storage *storage,                    \
+                                     const rmsfuse_typed_tensor *tensors, size_t count)                      \
+    {                                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        const int st = prepare(cfg, &P);                                                                     \
+        return st != RMSFUSE_OK ? st                                                                         \
+                                : rmsfuse_typed_step(&P, RMSFUSE_NONNEG_##rule, storage, tensors, count, NULL, NULL, 1); \
+    }                                                                                                        \
+    int rmsfuse_##rule##_plan_typed(const cfg_type *cfg, const rmsfuse_storage *storage,                     \
+                                    const rmsfuse_typed_tensor *tensors, size_t count, rmsfuse_plan **plan)  \
+    {                                                                                                        \
+        if (!plan)                                                                                           \
+            return RMSFUSE_E_NULL_PLAN;                                                                      \
+        *plan = NULL;                                                                                        \
+        rmsfuse_prepared P;                                                                                  \
+        const int st = prepare(cfg, &P);                                                                     \
+        return st != RMSFUSE_OK ? st : rmsfuse_typed_plan(&P, RMSFUSE_NONNEG_##rule, storage, tensors, count, plan); \
     }                                                                                                        \
     int rmsfuse_##rule##_plan(const cfg_type *cfg, const tensor_type *tensors, size_t count,                 \
                               rmsfuse_plan **plan)                                                           \

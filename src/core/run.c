@@ -15,11 +15,7 @@
 
 /* ---- many tensors ---------------------------------------------------------- */
 
-/* The byte range [lo, hi) of one array of a list, and whether it is written. */
-typedef struct span {
-    uintptr_t lo, hi;
-    int written;
-} span;
+typedef rmsfuse_span span;
 
 static int span_cmp(const void *x, const void *y)
 {
@@ -29,7 +25,7 @@ static int span_cmp(const void *x, const void *y)
 
 /* Sorted by start, a range overlaps an earlier one iff it starts before the
  * largest end seen so far (of the written ranges, for a read-only one). */
-static int sorted_spans_overlap(span *s, size_t m)
+int rmsfuse_spans_overlap(span *s, size_t m)
 {
     qsort(s, m, sizeof *s, span_cmp);
     uintptr_t end_all = 0, end_written = 0;
@@ -69,7 +65,7 @@ int rmsfuse_check_list_sorted(const rmsfuse_prepared *P, const void *tensors, si
             m++;
         }
     }
-    const int bad = sorted_spans_overlap(s, m);
+    const int bad = rmsfuse_spans_overlap(s, m);
     if (s != local)
         free(s);
     return bad ? RMSFUSE_E_OVERLAP : RMSFUSE_OK;
@@ -93,6 +89,9 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
     if (!plan)
         return RMSFUSE_E_NO_MEMORY;
     plan->P = *P;
+    plan->jobs = NULL;
+    plan->sops = NULL;
+    plan->q8 = 0;
     plan->kernel = rmsfuse_active_kernel(P->rule);
     plan->count = nonempty;
     plan->arrays = (char **)(plan + 1);
@@ -137,6 +136,20 @@ static size_t tensor_of(const rmsfuse_plan *plan, size_t f)
     return lo;
 }
 
+/* Whether plan element f is a block boundary of its tensor's 8-bit state
+ * (a tensor's first element, or the plan's end). */
+static int at_block(const rmsfuse_plan *plan, size_t f)
+{
+    if (f >= plan->prefix[plan->count])
+        return 1;
+    return (f - plan->prefix[tensor_of(plan, f)]) % RMSFUSE_Q8_BLOCK == 0;
+}
+
+int rmsfuse_plan_range_blocks_ok(const rmsfuse_plan *plan, size_t begin, size_t end)
+{
+    return !plan->q8 || begin == end || (at_block(plan, begin) && at_block(plan, end));
+}
+
 void rmsfuse_plan_run_k(const rmsfuse_plan *plan, const void *k, size_t begin, size_t end)
 {
     if (begin == end)
@@ -145,6 +158,10 @@ void rmsfuse_plan_run_k(const rmsfuse_plan *plan, const void *k, size_t begin, s
         const size_t first = plan->prefix[j], n = plan->prefix[j + 1] - first;
         const size_t lo = begin > first ? begin - first : 0;
         const size_t hi = end - first < n ? end - first : n;
+        if (plan->jobs) {
+            plan->sops->run(plan->kernel, k, plan->P.variant, &plan->jobs[j], lo, hi);
+            continue;
+        }
         char *const *base = plan->arrays + j * RMSFUSE_MAX_SLOTS;
         char *a[RMSFUSE_MAX_SLOTS];
         for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
@@ -159,6 +176,8 @@ int rmsfuse_plan_run(const rmsfuse_plan *plan, size_t begin, size_t end)
         return RMSFUSE_E_NULL_PLAN;
     if (begin > end || end > plan->prefix[plan->count])
         return RMSFUSE_E_RANGE;
+    if (!rmsfuse_plan_range_blocks_ok(plan, begin, end))
+        return RMSFUSE_E_BLOCK;
     rmsfuse_plan_run_k(plan, plan->P.k.bytes, begin, end);
     return RMSFUSE_OK;
 }
@@ -172,6 +191,10 @@ size_t rmsfuse_plan_cut(const rmsfuse_plan *plan, size_t f)
     const size_t o = f - plan->prefix[j], n = plan->prefix[j + 1] - plan->prefix[j];
     if (o == 0)
         return f;
+    if (plan->jobs) { /* typed: the tensor's blocks of RMSFUSE_Q8_BLOCK elements */
+        const size_t up = (o + RMSFUSE_Q8_BLOCK - 1) / RMSFUSE_Q8_BLOCK * RMSFUSE_Q8_BLOCK;
+        return plan->prefix[j] + (up < n ? up : n);
+    }
     const size_t elem = plan->P.elem[RMSFUSE_SLOT_PARAM];
     const size_t skip = rmsfuse_to_line(plan->arrays[j * RMSFUSE_MAX_SLOTS + RMSFUSE_SLOT_PARAM] + o * elem, elem);
     return plan->prefix[j] + (skip < n - o ? o + skip : n);
@@ -179,5 +202,7 @@ size_t rmsfuse_plan_cut(const rmsfuse_plan *plan, size_t f)
 
 void rmsfuse_plan_free(rmsfuse_plan *plan)
 {
+    if (plan)
+        free(plan->jobs);
     free(plan);
 }

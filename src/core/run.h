@@ -23,7 +23,15 @@ struct rmsfuse_plan {
     size_t *prefix;        /* [count + 1]: elements before tensor j */
     size_t *bprefix;       /* [count + 1]: norm blocks before tensor j */
     char **arrays;         /* [count][RMSFUSE_MAX_SLOTS]: each tensor's arrays */
+    /* Typed plans (rmsfuse_<rule>_plan_typed; NULL and 0 otherwise): */
+    rmsfuse_typed_job *jobs;             /* [count]: each tensor's arrays and types */
+    const rmsfuse_storage_ops *sops;     /* of the ISA of `kernel` */
+    int q8;                              /* 8-bit state: ranges start and end at blocks */
 };
+
+/* Whether [begin, end) (inside the plan) starts and ends at blocks of 8-bit
+ * state where the plan has it (src/core/run.c). */
+int rmsfuse_plan_range_blocks_ok(const rmsfuse_plan *plan, size_t begin, size_t end);
 
 /* Runs elements [begin, end) (checked) of a plan with the constants at k
  * (the plan's own, or a copy with other gradient options). */

@@ -35,6 +35,11 @@ rmsfuse_block_sumsq_fn RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)(void)
     return NULL;
 }
 
+const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
+{
+    return NULL;
+}
+
 #else
 
 /* Loads and stores of slot s at element i, for the rule bodies; x flushed
@@ -363,6 +368,14 @@ static double block_sumsq(const char *g, size_t n, float s)
 rmsfuse_block_sumsq_fn RMSFUSE_SUMSQ_FN(void)
 {
     return block_sumsq;
+}
+
+/* ---- storage types (docs/math.md, "Storage types") ---- */
+#include "storage.h"
+
+const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
+{
+    return &storage_ops;
 }
 
 #endif /* RMSFUSE_ISA_OPS */

@@ -6,6 +6,8 @@
 #define RMSFUSE_RULE_ADAGRAD_H
 
 enum { ADAGRAD_PARAM, ADAGRAD_GRAD, ADAGRAD_SUM, ADAGRAD_SLOTS };
+/* The state slots that are never negative (the unsigned 8-bit map, docs/math.md "Storage types"). */
+#define RMSFUSE_NONNEG_adagrad (1u << ADAGRAD_SUM)
 
 typedef struct rmsfuse_adagrad_k {
     rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */

@@ -8,6 +8,8 @@
 #define RMSFUSE_RULE_ADAM_H
 
 enum { ADAM_PARAM, ADAM_GRAD, ADAM_M, ADAM_V, ADAM_VMAX, ADAM_SLOTS };
+/* The state slots that are never negative (the unsigned 8-bit map, docs/math.md "Storage types"). */
+#define RMSFUSE_NONNEG_adam ((1u << ADAM_V) | (1u << ADAM_VMAX))
 
 typedef struct rmsfuse_adam_k {
     rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */

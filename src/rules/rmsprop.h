@@ -9,6 +9,8 @@
 #define RMSFUSE_RULE_RMSPROP_H
 
 enum { RMSPROP_PARAM, RMSPROP_GRAD, RMSPROP_SQ, RMSPROP_MOM, RMSPROP_GA, RMSPROP_SLOTS };
+/* The state slots that are never negative (the unsigned 8-bit map, docs/math.md "Storage types"). */
+#define RMSFUSE_NONNEG_rmsprop (1u << RMSPROP_SQ)
 
 /* Loop constants, derived once in double and rounded once to float. */
 typedef struct rmsfuse_rmsprop_k {

@@ -6,6 +6,8 @@
 #define RMSFUSE_RULE_SGD_H
 
 enum { SGD_PARAM, SGD_GRAD, SGD_MOM, SGD_SLOTS };
+/* The state slots that are never negative (the unsigned 8-bit map, docs/math.md "Storage types"). */
+#define RMSFUSE_NONNEG_sgd 0u
 
 typedef struct rmsfuse_sgd_k {
     rmsfuse_grad_k in; /* first: how the gradient is read (src/rules/registry.h) */

@@ -119,6 +119,13 @@ ABI_CHECK(adam_config_step, offsetof(rmsfuse_adam_config, step) == 40);
 ABI_CHECK(adam_config_flags, offsetof(rmsfuse_adam_config, flags) == 48);
 ABI_CHECK(adam_tensor_size, sizeof(rmsfuse_adam_tensor) == 48);
 ABI_CHECK(adam_tensor_n, offsetof(rmsfuse_adam_tensor, n) == 40);
+/* The structs of the storage types. */
+ABI_CHECK(storage_size, sizeof(rmsfuse_storage) == 32);
+ABI_CHECK(storage_seed, offsetof(rmsfuse_storage, seed) == 16);
+ABI_CHECK(typed_tensor_size, sizeof(rmsfuse_typed_tensor) == 104);
+ABI_CHECK(typed_tensor_state, offsetof(rmsfuse_typed_tensor, state) == 24);
+ABI_CHECK(typed_tensor_scale, offsetof(rmsfuse_typed_tensor, scale) == 56);
+ABI_CHECK(typed_tensor_n, offsetof(rmsfuse_typed_tensor, n) == 88);
 #endif
 
 /* Every function, by its exact type.  Referenced from a function with
@@ -205,6 +212,31 @@ typedef struct api_table {
     int (*plan_block_sumsq)(const rmsfuse_plan *, double, size_t, size_t, double *);
     int (*pool_run_plan_ex)(rmsfuse_pool *, const rmsfuse_plan *, const rmsfuse_grad_options *, rmsfuse_grad_info *);
     long long (*pool_topology)(int);
+    int (*rmsprop_step_typed)(const rmsfuse_rmsprop_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          const rmsfuse_grad_options *, rmsfuse_grad_info *);
+    int (*rmsprop_check_typed)(const rmsfuse_rmsprop_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t);
+    int (*rmsprop_plan_typed)(const rmsfuse_rmsprop_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          rmsfuse_plan **);
+    int (*adagrad_step_typed)(const rmsfuse_adagrad_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          const rmsfuse_grad_options *, rmsfuse_grad_info *);
+    int (*adagrad_check_typed)(const rmsfuse_adagrad_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t);
+    int (*adagrad_plan_typed)(const rmsfuse_adagrad_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          rmsfuse_plan **);
+    int (*sgd_step_typed)(const rmsfuse_sgd_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          const rmsfuse_grad_options *, rmsfuse_grad_info *);
+    int (*sgd_check_typed)(const rmsfuse_sgd_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t);
+    int (*sgd_plan_typed)(const rmsfuse_sgd_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          rmsfuse_plan **);
+    int (*adam_step_typed)(const rmsfuse_adam_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          const rmsfuse_grad_options *, rmsfuse_grad_info *);
+    int (*adam_check_typed)(const rmsfuse_adam_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t);
+    int (*adam_plan_typed)(const rmsfuse_adam_config *, const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t,
+                          rmsfuse_plan **);
+    rmsfuse_storage (*storage_f32)(void);
+    int (*grad_sumsq_typed)(const rmsfuse_storage *, const rmsfuse_typed_tensor *, size_t, double, double *);
+    int (*grad_block_sumsq_typed)(unsigned, const void *, size_t, double, double *);
+    int (*convert_from_f32)(unsigned, int, const float *, void *, float *, size_t);
+    int (*convert_to_f32)(unsigned, int, const void *, const float *, float *, size_t);
 } api_table;
 
 #ifdef __cplusplus
@@ -239,6 +271,12 @@ api_table rmsfuse_header_test_table(void)
         rmsfuse_grad_block_sumsq, rmsfuse_rmsprop_grad_sumsq, rmsfuse_adagrad_grad_sumsq, rmsfuse_sgd_grad_sumsq,
         rmsfuse_adam_grad_sumsq, rmsfuse_plan_run_ex, rmsfuse_plan_blocks, rmsfuse_plan_block_sumsq,
         rmsfuse_pool_run_plan_ex, rmsfuse_pool_topology,
+        rmsfuse_rmsprop_step_typed, rmsfuse_rmsprop_check_typed, rmsfuse_rmsprop_plan_typed,
+        rmsfuse_adagrad_step_typed, rmsfuse_adagrad_check_typed, rmsfuse_adagrad_plan_typed,
+        rmsfuse_sgd_step_typed, rmsfuse_sgd_check_typed, rmsfuse_sgd_plan_typed,
+        rmsfuse_adam_step_typed, rmsfuse_adam_check_typed, rmsfuse_adam_plan_typed,
+        rmsfuse_storage_f32, rmsfuse_grad_sumsq_typed, rmsfuse_grad_block_sumsq_typed, rmsfuse_convert_from_f32,
+        rmsfuse_convert_to_f32,
     };
     /* Designated-initialiser-free use of the structs, valid in C99 and C++. */
     rmsfuse_rmsprop_config c = rmsfuse_rmsprop_pytorch(0.01);
