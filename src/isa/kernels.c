@@ -17,6 +17,15 @@
  */
 #include "../core/internal.h"
 
+/* splitmix64's finaliser (docs/math.md, "Stochastic rounding"). */
+static inline uint64_t rmsfuse_sr_mix64(uint64_t z)
+{
+    z += UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
 #ifndef RMSFUSE_ISA
 #  error "compile src/isa/kernels.c with -DRMSFUSE_ISA=<name> (CMake does)"
 #endif
@@ -59,6 +68,14 @@ static RMSFUSE_ALWAYS_INLINE float grad_in_w1(float x, float gs, float gc)
 {
     return VMAX_C(-gc, VMIN_C(gc, VMUL(x, gs)));
 }
+
+/* ---- storage types at width 1 (src/isa/storage_conv.h, storage.h) ---------- */
+#define CW 1
+#define CV(name) name##_c1
+#include "storage_conv.h"
+#undef CW
+#undef CV
+
 #include "ops_end.h"
 
 /* ---- the ISA's width ------------------------------------------------------- */
@@ -88,6 +105,16 @@ static RMSFUSE_ALWAYS_INLINE float grad_in_w1(float x, float gs, float gc)
 #  define RMSFUSE_BODY(r) rmsfuse_##r##_body_wv
 #  include "../rules/registry.h"
 #  undef RMSFUSE_BODY
+
+#if RMSFUSE_WIDE && !defined(VLA)
+/* ---- storage types at the ISA's width -------------------------------------- */
+#define CW VW
+#define CV(name) name##_cw
+#include "storage_conv.h"
+#undef CW
+#undef CV
+
+#endif /* RMSFUSE_WIDE && !VLA */
 #elif defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
 #  error "the scalar reference is a baseline file: do not compile it with -mavx*/-march flags"
 #endif

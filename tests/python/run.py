@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 NEEDS = {"test_numpy": ["numpy"], "test_abi": ["numpy"], "test_torch": ["numpy", "torch"],
          "test_accuracy": ["numpy", "torch"], "test_examples": ["numpy", "torch"], "test_bench": ["numpy", "torch"],
          "test_subnormal": ["numpy", "torch"], "test_grad": ["numpy", "torch"], "test_distributed": ["numpy", "torch"],
-         "test_cli": ["numpy", "torch"],
+         "test_cli": ["numpy", "torch"], "test_storage_numpy": ["numpy"], "test_storage_torch": ["numpy", "torch"],
          "test_training_examples": ["numpy", "torch", "sklearn", "matplotlib"]}
 
 

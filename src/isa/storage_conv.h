@@ -1,0 +1,245 @@
+/*
+ * The conversions of the storage types (docs/math.md, "Storage types") on
+ * CW lanes, written once with the compiler's vector extension: 32-bit
+ * integer lanes whose every operation is exact, so every width and every
+ * ISA gives the same bits.  src/isa/kernels.c includes this file twice:
+ * with CW = 1 (the scalar reference, every ISA's tails) and with CW = the
+ * ISA's width, whose flags turn the operations into its own instructions;
+ * CV(name) gives each inclusion its own names.  No include guard.
+ *
+ * Hardware conversions are not used: AVX-512 BF16's vcvtneps2bf16 reads
+ * subnormal inputs as zero, which this rule does not; the integer forms
+ * here run on ports the rule's divider leaves idle.
+ */
+
+typedef uint32_t CV(u_t) __attribute__((vector_size(CW * 4)));
+typedef int32_t CV(i_t) __attribute__((vector_size(CW * 4)));
+typedef float CV(f_t) __attribute__((vector_size(CW * 4)));
+typedef uint16_t CV(h_t) __attribute__((vector_size(CW * 2)));
+typedef uint8_t CV(b_t) __attribute__((vector_size(CW)));
+
+/* where m is all ones: x, else y (m from a vector comparison) */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sel)(CV(i_t) m, CV(u_t) x, CV(u_t) y)
+{
+    return ((CV(u_t))m & x) | (~(CV(u_t))m & y);
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(umin)(CV(u_t) a, CV(u_t) b)
+{
+    return CV(sel)(a < b, a, b);
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(splat)(uint32_t x)
+{
+    return (CV(u_t)){0} + x;
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bits)(CV(f_t) x)
+{
+    CV(u_t) u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(flt)(CV(u_t) u)
+{
+    CV(f_t) x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* ---- CW elements in and out ------------------------------------------------- */
+static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(ld_f32)(const char *p)
+{
+    CV(f_t) x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+static RMSFUSE_ALWAYS_INLINE void CV(st_f32)(char *p, CV(f_t) x)
+{
+    memcpy(p, &x, sizeof x);
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(ld_u16)(const char *p)
+{
+    CV(h_t) h;
+    memcpy(&h, p, sizeof h);
+    return __builtin_convertvector(h, CV(u_t));
+}
+static RMSFUSE_ALWAYS_INLINE void CV(st_u16)(char *p, CV(u_t) u)
+{
+    const CV(h_t) h = __builtin_convertvector(u, CV(h_t));
+    memcpy(p, &h, sizeof h);
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(ld_u8)(const char *p)
+{
+    CV(b_t) b;
+    memcpy(&b, p, sizeof b);
+    return __builtin_convertvector(b, CV(u_t));
+}
+static RMSFUSE_ALWAYS_INLINE void CV(st_u8)(char *p, CV(u_t) u)
+{
+    const CV(b_t) b = __builtin_convertvector(u, CV(b_t));
+    memcpy(p, &b, sizeof b);
+}
+
+/* ---- stochastic rounding's random numbers r(i), ..., r(i + CW - 1) ----------- */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32)(CV(u_t) x)
+{
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    return x ^ (x >> 16);
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t key, uint64_t i)
+{
+    const uint64_t k2 = rmsfuse_sr_mix64(key ^ (i >> 32)); /* the lanes are in one 2^32 range */
+    CV(u_t) idx;
+    for (unsigned l = 0; l < CW; l++)
+        idx[l] = (uint32_t)i + l;
+    return CV(mix32)(CV(mix32)(idx ^ (uint32_t)k2) ^ (uint32_t)(k2 >> 32));
+}
+
+/* ---- bf16 ------------------------------------------------------------------- */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) r)
+{
+    const CV(u_t) b = sr ? r >> 16 : 0x7FFFu + ((u >> 16) & 1u);
+    return CV(sel)((u & 0x7FFFFFFFu) > 0x7F800000u, (u >> 16) | 0x40u, (u + b) >> 16);
+}
+
+/* ---- m / 2^sh rounded to nearest even (or stochastically with r), sh >= 1 ---- */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(round_shift)(CV(u_t) m, CV(u_t) sh, int sr, CV(u_t) r)
+{
+    CV(u_t) t = CV(umin)(sh, CV(splat)(31u));
+    t = CV(sel)(t < 1u, CV(splat)(1u), t);
+    const CV(u_t) m2 = m >> CV(umin)(sh - t, CV(splat)(31u));
+    const CV(u_t) one = CV(splat)(1u);
+    const CV(u_t) b = sr ? r & ((one << t) - 1u) : (one << (t - 1u)) - 1u + ((m2 >> t) & 1u);
+    return (m2 + b) >> t;
+}
+
+/* ---- f16 -------------------------------------------------------------------- */
+/* rne(|x| / 2^-k) for |x| < 2^(23-k), |x| at bits a: |x| below 2^-126
+ * (zero, subnormal) is taken as 0, which rounds to 0 all the same, so that
+ * no subnormal float enters an operation; then the product is exact and
+ * adding 2^23 rounds it to an integer, to nearest even: the same value as
+ * the integer rounding of docs/math.md (round_shift with sr = 0). */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(rne_small)(CV(u_t) a, float two_k)
+{
+    const CV(u_t) n = CV(sel)(a < 0x00800000u, CV(splat)(0u), a);
+    return CV(bits)(CV(flt)(n) * two_k + 0x1p23f) - 0x4B000000u;
+}
+
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_of)(CV(u_t) u, int sr, CV(u_t) r)
+{
+    const CV(u_t) S = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu, e = a >> 23;
+    const CV(u_t) bn = sr ? r & 0x1FFFu : 0xFFFu + ((a >> 13) & 1u);
+    const CV(u_t) hn = (a - 0x38000000u + bn) >> 13;
+    CV(u_t) hs;
+    if (sr) {
+        const CV(u_t) e1 = e + ((CV(u_t))(e == 0u) & 1u);
+        const CV(u_t) m = (a & 0x7FFFFFu) | ((CV(u_t))(e != 0u) & 0x800000u);
+        hs = CV(round_shift)(m, 126u - e1, 1, r);
+    } else {
+        hs = CV(rne_small)(CV(sel)(e >= 113u, CV(splat)(0u), a), 0x1p24f);
+    }
+    CV(u_t) h = CV(sel)(e >= 113u, hn, hs);
+    h = CV(sel)(a >= 0x47800000u, CV(splat)(0x7C00u), h);
+    h = CV(sel)(a > 0x7F800000u, 0x7E00u | ((a >> 13) & 0x3FFu), h);
+    return S | h;
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_to)(CV(u_t) h)
+{
+    const CV(u_t) S = (h & 0x8000u) << 16, E = (h >> 10) & 31u, M = h & 0x3FFu;
+    const CV(u_t) sub = CV(bits)(__builtin_convertvector((CV(i_t))M, CV(f_t)) * 0x1p-24f);
+    CV(u_t) u = CV(sel)(E == 0u, sub, ((E + 112u) << 23) | (M << 13));
+    u = CV(sel)(E == 31u, 0x7F800000u | (M << 13), u);
+    return S | u;
+}
+
+/* ---- the 8-bit maps ---------------------------------------------------------- */
+/* The float-like code of |y| (bits a, |y| <= 1 or NaN): exponent bias B,
+ * 3 fraction bits; NaN gives `nan`. */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned nan)
+{
+    const CV(u_t) e = a >> 23;
+    const CV(u_t) cn = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - ((127u - B) << 3);
+    const CV(u_t) small = CV(sel)(e >= 128u - B, CV(splat)(0u), a);
+    const CV(u_t) cs = CV(rne_small)(small, B == 15u ? 0x1p17f : 0x1p33f); /* |y| / 2^(-B-2) */
+    const CV(u_t) c = CV(sel)(e >= 128u - B, cn, cs);
+    return CV(sel)(a > 0x7F800000u, CV(splat)(nan), c);
+}
+static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_value)(CV(u_t) c, unsigned B)
+{
+    const CV(u_t) E = c >> 3, M = c & 7u;
+    const float step = B == 15u ? 0x1p-17f : 0x1p-33f; /* 2^(-B-2) */
+    const CV(u_t) sub = CV(bits)(__builtin_convertvector((CV(i_t))M, CV(f_t)) * step);
+    return CV(flt)(CV(sel)(E == 0u, sub, ((E + 127u - B) << 23) | (M << 20)));
+}
+
+/* The codes of CW values x of a block whose encoding multiplier is q. */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_encode)(unsigned type, int nonneg, CV(f_t) x, float q)
+{
+    const CV(u_t) u = CV(bits)(x * q);
+    CV(u_t) a = u & 0x7FFFFFFFu;
+    a = CV(sel)((a > 0x3F800000u) & (a <= 0x7F800000u), CV(splat)(0x3F800000u), a); /* |y| <= 1 */
+    /* the sign of x (a NaN's sign is not kept: the NaN code has none) */
+    const CV(u_t) sign = nonneg ? CV(splat)(0u) : CV(sel)(a > 0x7F800000u, CV(splat)(0u), (CV(bits)(x) >> 24) & 0x80u);
+    if (type == RMSFUSE_Q8)
+        return sign | CV(q8_code)(a, nonneg ? 31u : 15u, nonneg ? 0xFFu : 0x7Fu);
+    const CV(f_t) v = CV(flt)(a) * (nonneg ? 254.0f : 127.0f);
+    const CV(u_t) c = CV(bits)(v + 0x1p23f) - 0x4B000000u; /* rne(v) for 0 <= v <= 254 */
+    if (nonneg)
+        return CV(sel)(a > 0x7F800000u, CV(splat)(255u), c);
+    return CV(sel)(a > 0x7F800000u, CV(splat)(0x80u), CV(sel)(sign != 0u, (0u - c) & 0xFFu, c));
+}
+/* CW values of the codes c of a block with this scale. */
+static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_decode)(unsigned type, int nonneg, CV(u_t) c, float scale)
+{
+    if (type == RMSFUSE_Q8) {
+        const CV(u_t) mag = nonneg ? c : c & 0x7Fu;
+        const CV(u_t) sign = nonneg ? CV(splat)(0u) : (c & 0x80u) << 24;
+        const CV(u_t) v = CV(sel)(mag == (nonneg ? 0xFFu : 0x7Fu), CV(splat)(0x7FC00000u),
+                                  CV(bits)(CV(q8_value)(mag, nonneg ? 31u : 15u)));
+        return CV(flt)(v | sign) * scale;
+    }
+    const float f = scale * (nonneg ? 1.0f / 254.0f : 1.0f / 127.0f);
+    if (nonneg) {
+        const CV(f_t) x = __builtin_convertvector((CV(i_t))c, CV(f_t)) * f;
+        return CV(flt)(CV(sel)(c == 255u, CV(splat)(0x7FC00000u), CV(bits)(x)));
+    }
+    const CV(i_t) sc = ((CV(i_t))(c << 24)) >> 24; /* as int8 */
+    const CV(f_t) x = __builtin_convertvector(sc, CV(f_t)) * f;
+    return CV(flt)(CV(sel)(c == 0x80u, CV(splat)(0x7FC00000u), CV(bits)(x)));
+}
+
+/* ---- whole elements ---------------------------------------------------------- */
+/* CW float32 values of the CW elements of `type` at p (8-bit: codes of a
+ * block with `scale`; not SPLIT_BF16). */
+static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(load)(unsigned type, int nonneg, const char *p, float scale)
+{
+    switch (type) {
+    case RMSFUSE_BF16:
+        return CV(flt)(CV(ld_u16)(p) << 16);
+    case RMSFUSE_F16:
+        return CV(flt)(CV(f16_to)(CV(ld_u16)(p)));
+    case RMSFUSE_Q8:
+    case RMSFUSE_Q8_LINEAR:
+        return CV(q8_decode)(type, nonneg, CV(ld_u8)(p), scale);
+    default:
+        return CV(ld_f32)(p);
+    }
+}
+/* Stores CW float32 values x as `type` (F32, BF16 or F16) at p, rounded to
+ * nearest even or, when sr, stochastically with element i0 first. */
+static RMSFUSE_ALWAYS_INLINE void CV(store)(unsigned type, char *p, CV(f_t) x, int sr, uint64_t key, uint64_t i0)
+{
+    const CV(u_t) r = sr ? CV(sr_random)(key, i0) : CV(splat)(0u);
+    switch (type) {
+    case RMSFUSE_BF16:
+        CV(st_u16)(p, sr ? CV(bf16_of)(CV(bits)(x), 1, r) : CV(bf16_of)(CV(bits)(x), 0, r));
+        break;
+    case RMSFUSE_F16:
+        CV(st_u16)(p, sr ? CV(f16_of)(CV(bits)(x), 1, r) : CV(f16_of)(CV(bits)(x), 0, r));
+        break;
+    default:
+        CV(st_f32)(p, x);
+        break;
+    }
+}
