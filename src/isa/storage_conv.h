@@ -66,16 +66,71 @@ static RMSFUSE_ALWAYS_INLINE void CV(st_u16)(char *p, CV(u_t) u)
     const CV(h_t) h = __builtin_convertvector(u, CV(h_t));
     memcpy(p, &h, sizeof h);
 }
+/* Bytes to and from 32-bit lanes: GCC 12 turns __builtin_convertvector
+ * between 8-bit and 32-bit lanes into one instruction per lane, so the ISA's
+ * own widening and narrowing instructions are used where this width is the
+ * ISA's vector (the values are bytes either way: the same bits). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(ld_u8)(const char *p)
 {
+    CV(u_t) u;
+#if CW == 16 && defined(__AVX512F__)
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    memcpy(&u, &v, sizeof u);
+#elif CW == 8 && defined(__AVX2__)
+    long long w;
+    memcpy(&w, p, sizeof w);
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(w));
+    memcpy(&u, &v, sizeof u);
+#elif CW == 4 && defined(__SSE2__) && !defined(__AVX2__)
+    int w;
+    memcpy(&w, p, sizeof w);
+    const __m128i z = _mm_setzero_si128();
+    const __m128i v = _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), z), z);
+    memcpy(&u, &v, sizeof u);
+#elif CW == 4 && defined(__ARM_NEON)
+    uint8x8_t b = vdup_n_u8(0);
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    b = vreinterpret_u8_u32(vset_lane_u32(w, vreinterpret_u32_u8(b), 0));
+    const uint32x4_t v = vmovl_u16(vget_low_u16(vmovl_u8(b)));
+    memcpy(&u, &v, sizeof u);
+#else
     CV(b_t) b;
     memcpy(&b, p, sizeof b);
-    return __builtin_convertvector(b, CV(u_t));
+    u = __builtin_convertvector(b, CV(u_t));
+#endif
+    return u;
 }
+/* u: lanes of at most 255. */
 static RMSFUSE_ALWAYS_INLINE void CV(st_u8)(char *p, CV(u_t) u)
 {
+#if CW == 16 && defined(__AVX512F__)
+    __m512i v;
+    memcpy(&v, &u, sizeof v);
+    _mm_storeu_si128((__m128i *)(void *)p, _mm512_cvtepi32_epi8(v));
+#elif CW == 8 && defined(__AVX2__)
+    __m256i v;
+    memcpy(&v, &u, sizeof v);
+    const __m128i w = _mm_packus_epi16(_mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)),
+                                       _mm_setzero_si128());
+    const long long x = _mm_cvtsi128_si64(w);
+    memcpy(p, &x, 8);
+#elif CW == 4 && defined(__SSE2__) && !defined(__AVX2__)
+    __m128i v;
+    memcpy(&v, &u, sizeof v);
+    const __m128i w = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+    const int x = _mm_cvtsi128_si32(w);
+    memcpy(p, &x, 4);
+#elif CW == 4 && defined(__ARM_NEON)
+    uint32x4_t v;
+    memcpy(&v, &u, sizeof v);
+    const uint8x8_t b = vmovn_u16(vcombine_u16(vmovn_u32(v), vdup_n_u16(0)));
+    const uint32_t x = vget_lane_u32(vreinterpret_u32_u8(b), 0);
+    memcpy(p, &x, 4);
+#else
     const CV(b_t) b = __builtin_convertvector(u, CV(b_t));
     memcpy(p, &b, sizeof b);
+#endif
 }
 
 /* ---- stochastic rounding's random numbers r(i), ..., r(i + CW - 1) ----------- */
