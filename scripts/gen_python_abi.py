@@ -10,9 +10,13 @@ Python package keeps no hand-written copy of any of this):
 
 * rmsfuse_common.h: the version macros, RMSFUSE_STATUS_TABLE (name, value,
   text), the flag bits (#define RMSFUSE_<NAME> (1u << k) with their comments);
+  the storage types (every RMSFUSE_<TYPE> the comments of rmsfuse_storage's
+  fields param, grad and state name, which are also the types each kind of
+  array may have), RMSFUSE_Q8_BLOCK and the rmsfuse_storage.flags bits;
 * every header: each RMSFUSE_API prototype, turned into a ctypes signature
   (restype, argtypes); each `typedef struct ... { ... } name;`, turned into a
-  ctypes.Structure with the same fields in the same order; typedef aliases;
+  ctypes.Structure with the same fields in the same order (a field `T *x[k]`
+  is an array of k pointers); typedef aliases;
 * each rule header rmsfuse_<rule>.h: its flag mask RMSFUSE_<RULE>_FLAGS, its
   config and tensor structs, its presets (functions returning the config from
   a double lr, with the comment above them), and its arrays: the tensor
@@ -20,8 +24,12 @@ Python package keeps no hand-written copy of any of this):
 
 It checks the conventions the binding relies on and fails loudly when a
 header departs from them: each rule has step, check, step_multi, check_multi,
-check_config and plan; step's and check's array parameters are the tensor
-struct's fields in order; the tensor struct holds only pointers and a size_t.
+check_config, plan, step_ex, grad_sumsq, step_typed, check_typed and
+plan_typed; step's and check's array parameters are the tensor struct's fields
+in order; the tensor struct holds only pointers and a size_t; the typed calls
+take (cfg, storage, tensors, count, ...) and rmsfuse_typed_tensor has room in
+state[] and scale[] for every rule's state arrays (in the tensor struct's
+order after param and grad).
 Pure Python, standard library only: it never loads the C library.
 """
 
@@ -33,10 +41,19 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE = os.path.join(REPO, "include")
 DEFAULT_OUT = os.path.join(REPO, "python", "rmsfuse", "_abi.py")
-RULE_FUNCS = ("step", "check", "step_multi", "check_multi", "check_config", "plan", "step_ex", "grad_sumsq")
+RULE_FUNCS = ("step", "check", "step_multi", "check_multi", "check_config", "plan", "step_ex", "grad_sumsq",
+              "step_typed", "check_typed", "plan_typed")
+# The parameters of the typed calls of every rule (rmsfuse_common.h, "storage types").
+TYPED_PARAMS = {"step_typed": ["cfg", "storage", "tensors", "count", "opt", "info"],
+                "check_typed": ["cfg", "storage", "tensors", "count"],
+                "plan_typed": ["cfg", "storage", "tensors", "count", "plan"]}
+# The fields of the typed structs the binding fills (rmsfuse_common.h).
+STORAGE_FIELDS = ["param", "grad", "state", "flags", "seed", "step"]
+TYPED_TENSOR_FIELDS = ["param", "param_extra", "grad", "state", "scale", "n", "stream"]
 
 # C scalar types -> ctypes names (pointers are handled apart).
-SCALARS = {"double": "ctypes.c_double", "long long": "ctypes.c_longlong", "unsigned": "ctypes.c_uint",
+SCALARS = {"double": "ctypes.c_double", "long long": "ctypes.c_longlong", "unsigned long long": "ctypes.c_ulonglong",
+           "unsigned": "ctypes.c_uint",
            "unsigned int": "ctypes.c_uint", "int": "ctypes.c_int", "size_t": "ctypes.c_size_t", "void": "None"}
 
 
@@ -100,6 +117,44 @@ def parse_grad_flags(common):
     return bits, int(block.group(1))
 
 
+def parse_storage(common):
+    """The storage types: ({NAME: value}, {field: (NAME, ...)}, Q8 block, [(flag, value, comment)]).
+
+    The types are those the comments of rmsfuse_storage's param, grad and state fields name
+    (RMSFUSE_F32, _BF16, ...): what each kind of array may be; their values are their #defines."""
+    m = re.search(r"typedef struct rmsfuse_storage \{(.*?)\} rmsfuse_storage;", common, re.S)
+    if not m:
+        raise HeaderError("rmsfuse_common.h: struct rmsfuse_storage not found")
+    allowed = {}
+    for field in ("param", "grad", "state"):
+        f = re.search(r"\bunsigned\s+" + field + r"\s*;\s*/\*(.*?)\*/", m.group(1), re.S)
+        names = re.findall(r"(?:\bRMSFUSE|(?<![A-Za-z0-9]))_([A-Z][A-Z0-9_]*[A-Z0-9])", f.group(1)) if f else []
+        if not names:
+            raise HeaderError(f"rmsfuse_common.h: rmsfuse_storage.{field}'s comment names no storage type")
+        allowed[field] = tuple(names)
+    types = {}
+    for name in sorted({n for names in allowed.values() for n in names}):
+        d = re.search(r"#define RMSFUSE_" + name + r"\s+(\d+)u?\s*\n", common)
+        if not d:
+            raise HeaderError(f"rmsfuse_common.h: storage type RMSFUSE_{name} is not #defined as a number")
+        types[name] = int(d.group(1))
+    if len(set(types.values())) != len(types):
+        raise HeaderError("rmsfuse_common.h: two storage types share a value")
+    types = dict(sorted(types.items(), key=lambda kv: kv[1]))
+    block = re.search(r"#define RMSFUSE_Q8_BLOCK (\d+)u", common)
+    if not block:
+        raise HeaderError("rmsfuse_common.h: RMSFUSE_Q8_BLOCK not found")
+    fm = re.search(r"/\* rmsfuse_storage\.flags \*/\n(.*?)\n\s*\n", common, re.S)  # up to a blank line
+    if not fm:
+        raise HeaderError("rmsfuse_common.h: the rmsfuse_storage.flags defines not found")
+    flags = [(n, int(v), squash(c)) for n, v, c in
+             re.findall(r"#define RMSFUSE_(\w+)\s+(\d+)u\s*/\*(.*?)\*/", fm.group(1), re.S)]
+    if not flags or len(flags) != fm.group(1).count("#define") or len({v for _, v, _ in flags}) != len(flags):
+        raise HeaderError("rmsfuse_common.h: the rmsfuse_storage.flags bits must be #define RMSFUSE_<NAME> <n>u "
+                          "/* comment */ lines, each of its own value")
+    return types, allowed, int(block.group(1)), flags
+
+
 def eval_mask(expr, values, where):
     expr = expr.replace("\\\n", " ")
     names = re.findall(r"RMSFUSE_(\w+)", expr)
@@ -123,16 +178,23 @@ def parse_masks(text, values, where):
 
 
 def c_field_type(decl, where):
-    """'const float *grad' -> ('grad', 'ctypes.c_void_p', 'const float *')."""
-    m = re.match(r"^(.*?)(\w+)$", decl.strip(), re.S)
+    """'const float *grad' -> ('grad', 'ctypes.c_void_p', 'const float *');
+    'void *state[4]' -> ('state', 'ctypes.c_void_p * 4', 'void *[4]')."""
+    m = re.match(r"^(.*?)(\w+)\s*(?:\[\s*(\d+)\s*\])?$", decl.strip(), re.S)
     if not m:
         raise HeaderError(f"{where}: cannot parse field {decl!r}")
-    ctype, name = " ".join(m.group(1).split()), m.group(2)
+    ctype, name, count = " ".join(m.group(1).split()), m.group(2), m.group(3)
     if "*" in ctype:
-        return name, "ctypes.c_void_p", ctype
-    if ctype not in SCALARS:
+        t = "ctypes.c_void_p"
+    elif ctype in SCALARS and ctype != "void":
+        t = SCALARS[ctype]
+    else:
         raise HeaderError(f"{where}: field {name} has an unsupported type {ctype!r}")
-    return name, SCALARS[ctype], ctype
+    if count is None:
+        return name, t, ctype
+    if int(count) < 1:
+        raise HeaderError(f"{where}: field {name} is an array of {count}")
+    return name, f"{t} * {int(count)}", f"{ctype}[{int(count)}]"
 
 
 def parse_structs(text, where):
@@ -215,6 +277,7 @@ def collect():
     status = parse_status(common)
     flags = parse_flags(common)
     grad_flags, norm_block = parse_grad_flags(common)
+    storage_types, storage_allowed, q8_block, storage_flags = parse_storage(common)
     values = {n: v for n, v, _ in flags}
     structs, aliases, functions, rules, masks = {}, {}, {}, {}, {}
     headers = sorted(f for f in os.listdir(INCLUDE) if re.match(r"rmsfuse\w*\.h$", f))
@@ -227,6 +290,15 @@ def collect():
         masks.update(parse_masks(text, values, h))
         for name, ret, args, names, comment in parse_prototypes(text, structs, aliases, h):
             functions[name] = (ret, args, names, comment, "pool" if h == "rmsfuse_pool.h" else "core")
+    for name, want in (("rmsfuse_storage", STORAGE_FIELDS), ("rmsfuse_typed_tensor", TYPED_TENSOR_FIELDS)):
+        if [f for f, _, _ in structs.get(name, ())] != want:
+            raise HeaderError(f"rmsfuse_common.h: {name}'s fields are not {', '.join(want)}")
+    typed = {f: (t, c) for f, t, c in structs["rmsfuse_typed_tensor"]}
+    slots = re.fullmatch(r"ctypes\.c_void_p \* (\d+)", typed["state"][0])
+    if not slots or typed["scale"][0] != typed["state"][0]:
+        raise HeaderError("rmsfuse_common.h: rmsfuse_typed_tensor's state and scale must be pointer arrays of one "
+                          "length")
+    typed_slots = int(slots.group(1))
     for h in headers:
         m = re.match(r"rmsfuse_(\w+)\.h$", h)
         if not m or m.group(1) in ("common", "pool"):
@@ -248,6 +320,13 @@ def collect():
             if names != ["cfg"] + [n for n, _ in arrays] + ["n"]:
                 raise HeaderError(f"{h}: rmsfuse_{rule}_{fn}'s parameters {names} are not cfg, the fields of "
                                   f"{tensor}, n")
+        for fn, want in TYPED_PARAMS.items():
+            names = functions[f"rmsfuse_{rule}_{fn}"][2]
+            if names != want:
+                raise HeaderError(f"{h}: rmsfuse_{rule}_{fn}'s parameters {names} are not {', '.join(want)}")
+        if len(arrays) - 2 > typed_slots or [n for n, _ in arrays[:2]] != ["param", "grad"]:
+            raise HeaderError(f"{h}: {tensor} is not param, grad and at most {typed_slots} state arrays (the "
+                              f"room of rmsfuse_typed_tensor.state)")
         mask_name = f"{rule.upper()}_FLAGS"
         if mask_name not in masks:
             raise HeaderError(f"{h}: RMSFUSE_{mask_name} not defined")
@@ -258,7 +337,9 @@ def collect():
                 presets.append((family, preset, name, comment))
         rules[rule] = dict(config=cfg, tensor=tensor, arrays=arrays, flags=masks[mask_name], presets=presets)
     return dict(version=version, status=status, flags=flags, masks=masks, structs=structs, aliases=aliases,
-                functions=functions, rules=rules, headers=headers, grad_flags=grad_flags, norm_block=norm_block)
+                functions=functions, rules=rules, headers=headers, grad_flags=grad_flags, norm_block=norm_block,
+                storage_types=storage_types, storage_allowed=storage_allowed, q8_block=q8_block,
+                storage_flags=storage_flags, typed_slots=typed_slots)
 
 
 def render(abi):
@@ -281,6 +362,16 @@ def render(abi):
     L += [")", "", "# rmsfuse_grad_options.flags bits (name without RMSFUSE_, value).", "GRAD_FLAGS = {"]
     L += [f"    {n!r}: {v}," for n, v in abi["grad_flags"]]
     L += ["}", f"NORM_BLOCK = {abi['norm_block']}  # RMSFUSE_NORM_BLOCK", "",
+          "# Storage types (name without RMSFUSE_, value), and the types each kind of array may have",
+          "# (rmsfuse_storage's fields param, grad, state).", "STORAGE_TYPES = {"]
+    L += [f"    {n!r}: {v}," for n, v in abi["storage_types"].items()]
+    L += ["}", "STORAGE_ALLOWED = {"]
+    L += [f"    {f!r}: {names!r}," for f, names in abi["storage_allowed"].items()]
+    L += ["}", f"Q8_BLOCK = {abi['q8_block']}  # RMSFUSE_Q8_BLOCK",
+          f"TYPED_SLOTS = {abi['typed_slots']}  # rmsfuse_typed_tensor: state[] and scale[] entries", "",
+          "# rmsfuse_storage.flags bits: (name without RMSFUSE_, value, the header's comment).", "STORAGE_FLAGS = ("]
+    L += [f"    ({n!r}, 0x{v:x}, {c!r})," for n, v, c in abi["storage_flags"]]
+    L += [")", "",
           "# Flag masks (RMSFUSE_<NAME>).", "MASKS = {"]
     L += [f"    {n!r}: 0x{v:x}," for n, v in sorted(abi["masks"].items())]
     L += ["}", "", "", "# ---- structs (same fields, same order as the headers) ----"]

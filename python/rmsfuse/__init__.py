@@ -27,12 +27,21 @@ arrays must be writeable.  Bad input raises TypeError / ValueError (from the
 binding's checks) or RmsfuseError (a ValueError with the library's status)
 and changes nothing.
 
+Storage types (docs/math.md, "Storage types"): step_typed(), check_typed(),
+step_multi_typed(), check_multi_typed() and Plan(..., storage=) take arrays in
+narrower types than float32, described by a Storage (bf16/f16 params and
+gradients as uint16 arrays of their bits, split bf16 and float32 master weights
+through param_extra, bf16 state, 8-bit block-quantised state as (codes,
+scales) pairs); convert_from_f32() and convert_to_f32() convert with the
+library's own rounding.  docs/python.md, "Storage types".
+
 The status codes, flag bits, structs and function signatures come from
 _abi.py, generated from the C headers by scripts/gen_python_abi.py.
 """
 
 import ctypes
 import inspect
+import numbers
 
 from . import _abi, _lib
 from ._lib import LibraryNotFound  # noqa: F401  (re-exported)
@@ -55,14 +64,25 @@ globals().update(STATUS)  # rmsfuse.OK, rmsfuse.E_LR, ...
 globals().update(FLAGS)  # rmsfuse.CENTERED, rmsfuse.NESTEROV, ...
 globals().update(_abi.MASKS)  # rmsfuse.ALL_FLAGS, rmsfuse.ADAM_FLAGS, ...
 
+STORAGE_TYPES = dict(_abi.STORAGE_TYPES)  # {"F32": 0, "BF16": 1, ...}
+STORAGE_FLAGS = {name: value for name, value, _ in _abi.STORAGE_FLAGS}  # {"MASTER_WEIGHTS": 1, ...}
+globals().update(STORAGE_TYPES)  # rmsfuse.F32, rmsfuse.BF16, ..., rmsfuse.Q8_LINEAR
+globals().update(STORAGE_FLAGS)  # rmsfuse.MASTER_WEIGHTS, rmsfuse.STOCHASTIC_ROUNDING
+Q8_BLOCK = _abi.Q8_BLOCK  # elements per block of 8-bit state (one float32 scale each)
+# (the names the binding itself uses, spelled out)
+F32, BF16, F16, SPLIT_BF16 = (STORAGE_TYPES[n] for n in ("F32", "BF16", "F16", "SPLIT_BF16"))
+MASTER_WEIGHTS, STOCHASTIC_ROUNDING = STORAGE_FLAGS["MASTER_WEIGHTS"], STORAGE_FLAGS["STOCHASTIC_ROUNDING"]
+
 RULES = tuple(_abi.RULES)  # ("adagrad", "adam", "rmsprop", "sgd")
 ARRAYS = {rule: tuple(name for name, _ in spec["arrays"]) for rule, spec in _abi.RULES.items()}
 
 __all__ = (["Config", "RMSpropConfig", "AdagradConfig", "SGDConfig", "AdamConfig", "AdamWConfig", "RmsfuseError",
             "step", "check", "step_multi", "check_multi", "Plan", "active_isa", "isa_supported", "set_isa",
             "isa_names", "isa_env_status", "version", "library_path", "pool_available", "Pool", "machine_cores",
-            "status_name", "strerror", "STATUS_NAMES", "RULES", "ARRAYS"]
-           + list(STATUS) + list(FLAGS) + list(_abi.MASKS))
+            "status_name", "strerror", "STATUS_NAMES", "RULES", "ARRAYS",
+            "Storage", "step_typed", "check_typed", "step_multi_typed", "check_multi_typed", "convert_from_f32",
+            "convert_to_f32", "typed_zeros", "nonneg_state", "STORAGE_TYPES", "STORAGE_FLAGS", "Q8_BLOCK"]
+           + list(STATUS) + list(FLAGS) + list(_abi.MASKS) + list(STORAGE_TYPES) + list(STORAGE_FLAGS))
 
 
 def status_name(status):
@@ -327,19 +347,19 @@ def _rule_of(cfg):
     return cfg._rule
 
 
-def _ptr(a, what, shape, writeable):
+def _ptr(a, what, shape, writeable, dtype=_F32, kind="float32"):
     """Checks one array and returns its address (a Python int)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{what} must be a numpy.ndarray, not {type(a).__name__}")
-    if a.dtype != _F32:
-        raise TypeError(f"{what} must have dtype float32 (native byte order), not {a.dtype.str} ({a.dtype})")
+    if a.dtype != dtype:
+        raise TypeError(f"{what} must have dtype {kind} (native byte order), not {a.dtype.str} ({a.dtype})")
     if shape is not None and a.shape != shape:
         raise ValueError(f"{what} has shape {a.shape}, param has shape {shape}: the sizes must match")
     if not a.flags.c_contiguous:
         raise ValueError(f"{what} is not C-contiguous (strides {a.strides}); the update is in place, so a "
                          f"contiguous copy would not be updated")
     if not a.flags.aligned:
-        raise ValueError(f"{what} is not aligned to 4 bytes")
+        raise ValueError(f"{what} is not aligned to {a.dtype.alignment} bytes")
     if writeable and not a.flags.writeable:
         raise ValueError(f"{what} is read-only; param and the optimizer state are updated in place")
     return a.ctypes.data if a.size else None
@@ -440,6 +460,374 @@ def check_multi(cfg, tensors):
     return rule.check_multi(ctypes.byref(cfg._c()), _words(rows), len(rows))
 
 
+# ---- storage types -----------------------------------------------------------------
+# docs/math.md, "Storage types"; rmsfuse_storage and rmsfuse_typed_tensor in rmsfuse_common.h.
+_TYPE_NAME = {v: n.lower() for n, v in STORAGE_TYPES.items()}  # {0: "f32", 1: "bf16", ...}
+_TYPE_VALUE = {n.lower(): v for n, v in STORAGE_TYPES.items()}
+_TYPE_VALUE.update({alias: _TYPE_VALUE[n] for alias, n in (("float32", "f32"), ("fp32", "f32"), ("bfloat16", "bf16"),
+                                                           ("float16", "f16"), ("fp16", "f16")) if n in _TYPE_VALUE})
+_ALLOWED = {field: tuple(STORAGE_TYPES[n] for n in names) for field, names in _abi.STORAGE_ALLOWED.items()}
+_Q8_TYPES = tuple(STORAGE_TYPES[n] for n in ("Q8", "Q8_LINEAR") if n in STORAGE_TYPES)
+_U16 = np.dtype(np.uint16)
+_U8 = np.dtype(np.uint8)
+# The NumPy dtype of an array of each type (8-bit state: the codes; their scales are float32).
+_NP_DTYPE = {F32: (_F32, "float32"), BF16: (_U16, "uint16 (the bf16 bits)"), F16: (_U16, "uint16 (the f16 bits)"),
+             SPLIT_BF16: (_U16, "uint16 (the upper 16 bits of the float32 weights)")}
+_NP_DTYPE.update({t: (_U8, "uint8 (8-bit codes)") for t in _Q8_TYPES})
+
+# State arrays that are never negative: the unsigned code map of 8-bit state (rmsfuse_common.h,
+# "storage types"; docs/math.md: RMSProp's square_avg, AdaGrad's sum, Adam's exp_avg_sq and
+# max_exp_avg_sq).  convert_from_f32/convert_to_f32 of such a state need nonneg=True.
+_NONNEG = frozenset(("square_avg", "sum", "exp_avg_sq", "max_exp_avg_sq"))
+
+
+def nonneg_state(name):
+    """True if the state array `name` (ARRAYS[rule][2:]) uses the unsigned map of 8-bit state."""
+    return name in _NONNEG
+
+
+def _storage_type(t, what, field=None):
+    """A storage type given as a name ("bf16", "q8_linear", ...) or a value (rmsfuse.BF16) -> its value."""
+    if isinstance(t, str):
+        v = _TYPE_VALUE.get(t.lower())
+    elif isinstance(t, numbers.Integral) and not isinstance(t, bool):
+        v = int(t) if int(t) in _TYPE_NAME else None
+    else:
+        raise TypeError(f"{what} must be a storage type name ({', '.join(_TYPE_NAME.values())}) or value, "
+                        f"not {type(t).__name__}")
+    if v is None:
+        raise ValueError(f"{what}: unknown storage type {t!r} (one of {', '.join(_TYPE_NAME.values())})")
+    if field is not None and v not in _ALLOWED[field]:
+        raise ValueError(f"{what}: a {field} array cannot be {_TYPE_NAME[v]} (it may be "
+                         f"{', '.join(_TYPE_NAME[a] for a in _ALLOWED[field])})")
+    return v
+
+
+class Storage:
+    """The storage types of a typed step: the C struct rmsfuse_storage.
+
+    Storage(param="f32", grad=None, state="f32", *, master_weights=False, stochastic_rounding=False,
+            seed=0, step=0)
+
+    param  "f32", "bf16", "f16" or "split_bf16"
+    grad   "f32", "bf16" or "f16"; None: the param's ("bf16" for "split_bf16")
+    state  every state array: "f32", "bf16", "q8" or "q8_linear"
+    master_weights       RMSFUSE_MASTER_WEIGHTS: a bf16/f16 param with a float32 master copy
+                         (param_extra) that the step updates; the param is written rounded from it
+    stochastic_rounding  RMSFUSE_STOCHASTIC_ROUNDING: a bf16/f16 param is rounded at random, from a
+                         hash of (seed, step, the tensor's stream, the element's index)
+    seed, step           stochastic rounding's run seed and step counter (0 <= each < 2**64)
+
+    Types are also accepted as values (rmsfuse.BF16) and the aliases float32, bfloat16, float16;
+    the attributes hold the names.  Arrays of each type, as NumPy arrays: f32 float32; bf16, f16
+    and split_bf16 uint16 (the bits); q8 and q8_linear a pair (codes, scales): uint8 codes of the
+    array's shape and float32 scales of ceil(size / Q8_BLOCK) elements.  Combinations the library
+    refuses (master weights with a float32 param, ...) raise RmsfuseError E_STORAGE at the step.
+    """
+
+    __slots__ = ("param", "grad", "state", "master_weights", "stochastic_rounding", "seed", "step")
+
+    def __init__(self, param="f32", grad=None, state="f32", *, master_weights=False, stochastic_rounding=False,
+                 seed=0, step=0):
+        p = _storage_type(param, "Storage param", "param")
+        if grad is None:
+            grad = BF16 if p == SPLIT_BF16 else p
+        self.param = _TYPE_NAME[p]
+        self.grad = _TYPE_NAME[_storage_type(grad, "Storage grad", "grad")]
+        self.state = _TYPE_NAME[_storage_type(state, "Storage state", "state")]
+        self.master_weights = bool(master_weights)
+        self.stochastic_rounding = bool(stochastic_rounding)
+        for k, v in (("seed", seed), ("step", step)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not 0 <= v < 2 ** 64:
+                raise ValueError(f"Storage {k} must be an int in [0, 2**64), not {v!r}")
+            setattr(self, k, int(v))
+
+    @property
+    def flags(self):
+        """The rmsfuse_storage.flags bits of master_weights and stochastic_rounding."""
+        return (MASTER_WEIGHTS if self.master_weights else 0) | (STOCHASTIC_ROUNDING if self.stochastic_rounding
+                                                                 else 0)
+
+    def _types(self):
+        return _TYPE_VALUE[self.param], _TYPE_VALUE[self.grad], _TYPE_VALUE[self.state]
+
+    def _c(self):
+        p, g, s = self._types()
+        return _abi.rmsfuse_storage(p, g, s, self.flags, self.seed, self.step)
+
+    def replace(self, **kw):
+        """A copy with some fields changed: storage.replace(step=2)."""
+        values = {k: getattr(self, k) for k in self.__slots__}
+        if "param" in kw and "grad" not in kw:
+            values["grad"] = None if values["grad"] == Storage(values["param"]).grad else values["grad"]
+        values.update(kw)
+        return Storage(values.pop("param"), values.pop("grad"), values.pop("state"), **values)
+
+    def __repr__(self):
+        return "rmsfuse.Storage(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+    def __eq__(self, other):
+        return isinstance(other, Storage) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None
+
+
+def _storage_of(storage):
+    if not isinstance(storage, Storage):
+        raise TypeError(f"storage must be an rmsfuse.Storage, not {type(storage).__name__}")
+    return storage
+
+
+# A typed tensor list is passed as rows of 64-bit words when rmsfuse_typed_tensor is exactly that
+# (64-bit machines: 13 words), else as an array of the ctypes struct.
+_TT = _abi.rmsfuse_typed_tensor
+_TT_WORDS = 5 + 2 * _abi.TYPED_SLOTS  # param, param_extra, grad, state[], scale[], n, stream
+_TT_FLAT = ctypes.sizeof(ctypes.c_void_p) == 8 and ctypes.sizeof(_TT) == 8 * _TT_WORDS and \
+    _TT.n.offset == 8 * (_TT_WORDS - 2) and _TT.stream.offset == 8 * (_TT_WORDS - 1)
+
+
+class _TypedList:
+    """A list of rmsfuse_typed_tensor in memory; rows: [param, param_extra, grad, *state, *scale, n,
+    stream] as ints (0 for NULL).  .address, len()."""
+
+    __slots__ = ("buf", "address", "count")
+
+    def __init__(self, rows):
+        self.count = len(rows)
+        if _TT_FLAT:
+            self.buf = np.array(rows, dtype=np.uint64).reshape(len(rows), _TT_WORDS)
+            self.address = self.buf.ctypes.data
+        else:  # pragma: no cover (32-bit machines)
+            k = _abi.TYPED_SLOTS
+            self.buf = (_TT * max(len(rows), 1))()
+            for t, r in zip(self.buf, rows):
+                t.param, t.param_extra, t.grad = r[0] or None, r[1] or None, r[2] or None
+                t.state[:] = [x or None for x in r[3:3 + k]]
+                t.scale[:] = [x or None for x in r[3 + k:3 + 2 * k]]
+                t.n, t.stream = r[3 + 2 * k], r[4 + 2 * k]
+            self.address = ctypes.addressof(self.buf)
+
+    def __len__(self):
+        return self.count
+
+
+def _q8_blocks(n):
+    return -(-n // Q8_BLOCK)
+
+
+def _pair(a, what):
+    if isinstance(a, np.ndarray) or not isinstance(a, (tuple, list)) or len(a) != 2:
+        raise TypeError(f"{what} must be a pair (codes, scales) for 8-bit state, not {type(a).__name__}")
+    return a
+
+
+def _typed_row(cfg, rule, storage, arrays, extra, stream, where=""):
+    """The rule's arrays (C order) of one typed tensor -> a row of _TypedList (ints, 0 for NULL)."""
+    pt, gt, stt = storage._types()
+    param = arrays[0]
+    dt, kind = _NP_DTYPE[pt]
+    ptrs = [_ptr(param, where + "param", None, True, dt, kind)]
+    shape, n = param.shape, param.size
+    if pt == SPLIT_BF16:
+        xdt = _NP_DTYPE[SPLIT_BF16][0], "uint16 (the lower 16 bits of the float32 weights: the trail)"
+    elif storage.master_weights:
+        xdt = _F32, "float32 (the master weights)"
+    else:
+        xdt = None
+    if extra is not None and xdt is None:
+        raise TypeError(f"{where}param_extra is given, but the storage has neither master weights nor a "
+                        f"split_bf16 param")
+    ptrs.append(None if extra is None else _ptr(extra, where + "param_extra", shape, True, *xdt))
+    ptrs.append(_ptr(arrays[1], where + "grad", shape, False, *_NP_DTYPE[gt]))
+    slots = _abi.TYPED_SLOTS
+    state, scale = [None] * slots, [None] * slots
+    for j, (name, a) in enumerate(zip(rule.arrays[2:], arrays[2:])):
+        used = _OPTIONAL_STATE.get(name)
+        if used is not None and (a is None or not used(cfg)):
+            continue  # unused: ignored; missing but used: the library's NULL status
+        if stt in _Q8_TYPES:
+            codes, sc = _pair(a, where + name)
+            state[j] = _ptr(codes, where + name + " codes", shape, True, *_NP_DTYPE[stt])
+            if not isinstance(sc, np.ndarray) or sc.size != _q8_blocks(n):
+                raise ValueError(f"{where}{name} scales must be a float32 array of ceil({n} / {Q8_BLOCK}) = "
+                                 f"{_q8_blocks(n)} elements, not "
+                                 f"{sc.size if isinstance(sc, np.ndarray) else type(sc).__name__}")
+            scale[j] = _ptr(sc, where + name + " scales", None, True)
+        else:
+            if isinstance(a, (tuple, list)):
+                raise TypeError(f"{where}{name} is a pair, but the storage's state is {storage.state}, not "
+                                f"8-bit: give an array")
+            state[j] = _ptr(a, where + name, shape, True, *_NP_DTYPE[stt])
+    if not isinstance(stream, numbers.Integral) or isinstance(stream, bool) or not 0 <= stream < 2 ** 64:
+        raise ValueError(f"{where}stream must be an int in [0, 2**64), not {stream!r}")
+    return [p or 0 for p in ptrs + state + scale] + [n, int(stream)]
+
+
+_ENTRY_KEYS = ("param_extra", "stream")
+
+
+def _typed_entry(rule, t, i):
+    """An entry of a typed tensor list: a tuple (param, grad, *state) (stream i), or a dict of the
+    rule's arrays by name with param_extra= and stream= -> (arrays, extra, stream)."""
+    if isinstance(t, dict):
+        unknown = [k for k in t if k not in rule.written and k not in _ENTRY_KEYS]
+        if unknown:
+            raise TypeError(f"tensors[{i}]: unexpected keys {unknown}; {rule.name} takes {rule.usage}, "
+                            f"param_extra and stream")
+        named = {k: v for k, v in t.items() if k in rule.written}
+        arrays = _bind(rule, (), named, f"tensors[{i}]")
+        return arrays, t.get("param_extra"), t.get("stream", i)
+    if isinstance(t, np.ndarray) or not isinstance(t, (tuple, list)):
+        raise TypeError(f"tensors[{i}] must be a tuple {rule.usage} or a dict, not {type(t).__name__}")
+    if not len(rule.required) <= len(t) <= len(rule.arrays):
+        raise TypeError(f"tensors[{i}]: expected {rule.usage}, got {len(t)} arrays")
+    return list(t) + [None] * (len(rule.arrays) - len(t)), None, i
+
+
+def _typed_list(cfg, rule, storage, tensors):
+    rows = []
+    for i, t in enumerate(tensors):
+        arrays, extra, stream = _typed_entry(rule, t, i)
+        rows.append(_typed_row(cfg, rule, storage, arrays, extra, stream, f"tensors[{i}]."))
+    return _TypedList(rows)
+
+
+def _typed_one(cfg, storage, param, grad, state, named_state, param_extra, stream, what):
+    rule = _rule_of(cfg)
+    storage = _storage_of(storage)
+    arrays = _bind(rule, (param, grad) + state, named_state, what)
+    return rule, storage, _TypedList([_typed_row(cfg, rule, storage, arrays, param_extra, stream)])
+
+
+def step_typed(cfg, storage, param, grad, *state, param_extra=None, stream=0, **named_state):
+    """One step of cfg's rule over arrays in the storage types of `storage` (an rmsfuse.Storage).
+
+    The arrays are step()'s, each in its type: f32 float32; bf16, f16 and split_bf16 uint16 (the
+    bits); 8-bit state (q8, q8_linear) a pair (codes uint8 of param's shape, scales float32 of
+    ceil(param.size / Q8_BLOCK)).  param_extra: the float32 master weights (master_weights) or the
+    uint16 trail (a split_bf16 param).  stream: stochastic rounding's stream of this tensor.  The
+    arithmetic is float32, as step()'s; each value is rounded to its type when written
+    (docs/math.md, "Storage types").  On any error no array has been changed.
+    """
+    rule, storage, rows = _typed_one(cfg, storage, param, grad, state, named_state, param_extra, stream,
+                                     "step_typed()")
+    _raise_on(_run_typed_rows(rule, cfg._c(), storage._c(), rows))
+
+
+def check_typed(cfg, storage, param, grad, *state, param_extra=None, stream=0, **named_state):
+    """The status step_typed() would get from the library (0 if it would run); changes nothing."""
+    rule, storage, rows = _typed_one(cfg, storage, param, grad, state, named_state, param_extra, stream,
+                                     "check_typed()")
+    return rule.check_typed(ctypes.byref(cfg._c()), ctypes.byref(storage._c()), rows.address, len(rows))
+
+
+def step_multi_typed(cfg, storage, tensors):
+    """step_typed() of every tensor in one library call.
+
+    Each entry is a tuple (param, grad, *state) (stream: its index in the list) or a dict of the
+    rule's arrays by name, with optional "param_extra" and "stream".  Everything is checked before
+    anything is written."""
+    rule = _rule_of(cfg)
+    storage = _storage_of(storage)
+    _raise_on(_run_typed_rows(rule, cfg._c(), storage._c(), _typed_list(cfg, rule, storage, tensors)))
+
+
+def check_multi_typed(cfg, storage, tensors):
+    """The status step_multi_typed() would get from the library; changes nothing."""
+    rule = _rule_of(cfg)
+    storage = _storage_of(storage)
+    rows = _typed_list(cfg, rule, storage, tensors)
+    return rule.check_typed(ctypes.byref(cfg._c()), ctypes.byref(storage._c()), rows.address, len(rows))
+
+
+def typed_zeros(type, shape):
+    """Zeros of a storage type: float32 (f32), uint16 (bf16, f16: +0), a pair (codes, scales) for q8 and
+    q8_linear (zero codes and scales: every element 0), a pair (hi, lo) of uint16 for split_bf16."""
+    t = _storage_type(type, "typed_zeros")
+    if t in _Q8_TYPES:
+        size = int(np.prod(shape, dtype=np.int64))
+        return np.zeros(shape, _U8), np.zeros(_q8_blocks(size), _F32)
+    if t == SPLIT_BF16:
+        return np.zeros(shape, _U16), np.zeros(shape, _U16)
+    return np.zeros(shape, _NP_DTYPE[t][0])
+
+
+def _out(out, shape, dtype, kind, what):
+    if out is None:
+        return np.empty(shape, dtype)
+    _ptr(out, what, shape, True, dtype, kind)
+    return out
+
+
+def convert_from_f32(type, src, *, nonneg=False, out=None):
+    """float32 values in a storage type, with the library's rounding (rmsfuse_convert_from_f32).
+
+    src is a float32 array.  Returns, of src's shape: a uint16 array for bf16 and f16 (round to
+    nearest even); a pair (codes uint8, scales float32 of ceil(size / Q8_BLOCK)) for q8 and
+    q8_linear, with the unsigned map when nonneg (the state arrays nonneg_state() names: values
+    must then be >= 0 or NaN); a pair (hi, lo) of uint16 for split_bf16 (the upper and lower 16
+    bits: exact); a copy for f32.  out: arrays to write instead (as returned)."""
+    t = _storage_type(type, "convert_from_f32")
+    _ptr(src, "src", None, False)
+    if t == F32:
+        dst = _out(out, src.shape, _F32, "float32", "out")
+        dst[...] = src
+        return dst
+    if t == SPLIT_BF16:
+        hi, lo = _pair(out, "out") if out is not None else (None, None)
+        hi, lo = _out(hi, src.shape, _U16, "uint16", "out[0]"), _out(lo, src.shape, _U16, "uint16", "out[1]")
+        u = src.view(np.uint32)
+        hi[...] = u >> 16
+        lo[...] = u & 0xFFFF
+        return hi, lo
+    if t in _Q8_TYPES:
+        codes, scales = _pair(out, "out") if out is not None else (None, None)
+        dst = _out(codes, src.shape, _U8, "uint8", "out[0]")
+        sc = _out(scales, (_q8_blocks(src.size),), _F32, "float32", "out[1]")
+    else:
+        dst, sc = _out(out, src.shape, _U16, "uint16", "out"), None
+    if src.size:
+        _raise_on(_L.rmsfuse_convert_from_f32(t, int(bool(nonneg)), src.ctypes.data, dst.ctypes.data,
+                                              None if sc is None else sc.ctypes.data, src.size),
+                  "convert_from_f32")
+    return (dst, sc) if sc is not None else dst
+
+
+def convert_to_f32(type, src, *, nonneg=False, out=None):
+    """Values of a storage type as float32 (rmsfuse_convert_to_f32): the inverse of convert_from_f32
+    (src: a uint16 array for bf16 and f16, a pair (codes, scales) for q8 and q8_linear, a pair
+    (hi, lo) for split_bf16, a float32 array for f32).  Exact for bf16, f16 and split_bf16; 8-bit
+    codes decode as the steps read them.  out: a float32 array to write instead."""
+    t = _storage_type(type, "convert_to_f32")
+    if t == F32:
+        _ptr(src, "src", None, False)
+        dst = _out(out, src.shape, _F32, "float32", "out")
+        dst[...] = src
+        return dst
+    if t == SPLIT_BF16:
+        hi, lo = _pair(src, "src")
+        _ptr(hi, "src[0]", None, False, _U16, "uint16")
+        _ptr(lo, "src[1]", hi.shape, False, _U16, "uint16")
+        dst = _out(out, hi.shape, _F32, "float32", "out")
+        dst.view(np.uint32)[...] = (hi.astype(np.uint32) << 16) | lo
+        return dst
+    if t in _Q8_TYPES:
+        codes, sc = _pair(src, "src")
+        _ptr(codes, "src[0]", None, False, _U8, "uint8")
+        _ptr(sc, "src[1]", None, False)
+        if sc.size != _q8_blocks(codes.size):
+            raise ValueError(f"src[1] must have ceil({codes.size} / {Q8_BLOCK}) elements, not {sc.size}")
+        data, scp = codes, sc.ctypes.data
+    else:
+        _ptr(src, "src", None, False, _U16, "uint16")
+        data, scp = src, None
+    dst = _out(out, data.shape, _F32, "float32", "out")
+    if data.size:
+        _raise_on(_L.rmsfuse_convert_to_f32(t, int(bool(nonneg)), data.ctypes.data, scp, dst.ctypes.data,
+                                            data.size), "convert_to_f32")
+    return dst
+
+
 class Plan:
     """A checked step over a tensor list: rmsfuse_<rule>_plan (rmsfuse_common.h).
 
@@ -451,15 +839,31 @@ class Plan:
     with the same hyperparameters (not for Adam/AdaGrad's next step number).
     Pool.run_plan(plan) runs it on a thread pool.  The plan keeps references
     to its arrays; close() frees it (also a context manager).
+
+    Plan(cfg, tensors, storage=rmsfuse.Storage(...)) is a typed step
+    (rmsfuse_<rule>_plan_typed) over step_multi_typed()'s tensor list; with
+    8-bit state a range must start and end at a block boundary of its tensors
+    (multiples of Q8_BLOCK from a tensor's start, or its end; cut() returns
+    such boundaries), else RmsfuseError E_BLOCK.
     """
 
-    def __init__(self, cfg, tensors):
+    def __init__(self, cfg, tensors, storage=None):
         rule = _rule_of(cfg)
-        tensors = [tuple(t) if isinstance(t, (tuple, list)) else t for t in tensors]
-        rows = _rows(cfg, rule, tensors)
-        h = ctypes.c_void_p()
-        _raise_on(rule.plan(ctypes.byref(cfg._c()), _words(rows), len(rows), ctypes.byref(h)), "Plan")
-        self._h, self._arrays, self.rule = h, tensors, rule.name
+        self._h = None
+        if storage is None:
+            tensors = [tuple(t) if isinstance(t, (tuple, list)) else t for t in tensors]
+            rows = _rows(cfg, rule, tensors)
+            h = ctypes.c_void_p()
+            _raise_on(rule.plan(ctypes.byref(cfg._c()), _words(rows), len(rows), ctypes.byref(h)), "Plan")
+        else:
+            storage = _storage_of(storage)
+            tensors = [dict(t) if isinstance(t, dict) else tuple(t) if isinstance(t, (tuple, list)) else t
+                       for t in tensors]
+            rows = _typed_list(cfg, rule, storage, tensors)
+            h = ctypes.c_void_p()
+            _raise_on(rule.plan_typed(ctypes.byref(cfg._c()), ctypes.byref(storage._c()), rows.address, len(rows),
+                                      ctypes.byref(h)), "Plan")
+        self._h, self._arrays, self.rule, self.storage = h, tensors, rule.name, storage
 
     def _handle(self):
         if self._h is None:
@@ -564,6 +968,23 @@ def _run_rows(rule, c_cfg, rows, pool=None, opt=None):
         return rule.step_ex(ctypes.byref(c_cfg), _words(rows), len(rows), ctypes.byref(opt), None)
     h = ctypes.c_void_p()
     status = rule.plan(ctypes.byref(c_cfg), _words(rows), len(rows), ctypes.byref(h))
+    return _run_plan_handle(h, status, pool, opt)
+
+
+def _run_typed_rows(rule, c_cfg, c_storage, rows, pool=None, opt=None):
+    """One typed step of a typed tensor list (_TypedList): step_typed, or on `pool` through a
+    plan_typed; returns the status.  c_storage is an _abi.rmsfuse_storage."""
+    if pool is None:
+        return rule.step_typed(ctypes.byref(c_cfg), ctypes.byref(c_storage), rows.address, len(rows),
+                               None if opt is None else ctypes.byref(opt), None)
+    h = ctypes.c_void_p()
+    status = rule.plan_typed(ctypes.byref(c_cfg), ctypes.byref(c_storage), rows.address, len(rows),
+                             ctypes.byref(h))
+    return _run_plan_handle(h, status, pool, opt)
+
+
+def _run_plan_handle(h, status, pool, opt):
+    """Runs a freshly made plan on the pool (with options `opt`, or none) and frees it."""
     if status != 0:
         return status
     try:

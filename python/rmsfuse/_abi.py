@@ -40,6 +40,8 @@ STATUS = (
     ('RMSFUSE_E_NULL_PLAN', -26, 'plan pointer is NULL'),
     ('RMSFUSE_E_RANGE', -27, 'element range is reversed or beyond the plan'),
     ('RMSFUSE_E_GRAD_OPTIONS', -28, 'gradient options: scale not in (0, FLT_MAX], clip_value or max_norm NaN or negative, or unknown flags'),
+    ('RMSFUSE_E_STORAGE', -29, 'storage types: unknown type, a type this array cannot have, or unknown storage flags'),
+    ('RMSFUSE_E_BLOCK', -30, 'a plan range with 8-bit state starts or ends inside a block of RMSFUSE_Q8_BLOCK elements'),
     ('RMSFUSE_SKIPPED', 1, 'step skipped, nothing written: a scaled gradient is Inf or NaN (RMSFUSE_SKIP_NONFINITE)'),
 )
 
@@ -63,6 +65,30 @@ GRAD_FLAGS = {
     'SUMSQ_GIVEN': 2,
 }
 NORM_BLOCK = 4096  # RMSFUSE_NORM_BLOCK
+
+# Storage types (name without RMSFUSE_, value), and the types each kind of array may have
+# (rmsfuse_storage's fields param, grad, state).
+STORAGE_TYPES = {
+    'F32': 0,
+    'BF16': 1,
+    'F16': 2,
+    'SPLIT_BF16': 3,
+    'Q8': 4,
+    'Q8_LINEAR': 5,
+}
+STORAGE_ALLOWED = {
+    'param': ('F32', 'BF16', 'F16', 'SPLIT_BF16'),
+    'grad': ('F32', 'BF16', 'F16'),
+    'state': ('F32', 'BF16', 'Q8', 'Q8_LINEAR'),
+}
+Q8_BLOCK = 256  # RMSFUSE_Q8_BLOCK
+TYPED_SLOTS = 4  # rmsfuse_typed_tensor: state[] and scale[] entries
+
+# rmsfuse_storage.flags bits: (name without RMSFUSE_, value, the header's comment).
+STORAGE_FLAGS = (
+    ('MASTER_WEIGHTS', 0x1, 'param BF16 or F16: param_extra is a float32 master copy that the step updates; param is written rounded from it'),
+    ('STOCHASTIC_ROUNDING', 0x2, 'param BF16 or F16: stochastic rounding when writing it'),
+)
 
 # Flag masks (RMSFUSE_<NAME>).
 MASKS = {
@@ -138,6 +164,29 @@ class rmsfuse_grad_info(ctypes.Structure):
     ]
 
 
+class rmsfuse_storage(ctypes.Structure):
+    _fields_ = [
+        ('param', ctypes.c_uint),  # unsigned
+        ('grad', ctypes.c_uint),  # unsigned
+        ('state', ctypes.c_uint),  # unsigned
+        ('flags', ctypes.c_uint),  # unsigned
+        ('seed', ctypes.c_ulonglong),  # unsigned long long
+        ('step', ctypes.c_ulonglong),  # unsigned long long
+    ]
+
+
+class rmsfuse_typed_tensor(ctypes.Structure):
+    _fields_ = [
+        ('param', ctypes.c_void_p),  # void *
+        ('param_extra', ctypes.c_void_p),  # void *
+        ('grad', ctypes.c_void_p),  # const void *
+        ('state', ctypes.c_void_p * 4),  # void *[4]
+        ('scale', ctypes.c_void_p * 4),  # float *[4]
+        ('n', ctypes.c_size_t),  # size_t
+        ('stream', ctypes.c_ulonglong),  # unsigned long long
+    ]
+
+
 class rmsfuse_rmsprop_config(ctypes.Structure):
     _fields_ = [
         ('lr', ctypes.c_double),  # double
@@ -194,6 +243,9 @@ FUNCTIONS = {
     'rmsfuse_adagrad_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adagrad_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config)], ('cfg',)),
     'rmsfuse_adagrad_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
+    'rmsfuse_adagrad_step_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'storage', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_adagrad_check_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'storage', 'tensors', 'count')),
+    'rmsfuse_adagrad_plan_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adagrad_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'storage', 'tensors', 'count', 'plan')),
     'rmsfuse_adam_pytorch': ('core', rmsfuse_adam_config, [ctypes.c_double], ('lr',)),
     'rmsfuse_adamw_pytorch': ('core', rmsfuse_adam_config, [ctypes.c_double], ('lr',)),
     'rmsfuse_adam_keras': ('core', rmsfuse_adam_config, [ctypes.c_double], ('lr',)),
@@ -207,11 +259,19 @@ FUNCTIONS = {
     'rmsfuse_adam_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_adam_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config)], ('cfg',)),
     'rmsfuse_adam_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
+    'rmsfuse_adam_step_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'storage', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_adam_check_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'storage', 'tensors', 'count')),
+    'rmsfuse_adam_plan_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_adam_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'storage', 'tensors', 'count', 'plan')),
     'rmsfuse_strerror': ('core', ctypes.c_char_p, [ctypes.c_int], ('status',)),
     'rmsfuse_status_name': ('core', ctypes.c_char_p, [ctypes.c_int], ('status',)),
     'rmsfuse_version': ('core', ctypes.c_char_p, [], ()),
     'rmsfuse_grad_options_none': ('core', rmsfuse_grad_options, [], ()),
     'rmsfuse_grad_block_sumsq': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('grad', 'n', 'scale', 'sums')),
+    'rmsfuse_storage_f32': ('core', rmsfuse_storage, [], ()),
+    'rmsfuse_grad_sumsq_typed': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('storage', 'tensors', 'count', 'scale', 'sumsq')),
+    'rmsfuse_grad_block_sumsq_typed': ('core', ctypes.c_int, [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double, ctypes.c_void_p], ('type', 'grad', 'n', 'scale', 'sums')),
+    'rmsfuse_convert_from_f32': ('core', ctypes.c_int, [ctypes.c_uint, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('type', 'nonneg', 'src', 'dst', 'scale', 'n')),
+    'rmsfuse_convert_to_f32': ('core', ctypes.c_int, [ctypes.c_uint, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('type', 'nonneg', 'src', 'scale', 'dst', 'n')),
     'rmsfuse_plan_elements': ('core', ctypes.c_size_t, [ctypes.c_void_p], ('plan',)),
     'rmsfuse_plan_run': ('core', ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t], ('plan', 'begin', 'end')),
     'rmsfuse_plan_cut': ('core', ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t], ('plan', 'f')),
@@ -247,6 +307,9 @@ FUNCTIONS = {
     'rmsfuse_rmsprop_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_rmsprop_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config)], ('cfg',)),
     'rmsfuse_rmsprop_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
+    'rmsfuse_rmsprop_step_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'storage', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_rmsprop_check_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'storage', 'tensors', 'count')),
+    'rmsfuse_rmsprop_plan_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_rmsprop_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'storage', 'tensors', 'count', 'plan')),
     'rmsfuse_sgd_pytorch': ('core', rmsfuse_sgd_config, [ctypes.c_double], ('lr',)),
     'rmsfuse_sgd_keras': ('core', rmsfuse_sgd_config, [ctypes.c_double], ('lr',)),
     'rmsfuse_sgd_step': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'param', 'grad', 'momentum_buf', 'n')),
@@ -257,13 +320,16 @@ FUNCTIONS = {
     'rmsfuse_sgd_check_multi': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'tensors', 'count')),
     'rmsfuse_sgd_check_config': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config)], ('cfg',)),
     'rmsfuse_sgd_plan': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'tensors', 'count', 'plan')),
+    'rmsfuse_sgd_step_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p], ('cfg', 'storage', 'tensors', 'count', 'opt', 'info')),
+    'rmsfuse_sgd_check_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ('cfg', 'storage', 'tensors', 'count')),
+    'rmsfuse_sgd_plan_typed': ('core', ctypes.c_int, [ctypes.POINTER(rmsfuse_sgd_config), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ('cfg', 'storage', 'tensors', 'count', 'plan')),
 }
 
 
 # ---- rules: config and tensor structs, arrays (name, written), flag mask, presets ----
 # presets: (family, preset, function, the header's comment); AdamW presets are family 'adamw' of rule
 # 'adam' (the same config struct).
-RULE_FUNCS = ('step', 'check', 'step_multi', 'check_multi', 'check_config', 'plan', 'step_ex', 'grad_sumsq')  # rmsfuse_<rule>_<fn> of every rule
+RULE_FUNCS = ('step', 'check', 'step_multi', 'check_multi', 'check_config', 'plan', 'step_ex', 'grad_sumsq', 'step_typed', 'check_typed', 'plan_typed')  # rmsfuse_<rule>_<fn> of every rule
 RULES = {
     'adagrad': dict(
         config=rmsfuse_adagrad_config,

@@ -1,4 +1,4 @@
-"""Drop-in torch.optim optimizers for CPU float32 tensors, computed by rmsfuse.
+"""Drop-in torch.optim optimizers for CPU float32 (and bfloat16, float16) tensors, computed by rmsfuse.
 
     from rmsfuse.torch import Adam        # or AdamW, SGD, Adagrad, RMSprop
     opt = Adam(model.parameters(), lr=1e-3)   # was: torch.optim.Adam(...)
@@ -18,9 +18,22 @@ threads=.  Parameters of one group whose step numbers differ (Adam, Adagrad:
 a parameter that had no gradient on some steps) or whose SGD momentum buffer
 is new for some only, go in one call per distinct value.
 
+Storage types (docs/python.md, "Storage types"), keyword-only, per parameter group:
+  * bfloat16 and float16 parameters (gradients of the same dtype, read as they
+    are) with master_weights="fp32" (the default: a float32 copy in state
+    'master', updated by the step, the parameter written from it rounded to
+    nearest even), "split" (bfloat16 only: the parameter is the upper 16 bits of
+    the float32 weight, state 'trail' (int16) the lower 16) or None (the
+    parameter is rounded each step; stochastic_rounding=True rounds it at random
+    from seed=, the parameter's step number and its index in the optimizer).
+  * state_dtype=torch.float32 (default), torch.bfloat16, "q8" or "q8_linear"
+    (8-bit block-quantised state: uint8 codes under the state's name and
+    float32 block scales under '<name>_scale', ceil(numel / 256) of them).
+  float32 parameters with float32 state take exactly the float32 step.
+
 Differences (see docs/python.md):
-  * only CPU float32 dense tensors; anything else raises TypeError (sparse
-    gradients: RuntimeError, as torch).  Tensors must be contiguous, or
+  * only CPU dense tensors, float32 (or bfloat16, float16: above); anything else
+    raises TypeError (sparse gradients: RuntimeError, as torch).  Tensors must be contiguous, or
     dense and non-overlapping in another memory format (channels_last, ...)
     with param, grad and state all laid out alike; otherwise ValueError.
     There is no silent fallback to torch's code.
@@ -43,7 +56,8 @@ Differences (see docs/python.md):
     and step(grad_scale=) reads the gradients divided by a loss scale and skips the whole
     step when one is Inf or NaN; after a step, .grad_norm and .found_inf say what it
     found.  GradScaler plays torch.cuda.amp.GradScaler's role on the CPU.
-  * keyword-only extras beyond torch 1.13: threads=, flush_subnormal=, max_grad_norm=, clip_value= (every class);
+  * keyword-only extras beyond torch 1.13: threads=, flush_subnormal=, max_grad_norm=, clip_value=,
+    master_weights=, state_dtype=, stochastic_rounding=, seed= (every class);
     RMSprop(nesterov=, decoupled_weight_decay=), Adam(decoupled_weight_decay=),
     Adagrad(eps_in_sqrt=) and the later torch keywords (fused, capturable,
     differentiable) where torch 1.13 lacks them.
@@ -114,6 +128,116 @@ def _torch_checks(kw):
                 raise ValueError(f"Invalid beta parameter at index {i}: {b}")
 
 
+# ---- storage types (docs/python.md, "Storage types") ----------------------------------
+# The storage type of a parameter (and its gradient, which torch keeps in the parameter's dtype).
+_PARAM_TYPE = {torch.float32: rmsfuse.F32, torch.bfloat16: rmsfuse.BF16, torch.float16: rmsfuse.F16}
+_Q8 = (rmsfuse.Q8, rmsfuse.Q8_LINEAR)
+# The torch dtype of a state array of each state type (8-bit: the codes; their scales are float32).
+_STATE_DTYPE = {rmsfuse.F32: torch.float32, rmsfuse.BF16: torch.bfloat16, rmsfuse.Q8: torch.uint8,
+                rmsfuse.Q8_LINEAR: torch.uint8}
+_STATE_NAMES = {"float32": rmsfuse.F32, "fp32": rmsfuse.F32, "f32": rmsfuse.F32, "bfloat16": rmsfuse.BF16,
+                "bf16": rmsfuse.BF16, "q8": rmsfuse.Q8, "q8_linear": rmsfuse.Q8_LINEAR}
+_STATE_TORCH = {torch.float32: rmsfuse.F32, torch.bfloat16: rmsfuse.BF16}
+_TYPE_TEXT = {rmsfuse.F32: "torch.float32", rmsfuse.BF16: "torch.bfloat16", rmsfuse.Q8: "'q8'",
+              rmsfuse.Q8_LINEAR: "'q8_linear'"}
+# Keyword-only group options of the storage types, with their defaults.
+_STORAGE_EXTRAS = {"master_weights": "fp32", "state_dtype": torch.float32, "stochastic_rounding": False, "seed": 0}
+_MASTER, _TRAIL = "master", "trail"  # the state keys of the float32 master weights and of split bf16's trail
+
+
+def _scale_key(key):
+    """The state key of the block scales of 8-bit state `key`."""
+    return key + "_scale"
+
+
+def _master_mode(v):
+    """master_weights= as "fp32", "split" or None; ValueError for anything else."""
+    if v is None or v is False:
+        return None
+    if v is True or v is torch.float32 or (isinstance(v, str) and v.lower() in ("fp32", "float32")):
+        return "fp32"
+    if isinstance(v, str) and v.lower() == "split":
+        return "split"
+    raise ValueError(f"master_weights must be 'fp32' (a float32 copy in the state), 'split' (bf16 parameters: "
+                     f"the lower 16 bits in the state) or None (none: the parameter is rounded each step), "
+                     f"not {v!r}")
+
+
+def _state_type(v):
+    """state_dtype= as a storage type (rmsfuse.F32, BF16, Q8, Q8_LINEAR); ValueError for anything else."""
+    t = _STATE_TORCH.get(v) if isinstance(v, torch.dtype) else _STATE_NAMES.get(v.lower()) \
+        if isinstance(v, str) else None
+    if t is None:
+        raise ValueError(f"state_dtype must be torch.float32, torch.bfloat16, 'q8' or 'q8_linear' (8-bit block "
+                         f"state), not {v!r}")
+    return t
+
+
+def _blocks(n):
+    return -(-n // rmsfuse.Q8_BLOCK)
+
+
+def _encode(src, stype, nonneg):
+    """A new float32 tensor `src` in state type stype, with the library's rounding: (tensor laid out
+    as src, block scales or None)."""
+    if stype == rmsfuse.F32:
+        return src, None
+    dst = torch.empty_like(src, dtype=_STATE_DTYPE[stype], memory_format=torch.preserve_format)
+    scale = torch.zeros(_blocks(src.numel()), dtype=torch.float32) if stype in _Q8 else None
+    n = src.numel()
+    if n:
+        st = rmsfuse._L.rmsfuse_convert_from_f32(stype, int(bool(nonneg)), src.data_ptr(), dst.data_ptr(),
+                                                 None if scale is None else scale.data_ptr(), n)
+        if st != 0:
+            raise rmsfuse.RmsfuseError(st, "state conversion")
+    return dst, scale
+
+
+def _split_master(p, trail):
+    """The float32 weights of a split bf16 parameter: its bits above the trail's."""
+    hi = p.detach().view(torch.int16).to(torch.int32) << 16
+    return (hi | (trail.to(torch.int32) & 0xFFFF)).view(torch.float32)
+
+
+class _Work:
+    """One parameter of a typed step, checked: skey, its storage key (param, grad and state types,
+    flags, stochastic rounding's step); fresh: state made or converted
+    for this step (recorded once the step has run); created: state arrays made new; drop: state keys
+    of another storage to remove; row: the typed tensor row; view: the state the step reads."""
+
+    __slots__ = ("skey", "fresh", "created", "drop", "row", "view")
+
+    def __init__(self, skey, fresh, created, drop, row, view):
+        self.skey, self.fresh, self.created, self.drop, self.row, self.view = skey, fresh, created, drop, row, view
+
+
+class _Call:
+    """One library call of a step: a rule's step_multi over float32 rows (storage None), or its
+    step_typed over a typed tensor list with `storage` (an _abi.rmsfuse_storage)."""
+
+    __slots__ = ("rule", "c", "storage", "rows", "params", "key", "group")
+
+    def __init__(self, rule, c, storage, rows, params, key, group):
+        self.rule, self.c, self.storage, self.rows = rule, c, storage, rows
+        self.params, self.key, self.group = params, key, group
+
+    def check(self):
+        if self.storage is None:
+            return self.rule.check_multi(self.c, self.rows.ctypes.data, len(self.rows))
+        return self.rule.check_typed(self.c, ctypes.byref(self.storage), self.rows.address, len(self.rows))
+
+    def sumsq(self, scale, acc):
+        if self.storage is None:
+            return self.rule.grad_sumsq(self.rows.ctypes.data, len(self.rows), scale, ctypes.byref(acc))
+        return rmsfuse._L.rmsfuse_grad_sumsq_typed(ctypes.byref(self.storage), self.rows.address, len(self.rows),
+                                                   scale, ctypes.byref(acc))
+
+    def run(self, pool, opt):
+        if self.storage is None:
+            return rmsfuse._run_rows(self.rule, self.c, self.rows, pool, opt)
+        return rmsfuse._run_typed_rows(self.rule, self.c, self.storage, self.rows, pool, opt)
+
+
 class _Fused(torch.optim.Optimizer):
     """The machinery every drop-in shares; a subclass says what differs (class attributes and _config).
 
@@ -126,7 +250,7 @@ class _Fused(torch.optim.Optimizer):
     _step = None
     _extras = {}
     # Keyword-only group options every class takes beyond torch 1.13, with their defaults.
-    _common_extras = {"flush_subnormal": True, "max_grad_norm": None, "clip_value": None}
+    _common_extras = {"flush_subnormal": True, "max_grad_norm": None, "clip_value": None, **_STORAGE_EXTRAS}
 
     def __init__(self, params, defaults, threads):
         _torch_checks(defaults)
@@ -157,6 +281,7 @@ class _Fused(torch.optim.Optimizer):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool) or not v >= 0):
                 raise ValueError(f"rmsfuse.torch.{type(self).__name__}: {key} must be None or a number >= 0, "
                                  f"not {v!r}")
+        self._storage_opts(group)
         cfg = self._config(group)
         try:
             cfg.validate()
@@ -166,10 +291,30 @@ class _Fused(torch.optim.Optimizer):
                              f"({e}); {hp}") from None
         return cfg
 
+    def _storage_opts(self, group):
+        """The group's storage options, checked: (master mode "fp32"/"split"/None, state type, stochastic
+        rounding, seed)."""
+        name = type(self).__name__
+        try:
+            master = _master_mode(group.get("master_weights", "fp32"))
+            stype = _state_type(group.get("state_dtype", torch.float32))
+        except ValueError as e:
+            raise ValueError(f"rmsfuse.torch.{name}: {e}") from None
+        sr, seed = group.get("stochastic_rounding", False), group.get("seed", 0)
+        if not isinstance(sr, bool):
+            raise ValueError(f"rmsfuse.torch.{name}: stochastic_rounding must be True or False, not {sr!r}")
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2 ** 64:
+            raise ValueError(f"rmsfuse.torch.{name}: seed must be an int in [0, 2**64), not {seed!r}")
+        if sr and master == "split":
+            raise ValueError(f"rmsfuse.torch.{name}: stochastic_rounding=True rounds a bfloat16/float16 parameter "
+                             f"when it is written, and master_weights='split' rounds nothing (the parameter and "
+                             f"its trail keep every bit of the float32 weight): use one or the other")
+        return master, stype, sr, int(seed)
+
     def _group_config(self, gi, group):
-        """The group's checked config and its C struct, made again only when a hyperparameter changed
-        (the group's values are compared with the last step's; unhashable ones, such as a tensor lr,
-        are never cached)."""
+        """The group's checked config, its C struct and its storage options, made again only when a
+        hyperparameter changed (the group's values are compared with the last step's; unhashable ones,
+        such as a tensor lr, are never cached)."""
         try:
             key = tuple((k, v) for k, v in group.items() if k != "params")
             hash(key)
@@ -178,19 +323,22 @@ class _Fused(torch.optim.Optimizer):
         cache = self.__dict__.setdefault("_cfg_cache", {})
         hit = cache.get(gi)
         if key is not None and hit is not None and hit[0] == key:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         cfg = self._valid_config(group)
         c = cfg._c()
+        opts = self._storage_opts(group)
         if key is not None:
-            cache[gi] = (key, cfg, c)
-        return cfg, c
+            cache[gi] = (key, cfg, c, opts)
+        return cfg, c, opts
 
-    def _init_state(self, p, group, cfg):
-        """A parameter's state before its first step, as torch 1.13 creates it."""
+    def _init_state(self, p, group, cfg, kind=None):
+        """A parameter's state before its first step, as torch 1.13 creates it (kind: the parameter's
+        storage, _param_kind; the step then makes the state arrays of other types than float32)."""
         state = {"step": 0} if self._step == "int" else {"step": torch.tensor(0.0)} if self._step else {}
-        for key, array in self._state:
-            if self._uses(cfg, array):
-                state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if kind is None:
+            for key, array in self._state:
+                if self._uses(cfg, array):
+                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
 
     @staticmethod
@@ -204,11 +352,70 @@ class _Fused(torch.optim.Optimizer):
             return (("step", int(state["step"].item()) + 1),)
         return ()
 
+    def _sr_step(self, state):
+        """Stochastic rounding's step counter of this step of a parameter: its step number (from 1)."""
+        s = state.get("step", 0)
+        return (int(s.item()) if torch.is_tensor(s) else int(s)) + 1
+
+    @staticmethod
+    def _param_kind(dtype, opts, state_used):
+        """The storage of a parameter of `dtype` (float32, bfloat16 or float16) and its gradient:
+        None for float32 everywhere (the plain step), else (param type, grad type, state type, flags)."""
+        master, stype, sr, _ = opts
+        pt = _PARAM_TYPE[dtype]
+        st = stype if state_used else rmsfuse.F32
+        if pt == rmsfuse.F32:
+            return None if st == rmsfuse.F32 else (pt, pt, st, 0)
+        gt, flags = pt, 0
+        if master == "split":
+            if pt != rmsfuse.BF16:
+                raise ValueError(f"master_weights='split' is for bfloat16 parameters (a bfloat16 is the upper 16 "
+                                 f"bits of a float32), not {dtype}: use master_weights='fp32'")
+            pt = rmsfuse.SPLIT_BF16
+        elif master == "fp32":
+            flags |= rmsfuse.MASTER_WEIGHTS
+        if sr and pt != rmsfuse.SPLIT_BF16:
+            flags |= rmsfuse.STOCHASTIC_ROUNDING
+        return pt, gt, st, flags
+
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         self._refuse(group)
         self._valid_config(group)  # refuse what the library would refuse, now rather than at step()
+        opts = self._storage_opts(group)
+        for i, p in enumerate(group["params"]):
+            if p.dtype in _PARAM_TYPE:
+                try:
+                    self._param_kind(p.dtype, opts, False)
+                except ValueError as e:
+                    raise ValueError(f"rmsfuse.torch.{type(self).__name__}: param_groups[{len(self.param_groups) - 1}]"
+                                     f"['params'][{i}]: {e}") from None
+
+    def load_state_dict(self, state_dict):
+        """torch's load_state_dict, keeping each state tensor's dtype: torch casts every floating-point
+        state tensor to its parameter's dtype, which would round a bfloat16 parameter's float32 master
+        weights and turn 8-bit codes, block scales and trails into other values.  The storage options
+        (master_weights, state_dtype, stochastic_rounding, seed) of a state_dict that lacks them (one
+        of torch.optim) stay this optimizer's; state of another float dtype than state_dtype asks for
+        is converted at the next step."""
+        saved = state_dict.get("state", {})
+        groups = state_dict.get("param_groups", ())
+        ids = [i for g in groups for i in g["params"]]
+        # storage options a state_dict does not have (torch.optim's) stay this optimizer's
+        keep = [{k: g[k] for k in _STORAGE_EXTRAS if k in g and k not in saved_g}
+                for g, saved_g in zip(self.param_groups, groups)]
+        super().load_state_dict(state_dict)
+        for g, kept in zip(self.param_groups, keep):
+            g.update(kept)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in zip(ids, params):
+            old, now = saved.get(i), self.state.get(p)
+            if not old or not now:
+                continue
+            for k, v in old.items():
+                if k != "step" and torch.is_tensor(v) and torch.is_tensor(now.get(k)) and now[k].dtype != v.dtype:
+                    now[k] = v.to(device=p.device, copy=True)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -235,10 +442,13 @@ class _Fused(torch.optim.Optimizer):
         pool = getattr(self, "_pool", None)
         return None if pool is None else pool.threads
 
-    def _collect(self, gi, group, cfg):
-        """Checks one group; returns [(p, grad)] without changing anything."""
+    def _collect(self, gi, group, cfg, opts, first):
+        """Checks one group; returns [(p, grad, fresh, typed)] without changing anything: fresh, state
+        converted to float32 for the plain step (or None); typed, a _Work for a typed step (or None).
+        first: the global index of the group's first parameter (stochastic rounding's stream)."""
         name = type(self).__name__
         used = [key for key, array in self._state if self._uses(cfg, array)]
+        plain_f32 = opts[1] == rmsfuse.F32 or not used  # float32 params take the plain step
         f32, strided = torch.float32, torch.strided
         work = []
         for i, p in enumerate(group["params"]):
@@ -248,24 +458,35 @@ class _Fused(torch.optim.Optimizer):
             # The common case in one test of identities (dtypes and layouts are singletons); the
             # messages below say what is wrong.
             if (p.dtype is f32 and g.dtype is f32 and p.layout is strided and g.layout is strided
-                    and p.is_cpu and g.is_cpu and g.shape == p.shape):
+                    and p.is_cpu and g.is_cpu and g.shape == p.shape and plain_f32):
                 where = None
             else:
                 where = f"param_groups[{gi}]['params'][{i}]"
                 if g.is_sparse:
                     raise RuntimeError(f"{name} does not support sparse gradients ({where})")
-                if p.dtype != torch.float32 or g.dtype != torch.float32:
-                    raise TypeError(f"rmsfuse.torch.{name} supports float32 tensors only: {where} is {p.dtype} "
-                                    f"with a {g.dtype} gradient")
+                if p.dtype not in _PARAM_TYPE or g.dtype != p.dtype:
+                    raise TypeError(f"rmsfuse.torch.{name} supports float32 tensors only, and bfloat16 and float16 "
+                                    f"ones with a gradient of their dtype (docs/python.md, 'Storage types'): "
+                                    f"{where} is {p.dtype} with a {g.dtype} gradient")
                 if p.device.type != "cpu" or g.device.type != "cpu":
                     raise TypeError(f"rmsfuse.torch.{name} supports CPU tensors only: {where} is on {p.device}, "
                                     f"its gradient on {g.device}")
                 if p.layout != torch.strided or g.layout != torch.strided:
                     raise TypeError(f"rmsfuse.torch.{name} supports dense (strided) tensors only: {where} is "
                                     f"{_describe(p)}, gradient {_describe(g)}")
-                raise ValueError(f"{where}: gradient shape {tuple(g.shape)} != parameter shape {tuple(p.shape)}")
+                if g.shape != p.shape:
+                    raise ValueError(f"{where}: gradient shape {tuple(g.shape)} != parameter shape "
+                                     f"{tuple(p.shape)}")
+                try:
+                    kind = self._param_kind(p.dtype, opts, bool(used))
+                except ValueError as e:
+                    raise ValueError(f"rmsfuse.torch.{name}: {where}: {e}") from None
+                if kind is not None:
+                    work.append((p, g, None, self._typed_work(where, p, g, kind, cfg, group, first + i)))
+                    continue
             state = self.state.get(p) or {}
             others = [g]
+            fresh = None
             for key in used:
                 s = state.get(key)
                 if s is None:
@@ -273,16 +494,122 @@ class _Fused(torch.optim.Optimizer):
                 if (not torch.is_tensor(s) or s.dtype is not f32 or not s.is_cpu
                         or s.layout is not strided or s.shape != p.shape):
                     where = f"param_groups[{gi}]['params'][{i}]"
-                    raise TypeError(f"{where}: state '{key}' must be a CPU float32 tensor of the "
-                                    f"parameter's shape, not {_describe(s) if torch.is_tensor(s) else repr(s)}")
+                    if (torch.is_tensor(s) and s.is_floating_point() and s.is_cpu and s.layout is strided
+                            and s.shape == p.shape):  # another float dtype (state_dtype changed): float32
+                        fresh = {} if fresh is None else fresh
+                        s = fresh[key] = s.to(torch.float32, copy=True)
+                    else:
+                        raise TypeError(f"{where}: state '{key}' must be a CPU float32 tensor of the "
+                                        f"parameter's shape, not {_describe(s) if torch.is_tensor(s) else repr(s)}")
                 others.append(s)
             if not _layout_ok(p, others):
                 where = f"param_groups[{gi}]['params'][{i}]"
                 raise ValueError(f"rmsfuse.torch.{name} needs parameter, gradient and state laid out alike "
                                  f"and densely (contiguous, or e.g. all channels_last): {where} is "
                                  f"{_describe(p)}, gradient {_describe(g)}; make them contiguous")
-            work.append((p, g))
+            work.append((p, g, fresh, None))
         return work
+
+    def _typed_work(self, where, p, g, kind, cfg, group, stream):
+        """One parameter of another storage than float32 everywhere: its state checked, and what is
+        missing made (or converted from another float dtype) aside; its typed tensor row."""
+        pt, gt, st, flags = kind
+        name = type(self).__name__
+        base = self.state.get(p)
+        fresh = {} if base else self._init_state(p, group, cfg, kind)
+        view = base if base else fresh
+        created, drop = set(), []
+        strided = torch.strided
+
+        def fits(t, dtype, shape):
+            return (torch.is_tensor(t) and t.dtype is dtype and t.is_cpu and t.layout is strided
+                    and t.shape == shape)
+
+        def refuse(key, want, t):
+            raise TypeError(f"rmsfuse.torch.{name}: {where}: state '{key}' must be {want}, not "
+                            f"{_describe(t) if torch.is_tensor(t) else repr(t)}")
+
+        def convertible(t):
+            return torch.is_tensor(t) and t.is_floating_point() and t.is_cpu and t.layout is strided \
+                and t.shape == p.shape
+
+        extra, others = 0, [g]
+        if flags & rmsfuse.MASTER_WEIGHTS:
+            m = view.get(_MASTER)
+            if m is None:
+                trail = view.get(_TRAIL)
+                m = fresh[_MASTER] = _split_master(p, trail) if fits(trail, torch.int16, p.shape) and \
+                    p.dtype is torch.bfloat16 else \
+                    torch.empty_like(p, dtype=torch.float32, memory_format=torch.preserve_format).copy_(p)
+            elif not fits(m, torch.float32, p.shape):
+                if not convertible(m):
+                    refuse(_MASTER, "a CPU float32 tensor of the parameter's shape (the master weights)", m)
+                m = fresh[_MASTER] = m.to(torch.float32, copy=True)  # e.g. cast by torch.optim's load_state_dict
+            extra = m.data_ptr()
+            others.append(m)
+            drop.append(_TRAIL)
+        elif pt == rmsfuse.SPLIT_BF16:
+            t = view.get(_TRAIL)
+            if t is None:  # the parameter's bits are the upper half of its float32 weights
+                t = fresh[_TRAIL] = torch.zeros_like(p, dtype=torch.int16, memory_format=torch.preserve_format)
+            elif not fits(t, torch.int16, p.shape):
+                refuse(_TRAIL, "a CPU int16 tensor of the parameter's shape (the lower 16 bits of the weights)", t)
+            extra = t.data_ptr()
+            others.append(t)
+            drop.append(_MASTER)
+        else:
+            drop += [_MASTER, _TRAIL]
+
+        slots = rmsfuse._abi.TYPED_SLOTS
+        states, scales = [0] * slots, [0] * slots
+        dtype = _STATE_DTYPE[st]
+        for j, (key, array) in enumerate(self._state):
+            if not self._uses(cfg, array):
+                continue
+            nonneg = rmsfuse.nonneg_state(array)
+            t = view.get(key)
+            sk = _scale_key(key)
+            if t is None:
+                t = fresh[key] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                created.add(key)
+                if st in _Q8:
+                    fresh[sk] = torch.zeros(_blocks(p.numel()), dtype=torch.float32)
+            elif not fits(t, dtype, p.shape) or (st in _Q8 and not fits(view.get(sk), torch.float32,
+                                                                          (_blocks(p.numel()),))):
+                if dtype is torch.uint8 and fits(t, torch.uint8, p.shape):
+                    refuse(sk, f"a CPU float32 tensor of {_blocks(p.numel())} elements (the block scales of "
+                               f"'{key}')", view.get(sk))
+                if not convertible(t):
+                    refuse(key, f"a CPU {dtype} tensor of the parameter's shape (state_dtype "
+                                f"{_TYPE_TEXT[st]}), or a floating-point one to convert", t)
+                # state of another float dtype (state_dtype changed, or a state_dict of another
+                # optimizer): converted with the library's rounding
+                t, sc = _encode(t.to(torch.float32, copy=True), st, nonneg)
+                fresh[key] = t
+                if sc is not None:
+                    fresh[sk] = sc
+            if st in _Q8:
+                sc = fresh.get(sk, view.get(sk))
+                if not sc.is_contiguous():
+                    refuse(sk, "a contiguous tensor", sc)
+                scales[j] = sc.data_ptr() if sc.numel() else 0
+            elif sk in view:
+                drop.append(sk)
+            states[j] = t.data_ptr()
+            others.append(t)
+        if not _layout_ok(p, others):
+            raise ValueError(f"rmsfuse.torch.{name} needs parameter, gradient and state laid out alike "
+                             f"and densely (contiguous, or e.g. all channels_last): {where} is "
+                             f"{_describe(p)}, gradient {_describe(g)}; make them contiguous")
+        sr_step = 0
+        if flags & rmsfuse.STOCHASTIC_ROUNDING:
+            if self._step is None and "step" not in view:
+                fresh["step"] = 0  # SGD counts its steps for stochastic rounding only
+            sr_step = self._sr_step(fresh if "step" in fresh else view)
+        row = [p.data_ptr(), extra, g.data_ptr()] + states + scales + [p.numel(), stream]
+        if p.numel() == 0:
+            row = [0] * (len(row) - 2) + [0, stream]
+        return _Work((pt, gt, st, flags, sr_step), fresh, created, [k for k in drop if k in view], row, view)
 
     @staticmethod
     def _grad_scale(grad_scale):
@@ -340,34 +667,47 @@ class _Fused(torch.optim.Optimizer):
             grad_sumsq = float(grad_sumsq)
 
         # Check everything and make the missing state first: a step that raises changes nothing.
-        checked = []
+        checked, first = [], 0
         for gi, group in enumerate(self.param_groups):
-            cfg, c_cfg = self._group_config(gi, group)
-            checked.append((group, cfg, c_cfg, self._collect(gi, group, cfg)))
-        calls, new_state = [], {}
-        for group, cfg, c_cfg, work in checked:
+            cfg, c_cfg, storage_opts = self._group_config(gi, group)
+            checked.append((group, cfg, c_cfg, storage_opts, self._collect(gi, group, cfg, storage_opts, first)))
+            first += len(group["params"])
+        calls, new_state, drops = [], {}, []
+        for group, cfg, c_cfg, storage_opts, work in checked:
             batches = {}
-            for p, g in work:
-                state = self.state.get(p)
-                if not state:
-                    state = new_state[p] = self._init_state(p, group, cfg)
-                created = set()
-                arrays = [p.data_ptr(), g.data_ptr()]
-                for name, array in self._state:
-                    if not self._uses(cfg, array):
-                        arrays.append(0)
-                        continue
-                    s = state.get(name)
-                    if s is None:
-                        s = torch.zeros_like(p, memory_format=torch.preserve_format)
-                        new_state.setdefault(p, {})[name] = s
-                        created.add(name)
-                    arrays.append(s.data_ptr())
-                key = self._overrides(cfg, state, created)
+            for p, g, fresh, w in work:
+                if w is None:  # float32 everywhere: the plain step
+                    state = self.state.get(p)
+                    if not state:
+                        state = new_state[p] = self._init_state(p, group, cfg)
+                    if fresh:  # state converted to float32
+                        new_state.setdefault(p, {}).update(fresh)
+                        state = dict(state, **fresh)
+                    created = set()
+                    arrays = [p.data_ptr(), g.data_ptr()]
+                    for name, array in self._state:
+                        if not self._uses(cfg, array):
+                            arrays.append(0)
+                            continue
+                        s = state.get(name)
+                        if s is None:
+                            s = torch.zeros_like(p, memory_format=torch.preserve_format)
+                            new_state.setdefault(p, {})[name] = s
+                            created.add(name)
+                        arrays.append(s.data_ptr())
+                    key = (self._overrides(cfg, state, created), None)
+                    row = arrays + [p.numel()]
+                else:  # a typed step (rmsfuse_<rule>_step_typed): state made or converted in _collect
+                    if w.fresh:
+                        new_state.setdefault(p, {}).update(w.fresh)
+                    if w.drop:
+                        drops.append((p, w.drop))
+                    key = (self._overrides(cfg, w.view, w.created), w.skey)
+                    row = w.row
                 rows, params = batches.setdefault(key, ([], []))
-                rows.append(arrays + [p.numel()])
+                rows.append(row)
                 params.append(p)
-            for key, (rows, params) in batches.items():
+            for (key, skey), (rows, params) in batches.items():
                 c = c_cfg
                 if key and all(name in cfg._rule.fields for name, _ in key):
                     # numeric fields (the step number): a copy of the checked struct with them set
@@ -376,50 +716,64 @@ class _Fused(torch.optim.Optimizer):
                         setattr(c, name, value)
                 elif key:  # a flag (SGD's first-step buffer)
                     c = cfg.replace(**dict(key))._c()
-                calls.append((cfg._rule, c, np.array(rows, dtype=np.uintp), params, dict(key), group))
+                if skey is None:
+                    calls.append(_Call(cfg._rule, c, None, np.array(rows, dtype=np.uintp), params, dict(key), group))
+                else:
+                    pt, gt, st, flags, sr_step = skey
+                    storage = _abi.rmsfuse_storage(pt, gt, st, flags, storage_opts[3], sr_step)
+                    calls.append(_Call(cfg._rule, c, storage, rmsfuse._TypedList(rows), params, dict(key), group))
 
         where = f"rmsfuse.torch.{type(self).__name__}.step"
         if len(calls) > 1:  # several calls: all must pass before the first writes
-            for rule, c, rows, *_ in calls:
-                st = rule.check_multi(c, rows.ctypes.data, len(rows))
+            for call in calls:
+                st = call.check()
                 if st != 0:
                     raise rmsfuse.RmsfuseError(st, where)
         opts = self._grad_options(calls, scale, grad_scale is not None, grad_sumsq, where)
         if opts is None:  # a non-finite gradient with grad_scale: nothing is written, the step not counted
             return loss
-        for (rule, c, rows, *_), opt in zip(calls, opts):
-            st = rmsfuse._run_rows(rule, c, rows, self._pool, opt)
+        for call, opt in zip(calls, opts):
+            st = call.run(self._pool, opt)
             if st != 0:
                 raise rmsfuse.RmsfuseError(st, where)
 
         # Written: now record the state and count the step, as torch does.
         for p, s in new_state.items():
             self.state[p].update(s)
+        for p, keys in drops:  # what another storage of the parameter kept (master, trail, block scales)
+            for k in keys:
+                self.state[p].pop(k, None)
         if self._step == "int":
-            for *_, params, _, _ in calls:
-                for p in params:
+            for call in calls:
+                for p in call.params:
                     self.state[p]["step"] += 1
         elif self._step == "tensor":  # torch's step_t += 1; the new number is the call's (a third of the cost)
-            for *_, params, key, _ in calls:
-                for p in params:
-                    self.state[p]["step"].fill_(key["step"])
+            for call in calls:
+                for p in call.params:
+                    self.state[p]["step"].fill_(call.key["step"])
+        else:  # SGD counts steps only for stochastic rounding
+            for call in calls:
+                if call.storage is not None and call.storage.flags & rmsfuse.STOCHASTIC_ROUNDING:
+                    for p in call.params:
+                        self.state[p]["step"] += 1
         return loss
 
     def _grad_options(self, calls, scale, skip, given, where):
         """Each call's rmsfuse_grad_options (None: a plain step), or None for the whole step when it
         must be skipped.  The norm, when a group clips by it or grad_scale asks for the check, is of
-        every gradient of the step: one read-only pass (rmsfuse_<rule>_grad_sumsq, calls in order),
-        or the sum `given` (step()'s grad_sumsq), given to every call (RMSFUSE_SUMSQ_GIVEN)."""
+        every gradient of the step: one read-only pass (rmsfuse_<rule>_grad_sumsq, or
+        rmsfuse_grad_sumsq_typed for typed calls, calls in order), or the sum `given` (step()'s
+        grad_sumsq), given to every call (RMSFUSE_SUMSQ_GIVEN)."""
         inf = float("inf")
-        clip = [(g.get("max_grad_norm"), g.get("clip_value")) for *_, g in calls]
+        clip = [(call.group.get("max_grad_norm"), call.group.get("clip_value")) for call in calls]
         self.found_inf, self.grad_norm = None, None
         if not skip and given is None and scale == 1.0 and all(m is None and v is None for m, v in clip):
             return [None] * len(calls)
         flags = 0
         sumsq = ctypes.c_double(0.0 if given is None else given)
         if skip or given is not None or any(m is not None for m, _ in clip):
-            for rule, c, rows, *_ in (calls if given is None else ()):
-                st = rule.grad_sumsq(rows.ctypes.data, len(rows), scale, ctypes.byref(sumsq))
+            for call in (calls if given is None else ()):
+                st = call.sumsq(scale, sumsq)
                 if st != 0:
                     raise rmsfuse.RmsfuseError(st, where)
             self.found_inf = not math.isfinite(sumsq.value)
@@ -457,6 +811,16 @@ class RMSprop(_Fused):
       clip_value=None      clamp each gradient to [-clip_value, clip_value], fused.  Per group.
       threads=None         None runs on the calling thread; an int k runs every step on an rmsfuse
                            thread pool with k workers (0: one per core).  Bit-identical either way.
+      master_weights="fp32" bfloat16/float16 parameters: "fp32" a float32 copy in state 'master' that
+                           the step updates (the parameter is written from it, rounded to nearest
+                           even); "split" (bfloat16) the parameter holds the upper 16 bits of the
+                           float32 weight and state 'trail' the lower 16; None the parameter itself,
+                           rounded each step.  Ignored for float32 parameters.  Every class.
+      state_dtype=torch.float32  torch.bfloat16, "q8" or "q8_linear": the state arrays in bf16 or in
+                           8-bit blocks of 256 with a float32 scale each ('<name>_scale').  Every class.
+      stochastic_rounding=False, seed=0  round a bfloat16/float16 parameter at random when it is
+                           written (a hash of seed, the parameter's step number and its index in the
+                           optimizer: reproducible).  Every class.
     """
 
     _state = (("square_avg", "square_avg"), ("momentum_buffer", "momentum_buf"), ("grad_avg", "grad_avg"))
@@ -466,12 +830,15 @@ class RMSprop(_Fused):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  foreach=None, maximize=False, differentiable=False, *, nesterov=False,
                  decoupled_weight_decay=False, capturable=False, flush_subnormal=True, max_grad_norm=None,
-                 clip_value=None, threads=None):
+                 clip_value=None, master_weights="fp32",
+                 state_dtype=torch.float32, stochastic_rounding=False, seed=0, threads=None):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, nesterov=nesterov,
                         decoupled_weight_decay=decoupled_weight_decay, capturable=capturable,
-                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value)
+                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value,
+                        master_weights=master_weights, state_dtype=state_dtype,
+                        stochastic_rounding=stochastic_rounding, seed=seed)
         super().__init__(params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -506,22 +873,35 @@ class Adagrad(_Fused):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, eps_in_sqrt=False, differentiable=False, fused=None,
-                 flush_subnormal=True, max_grad_norm=None, clip_value=None, threads=None):
+                 flush_subnormal=True, max_grad_norm=None, clip_value=None, master_weights="fp32",
+                 state_dtype=torch.float32, stochastic_rounding=False, seed=0, threads=None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
                         eps_in_sqrt=eps_in_sqrt, differentiable=differentiable, fused=fused,
-                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value)
+                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value,
+                        master_weights=master_weights, state_dtype=state_dtype,
+                        stochastic_rounding=stochastic_rounding, seed=seed)
         super().__init__(params, defaults, threads)
         # torch creates Adagrad's state up front, with the constructor's initial_accumulator_value
         # even for a group that gives its own (torch 1.13 does; a group's own value is used only
         # for the state of a group added later, which torch would not create at all).
+        # The sum is made in the group's state_dtype (8-bit: encoded with the unsigned map).
         for group in self.param_groups:
+            opts = self._storage_opts(group)
             for p in group["params"]:
-                self.state[p] = self._init_state(p, self.defaults, None)
+                kind = self._param_kind(p.dtype, opts, True) if p.dtype in _PARAM_TYPE else None
+                self.state[p] = self._init_state(p, self.defaults, None, kind)
 
-    def _init_state(self, p, group, cfg):
-        return {"step": torch.tensor(0.0),
-                "sum": torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)}
+    def _init_state(self, p, group, cfg, kind=None):
+        v = group["initial_accumulator_value"]
+        if kind is None:
+            return {"step": torch.tensor(0.0), "sum": torch.full_like(p, v, memory_format=torch.preserve_format)}
+        s, scale = _encode(torch.full_like(p, v, dtype=torch.float32, memory_format=torch.preserve_format), kind[2],
+                           True)
+        state = {"step": torch.tensor(0.0), "sum": s}
+        if scale is not None:
+            state[_scale_key("sum")] = scale
+        return state
 
     def _config(self, group):
         return rmsfuse.AdagradConfig(lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
@@ -544,11 +924,14 @@ class SGD(_Fused):
 
     def __init__(self, params, lr=required, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None, flush_subnormal=True,
-                 max_grad_norm=None, clip_value=None, threads=None):
+                 max_grad_norm=None, clip_value=None, master_weights="fp32",
+                 state_dtype=torch.float32, stochastic_rounding=False, seed=0, threads=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
                         fused=fused, flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm,
-                        clip_value=clip_value)
+                        clip_value=clip_value,
+                        master_weights=master_weights, state_dtype=state_dtype,
+                        stochastic_rounding=stochastic_rounding, seed=seed)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults, threads)
@@ -556,7 +939,7 @@ class SGD(_Fused):
     def _setstate_defaults(self):
         return dict(super()._setstate_defaults(), nesterov=False, differentiable=False)
 
-    def _init_state(self, p, group, cfg):
+    def _init_state(self, p, group, cfg, kind=None):
         return {"momentum_buffer": None}  # what torch stores after a step without momentum
 
     def _overrides(self, cfg, state, created):
@@ -588,11 +971,14 @@ class Adam(_Fused):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=False,
-                 decoupled_weight_decay=False, flush_subnormal=True, max_grad_norm=None, clip_value=None, threads=None):
+                 decoupled_weight_decay=False, flush_subnormal=True, max_grad_norm=None, clip_value=None,
+                 master_weights="fp32", state_dtype=torch.float32, stochastic_rounding=False, seed=0, threads=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
                         fused=fused, decoupled_weight_decay=decoupled_weight_decay,
-                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value)
+                        flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm, clip_value=clip_value,
+                        master_weights=master_weights, state_dtype=state_dtype,
+                        stochastic_rounding=stochastic_rounding, seed=seed)
         super().__init__(params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -622,11 +1008,14 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
-                 flush_subnormal=True, max_grad_norm=None, clip_value=None, threads=None):
+                 flush_subnormal=True, max_grad_norm=None, clip_value=None, master_weights="fp32",
+                 state_dtype=torch.float32, stochastic_rounding=False, seed=0, threads=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
                         fused=fused, flush_subnormal=flush_subnormal, max_grad_norm=max_grad_norm,
-                        clip_value=clip_value)
+                        clip_value=clip_value,
+                        master_weights=master_weights, state_dtype=state_dtype,
+                        stochastic_rounding=stochastic_rounding, seed=seed)
         _Fused.__init__(self, params, defaults, threads)
 
     def _setstate_defaults(self):
@@ -640,18 +1029,24 @@ def grad_sumsq(params, grad_scale=None):
     to step(grad_sumsq=) of optimizers that hold only part of the parameters (ZeRO): with the
     parameters in the order one drop-in over all of them would take them (its param_groups'
     order), each part clips and skips exactly as that one optimizer would.  Parameters without a
-    gradient are left out; gradients must be CPU float32 and dense."""
+    gradient are left out; gradients must be CPU float32, bfloat16 or float16 and dense (bfloat16
+    and float16 ones are read as float32, exactly, as the typed steps read them:
+    rmsfuse_grad_block_sumsq_typed)."""
     scale = 1.0 if grad_scale is None else _Fused._grad_scale(grad_scale)
     acc = 0.0
     for i, p in enumerate(params):
         g = p.grad
         if g is None or g.numel() == 0:
             continue
-        if g.dtype is not torch.float32 or not g.is_cpu or g.layout is not torch.strided or not _dense_strides(g):
-            raise TypeError(f"grad_sumsq: the gradient of parameter {i} must be a dense CPU float32 tensor, "
-                            f"not {_describe(g)}")
+        if g.dtype not in _PARAM_TYPE or not g.is_cpu or g.layout is not torch.strided or not _dense_strides(g):
+            raise TypeError(f"grad_sumsq: the gradient of parameter {i} must be a dense CPU float32 (or bfloat16, "
+                            f"float16) tensor, not {_describe(g)}")
         sums = np.empty(-(-g.numel() // _abi.NORM_BLOCK), dtype=np.float64)
-        st = rmsfuse._L.rmsfuse_grad_block_sumsq(g.data_ptr(), g.numel(), scale, sums.ctypes.data)
+        if g.dtype is torch.float32:
+            st = rmsfuse._L.rmsfuse_grad_block_sumsq(g.data_ptr(), g.numel(), scale, sums.ctypes.data)
+        else:
+            st = rmsfuse._L.rmsfuse_grad_block_sumsq_typed(_PARAM_TYPE[g.dtype], g.data_ptr(), g.numel(), scale,
+                                                           sums.ctypes.data)
         if st != 0:
             raise rmsfuse.RmsfuseError(st, "grad_sumsq")
         for b in sums.tolist():  # one after the other, in double: the library's order

@@ -52,8 +52,10 @@ class Spec:
         self.base = {} if lr is None else {"lr": lr}  # SGD has no default lr
 
 
-# Keyword-only group options every class takes for the fused gradient handling (docs/python.md).
-GRAD_EXTRAS = {"max_grad_norm": None, "clip_value": None}
+# Keyword-only group options every class takes for the fused gradient handling and the storage
+# types (docs/python.md).
+GRAD_EXTRAS = {"max_grad_norm": None, "clip_value": None, "master_weights": "fp32", "state_dtype": torch.float32,
+               "stochastic_rounding": False, "seed": 0}
 
 SGD_OPTIONS = [o for o in product(momentum=(0, 0.9), dampening=(0, 0.1), nesterov=(False, True),
                                   weight_decay=(0, 1e-2), maximize=(False, True))
