@@ -130,25 +130,37 @@ def plot(results, path, steps_per_epoch, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 5.4), sharey=True, constrained_layout=True)
-    axes = np.atleast_1d(axes)
+    cols = min(2, len(results))
+    rows = (len(results) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 5.2 * rows), squeeze=False, constrained_layout=True)
+    axes = axes.flat
     for ax, (panel, r) in zip(axes, results.items()):
+        # Diverged runs leave the plot at the top (the axis ends at 3x the initial loss).
+        top = 3 * max(c["step_loss"][0] for c in r["runs"].values() if np.isfinite(c["step_loss"][0]))
+        bottom = 0.7 * min(float(np.min(smooth(c["step_loss"], steps_per_epoch))) for c in r["runs"].values()
+                           if np.all(np.isfinite(c["step_loss"])))
         for (name, _, _), color in zip(CHOICES, COLORS):
             if name not in r["runs"]:
                 continue
             c = r["runs"][name]
             n = len(c["step_loss"])
             ref = name == "float32"
-            ax.plot(np.arange(1, n + 1) / steps_per_epoch, smooth(c["step_loss"], steps_per_epoch), color=color,
+            y = smooth(np.nan_to_num(c["step_loss"], nan=1e30, posinf=1e30), steps_per_epoch)
+            diverged = not np.isfinite(c["epoch_loss"][-1]) or c["epoch_loss"][-1] > top
+            ax.plot(np.arange(1, n + 1) / steps_per_epoch, np.minimum(y, 10 * top), color=color,
                     lw=2.6 if ref else 1.4, ls="-" if ref or "bf16" not in name or "state" in name else "--",
-                    label=f"{name}  {100 * c['test_acc'][-1]:.1f}%  {c['state_bytes']:.2f} B")
+                    label=f"{name}  " + ("diverged" if diverged else f"{100 * c['test_acc'][-1]:.1f}%")
+                          + f"  {c['state_bytes']:.2f} B")
         ax.set_yscale("log")
+        ax.set_ylim(bottom, top)
         ax.set_title(panel, fontsize=11)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, title="choice, test accuracy, state bytes/param", title_fontsize=8, loc="upper right",
                   framealpha=0.9)
-    axes[0].set_ylabel("training loss (cross-entropy, mean of the last epoch of batches)")
+    for ax in list(axes)[len(results):]:
+        ax.set_visible(False)
+    fig.supylabel("training loss (cross-entropy, mean of the last epoch of batches)")
     fig.suptitle(title, fontsize=12)
     fig.savefig(path, dpi=110)
     plt.close(fig)
