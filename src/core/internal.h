@@ -123,6 +123,15 @@ typedef struct rmsfuse_typed_job {
     uint64_t key;                           /* stochastic rounding: K of (seed, step, stream) */
 } rmsfuse_typed_job;
 
+/* splitmix64's finaliser (docs/math.md, "Stochastic rounding"). */
+static inline uint64_t rmsfuse_sr_mix64(uint64_t z)
+{
+    z += UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
 /* Bytes per element of a storage type (8-bit: the codes alone). */
 static inline size_t rmsfuse_type_bytes(unsigned type)
 {

@@ -93,17 +93,7 @@ static int tensor_job(const rmsfuse_prepared *P, unsigned nonneg, const rmsfuse_
         return RMSFUSE_E_SIZE;
     if (st->flags & RMSFUSE_STOCHASTIC_ROUNDING) {
         /* docs/math.md: K = mix64(mix64(mix64(seed) ^ step) ^ stream) */
-        uint64_t z = st->seed;
-        for (int r = 0; r < 3; r++) {
-            z += UINT64_C(0x9E3779B97F4A7C15);
-            z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-            z ^= z >> 31;
-            if (r == 0)
-                z ^= st->step;
-            else if (r == 1)
-                z ^= t->stream;
-        }
+        const uint64_t z = rmsfuse_sr_mix64(rmsfuse_sr_mix64(rmsfuse_sr_mix64(st->seed) ^ st->step) ^ t->stream);
         J->key = z;
     }
     *m += k;

@@ -17,15 +17,6 @@
  */
 #include "../core/internal.h"
 
-/* splitmix64's finaliser (docs/math.md, "Stochastic rounding"). */
-static inline uint64_t rmsfuse_sr_mix64(uint64_t z)
-{
-    z += UINT64_C(0x9E3779B97F4A7C15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 #ifndef RMSFUSE_ISA
 #  error "compile src/isa/kernels.c with -DRMSFUSE_ISA=<name> (CMake does)"
 #endif

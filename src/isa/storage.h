@@ -273,6 +273,17 @@ static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, 
 static void typed_run(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
                       size_t begin, size_t end)
 {
+    int convert = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+        convert |= (J->used & (1u << s)) && J->type[s] != RMSFUSE_F32;
+    if (!convert) { /* every array float32: the kernel over the whole range, as step_multi */
+        char *a[RMSFUSE_MAX_SLOTS];
+        for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+            a[s] = J->a[s] ? J->a[s] + begin * sizeof(float) : NULL;
+        if (end > begin)
+            kernel(k, variant, a, end - begin);
+        return;
+    }
     size_t i = begin;
     while (i < end) {
         const size_t next = (i / QB + 1) * QB;
