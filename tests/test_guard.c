@@ -11,6 +11,8 @@
  * rule's arrays is guarded in turn, with the others in ordinary memory at
  * assorted alignments, and then all of them at once.
  *
+ * Typed arrays (storage types) too: test_guard_typed below.
+ *
  * For every ISA name of rmsfuse_isa_names() this machine can run (scalar
  * included), every rule (test_rules.h), n = 0..130: at a subset of n
  * (around every vector width and twice it) every combination this run
@@ -395,6 +397,225 @@ START_TEST(test_guard_pages)
 }
 END_TEST
 
+/* ---- typed arrays (storage types) ------------------------------------------ */
+/*
+ * rmsfuse_<rule>_step_typed over arrays of every storage type (bf16, f16,
+ * split pairs, master copies, 8-bit codes and their block scales), each
+ * array in turn ending or starting at a guard page, then all of them, also
+ * 1..3 bytes off (the block scales stay float-aligned): the bits of the
+ * scalar ISA's typed step on ordinary memory.  Every other case with the
+ * gradient options (the norm's pass converts the gradients block by block).
+ */
+static const size_t typed_n_full[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 255, 256, 257, 300, 511, 513};
+static const size_t typed_n_quick[] = {1, 3, 17, 256, 257, 513};
+
+enum { TG_PARAM = 0, TG_GRAD = 1, TG_EXTRA = 5, TG_SCALE = 6, TG_KINDS = 9 };
+
+static size_t tg_type_bytes(unsigned type)
+{
+    return type == RMSFUSE_F32 ? 4 : type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR ? 1 : 2;
+}
+
+static int tg_nonneg(int rule, int j)
+{
+    return (rule == RULE_RMSPROP || rule == RULE_ADAGRAD) ? j == 2 : rule == RULE_ADAM ? j == 3 || j == 4 : 0;
+}
+
+static void tg_set(rmsfuse_typed_tensor *t, int kind, void *p)
+{
+    if (kind == TG_PARAM)
+        t->param = p;
+    else if (kind == TG_GRAD)
+        t->grad = p;
+    else if (kind < TG_EXTRA)
+        t->state[kind - 2] = p;
+    else if (kind == TG_EXTRA)
+        t->param_extra = p;
+    else
+        t->scale[kind - TG_SCALE] = p;
+}
+
+/* The step of a typed tensor: the plain one, or (odd k) with every gradient option. */
+static int tg_step(const rule_cfg *c, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t, unsigned k)
+{
+    static const rmsfuse_grad_options o = {0.5, 0.25, 1e30, RMSFUSE_SKIP_NONFINITE, 0.0};
+    const rmsfuse_grad_options *opt = k % 2 ? &o : NULL;
+    switch (c->rule) {
+    case RULE_RMSPROP: return rmsfuse_rmsprop_step_typed(&c->u.rmsprop, st, t, 1, opt, NULL);
+    case RULE_ADAGRAD: return rmsfuse_adagrad_step_typed(&c->u.adagrad, st, t, 1, opt, NULL);
+    case RULE_SGD: return rmsfuse_sgd_step_typed(&c->u.sgd, st, t, 1, opt, NULL);
+    default: return rmsfuse_adam_step_typed(&c->u.adam, st, t, 1, opt, NULL);
+    }
+}
+
+static void *place_bytes(const region *r, where at, size_t bytes, size_t shift)
+{
+    switch (at) {
+    case AT_END: return r->hi - bytes;
+    case AT_START: return r->lo;
+    case AT_END_ODD: return r->hi - bytes - shift;
+    default: return r->lo + shift;
+    }
+}
+
+START_TEST(test_guard_typed)
+{
+    const int isa_index = _i / N_RULES, rule = _i % N_RULES;
+    const char *isa = rmsfuse_isa_names()[isa_index];
+    if (!rmsfuse_isa_supported(isa))
+        return;
+    entry_isa = rmsfuse_active_isa();
+    install_segv_reporter();
+    cur_isa = (sig_atomic_t)isa_index;
+    cur_rule = (sig_atomic_t)rule;
+    cur_where = -1; /* the report names no array */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    ck_assert(page >= 513 * 4 + 4);
+    const int quick = test_quick_mode();
+    const size_t *ns = quick ? typed_n_quick : typed_n_full;
+    const size_t nn = quick ? sizeof typed_n_quick / sizeof typed_n_quick[0]
+                            : sizeof typed_n_full / sizeof typed_n_full[0];
+    /* the full configuration (every array) and the plain one */
+    const rule_cfg cfgs[2] = {rule_full_config(rule), rule_config(rule, rule_combo(rule, 0), 0)};
+    rmsfuse_storage sts[4];
+    for (int q = 0; q < 4; q++)
+        sts[q] = rmsfuse_storage_f32();
+    sts[0].param = RMSFUSE_BF16, sts[0].grad = RMSFUSE_BF16, sts[0].state = RMSFUSE_Q8;
+    sts[0].flags = RMSFUSE_MASTER_WEIGHTS | RMSFUSE_STOCHASTIC_ROUNDING;
+    sts[1].param = RMSFUSE_SPLIT_BF16, sts[1].grad = RMSFUSE_F16, sts[1].state = RMSFUSE_Q8_LINEAR;
+    sts[2].param = RMSFUSE_F16, sts[2].state = RMSFUSE_BF16, sts[2].flags = RMSFUSE_STOCHASTIC_ROUNDING;
+    sts[3].param = RMSFUSE_F16, sts[3].grad = RMSFUSE_BF16, sts[3].flags = RMSFUSE_MASTER_WEIGHTS;
+    region reg[TG_KINDS];
+    unsigned char *in[TG_KINDS], *plain[TG_KINDS], *ref[TG_KINDS];
+    for (int a = 0; a < TG_KINDS; a++) {
+        region_map(&reg[a], page);
+        in[a] = malloc(page);
+        plain[a] = malloc(page + 16);
+        ref[a] = malloc(page);
+        ck_assert(in[a] && plain[a] && ref[a]);
+    }
+    float *v = malloc(page);
+    ck_assert_ptr_nonnull(v);
+    test_rng r = {0x7e9a4dull ^ (uint64_t)rule};
+    unsigned k = 0;
+    for (int ci = 0; ci < 2; ci++)
+        for (int si = 0; si < 4; si++)
+            for (size_t ni = 0; ni < nn; ni++, k++) {
+                const rule_cfg *cfg = &cfgs[ci];
+                rmsfuse_storage st = sts[si];
+                st.seed = 77;
+                const size_t n = ns[ni];
+                const unsigned used = rule_used(cfg);
+                const int q8 = st.state == RMSFUSE_Q8 || st.state == RMSFUSE_Q8_LINEAR;
+                const int master = (st.flags & RMSFUSE_MASTER_WEIGHTS) != 0;
+                const int split = st.param == RMSFUSE_SPLIT_BF16;
+                /* the arrays this case uses, their sizes and inputs */
+                size_t bytes[TG_KINDS] = {0};
+                int live[TG_KINDS] = {0};
+                for (int j = 0; j < (int)rule_infos[rule].narr; j++) {
+                    if (!(used & (1u << j)))
+                        continue;
+                    const unsigned type = j == 0 ? st.param : j == 1 ? st.grad : st.state;
+                    live[j] = 1;
+                    bytes[j] = n * tg_type_bytes(type);
+                    for (size_t e = 0; e < n; e++)
+                        v[e] = rule_realistic(rule, (unsigned)j, &r, 1.0f);
+                    if (j >= 2 && q8) {
+                        live[TG_SCALE + j - 2] = 1;
+                        bytes[TG_SCALE + j - 2] = (n + RMSFUSE_Q8_BLOCK - 1) / RMSFUSE_Q8_BLOCK * 4;
+                    }
+                    if (j == 0 && (master || split)) {
+                        live[TG_EXTRA] = 1;
+                        bytes[TG_EXTRA] = n * (split ? 2 : 4);
+                        for (size_t e = 0; e < n; e++) {
+                            const uint32_t u = f2u(v[e]);
+                            if (split) {
+                                const uint16_t hi = (uint16_t)(u >> 16), lo = (uint16_t)u;
+                                memcpy(in[0] + 2 * e, &hi, 2);
+                                memcpy(in[TG_EXTRA] + 2 * e, &lo, 2);
+                            } else {
+                                memcpy(in[TG_EXTRA] + 4 * e, &u, 4);
+                                in[0][2 * e] = (unsigned char)rng_next(&r), in[0][2 * e + 1] = 0x3f;
+                            }
+                        }
+                        continue;
+                    }
+                    if (rmsfuse_convert_from_f32(type, j >= 2 && tg_nonneg(rule, j), v, in[j],
+                                                 j >= 2 && q8 ? (float *)(void *)in[TG_SCALE + j - 2] : NULL,
+                                                 n) != RMSFUSE_OK)
+                        FAIL("convert_from_f32 failed");
+                }
+                /* the scalar step on ordinary memory */
+                if (rmsfuse_set_isa("scalar") != RMSFUSE_OK)
+                    FAIL("rmsfuse_set_isa(\"scalar\") failed");
+                rmsfuse_typed_tensor t;
+                memset(&t, 0, sizeof t);
+                t.n = n;
+                t.stream = k;
+                for (int a = 0; a < TG_KINDS; a++)
+                    if (live[a]) {
+                        unsigned char *p = plain[a] + (a >= TG_SCALE ? 4 * (k % 4) : (k + (unsigned)a) % 16);
+                        memcpy(p, in[a], bytes[a]);
+                        tg_set(&t, a, p);
+                    }
+                if (tg_step(cfg, &st, &t, k) != RMSFUSE_OK)
+                    FAIL("scalar typed step failed (%s, storage %d, n %zu)", rule_infos[rule].name, si, n);
+                for (int a = 0; a < TG_KINDS; a++)
+                    if (live[a])
+                        memcpy(ref[a], a == TG_GRAD ? (const unsigned char *)t.grad
+                                       : a == TG_PARAM ? (unsigned char *)t.param
+                                       : a == TG_EXTRA ? (unsigned char *)t.param_extra
+                                       : a < TG_EXTRA ? (unsigned char *)t.state[a - 2]
+                                                      : (unsigned char *)t.scale[a - TG_SCALE],
+                               bytes[a]);
+                if (rmsfuse_set_isa(isa) != RMSFUSE_OK)
+                    FAIL("rmsfuse_set_isa(\"%s\") failed", isa);
+                /* each array at a guard, then all of them; at either end, and 1..3 bytes off */
+                for (int pl = 0; pl < 4 * (TG_KINDS + 1); pl++) {
+                    const int which = pl % (TG_KINDS + 1) - 1; /* -1: all */
+                    const where at = (where)(pl / (TG_KINDS + 1));
+                    if (which >= 0 && !live[which])
+                        continue;
+                    if (at >= AT_END_ODD && which >= TG_SCALE)
+                        continue; /* float* scales stay aligned */
+                    unsigned char *ptr[TG_KINDS] = {NULL};
+                    memset(&t, 0, sizeof t);
+                    t.n = n;
+                    t.stream = k;
+                    for (int a = 0; a < TG_KINDS; a++) {
+                        if (!live[a])
+                            continue;
+                        const size_t shift = a >= TG_SCALE ? 0 : 1 + (n + (size_t)a) % 3;
+                        ptr[a] = which < 0 || which == a ? place_bytes(&reg[a], at, bytes[a], shift)
+                                                         : plain[a] + (a >= TG_SCALE ? 4 * ((size_t)pl % 4) : (size_t)pl % 16);
+                        memcpy(ptr[a], in[a], bytes[a]);
+                        tg_set(&t, a, ptr[a]);
+                    }
+                    cur_combo = (sig_atomic_t)(si + 4 * ci);
+                    cur_n = (sig_atomic_t)n;
+                    if (tg_step(cfg, &st, &t, k) != RMSFUSE_OK)
+                        FAIL("isa %s, %s, storage %d, n %zu: the typed step failed", isa, rule_infos[rule].name, si, n);
+                    for (int a = 0; a < TG_KINDS; a++)
+                        if (live[a] && memcmp(ptr[a], ref[a], bytes[a]) != 0)
+                            FAIL("isa %s, %s (config %d), storage %d, n %zu, array %d %s (%s): not the scalar bits", isa,
+                                 rule_infos[rule].name, ci, si, n, a, which < 0 ? "with every array" : "at the guard",
+                                 where_name[at]);
+                }
+            }
+    for (int a = 0; a < TG_KINDS; a++) {
+        region_unmap(&reg[a]);
+        free(in[a]);
+        free(plain[a]);
+        free(ref[a]);
+    }
+    free(v);
+    cur_rule = -1;
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    ck_assert_int_eq(rmsfuse_set_isa(entry_isa), RMSFUSE_OK);
+}
+END_TEST
+
 /* The guard itself works: touching the page after (or before) the data
  * page kills the process with SIGSEGV. */
 START_TEST(test_guard_is_armed_after)
@@ -426,6 +647,7 @@ int main(void)
     /* One iteration per ISA name and rule; ISAs this machine cannot run
      * pass trivially. */
     tcase_add_loop_test(tc, test_guard_pages, 0, (int)count_names() * N_RULES);
+    tcase_add_loop_test(tc, test_guard_typed, 0, (int)count_names() * N_RULES);
     suite_add_tcase(s, tc);
     /* Only meaningful in fork mode, where a signal is an outcome, not the end. */
     const char *fork_mode = getenv("CK_FORK");

@@ -6,7 +6,8 @@
  * arrays), cuts on cache lines, bad entries change nothing in any tensor,
  * steps with gradient options (rmsfuse_pool_run_plan_ex: the parallel norm
  * and the step give step_ex's bits and outcome),
- * concurrent calls on one pool, the run/split helpers.  Which combinations
+ * typed plans (storage types: step_typed's bits, rmsfuse_pool_run_plan and
+ * _ex), concurrent calls on one pool, the run/split helpers.  Which combinations
  * of each rule: every one in the native run with detection, one random
  * combination per kernel loop in the others (test_rules.h).  Registered
  * once per ISA; also built with ThreadSanitizer in CI.
@@ -248,6 +249,232 @@ START_TEST(test_plan_ex_every_split)
         free(ours);
         free(ref);
         list_free(&L);
+    }
+}
+END_TEST
+
+/* ---- typed plans (storage types: rmsfuse_<rule>_plan_typed) ---- */
+
+/* A list of typed tensors in one arena (test_storage.c tests the values;
+ * here only the bits of the pool against the single-threaded typed step):
+ * arrays 0..7 bytes apart (any alignment), their values converted from
+ * realistic floats, random bytes elsewhere. */
+enum { TP_MAXT = 6 };
+typedef struct typed_list {
+    unsigned char *arena;
+    size_t size, count;
+    rmsfuse_typed_tensor t[TP_MAXT];
+} typed_list;
+
+static size_t tp_bytes(unsigned type)
+{
+    return type == RMSFUSE_F32 ? 4 : type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR ? 1 : 2;
+}
+
+static int tp_nonneg(int rule, unsigned j)
+{
+    return (rule == RULE_RMSPROP || rule == RULE_ADAGRAD) ? j == 2 : rule == RULE_ADAM ? j == 3 || j == 4 : 0;
+}
+
+static void typed_list_make(typed_list *T, int rule, const rmsfuse_storage *st, const size_t *n, size_t count,
+                            test_rng *r)
+{
+    const unsigned narr = rule_infos[rule].narr;
+    const int q8 = st->state == RMSFUSE_Q8 || st->state == RMSFUSE_Q8_LINEAR;
+    const size_t extra = st->param == RMSFUSE_SPLIT_BF16 ? 2 : (st->flags & RMSFUSE_MASTER_WEIGHTS) ? 4 : 0;
+    size_t off[TP_MAXT][2 * MAX_ARR + 1], at = 0, maxn = 0;
+    ck_assert_uint_le(count, TP_MAXT);
+    for (size_t i = 0; i < count; i++) { /* slots, then extra, then scales */
+        for (unsigned j = 0; j < narr; j++) {
+            at += rng_next(r) % 8;
+            off[i][j] = at;
+            at += n[i] * tp_bytes(j == 0 ? st->param : j == 1 ? st->grad : st->state);
+            if (j >= 2 && q8) {
+                at = (at + 3) / 4 * 4;
+                off[i][MAX_ARR + j] = at;
+                at += (n[i] + RMSFUSE_Q8_BLOCK - 1) / RMSFUSE_Q8_BLOCK * 4;
+            }
+        }
+        at += rng_next(r) % 8;
+        off[i][2 * MAX_ARR] = at;
+        at += n[i] * extra;
+        maxn = n[i] > maxn ? n[i] : maxn;
+    }
+    T->size = at + 1;
+    T->count = count;
+    T->arena = malloc(T->size);
+    float *v = malloc((maxn + 1) * sizeof(float));
+    ck_assert(T->arena && v);
+    for (size_t k = 0; k < T->size; k++)
+        T->arena[k] = (unsigned char)rng_next(r);
+    for (size_t i = 0; i < count; i++) {
+        rmsfuse_typed_tensor *t = &T->t[i];
+        memset(t, 0, sizeof *t);
+        t->n = n[i];
+        t->stream = i;
+        for (unsigned j = 0; j < narr; j++) {
+            unsigned char *p = T->arena + off[i][j];
+            const unsigned type = j == 0 ? st->param : j == 1 ? st->grad : st->state;
+            for (size_t e = 0; e < n[i]; e++)
+                v[e] = rule_realistic(rule, j, r, 1.0f);
+            float *scale = j >= 2 && q8 ? (float *)(void *)(T->arena + off[i][MAX_ARR + j]) : NULL;
+            if (j == 0 && extra) { /* the split pair, or the master (the param is its rounding) */
+                unsigned char *x = T->arena + off[i][2 * MAX_ARR];
+                if (extra == 4) {
+                    memcpy(x, v, n[i] * 4);
+                    ck_assert_int_eq(rmsfuse_convert_from_f32(type, 0, v, p, NULL, n[i]), RMSFUSE_OK);
+                } else {
+                    for (size_t e = 0; e < n[i]; e++) {
+                        const uint32_t u = f2u(v[e]);
+                        const uint16_t hi = (uint16_t)(u >> 16), lo = (uint16_t)u;
+                        memcpy(p + 2 * e, &hi, 2);
+                        memcpy(x + 2 * e, &lo, 2);
+                    }
+                }
+                t->param_extra = x;
+            } else {
+                ck_assert_int_eq(rmsfuse_convert_from_f32(type, j >= 2 && tp_nonneg(rule, j), v, p, scale, n[i]),
+                                 RMSFUSE_OK);
+            }
+            if (j == 0)
+                t->param = p;
+            else if (j == 1)
+                t->grad = p;
+            else {
+                t->state[j - 2] = p;
+                t->scale[j - 2] = scale;
+            }
+        }
+    }
+    free(v);
+}
+
+/* T's tensors pointing into another copy of its arena. */
+static void typed_rebase(const typed_list *T, unsigned char *other, rmsfuse_typed_tensor *out)
+{
+#define TP_MOVE(p) ((p) ? (void *)(other + ((const unsigned char *)(p) - T->arena)) : NULL)
+    for (size_t i = 0; i < T->count; i++) {
+        out[i] = T->t[i];
+        out[i].param = TP_MOVE(T->t[i].param);
+        out[i].param_extra = TP_MOVE(T->t[i].param_extra);
+        out[i].grad = TP_MOVE(T->t[i].grad);
+        for (unsigned k = 0; k < 4; k++) {
+            out[i].state[k] = TP_MOVE(T->t[i].state[k]);
+            out[i].scale[k] = (float *)TP_MOVE(T->t[i].scale[k]);
+        }
+    }
+#undef TP_MOVE
+}
+
+static int typed_step_of(const rule_cfg *c, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t, size_t count,
+                         const rmsfuse_grad_options *o, rmsfuse_grad_info *info)
+{
+    switch (c->rule) {
+    case RULE_RMSPROP: return rmsfuse_rmsprop_step_typed(&c->u.rmsprop, st, t, count, o, info);
+    case RULE_ADAGRAD: return rmsfuse_adagrad_step_typed(&c->u.adagrad, st, t, count, o, info);
+    case RULE_SGD: return rmsfuse_sgd_step_typed(&c->u.sgd, st, t, count, o, info);
+    default: return rmsfuse_adam_step_typed(&c->u.adam, st, t, count, o, info);
+    }
+}
+
+static int typed_plan_of(const rule_cfg *c, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t, size_t count,
+                         rmsfuse_plan **plan)
+{
+    switch (c->rule) {
+    case RULE_RMSPROP: return rmsfuse_rmsprop_plan_typed(&c->u.rmsprop, st, t, count, plan);
+    case RULE_ADAGRAD: return rmsfuse_adagrad_plan_typed(&c->u.adagrad, st, t, count, plan);
+    case RULE_SGD: return rmsfuse_sgd_plan_typed(&c->u.sgd, st, t, count, plan);
+    default: return rmsfuse_adam_plan_typed(&c->u.adam, st, t, count, plan);
+    }
+}
+
+/* Typed plans on the pool (rmsfuse_pool_run_plan, _ex): step_typed's bits
+ * (two steps), outcome and info for 1, 2 and 3 workers and several chunk
+ * sizes, with 8-bit state (pieces on its blocks), master weights, split
+ * params and stochastic rounding (the same random numbers in any piece);
+ * a non-finite gradient skipped writes nothing. */
+START_TEST(test_typed_plans)
+{
+    const int rule = _i;
+    const rule_cfg c = rule_full_config(rule);
+    test_rng r = {0x7e9u + (uint64_t)rule};
+    static const size_t full_n[] = {70000, 33, 5000, 40000, 0, 300};
+    static const size_t quick_n[] = {20000, 33, 1000, 17000, 0, 300};
+    static const size_t some_chunks[] = {0, 1, 100, 1000, 70000};
+    const size_t *n = quick_mode() ? quick_n : full_n;
+    const rmsfuse_storage base = rmsfuse_storage_f32();
+    rmsfuse_storage sts[3] = {base, base, base};
+    sts[0].param = RMSFUSE_BF16, sts[0].grad = RMSFUSE_BF16, sts[0].state = RMSFUSE_Q8;
+    sts[0].flags = RMSFUSE_MASTER_WEIGHTS | RMSFUSE_STOCHASTIC_ROUNDING;
+    sts[1].param = RMSFUSE_SPLIT_BF16, sts[1].grad = RMSFUSE_F16, sts[1].state = RMSFUSE_Q8_LINEAR;
+    sts[2].param = RMSFUSE_F16, sts[2].state = RMSFUSE_BF16, sts[2].flags = RMSFUSE_STOCHASTIC_ROUNDING;
+    for (int s = 0; s < 3; s++) {
+        sts[s].seed = rng_next(&r);
+        sts[s].step = 3;
+        typed_list T;
+        typed_list_make(&T, rule, &sts[s], n, 6, &r);
+        for (int v = 0; v < 3; v++) { /* plain; options; a non-finite gradient, skipped */
+            if (quick_mode() && v != s)
+                continue;
+            unsigned char *orig = malloc(T.size), *ref = malloc(T.size);
+            rmsfuse_typed_tensor t[TP_MAXT];
+            ck_assert(orig && ref);
+            memcpy(orig, T.arena, T.size);
+            if (v == 2) { /* -Inf in the gradient of tensor 3 */
+                static const unsigned char inf_bf16[2] = {0x80, 0xFF}, inf_f16[2] = {0x00, 0xFC};
+                const float inf = -INFINITY;
+                unsigned char *g = orig + ((const unsigned char *)T.t[3].grad - T.arena) + 7 * tp_bytes(sts[s].grad);
+                memcpy(g, sts[s].grad == RMSFUSE_BF16 ? (const void *)inf_bf16
+                          : sts[s].grad == RMSFUSE_F16 ? (const void *)inf_f16
+                                                       : (const void *)&inf,
+                       tp_bytes(sts[s].grad));
+            }
+            rmsfuse_grad_options o = rmsfuse_grad_options_none();
+            o.scale = 0.5;
+            o.clip_value = 0.3;
+            o.max_norm = 1.0;
+            o.flags = RMSFUSE_SKIP_NONFINITE;
+            const rmsfuse_grad_options *opt = v ? &o : NULL;
+            /* the single-threaded typed step, twice */
+            memcpy(ref, orig, T.size);
+            typed_rebase(&T, ref, t);
+            rmsfuse_grad_info want = {-7.0, -7.0, -7};
+            const int st_want = typed_step_of(&c, &sts[s], t, 6, opt, &want);
+            ck_assert_int_eq(st_want, v == 2 ? RMSFUSE_SKIPPED : RMSFUSE_OK);
+            ck_assert_int_eq(typed_step_of(&c, &sts[s], t, 6, opt, NULL), st_want);
+            if (v == 2)
+                ck_assert(memcmp(ref, orig, T.size) == 0);
+            for (int p = 0; p < 3; p++) /* 1, 2 and 3 workers */
+                for (size_t k = 0; k < sizeof some_chunks / sizeof some_chunks[0]; k++) {
+                    if (quick_mode() && (p + (int)k) % 2)
+                        continue;
+                    memcpy(T.arena, orig, T.size);
+                    typed_rebase(&T, T.arena, t);
+                    ck_assert_int_eq(rmsfuse_pool_set_chunk(pools[p], some_chunks[k]), RMSFUSE_OK);
+                    rmsfuse_plan *plan = NULL;
+                    ck_assert_int_eq(typed_plan_of(&c, &sts[s], t, 6, &plan), RMSFUSE_OK);
+                    for (int step = 0; step < 2; step++) {
+                        rmsfuse_grad_info got = {-5.0, -5.0, -5};
+                        if (v)
+                            ck_assert_int_eq(rmsfuse_pool_run_plan_ex(pools[p], plan, &o, &got), st_want);
+                        else
+                            ck_assert_int_eq(rmsfuse_pool_run_plan(pools[p], plan), RMSFUSE_OK);
+                        if (v && step == 0)
+                            ck_assert(same_double(got.norm, want.norm) &&
+                                      same_double(got.clip_factor, want.clip_factor) &&
+                                      got.nonfinite == want.nonfinite);
+                    }
+                    ck_assert_msg(memcmp(T.arena, ref, T.size) == 0,
+                                  "rule %d, storage %d, case %d: %d workers, chunk %zu: not step_typed's bits", rule,
+                                  s, v, pool_threads[p], some_chunks[k]);
+                    rmsfuse_plan_free(plan);
+                }
+            for (int p = 0; p < N_POOLS; p++)
+                rmsfuse_pool_set_chunk(pools[p], 0);
+            free(orig);
+            free(ref);
+        }
+        free(T.arena);
     }
 }
 END_TEST
@@ -625,6 +852,7 @@ int main(void)
     tcase_add_loop_test(tc, test_every_combination, 0, N_RULES * COMBO_PARTS);
     tcase_add_loop_test(tc, test_many_tiny_tensors, 0, N_RULES);
     tcase_add_loop_test(tc, test_plan_ex_every_split, 0, N_RULES);
+    tcase_add_loop_test(tc, test_typed_plans, 0, N_RULES);
     tcase_add_loop_test(tc, test_single_array_unaligned, 0, N_RULES);
     tcase_add_test(tc, test_split_tiles_on_cache_lines);
     tcase_add_loop_test(tc, test_bad_entries_change_nothing, 0, N_RULES);

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 extern unsigned long long rmsfuse_fuzz_stats[];
 enum {
     FS_PLANS = 16, FS_PLAN_RUNS, FS_ISA_FLOATS, FS_SPEC_FLOATS, FS_CUTS, FS_CUT_UNALIGNED, FS_LONG, FS_FLUSHED,
-    FS_EX_OK, FS_EX_SKIPPED, FS_EX_REJECTED, FS_EX_CLIPPED, FS_EX_SUMSQ, FS_EX_PLAN_RUNS
+    FS_EX_OK, FS_EX_SKIPPED, FS_EX_REJECTED, FS_EX_CLIPPED, FS_EX_SUMSQ, FS_EX_PLAN_RUNS, FS_TYPED,
+    FS_TYPED_REJECTED, FS_TYPED_PLANS, FS_TYPED_FLOATS, FS_TYPED_BLOCKED
 };
 
 enum { MAX_FILES = 1 << 16, MAX_LEN = 4096 }; /* files: enough to replay a grown libFuzzer corpus */
@@ -218,6 +219,9 @@ int main(int argc, char **argv)
            "%llu rmsfuse_plan_run_ex calls, %llu sums of squares checked\n",
            st[FS_EX_OK], st[FS_EX_CLIPPED], st[FS_EX_SKIPPED], st[FS_EX_REJECTED], st[FS_EX_PLAN_RUNS],
            st[FS_EX_SUMSQ]);
+    printf("fuzz_replay: typed steps: %llu stepped, %llu refused; %llu typed plans run over cuts (%llu ranges "
+           "inside an 8-bit block refused), %llu typed elements compared with the oracle\n",
+           st[FS_TYPED], st[FS_TYPED_REJECTED], st[FS_TYPED_PLANS], st[FS_TYPED_BLOCKED], st[FS_TYPED_FLOATS]);
     for (int i = 0; i < n_files; i++) {
         free(files[i].d);
         free(files[i].name);

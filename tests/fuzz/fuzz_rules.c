@@ -76,13 +76,32 @@
  *     (SUMSQ_GIVEN), returns step_ex's status and info on every range (an
  *     empty range that would compute the norm only checks the options) and
  *     leaves step_ex's bytes, or nothing when step_ex writes nothing;
+ *   - storage types (the rule byte's bit 2): a typed step of the list's
+ *     shapes (rmsfuse_<rule>_step_typed, check_typed, plan_typed), its own
+ *     arrays each in a harness buffer at any byte alignment, converted from
+ *     the list's floats or raw data bytes (any bf16/f16 half, 8-bit code
+ *     and block scale): under every ISA the documented status (the
+ *     configuration's first, then RMSFUSE_E_STORAGE for a storage the
+ *     library does not have, RMSFUSE_E_NULL_LIST, RMSFUSE_E_NULL_ARRAY for a
+ *     NULL extra or block scale), nothing written when refused; an accepted
+ *     step writes what docs/math.md's conversions (written out here from
+ *     their bit-level definitions: round to nearest even, stochastic
+ *     rounding's hash, the 8-bit block codes) around the emulated op order
+ *     (spec_elem) give, in every typed array (2-byte values and floats:
+ *     NaN-ness for NaNs; codes and scales exactly), and nothing else; a
+ *     typed plan run backward over the input's cuts (snapped with
+ *     rmsfuse_plan_cut, at 8-bit block boundaries, or as they are: a range
+ *     inside a block of 8-bit state is RMSFUSE_E_BLOCK) writes the same;
+ *     rmsfuse_grad_sumsq_typed is the decoded gradients' sum of squares;
  *   - no crash and (under ASan/UBSan or valgrind) no invalid access or
  *     undefined behaviour.
  * A failed check prints what differs and aborts (a crash for libFuzzer).
  * RMSFUSE_FUZZ_VERBOSE=1 prints each step call and its status.
  *
  * Input format (bytes; reading past the end gives zeros):
- *   rule      b % 4: 0 RMSProp, 1 AdaGrad, 2 SGD, 3 Adam
+ *   rule      b % 4: 0 RMSProp, 1 AdaGrad, 2 SGD, 3 Adam; bit 2: the list
+ *             case also makes a typed step (`typed` below; the seeds
+ *             written before storage types have it clear)
  *   op        bits 0-1: 0 one tensor, 1 a list, 2 both, 3 a generated
  *             long list; bits 2-3: how data bytes become floats (raw bits,
  *             special values, small positive values, a mix); bits 4-6: 0
@@ -142,6 +161,20 @@
  *               tensor (mod count), then a u16 element (mod n), written
  *               into that gradient before anything runs;
  *             parts: where grad_sumsq and plan_block_sumsq are cut
+ *   typed     (after the plan and `ex`, with the rule byte's bit 2) 5 bytes:
+ *             b0: bits 0-1 param F32, BF16, F16, SPLIT_BF16; bits 2-3
+ *               grad F32, BF16, F16, Q8 (refused); bits 4-5 state F32,
+ *               BF16, Q8, Q8_LINEAR; bit 6 MASTER_WEIGHTS; bit 7
+ *               STOCHASTIC_ROUNDING;
+ *             b1: bits 0-2 a storage error: 1 state F16, 2 param Q8,
+ *               3 param 9, 4 grad SPLIT_BF16, 5 flag bit 2, 6 storage
+ *               NULL; bits 3-4 a NULL array: 1 the extra, 2 the first
+ *               block scales, of tensor (b1 >> 5) % count;
+ *             b2: bits 0-1 the arrays: 0 the list's floats converted,
+ *               1 raw data bytes, 2 every other 8-bit block raw; bit 2
+ *               the plan's cuts not snapped;
+ *             b3: stochastic rounding's seed (times 0x9E3779B97F4A7C15),
+ *             b4: its step; each tensor's stream is its index
  *   data      the second half of the input, cycled (it may overlap the
  *             structure; it stays put when the structure grows)
  */
@@ -174,6 +207,11 @@ enum {
     FS_EX_CLIPPED, /* accepted step_ex inputs whose norm clipped (clip_factor < 1) or scaled (gs != 1) */
     FS_EX_SUMSQ,   /* grad_sumsq, grad_block_sumsq and plan_block_sumsq results checked */
     FS_EX_PLAN_RUNS, /* rmsfuse_plan_run_ex calls */
+    FS_TYPED,        /* typed steps (every ISA) that stepped */
+    FS_TYPED_REJECTED, /* typed calls refused */
+    FS_TYPED_PLANS,  /* typed plans run over cuts */
+    FS_TYPED_FLOATS, /* typed elements compared with the oracle (every ISA, steps and plans) */
+    FS_TYPED_BLOCKED,/* typed plan ranges refused with RMSFUSE_E_BLOCK */
     FS_COUNT
 };
 unsigned long long rmsfuse_fuzz_stats[FS_COUNT];
@@ -936,7 +974,7 @@ enum {
     HUGE_CAP = 64, /* elements allocated for a huge n */
     ARENA_SINGLE = 3 * 4 * MAX_N_SINGLE,
     ARENA_LIST = 6 * 4 * MAX_N_LIST,
-    MAX_BUFS = 2 + MAXS * MAX_LIST,
+    MAX_BUFS = 2 + MAXS * MAX_LIST + (MAXS + 4) * MAX_LIST, /* the float list's, then a typed step's */
 };
 
 /* Every byte an array may touch lives in one of these heap blocks, each
@@ -2199,6 +2237,673 @@ static void plan_case(bufset *S, const call *c, int status, const plan_spec *ps,
     }
 }
 
+/* ---- storage types: typed steps (docs/math.md, "Storage types") ----------------- */
+/* The conversions, written out from docs/math.md's bit-level definitions. */
+static uint32_t f_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+static float bits_f(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static uint64_t sr_mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* r(i) of docs/math.md, "Stochastic rounding". */
+static uint32_t sr_r(uint64_t seed, uint64_t step, uint64_t stream, uint64_t i)
+{
+    const uint64_t K = sr_mix64(sr_mix64(sr_mix64(seed) ^ step) ^ stream), K2 = sr_mix64(K ^ (i >> 32));
+    return mix32(mix32((uint32_t)i ^ (uint32_t)K2) ^ (uint32_t)(K2 >> 32));
+}
+
+static uint16_t to_bf16(float x, int sr, uint32_t r)
+{
+    const uint32_t u = f_bits(x);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+        return (uint16_t)((u >> 16) | 0x0040u);
+    return (uint16_t)((u + (sr ? r >> 16 : 0x7FFFu + ((u >> 16) & 1u))) >> 16);
+}
+
+/* round_shift: m / 2^sh, to nearest even (or with random bits r), sh >= 1. */
+static uint32_t shift_round(uint32_t m, uint32_t sh, int sr, uint32_t r)
+{
+    const uint32_t t = sh < 31u ? sh : 31u, m2 = m >> (sh - t < 31u ? sh - t : 31u);
+    const uint32_t b = sr ? r & ((1u << t) - 1u) : (1u << (t - 1u)) - 1u + ((m2 >> t) & 1u);
+    return (m2 + b) >> t;
+}
+
+static uint16_t to_f16(float x, int sr, uint32_t r)
+{
+    const uint32_t u = f_bits(x), S = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu, e = a >> 23;
+    if (a > 0x7F800000u)
+        return (uint16_t)(S | 0x7E00u | ((a >> 13) & 0x3FFu));
+    if (a >= 0x47800000u)
+        return (uint16_t)(S | 0x7C00u);
+    if (e >= 113u)
+        return (uint16_t)(S | ((a - 0x38000000u + (sr ? r & 0x1FFFu : 0xFFFu + ((a >> 13) & 1u))) >> 13));
+    const uint32_t m = (a & 0x7FFFFFu) | (e ? 0x800000u : 0u);
+    return (uint16_t)(S | shift_round(m, 126u - (e > 1u ? e : 1u), sr, r));
+}
+
+static float from_f16(uint16_t h)
+{
+    const uint32_t S = (uint32_t)(h & 0x8000u) << 16, E = (h >> 10) & 31u, M = h & 0x3FFu;
+    if (E == 31u)
+        return bits_f(S | 0x7F800000u | M << 13);
+    if (E > 0u)
+        return bits_f(S | (E + 112u) << 23 | M << 13);
+    return bits_f(S | f_bits((float)M * 0x1p-24f));
+}
+
+/* The 8-bit code of x in a block with multiplier q (docs/math.md, steps 2, 3). */
+static unsigned q8_code_of(int type, int nonneg, float x, float q)
+{
+    uint32_t a = f_bits(x * q) & 0x7FFFFFFFu;
+    if (a > 0x7F800000u)
+        return nonneg ? 0xFFu : type == RMSFUSE_Q8 ? 0x7Fu : 0x80u;
+    if (a > 0x3F800000u)
+        a = 0x3F800000u; /* |y| <= 1 */
+    const unsigned sign = !nonneg && (f_bits(x) >> 31) ? 0x80u : 0u;
+    if (type == RMSFUSE_Q8) {
+        const uint32_t B = nonneg ? 31u : 15u, e = a >> 23;
+        uint32_t c;
+        if (a >= (128u - B) << 23) {
+            c = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - ((127u - B) << 3);
+        } else {
+            const uint32_t m = (a & 0x7FFFFFu) | (e ? 0x800000u : 0u);
+            c = shift_round(m, 148u - B - (e > 1u ? e : 1u), 0, 0);
+        }
+        return sign | c;
+    }
+    const unsigned c = (unsigned)nearbyintf(bits_f(a) * (nonneg ? 254.0f : 127.0f));
+    return sign ? (256u - c) & 0xFFu : c;
+}
+
+static float q8_value_of(int type, int nonneg, unsigned c, float scale)
+{
+    if (type == RMSFUSE_Q8) {
+        const uint32_t B = nonneg ? 31u : 15u, mag = nonneg ? c : c & 0x7Fu, E = mag >> 3, M = mag & 7u;
+        if (mag == (nonneg ? 0xFFu : 0x7Fu))
+            return NAN;
+        float v = E ? bits_f((E + 127u - B) << 23 | M << 20) : (float)M * bits_f((125u - B) << 23);
+        if (!nonneg && (c & 0x80u))
+            v = -v;
+        return v * scale;
+    }
+    if (nonneg)
+        return c == 255u ? NAN : (float)c * (scale * (1.0f / 254.0f));
+    return c == 0x80u ? NAN : (float)(int)(c >= 128u ? (int)c - 256 : (int)c) * (scale * (1.0f / 127.0f));
+}
+
+/* The typed case's spec (see the input format). */
+typedef struct typed_spec {
+    unsigned ptype, gtype, stype, flags, bad, null_kind, null_at, raw, unsnapped;
+    uint64_t seed, step;
+} typed_spec;
+
+static const unsigned state_types[4] = {RMSFUSE_F32, RMSFUSE_BF16, RMSFUSE_Q8, RMSFUSE_Q8_LINEAR};
+
+static void read_typed_spec(reader *r, typed_spec *ts)
+{
+    const unsigned b0 = u8(r), b1 = u8(r), b2 = u8(r), b3 = u8(r), b4 = u8(r);
+    ts->ptype = b0 & 3u;
+    ts->gtype = (b0 >> 2) & 3u; /* 3: RMSFUSE_Q8 (refused) */
+    if (ts->gtype == 3u)
+        ts->gtype = RMSFUSE_Q8;
+    ts->stype = state_types[(b0 >> 4) & 3u];
+    ts->flags = ((b0 >> 6) & 1u ? RMSFUSE_MASTER_WEIGHTS : 0u) | ((b0 >> 7) & 1u ? RMSFUSE_STOCHASTIC_ROUNDING : 0u);
+    ts->bad = b1 & 7u;
+    ts->null_kind = (b1 >> 3) & 3u;
+    ts->null_at = b1 >> 5;
+    ts->raw = b2 & 3u;
+    ts->unsnapped = (b2 >> 2) & 1u;
+    ts->seed = b3 * 0x9E3779B97F4A7C15ull;
+    ts->step = b4;
+}
+
+/* A storage the library has (rmsfuse_common.h). */
+static int storage_ok(const rmsfuse_storage *st)
+{
+    const int narrow = st->param == RMSFUSE_BF16 || st->param == RMSFUSE_F16;
+    return st->param <= RMSFUSE_SPLIT_BF16 && st->grad <= RMSFUSE_F16 &&
+           (st->state == RMSFUSE_F32 || st->state == RMSFUSE_BF16 || st->state == RMSFUSE_Q8 ||
+            st->state == RMSFUSE_Q8_LINEAR) &&
+           !(st->flags & ~(unsigned)(RMSFUSE_MASTER_WEIGHTS | RMSFUSE_STOCHASTIC_ROUNDING)) && (!st->flags || narrow);
+}
+
+static size_t tbytes(unsigned type)
+{
+    return type == RMSFUSE_F32 ? 4 : type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR ? 1 : 2;
+}
+
+static int tq8(unsigned type)
+{
+    return type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR;
+}
+
+/* The unsigned 8-bit map: square averages, second moments, AdaGrad's sum. */
+static int state_nonneg(int rule, int j)
+{
+    return (rule == RMSPROP || rule == ADAGRAD) ? j == 2 : rule == ADAM ? j == 3 || j == 4 : 0;
+}
+
+/* Where a typed tensor's arrays are: a harness buffer each (-1: none), the
+ * array `mis` bytes into it. */
+typedef struct ttensor {
+    int bi[MAXS], ebi, sbi[MAXS];
+    size_t mis[MAXS], emis;
+} ttensor;
+
+static rmsfuse_typed_tensor tt_list[MAX_LIST];
+static ttensor tt_at[MAX_LIST];
+
+static int api_typed(int rule, const anycfg *c, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t, size_t count,
+                     int op, rmsfuse_plan **plan)
+{
+    switch (rule) {
+    case RMSPROP:
+        return op == 0 ? rmsfuse_rmsprop_step_typed(c ? &c->rmsprop : NULL, st, t, count, NULL, NULL)
+               : op == 1 ? rmsfuse_rmsprop_check_typed(c ? &c->rmsprop : NULL, st, t, count)
+                         : rmsfuse_rmsprop_plan_typed(c ? &c->rmsprop : NULL, st, t, count, plan);
+    case ADAGRAD:
+        return op == 0 ? rmsfuse_adagrad_step_typed(c ? &c->adagrad : NULL, st, t, count, NULL, NULL)
+               : op == 1 ? rmsfuse_adagrad_check_typed(c ? &c->adagrad : NULL, st, t, count)
+                         : rmsfuse_adagrad_plan_typed(c ? &c->adagrad : NULL, st, t, count, plan);
+    case SGD:
+        return op == 0 ? rmsfuse_sgd_step_typed(c ? &c->sgd : NULL, st, t, count, NULL, NULL)
+               : op == 1 ? rmsfuse_sgd_check_typed(c ? &c->sgd : NULL, st, t, count)
+                         : rmsfuse_sgd_plan_typed(c ? &c->sgd : NULL, st, t, count, plan);
+    default:
+        return op == 0 ? rmsfuse_adam_step_typed(c ? &c->adam : NULL, st, t, count, NULL, NULL)
+               : op == 1 ? rmsfuse_adam_check_typed(c ? &c->adam : NULL, st, t, count)
+                         : rmsfuse_adam_plan_typed(c ? &c->adam : NULL, st, t, count, plan);
+    }
+}
+
+static unsigned char *tt_ptr(const bufset *S, int bi, size_t mis)
+{
+    return bi < 0 ? NULL : S->p[bi] + mis;
+}
+
+/* A buffer for a typed array of `bytes` (its data bytes as the list's), at a
+ * misalignment of 0..3 bytes (scales: 0). */
+static int tt_buf(bufset *S, size_t bytes, size_t mis)
+{
+    return new_buf(S, mis + bytes);
+}
+
+/* The expected element values of the typed step, from the inputs (S->snap):
+ * each array decoded, docs/math.md's op order (spec_elem), each written
+ * array encoded; into exp[] (copies of the buffers). */
+static void typed_oracle(const bufset *S, const call *c, const rmsfuse_storage *st, unsigned char **exp)
+{
+    spec k;
+    spec_init(c->rule, c->g, &k);
+    int use[MAXS];
+    used_slots(c->rule, c->g, use);
+    const int master = (st->flags & RMSFUSE_MASTER_WEIGHTS) != 0, sr = (st->flags & RMSFUSE_STOCHASTIC_ROUNDING) != 0;
+    for (int i = 0; i < S->count; i++)
+        exp[i] = dup_or_reuse(exp[i], S->snap[i], S->size[i]);
+    for (size_t ti = 0; ti < c->count; ti++) {
+        const size_t n = c->t[ti].n;
+        const ttensor *A = &tt_at[ti];
+        if (!n)
+            continue;
+        float *x = malloc(n * MAXS * sizeof(float));
+        if (!x)
+            FAIL("harness: out of memory");
+        for (int j = 0; j < MAXS; j++) {
+            if (!use[j])
+                continue;
+            const unsigned type = j == P ? st->param : j == G ? st->grad : st->state;
+            const unsigned char *p = S->snap[A->bi[j]] + A->mis[j];
+            for (size_t e = 0; e < n; e++) {
+                float v;
+                if (j == P && master) {
+                    memcpy(&v, S->snap[A->ebi] + A->emis + 4 * e, 4);
+                } else if (type == RMSFUSE_SPLIT_BF16) {
+                    uint16_t hi, lo;
+                    memcpy(&hi, p + 2 * e, 2);
+                    memcpy(&lo, S->snap[A->ebi] + A->emis + 2 * e, 2);
+                    v = bits_f((uint32_t)hi << 16 | lo);
+                } else if (type == RMSFUSE_BF16 || type == RMSFUSE_F16) {
+                    uint16_t h;
+                    memcpy(&h, p + 2 * e, 2);
+                    v = type == RMSFUSE_BF16 ? bits_f((uint32_t)h << 16) : from_f16(h);
+                } else if (tq8(type)) {
+                    float sc;
+                    memcpy(&sc, S->snap[A->sbi[j]] + 4 * (e / RMSFUSE_Q8_BLOCK), 4);
+                    v = q8_value_of((int)type, state_nonneg(c->rule, j), p[e], sc);
+                } else {
+                    memcpy(&v, p + 4 * e, 4);
+                }
+                x[j * n + e] = v;
+            }
+        }
+        for (size_t e = 0; e < n; e++) {
+            float y[MAXS] = {0};
+            for (int j = 0; j < MAXS; j++)
+                if (use[j])
+                    y[j] = x[j * n + e];
+            spec_elem(&k, y);
+            for (int j = 0; j < MAXS; j++)
+                if (use[j] && j != G)
+                    x[j * n + e] = y[j];
+        }
+        for (int j = 0; j < MAXS; j++) {
+            if (!use[j] || j == G)
+                continue;
+            const unsigned type = j == P ? st->param : st->state;
+            unsigned char *p = exp[A->bi[j]] + A->mis[j];
+            const float *v = x + j * n;
+            if (j == P && master)
+                memcpy(exp[A->ebi] + A->emis, v, 4 * n);
+            for (size_t b = 0; b < n; b += RMSFUSE_Q8_BLOCK) { /* 8-bit: block by block */
+                const size_t m = n - b < RMSFUSE_Q8_BLOCK ? n - b : RMSFUSE_Q8_BLOCK;
+                float q = 0.0f;
+                if (tq8(type)) {
+                    float amax = 0.0f;
+                    for (size_t e = b; e < b + m; e++)
+                        if (fabsf(v[e]) > amax) /* NaN: false */
+                            amax = fabsf(v[e]);
+                    const float scale = amax >= FLT_MIN ? amax : 0.0f;
+                    q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
+                    memcpy(exp[A->sbi[j]] + 4 * (b / RMSFUSE_Q8_BLOCK), &scale, 4);
+                }
+                for (size_t e = b; e < b + m; e++) {
+                    const uint32_t r = sr && j == P ? sr_r(st->seed, st->step, ti, e) : 0u;
+                    uint16_t h;
+                    switch (type) {
+                    case RMSFUSE_F32:
+                        memcpy(p + 4 * e, &v[e], 4);
+                        break;
+                    case RMSFUSE_BF16:
+                        h = to_bf16(v[e], sr && j == P, r);
+                        memcpy(p + 2 * e, &h, 2);
+                        break;
+                    case RMSFUSE_F16:
+                        h = to_f16(v[e], sr && j == P, r);
+                        memcpy(p + 2 * e, &h, 2);
+                        break;
+                    case RMSFUSE_SPLIT_BF16:
+                        h = (uint16_t)(f_bits(v[e]) >> 16);
+                        memcpy(p + 2 * e, &h, 2);
+                        h = (uint16_t)f_bits(v[e]);
+                        memcpy(exp[A->ebi] + A->emis + 2 * e, &h, 2);
+                        break;
+                    default:
+                        p[e] = (unsigned char)q8_code_of((int)type, state_nonneg(c->rule, j), v[e], q);
+                        break;
+                    }
+                }
+            }
+        }
+        free(x);
+    }
+}
+
+/* After an accepted typed call: every buffer as `want`, the typed arrays
+ * element by element (2-byte values and floats: NaN-ness for NaNs; 8-bit
+ * codes and scales exactly), every other byte exactly. */
+static void typed_compare(const bufset *S, const call *c, const rmsfuse_storage *st, unsigned char *const *want,
+                          int first, const char *what, const char *isa)
+{
+    int use[MAXS];
+    used_slots(c->rule, c->g, use);
+    for (size_t ti = 0; ti < c->count; ti++)
+        for (int j = 0; j < MAXS; j++)
+            if (use[j] && j != G)
+                rmsfuse_fuzz_stats[FS_TYPED_FLOATS] += c->t[ti].n;
+    for (int i = 0; i < S->count; i++) {
+        if (i < first) { /* the float list's buffers: untouched */
+            if (memcmp(S->p[i], want[i], S->size[i]) != 0)
+                FAIL("%s typed %s under %s changed buffer %d of the float list", rule_name[c->rule], what, isa, i);
+            continue;
+        }
+        if (memcmp(S->p[i], want[i], S->size[i]) == 0)
+            continue;
+        /* which typed array: compare its elements (the bytes before it exactly) */
+        int found = 0;
+        for (size_t ti = 0; ti < c->count && !found; ti++) {
+            const ttensor *A = &tt_at[ti];
+            const size_t n = c->t[ti].n;
+            for (int j = 0; j < MAXS && !found; j++) {
+                if (!use[j] || j == G || !n)
+                    continue;
+                const unsigned type = j == P ? st->param : st->state;
+                const int master = j == P && (st->flags & RMSFUSE_MASTER_WEIGHTS);
+                const int pair = type == RMSFUSE_SPLIT_BF16;
+                int which = A->bi[j] == i ? 0 : (master || pair) && A->ebi == i ? 1 : -1;
+                if (which < 0)
+                    continue;
+                found = 1;
+                const size_t mis = which ? A->emis : A->mis[j];
+                if (memcmp(S->p[i], want[i], mis) != 0)
+                    FAIL("%s typed %s under %s: a byte before a typed array changed", rule_name[c->rule], what, isa);
+                for (size_t e = 0; e < n; e++) {
+                    float x, y;
+                    const unsigned char *gp = S->p[i] + mis, *wp = want[i] + mis;
+                    if (which && master) {
+                        memcpy(&x, gp + 4 * e, 4), memcpy(&y, wp + 4 * e, 4);
+                    } else if (pair) { /* the pair as one float */
+                        uint16_t h1, l1, h2, l2;
+                        memcpy(&h1, S->p[A->bi[j]] + A->mis[j] + 2 * e, 2);
+                        memcpy(&h2, want[A->bi[j]] + A->mis[j] + 2 * e, 2);
+                        memcpy(&l1, S->p[A->ebi] + A->emis + 2 * e, 2);
+                        memcpy(&l2, want[A->ebi] + A->emis + 2 * e, 2);
+                        x = bits_f((uint32_t)h1 << 16 | l1), y = bits_f((uint32_t)h2 << 16 | l2);
+                    } else if (type == RMSFUSE_BF16 || type == RMSFUSE_F16) {
+                        uint16_t h1, h2;
+                        memcpy(&h1, gp + 2 * e, 2), memcpy(&h2, wp + 2 * e, 2);
+                        x = type == RMSFUSE_BF16 ? bits_f((uint32_t)h1 << 16) : from_f16(h1);
+                        y = type == RMSFUSE_BF16 ? bits_f((uint32_t)h2 << 16) : from_f16(h2);
+                    } else if (tq8(type)) {
+                        if (gp[e] != wp[e])
+                            FAIL("%s typed %s under %s: tensor %zu %s[%zu] code %#x, expected %#x (%s)",
+                                 rule_name[c->rule], what, isa, ti, slot_name[c->rule][j], e, gp[e], wp[e],
+                                 type == RMSFUSE_Q8 ? "q8" : "q8 linear");
+                        continue;
+                    } else {
+                        memcpy(&x, gp + 4 * e, 4), memcpy(&y, wp + 4 * e, 4);
+                    }
+                    if (!same_float(x, y))
+                        FAIL("%s typed %s under %s: tensor %zu %s%s[%zu] = %a, expected %a (param type %u, state %u, "
+                             "flags %#x)",
+                             rule_name[c->rule], what, isa, ti, slot_name[c->rule][j], which ? " (extra)" : "", e,
+                             (double)x, (double)y, st->param, st->state, st->flags);
+                }
+            }
+        }
+        if (!found) /* a grad, an unused array, or block scales: exactly */
+            for (size_t k = 0; k < S->size[i]; k++)
+                if (S->p[i][k] != want[i][k])
+                    FAIL("%s typed %s under %s: byte %zu of buffer %d (a gradient, block scales or unused) is %#x, "
+                         "expected %#x",
+                         rule_name[c->rule], what, isa, k, i, S->p[i][k], want[i][k]);
+    }
+}
+
+/* Whether plan element f is a block boundary of its tensor (docs: ranges
+ * of a plan with 8-bit state start and end there). */
+static int typed_at_block(const call *c, size_t f)
+{
+    size_t first = 0;
+    for (size_t k = 0; k < c->count; k++) {
+        if (f < first + c->t[k].n)
+            return (f - first) % RMSFUSE_Q8_BLOCK == 0;
+        first += c->t[k].n;
+    }
+    return 1;
+}
+
+/*
+ * A typed step of the list's shapes (after the float list's checks; only
+ * when the float list was accepted, or refused for its configuration): its
+ * own arrays, each in a harness buffer, from the list's float values
+ * converted (or raw data bytes: codes, halves, scales), the storage and an
+ * injected error from the spec.  Under every ISA: check_typed, step_typed
+ * and plan_typed return the documented status, write nothing when they
+ * refuse, and an accepted step writes the oracle's values (typed_oracle)
+ * and nothing else; a plan over the input's cuts (snapped with
+ * rmsfuse_plan_cut, or not: then a range inside a block of 8-bit state is
+ * RMSFUSE_E_BLOCK) writes them too; rmsfuse_grad_sumsq_typed is the sum of
+ * squares of the decoded gradients in the norm's order.
+ */
+static void typed_case(bufset *S, const call *c, int cfg_status, int list_status, const plan_spec *ps,
+                       const typed_spec *ts, int list_null)
+{
+    rmsfuse_storage st = rmsfuse_storage_f32();
+    st.param = ts->ptype;
+    st.grad = ts->gtype;
+    st.state = ts->stype;
+    st.flags = ts->flags;
+    st.seed = ts->seed;
+    st.step = ts->step;
+    switch (ts->bad) { /* one storage error, or none */
+    case 1: st.state = RMSFUSE_F16; break;
+    case 2: st.param = RMSFUSE_Q8; break;
+    case 3: st.param = 9u; break;
+    case 4: st.grad = RMSFUSE_SPLIT_BF16; break;
+    case 5: st.flags |= 4u; break;
+    default: break;
+    }
+    const rmsfuse_storage *stp = ts->bad == 6 ? NULL : &st;
+    const int valid = stp && storage_ok(stp);
+    if (cfg_status != RMSFUSE_OK) { /* the configuration first, whatever the arrays */
+        memset(tt_list, 0, c->count * sizeof tt_list[0]);
+        for (size_t k = 0; k < c->count; k++)
+            tt_list[k].n = c->t[k].n;
+        for (int op = 0; op < 3; op++) {
+            rmsfuse_plan *plan = (rmsfuse_plan *)(void *)&tt_at;
+            const int got = api_typed(c->rule, c->cfg, stp, list_null ? NULL : tt_list, c->count, op, &plan);
+            if (got != cfg_status || (op == 2 && plan != NULL))
+                FAIL("%s typed call %d with a bad configuration returned %d, check_config %d", rule_name[c->rule], op,
+                     got, cfg_status);
+        }
+        rmsfuse_fuzz_stats[FS_TYPED_REJECTED]++;
+        return;
+    }
+    if (list_status != RMSFUSE_OK && !(list_null && list_status == RMSFUSE_E_NULL_LIST))
+        return; /* the float list's arrays are not all readable */
+    int use[MAXS];
+    used_slots(c->rule, c->g, use);
+    const int master = (st.flags & RMSFUSE_MASTER_WEIGHTS) != 0, split = st.param == RMSFUSE_SPLIT_BF16;
+    const int valid_types = st.param <= RMSFUSE_SPLIT_BF16 && st.grad <= RMSFUSE_F16 && !tq8(st.grad);
+    restore(S);
+    const int first = S->count; /* the typed buffers come after the float list's */
+    int null_done = 0;
+    for (size_t ti = 0; ti < c->count; ti++) {
+        const gtensor *t = &c->t[ti];
+        ttensor *A = &tt_at[ti];
+        rmsfuse_typed_tensor *x = &tt_list[ti];
+        memset(x, 0, sizeof *x);
+        x->n = t->n;
+        x->stream = ti;
+        A->ebi = -1;
+        A->emis = 0;
+        for (int j = 0; j < MAXS; j++)
+            A->bi[j] = A->sbi[j] = -1, A->mis[j] = 0;
+        if (!t->n || !valid_types || list_null)
+            continue;
+        const size_t n = t->n;
+        for (int j = 0; j < MAXS; j++) {
+            if (!use[j])
+                continue;
+            const unsigned type = j == P ? st.param : j == G ? st.grad : st.state;
+            const size_t mis = (ti + (size_t)j) % 4;
+            A->mis[j] = mis;
+            A->bi[j] = tt_buf(S, n * tbytes(type == RMSFUSE_SPLIT_BF16 ? RMSFUSE_BF16 : type), mis);
+            unsigned char *p = S->p[A->bi[j]] + mis;
+            const float *f = t->a[j];
+            if (j == P && (master || split)) {
+                A->emis = (ti + 1) % 4;
+                A->ebi = tt_buf(S, n * (master ? 4 : 2), A->emis);
+                x->param_extra = S->p[A->ebi] + A->emis;
+            }
+            if (j >= 2 && tq8(type)) {
+                A->sbi[j] = tt_buf(S, 4 * ((n + RMSFUSE_Q8_BLOCK - 1) / RMSFUSE_Q8_BLOCK), 0);
+                x->scale[j - 2] = (float *)(void *)S->p[A->sbi[j]];
+            }
+            if (ts->raw == 1)
+                continue; /* the data bytes as they are */
+            /* the list's float values, converted (the list was accepted: readable) */
+            for (size_t b = 0; b < n; b += RMSFUSE_Q8_BLOCK) {
+                const size_t m = n - b < RMSFUSE_Q8_BLOCK ? n - b : RMSFUSE_Q8_BLOCK;
+                if (tq8(type) && ts->raw == 2 && (b / RMSFUSE_Q8_BLOCK) % 2)
+                    continue; /* every other block: raw codes and scale */
+                float q = 0.0f;
+                if (tq8(type)) {
+                    float amax = 0.0f;
+                    for (size_t e = b; e < b + m; e++)
+                        if (fabsf(float_at((const unsigned char *)f, 4 * e)) > amax)
+                            amax = fabsf(float_at((const unsigned char *)f, 4 * e));
+                    const float scale = amax >= FLT_MIN ? amax : 0.0f;
+                    q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
+                    memcpy(S->p[A->sbi[j]] + 4 * (b / RMSFUSE_Q8_BLOCK), &scale, 4);
+                }
+                for (size_t e = b; e < b + m; e++) {
+                    const float v = float_at((const unsigned char *)f, 4 * e);
+                    uint16_t h;
+                    if (j == P && master) {
+                        memcpy(S->p[A->ebi] + A->emis + 4 * e, &v, 4);
+                    } else if (type == RMSFUSE_F32) {
+                        memcpy(p + 4 * e, &v, 4);
+                    } else if (type == RMSFUSE_SPLIT_BF16) {
+                        h = (uint16_t)(f_bits(v) >> 16);
+                        memcpy(p + 2 * e, &h, 2);
+                        h = (uint16_t)f_bits(v);
+                        memcpy(S->p[A->ebi] + A->emis + 2 * e, &h, 2);
+                    } else if (type == RMSFUSE_BF16 || type == RMSFUSE_F16) {
+                        h = type == RMSFUSE_BF16 ? to_bf16(v, 0, 0) : to_f16(v, 0, 0);
+                        memcpy(p + 2 * e, &h, 2);
+                    } else {
+                        p[e] = (unsigned char)q8_code_of((int)type, state_nonneg(c->rule, j), v, q);
+                    }
+                }
+            }
+        }
+        x->param = tt_ptr(S, A->bi[P], A->mis[P]);
+        x->grad = tt_ptr(S, A->bi[G], A->mis[G]);
+        for (int j = 2; j < MAXS; j++)
+            x->state[j - 2] = tt_ptr(S, A->bi[j], A->mis[j]);
+        /* the injected NULL: tensor null_at's extra, or its first 8-bit scale */
+        if (!null_done && ts->null_kind && ti == ts->null_at % c->count) {
+            if (ts->null_kind == 1 && x->param_extra) {
+                x->param_extra = NULL;
+                null_done = 1;
+            }
+            for (int j = 2; j < MAXS && ts->null_kind == 2 && !null_done; j++)
+                if (x->scale[j - 2]) {
+                    x->scale[j - 2] = NULL;
+                    null_done = 1;
+                }
+        }
+    }
+    snapshot(S); /* the float buffers as restored, and the typed ones */
+    /* the documented status */
+    int want = RMSFUSE_OK;
+    if (!valid)
+        want = RMSFUSE_E_STORAGE;
+    else if (c->count && list_null)
+        want = RMSFUSE_E_NULL_LIST;
+    else if (null_done)
+        want = RMSFUSE_E_NULL_ARRAY;
+    const rmsfuse_typed_tensor *tl = list_null ? NULL : tt_list;
+    static unsigned char *exp[MAX_BUFS];
+    for (int i = 0; i < S->count; i++)
+        exp[i] = NULL;
+    if (want == RMSFUSE_OK)
+        typed_oracle(S, c, &st, exp);
+    if (verbose)
+        fprintf(stderr, "fuzz_rules: %s typed step, storage %s{param %u, grad %u, state %u, flags %#x}: %s\n",
+                rule_name[c->rule], stp ? "" : "NULL ", st.param, st.grad, st.state, st.flags,
+                want ? rmsfuse_status_name(want) : "RMSFUSE_OK");
+    size_t total = 0;
+    for (size_t k = 0; k < c->count; k++)
+        total += c->t[k].n;
+    const int q8 = tq8(st.state) && (use[2] || use[3] || use[4]);
+    for (int k = 0; k < n_isas; k++) {
+        restore(S);
+        set_isa(isas[k]);
+        int got = api_typed(c->rule, c->cfg, stp, tl, c->count, 1, NULL);
+        if (got != want)
+            FAIL("%s check_typed under %s returned %d (%s), expected %d (%s)", rule_name[c->rule], isas[k], got,
+                 rmsfuse_strerror(got), want, rmsfuse_strerror(want));
+        expect_unchanged(S, "check_typed", isas[k]);
+        got = api_typed(c->rule, c->cfg, stp, tl, c->count, 0, NULL);
+        if (got != want)
+            FAIL("%s step_typed under %s returned %d (%s), expected %d (%s)", rule_name[c->rule], isas[k], got,
+                 rmsfuse_strerror(got), want, rmsfuse_strerror(want));
+        rmsfuse_fuzz_stats[want == RMSFUSE_OK ? FS_TYPED : FS_TYPED_REJECTED]++;
+        if (want != RMSFUSE_OK) {
+            expect_unchanged(S, "a refused step_typed", isas[k]);
+            rmsfuse_plan *plan = (rmsfuse_plan *)(void *)&exp;
+            got = api_typed(c->rule, c->cfg, stp, tl, c->count, 2, &plan);
+            if (got != want || plan != NULL)
+                FAIL("%s plan_typed returned %d (plan %p), expected %d and NULL", rule_name[c->rule], got,
+                     (void *)plan, want);
+            expect_unchanged(S, "a refused plan_typed", isas[k]);
+            continue;
+        }
+        typed_compare(S, c, &st, exp, first, "step", isas[k]);
+        if (k == 0 && c->count) { /* the sum of squares of the decoded gradients */
+            double got_sum = 0.0, want_sum = 0.0;
+            if (rmsfuse_grad_sumsq_typed(&st, tl, c->count, 0.75, &got_sum) != RMSFUSE_OK)
+                FAIL("%s rmsfuse_grad_sumsq_typed refused an accepted list", rule_name[c->rule]);
+            float *g = NULL;
+            for (size_t ti = 0; ti < c->count; ti++) {
+                const size_t n = c->t[ti].n;
+                if (!n)
+                    continue;
+                g = realloc(g, 4 * n);
+                if (!g)
+                    FAIL("harness: out of memory");
+                for (size_t e = 0; e < n; e++) {
+                    const unsigned char *gp = S->snap[tt_at[ti].bi[G]] + tt_at[ti].mis[G];
+                    uint16_t h;
+                    if (st.grad == RMSFUSE_F32)
+                        memcpy(&g[e], gp + 4 * e, 4);
+                    else
+                        memcpy(&h, gp + 2 * e, 2), g[e] = st.grad == RMSFUSE_BF16 ? bits_f((uint32_t)h << 16) : from_f16(h);
+                }
+                for (size_t b = 0; b < blocks_of(n); b++)
+                    want_sum += oracle_block((const unsigned char *)g + 4 * b * NORM_BLOCK, block_len(n, b), 0.75f);
+            }
+            free(g);
+            if (!same_double(got_sum, want_sum))
+                FAIL("%s rmsfuse_grad_sumsq_typed = %a, the decoded gradients' %a", rule_name[c->rule], got_sum,
+                     want_sum);
+        }
+        /* a plan over the input's cuts */
+        restore(S);
+        rmsfuse_plan *plan = NULL;
+        got = api_typed(c->rule, c->cfg, stp, tl, c->count, 2, &plan);
+        if (got != RMSFUSE_OK || !plan || rmsfuse_plan_elements(plan) != total)
+            FAIL("%s plan_typed under %s returned %d", rule_name[c->rule], isas[k], got);
+        expect_unchanged(S, "plan_typed", isas[k]);
+        size_t cut[9], m = 0;
+        cut[m++] = 0;
+        for (unsigned i = 0; i < ps->ncut; i++) {
+            const size_t f = total ? ps->raw[i] % (total + 1) : 0;
+            const size_t snapped = rmsfuse_plan_cut(plan, f);
+            if (snapped < f || snapped > total || (q8 && !typed_at_block(c, snapped)))
+                FAIL("%s typed rmsfuse_plan_cut(%zu) = %zu: not a block boundary", rule_name[c->rule], f, snapped);
+            cut[m++] = ts->unsnapped ? f : snapped;
+        }
+        cut[m++] = total;
+        qsort(cut, m, sizeof cut[0], by_size);
+        int refused = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            const size_t b = cut[m - 2 - i], e = cut[m - 1 - i]; /* backward */
+            const int bad = q8 && b < e && (!typed_at_block(c, b) || !typed_at_block(c, e));
+            got = rmsfuse_plan_run(plan, b, e);
+            if (got != (bad ? RMSFUSE_E_BLOCK : RMSFUSE_OK))
+                FAIL("%s typed rmsfuse_plan_run(%zu, %zu) under %s returned %d, expected %d", rule_name[c->rule], b, e,
+                     isas[k], got, bad ? RMSFUSE_E_BLOCK : RMSFUSE_OK);
+            refused |= bad;
+            rmsfuse_fuzz_stats[FS_TYPED_BLOCKED] += (unsigned)bad;
+        }
+        rmsfuse_fuzz_stats[FS_TYPED_PLANS]++;
+        if (!refused)
+            typed_compare(S, c, &st, exp, first, "plan over cuts", isas[k]);
+        rmsfuse_plan_free(plan);
+    }
+    for (int i = 0; i < S->count; i++)
+        free(exp[i]);
+}
+
 /* ---- the target ------------------------------------------------------------------ */
 static const char *const what_single = "step";
 static const char *const what_multi = "step_multi";
@@ -2248,7 +2953,7 @@ static void single_case(reader *r, bufset *S, int rule, const anycfg *cfg, const
 }
 
 static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const gcfg *g, int cfg_status, int longl,
-                      int null_list, int ex)
+                      int null_list, int ex, int typed)
 {
     static gtensor t[MAX_LIST];
     size_t count = 0;
@@ -2273,6 +2978,9 @@ static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const g
         read_ex_spec(r, &x);
         inject_special(S, t, count, &x);
     }
+    typed_spec ts;
+    if (typed)
+        read_typed_spec(r, &ts);
     const void *list = null_list ? NULL : make_list(rule, t, count);
     const sset expect = expect_list(rule, g, t, count, list == NULL);
     if (expect == 0 && any_huge && list)
@@ -2287,6 +2995,8 @@ static void list_case(reader *r, bufset *S, int rule, const anycfg *cfg, const g
     if (ex)
         ex_case(S, &c, cfg_status, chk, &x, &w);
     plan_case(S, &c, chk, &ps, ex ? &x : NULL, ex ? &w : NULL);
+    if (typed)
+        typed_case(S, &c, cfg_status, chk, &ps, &ts, list == NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -2294,7 +3004,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     init_once();
     const char *entry = rmsfuse_active_isa();
     reader r = {data, size, 0};
-    const int rule = (int)(u8(&r) % N_RULES);
+    const unsigned rule_byte = u8(&r);
+    const int rule = (int)(rule_byte % N_RULES);
+    const int typed = (rule_byte >> 2) & 1u; /* the list case also makes a typed step */
     const unsigned op = u8(&r);
     gcfg g;
     for (int k = 0; k < 5; k++)
@@ -2337,7 +3049,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (what != 0) {
         const unsigned v = (op >> 4) & 7u; /* 7: NULL list; 1 to 6: gradient options (6: with a NULL list) */
-        list_case(&r, S, rule, cfg, gc, cfg_status, what == 3, v >= 6u, v != 0u && v != 7u);
+        list_case(&r, S, rule, cfg, gc, cfg_status, what == 3, v >= 6u, v != 0u && v != 7u, typed);
         free_bufs(S);
     }
     set_isa(entry);

@@ -27,7 +27,11 @@ at the interesting places:
   NaN gradient (or one that overflows once scaled), the sum of squares
   given (from grad_sumsq, a part of the list, or NaN, +Inf, -0 ...), every
   refused option, and the precedence of the configuration, the options, the
-  arrays and the norm; one list whose gradients span several norm blocks.
+  arrays and the norm; one list whose gradients span several norm blocks;
+- storage types (the rule byte's bit 2): typed steps of the lists' shapes
+  in every storage type of every array, master weights, split pairs,
+  stochastic rounding, 8-bit state and plans cut on its blocks or not,
+  every refused storage, NULL extras and scales, a NULL list, count 0.
 
     gen_corpus.py [DIR]            write the seeds into DIR (default: corpus/ here)
     gen_corpus.py --check [DIR]    exit 1 if DIR differs from what would be written
@@ -254,6 +258,24 @@ def ex_opts(scale=1.0, clip="inf", max_norm="inf", flags=0, unknown_bit=None, sr
                   b2, SUMSQS.index(sumsq) | u << 4, kind | ti << 2]) + struct.pack("<HB", at, parts)
 
 
+# The typed step (storage types): bit 2 of the rule byte, and its spec read
+# after the list's other specs (typed_spec in fuzz_rules.c).
+TYPED = 4
+P_F32, P_BF16, P_F16, P_SPLIT = range(4)
+G_F32, G_BF16, G_F16, G_BAD = range(4)
+S_F32, S_BF16, S_Q8, S_Q8L = range(4)
+BAD_STATE_F16, BAD_PARAM_Q8, BAD_PARAM_9, BAD_GRAD_SPLIT, BAD_FLAG, BAD_NULL_STORAGE = range(1, 7)
+NULL_EXTRA, NULL_SCALE = 1, 2
+FILL_CONVERTED, FILL_RAW, FILL_MIXED = range(3)
+
+
+def typed_spec(param=P_F32, grad=G_F32, state=S_F32, master=False, sr=False, bad=0, null_kind=0, null_at=0,
+               fill=FILL_CONVERTED, unsnapped=False, seed=0, step=0):
+    """The typed step's storage, an injected error and how its arrays are filled."""
+    return bytes([param | grad << 2 | state << 4 | (0x40 if master else 0) | (0x80 if sr else 0),
+                  bad | null_kind << 3 | null_at << 5, fill | (4 if unsnapped else 0), seed, step])
+
+
 def make(rule, op, cfg, body, seed, data_len=64):
     """rule and op bytes + config + body, then data: the target reads its data
     from the second half of the input, so the data is at least as long as
@@ -334,6 +356,14 @@ def seeds():
         key = "%03d-%s-%s" % (k, RULES[rule], name)
         assert key not in out
         out[key] = make(rule, op, cfg, body, 1000 + k, data_len)
+
+    def add_typed(rule, name, op, cfg, body, data_len=64):
+        """A seed whose list case also makes a typed step (body ends with its spec)."""
+        nonlocal k
+        k += 1
+        key = "%03d-%s-typed-%s" % (k, RULES[rule], name)
+        assert key not in out
+        out[key] = make(rule | TYPED, op, cfg, body, 1000 + k, data_len)
 
     def add_exact(rule, name, op, cfg, body, payload, seed):
         nonlocal k
@@ -730,6 +760,77 @@ def seeds():
             mode=SMALL, kw=dict(mom=0.9),
             lst=plist(tensor(n_small(5), owns(SGD)), tensor(n_large(3), owns(SGD, (1, 2, 3))),
                       tensor(n_small(100), owns(SGD))), cuts=(4100, 8200, 40000, 65530), data_len=4096)
+
+    # Storage types (after the seeds above, so those keep their names): the
+    # list case also makes a typed step of the list's shapes, its arrays
+    # converted from the list's floats or raw data bytes, every type of every
+    # array, master weights, split pairs, stochastic rounding, a plan over
+    # cuts snapped to the 8-bit blocks or not (RMSFUSE_E_BLOCK), and each
+    # refused storage, NULL extra and scale arrays, a NULL list, a bad
+    # configuration first.
+    storages = [  # (name, typed_spec keywords)
+        ("bf16-grad", dict(grad=G_BF16)),
+        ("f16-grad", dict(grad=G_F16)),
+        ("bf16-param", dict(param=P_BF16)),
+        ("f16-param", dict(param=P_F16, grad=G_F16)),
+        ("bf16-master", dict(param=P_BF16, grad=G_BF16, master=True)),
+        ("f16-master-sr", dict(param=P_F16, master=True, sr=True, seed=7, step=3)),
+        ("split", dict(param=P_SPLIT, grad=G_BF16)),
+        ("bf16-state", dict(state=S_BF16)),
+        ("q8", dict(state=S_Q8)),
+        ("q8-linear", dict(state=S_Q8L, grad=G_F16)),
+        ("bf16-sr-q8", dict(param=P_BF16, sr=True, state=S_Q8, seed=200, step=9)),
+        ("split-q8-linear", dict(param=P_SPLIT, state=S_Q8L)),
+        ("master-bf16-state", dict(param=P_BF16, grad=G_F16, state=S_BF16, master=True)),
+        ("f32", dict()),
+    ]
+
+    def typed_list(rule, mis=0):
+        return plist(tensor(n_small(17), owns(rule, (mis, 1, 2, 3, 0))), tensor(n_small(0), [NULL] * SLOTS[rule]),
+                     tensor(n_small(300), owns(rule, (0, 4, 8, 12, 16))), tensor(n_small(256), owns(rule)))
+
+    for rule in range(4):
+        for i, (name, kw) in enumerate(variants(rule)[::4]):
+            sname, skw = storages[(i + 3 * rule) % len(storages)]
+            skw = dict(skw, fill=(FILL_CONVERTED, FILL_RAW, FILL_MIXED)[i % 3] if "q8" in sname else i % 2,
+                       unsnapped=i % 4 == 3)
+            add_typed(rule, "%s-%s" % (name, sname), op_byte(LIST, (SMALL, MIXED, SPECIAL, RAW)[i % 4]),
+                      config(rule, **kw),
+                      typed_list(rule, i % 4) + plan(cuts=(5, 256 + i, 317, 600), order=i % 4, snap=i % 2 == 0)
+                      + typed_spec(**skw), data_len=256)
+        for sname, skw in storages:
+            add_typed(rule, sname, op_byte(LIST, SMALL), config(rule, mom=0.5, flags=FLUSH)
+                      if rule in (RMSPROP, SGD) else config(rule, flags=FLUSH | (AMSGRAD if rule == ADAM else 0)),
+                      typed_list(rule) + plan(cuts=(17, 273, 317)) + typed_spec(**skw))
+        for bad in range(BAD_STATE_F16, BAD_NULL_STORAGE + 1):
+            add_typed(rule, "err-storage-%d" % bad, op_byte(LIST, SMALL), config(rule),
+                      typed_list(rule) + plan() + typed_spec(param=P_BF16, state=S_Q8, bad=bad))
+        add_typed(rule, "err-master-f32-param", op_byte(LIST, SMALL), config(rule),
+                  typed_list(rule) + plan() + typed_spec(master=True))
+        add_typed(rule, "err-sr-split", op_byte(LIST, SMALL), config(rule),
+                  typed_list(rule) + plan() + typed_spec(param=P_SPLIT, sr=True))
+        add_typed(rule, "err-grad-q8", op_byte(LIST, SMALL), config(rule),
+                  typed_list(rule) + plan() + typed_spec(grad=G_BAD))
+        add_typed(rule, "err-null-extra", op_byte(LIST, SMALL), config(rule),
+                  typed_list(rule) + plan() + typed_spec(param=P_F16, master=True, null_kind=NULL_EXTRA, null_at=2))
+        add_typed(rule, "err-null-scale", op_byte(LIST, SMALL),
+                  config(rule, mom=0.9) if rule in (RMSPROP, SGD) else config(rule),
+                  typed_list(rule) + plan() + typed_spec(state=S_Q8L, null_kind=NULL_SCALE, null_at=3))
+        add_typed(rule, "err-null-list", op_byte(LIST, SMALL, null_list=True), config(rule),
+                  typed_list(rule) + plan() + typed_spec(param=P_SPLIT))
+        add_typed(rule, "err-config-first", op_byte(LIST, SMALL), config(rule, lr=-1.0),
+                  typed_list(rule) + plan() + typed_spec(bad=BAD_PARAM_9))
+        add_typed(rule, "count-0", op_byte(LIST, SMALL), config(rule), plist() + plan() + typed_spec(state=S_Q8))
+        add_typed(rule, "unsnapped-q8", op_byte(LIST, MIXED), config(rule, mom=0.9) if rule in (RMSPROP, SGD)
+                  else config(rule), typed_list(rule) + plan(cuts=(1, 256, 300, 317, 556, 573)) +
+                  typed_spec(param=P_BF16, state=S_Q8, unsnapped=True))
+        add_typed(rule, "long-list", op_byte(LONG, SMALL), config(rule),
+                  long_list(90, 3, nmax_code=9, seed=5) + plan(cuts=(100, 7, 700)) +
+                  typed_spec(param=P_F16, grad=G_BF16, state=S_Q8, master=True, sr=True, seed=1, step=1))
+        add_typed(rule, "with-options", op_byte(LIST, SMALL, ex=True), config(rule),
+                  typed_list(rule) + plan(cuts=(5, 30, 44), snap=True) + ex_opts(0.5, max_norm=1.0) +
+                  typed_spec(param=P_BF16, grad=G_BF16, state=S_BF16))
+
     return out
 
 
