@@ -12,6 +12,8 @@
  *   roofline.c   the same traffic as a flag set, arithmetic trivial: the
  *                gradient read, every other array read and written in
  *                place; -O3 -march=native: the memory limit for this traffic.
+ *                Also of mixed element widths: a typed step's traffic
+ *                (storage types).
  *   floor.c      independent sqrt + div on registers at each ISA's width:
  *                the divider's throughput limit per element.
  */
@@ -40,6 +42,23 @@ typedef void (*roofline_fn)(const float *g, float *const *x, size_t n);
 #define ROOFLINE_MAX_INPLACE 4
 /* The kernel for k in-place arrays (1 .. ROOFLINE_MAX_INPLACE), else NULL. */
 roofline_fn roofline_kernel(int k);
+
+/* Mixed widths (the storage types): each stream n / per elements of `width`
+ * bytes (1, 2 or 4) at p, per 1 or a divisor of 1024 (256: the 8-bit
+ * state's block scales, one per block, the last block's too). */
+enum { ROOF_READ, ROOF_RW, ROOF_WRITE };
+typedef struct roofline_stream {
+    void *p;
+    int width;    /* bytes per element: 1, 2 or 4 */
+    int mode;     /* ROOF_READ: read only; ROOF_RW: read and written in place; ROOF_WRITE: written only */
+    unsigned per; /* elements of the step per element of this stream */
+} roofline_stream;
+#define ROOFLINE_MAX_STREAMS 12
+/* Reads, and reads and writes (x += c), and writes every stream once over
+ * n elements of the step, block by block; returns a value of the reads. */
+uint32_t roofline_mixed(const roofline_stream *s, int count, size_t n, uint32_t c);
+/* The STREAM bytes per element of the step: width per read or write, per `per`. */
+double roofline_stream_bytes(const roofline_stream *s, int count);
 
 /* ---- the sqrt + div floor (floor.c) --------------------------------------- */
 /* `reps` rounds of FLOOR_LANES independent vector sqrts and FLOOR_LANES

@@ -35,6 +35,13 @@ key "sparse" of that JSON, each record
 and lists it as implementation "<impl>" ("torch: <impl>" when that does not
 start with "torch") beside the C benchmark's rows of that rule, at their size
 when the element counts match (else in a row of its own).
+
+Storage types (storage/<rule>/<flags>/<combo>/<impl>/ws:<bytes>): per flag
+set, each storage combination (param / gradient / state types) next to the
+float32 step ("plain"): bytes per element, memory per parameter, its rate
+against the roofline of exactly its traffic and against float32 (with the
+ratio of bytes, what memory alone would give), per size class and ISA; and
+storage_types.png.
 """
 import argparse
 import json
@@ -58,6 +65,8 @@ TRAIN_RE = re.compile(r"^train/([a-z0-9]+)/([a-z0-9_]+)/([a-z_]+)/tensors:(\d+)/
 TRAIN_IMPLS = ["step_multi", "step_ex_scale", "step_ex_norm"]
 SPARSE_RE = re.compile(r"^sparse/([a-z0-9]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/zero:(\d+)/ws:(\d+)$")
 SPARSE_IMPLS = ["dispatched", "dispatched_exact", "peer_native"]
+STORAGE_RE = re.compile(r"^storage/([a-z0-9]+)/([a-z0-9_]+)/([a-z0-9_]+)/([A-Za-z0-9_]+)/ws:(\d+)$")
+STORAGE_PLAIN = "plain"  # the float32 step of the plain API: the reference of every combination
 SPARSE_IMPL_TITLES = {"dispatched": "preset (flush on)", "dispatched_exact": "exact IEEE (flag cleared)",
                       "peer_native": "-O3 -march=native loop (exact)"}
 SPARSE_TARGET = 1.2  # issue 14: 50% zero gradients within 1.2 x the dense step, presets
@@ -98,6 +107,9 @@ class Data:
         self.train = defaultdict(lambda: defaultdict(dict))  # [fs][(count, n)][impl] -> Gelem/s
         # [fs][ws][impl][pct] -> {"ns", "n", "subnormal", "zero", "warmup", "fixed", "cv", "reps"}
         self.sparse = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+        # [fs][combo][impl][class ws] -> {"gelem", "gbs", "bytes", "mem", "ws_bytes", "cv", "reps"}
+        self.storage = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+        self.storage_combos = []  # combinations in the order met
         self.bytes = {}  # fs -> STREAM bytes per element
         self.divider = {}  # fs -> 1 if the rule has a sqrt and a division per element
         self.threads_ws = 0
@@ -123,6 +135,18 @@ class Data:
             if m:
                 self.multi["rmsprop/momentum"][(int(m.group(2)), int(m.group(3)))][m.group(1)] = \
                     b["items_per_second"] / 1e9
+                continue
+            m = STORAGE_RE.match(name)
+            if m:
+                fs, combo, impl, ws = f"{m.group(1)}/{m.group(2)}", m.group(3), m.group(4), int(m.group(5))
+                if combo not in self.storage_combos:
+                    self.storage_combos.append(combo)
+                self.storage[fs][combo][impl][ws] = {
+                    "gelem": b["items_per_second"] / 1e9, "gbs": b["bytes_per_second"] / 1e9,
+                    "bytes": b.get("stream_bytes_per_elem"), "ws_bytes": b.get("ws_bytes"),
+                    "divider": int(b.get("sqrt_div_per_elem", 1)),
+                    "mem": {k: b.get(f"mem_{k}_bytes") for k in ("param", "extra", "grad", "state")},
+                    "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1)}
                 continue
             m = SPARSE_RE.match(name)
             if m:
@@ -592,6 +616,160 @@ def load_python_sparse(path, d):
     return k
 
 
+# ---- storage types ----------------------------------------------------------------
+def storage_order(d, ctx):
+    """The flag sets and combinations with storage results: the benchmark's order, "plain" first."""
+    listed = [f for f in ctx.get("storage_flag_sets", "").split(",") if f]
+    fss = [f for f in listed if f in d.storage] + [f for f in d.storage if f not in listed]
+    order = [c for c in ctx.get("storage_combos", "").split(",") if c]
+    combos = [STORAGE_PLAIN] + [c for c in order + d.storage_combos if c != STORAGE_PLAIN]
+    combos = list(dict.fromkeys(combos))
+    return fss, [c for c in combos if any(c in d.storage[f] for f in fss)]
+
+
+def storage_title(ctx, combo):
+    """How a combination is written: the benchmark's description (context storage:<combo>), else its id."""
+    return ctx.get(f"storage:{combo}", combo)
+
+
+def storage_largest(d, fs, classes):
+    """The largest class size with storage results for flag set fs (the DRAM one in a full run)."""
+    sizes = {ws for by in d.storage[fs].values() for bi in by.values() for ws in bi}
+    cls = [classes[c] for c in CLASSES if c in classes and classes[c] in sizes]
+    return max(cls) if cls else (max(sizes) if sizes else None)
+
+
+def storage_markdown(ctx, stats, primary, classes, pngs, isas):
+    d = stats[primary]
+    fss, combos = storage_order(d, ctx)
+    out = []
+    w = out.append
+    active = ctx.get("rmsfuse_active_isa", "")
+    w("## Storage types\n")
+    w("A step over arrays stored in narrower types (`rmsfuse_<rule>_step_typed`; docs/math.md, \"Storage "
+      "types\"), each combination of param / gradient / state types over the same n elements as the float32 "
+      "step (`plain`: `rmsfuse_<rule>_step` over float32 arrays). Bytes per element in the STREAM convention: "
+      "the gradient read, param and state read and written; a param with master weights written only (2) and "
+      "its float32 master read and written (8); a split bf16 param both halves read and written; an 8-bit "
+      "state array 1 + 1 bytes and its block scale 8 bytes per 256 elements. `roofline`: a loop moving exactly "
+      "those bytes, each array in its own width (bench/roofline.c, `-O3 -march=native`), in the same run. "
+      "Memory: bytes per parameter the arrays take (param as the model holds it; extra = the optimizer's "
+      "master copy or split trail; 8-bit state 1 + 4/256 per array). The size classes are the float32 "
+      "working set of those n elements; a narrower combination's own is smaller. "
+      + ("Best of the repetitions." if primary == "best" else "Medians of the repetitions.") + "\n")
+    for png in pngs:
+        if png.startswith("storage"):
+            w(f"![{png}]({png})\n")
+    # Memory per parameter, every flag set.
+    w("### Memory per parameter (bytes)\n")
+    w("| storage | param | extra | grad | " + " | ".join(f"{fs}: state (all arrays)" for fs in fss) + " |")
+    w("|---|---:|---:|---:|" + "---:|" * len(fss))
+    for combo in combos:
+        mem = None
+        cells = []
+        for fs in fss:
+            r = next((x for bi in d.storage[fs].get(combo, {}).values() for x in bi.values()), None)
+            if r and r["mem"].get("param") is not None:
+                mem = mem or r["mem"]
+                m = r["mem"]
+                tot = sum(m[k] for k in ("param", "extra", "grad", "state"))
+                cells.append(f"{m['state']:.3g} ({tot:.3g})")
+            else:
+                cells.append("–")
+        if mem:
+            w(f"| `{combo}`: {storage_title(ctx, combo)} | {mem['param']:.3g} | {mem['extra']:.3g} | "
+              f"{mem['grad']:.3g} | " + " | ".join(cells) + " |")
+    w("")
+    met_all, n_all = 0, 0
+    for fs in fss:
+        by = d.storage[fs]
+        big = storage_largest(d, fs, classes)
+        where = next((c for c in CLASSES if classes.get(c) == big), fmt_size(big) if big else "?")
+        w(f"### {fs}: at the {where} size ({fmt_size(big) if big else '?'} of float32)\n")
+        if ctx.get(f"flagset:{fs}"):
+            w(f"{ctx[f'flagset:{fs}']}.\n")
+        ref = by.get(STORAGE_PLAIN, {})
+        ref_d = ref.get("dispatched", {}).get(big)
+        ref_r = ref.get("roofline", {}).get(big)
+        isa_cols = [i for i in isas if any(big in by[c].get(i, {}) for c in by)]
+        flo = d.floors.get(active)
+        div = next((r["divider"] for bi in by.values() for x in bi.values() for r in x.values()), 1)
+        w("| storage | B/elem | ns/elem | roofline ns/elem | / roofline | limit ns/elem | / limit | / float32 | "
+          "f32 bytes / bytes | roofline / f32 roofline | " + " | ".join(f"{i} / roofline" for i in isa_cols) + " |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(isa_cols))
+        for combo in combos:
+            bi = by.get(combo)
+            if not bi:
+                continue
+            rd, rr = bi.get("dispatched", {}).get(big), bi.get("roofline", {}).get(big)
+            b = (rd or rr or {}).get("bytes")
+            bref = (ref_d or ref_r or {}).get("bytes")
+            fr_roof = ratio(rd and rd["gelem"], rr and rr["gelem"])
+            # the limit: the slower of the roofline and the sqrt + div floor (rules with a divider)
+            lim = []
+            if rr:
+                lim.append((1 / rr["gelem"], "roofline"))
+            if flo and div:
+                lim.append((1 / flo, "sqrt+div"))
+            lim = max(lim) if lim else (None, None)
+            of_lim = ratio(lim[0], rd and 1 / rd["gelem"])
+            if of_lim is not None and combo != STORAGE_PLAIN:
+                n_all += 1
+                met_all += of_lim >= ROOFLINE_TARGET
+            cells = [f"{b:.4g}" if b else "–", fr(rd and 1 / rd["gelem"], 3), fr(rr and 1 / rr["gelem"], 3),
+                     fr(fr_roof), f"{lim[0]:.3f} ({lim[1]})" if lim[0] else "–", fr(of_lim),
+                     fr(ratio(rd and rd["gelem"], ref_d and ref_d["gelem"])), fr(ratio(bref, b)),
+                     fr(ratio(rr and rr["gelem"], ref_r and ref_r["gelem"]))]
+            for i in isa_cols:
+                ri = bi.get(i, {}).get(big)
+                cells.append(fr(ratio(ri and ri["gelem"], rr and rr["gelem"])))
+            w(f"| `{combo}` | " + " | ".join(cells) + " |")
+        w("")
+        w(f"(limit: the slower of the roofline and the sqrt + div floor at {active} width"
+          + (f", {1 / flo:.3f} ns/elem" if flo and div else ", none for this rule" if not div else ", not measured")
+          + "; / limit: the limit's time over the step's; / float32: the rate over the float32 step's, against "
+          "f32 bytes / bytes, what the traffic alone would give.)\n")
+        # Every class size: ns per element and the fraction of the roofline.
+        cols = [c for c in CLASSES if c in classes and any(classes[c] in bi.get("dispatched", {})
+                                                         for bi in by.values())]
+        if cols:
+            w("ns per element of `dispatched` at each size class (in brackets: its fraction of the same-traffic "
+              "roofline, and its time over the float32 step's)"
+              + (f"; the sqrt + div floor at {active} width is {1 / flo:.3f} ns/elem" if flo and div else "")
+              + ":\n")
+            w("| storage | " + " | ".join(f"{c} ({fmt_size(classes[c])})" for c in cols) + " |")
+            w("|---|" + "---:|" * len(cols))
+            for combo in combos:
+                bi = by.get(combo)
+                if not bi:
+                    continue
+                cells = []
+                for c in cols:
+                    t = classes[c]
+                    rd, rr = bi.get("dispatched", {}).get(t), bi.get("roofline", {}).get(t)
+                    rp = ref.get("dispatched", {}).get(t)
+                    if not rd:
+                        cells.append("–")
+                        continue
+                    cells.append(f"{1 / rd['gelem']:.3f} ({fr(ratio(rd['gelem'], rr and rr['gelem']))}, "
+                                 f"{fr(ratio(rp and rp['gelem'], rd['gelem']))} ×)")
+                w(f"| `{combo}` | " + " | ".join(cells) + " |")
+            w("")
+    if n_all:
+        w(f"Target: a typed step at ≥ {ROOFLINE_TARGET} × its limit (the roofline of its own traffic, or the "
+          f"sqrt + div floor where that is slower) at the largest size: met by {met_all} of {n_all} "
+          "combinations (every flag set).\n")
+    noisy = sorted(((r["cv"], f"{fs}/{c}/{i}/{fmt_size(t)}") for fs in fss for c, bi in d.storage[fs].items()
+                    for i, bt in bi.items() for t, r in bt.items() if r.get("cv") is not None and r["cv"] > 0.05),
+                   reverse=True)
+    if noisy:
+        tot = sum(1 for fs in fss for bi in d.storage[fs].values() for bt in bi.values() for r in bt.values()
+                  if r.get("cv") is not None)
+        w(f"Storage-type noise: {len(noisy)} of {tot} results vary by more than 5% (worst: "
+          + ", ".join(f"{n} {c * 100:.0f}%" for c, n in noisy[:5]) + ").\n")
+    return "\n".join(out)
+
+
 # ---- the Markdown ---------------------------------------------------------------
 def markdown(ctx, stats, primary, errors, classes, command, pngs):
     d = stats[primary]
@@ -605,7 +783,9 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
     load_avg = ctx.get("load_avg", [])
     reps = max([r["reps"] for fs in d.results.values() for by in fs.values() for r in by.values()]
                + [r.get("reps", 1) for bw in d.sparse.values() for bi in bw.values() for bp in bi.values()
-                  for r in bp.values()], default=1)
+                  for r in bp.values()]
+               + [r["reps"] for bc in d.storage.values() for bi in bc.values() for bt in bi.values()
+                  for r in bt.values()], default=1)
     active = ctx.get("rmsfuse_active_isa", "")
     w("# rmsfuse benchmark report\n")
     w(f"- CPU: {ctx.get('cpu_model', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
@@ -623,7 +803,8 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
       + f"; roofline `{ctx.get('roofline_flags', '?')}`")
     if ctx.get("config"):
         w(f"- update: {ctx['config']}")
-    w("- " + mode_line(ctx, present))
+    if present:
+        w("- " + mode_line(ctx, present))
     if command:
         w(f"- command: `{command}`")
     w("")
@@ -640,47 +821,50 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
           "0.5 ns (measured on AMD Zen 4, docs/performance.md), under 1% of the shortest step timed here, and "
           "the same for every implementation compared.\n")
 
-    # At a glance: the targets, one row per flag set.
-    w("## Targets\n")
-    for stat in (primary, other) if reps > 1 else (primary,):
-        rows = target_rows(stats[stat], classes, ctx, present, isas)
-        cols = [i for i in range(len(TARGETS)) if any(rows[fs][i] for fs in present)]
-        if not cols:
-            continue
-        if reps > 1:
-            w(f"{'Best of the repetitions' if stat == 'best' else 'Medians'}:\n")
-        w("| flag set | " + " | ".join(TARGETS[i][0] for i in cols) + " |")
-        w("|---|" + "---|" * len(cols))
-        for fs in present:
-            cells = []
-            for i in cols:
-                c = rows[fs][i]
-                cells.append("–" if c is None else f"{c[0]} {yes(c[1])}")
-            w(f"| {fs} | " + " | ".join(cells) + " |")
-        w("")
-    for title, desc, _ in TARGETS:
-        w(f"- **{title}**: {desc}.")
-    w("")
-    w("These targets measure the presets (`RMSFUSE_FLUSH_SUBNORMAL` on: every library path) against exact "
-      "IEEE loops (the `-O3 -march=native` and `-O2` loops, the roofline, which have no flush).\n")
-    ex_rows = target_rows(d, classes, ctx, present, isas, TARGETS_EXACT + [(None, None, t_flush_cost)])
-    if any(any(r) for r in ex_rows.values()):
-        w("### The same targets in exact IEEE mode (the flag cleared: `dispatched_exact`, class sizes)\n")
-        w("| flag set | " + " | ".join(t[0] for t in TARGETS_EXACT) + " | L1: preset / exact (the flush's cost) |")
-        w("|---|" + "---|" * (len(TARGETS_EXACT) + 1))
-        for fs in present:
-            cells = []
-            for i, c in enumerate(ex_rows[fs]):
-                info = i == len(TARGETS_EXACT)
-                cells.append("–" if c is None else c[0] if info else f"{c[0]} {yes(c[1])}")
-            w(f"| {fs} | " + " | ".join(cells) + " |")
-        w("")
-        for title, desc, _ in TARGETS_EXACT:
-            w(f"- **{title}**: {desc}.")
-        w("- **L1: preset / exact**: the preset's rate over the exact configuration's in L1, with dense gradients "
-          "(no state is subnormal): below 1, the flush's extra operations cost that much; information, no "
-          "target.\n")
+    # At a glance: the targets, one row per flag set (a run of only the
+    # sparse or storage benchmarks has none of the main ones).
     sp = sparse_targets(stats, primary, classes)
+    if present or sp:
+        w("## Targets\n")
+    if present:
+        for stat in (primary, other) if reps > 1 else (primary,):
+            rows = target_rows(stats[stat], classes, ctx, present, isas)
+            cols = [i for i in range(len(TARGETS)) if any(rows[fs][i] for fs in present)]
+            if not cols:
+                continue
+            if reps > 1:
+                w(f"{'Best of the repetitions' if stat == 'best' else 'Medians'}:\n")
+            w("| flag set | " + " | ".join(TARGETS[i][0] for i in cols) + " |")
+            w("|---|" + "---|" * len(cols))
+            for fs in present:
+                cells = []
+                for i in cols:
+                    c = rows[fs][i]
+                    cells.append("–" if c is None else f"{c[0]} {yes(c[1])}")
+                w(f"| {fs} | " + " | ".join(cells) + " |")
+            w("")
+        for title, desc, _ in TARGETS:
+            w(f"- **{title}**: {desc}.")
+        w("")
+        w("These targets measure the presets (`RMSFUSE_FLUSH_SUBNORMAL` on: every library path) against exact "
+          "IEEE loops (the `-O3 -march=native` and `-O2` loops, the roofline, which have no flush).\n")
+        ex_rows = target_rows(d, classes, ctx, present, isas, TARGETS_EXACT + [(None, None, t_flush_cost)])
+        if any(any(r) for r in ex_rows.values()):
+            w("### The same targets in exact IEEE mode (the flag cleared: `dispatched_exact`, class sizes)\n")
+            w("| flag set | " + " | ".join(t[0] for t in TARGETS_EXACT) + " | L1: preset / exact (the flush's cost) |")
+            w("|---|" + "---|" * (len(TARGETS_EXACT) + 1))
+            for fs in present:
+                cells = []
+                for i, c in enumerate(ex_rows[fs]):
+                    info = i == len(TARGETS_EXACT)
+                    cells.append("–" if c is None else c[0] if info else f"{c[0]} {yes(c[1])}")
+                w(f"| {fs} | " + " | ".join(cells) + " |")
+            w("")
+            for title, desc, _ in TARGETS_EXACT:
+                w(f"- **{title}**: {desc}.")
+            w("- **L1: preset / exact**: the preset's rate over the exact configuration's in L1, with dense gradients "
+              "(no state is subnormal): below 1, the flush's extra operations cost that much; information, no "
+              "target.\n")
     if sp:
         w(f"### Sparse gradients (issue 14): {SPARSE_TARGET_PCT}% zero gradients within {SPARSE_TARGET} × the "
           "dense step, presets\n")
@@ -690,45 +874,46 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
         if png.startswith("summary"):
             w(f"![{png}]({png})\n")
 
-    w("## sqrt + div throughput floor (registers only)\n")
-    w("One sqrt and one div per element, on registers, in two orders (alternating, and all sqrts "
-      "then all divs); the floor is the faster. RMSProp, AdaGrad and Adam need one of each per element; "
-      "SGD needs neither.\n")
-    w("| width | alternating Gelem/s | grouped Gelem/s | floor ns/elem |")
-    w("|---|---:|---:|---:|")
-    for isa in isas:
-        if isa in d.floors:
-            o = d.floor_orders.get(isa, {})
-            cell = lambda k: f"{o[k]:.3f}" if k in o else "–"
-            w(f"| {isa} | {cell('sqrt_div')} | {cell('sqrt_div_grouped')} | {1 / d.floors[isa]:.3f} |")
-        elif f"floor/sqrt_div/{isa}" in errors:
-            w(f"| {isa} | skipped | skipped | – |")
-    hw = ratio(d.floors.get("avx2"), d.floors.get("scalar"))
-    if hw:
-        w(f"\nThe avx2 floor is {hw:.2f} × the scalar one: in L1, where both paths run at their floor, "
-          "no AVX2 kernel with a divider can be faster than that relative to a scalar one on this CPU.")
-    w("")
-    if d.newton:
-        w("### Past the divider: what a fast mode could gain (issue 14)\n")
-        w("The same denominators from IEEE multiplies and adds only, as a bit-reproducible fast mode would "
-          "compute them (no FMA, no hardware estimates): a bit-trick guess and Newton steps, as few as "
-          "reach float accuracy (bench/floor.c; docs/performance.md, \"Past the divider\"). Eps inside the "
-          "sqrt: `x * rsqrt(v)`, 3 steps; eps outside (the PyTorch form of every rule): "
-          "`x * rcp(v * rsqrt(v) + e)`, 3 + 3 steps. Speed-up = the sqrt+div floor's time over Newton's: "
-          "the most such a fast mode could gain in cache, before the rule's other operations.\n")
-        w("| width | sqrt+div floor ns/elem | Newton, eps inside ns/elem | speed-up | "
-          "Newton, eps outside ns/elem | speed-up |")
-        w("|---|---:|---:|---:|---:|---:|")
+    if d.floors or any(k.startswith("floor/") for k in errors):
+        w("## sqrt + div throughput floor (registers only)\n")
+        w("One sqrt and one div per element, on registers, in two orders (alternating, and all sqrts "
+          "then all divs); the floor is the faster. RMSProp, AdaGrad and Adam need one of each per element; "
+          "SGD needs neither.\n")
+        w("| width | alternating Gelem/s | grouped Gelem/s | floor ns/elem |")
+        w("|---|---:|---:|---:|")
         for isa in isas:
-            nw = d.newton.get(isa)
-            if not nw or not d.floors.get(isa):
-                continue
-            f = 1 / d.floors[isa]
-            cells = []
-            for k in ("newton_eps_in", "newton_eps_out"):
-                cells += [f"{1 / nw[k]:.3f}", f"{f * nw[k]:.2f} ×"] if nw.get(k) else ["–", "–"]
-            w(f"| {isa} | {f:.3f} | " + " | ".join(cells) + " |")
+            if isa in d.floors:
+                o = d.floor_orders.get(isa, {})
+                cell = lambda k: f"{o[k]:.3f}" if k in o else "–"
+                w(f"| {isa} | {cell('sqrt_div')} | {cell('sqrt_div_grouped')} | {1 / d.floors[isa]:.3f} |")
+            elif f"floor/sqrt_div/{isa}" in errors:
+                w(f"| {isa} | skipped | skipped | – |")
+        hw = ratio(d.floors.get("avx2"), d.floors.get("scalar"))
+        if hw:
+            w(f"\nThe avx2 floor is {hw:.2f} × the scalar one: in L1, where both paths run at their floor, "
+              "no AVX2 kernel with a divider can be faster than that relative to a scalar one on this CPU.")
         w("")
+        if d.newton:
+            w("### Past the divider: what a fast mode could gain (issue 14)\n")
+            w("The same denominators from IEEE multiplies and adds only, as a bit-reproducible fast mode would "
+              "compute them (no FMA, no hardware estimates): a bit-trick guess and Newton steps, as few as "
+              "reach float accuracy (bench/floor.c; docs/performance.md, \"Past the divider\"). Eps inside the "
+              "sqrt: `x * rsqrt(v)`, 3 steps; eps outside (the PyTorch form of every rule): "
+              "`x * rcp(v * rsqrt(v) + e)`, 3 + 3 steps. Speed-up = the sqrt+div floor's time over Newton's: "
+              "the most such a fast mode could gain in cache, before the rule's other operations.\n")
+            w("| width | sqrt+div floor ns/elem | Newton, eps inside ns/elem | speed-up | "
+              "Newton, eps outside ns/elem | speed-up |")
+            w("|---|---:|---:|---:|---:|---:|")
+            for isa in isas:
+                nw = d.newton.get(isa)
+                if not nw or not d.floors.get(isa):
+                    continue
+                f = 1 / d.floors[isa]
+                cells = []
+                for k in ("newton_eps_in", "newton_eps_out"):
+                    cells += [f"{1 / nw[k]:.3f}", f"{f * nw[k]:.2f} ×"] if nw.get(k) else ["–", "–"]
+                w(f"| {isa} | {f:.3f} | " + " | ".join(cells) + " |")
+            w("")
 
     impls_present = [i for i in isas + OTHERS if any(i in d.results[fs] for fs in present)]
     skipped_impls = [i for i in isas if i not in impls_present
@@ -790,6 +975,9 @@ def markdown(ctx, stats, primary, errors, classes, command, pngs):
 
     if d.sparse:
         w(sparse_markdown(ctx, stats, primary, classes, pngs, reps))
+
+    if d.storage:
+        w(storage_markdown(ctx, stats, primary, classes, pngs, isas))
 
     if d.threads:
         dram = classes.get("DRAM")
@@ -1241,6 +1429,68 @@ def plot(ctx, d, classes, outdir, errors):
         fig.suptitle(f"many small tensors: {cpu}, {est}", fontsize=11)
         fig.tight_layout(rect=(0, 0.07, 1, 0.93))
         save(fig, "multi_tensors.png")
+
+    # ---- storage types: speed-up over float32 at the largest size, and the fraction of the roofline ----
+    if d.storage:
+        sfs, combos = storage_order(d, ctx)
+        typed = [c for c in combos if c != STORAGE_PLAIN]
+        cols = [c for c in CLASSES if c in classes]
+        fig, axes = plt.subplots(2, len(sfs), figsize=(4.6 * len(sfs), 1.6 + 0.5 * len(typed) * 2), squeeze=False)
+        ys = list(range(len(typed)))
+        ccolors = {"L1": "#2ca02c", "L2": "#1f77b4", "L3": "#9467bd", "DRAM": "#d62728"}
+        for k, fs in enumerate(sfs):
+            by = d.storage[fs]
+            big = storage_largest(d, fs, classes)
+            ref = by.get(STORAGE_PLAIN, {})
+            rd0, rr0 = ref.get("dispatched", {}).get(big), ref.get("roofline", {}).get(big)
+            ax = axes[0][k]
+            sp, bts, roofs = [], [], []
+            for c in typed:
+                rd, rr = by.get(c, {}).get("dispatched", {}).get(big), by.get(c, {}).get("roofline", {}).get(big)
+                sp.append(ratio(rd and rd["gelem"], rd0 and rd0["gelem"]) or 0)
+                b, b0 = (rd or rr or {}).get("bytes"), (rd0 or rr0 or {}).get("bytes")
+                bts.append(ratio(b0, b))
+                roofs.append(ratio(rr and rr["gelem"], rr0 and rr0["gelem"]))
+            ax.barh(ys, sp, height=0.6, color=STYLE["dispatched"]["color"], label="dispatched / float32 step")
+            ax.plot([b for b in bts], ys, linestyle="", marker="|", markersize=14, markeredgewidth=2.5,
+                    color="black", label="f32 bytes / bytes (memory alone)")
+            ax.plot([r for r in roofs], ys, linestyle="", marker="o", markerfacecolor="none", color="0.35",
+                    label="roofline / f32 roofline")
+            ax.axvline(1.0, color="0.4", linewidth=0.8)
+            ax.set_yticks(ys)
+            ax.set_yticklabels(typed if k == 0 else [], fontsize=8.5)
+            ax.set_ylim(len(typed) - 0.5, -0.5)
+            where = next((c for c in CLASSES if classes.get(c) == big), fmt_size(big) if big else "?")
+            ax.set_title(f"{fs}: speed-up over float32 at {where}", fontsize=10)
+            ax.grid(True, axis="x", alpha=0.3)
+            ax = axes[1][k]
+            wdt = 0.8 / max(len(cols), 1)
+            for j, c in enumerate(cols):
+                t = classes[c]
+                vals = []
+                for cb in typed:
+                    rd, rr = by.get(cb, {}).get("dispatched", {}).get(t), by.get(cb, {}).get("roofline", {}).get(t)
+                    vals.append(ratio(rd and rd["gelem"], rr and rr["gelem"]) or 0)
+                ax.barh([y + (j - (len(cols) - 1) / 2) * wdt for y in ys], vals, height=wdt,
+                        color=ccolors.get(c), label=f"{c} ({fmt_size(t)})")
+            ax.axvline(ROOFLINE_TARGET, color="black", linewidth=0.9, linestyle=":", label=f"{ROOFLINE_TARGET}")
+            ax.axvline(1.0, color="0.4", linewidth=0.8)
+            ax.set_yticks(ys)
+            ax.set_yticklabels(typed if k == 0 else [], fontsize=8.5)
+            ax.set_ylim(len(typed) - 0.5, -0.5)
+            ax.set_xlim(0, 1.25)
+            ax.set_title(f"{fs}: dispatched / its own roofline", fontsize=10)
+            ax.grid(True, axis="x", alpha=0.3)
+        handles = {}
+        for ax in axes.flat:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 8), fontsize=9,
+                   frameon=False)
+        fig.suptitle(f"storage types (p<param>_g<grad>_s<state>; m: master weights, sr: stochastic rounding): "
+                     f"{cpu}, one core, dispatched = {active}; {est}", fontsize=11)
+        fig.tight_layout(rect=(0, 0.7 / fig.get_figheight(), 1, 1 - 0.35 / fig.get_figheight()))
+        save(fig, "storage_types.png")
     return names
 
 
@@ -1257,9 +1507,10 @@ def main():
     outdir = a.outdir or os.path.dirname(os.path.abspath(a.json))
     os.makedirs(outdir, exist_ok=True)
     ctx, stats, errors, classes = load(a.json)
-    if not stats[a.stat].results and not stats[a.stat].sparse:
+    has = lambda d: d.results or d.sparse or d.storage
+    if not has(stats[a.stat]):
         other = "median" if a.stat == "best" else "best"
-        if not stats[other].results and not stats[other].sparse:
+        if not has(stats[other]):
             sys.exit("report.py: no step results in " + a.json)
         print(f"report.py: no '{STAT_AGG[a.stat]}' aggregates in {a.json}; using --stat {other}", file=sys.stderr)
         a.stat = other

@@ -25,6 +25,16 @@
  *                                       dispatched_exact (the flag cleared:
  *                                       exact IEEE) and peer_native (the
  *                                       -O3 -march=native loop, exact IEEE)
+ *   storage/<rule>/<flags>/<combo>/<impl>/ws:<bytes>
+ *                                       a typed step (rmsfuse_<rule>_step_typed)
+ *                                       with bf16/f16/8-bit arrays, combo
+ *                                       p<type>_g<type>_s<type> (or "plain": the
+ *                                       float32 step): dispatched and roofline
+ *                                       (exactly its traffic, each array in its
+ *                                       width) at the class sizes, every ISA at
+ *                                       the largest; <bytes>: the float32
+ *                                       working set of the same n elements
+ *                                       (see "storage types" below)
  *
  * <rule>/<flags>: the flag sets of flagsets.h (rmsprop/plain ...
  *          adam/amsgrad), each from its rule's PyTorch preset, lr 1e-4; the
@@ -58,6 +68,7 @@
  *   --rmsfuse_progress=S   a progress line on stderr at most every S seconds
  *                          (default 15; 0: none)
  *   --rmsfuse_sparse=0     no sparse/... benchmarks
+ *   --rmsfuse_storage=0    no storage/... benchmarks
  *   --rmsfuse_sparse_warmup=MIN[,MAX]  the sparse warm-up's masked steps:
  *                          at least MIN, then on to the fixed point, at most
  *                          MAX (default 12000,1000000; 200,200 for a smoke run)
@@ -453,8 +464,8 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 
 /* ---- the benchmarks ------------------------------------------------------- */
 enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
-            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL,
-            K_MULTI_FLAT, K_TRAIN_SCALE, K_TRAIN_NORM };
+            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_MULTI, K_MULTI_LOOP,
+            K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE, K_TRAIN_NORM };
 
 typedef struct bench_case {
     enum kind kind;
@@ -468,6 +479,7 @@ typedef struct bench_case {
     size_t fsi;   /* K_SPARSE*: the flag set's index, the zero share's index, */
     size_t zi;    /* and whether the library runs it with the flag cleared */
     int exact;    /* (K_SPARSE_PEER: always) */
+    int combo;    /* K_STORAGE*: index into COMBOS, or -1: the float32 step (the plain API) */
 } bench_case;
 
 static void set_rates(rmsfuse_bench_state *st, const bench_case *bc, size_t elems)
@@ -742,6 +754,325 @@ static void bench_sparse(rmsfuse_bench_state *st, void *arg)
     rmsfuse_bench_set_counter(st, "warmup_fixed_point", S->fixed_point, 0);
     rmsfuse_bench_set_counter(st, "warmup_seconds", S->seconds, 0);
     rmsfuse_bench_set_counter(st, "flush", bc->exact ? 0.0 : 1.0, 0);
+}
+
+/* ---- storage types: typed steps against their own roofline and float32 ------ */
+/* A step over arrays stored in narrower types (rmsfuse_<rule>_step_typed;
+ * docs/math.md, "Storage types") for a few flag sets and storage
+ * combinations, each against a roofline of exactly its traffic and against
+ * the float32 step, at the cache-class sizes:
+ *
+ *   storage/<rule>/<flags>/<combo>/<impl>/ws:<bytes>
+ *
+ * <combo> is p<type>_g<type>_s<type> (param, gradient, every state array;
+ * "m": with a float32 master copy, RMSFUSE_MASTER_WEIGHTS; "sr": stochastic
+ * rounding of the param; "split": RMSFUSE_SPLIT_BF16), or "plain": the
+ * float32 step of the plain API (rmsfuse_<rule>_step), the reference.
+ * <impl>: dispatched and roofline at every class size; every ISA at the
+ * largest class size run (DRAM, unless --rmsfuse_max_ws caps it).
+ * <bytes>: the class size, the float32 working set of the flag set's
+ * arrays: every combination of a flag set runs over the same n elements
+ * (the same model), so their rates compare as they would for one model;
+ * the combination's own bytes are the counter ws_bytes.
+ *
+ * Traffic (STREAM convention, per element): the gradient read (4 or 2);
+ * a param of 4 or 2 bytes read and written; a split bf16 param both its
+ * halves read and written (2 x (2 + 2)); a bf16 or f16 param with master
+ * weights written only (2: the step does not read its old value) and its
+ * float32 master read and written (8); each state array read and written
+ * (float32 8, bf16 4, 8-bit 2) and an 8-bit one's block scale read and
+ * written once per 256 elements (8 / 256).  The roofline
+ * (bench/roofline.c, roofline_mixed) moves exactly those streams, each in
+ * its own width; its bytes per element are the rate's. */
+static const char *const STORAGE_FLAGSETS[] = {"rmsprop/plain", "rmsprop/momentum", "adam/adamw", "sgd/momentum"};
+
+typedef struct storage_combo {
+    const char *name;
+    unsigned param, grad, state, flags;
+} storage_combo;
+static const storage_combo COMBOS[] = {
+    {"pf32_gf32_sf32", RMSFUSE_F32, RMSFUSE_F32, RMSFUSE_F32, 0u},
+    {"pf32_gbf16_sf32", RMSFUSE_F32, RMSFUSE_BF16, RMSFUSE_F32, 0u},
+    {"pbf16m_gbf16_sf32", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_F32, RMSFUSE_MASTER_WEIGHTS},
+    {"psplit_gbf16_sf32", RMSFUSE_SPLIT_BF16, RMSFUSE_BF16, RMSFUSE_F32, 0u},
+    {"pf32_gf32_sq8", RMSFUSE_F32, RMSFUSE_F32, RMSFUSE_Q8, 0u},
+    {"pbf16_gbf16_sbf16", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, 0u},
+    {"pbf16sr_gbf16_sbf16", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_STOCHASTIC_ROUNDING},
+    {"pf16_gf16_sbf16", RMSFUSE_F16, RMSFUSE_F16, RMSFUSE_BF16, 0u},
+    {"pbf16_gbf16_sq8", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8, 0u},
+    {"pbf16_gbf16_sq8lin", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8_LINEAR, 0u},
+};
+#define N_COMBOS (sizeof COMBOS / sizeof COMBOS[0])
+
+static const char *type_name(unsigned t)
+{
+    static const char *const names[] = {"f32", "bf16", "f16", "split bf16", "q8", "q8 linear"};
+    return t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+static size_t type_bytes(unsigned t)
+{
+    return t == RMSFUSE_F32 ? 4u : t == RMSFUSE_Q8 || t == RMSFUSE_Q8_LINEAR ? 1u : 2u;
+}
+
+static int type_is_q8(unsigned t)
+{
+    return t == RMSFUSE_Q8 || t == RMSFUSE_Q8_LINEAR;
+}
+
+/* The state slots whose values are never negative: the unsigned 8-bit map
+ * (rmsfuse_common.h): RMSProp's square_avg, AdaGrad's sum, Adam's
+ * exp_avg_sq and max_exp_avg_sq. */
+static unsigned nonneg_slots(enum rule r)
+{
+    return r == R_rmsprop || r == R_adagrad ? 1u << 2 : r == R_adam ? 1u << 3 | 1u << 4 : 0u;
+}
+
+static int is_storage_flagset(const flagset *f)
+{
+    for (size_t j = 0; j < sizeof STORAGE_FLAGSETS / sizeof STORAGE_FLAGSETS[0]; j++)
+        if (!strcmp(f->id, STORAGE_FLAGSETS[j]))
+            return 1;
+    return 0;
+}
+
+/* The arrays of a typed step besides the slot arrays (which hold each
+ * slot's elements in its type): the param's extra array (master or trail)
+ * and the 8-bit state's block scales, allocated like the slot arrays. */
+static char *extra_array;
+static size_t extra_n; /* elements (4 bytes each at most) */
+static float *scale_arrays[BENCH_SLOTS];
+
+static void need_storage(size_t n)
+{
+    if (extra_n < n)
+        extra_n = n;
+}
+
+static int alloc_storage_arrays(void)
+{
+    if (!extra_n)
+        return 0;
+    void *mem = NULL;
+    if (posix_memalign(&mem, ARRAY_ALIGN, extra_n * sizeof(float) + ARRAY_STAGGER * (BENCH_SLOTS + 1)) != 0)
+        return -1;
+    extra_array = (char *)mem + ARRAY_STAGGER * BENCH_SLOTS;
+    memset(extra_array, 0, extra_n * sizeof(float));
+    const size_t blocks = extra_n / RMSFUSE_Q8_BLOCK + 1;
+    for (int s = 2; s < BENCH_SLOTS; s++)
+        if (!(scale_arrays[s] = calloc(blocks, sizeof(float))))
+            return -1;
+    return 0;
+}
+
+/* The typed tensor of flag set f in combination c over n elements. */
+static rmsfuse_typed_tensor typed_tensor(const flagset *f, const storage_combo *c, size_t n)
+{
+    rmsfuse_typed_tensor t;
+    memset(&t, 0, sizeof t);
+    t.param = arrays[SLOT_PARAM];
+    t.grad = arrays[SLOT_GRAD];
+    if (c->param == RMSFUSE_SPLIT_BF16 || (c->flags & RMSFUSE_MASTER_WEIGHTS))
+        t.param_extra = extra_array;
+    for (int s = 2; s < BENCH_SLOTS; s++)
+        if (f->used & (1u << s)) {
+            t.state[s - 2] = arrays[s];
+            t.scale[s - 2] = type_is_q8(c->state) ? scale_arrays[s] : NULL;
+        }
+    t.n = n;
+    return t;
+}
+
+/* The streams of flag set f's typed step in combination c (the traffic
+ * above); returns how many. */
+static int combo_streams(const flagset *f, const storage_combo *c, roofline_stream *st)
+{
+    int k = 0;
+    st[k++] = (roofline_stream){arrays[SLOT_GRAD], (int)type_bytes(c->grad), ROOF_READ, 1u};
+    if (c->param == RMSFUSE_SPLIT_BF16) {
+        st[k++] = (roofline_stream){arrays[SLOT_PARAM], 2, ROOF_RW, 1u};
+        st[k++] = (roofline_stream){extra_array, 2, ROOF_RW, 1u};
+    } else if (c->flags & RMSFUSE_MASTER_WEIGHTS) {
+        st[k++] = (roofline_stream){arrays[SLOT_PARAM], (int)type_bytes(c->param), ROOF_WRITE, 1u};
+        st[k++] = (roofline_stream){extra_array, 4, ROOF_RW, 1u};
+    } else {
+        st[k++] = (roofline_stream){arrays[SLOT_PARAM], (int)type_bytes(c->param), ROOF_RW, 1u};
+    }
+    for (int s = 2; s < BENCH_SLOTS; s++)
+        if (f->used & (1u << s)) {
+            st[k++] = (roofline_stream){arrays[s], (int)type_bytes(c->state), ROOF_RW, 1u};
+            if (type_is_q8(c->state))
+                st[k++] = (roofline_stream){scale_arrays[s], 4, ROOF_RW, RMSFUSE_Q8_BLOCK};
+        }
+    return k;
+}
+
+/* STREAM bytes per element of f in combination c (NULL: float32, plain). */
+static double combo_stream_bytes(const flagset *f, const storage_combo *c)
+{
+    if (!c)
+        return f->stream_bytes;
+    roofline_stream st[ROOFLINE_MAX_STREAMS];
+    return roofline_stream_bytes(st, combo_streams(f, c, st));
+}
+
+/* Memory per parameter: what the model holds as its param (a split
+ * param's bf16 half), the optimizer's extra copy (master or trail), the
+ * gradient and the state arrays (8-bit: 1 byte and a scale per 256). */
+typedef struct combo_memory {
+    double param, extra, grad, state;
+} combo_memory;
+
+static combo_memory combo_memory_of(const flagset *f, const storage_combo *c)
+{
+    const unsigned p = c ? c->param : RMSFUSE_F32, g = c ? c->grad : RMSFUSE_F32, sv = c ? c->state : RMSFUSE_F32;
+    combo_memory m = {(double)type_bytes(p), 0.0, (double)type_bytes(g), 0.0};
+    if (p == RMSFUSE_SPLIT_BF16)
+        m.extra = 2.0;
+    else if (c && (c->flags & RMSFUSE_MASTER_WEIGHTS))
+        m.extra = 4.0;
+    for (int s = 2; s < BENCH_SLOTS; s++)
+        if (f->used & (1u << s))
+            m.state += (double)type_bytes(sv) + (type_is_q8(sv) ? 4.0 / RMSFUSE_Q8_BLOCK : 0.0);
+    return m;
+}
+
+/* The fill pattern in every array of the combination (each value rounded
+ * to its type: the library's own conversions), when another benchmark ran
+ * since this one last filled. */
+static void storage_fill(const bench_case *bc, const flagset *f, const storage_combo *c, size_t n)
+{
+    if (filled_by == bc)
+        return;
+    filled_by = bc;
+    steps_since_fill = 0;
+    float *a[BENCH_SLOTS];
+    arrays_of(f, a);
+    if (!c) {
+        fill_slots(a, n);
+        return;
+    }
+    const unsigned nonneg = nonneg_slots(f->rule);
+    for (size_t i = 0; i < n; i += FILL_PERIOD) {
+        const size_t m = n - i < FILL_PERIOD ? n - i : FILL_PERIOD; /* i: a multiple of the 8-bit block */
+        for (int s = 0; s < BENCH_SLOTS; s++) {
+            if (!a[s])
+                continue;
+            const unsigned t = s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
+            char *dst = (char *)a[s] + i * type_bytes(t);
+            if (s == SLOT_PARAM && t == RMSFUSE_SPLIT_BF16) {
+                for (size_t j = 0; j < m; j++) {
+                    uint32_t u;
+                    memcpy(&u, &pattern[s][j], sizeof u);
+                    const uint16_t hi = (uint16_t)(u >> 16), lo = (uint16_t)u;
+                    memcpy(dst + 2 * j, &hi, 2);
+                    memcpy(extra_array + 2 * (i + j), &lo, 2);
+                }
+                continue;
+            }
+            if (s == SLOT_PARAM && (c->flags & RMSFUSE_MASTER_WEIGHTS))
+                memcpy(extra_array + 4 * i, pattern[s], m * sizeof(float));
+            if (t == RMSFUSE_F32)
+                memcpy(dst, pattern[s], m * sizeof(float));
+            else
+                rmsfuse_convert_from_f32(t, (nonneg >> s) & 1u, pattern[s], dst,
+                                         type_is_q8(t) ? scale_arrays[s] + i / RMSFUSE_Q8_BLOCK : NULL, m);
+        }
+    }
+}
+
+static inline int lib_step_typed(const flagset *f, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t)
+{
+    const bench_config *c = &f->cfg;
+    switch (f->rule) {
+    case R_rmsprop:
+        return rmsfuse_rmsprop_step_typed(&c->rmsprop, st, t, 1, NULL, NULL);
+    case R_adagrad:
+        return rmsfuse_adagrad_step_typed(&c->adagrad, st, t, 1, NULL, NULL);
+    case R_sgd:
+        return rmsfuse_sgd_step_typed(&c->sgd, st, t, 1, NULL, NULL);
+    case R_adam:
+        return rmsfuse_adam_step_typed(&c->adam, st, t, 1, NULL, NULL);
+    }
+    return RMSFUSE_E_NULL_CONFIG;
+}
+
+static volatile uint32_t roofline_sink;
+
+static void bench_storage(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = bc->fs;
+    const storage_combo *c = bc->combo >= 0 ? &COMBOS[bc->combo] : NULL;
+    const size_t n = bc->n;
+    float *a[BENCH_SLOTS];
+    char msg[160];
+    arrays_of(f, a);
+    if (bc->kind == K_STORAGE) {
+        const char *isa = bc->isa ? bc->isa : "auto";
+        rmsfuse_set_isa("auto");
+        storage_fill(bc, f, c, n); /* the best ISA's conversions: the scalar 8-bit ones take seconds at DRAM sizes */
+        int s = rmsfuse_set_isa(isa);
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "%s: %s", isa, rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            rmsfuse_set_isa("auto");
+            return;
+        }
+        rmsfuse_storage sto = {RMSFUSE_F32, RMSFUSE_F32, RMSFUSE_F32, 0u, 0x5eedull, 0ull};
+        if (c)
+            sto = (rmsfuse_storage){c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
+        const rmsfuse_typed_tensor t = c ? typed_tensor(f, c, n) : (rmsfuse_typed_tensor){0};
+        s = c ? lib_step_typed(f, &sto, &t) : lib_step(f, a, n); /* warm-up, and check */
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "rmsfuse_%s_step%s: %s", f->rule_name, c ? "_typed" : "", rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            rmsfuse_set_isa("auto");
+            return;
+        }
+        snprintf(msg, sizeof msg, "isa=%s", rmsfuse_active_isa());
+        rmsfuse_bench_set_label(st, msg);
+        if (c)
+            while (rmsfuse_bench_keep_running(st)) {
+                sto.step++; /* stochastic rounding: new bits each step */
+                lib_step_typed(f, &sto, &t);
+            }
+        else
+            while (rmsfuse_bench_keep_running(st))
+                lib_step(f, a, n);
+        rmsfuse_set_isa("auto");
+    } else if (!c) {
+        float *x[BENCH_SLOTS];
+        for (int j = 0; j < f->ninplace; j++)
+            x[j] = a[f->inplace[j]];
+        const roofline_fn fn = roofline_kernel(f->ninplace);
+        storage_fill(bc, f, c, n);
+        fn(a[SLOT_GRAD], x, n); /* warm-up */
+        while (rmsfuse_bench_keep_running(st))
+            fn(a[SLOT_GRAD], x, n);
+    } else {
+        roofline_stream rs[ROOFLINE_MAX_STREAMS];
+        const int k = combo_streams(f, c, rs);
+        storage_fill(bc, f, c, n);
+        uint32_t acc = roofline_mixed(rs, k, n, 1u); /* warm-up */
+        while (rmsfuse_bench_keep_running(st))
+            acc ^= roofline_mixed(rs, k, n, 1u);
+        roofline_sink = acc;
+    }
+    rmsfuse_bench_clobber_memory();
+    const double bytes = combo_stream_bytes(f, c);
+    const combo_memory mem = combo_memory_of(f, c);
+    const int64_t it = rmsfuse_bench_iterations(st);
+    rmsfuse_bench_set_bytes_processed(st, (int64_t)llround((double)it * (double)n * bytes));
+    rmsfuse_bench_set_items_processed(st, it * (int64_t)n);
+    rmsfuse_bench_set_counter(st, "n", (double)n, 0);
+    rmsfuse_bench_set_counter(st, "stream_bytes_per_elem", bytes, 0);
+    rmsfuse_bench_set_counter(st, "sqrt_div_per_elem", f->divider ? 1.0 : 0.0, 0);
+    rmsfuse_bench_set_counter(st, "ws_bytes", (double)n * (mem.param + mem.extra + mem.grad + mem.state), 0);
+    rmsfuse_bench_set_counter(st, "mem_param_bytes", mem.param, 0);
+    rmsfuse_bench_set_counter(st, "mem_extra_bytes", mem.extra, 0);
+    rmsfuse_bench_set_counter(st, "mem_grad_bytes", mem.grad, 0);
+    rmsfuse_bench_set_counter(st, "mem_state_bytes", mem.state, 0);
 }
 
 /* ---- many cores: plans on rmsfuse_pool against the roofline on the same workers */
@@ -1028,6 +1359,7 @@ typedef struct options {
     const char *rules; /* NULL: all */
     double progress;
     int sparse;
+    int storage;
 } options;
 
 /* Removes our own --rmsfuse_* options from argv. */
@@ -1050,6 +1382,8 @@ static void parse_options(int *argc, char **argv, options *o)
             o->progress = atof(a + 19);
         else if (!strncmp(a, "--rmsfuse_sparse=", 17))
             o->sparse = atoi(a + 17);
+        else if (!strncmp(a, "--rmsfuse_storage=", 18))
+            o->storage = atoi(a + 18);
         else if (!strncmp(a, "--rmsfuse_sparse_warmup=", 24)) {
             char *end;
             sparse_min_steps = (unsigned)strtoul(a + 24, &end, 10);
@@ -1183,6 +1517,8 @@ static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t
         fn = bench_threads;
     else if (kind == K_SPARSE || kind == K_SPARSE_PEER)
         fn = bench_sparse;
+    else if (kind == K_STORAGE || kind == K_STORAGE_ROOFLINE)
+        fn = bench_storage;
     else if (kind >= K_MULTI)
         fn = bench_multi;
     rmsfuse_bench_register(name, fn, bc);
@@ -1291,7 +1627,7 @@ static void join(char *buf, size_t size, const char *item)
 
 int main(int argc, char **argv)
 {
-    options o = {0, (size_t)-1, 0, 1, NULL, 15.0, 1};
+    options o = {0, (size_t)-1, 0, 1, NULL, 15.0, 1, 1};
     parse_options(&argc, argv, &o);
     init_flagsets();
     if (!select_flagsets(o.rules))
@@ -1346,8 +1682,14 @@ int main(int argc, char **argv)
             for (int k = sparse_sizes(f, &m, &o, sn, sws); k-- > 0;)
                 need(f, sn[k]);
         }
+        if (o.storage && is_storage_flagset(f))
+            for (int k = 0; k < nsizes; k++)
+                if (is_class_size(&m, sizes[k])) {
+                    need(f, elements_for(f, sizes[k]));
+                    need_storage(elements_for(f, sizes[k]));
+                }
     }
-    if (alloc_arrays() != 0) {
+    if (alloc_arrays() != 0 || alloc_storage_arrays() != 0) {
         fprintf(stderr, "rmsfuse_bench: cannot allocate the arrays (%zu floats each at most)\n", array_n[0]);
         return 1;
     }
@@ -1423,6 +1765,33 @@ int main(int argc, char **argv)
         rmsfuse_bench_add_context("sparse_impls", "dispatched: the preset (RMSFUSE_FLUSH_SUBNORMAL); "
                                                   "dispatched_exact: the flag cleared (exact IEEE); "
                                                   "peer_native: the -O3 -march=native loop (exact IEEE)");
+    }
+    if (o.storage) {
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_FLAGSETS; i++)
+            if (FSETS[i].selected && is_storage_flagset(&FSETS[i]))
+                join(buf, sizeof buf, FSETS[i].id);
+        rmsfuse_bench_add_context("storage_flag_sets", buf);
+        for (size_t ci = 0; ci < N_COMBOS; ci++) {
+            const storage_combo *c = &COMBOS[ci];
+            char key[64];
+            snprintf(key, sizeof key, "storage:%s", c->name);
+            snprintf(buf, sizeof buf, "param %s%s%s, grad %s, state %s", type_name(c->param),
+                     (c->flags & RMSFUSE_MASTER_WEIGHTS) ? " + f32 master" : "",
+                     (c->flags & RMSFUSE_STOCHASTIC_ROUNDING) ? " (stochastic rounding)" : "", type_name(c->grad),
+                     type_name(c->state));
+            rmsfuse_bench_add_context(key, buf);
+        }
+        rmsfuse_bench_add_context("storage:plain", "float32 everywhere, the plain API (rmsfuse_<rule>_step)");
+        snprintf(buf, sizeof buf, "plain");
+        for (size_t ci = 0; ci < N_COMBOS; ci++)
+            join(buf, sizeof buf, COMBOS[ci].name);
+        rmsfuse_bench_add_context("storage_combos", buf);
+        rmsfuse_bench_add_context("storage_impls",
+                                  "dispatched and roofline (the combination's exact traffic, bench/roofline.c, "
+                                  "-O3 -march=native) at every class size; every ISA at the largest; ws: the "
+                                  "float32 working set of the same n elements (counter ws_bytes: the "
+                                  "combination's own)");
     }
     snprintf(buf, sizeof buf, "one array per slot, each 2 MiB-aligned + slot*%u bytes, reused across benchmarks",
              ARRAY_STAGGER);
@@ -1510,6 +1879,39 @@ int main(int argc, char **argv)
                         bc->zi = zi;
                         bc->exact = impl != 0 || !f->flush;
                     }
+        }
+
+    /* Storage types: each combination of the storage flag sets at the class
+     * sizes (dispatched, its roofline), every ISA at the largest class size
+     * run; "plain" is the float32 step of the plain API. */
+    size_t storage_isa_ws = 0;
+    for (int i = 0; i < nsizes; i++)
+        if (is_class_size(&m, sizes[i]))
+            storage_isa_ws = sizes[i];
+    if (o.storage)
+        for (size_t fi = 0; fi < N_FLAGSETS; fi++) {
+            const flagset *f = &FSETS[fi];
+            if (!f->selected || !is_storage_flagset(f))
+                continue;
+            for (int i = 0; i < nsizes; i++) {
+                if (!is_class_size(&m, sizes[i]))
+                    continue;
+                const size_t n = elements_for(f, sizes[i]);
+                for (int ci = -1; ci < (int)N_COMBOS; ci++) {
+                    const char *cname = ci < 0 ? "plain" : COMBOS[ci].name;
+                    snprintf(buf, sizeof buf, "storage/%s/%s/dispatched/ws:%zu", f->id, cname, sizes[i]);
+                    add(K_STORAGE, NULL, f, n, buf)->combo = ci;
+                    snprintf(buf, sizeof buf, "storage/%s/%s/roofline/ws:%zu", f->id, cname, sizes[i]);
+                    add(K_STORAGE_ROOFLINE, NULL, f, n, buf)->combo = ci;
+                    if (sizes[i] == storage_isa_ws)
+                        for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++) {
+                            if (!rmsfuse_isa_supported(*nm))
+                                continue; /* the ISAs that cannot run are listed in the main tables */
+                            snprintf(buf, sizeof buf, "storage/%s/%s/%s/ws:%zu", f->id, cname, *nm, sizes[i]);
+                            add(K_STORAGE, *nm, f, n, buf)->combo = ci;
+                        }
+                }
+            }
         }
 
     /* A training step (issue 15): a list beyond L3 and one in L2, the plain

@@ -3,15 +3,16 @@
 # SGD, Adam/AdamW) x ISA path x working-set size, each against its
 # same-traffic roofline and plain-C peers, and the sparse-gradient step
 # (a share of the gradients exactly zero, state driven subnormal: the
-# presets' RMSFUSE_FLUSH_SUBNORMAL against exact IEEE), in one run; then,
-# if PyTorch is installed, rmsfuse.torch.RMSprop against torch.optim.RMSprop
-# (bench/python_bench.py).
+# presets' RMSFUSE_FLUSH_SUBNORMAL against exact IEEE) and the storage types
+# (bf16/f16/8-bit arrays against their own roofline and float32), in one
+# run; then, if PyTorch is installed, rmsfuse.torch.RMSprop against
+# torch.optim.RMSprop (bench/python_bench.py).
 # Writes results/<host>-<date>/{bench.json,console.txt,report.md,*.png,
 # python_bench.json,python.md} and prints the Markdown tables.
 # See docs/performance.md and docs/python.md.
 #
 # usage: scripts/bench.sh [--quick] [--rules=LIST] [--classes] [--sparse | --no-sparse]
-#                         [extra rmsfuse_bench / --benchmark_* options]
+#                         [--storage | --no-storage] [extra rmsfuse_bench / --benchmark_* options]
 #   --quick        one repetition, only the cache-class sizes (a smoke test)
 #   --rules=LIST   only these rules or flag sets, comma-separated, e.g.
 #                  --rules=adam or --rules=sgd/plain,rmsprop/momentum
@@ -22,6 +23,11 @@
 #                  zero gradients; in cache and at the DRAM size), and the
 #                  Python benchmark's sparse part alone (torch and the drop-ins)
 #   --no-sparse    without them (in C and in Python)
+#   --storage      only the storage-type benchmarks (storage/...: typed steps
+#                  of bf16/f16/8-bit arrays against their own roofline and the
+#                  float32 step, four flag sets, the class sizes; every ISA at
+#                  the DRAM size) and the sqrt + div floors; no Python benchmark
+#   --no-storage   without them
 # The default run (all 11 flag sets, 5 repetitions, the whole sweep) makes
 # about 8300 benchmark runs of ~0.1 s: 12-15 minutes of benchmarks on a
 # 2-core machine, plus the build and the Python benchmark; each flag set
@@ -29,7 +35,8 @@
 # The sparse-gradient part (96 benchmarks, 480 runs, their warm-ups
 # included) adds about a minute (1:04 on the 2-core development machine
 # under load; --sparse runs only it); the exact-IEEE rows at the class sizes
-# (dispatched_exact, 44 benchmarks) ~30 s.  The Python benchmark's sparse
+# (dispatched_exact, 44 benchmarks) ~30 s; the storage-type part (540
+# benchmarks, 2700 runs; --storage runs only it) about 5 minutes.  The Python benchmark's sparse
 # part (python_bench.py --sparse) takes ~2.5 minutes, its training-step part
 # (--train: unscale, clip by norm and update against torch's sequence) ~2.
 # The benchmark prints a progress line (runs done, time elapsed and left)
@@ -48,6 +55,7 @@ ORIG_ARGS="$*"
 EXTRA=()
 # the Python benchmark's sparse-gradient and training-step rows (torch and the drop-ins)
 PY_SPARSE=(--sparse --train)
+PY_RUN=1
 for a in "$@"; do
     case "$a" in
     --quick)
@@ -64,6 +72,11 @@ for a in "$@"; do
         EXTRA+=(--rmsfuse_sparse=0)
         PY_SPARSE=(--train)
         ;;
+    --storage)
+        EXTRA+=(--benchmark_filter='^(storage/|floor/sqrt_div)' --rmsfuse_sparse=0)
+        PY_RUN=0
+        ;;
+    --no-storage) EXTRA+=(--rmsfuse_storage=0) ;;
     *) EXTRA+=("$a") ;;
     esac
 done
@@ -99,7 +112,9 @@ BENCH_ARGS=(--benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 # Needs Debian python3-torch (installed above when running as root):
 # without it the step is skipped.  Writes python_bench.json and python.md, and
 # appends python.md to report.md.
-if "$PY" -c "import torch" 2>/dev/null; then
+if [ "$PY_RUN" = 0 ]; then
+    echo "bench.sh: --storage: no Python benchmark" >&2
+elif "$PY" -c "import torch" 2>/dev/null; then
     PY_BENCH=("${PY_SPARSE[@]}")
     [[ "$REPETITIONS" == 1 ]] && PY_BENCH+=(--rounds 1 --steps 2)
     # The L3 size given to the C benchmark is the one the Python target uses.
