@@ -80,6 +80,17 @@ int rmsfuse_grad_decide(const rmsfuse_grad_options *o, int known, double sumsq, 
     return RMSFUSE_OK;
 }
 
+int rmsfuse_grad_settle(const rmsfuse_grad_options *o, double sumsq, unsigned char *k, rmsfuse_grad_info *out)
+{
+    rmsfuse_grad_k in;
+    memcpy(&in, k, sizeof in);
+    const int st =
+        rmsfuse_grad_decide(o, rmsfuse_grad_must_compute(o) || (o->flags & RMSFUSE_SUMSQ_GIVEN), sumsq, out, &in);
+    if (st == RMSFUSE_OK)
+        memcpy(k, &in, sizeof in);
+    return st;
+}
+
 int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *sums)
 {
     if (n == 0)
@@ -142,13 +153,9 @@ int rmsfuse_step_ex_list(rmsfuse_prepared *P, const rmsfuse_layout *L, const voi
         }
     }
     rmsfuse_grad_info out;
-    rmsfuse_grad_k in;
-    memcpy(&in, P->k.bytes, sizeof in);
-    st = rmsfuse_grad_decide(&o, rmsfuse_grad_must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &in);
-    if (st == RMSFUSE_OK) {
-        memcpy(P->k.bytes, &in, sizeof in);
+    st = rmsfuse_grad_settle(&o, sumsq, P->k.bytes, &out);
+    if (st == RMSFUSE_OK)
         rmsfuse_run_list_inl(P, L, tensors, count); /* checked above */
-    }
     if (info)
         *info = out;
     return st;
@@ -224,14 +231,11 @@ int rmsfuse_plan_run_ex(const rmsfuse_plan *plan, size_t begin, size_t end, cons
                 sumsq += part[i];
         }
     }
-    union {
-        unsigned char bytes[sizeof plan->P.k.bytes];
-        rmsfuse_grad_k in;
-    } k;
-    memcpy(k.bytes, plan->P.k.bytes, sizeof k.bytes);
-    st = rmsfuse_grad_decide(&o, rmsfuse_grad_must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &k.in);
+    unsigned char k[sizeof plan->P.k.bytes];
+    memcpy(k, plan->P.k.bytes, sizeof k);
+    st = rmsfuse_grad_settle(&o, sumsq, k, &out);
     if (st == RMSFUSE_OK)
-        rmsfuse_plan_run_k(plan, k.bytes, begin, end);
+        rmsfuse_plan_run_k(plan, k, begin, end);
     if (info)
         *info = out;
     return st;

@@ -195,6 +195,9 @@ int rmsfuse_grad_check_options(const rmsfuse_grad_options *o);
 int rmsfuse_grad_must_compute(const rmsfuse_grad_options *o);
 int rmsfuse_grad_decide(const rmsfuse_grad_options *o, int known, double sumsq, rmsfuse_grad_info *out,
                         rmsfuse_grad_k *in);
+/* decide() of the options and the sum of squares into the gradient constants
+ * at the start of the rule's constants k (src/core/grad.c); *out what it found. */
+int rmsfuse_grad_settle(const rmsfuse_grad_options *o, double sumsq, unsigned char *k, rmsfuse_grad_info *out);
 /* rmsfuse_<rule>_grad_sumsq over the rule's layout. */
 int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t count, double scale,
                             double *sumsq);

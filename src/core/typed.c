@@ -192,11 +192,8 @@ int rmsfuse_typed_step(rmsfuse_prepared *P, unsigned nonneg, const rmsfuse_stora
     if (rmsfuse_grad_must_compute(&o))
         sumsq = jobs_sumsq(ops, jobs, n, ne, (float)o.scale, 0.0);
     rmsfuse_grad_info out;
-    rmsfuse_grad_k in;
-    memcpy(&in, P->k.bytes, sizeof in);
-    st = rmsfuse_grad_decide(&o, rmsfuse_grad_must_compute(&o) || (o.flags & RMSFUSE_SUMSQ_GIVEN), sumsq, &out, &in);
+    st = rmsfuse_grad_settle(&o, sumsq, P->k.bytes, &out);
     if (st == RMSFUSE_OK) {
-        memcpy(P->k.bytes, &in, sizeof in);
         const rmsfuse_kernel kernel = rmsfuse_active_kernel(P->rule);
         for (size_t j = 0; j < ne; j++)
             ops->run(kernel, P->k.bytes, P->variant, &jobs[j], 0, n[j]);
