@@ -73,21 +73,14 @@ int rmsfuse_check_list_sorted(const rmsfuse_prepared *P, const void *tensors, si
 
 /* ---- plans ----------------------------------------------------------------- */
 
-int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out)
+rmsfuse_plan *rmsfuse_plan_new(const rmsfuse_prepared *P, size_t nonempty)
 {
-    *out = NULL;
-    int st = rmsfuse_check_list_inl(P, P->layout, tensors, count);
-    if (st != RMSFUSE_OK)
-        return st;
-    size_t nonempty = 0;
-    for (size_t i = 0; i < count; i++)
-        nonempty += tensor_n(P->layout, tensor_at(P->layout, tensors, i)) != 0;
     if (nonempty >= SIZE_MAX / 2 / (2 * sizeof(size_t) + RMSFUSE_MAX_SLOTS * sizeof(char *)))
-        return RMSFUSE_E_NO_MEMORY;
+        return NULL;
     const size_t per = 2 * (nonempty + 1) * sizeof(size_t) + nonempty * RMSFUSE_MAX_SLOTS * sizeof(char *);
     rmsfuse_plan *plan = malloc(sizeof *plan + per);
     if (!plan)
-        return RMSFUSE_E_NO_MEMORY;
+        return NULL;
     plan->P = *P;
     plan->jobs = NULL;
     plan->sops = NULL;
@@ -97,7 +90,30 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
     plan->arrays = (char **)(plan + 1);
     plan->prefix = (size_t *)(plan->arrays + nonempty * RMSFUSE_MAX_SLOTS);
     plan->bprefix = plan->prefix + nonempty + 1;
-    size_t j = 0, total = 0, blocks = 0;
+    plan->prefix[0] = plan->bprefix[0] = 0;
+    return plan;
+}
+
+void rmsfuse_plan_set(rmsfuse_plan *plan, size_t j, char *const *a, size_t n)
+{
+    memcpy(plan->arrays + j * RMSFUSE_MAX_SLOTS, a, RMSFUSE_MAX_SLOTS * sizeof *a);
+    plan->prefix[j + 1] = plan->prefix[j] + n; /* cannot overflow: the arrays are disjoint in memory */
+    plan->bprefix[j + 1] = plan->bprefix[j] + n / RMSFUSE_NORM_BLOCK + (n % RMSFUSE_NORM_BLOCK != 0);
+}
+
+int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t count, rmsfuse_plan **out)
+{
+    *out = NULL;
+    int st = rmsfuse_check_list_inl(P, P->layout, tensors, count);
+    if (st != RMSFUSE_OK)
+        return st;
+    size_t nonempty = 0;
+    for (size_t i = 0; i < count; i++)
+        nonempty += tensor_n(P->layout, tensor_at(P->layout, tensors, i)) != 0;
+    rmsfuse_plan *plan = rmsfuse_plan_new(P, nonempty);
+    if (!plan)
+        return RMSFUSE_E_NO_MEMORY;
+    size_t j = 0;
     for (size_t i = 0; i < count; i++) {
         const unsigned char *t = tensor_at(P->layout, tensors, i);
         const size_t n = tensor_n(P->layout, t);
@@ -105,14 +121,8 @@ int rmsfuse_plan_list(const rmsfuse_prepared *P, const void *tensors, size_t cou
             continue;
         tensor_arrays A;
         (void)check_tensor(P, P->layout, t, n, &A); /* passed above: this only reads the addresses */
-        memcpy(plan->arrays + j * RMSFUSE_MAX_SLOTS, A.a, sizeof A.a);
-        plan->bprefix[j] = blocks;
-        plan->prefix[j++] = total;
-        total += n; /* cannot overflow: the arrays are disjoint in memory */
-        blocks += n / RMSFUSE_NORM_BLOCK + (n % RMSFUSE_NORM_BLOCK != 0);
+        rmsfuse_plan_set(plan, j++, A.a, n);
     }
-    plan->prefix[nonempty] = total;
-    plan->bprefix[nonempty] = blocks;
     *out = plan;
     return RMSFUSE_OK;
 }

@@ -29,6 +29,11 @@ struct rmsfuse_plan {
     int q8;                              /* 8-bit state: ranges start and end at blocks */
 };
 
+/* A plan of `nonempty` tensors for P (NULL when out of memory), its tensors
+ * then set in order: tensor j's arrays (RMSFUSE_MAX_SLOTS of them) and size. */
+rmsfuse_plan *rmsfuse_plan_new(const rmsfuse_prepared *P, size_t nonempty);
+void rmsfuse_plan_set(rmsfuse_plan *plan, size_t j, char *const *a, size_t n);
+
 /* Whether [begin, end) (inside the plan) starts and ends at blocks of 8-bit
  * state where the plan has it (src/core/run.c). */
 int rmsfuse_plan_range_blocks_ok(const rmsfuse_plan *plan, size_t begin, size_t end);

@@ -213,45 +213,28 @@ int rmsfuse_typed_plan(rmsfuse_prepared *P, unsigned nonneg, const rmsfuse_stora
     int st = check_typed_list(P, nonneg, storage, tensors, count, NULL, &ne);
     if (st != RMSFUSE_OK)
         return st;
-    const size_t per = 2 * (ne + 1) * sizeof(size_t) + ne * RMSFUSE_MAX_SLOTS * sizeof(char *);
-    if (ne >= SIZE_MAX / 4 / (2 * sizeof(size_t) + RMSFUSE_MAX_SLOTS * sizeof(char *) + sizeof(rmsfuse_typed_job)))
-        return RMSFUSE_E_NO_MEMORY;
-    rmsfuse_plan *plan = malloc(sizeof *plan + per);
-    rmsfuse_typed_job *jobs = malloc((ne ? ne : 1) * sizeof *jobs);
-    if (!plan || !jobs) {
-        free(plan);
-        free(jobs);
-        return RMSFUSE_E_NO_MEMORY;
-    }
-    (void)check_typed_list(P, nonneg, storage, tensors, count, jobs, &ne); /* passed: fills the jobs */
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
         const unsigned type = s == RMSFUSE_SLOT_PARAM ? storage->param
                               : s == RMSFUSE_SLOT_GRAD ? storage->grad
                                                         : storage->state;
         P->elem[s] = (unsigned char)rmsfuse_type_bytes(type);
     }
-    plan->P = *P;
-    plan->kernel = rmsfuse_active_kernel(P->rule);
+    rmsfuse_plan *plan = ne < SIZE_MAX / sizeof(rmsfuse_typed_job) ? rmsfuse_plan_new(P, ne) : NULL;
+    rmsfuse_typed_job *jobs = plan ? malloc((ne ? ne : 1) * sizeof *jobs) : NULL;
+    if (!jobs) {
+        free(plan);
+        return RMSFUSE_E_NO_MEMORY;
+    }
+    (void)check_typed_list(P, nonneg, storage, tensors, count, jobs, &ne); /* passed: fills the jobs */
     plan->sops = rmsfuse_active_storage_ops();
     plan->jobs = jobs;
     plan->q8 = rmsfuse_type_is_q8(storage->state) && (P->used >> 2) != 0;
-    plan->count = ne;
-    plan->arrays = (char **)(plan + 1);
-    plan->prefix = (size_t *)(plan->arrays + ne * RMSFUSE_MAX_SLOTS);
-    plan->bprefix = plan->prefix + ne + 1;
-    size_t j = 0, total = 0, blocks = 0;
-    for (size_t i = 0; i < count; i++) {
-        const size_t n = tensors[i].n;
-        if (n == 0)
-            continue;
-        memcpy(plan->arrays + j * RMSFUSE_MAX_SLOTS, jobs[j].a, sizeof jobs[j].a);
-        plan->bprefix[j] = blocks;
-        plan->prefix[j++] = total;
-        total += n;
-        blocks += n / RMSFUSE_NORM_BLOCK + (n % RMSFUSE_NORM_BLOCK != 0);
-    }
-    plan->prefix[ne] = total;
-    plan->bprefix[ne] = blocks;
+    size_t j = 0;
+    for (size_t i = 0; i < count; i++)
+        if (tensors[i].n) {
+            rmsfuse_plan_set(plan, j, jobs[j].a, tensors[i].n);
+            j++;
+        }
     *out = plan;
     return RMSFUSE_OK;
 }
