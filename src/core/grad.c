@@ -93,17 +93,7 @@ int rmsfuse_grad_settle(const rmsfuse_grad_options *o, double sumsq, unsigned ch
 
 int rmsfuse_grad_block_sumsq(const float *grad, size_t n, double scale, double *sums)
 {
-    if (n == 0)
-        return rmsfuse_grad_scale_ok(scale) ? RMSFUSE_OK : RMSFUSE_E_GRAD_OPTIONS;
-    if (!grad || !sums)
-        return RMSFUSE_E_NULL_ARRAY;
-    if (!rmsfuse_grad_scale_ok(scale))
-        return RMSFUSE_E_GRAD_OPTIONS;
-    const rmsfuse_block_sumsq_fn block_sumsq = rmsfuse_active_block_sumsq();
-    for (size_t b = 0; b < n; b += RMSFUSE_NORM_BLOCK)
-        *sums++ = block_sumsq((const char *)(grad + b), n - b < RMSFUSE_NORM_BLOCK ? n - b : RMSFUSE_NORM_BLOCK,
-                              (float)scale);
-    return RMSFUSE_OK;
+    return rmsfuse_grad_block_sumsq_typed(RMSFUSE_F32, grad, n, scale, sums); /* src/core/typed.c */
 }
 
 int rmsfuse_grad_sumsq_list(const rmsfuse_layout *L, const void *tensors, size_t count, double scale,
