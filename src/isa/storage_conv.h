@@ -18,11 +18,62 @@ typedef float CV(f_t) __attribute__((vector_size(CW * 4)));
 typedef uint16_t CV(h_t) __attribute__((vector_size(CW * 2)));
 typedef uint8_t CV(b_t) __attribute__((vector_size(CW)));
 
-/* where m is all ones: x, else y (m from a vector comparison) */
+/* where m is all ones: x, else y (m from a vector comparison, its lanes
+ * all ones or all zeros); AVX2's blend where this width is its vector */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sel)(CV(i_t) m, CV(u_t) x, CV(u_t) y)
 {
+#if CW == 8 && defined(__AVX2__)
+    __m256i M, X, Y;
+    memcpy(&M, &m, sizeof M);
+    memcpy(&X, &x, sizeof X);
+    memcpy(&Y, &y, sizeof Y);
+    const __m256i R = _mm256_blendv_epi8(Y, X, M);
+    CV(u_t) r;
+    memcpy(&r, &R, sizeof r);
+    return r;
+#else
     return ((CV(u_t))m & x) | (~(CV(u_t))m & y);
+#endif
 }
+
+/*
+ * Comparisons and a select in one: where a OP b, x, else y.  Operands are
+ * below 2^31 (compared as signed integers: one instruction on every ISA);
+ * on AVX-512 the comparison gives a mask register and the select is a
+ * masked blend, not a vector of all ones.
+ */
+#if CW == 16 && defined(__AVX512F__)
+static RMSFUSE_ALWAYS_INLINE __m512i CV(v512)(CV(u_t) u)
+{
+    __m512i v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(u512)(__m512i v)
+{
+    CV(u_t) u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+#define RMSFUSE_SEL_CMP_(name, pred, op)                                                            \
+    static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(name)(CV(u_t) a, CV(u_t) b, CV(u_t) x, CV(u_t) y)      \
+    {                                                                                               \
+        return CV(u512)(_mm512_mask_blend_epi32(_mm512_cmp_epi32_mask(CV(v512)(a), CV(v512)(b), pred), \
+                                                CV(v512)(y), CV(v512)(x)));                         \
+    }
+#else
+#define RMSFUSE_SEL_CMP_(name, pred, op)                                                            \
+    static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(name)(CV(u_t) a, CV(u_t) b, CV(u_t) x, CV(u_t) y)      \
+    {                                                                                               \
+        return CV(sel)((CV(i_t))a op (CV(i_t))b, x, y);                                             \
+    }
+#endif
+RMSFUSE_SEL_CMP_(sel_gt, _MM_CMPINT_NLE, >)
+RMSFUSE_SEL_CMP_(sel_ge, _MM_CMPINT_NLT, >=)
+RMSFUSE_SEL_CMP_(sel_lt, _MM_CMPINT_LT, <)
+RMSFUSE_SEL_CMP_(sel_eq, _MM_CMPINT_EQ, ==)
+#undef RMSFUSE_SEL_CMP_
+
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(umin)(CV(u_t) a, CV(u_t) b)
 {
     return CV(sel)(a < b, a, b);
@@ -64,6 +115,9 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(ld_u16)(const char *p)
     CV(u_t) u;
 #if CW == 16 && defined(__AVX512F__)
     const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
+    memcpy(&u, &v, sizeof u);
+#elif CW == 8 && defined(__AVX2__)
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
     memcpy(&u, &v, sizeof u);
 #else
     CV(h_t) h;
@@ -185,10 +239,22 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t key, uint64_t i)
 }
 
 /* ---- bf16 ------------------------------------------------------------------- */
+/* Where u is a NaN's bits: x, else y (the quiet comparison x != x). */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sel_nan)(CV(u_t) u, CV(u_t) x, CV(u_t) y)
+{
+#if CW == 16 && defined(__AVX512F__)
+    const __m512 f = _mm512_castsi512_ps(CV(v512)(u));
+    return CV(u512)(_mm512_mask_blend_epi32(_mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q), CV(v512)(y), CV(v512)(x)));
+#else
+    const CV(f_t) f = CV(flt)(u);
+    return CV(sel)((CV(i_t))(f != f), x, y);
+#endif
+}
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) r)
 {
-    const CV(u_t) b = sr ? r >> 16 : 0x7FFFu + ((u >> 16) & 1u);
-    return CV(sel)((u & 0x7FFFFFFFu) > 0x7F800000u, (u >> 16) | 0x40u, (u + b) >> 16);
+    const CV(u_t) s = u >> 16;
+    const CV(u_t) b = sr ? r >> 16 : 0x7FFFu + (s & 1u);
+    return CV(sel_nan)(u, s | 0x40u, (u + b) >> 16);
 }
 
 /* ---- m / 2^sh rounded to nearest even (or stochastically with r), sh >= 1 ---- */
@@ -210,7 +276,7 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(round_shift)(CV(u_t) m, CV(u_t) sh, int 
  * the integer rounding of docs/math.md (round_shift with sr = 0). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(rne_small)(CV(u_t) a, float two_k)
 {
-    const CV(u_t) n = CV(sel)(a < 0x00800000u, CV(splat)(0u), a);
+    const CV(u_t) n = CV(sel_lt)(a, CV(splat)(0x00800000u), CV(splat)(0u), a);
     return CV(bits)(CV(flt)(n) * two_k + 0x1p23f) - 0x4B000000u;
 }
 
@@ -225,19 +291,19 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_of)(CV(u_t) u, int sr, CV(u_t) r)
         const CV(u_t) m = (a & 0x7FFFFFu) | ((CV(u_t))(e != 0u) & 0x800000u);
         hs = CV(round_shift)(m, 126u - e1, 1, r);
     } else {
-        hs = CV(rne_small)(CV(sel)(e >= 113u, CV(splat)(0u), a), 0x1p24f);
+        hs = CV(rne_small)(CV(sel_ge)(e, CV(splat)(113u), CV(splat)(0u), a), 0x1p24f);
     }
-    CV(u_t) h = CV(sel)(e >= 113u, hn, hs);
-    h = CV(sel)(a >= 0x47800000u, CV(splat)(0x7C00u), h);
-    h = CV(sel)(a > 0x7F800000u, 0x7E00u | ((a >> 13) & 0x3FFu), h);
+    CV(u_t) h = CV(sel_ge)(e, CV(splat)(113u), hn, hs);
+    h = CV(sel_ge)(a, CV(splat)(0x47800000u), CV(splat)(0x7C00u), h);
+    h = CV(sel_gt)(a, CV(splat)(0x7F800000u), 0x7E00u | ((a >> 13) & 0x3FFu), h);
     return S | h;
 }
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_to)(CV(u_t) h)
 {
     const CV(u_t) S = (h & 0x8000u) << 16, E = (h >> 10) & 31u, M = h & 0x3FFu;
     const CV(u_t) sub = CV(bits)(__builtin_convertvector((CV(i_t))M, CV(f_t)) * 0x1p-24f);
-    CV(u_t) u = CV(sel)(E == 0u, sub, ((E + 112u) << 23) | (M << 13));
-    u = CV(sel)(E == 31u, 0x7F800000u | (M << 13), u);
+    CV(u_t) u = CV(sel_eq)(E, CV(splat)(0u), sub, ((E + 112u) << 23) | (M << 13));
+    u = CV(sel_eq)(E, CV(splat)(31u), 0x7F800000u | (M << 13), u);
     return S | u;
 }
 
@@ -248,17 +314,17 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned
 {
     const CV(u_t) e = a >> 23;
     const CV(u_t) cn = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - ((127u - B) << 3);
-    const CV(u_t) small = CV(sel)(e >= 128u - B, CV(splat)(0u), a);
+    const CV(u_t) small = CV(sel_ge)(e, CV(splat)(128u - B), CV(splat)(0u), a);
     const CV(u_t) cs = CV(rne_small)(small, B == 15u ? 0x1p17f : 0x1p33f); /* |y| / 2^(-B-2) */
-    const CV(u_t) c = CV(sel)(e >= 128u - B, cn, cs);
-    return CV(sel)(a > 0x7F800000u, CV(splat)(nan), c);
+    const CV(u_t) c = CV(sel_ge)(e, CV(splat)(128u - B), cn, cs);
+    return CV(sel_gt)(a, CV(splat)(0x7F800000u), CV(splat)(nan), c);
 }
 static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_value)(CV(u_t) c, unsigned B)
 {
     const CV(u_t) E = c >> 3, M = c & 7u;
     const float step = B == 15u ? 0x1p-17f : 0x1p-33f; /* 2^(-B-2) */
     const CV(u_t) sub = CV(bits)(__builtin_convertvector((CV(i_t))M, CV(f_t)) * step);
-    return CV(flt)(CV(sel)(E == 0u, sub, ((E + 127u - B) << 23) | (M << 20)));
+    return CV(flt)(CV(sel_eq)(E, CV(splat)(0u), sub, ((E + 127u - B) << 23) | (M << 20)));
 }
 
 /* The codes of CW values x of a block whose encoding multiplier is q. */
@@ -266,16 +332,17 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_encode)(unsigned type, int nonneg, CV
 {
     const CV(u_t) u = CV(bits)(x * q);
     CV(u_t) a = u & 0x7FFFFFFFu;
-    a = CV(sel)((a > 0x3F800000u) & (a <= 0x7F800000u), CV(splat)(0x3F800000u), a); /* |y| <= 1 */
+    const CV(u_t) inf = CV(splat)(0x7F800000u);
+    a = CV(sel_gt)(a, inf, a, CV(sel_gt)(a, CV(splat)(0x3F800000u), CV(splat)(0x3F800000u), a)); /* |y| <= 1 */
     /* the sign of x (a NaN's sign is not kept: the NaN code has none) */
-    const CV(u_t) sign = nonneg ? CV(splat)(0u) : CV(sel)(a > 0x7F800000u, CV(splat)(0u), (CV(bits)(x) >> 24) & 0x80u);
+    const CV(u_t) sign = nonneg ? CV(splat)(0u) : CV(sel_gt)(a, inf, CV(splat)(0u), (CV(bits)(x) >> 24) & 0x80u);
     if (type == RMSFUSE_Q8)
         return sign | CV(q8_code)(a, nonneg ? 31u : 15u, nonneg ? 0xFFu : 0x7Fu);
     const CV(f_t) v = CV(flt)(a) * (nonneg ? 254.0f : 127.0f);
     const CV(u_t) c = CV(bits)(v + 0x1p23f) - 0x4B000000u; /* rne(v) for 0 <= v <= 254 */
     if (nonneg)
-        return CV(sel)(a > 0x7F800000u, CV(splat)(255u), c);
-    return CV(sel)(a > 0x7F800000u, CV(splat)(0x80u), CV(sel)(sign != 0u, (0u - c) & 0xFFu, c));
+        return CV(sel_gt)(a, inf, CV(splat)(255u), c);
+    return CV(sel_gt)(a, inf, CV(splat)(0x80u), CV(sel_eq)(sign, CV(splat)(0u), c, (0u - c) & 0xFFu));
 }
 /* CW values of the codes c of a block with this scale. */
 static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_decode)(unsigned type, int nonneg, CV(u_t) c, float scale)
@@ -283,18 +350,18 @@ static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_decode)(unsigned type, int nonneg, CV
     if (type == RMSFUSE_Q8) {
         const CV(u_t) mag = nonneg ? c : c & 0x7Fu;
         const CV(u_t) sign = nonneg ? CV(splat)(0u) : (c & 0x80u) << 24;
-        const CV(u_t) v = CV(sel)(mag == (nonneg ? 0xFFu : 0x7Fu), CV(splat)(0x7FC00000u),
-                                  CV(bits)(CV(q8_value)(mag, nonneg ? 31u : 15u)));
+        const CV(u_t) v = CV(sel_eq)(mag, CV(splat)(nonneg ? 0xFFu : 0x7Fu), CV(splat)(0x7FC00000u),
+                                     CV(bits)(CV(q8_value)(mag, nonneg ? 31u : 15u)));
         return CV(flt)(v | sign) * scale;
     }
     const float f = scale * (nonneg ? 1.0f / 254.0f : 1.0f / 127.0f);
     if (nonneg) {
         const CV(f_t) x = __builtin_convertvector((CV(i_t))c, CV(f_t)) * f;
-        return CV(flt)(CV(sel)(c == 255u, CV(splat)(0x7FC00000u), CV(bits)(x)));
+        return CV(flt)(CV(sel_eq)(c, CV(splat)(255u), CV(splat)(0x7FC00000u), CV(bits)(x)));
     }
     const CV(i_t) sc = ((CV(i_t))(c << 24)) >> 24; /* as int8 */
     const CV(f_t) x = __builtin_convertvector(sc, CV(f_t)) * f;
-    return CV(flt)(CV(sel)(c == 0x80u, CV(splat)(0x7FC00000u), CV(bits)(x)));
+    return CV(flt)(CV(sel_eq)(c, CV(splat)(0x80u), CV(splat)(0x7FC00000u), CV(bits)(x)));
 }
 
 /* ---- whole elements ---------------------------------------------------------- */
