@@ -13,6 +13,8 @@
 #include <cpuid.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define XCR0_SSE       (1u << 1)
 #define XCR0_AVX       (1u << 2)
@@ -29,14 +31,14 @@ static uint64_t xgetbv0(void)
 }
 
 typedef struct cpu_bits {
-    unsigned ecx1, edx1, ebx7;
+    unsigned ecx1, edx1, ebx7, eax7_1;
     uint64_t xcr0;
     int amd; /* vendor string "AuthenticAMD" */
 } cpu_bits;
 
 static cpu_bits read_cpu(void)
 {
-    cpu_bits c = {0, 0, 0, 0, 0};
+    cpu_bits c = {0, 0, 0, 0, 0, 0};
     unsigned eax, ebx, ecx, edx;
     if (__get_cpuid(0, &eax, &ebx, &ecx, &edx))
         c.amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u; /* "Auth" "enti" "cAMD" */
@@ -47,6 +49,10 @@ static cpu_bits read_cpu(void)
     if (__get_cpuid_max(0, NULL) >= 7) {
         __cpuid_count(7, 0, eax, ebx, ecx, edx);
         c.ebx7 = ebx;
+        if (eax >= 1) { /* subleaf 1 */
+            __cpuid_count(7, 1, eax, ebx, ecx, edx);
+            c.eax7_1 = eax;
+        }
     }
     if (c.ecx1 & bit_OSXSAVE)
         c.xcr0 = xgetbv0();
@@ -59,7 +65,21 @@ static int os_saves_ymm(const cpu_bits *c)
     return (c->ecx1 & bit_OSXSAVE) && (c->xcr0 & need) == need;
 }
 
-enum { HAS_SSE2 = 1, HAS_AVX2 = 2, HAS_AVX512 = 4, HAS_KNOWN = 8, PREFER_AVX512 = 16, PREFER_PREFETCH = 32 };
+enum {
+    HAS_SSE2 = 1,
+    HAS_AVX2 = 2,
+    HAS_AVX512 = 4,
+    HAS_KNOWN = 8,
+    PREFER_AVX512 = 16,
+    PREFER_PREFETCH = 32,
+    HAS_BF16_CONVERT = 64
+};
+
+/* CPUID.(7, 0).EBX: AVX512DQ, AVX512BW, AVX512VL; CPUID.(7, 1).EAX: AVX512_BF16. */
+#define CPUID7_AVX512DQ   (1u << 17)
+#define CPUID7_AVX512BW   (1u << 30)
+#define CPUID7_AVX512VL   (1u << 31)
+#define CPUID7_1_AVX512BF16 (1u << 5)
 
 static unsigned detect(void)
 {
@@ -83,6 +103,14 @@ static unsigned detect(void)
      * give the same bits: this is only about speed. */
     if ((has & HAS_AVX512) && c.amd)
         has |= PREFER_AVX512;
+    /* The AVX-512 storage steps round float32 to bf16 with vcvtneps2bf16
+     * (src/isa/storage_fused.h) where the CPU has it, unless the
+     * environment asks for the integer conversions (the same bits). */
+    const unsigned bf16_bits = CPUID7_AVX512DQ | CPUID7_AVX512BW | CPUID7_AVX512VL;
+    const char *conv = getenv("RMSFUSE_CONVERSIONS");
+    if ((has & HAS_AVX512) && (c.ebx7 & bf16_bits) == bf16_bits && (c.eax7_1 & CPUID7_1_AVX512BF16) &&
+        !(conv && strcmp(conv, "software") == 0))
+        has |= HAS_BF16_CONVERT;
     /* Software prefetching of large arrays (src/isa/kernels.c): on Intel
      * (Sapphire Rapids class) it took the steps from 0.94-0.97 to 1.01-1.03 x
      * the same-traffic roofline at DRAM size; on AMD Zen 4 it made them
@@ -113,6 +141,7 @@ int rmsfuse_cpu_has_avx2(void) { return (cpu_has() & HAS_AVX2) != 0; }
 int rmsfuse_cpu_has_avx512(void) { return (cpu_has() & HAS_AVX512) != 0; }
 int rmsfuse_cpu_prefers_avx512(void) { return (cpu_has() & PREFER_AVX512) != 0; }
 int rmsfuse_cpu_prefers_prefetch(void) { return (cpu_has() & PREFER_PREFETCH) != 0; }
+int rmsfuse_cpu_has_bf16_convert(void) { return (cpu_has() & HAS_BF16_CONVERT) != 0; }
 
 #else /* not x86 */
 
@@ -121,5 +150,6 @@ int rmsfuse_cpu_has_avx2(void) { return 0; }
 int rmsfuse_cpu_has_avx512(void) { return 0; }
 int rmsfuse_cpu_prefers_avx512(void) { return 0; }
 int rmsfuse_cpu_prefers_prefetch(void) { return 1; } /* not measured off x86: as before */
+int rmsfuse_cpu_has_bf16_convert(void) { return 0; }
 
 #endif

@@ -121,6 +121,7 @@ typedef struct rmsfuse_typed_job {
     unsigned nonneg;                        /* slots with the unsigned 8-bit map */
     unsigned flags;                         /* rmsfuse_storage.flags */
     uint64_t key;                           /* stochastic rounding: K of (seed, step, stream) */
+    int rule;                               /* RMSFUSE_RULE_<rule> */
 } rmsfuse_typed_job;
 
 /* splitmix64's finaliser (docs/math.md, "Stochastic rounding"). */
@@ -294,6 +295,10 @@ int rmsfuse_cpu_has_avx512(void);
 int rmsfuse_cpu_prefers_avx512(void);
 /* Whether the kernels prefetch large arrays in software on this CPU. */
 int rmsfuse_cpu_prefers_prefetch(void);
+/* Whether the AVX-512 storage steps use AVX-512 BF16's vcvtneps2bf16 (the
+ * CPU has AVX512_BF16, DQ, BW and VL, and RMSFUSE_CONVERSIONS is not
+ * "software"). */
+int rmsfuse_cpu_has_bf16_convert(void);
 /* AArch64 (src/core/cpu_arm.c; 0 elsewhere): SVE usable, and whether
  * detection should take it over NEON. */
 int rmsfuse_cpu_has_sve(void);

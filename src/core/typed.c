@@ -54,6 +54,7 @@ static int tensor_job(const rmsfuse_prepared *P, unsigned nonneg, const rmsfuse_
     J->used = P->used;
     J->nonneg = nonneg;
     J->flags = st->flags;
+    J->rule = P->rule;
     if (n > SIZE_MAX / 4)
         return RMSFUSE_E_SIZE;
     size_t k = 0;

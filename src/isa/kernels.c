@@ -393,7 +393,7 @@ rmsfuse_block_sumsq_fn RMSFUSE_SUMSQ_FN(void)
 
 const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 {
-    return &storage_ops;
+    return storage_ops_active();
 }
 
 #endif /* RMSFUSE_ISA_OPS */

@@ -80,8 +80,8 @@ static float block_amax(const float *x, size_t n)
     u_t_cw acc = splat_cw(0u);
     for (; i + VW <= n; i += VW) {
         u_t_cw u = bits_cw(ld_f32_cw((const char *)(x + i))) & 0x7FFFFFFFu;
-        u = sel_cw(u > 0x7F800000u, splat_cw(0u), u);
-        acc = sel_cw(u > acc, u, acc);
+        u = sel_gt_cw(u, splat_cw(0x7F800000u), splat_cw(0u), u);
+        acc = sel_gt_cw(u, acc, u, acc);
     }
     for (unsigned l = 0; l < VW; l++)
         m = acc[l] > m ? acc[l] : m;
@@ -222,6 +222,41 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 
 /* ---- the typed run ----------------------------------------------------------------- */
 
+#if RMSFUSE_CONV_WIDE
+#define TX_SUFFIX _sw
+#define TX_HW 0
+#define TX_CLASSES TX_ALL_
+#include "storage_fused.h"
+#undef TX_SUFFIX
+#undef TX_HW
+#undef TX_CLASSES
+
+/* AVX-512 with AVX-512 BF16's rounding to bf16 (vcvtneps2bf16): the
+ * classes with such a store again, for CPUs that have it. */
+#if VW == 16 && defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
+#define RMSFUSE_TX_HW_BUILT 1
+#define RMSFUSE_TX_HW_TARGET __attribute__((target("avx512bf16,avx512dq,avx512bw,avx512vl")))
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512bf16,avx512dq,avx512bw,avx512vl"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512bf16,avx512dq,avx512bw,avx512vl")
+#endif
+#define TX_SUFFIX _hw
+#define TX_HW 1
+#define TX_CLASSES TX_RNE_
+#include "storage_fused.h"
+#undef TX_SUFFIX
+#undef TX_HW
+#undef TX_CLASSES
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+#endif /* RMSFUSE_CONV_WIDE */
+
 /* Elements [i0, i0 + m) of a typed tensor, within one block of QB. */
 static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
                         size_t i0, size_t m)
@@ -270,8 +305,8 @@ static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, 
 
 /* Elements [begin, end) of a typed tensor through the rule's kernel, in
  * blocks from the tensor's element 0. */
-static void typed_run(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
-                      size_t begin, size_t end)
+static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kernel, const void *k, unsigned variant,
+                                              const rmsfuse_typed_job *J, size_t begin, size_t end)
 {
     int convert = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
@@ -284,6 +319,20 @@ static void typed_run(rmsfuse_kernel kernel, const void *k, unsigned variant, co
             kernel(k, variant, a, end - begin);
         return;
     }
+#if RMSFUSE_CONV_WIDE
+    const int c = tx_class_of(J);
+#ifdef RMSFUSE_TX_HW_BUILT
+    if (hw && c >= 0 && tx_table_hw[J->rule][c]) {
+        tx_table_hw[J->rule][c](kernel, k, variant, J, begin, end);
+        return;
+    }
+#endif
+    if (c >= 0 && tx_table_sw[J->rule][c]) {
+        tx_table_sw[J->rule][c](kernel, k, variant, J, begin, end);
+        return;
+    }
+#endif
+    (void)hw;
     size_t i = begin;
     while (i < end) {
         const size_t next = (i / QB + 1) * QB;
@@ -293,7 +342,47 @@ static void typed_run(rmsfuse_kernel kernel, const void *k, unsigned variant, co
     }
 }
 
+static void typed_run(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
+                      size_t begin, size_t end)
+{
+    typed_run_t(0, kernel, k, variant, J, begin, end);
+}
+
 static const rmsfuse_storage_ops storage_ops = {typed_run, typed_block_sumsq, typed_from_f32, typed_to_f32};
+
+#ifdef RMSFUSE_TX_HW_BUILT
+static void typed_run_hw(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
+                         size_t begin, size_t end)
+{
+    typed_run_t(1, kernel, k, variant, J, begin, end);
+}
+
+/* Float32 to bf16 with vcvtneps2bf16 where no input is subnormal (the
+ * conversion API; the other types as typed_from_f32). */
+static RMSFUSE_TX_HW_TARGET void typed_from_f32_hw(unsigned type, int nonneg, const float *src, char *dst, char *scale, size_t n)
+{
+    if (type != RMSFUSE_BF16) {
+        typed_from_f32(type, nonneg, src, dst, scale, n);
+        return;
+    }
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        tx_st_bf16_hw(dst + i * 2, VLOAD((const char *)(src + i)));
+    conv_from_f32(type, 0, src + i, dst + i * 2, NULL, n - i, 0, 0, 0);
+}
+
+static const rmsfuse_storage_ops storage_ops_hw = {typed_run_hw, typed_block_sumsq, typed_from_f32_hw, typed_to_f32};
+#endif
+
+/* This ISA's storage operations on this CPU. */
+static const rmsfuse_storage_ops *storage_ops_active(void)
+{
+#ifdef RMSFUSE_TX_HW_BUILT
+    if (rmsfuse_cpu_has_bf16_convert())
+        return &storage_ops_hw;
+#endif
+    return &storage_ops;
+}
 
 #undef RMSFUSE_CONV_WIDE
 #undef QB

@@ -1,0 +1,379 @@
+/*
+ * Fused typed steps for one fixed-width ISA (docs/math.md, "Storage
+ * types"): the rule's own element math (src/rules/<rule>.h) instantiated a
+ * third time, with loads and stores that convert in registers.  Included by
+ * src/isa/storage.h for ISAs whose conversions have the ISA's width.
+ *
+ * The common storage choices are compiled in, a "class" each:
+ *   param  float32 | bf16 (to nearest even | stochastic) | bf16 with a
+ *          float32 master (the copy to nearest even | stochastic) | split bf16
+ *   grad   float32 | bf16
+ *   state  float32 | bf16 | 8-bit (RMSFUSE_Q8)
+ * The class is a constant of each loop; the rule's variant is not (one
+ * loop per rule and class, not per variant: its tests are branches on a
+ * loop invariant).  The rest (fp16, the linear 8-bit map) and any block's
+ * last VW - 1 elements take the block path of storage.h, which gives the
+ * same bits: the same operations on the same values, the conversions being
+ * the same functions (storage_conv.h).
+ *
+ * 8-bit state is decoded in registers; its new values go to a float32
+ * buffer of the block (1 KiB, in L1), which is encoded once the block's
+ * largest magnitude is known.
+ */
+
+#ifndef RMSFUSE_ISA_STORAGE_FUSED_H
+#define RMSFUSE_ISA_STORAGE_FUSED_H
+
+/* The class: param (bits 0-2), grad (bit 3), state (bits 4-5). */
+enum { TXP_F32, TXP_BF16, TXP_BF16_SR, TXP_MASTER, TXP_MASTER_SR, TXP_SPLIT, TXP_N };
+enum { TXG_F32, TXG_BF16, TXG_N };
+enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
+#define TX_CLASS(p, g, s) ((p) | (g) << 3 | (s) << 4)
+#define TX_NCLASS (TX_CLASS(TXP_N - 1, TXG_N - 1, TXS_N - 1) + 1)
+
+/*
+ * The body's V: the variant (bits 0-7, run time), the class (bits 8-13)
+ * and the rule's non-negative slots (bits 16-21), both constants.  The
+ * rules read only their variant's bits.
+ */
+#define TX_P(V)          (((V) >> 8) & 7u)
+#define TX_G(V)          (((V) >> 11) & 1u)
+#define TX_S(V)          (((V) >> 12) & 3u)
+#define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
+
+/* a[] of the typed body: each slot's array at the block's first element,
+ * then these. */
+enum {
+    TX_EXTRA = RMSFUSE_MAX_SLOTS + 1,        /* master (float32) or trail (bf16), at the block */
+    TX_KEY,                                   /* stochastic rounding: the key */
+    TX_I0,                                    /* the block's first element in the tensor */
+    TX_BUF,                                   /* 8-bit slots: the block's new float32 values */
+    TX_SCALE = TX_BUF + RMSFUSE_MAX_SLOTS,    /* 8-bit slots: the block's scale, its bits */
+    TX_COUNT = TX_SCALE + RMSFUSE_MAX_SLOTS
+};
+
+static RMSFUSE_ALWAYS_INLINE VF tx_vf(f_t_cw x)
+{
+    VF v;
+    memcpy(&v, &x, sizeof v);
+    return v;
+}
+static RMSFUSE_ALWAYS_INLINE f_t_cw tx_cw(VF v)
+{
+    f_t_cw x;
+    memcpy(&x, &v, sizeof x);
+    return x;
+}
+static RMSFUSE_ALWAYS_INLINE float tx_float(const char *bits)
+{
+    const uint32_t u = (uint32_t)(uintptr_t)bits;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Bytes per element of slot s in class C. */
+static RMSFUSE_ALWAYS_INLINE size_t tx_bytes(const unsigned C, const unsigned s)
+{
+    if (s == RMSFUSE_SLOT_PARAM)
+        return (C & 7u) == TXP_F32 ? 4u : 2u;
+    if (s == RMSFUSE_SLOT_GRAD)
+        return ((C >> 3) & 1u) == TXG_F32 ? 4u : 2u;
+    return ((C >> 4) & 3u) == TXS_F32 ? 4u : ((C >> 4) & 3u) == TXS_BF16 ? 2u : 1u;
+}
+
+/* The class of a job's storage, or -1 where the block path runs it. */
+static int tx_class_of(const rmsfuse_typed_job *J)
+{
+    const unsigned master = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0, sr = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) != 0;
+    unsigned p, g = TXG_F32, s = TXS_F32;
+    switch (J->type[RMSFUSE_SLOT_PARAM]) {
+    case RMSFUSE_F32:
+        p = TXP_F32;
+        break;
+    case RMSFUSE_BF16:
+        p = master ? (sr ? TXP_MASTER_SR : TXP_MASTER) : (sr ? TXP_BF16_SR : TXP_BF16);
+        break;
+    case RMSFUSE_SPLIT_BF16:
+        p = TXP_SPLIT;
+        break;
+    default:
+        return -1;
+    }
+    if (J->used & (1u << RMSFUSE_SLOT_GRAD)) {
+        if (J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_BF16)
+            g = TXG_BF16;
+        else if (J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_F32)
+            return -1;
+    }
+    for (unsigned sl = 2; sl < RMSFUSE_MAX_SLOTS; sl++)
+        if (J->used & (1u << sl)) {
+            if (J->type[sl] == RMSFUSE_BF16)
+                s = TXS_BF16;
+            else if (J->type[sl] == RMSFUSE_Q8)
+                s = TXS_Q8;
+            else if (J->type[sl] != RMSFUSE_F32)
+                return -1;
+        }
+    return (int)TX_CLASS(p, g, s);
+}
+
+/* Large ranges prefetch every array this many blocks ahead: on the Zen 4
+ * VM, the typed steps at DRAM size measured 5-15% faster with 1, 2 or 4
+ * blocks than with the hardware prefetchers alone (which the float32
+ * kernels rely on there: src/isa/kernels.c). */
+#define TX_PF_BLOCKS 2
+
+typedef void (*tx_fn)(rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J,
+                      size_t begin, size_t end);
+
+/* The classes, X(r, p, g, s) each: every one but all-float32 (which the
+ * plain kernel runs), and those with a store rounded to nearest even to
+ * bf16 (the ones hardware conversions change). */
+#define TX_S_(X, r, p, g) X(r, p, g, 0) X(r, p, g, 1) X(r, p, g, 2)
+#define TX_G_(X, r, p) TX_S_(X, r, p, 0) TX_S_(X, r, p, 1)
+#define TX_ALL_(X, r)                                                                                      \
+    X(r, 0, 0, 1) X(r, 0, 0, 2) TX_S_(X, r, 0, 1) TX_G_(X, r, 1) TX_G_(X, r, 2) TX_G_(X, r, 3)            \
+        TX_G_(X, r, 4) TX_G_(X, r, 5)
+#define TX_RNE_(X, r)                                                                                      \
+    X(r, 0, 0, 1) X(r, 0, 1, 1) TX_G_(X, r, 1) X(r, 2, 0, 1) X(r, 2, 1, 1) TX_G_(X, r, 3) X(r, 4, 0, 1)   \
+        X(r, 4, 1, 1) X(r, 5, 0, 1) X(r, 5, 1, 1)
+_Static_assert(TXP_N == 6 && TXG_N == 2 && TXS_N == 3, "TX_ALL_ lists every class");
+
+static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
+                        size_t i0, size_t m);
+#endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
+
+/* ==== one instantiation: TX_SUFFIX names it, TX_HW 1 for the bf16 stores
+ * of AVX-512 BF16, TX_CLASSES(X, r) lists its classes ==================== */
+#define TXN(name) RMSFUSE_CAT(RMSFUSE_CAT(tx_, name), TX_SUFFIX)
+
+/* VW values to bf16 at p, rounded to nearest even. */
+static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
+{
+#if TX_HW
+    /* vcvtneps2bf16 reads a subnormal input as zero.  Lanes whose exponent
+     * field is 0 (zeros, subnormals) get it set to 1: x + 2^-126 with x's
+     * sign, exact, normal, and rounded on the same grid (2^-133) as x; the
+     * result is then 0x80 above x's own (docs/math.md: NaNs (u >> 16) |
+     * 0x40, the rest to nearest even, as the instruction does). */
+    const __m512i u = _mm512_castps_si512(x);
+    const __mmask16 z = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7F800000));
+    const __m512 y = _mm512_castsi512_ps(_mm512_mask_or_epi32(u, z, u, _mm512_set1_epi32(0x00800000)));
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(y);
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm256_mask_sub_epi16(h, z, h, _mm256_set1_epi16(0x80)));
+#else
+    st_u16_cw(p, bf16_of_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
+#endif
+}
+
+/* VW values of slot s at element i of the block. */
+static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, char *const *a, size_t i,
+                                        const rmsfuse_grad_k *in)
+{
+    if (s == RMSFUSE_SLOT_PARAM) {
+        switch (TX_P(V)) {
+        case TXP_BF16:
+        case TXP_BF16_SR:
+            return tx_vf(flt_cw(ld_u16_cw(a[s] + i * 2) << 16));
+        case TXP_MASTER:
+        case TXP_MASTER_SR:
+            return VLOAD(a[TX_EXTRA] + i * 4);
+        case TXP_SPLIT:
+            return tx_vf(flt_cw((ld_u16_cw(a[s] + i * 2) << 16) | ld_u16_cw(a[TX_EXTRA] + i * 2)));
+        default:
+            return VLOAD(a[s] + i * 4);
+        }
+    }
+    if (s == RMSFUSE_SLOT_GRAD) {
+        const VF g = TX_G(V) == TXG_BF16 ? tx_vf(flt_cw(ld_u16_cw(a[s] + i * 2) << 16)) : VLOAD(a[s] + i * 4);
+        if (in->gs == 1.0f && in->gc == INFINITY)
+            return g;
+        /* the gradient's scale and clip, as grad_transform (src/isa/kernels.c) */
+        return VMAX_C(VSET1(-in->gc), VMIN_C(VSET1(in->gc), VMUL(g, VSET1(in->gs))));
+    }
+    switch (TX_S(V)) {
+    case TXS_BF16:
+        return tx_vf(flt_cw(ld_u16_cw(a[s] + i * 2) << 16));
+    case TXS_Q8:
+        return tx_vf(q8_decode_cw(RMSFUSE_Q8, (int)TX_NONNEG(V, s), ld_u8_cw(a[s] + i), tx_float(a[TX_SCALE + s])));
+    default:
+        return VLOAD(a[s] + i * 4);
+    }
+}
+
+/* Stores VW new values of slot s (not the gradient) at element i of the block. */
+static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s, char *const *a, size_t i, VF x)
+{
+    if (s == RMSFUSE_SLOT_PARAM) {
+        const unsigned P = TX_P(V);
+        const int sr = P == TXP_BF16_SR || P == TXP_MASTER_SR;
+        const uint64_t i0 = (uint64_t)(uintptr_t)a[TX_I0] + i;
+        const u_t_cw r = sr ? sr_random_cw((uint64_t)(uintptr_t)a[TX_KEY], i0) : splat_cw(0u);
+        switch (P) {
+        case TXP_BF16:
+        case TXP_BF16_SR:
+            if (sr)
+                st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
+            else
+                TXN(st_bf16)(a[s] + i * 2, x);
+            return;
+        case TXP_MASTER:
+        case TXP_MASTER_SR:
+            VSTORE(a[TX_EXTRA] + i * 4, x);
+            if (sr)
+                st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
+            else
+                TXN(st_bf16)(a[s] + i * 2, x);
+            return;
+        case TXP_SPLIT: {
+            const u_t_cw u = bits_cw(tx_cw(x));
+            st_u16_cw(a[s] + i * 2, u >> 16);
+            st_u16_cw(a[TX_EXTRA] + i * 2, u & 0xFFFFu);
+            return;
+        }
+        default:
+            VSTORE(a[s] + i * 4, x);
+            return;
+        }
+    }
+    switch (TX_S(V)) {
+    case TXS_BF16:
+        TXN(st_bf16)(a[s] + i * 2, x);
+        return;
+    case TXS_Q8:
+        VSTORE(a[TX_BUF + s] + i * 4, x);
+        return;
+    default:
+        VSTORE(a[s] + i * 4, x);
+        return;
+    }
+}
+
+#undef LD
+#undef ST
+#define LD(s)    TXN(load)(V, (s), a, i, &k->in)
+#define ST(s, x) TXN(store)(V, (s), a, i, (x))
+#define RMSFUSE_BODY(r) RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)
+#include "../rules/registry.h"
+#undef RMSFUSE_BODY
+#undef LD
+#undef ST
+
+/*
+ * Elements [i0, i0 + m) of a typed tensor, within one block, m a multiple
+ * of VW (8-bit state: the whole block) in class C of rule R.
+ */
+#define RMSFUSE_TX_CASE_(r)                                                              \
+    case RMSFUSE_RULE_##r: {                                                             \
+        const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)k; /* in registers */       \
+        for (size_t i = 0; i < m; i += VW)                                               \
+            RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                 \
+        break;                                                                           \
+    }
+static RMSFUSE_ALWAYS_INLINE void TXN(block)(const int R, const unsigned C, const unsigned nonneg, const void *k,
+                                             const unsigned variant, const rmsfuse_typed_job *J, size_t i0, size_t m,
+                                             const int pf)
+{
+    const int q8 = ((C >> 4) & 3u) == TXS_Q8;
+    float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));
+    char *a[TX_COUNT];
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
+        a[s] = J->a[s] ? J->a[s] + i0 * tx_bytes(C, s) : NULL;
+        a[TX_BUF + s] = q8 && s >= 2 ? (char *)buf[s] : NULL;
+        uint32_t sc = 0;
+        if (q8 && s >= 2 && (J->used & (1u << s)))
+            memcpy(&sc, J->scale[s] + i0 / QB * 4, sizeof sc);
+        a[TX_SCALE + s] = (char *)(uintptr_t)sc;
+    }
+    a[RMSFUSE_MAX_SLOTS] = NULL;
+    const unsigned P = C & 7u;
+    a[TX_EXTRA] = P == TXP_SPLIT ? J->extra + i0 * 2 : P == TXP_MASTER || P == TXP_MASTER_SR ? J->extra + i0 * 4 : NULL;
+    a[TX_KEY] = (char *)(uintptr_t)J->key;
+    a[TX_I0] = (char *)(uintptr_t)i0;
+    const unsigned V = (variant & 0xFFu) | C << 8 | nonneg << 16;
+    if (pf) { /* large ranges: every array's block TX_PF_BLOCKS ahead (a hint: it never faults) */
+        for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+            if (J->a[s]) {
+                const size_t eb = tx_bytes(C, s);
+                const uintptr_t q = (uintptr_t)J->a[s] + (i0 + TX_PF_BLOCKS * QB) * eb;
+                for (size_t o = 0; o < eb * QB; o += 64) {
+                    if (s == RMSFUSE_SLOT_GRAD)
+                        __builtin_prefetch((const void *)(q + o), 0);
+                    else
+                        __builtin_prefetch((const void *)(q + o), 1);
+                }
+            }
+        if (J->extra) {
+            const size_t eb = P == TXP_SPLIT ? 2u : 4u;
+            const uintptr_t q = (uintptr_t)J->extra + (i0 + TX_PF_BLOCKS * QB) * eb;
+            for (size_t o = 0; o < eb * QB; o += 64)
+                __builtin_prefetch((const void *)(q + o), 1);
+        }
+    }
+    switch (R) {
+        RMSFUSE_RULES(RMSFUSE_TX_CASE_)
+    default:
+        break;
+    }
+    if (q8)
+        for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)
+            if (J->used & (1u << s)) {
+                if ((nonneg >> s) & 1u)
+                    conv_q8_t(RMSFUSE_Q8, 1, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);
+                else
+                    conv_q8_t(RMSFUSE_Q8, 0, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);
+            }
+}
+
+/* Elements [begin, end) of a typed tensor of class C and rule R: block by
+ * block from the tensor's element 0, each block's last m % VW elements (and
+ * an 8-bit block that is not a multiple of VW long) through the block path. */
+static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const unsigned nonneg, rmsfuse_kernel kernel,
+                                         const void *kp, size_t ksize, unsigned variant, const rmsfuse_typed_job *J,
+                                         size_t begin, size_t end)
+{
+    union {
+        rmsfuse_grad_k in;
+        unsigned char bytes[64];
+    } k; /* a local copy: stores through the arrays cannot alias the constants */
+    memcpy(k.bytes, kp, ksize);
+    const int q8 = ((C >> 4) & 3u) == TXS_Q8;
+    const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N;
+    size_t i = begin;
+    while (i < end) {
+        const size_t next = (i / QB + 1) * QB;
+        const size_t m = (next < end ? next : end) - i;
+        const size_t mv = q8 && m % VW ? 0 : m / VW * VW;
+        if (mv)
+            TXN(block)(R, C, nonneg, k.bytes, variant, J, i, mv, pf);
+        if (mv < m)
+            typed_block(kernel, kp, variant, J, i + mv, m - mv);
+        i += m;
+    }
+}
+
+/* One function per rule and class (not the all-float32 class, which the
+ * plain kernel runs), and their table. */
+#define TX_FN_(r, p, g, s)                                                                                 \
+    static __attribute__((noinline)) void RMSFUSE_CAT(tx_##r##_##p##_##g##_##s, TX_SUFFIX)(               \
+        rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
+        size_t end)                                                                                        \
+    {                                                                                                      \
+        TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, g, s), RMSFUSE_NONNEG_##r, kernel, kp, sizeof(rmsfuse_##r##_k), \
+               variant, J, begin, end);                                                                    \
+    }
+#define TX_ENTRY_(r, p, g, s) [RMSFUSE_RULE_##r][TX_CLASS(p, g, s)] = RMSFUSE_CAT(tx_##r##_##p##_##g##_##s, TX_SUFFIX),
+#define TX_RULE_FNS_(r) TX_CLASSES(TX_FN_, r)
+RMSFUSE_RULES(TX_RULE_FNS_)
+
+#define TX_RULE_ENTRIES_(r) TX_CLASSES(TX_ENTRY_, r)
+static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RULE_ENTRIES_)};
+
+
+#undef RMSFUSE_TX_CASE_
+#undef TX_FN_
+#undef TX_ENTRY_
+#undef TX_RULE_FNS_
+#undef TX_RULE_ENTRIES_
+#undef TXN
