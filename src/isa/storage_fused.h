@@ -19,6 +19,13 @@
  * 8-bit state is decoded in registers; its new values go to a float32
  * buffer of the block (1 KiB, in L1), which is encoded once the block's
  * largest magnitude is known.
+ *
+ * The first part (classes, layout) is read once; the second is an
+ * instantiation, which storage.h includes once per ISA (TX_SUFFIX _sw,
+ * integer conversions, every class) and, on AVX-512, again under the
+ * target of AVX-512 BF16 (_hw: vcvtneps2bf16 for the bf16 stores rounded
+ * to nearest even, the classes that have one), the latter chosen at run
+ * time (rmsfuse_cpu_has_bf16_convert, docs/dispatch.md).
  */
 
 #ifndef RMSFUSE_ISA_STORAGE_FUSED_H
@@ -46,7 +53,7 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
 enum {
     TX_EXTRA = RMSFUSE_MAX_SLOTS + 1,        /* master (float32) or trail (bf16), at the block */
     TX_KEY,                                   /* stochastic rounding: the key */
-    TX_I0,                                    /* the block's first element in the tensor */
+    TX_I0,                                    /* the element of the tensor the arrays start at */
     TX_BUF,                                   /* 8-bit slots: the block's new float32 values */
     TX_SCALE = TX_BUF + RMSFUSE_MAX_SLOTS,    /* 8-bit slots: the block's scale, its bits */
     TX_COUNT = TX_SCALE + RMSFUSE_MAX_SLOTS
@@ -260,96 +267,116 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
 #undef LD
 #undef ST
 
-/*
- * Elements [i0, i0 + m) of a typed tensor, within one block, m a multiple
- * of VW (8-bit state: the whole block) in class C of rule R.
- */
-#define RMSFUSE_TX_CASE_(r)                                                              \
-    case RMSFUSE_RULE_##r: {                                                             \
-        const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)k; /* in registers */       \
-        for (size_t i = 0; i < m; i += VW)                                               \
-            RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                 \
-        break;                                                                           \
+/* Prefetches every array's elements [j, j + QB) (a hint: it never faults). */
+static RMSFUSE_ALWAYS_INLINE void TXN(prefetch)(const unsigned C, const rmsfuse_typed_job *J, size_t j)
+{
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+        if (J->a[s]) {
+            const size_t eb = tx_bytes(C, s);
+            const uintptr_t q = (uintptr_t)J->a[s] + j * eb;
+            for (size_t o = 0; o < eb * QB; o += 64) {
+                if (s == RMSFUSE_SLOT_GRAD)
+                    __builtin_prefetch((const void *)(q + o), 0);
+                else
+                    __builtin_prefetch((const void *)(q + o), 1);
+            }
+        }
+    if (J->extra) {
+        const size_t eb = (C & 7u) == TXP_SPLIT ? 2u : 4u;
+        const uintptr_t q = (uintptr_t)J->extra + j * eb;
+        for (size_t o = 0; o < eb * QB; o += 64)
+            __builtin_prefetch((const void *)(q + o), 1);
     }
-static RMSFUSE_ALWAYS_INLINE void TXN(block)(const int R, const unsigned C, const unsigned nonneg, const void *k,
-                                             const unsigned variant, const rmsfuse_typed_job *J, size_t i0, size_t m,
-                                             const int pf)
+}
+
+/* a[] of the body for the elements from j on: each array at element j. */
+static RMSFUSE_ALWAYS_INLINE void TXN(at)(const unsigned C, const rmsfuse_typed_job *J, size_t j, char **a)
+{
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
+        a[s] = J->a[s] ? J->a[s] + j * tx_bytes(C, s) : NULL;
+    const unsigned P = C & 7u;
+    a[TX_EXTRA] = P == TXP_SPLIT ? J->extra + j * 2 : P == TXP_MASTER || P == TXP_MASTER_SR ? J->extra + j * 4 : NULL;
+    a[TX_I0] = (char *)(uintptr_t)j;
+}
+
+/*
+ * Elements [begin, end) of a typed tensor of class C, rule r, with the
+ * rule's constants in kc.  Without 8-bit state: one loop over the whole
+ * range (the body's i from 0), prefetching TX_PF_BLOCKS blocks ahead once
+ * per block on large ranges; the last (end - begin) % VW elements through
+ * the block path.  With 8-bit state: block by block from the tensor's
+ * element 0 (the body's i from the block's first element), each block's
+ * new values encoded after it; a block whose length is not a multiple of
+ * VW (the tensor's last) through the block path.
+ */
+#define RMSFUSE_TX_CASE_(r)                                                                                 \
+    case RMSFUSE_RULE_##r: {                                                                                \
+        const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp; /* in registers */                          \
+        if (!q8) {                                                                                          \
+            TXN(at)(C, J, begin, a);                                                                        \
+            const size_t mv = (end - begin) / VW * VW;                                                      \
+            for (size_t i = 0; i < mv; i += VW) {                                                           \
+                if (pf && i % QB == 0)                                                                      \
+                    TXN(prefetch)(C, J, begin + i + TX_PF_BLOCKS * QB);                                     \
+                RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                                \
+            }                                                                                               \
+            for (size_t i = begin + mv; i < end;) { /* the tail, within each block */                       \
+                const size_t next = (i / QB + 1) * QB, m = (next < end ? next : end) - i;                   \
+                typed_block(kernel, kp, variant, J, i, m);                                                  \
+                i += m;                                                                                     \
+            }                                                                                               \
+            break;                                                                                          \
+        }                                                                                                   \
+        for (size_t i0 = begin; i0 < end;) {                                                                \
+            const size_t next = (i0 / QB + 1) * QB, m = (next < end ? next : end) - i0;                     \
+            if (m % VW) {                                                                                   \
+                typed_block(kernel, kp, variant, J, i0, m);                                                 \
+                i0 += m;                                                                                    \
+                continue;                                                                                   \
+            }                                                                                               \
+            if (pf)                                                                                         \
+                TXN(prefetch)(C, J, i0 + TX_PF_BLOCKS * QB);                                                \
+            TXN(at)(C, J, i0, a);                                                                           \
+            for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++) {                                              \
+                uint32_t sc = 0;                                                                            \
+                if (J->used & (1u << s))                                                                    \
+                    memcpy(&sc, J->scale[s] + i0 / QB * 4, sizeof sc);                                      \
+                a[TX_SCALE + s] = (char *)(uintptr_t)sc;                                                    \
+            }                                                                                               \
+            for (size_t i = 0; i < m; i += VW)                                                              \
+                RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                                \
+            for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                \
+                if (J->used & (1u << s)) {                                                                  \
+                    if ((nonneg >> s) & 1u)                                                                 \
+                        conv_q8_t(RMSFUSE_Q8, 1, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);       \
+                    else                                                                                    \
+                        conv_q8_t(RMSFUSE_Q8, 0, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);       \
+                }                                                                                           \
+            i0 += m;                                                                                        \
+        }                                                                                                   \
+        break;                                                                                              \
+    }
+
+/* Elements [begin, end) of a typed tensor of class C and rule R. */
+static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const unsigned nonneg, rmsfuse_kernel kernel,
+                                           const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin,
+                                           size_t end)
 {
     const int q8 = ((C >> 4) & 3u) == TXS_Q8;
+    const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N;
     float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));
     char *a[TX_COUNT];
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
-        a[s] = J->a[s] ? J->a[s] + i0 * tx_bytes(C, s) : NULL;
         a[TX_BUF + s] = q8 && s >= 2 ? (char *)buf[s] : NULL;
-        uint32_t sc = 0;
-        if (q8 && s >= 2 && (J->used & (1u << s)))
-            memcpy(&sc, J->scale[s] + i0 / QB * 4, sizeof sc);
-        a[TX_SCALE + s] = (char *)(uintptr_t)sc;
+        a[TX_SCALE + s] = NULL;
     }
     a[RMSFUSE_MAX_SLOTS] = NULL;
-    const unsigned P = C & 7u;
-    a[TX_EXTRA] = P == TXP_SPLIT ? J->extra + i0 * 2 : P == TXP_MASTER || P == TXP_MASTER_SR ? J->extra + i0 * 4 : NULL;
     a[TX_KEY] = (char *)(uintptr_t)J->key;
-    a[TX_I0] = (char *)(uintptr_t)i0;
     const unsigned V = (variant & 0xFFu) | C << 8 | nonneg << 16;
-    if (pf) { /* large ranges: every array's block TX_PF_BLOCKS ahead (a hint: it never faults) */
-        for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-            if (J->a[s]) {
-                const size_t eb = tx_bytes(C, s);
-                const uintptr_t q = (uintptr_t)J->a[s] + (i0 + TX_PF_BLOCKS * QB) * eb;
-                for (size_t o = 0; o < eb * QB; o += 64) {
-                    if (s == RMSFUSE_SLOT_GRAD)
-                        __builtin_prefetch((const void *)(q + o), 0);
-                    else
-                        __builtin_prefetch((const void *)(q + o), 1);
-                }
-            }
-        if (J->extra) {
-            const size_t eb = P == TXP_SPLIT ? 2u : 4u;
-            const uintptr_t q = (uintptr_t)J->extra + (i0 + TX_PF_BLOCKS * QB) * eb;
-            for (size_t o = 0; o < eb * QB; o += 64)
-                __builtin_prefetch((const void *)(q + o), 1);
-        }
-    }
     switch (R) {
         RMSFUSE_RULES(RMSFUSE_TX_CASE_)
     default:
         break;
-    }
-    if (q8)
-        for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)
-            if (J->used & (1u << s)) {
-                if ((nonneg >> s) & 1u)
-                    conv_q8_t(RMSFUSE_Q8, 1, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);
-                else
-                    conv_q8_t(RMSFUSE_Q8, 0, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);
-            }
-}
-
-/* Elements [begin, end) of a typed tensor of class C and rule R: block by
- * block from the tensor's element 0, each block's last m % VW elements (and
- * an 8-bit block that is not a multiple of VW long) through the block path. */
-static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const unsigned nonneg, rmsfuse_kernel kernel,
-                                         const void *kp, size_t ksize, unsigned variant, const rmsfuse_typed_job *J,
-                                         size_t begin, size_t end)
-{
-    union {
-        rmsfuse_grad_k in;
-        unsigned char bytes[64];
-    } k; /* a local copy: stores through the arrays cannot alias the constants */
-    memcpy(k.bytes, kp, ksize);
-    const int q8 = ((C >> 4) & 3u) == TXS_Q8;
-    const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N;
-    size_t i = begin;
-    while (i < end) {
-        const size_t next = (i / QB + 1) * QB;
-        const size_t m = (next < end ? next : end) - i;
-        const size_t mv = q8 && m % VW ? 0 : m / VW * VW;
-        if (mv)
-            TXN(block)(R, C, nonneg, k.bytes, variant, J, i, mv, pf);
-        if (mv < m)
-            typed_block(kernel, kp, variant, J, i + mv, m - mv);
-        i += m;
     }
 }
 
@@ -360,8 +387,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
         rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
         size_t end)                                                                                        \
     {                                                                                                      \
-        TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, g, s), RMSFUSE_NONNEG_##r, kernel, kp, sizeof(rmsfuse_##r##_k), \
-               variant, J, begin, end);                                                                    \
+        TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, g, s), RMSFUSE_NONNEG_##r, kernel, kp, variant, J, begin, end); \
     }
 #define TX_ENTRY_(r, p, g, s) [RMSFUSE_RULE_##r][TX_CLASS(p, g, s)] = RMSFUSE_CAT(tx_##r##_##p##_##g##_##s, TX_SUFFIX),
 #define TX_RULE_FNS_(r) TX_CLASSES(TX_FN_, r)
