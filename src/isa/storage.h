@@ -6,15 +6,17 @@
  * (suffix _cw) already instantiated from storage_conv.h.
  *
  * A typed step goes through its tensor in blocks of RMSFUSE_Q8_BLOCK (256)
- * elements from the tensor's element 0: each array that is not float32 is
+ * elements from the tensor's element 0.  The common storages take the fused
+ * loops of storage_fused.h (the rule's element math with loads and stores
+ * that convert in registers).  The others, and the last VW - 1 elements of
+ * a block, take the block path below: each array that is not float32 is
  * converted into a float32 buffer on the stack (1 KiB, in L1), the rule's
  * float32 kernel of the same ISA, specialised for the variant, runs over
  * the block (float32 arrays in place, the others in their buffers), and
  * what it wrote is converted back (8-bit state once the block's largest
- * magnitude is known).  One pass over memory; the float32 values exist only
- * for the block.  The type is a constant of each conversion loop, not a
- * branch per element; the kernels are the float32 ones, so typed steps add
- * no code per rule or variant.
+ * magnitude is known).  Both are one pass over memory and give the same
+ * bits (the same operations on the same values); neither adds code of its
+ * own per rule.
  */
 #ifndef RMSFUSE_ISA_STORAGE_H
 #define RMSFUSE_ISA_STORAGE_H
@@ -71,47 +73,63 @@ static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale,
 }
 
 /* The largest |x| of n floats, NaNs ignored: on the bits, where the order
- * of non-negative floats is the integers' order. */
-static float block_amax(const float *x, size_t n)
+ * of non-negative floats is the integers' order; *finite: none is an
+ * infinity or a NaN. */
+static float block_amax(const float *x, size_t n, int *finite)
 {
-    uint32_t m = 0;
+    uint32_t m = 0, all = 0;
     size_t i = 0;
 #if RMSFUSE_CONV_WIDE
-    u_t_cw acc = splat_cw(0u);
+    u_t_cw acc = splat_cw(0u), raw = splat_cw(0u);
     for (; i + VW <= n; i += VW) {
         u_t_cw u = bits_cw(ld_f32_cw((const char *)(x + i))) & 0x7FFFFFFFu;
+        raw = sel_gt_cw(u, raw, u, raw);
         u = sel_gt_cw(u, splat_cw(0x7F800000u), splat_cw(0u), u);
         acc = sel_gt_cw(u, acc, u, acc);
     }
-    for (unsigned l = 0; l < VW; l++)
+    for (unsigned l = 0; l < VW; l++) {
         m = acc[l] > m ? acc[l] : m;
+        all = raw[l] > all ? raw[l] : all;
+    }
 #endif
     for (; i < n; i++) {
         uint32_t u;
         memcpy(&u, x + i, sizeof u);
         u &= 0x7FFFFFFFu;
+        all = u > all ? u : all;
         if (u <= 0x7F800000u && u > m)
             m = u;
     }
+    *finite = all < 0x7F800000u;
     float a;
     memcpy(&a, &m, sizeof a);
     return a;
 }
 
-static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonneg, const float *src, char *dst,
-                                            char *scale, size_t n)
+static RMSFUSE_ALWAYS_INLINE void conv_q8_run(const unsigned type, const int nonneg, const int finite, const float *src,
+                                              char *dst, float q, size_t n)
 {
-    const float amax = block_amax(src, n);
-    const float s = amax >= FLT_MIN ? amax : 0.0f;
-    const float q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
-    memcpy(scale, &s, sizeof s);
     size_t i = 0;
 #if RMSFUSE_CONV_WIDE
     for (; i + VW <= n; i += VW)
-        st_u8_cw(dst + i, q8_encode_cw(type, nonneg, ld_f32_cw((const char *)(src + i)), q));
+        st_u8_cw(dst + i, q8_encode_cw(type, nonneg, finite, ld_f32_cw((const char *)(src + i)), q));
 #endif
     for (; i < n; i++)
-        st_u8_c1(dst + i, q8_encode_c1(type, nonneg, ld_f32_c1((const char *)(src + i)), q));
+        st_u8_c1(dst + i, q8_encode_c1(type, nonneg, finite, ld_f32_c1((const char *)(src + i)), q));
+}
+
+static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonneg, const float *src, char *dst,
+                                            char *scale, size_t n)
+{
+    int finite;
+    const float amax = block_amax(src, n, &finite);
+    const float s = amax >= FLT_MIN ? amax : 0.0f;
+    const float q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
+    memcpy(scale, &s, sizeof s);
+    if (finite)
+        conv_q8_run(type, nonneg, 1, src, dst, q, n);
+    else
+        conv_q8_run(type, nonneg, 0, src, dst, q, n);
 }
 
 static RMSFUSE_ALWAYS_INLINE void conv_16_t(const unsigned type, const int sr, const float *src, char *dst, size_t n,

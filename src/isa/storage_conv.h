@@ -7,9 +7,9 @@
  * ISA's width, whose flags turn the operations into its own instructions;
  * CV(name) gives each inclusion its own names.  No include guard.
  *
- * Hardware conversions are not used: AVX-512 BF16's vcvtneps2bf16 reads
- * subnormal inputs as zero, which this rule does not; the integer forms
- * here run on ports the rule's divider leaves idle.
+ * The one hardware conversion used, AVX-512 BF16's vcvtneps2bf16, is in
+ * storage_fused.h (with what makes it agree on subnormal inputs); F16C and
+ * NEON's conversions are not used.
  */
 
 typedef uint32_t CV(u_t) __attribute__((vector_size(CW * 4)));
@@ -310,14 +310,17 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_to)(CV(u_t) h)
 /* ---- the 8-bit maps ---------------------------------------------------------- */
 /* The float-like code of |y| (bits a, |y| <= 1 or NaN): exponent bias B,
  * 3 fraction bits; NaN gives `nan`. */
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned nan)
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code_finite)(CV(u_t) a, unsigned B)
 {
     const CV(u_t) e = a >> 23;
     const CV(u_t) cn = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - ((127u - B) << 3);
     const CV(u_t) small = CV(sel_ge)(e, CV(splat)(128u - B), CV(splat)(0u), a);
     const CV(u_t) cs = CV(rne_small)(small, B == 15u ? 0x1p17f : 0x1p33f); /* |y| / 2^(-B-2) */
-    const CV(u_t) c = CV(sel_ge)(e, CV(splat)(128u - B), cn, cs);
-    return CV(sel_gt)(a, CV(splat)(0x7F800000u), CV(splat)(nan), c);
+    return CV(sel_ge)(e, CV(splat)(128u - B), cn, cs);
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned nan)
+{
+    return CV(sel_gt)(a, CV(splat)(0x7F800000u), CV(splat)(nan), CV(q8_code_finite)(a, B));
 }
 static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_value)(CV(u_t) c, unsigned B)
 {
@@ -327,15 +330,22 @@ static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_value)(CV(u_t) c, unsigned B)
     return CV(flt)(CV(sel_eq)(E, CV(splat)(0u), sub, ((E + 127u - B) << 23) | (M << 20)));
 }
 
-/* The codes of CW values x of a block whose encoding multiplier is q. */
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_encode)(unsigned type, int nonneg, CV(f_t) x, float q)
+/* The codes of CW values x of a block whose encoding multiplier is q.
+ * finite: the block has no infinity or NaN, so |y| is at most 1 + 2^-22
+ * (x * q, q = 1 / amax rounded), which codes as 1 does: the clamp and the
+ * NaN cases drop out (the same codes). */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_encode)(unsigned type, int nonneg, int finite, CV(f_t) x, float q)
 {
     const CV(u_t) u = CV(bits)(x * q);
     CV(u_t) a = u & 0x7FFFFFFFu;
     const CV(u_t) inf = CV(splat)(0x7F800000u);
-    a = CV(sel_gt)(a, inf, a, CV(sel_gt)(a, CV(splat)(0x3F800000u), CV(splat)(0x3F800000u), a)); /* |y| <= 1 */
+    if (!finite)
+        a = CV(sel_gt)(a, inf, a, CV(sel_gt)(a, CV(splat)(0x3F800000u), CV(splat)(0x3F800000u), a)); /* |y| <= 1 */
     /* the sign of x (a NaN's sign is not kept: the NaN code has none) */
-    const CV(u_t) sign = nonneg ? CV(splat)(0u) : CV(sel_gt)(a, inf, CV(splat)(0u), (CV(bits)(x) >> 24) & 0x80u);
+    const CV(u_t) xs = (CV(bits)(x) >> 24) & 0x80u;
+    const CV(u_t) sign = nonneg ? CV(splat)(0u) : finite ? xs : CV(sel_gt)(a, inf, CV(splat)(0u), xs);
+    if (finite && type == RMSFUSE_Q8)
+        return sign | CV(q8_code_finite)(a, nonneg ? 31u : 15u);
     if (type == RMSFUSE_Q8)
         return sign | CV(q8_code)(a, nonneg ? 31u : 15u, nonneg ? 0xFFu : 0x7Fu);
     const CV(f_t) v = CV(flt)(a) * (nonneg ? 254.0f : 127.0f);
