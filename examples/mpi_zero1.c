@@ -1,7 +1,8 @@
 /*
  * mpi_zero1.c: RMSProp with the optimizer state sharded across MPI ranks
- * (ZeRO stage 1), with loss-scale unscaling, clipping by the global norm and
- * found-inf skipping, checked bit for bit against the single-process result.
+ * (ZeRO stage 1), in float32, bf16 or 8-bit (--state), with loss-scale
+ * unscaling, clipping by the global norm and found-inf skipping, checked bit
+ * for bit against the single-process result.
  *
  * ZeRO-1.  In plain data parallelism every rank holds the whole model,
  * computes the gradient of its own batch, sums the gradients of all ranks
@@ -60,6 +61,40 @@
  * call of every rank return RMSFUSE_SKIPPED and write nothing; the
  * all-gather is then skipped too, on every rank alike.
  *
+ * Narrow state (--state bf16, --state q8).  The optimizer state
+ * (square_avg, momentum_buf, grad_avg) may be stored in another type than
+ * float32 (include/rmsfuse_common.h, "storage types"; docs/math.md,
+ * "Storage types"), in each rank's shard and in the reference alike; param
+ * and grad stay float32.  Each piece is then an rmsfuse_typed_tensor
+ * pointing at the same parameters and gradient shard and at the shard's
+ * typed state, and the update is rmsfuse_rmsprop_step_typed (or
+ * rmsfuse_rmsprop_plan_typed on the pool) with an rmsfuse_storage whose
+ * state type is set; the norm's block sums come from
+ * rmsfuse_grad_block_sumsq_typed (the reference: rmsfuse_grad_sumsq_typed),
+ * the same bits for a float32 gradient.  bf16 state (2 bytes) is rounded
+ * element by element, so any cut works.  8-bit state (q8: 1 byte, plus one
+ * float32 scale per RMSFUSE_Q8_BLOCK = 256 elements, computed from the
+ * block's largest magnitude) is quantised in blocks of 256 elements counted
+ * from the first element of each array the library is given: a piece's
+ * blocks are its tensor's blocks only if the piece starts at a multiple of
+ * 256 elements of its tensor.  A piece that started inside a block would be
+ * quantised in other blocks and silently get other codes and scales than
+ * the whole tensor (the library refuses such a cut, RMSFUSE_E_BLOCK, only
+ * inside one plan; two tensors are two arrays to it).  The shard cuts above
+ * already satisfy this: every cut is at a tensor's start or at a multiple
+ * of 4096 = 16 x 256 elements of the tensor, so each piece starts at an
+ * 8-bit block of its tensor, its blocks are whole blocks of the tensor and
+ * only the tensor's last block may be short (the static assertion
+ * NORM_BLOCK % Q8_BLOCK == 0 and a check per piece keep it so).  A piece's
+ * block scales lie in the rank's scale arrays, piece after piece
+ * (ceil(n / 256) each); the reference keeps ceil(n / 256) per tensor.
+ * The pool splits a typed plan at 8-bit blocks by itself (rmsfuse_plan_cut).
+ * The check compares the bf16 bits or the 8-bit codes AND every block scale
+ * of each used state array.  One difference: once the parameters diverge
+ * (8-bit state with RMSFUSE_CENTERED, after a dozen steps; q8_linear
+ * sooner), the norm is a NaN whose sign is not defined by IEEE 754, and two
+ * NaN norms count as equal (same_norm below).
+ *
  * Why not an MPI_Allreduce of each rank's partial sum of squares (one
  * double)?  MPI may add the ranks' doubles in any order and grouping, so
  * the norm could differ in its last bits from one process's, and with it
@@ -108,6 +143,11 @@
  *                  (builds with -DMPI_ZERO1_POOL and rmsfuse_pool only)
  *   --mixed-isa    rank r forces the r-th instruction set this CPU runs
  *                  (cycling): ranks on different ISAs still agree bit for bit
+ *   --state TYPE   the optimizer state's storage type: f32 (default, the
+ *                  float32 calls step_ex / rmsfuse_rmsprop_plan), bf16, q8
+ *                  (8-bit codes with a float32 scale per 256 elements) or
+ *                  q8_linear; the typed calls step_typed / plan_typed, and
+ *                  the ranks' codes and scales must equal the reference's
  */
 #include <math.h>
 #include <stdint.h>
@@ -240,6 +280,35 @@ static size_t blocks_of(size_t n) /* the norm's blocks of n elements */
     return (n + RMSFUSE_NORM_BLOCK - 1) / RMSFUSE_NORM_BLOCK;
 }
 
+/* ---- the optimizer state's storage type (--state) ------------------------ */
+
+/* Shards are cut only at norm blocks (below), and every norm block starts an
+ * 8-bit block too: a shard cut never falls inside a block of 8-bit state. */
+_Static_assert(RMSFUSE_NORM_BLOCK % RMSFUSE_Q8_BLOCK == 0, "a norm block is whole 8-bit blocks");
+
+enum { STATES = 3 }; /* square_avg, momentum_buf, grad_avg: rmsfuse_typed_tensor.state[0..2] */
+static const char *const state_names[STATES] = {"square_avg", "momentum_buf", "grad_avg"};
+
+static int is_q8(unsigned type)
+{
+    return type == RMSFUSE_Q8 || type == RMSFUSE_Q8_LINEAR;
+}
+
+static size_t type_bytes(unsigned type) /* of one element (8-bit types: without the block scales) */
+{
+    return type == RMSFUSE_F32 ? 4 : type == RMSFUSE_BF16 ? 2 : 1;
+}
+
+static const char *type_name(unsigned type)
+{
+    return type == RMSFUSE_F32 ? "f32" : type == RMSFUSE_BF16 ? "bf16" : type == RMSFUSE_Q8 ? "q8" : "q8_linear";
+}
+
+static size_t q8_blocks_of(size_t n) /* the 8-bit blocks (and scales) of n elements of state */
+{
+    return (n + RMSFUSE_Q8_BLOCK - 1) / RMSFUSE_Q8_BLOCK;
+}
+
 /* ---- ZeRO-1: one rank's view ------------------------------------------- */
 
 typedef struct zero1 {
@@ -268,6 +337,17 @@ typedef struct zero1 {
     size_t npieces[GROUPS];
     rmsfuse_tensor flat[NT]; /* the same pieces in model (flat buffer) order */
     size_t nflat;
+    /* --state bf16 / q8: the state in storage.state instead of the three
+     * float arrays above (which are then not allocated); param and grad stay
+     * float32.  The pieces are typed tensors over the same param and
+     * gradient shard, with the shard's state (and block scales) instead. */
+    rmsfuse_storage storage;
+    int typed;                   /* storage.state != RMSFUSE_F32 */
+    void *state[STATES];         /* shard elements of storage.state each */
+    float *scale[STATES];        /* 8-bit state: every piece's block scales, piece after piece */
+    size_t qblocks;              /* 8-bit state: the blocks (scales per array) of this shard's pieces */
+    rmsfuse_typed_tensor tpieces[GROUPS][NT];
+    rmsfuse_typed_tensor tflat[NT];
 } zero1;
 
 static size_t dist(size_t a, size_t b)
@@ -313,11 +393,27 @@ static int intersect(const zero1 *z, int t, size_t lo, size_t hi, size_t *a, siz
     return *a < *b;
 }
 
-static void zero1_init(zero1 *z, int rank, int ranks, size_t chunk)
+/* The 8-bit blocks of the pieces of shard [lo, hi): each piece starts at a
+ * block of its tensor (a cut is at a norm block) and has its own scales. */
+static size_t q8_blocks_in(const zero1 *z, size_t lo, size_t hi)
+{
+    size_t k = 0;
+    for (int t = 0; t < NT; t++) {
+        size_t a, b;
+        if (intersect(z, t, lo, hi, &a, &b))
+            k += q8_blocks_of(b - a);
+    }
+    return k;
+}
+
+static void zero1_init(zero1 *z, int rank, int ranks, size_t chunk, unsigned state_type)
 {
     memset(z, 0, sizeof *z);
     z->rank = rank;
     z->ranks = ranks;
+    z->storage = rmsfuse_storage_f32();
+    z->storage.state = state_type;
+    z->typed = state_type != RMSFUSE_F32;
     for (int t = 0; t < NT; t++) {
         z->off[t] = (z->total + 15) / 16 * 16; /* a 64-byte line */
         z->total = z->off[t] + model[t].n;
@@ -362,19 +458,43 @@ static void zero1_init(zero1 *z, int rank, int ranks, size_t chunk)
     z->grad = alloc_floats(z->total); /* the padding stays 0 */
     z->recv = alloc_floats(r * min_size(chunk, m));
     z->grad_shard = alloc_floats(m);
-    z->square_avg = alloc_floats(m);
-    z->momentum_buf = alloc_floats(m);
-    z->grad_avg = alloc_floats(m);
+    if (z->typed) {
+        z->qblocks = is_q8(state_type) ? q8_blocks_in(z, z->lo, z->hi) : 0;
+        for (int k = 0; k < STATES; k++) {
+            z->state[k] = alloc_bytes(m * type_bytes(state_type));
+            z->scale[k] = is_q8(state_type) ? alloc_floats(z->qblocks) : NULL;
+        }
+    } else {
+        z->square_avg = alloc_floats(m);
+        z->momentum_buf = alloc_floats(m);
+        z->grad_avg = alloc_floats(m);
+    }
     z->sums = alloc_bytes(z->blocks * sizeof(double));
 
     /* The pieces: each points at the same place of the parameter buffer and
      * of the shard buffers (which start at this shard's first element). */
+    size_t q = 0; /* typed: where the piece's block scales start in z->scale[k] */
     for (int t = 0; t < NT; t++) {
         size_t a, b;
         if (!intersect(z, t, z->lo, z->hi, &a, &b))
             continue;
         const size_t s = a - z->lo;
         const int g = model[t].group;
+        if (z->typed) {
+            /* An 8-bit piece's blocks are its tensor's only if it starts at
+             * one of them (the last block of the tensor may be short). */
+            if (is_q8(state_type) && (a - z->off[t]) % RMSFUSE_Q8_BLOCK != 0)
+                die("a shard cut inside a block of 8-bit state", RMSFUSE_E_BLOCK);
+            rmsfuse_typed_tensor piece = {.param = z->param + a, .grad = z->grad_shard + s, .n = b - a};
+            for (int k = 0; k < STATES; k++) {
+                piece.state[k] = (unsigned char *)z->state[k] + s * type_bytes(state_type);
+                piece.scale[k] = is_q8(state_type) ? z->scale[k] + q : NULL;
+            }
+            q += is_q8(state_type) ? q8_blocks_of(b - a) : 0;
+            z->tpieces[g][z->npieces[g]++] = piece;
+            z->tflat[z->nflat++] = piece;
+            continue;
+        }
         const rmsfuse_tensor piece = {
             z->param + a, z->grad_shard + s, z->square_avg + s, z->momentum_buf + s, z->grad_avg + s, b - a};
         z->pieces[g][z->npieces[g]++] = piece;
@@ -400,15 +520,28 @@ static void zero1_free(zero1 *z)
     free(z->square_avg);
     free(z->momentum_buf);
     free(z->grad_avg);
+    for (int k = 0; k < STATES; k++) {
+        free(z->state[k]);
+        free(z->scale[k]);
+    }
 }
 
-/* Fresh parameters and zero state, for a new run. */
+/* Fresh parameters and zero state, for a new run.  Zero bytes are the zero
+ * state in every type: bf16 +0, and 8-bit code 0 with block scale 0. */
 static void zero1_reset(zero1 *z)
 {
     for (int t = 0; t < NT; t++)
         for (size_t j = 0; j < model[t].n; j++)
             z->param[z->off[t] + j] = param_init(t, j);
     const size_t m = z->hi - z->lo;
+    if (z->typed) {
+        for (int k = 0; k < STATES; k++) {
+            memset(z->state[k], 0, m * type_bytes(z->storage.state));
+            if (z->scale[k])
+                memset(z->scale[k], 0, z->qblocks * sizeof(float));
+        }
+        return;
+    }
     memset(z->square_avg, 0, m * sizeof(float));
     memset(z->momentum_buf, 0, m * sizeof(float));
     memset(z->grad_avg, 0, m * sizeof(float));
@@ -422,10 +555,14 @@ static double zero1_sumsq(zero1 *z, double scale)
 {
     double *mine = z->sums + z->block_displs[z->rank];
     for (size_t i = 0; i < z->nflat; i++) { /* pieces in model order, each cut at block starts */
-        const int st = rmsfuse_grad_block_sumsq(z->flat[i].grad, z->flat[i].n, scale, mine);
+        /* Typed pieces: the sums of a gradient of type storage.grad (here
+         * float32 still: the same bits as rmsfuse_grad_block_sumsq). */
+        const size_t n = z->typed ? z->tflat[i].n : z->flat[i].n;
+        const int st = z->typed ? rmsfuse_grad_block_sumsq_typed(z->storage.grad, z->tflat[i].grad, n, scale, mine)
+                                : rmsfuse_grad_block_sumsq(z->flat[i].grad, n, scale, mine);
         if (st != RMSFUSE_OK)
             die("rmsfuse_grad_block_sumsq", st);
-        mine += blocks_of(z->flat[i].n);
+        mine += blocks_of(n);
     }
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, z->sums, z->block_counts, z->block_displs, MPI_DOUBLE,
                    MPI_COMM_WORLD);
@@ -491,8 +628,11 @@ static int zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], rmsfus
         int st;
 #ifdef MPI_ZERO1_POOL
         if (pool) {
+            /* A typed plan with 8-bit state runs only ranges that start and
+             * end at blocks: the pool cuts its pieces there itself. */
             rmsfuse_plan *plan;
-            st = rmsfuse_rmsprop_plan(&cfg[g], z->pieces[g], z->npieces[g], &plan);
+            st = z->typed ? rmsfuse_rmsprop_plan_typed(&cfg[g], &z->storage, z->tpieces[g], z->npieces[g], &plan)
+                          : rmsfuse_rmsprop_plan(&cfg[g], z->pieces[g], z->npieces[g], &plan);
             if (st == RMSFUSE_OK)
                 st = rmsfuse_pool_run_plan_ex(pool, plan, &opt, &gi);
             rmsfuse_plan_free(plan);
@@ -500,9 +640,12 @@ static int zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], rmsfus
 #else
         (void)pool;
 #endif
-            st = rmsfuse_rmsprop_step_ex(&cfg[g], z->pieces[g], z->npieces[g], &opt, &gi);
+            if (z->typed)
+                st = rmsfuse_rmsprop_step_typed(&cfg[g], &z->storage, z->tpieces[g], z->npieces[g], &opt, &gi);
+            else
+                st = rmsfuse_rmsprop_step_ex(&cfg[g], z->pieces[g], z->npieces[g], &opt, &gi);
         if (st != RMSFUSE_OK && st != RMSFUSE_SKIPPED)
-            die("rmsfuse_rmsprop_step_ex", st);
+            die(z->typed ? "rmsfuse_rmsprop_step_typed" : "rmsfuse_rmsprop_step_ex", st);
         if (g == 0) {
             status = st;
             *info = gi;
@@ -522,17 +665,32 @@ static int zero1_step(zero1 *z, const rmsfuse_rmsprop_config cfg[GROUPS], rmsfus
 /* ---- the reference: one process, whole tensors, no sharding ------------- */
 
 typedef struct reference {
-    float *param[NT], *square_avg[NT], *momentum_buf[NT], *grad_avg[NT];
+    float *param[NT], *square_avg[NT], *momentum_buf[NT], *grad_avg[NT]; /* state: float32 only */
     float *grad[NT]; /* the averaged gradient of the step */
+    rmsfuse_storage storage; /* as the ranks' */
+    int typed;
+    void *state[STATES][NT];  /* typed: each tensor's state in storage.state */
+    float *scale[STATES][NT]; /* 8-bit state: each tensor's block scales */
 } reference;
 
-static void reference_init(reference *R)
+static void reference_init(reference *R, unsigned state_type)
 {
+    memset(R, 0, sizeof *R);
+    R->storage = rmsfuse_storage_f32();
+    R->storage.state = state_type;
+    R->typed = state_type != RMSFUSE_F32;
     for (int t = 0; t < NT; t++) {
         R->param[t] = alloc_floats(model[t].n);
-        R->square_avg[t] = alloc_floats(model[t].n);
-        R->momentum_buf[t] = alloc_floats(model[t].n);
-        R->grad_avg[t] = alloc_floats(model[t].n);
+        if (R->typed) {
+            for (int k = 0; k < STATES; k++) {
+                R->state[k][t] = alloc_bytes(model[t].n * type_bytes(state_type));
+                R->scale[k][t] = is_q8(state_type) ? alloc_floats(q8_blocks_of(model[t].n)) : NULL;
+            }
+        } else {
+            R->square_avg[t] = alloc_floats(model[t].n);
+            R->momentum_buf[t] = alloc_floats(model[t].n);
+            R->grad_avg[t] = alloc_floats(model[t].n);
+        }
         R->grad[t] = alloc_floats(model[t].n);
     }
 }
@@ -545,6 +703,10 @@ static void reference_free(reference *R)
         free(R->momentum_buf[t]);
         free(R->grad_avg[t]);
         free(R->grad[t]);
+        for (int k = 0; k < STATES; k++) {
+            free(R->state[k][t]);
+            free(R->scale[k][t]);
+        }
     }
 }
 
@@ -553,6 +715,14 @@ static void reference_reset(reference *R)
     for (int t = 0; t < NT; t++) {
         for (size_t j = 0; j < model[t].n; j++)
             R->param[t][j] = param_init(t, j);
+        if (R->typed) {
+            for (int k = 0; k < STATES; k++) {
+                memset(R->state[k][t], 0, model[t].n * type_bytes(R->storage.state));
+                if (R->scale[k][t])
+                    memset(R->scale[k][t], 0, q8_blocks_of(model[t].n) * sizeof(float));
+            }
+            continue;
+        }
         memset(R->square_avg[t], 0, model[t].n * sizeof(float));
         memset(R->momentum_buf[t], 0, model[t].n * sizeof(float));
         memset(R->grad_avg[t], 0, model[t].n * sizeof(float));
@@ -586,16 +756,39 @@ static size_t reference_list(reference *R, int group, rmsfuse_tensor *list)
     return k;
 }
 
+/* reference_list for typed state: whole tensors, their state and scales. */
+static size_t reference_typed_list(reference *R, int group, rmsfuse_typed_tensor *list)
+{
+    size_t k = 0;
+    for (int t = 0; t < NT; t++)
+        if (group < 0 || model[t].group == group) {
+            rmsfuse_typed_tensor x = {.param = R->param[t], .grad = R->grad[t], .n = model[t].n};
+            for (int s = 0; s < STATES; s++) {
+                x.state[s] = R->state[s][t];
+                x.scale[s] = R->scale[s][t];
+            }
+            list[k++] = x;
+        }
+    return k;
+}
+
 /* The sum of squares of the whole model's gradient times scale, as rmsfuse
  * computes it over one list of every tensor in model order. */
 static double reference_sumsq(reference *R, double scale)
 {
-    rmsfuse_tensor all[NT];
-    const size_t count = reference_list(R, -1, all);
     double sumsq = 0.0;
-    const int st = rmsfuse_rmsprop_grad_sumsq(all, count, scale, &sumsq);
+    int st;
+    if (R->typed) {
+        rmsfuse_typed_tensor all[NT];
+        const size_t count = reference_typed_list(R, -1, all);
+        st = rmsfuse_grad_sumsq_typed(&R->storage, all, count, scale, &sumsq);
+    } else {
+        rmsfuse_tensor all[NT];
+        const size_t count = reference_list(R, -1, all);
+        st = rmsfuse_rmsprop_grad_sumsq(all, count, scale, &sumsq);
+    }
     if (st != RMSFUSE_OK)
-        die("rmsfuse_rmsprop_grad_sumsq", st);
+        die(R->typed ? "rmsfuse_grad_sumsq_typed" : "rmsfuse_rmsprop_grad_sumsq", st);
     return sumsq;
 }
 
@@ -609,12 +802,19 @@ static int reference_step(reference *R, int ranks, const rmsfuse_rmsprop_config 
     opt.flags |= RMSFUSE_SUMSQ_GIVEN | RMSFUSE_SKIP_NONFINITE;
     int status = RMSFUSE_OK;
     for (int g = 0; g < GROUPS; g++) {
-        rmsfuse_tensor list[NT];
-        const size_t count = reference_list(R, g, list);
         rmsfuse_grad_info gi;
-        const int st = rmsfuse_rmsprop_step_ex(&cfg[g], list, count, &opt, &gi);
+        int st;
+        if (R->typed) {
+            rmsfuse_typed_tensor list[NT];
+            const size_t count = reference_typed_list(R, g, list);
+            st = rmsfuse_rmsprop_step_typed(&cfg[g], &R->storage, list, count, &opt, &gi);
+        } else {
+            rmsfuse_tensor list[NT];
+            const size_t count = reference_list(R, g, list);
+            st = rmsfuse_rmsprop_step_ex(&cfg[g], list, count, &opt, &gi);
+        }
         if (st != RMSFUSE_OK && st != RMSFUSE_SKIPPED)
-            die("rmsfuse_rmsprop_step_ex", st);
+            die(R->typed ? "rmsfuse_rmsprop_step_typed" : "rmsfuse_rmsprop_step_ex", st);
         if (g == 0) {
             status = st;
             *info = gi;
@@ -633,14 +833,49 @@ typedef struct mismatch {
     size_t index;
 } mismatch;
 
-static void compare(mismatch *mm, const char *what, int t, size_t j, const float *got, const float *want)
+static void compare_bits(mismatch *mm, const char *what, int t, size_t j, const void *got, const void *want,
+                         size_t bytes)
 {
-    if (memcmp(got, want, sizeof(float)) == 0) /* bits, so -0 != +0 and NaN == same NaN */
+    if (memcmp(got, want, bytes) == 0) /* bits, so -0 != +0 and NaN == same NaN */
         return;
     if (mm->count++ == 0) {
         mm->what = what;
         mm->tensor = t;
         mm->index = j;
+    }
+}
+
+static void compare(mismatch *mm, const char *what, int t, size_t j, const float *got, const float *want)
+{
+    compare_bits(mm, what, t, j, got, want, sizeof(float));
+}
+
+/* Typed state: the elements (bf16 bits or 8-bit codes) of the used state
+ * arrays of this rank's pieces and, for 8-bit state, every block scale. */
+static void zero1_compare_typed(const zero1 *z, const reference *R, const rmsfuse_rmsprop_config *cfg, mismatch *mm)
+{
+    static const char *const scale_names[STATES] = {"square_avg scale", "momentum_buf scale", "grad_avg scale"};
+    const int used[STATES] = {1, cfg->momentum != 0, (cfg->flags & RMSFUSE_CENTERED) != 0};
+    const size_t bytes = type_bytes(z->storage.state);
+    size_t q = 0; /* the piece's first block scale in z->scale[k], as zero1_init laid them out */
+    for (int t = 0; t < NT; t++) {
+        size_t a, b;
+        if (!intersect(z, t, z->lo, z->hi, &a, &b))
+            continue;
+        const size_t first = a - z->off[t], s = a - z->lo, n = b - a; /* the piece: elements [first, +n) of t */
+        for (int k = 0; k < STATES; k++) {
+            if (!used[k])
+                continue;
+            const unsigned char *got = (const unsigned char *)z->state[k] + s * bytes;
+            const unsigned char *want = (const unsigned char *)R->state[k][t] + first * bytes;
+            for (size_t j = 0; j < n; j++)
+                compare_bits(mm, state_names[k], t, first + j, got + j * bytes, want + j * bytes, bytes);
+            if (z->scale[k]) /* the piece's block i is its tensor's block first / 256 + i */
+                for (size_t i = 0; i < q8_blocks_of(n); i++)
+                    compare(mm, scale_names[k], t, first + i * RMSFUSE_Q8_BLOCK, &z->scale[k][q + i],
+                            &R->scale[k][t][first / RMSFUSE_Q8_BLOCK + i]);
+        }
+        q += z->qblocks ? q8_blocks_of(n) : 0;
     }
 }
 
@@ -650,6 +885,10 @@ static void zero1_compare(const zero1 *z, const reference *R, const rmsfuse_rmsp
     for (int t = 0; t < NT; t++)
         for (size_t j = 0; j < model[t].n; j++)
             compare(mm, "param", t, j, &z->param[z->off[t] + j], &R->param[t][j]);
+    if (z->typed) {
+        zero1_compare_typed(z, R, cfg, mm);
+        return;
+    }
     for (int t = 0; t < NT; t++) {
         size_t a, b;
         if (!intersect(z, t, z->lo, z->hi, &a, &b))
@@ -716,6 +955,21 @@ static void describe(const rmsfuse_rmsprop_config *cfg, char *buf, size_t size)
         }
 }
 
+/* The norms of the sharded and the single-process step: the same bits.
+ * Typed state only: any NaN equals any NaN.  The sum of squares is a NaN
+ * when the parameters have diverged (8-bit state with RMSFUSE_CENTERED:
+ * square_avg - grad_avg^2 of two independently quantised arrays turns
+ * negative after a dozen steps of this example); several NaN block sums
+ * then meet in the sum, and which one's sign and payload a NaN + NaN keeps
+ * is IEEE 754's choice to leave open (x86 keeps the first operand's, and
+ * the compiler picks the operand order of acc + sum).  The outcome
+ * (skipped) and every parameter and state bit are still compared exactly.
+ * The float32 run never has more than one NaN in a sum: bits there. */
+static int same_norm(int typed, double a, double b)
+{
+    return memcmp(&a, &b, sizeof(double)) == 0 || (typed && isnan(a) && isnan(b));
+}
+
 /* --mixed-isa: the r-th supported ISA, cycling; NULL if the name is refused. */
 static const char *pick_isa(int rank)
 {
@@ -736,10 +990,23 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
 
-    int steps = 5, threads = 0, mixed_isa = 0;
+    int steps = 5, threads = 0, mixed_isa = 0, bad_state = 0;
     long chunk = 1L << 20;
+    unsigned state_type = RMSFUSE_F32;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+        if (!strcmp(argv[i], "--state") && i + 1 < argc) {
+            const char *name = argv[++i];
+            if (!strcmp(name, "f32"))
+                state_type = RMSFUSE_F32;
+            else if (!strcmp(name, "bf16"))
+                state_type = RMSFUSE_BF16;
+            else if (!strcmp(name, "q8"))
+                state_type = RMSFUSE_Q8;
+            else if (!strcmp(name, "q8_linear"))
+                state_type = RMSFUSE_Q8_LINEAR;
+            else
+                bad_state = 1;
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -749,14 +1016,19 @@ int main(int argc, char **argv)
             mixed_isa = 1;
         else {
             if (rank == 0)
-                fprintf(stderr, "usage: mpirun -np P %s [--steps N] [--chunk K] [--threads T] [--mixed-isa]\n", argv[0]);
+                fprintf(stderr,
+                        "usage: mpirun -np P %s [--steps N] [--chunk K] [--threads T] [--mixed-isa] "
+                        "[--state f32|bf16|q8|q8_linear]\n",
+                        argv[0]);
             MPI_Finalize();
             return 2;
         }
     }
-    if (steps <= INJECT_STEP || chunk < 1 || threads < 0) {
+    if (steps <= INJECT_STEP || chunk < 1 || threads < 0 || bad_state) {
         if (rank == 0)
-            fprintf(stderr, "mpi_zero1: --steps must be >= %d (step %d has the Inf/NaN), --chunk >= 1, --threads >= 0\n",
+            fprintf(stderr,
+                    "mpi_zero1: --steps must be >= %d (step %d has the Inf/NaN), --chunk >= 1, --threads >= 0, "
+                    "--state f32, bf16, q8 or q8_linear\n",
                     INJECT_STEP + 1, INJECT_STEP);
         MPI_Finalize();
         return 2;
@@ -787,9 +1059,9 @@ int main(int argc, char **argv)
         die("rmsfuse_set_isa", RMSFUSE_E_ISA_UNSUPPORTED);
 
     zero1 z;
-    zero1_init(&z, rank, ranks, (size_t)chunk);
+    zero1_init(&z, rank, ranks, (size_t)chunk, state_type);
     reference R;
-    reference_init(&R);
+    reference_init(&R, state_type);
 
     /* The gradient options: unscale, clip each element to [-1, 1], clip by
      * the global norm at 1.5 times the norm of the first step (which every
@@ -809,11 +1081,28 @@ int main(int argc, char **argv)
                NT, z.params, z.total);
         for (int q = 0; q < ranks; q++)
             printf(" %d", z.counts[q]);
-        printf(" (cut at norm blocks)\n");
+        printf(z.typed && is_q8(state_type) ? " (cut at norm blocks, so at 8-bit state blocks too)\n"
+                                            : " (cut at norm blocks)\n");
         int largest = 0;
         for (int q = 0; q < ranks; q++)
             largest = z.counts[q] > largest ? z.counts[q] : largest;
-        printf("optimizer state per rank: at most 3 x %d floats (one process: 3 x %zu)\n", largest, z.params);
+        if (!z.typed) {
+            printf("optimizer state per rank: at most 3 x %d floats (one process: 3 x %zu)\n", largest, z.params);
+        } else {
+            /* The bytes of one state array: elements, and 8-bit blocks' scales. */
+            size_t most = 0, blocks = 0;
+            for (int q = 0; q < ranks; q++) {
+                const size_t lo = (size_t)z.displs[q], hi = lo + (size_t)z.counts[q];
+                const size_t qb = is_q8(state_type) ? q8_blocks_in(&z, lo, hi) : 0;
+                const size_t bytes = (hi - lo) * type_bytes(state_type) + qb * sizeof(float);
+                most = bytes > most ? bytes : most;
+            }
+            for (int t = 0; t < NT && is_q8(state_type); t++)
+                blocks += q8_blocks_of(model[t].n);
+            printf("optimizer state per rank: %s, at most 3 x %zu bytes%s (one process: 3 x %zu; float32: 3 x %zu)\n",
+                   type_name(state_type), most, is_q8(state_type) ? " with the block scales" : "",
+                   z.params * type_bytes(state_type) + blocks * sizeof(float), z.params * sizeof(float));
+        }
         printf("gradient exchange: %zu round(s) per step, receive buffer %zu floats per rank\n", z.rounds,
                (size_t)ranks * min_size(z.chunk, (size_t)largest));
         printf("global norm: %zu block sums gathered per step (per rank:", z.blocks);
@@ -857,7 +1146,7 @@ int main(int argc, char **argv)
                 const int rst = reference_step(&R, ranks, cfg, opt, s, &inj, &ri);
                 log_step(&zlog, zst, &zi);
                 log_step(&rlog, rst, &ri);
-                if (zst != rst || memcmp(&zi.norm, &ri.norm, sizeof(double)) != 0 ||
+                if (zst != rst || !same_norm(z.typed, zi.norm, ri.norm) ||
                     memcmp(&zi.clip_factor, &ri.clip_factor, sizeof(double)) != 0) {
                     if (step_differ++ == 0)
                         fprintf(stderr, "rank %d: step %d: %s, norm %.17g, clip %.17g; one process: %s, %.17g, %.17g\n",
@@ -893,9 +1182,14 @@ int main(int argc, char **argv)
         }
 
     if (rank == 0)
-        printf("%d of %d configurations: norms, skipped steps, parameters and sharded state bit-identical to one "
+        printf("%d of %d configurations: norms, skipped steps, parameters and sharded state%s bit-identical to one "
                "process on all %d ranks\n",
-               configs - failed, configs, ranks);
+               configs - failed, configs,
+               !z.typed                ? ""
+               : is_q8(state_type)     ? (state_type == RMSFUSE_Q8 ? " (q8: codes and block scales)"
+                                                                   : " (q8_linear: codes and block scales)")
+                                       : " (bf16)",
+               ranks);
     zero1_free(&z);
     reference_free(&R);
 #ifdef MPI_ZERO1_POOL
