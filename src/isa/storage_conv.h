@@ -233,8 +233,9 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t key, uint64_t i)
 {
     const uint64_t k2 = rmsfuse_sr_mix64(key ^ (i >> 32)); /* the lanes are in one 2^32 range */
     CV(u_t) idx;
-    for (unsigned l = 0; l < CW; l++)
-        idx[l] = (uint32_t)i + l;
+    for (unsigned l = 0; l < CW; l++) /* a constant */
+        idx[l] = l;
+    idx += (uint32_t)i;
     return CV(mix32)(CV(mix32)(idx ^ (uint32_t)k2) ^ (uint32_t)(k2 >> 32));
 }
 

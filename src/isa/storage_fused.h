@@ -4,17 +4,18 @@
  * third time, with loads and stores that convert in registers.  Included by
  * src/isa/storage.h for ISAs whose conversions have the ISA's width.
  *
- * The common storage choices are compiled in, a "class" each:
- *   param  float32 | bf16 (to nearest even | stochastic) | bf16 with a
- *          float32 master (the copy to nearest even | stochastic) | split bf16
+ * The common storage choices:
+ *   param  float32 | bf16 | bf16 with a float32 master | split bf16
  *   grad   float32 | bf16
  *   state  float32 | bf16 | 8-bit (RMSFUSE_Q8)
- * The class is a constant of each loop; the rule's variant is not (one
- * loop per rule and class, not per variant: its tests are branches on a
- * loop invariant).  The rest (fp16, the linear 8-bit map) and any block's
- * last VW - 1 elements take the block path of storage.h, which gives the
- * same bits: the same operations on the same values, the conversions being
- * the same functions (storage_conv.h).
+ * bf16 rounded to nearest even, or stochastically.  The param's kind and
+ * the state's type make the "class", a constant of each loop (12 loops per
+ * rule); the gradient's type, the rounding and the rule's variant are
+ * run-time choices, branches on loop invariants.
+ * The rest (fp16, the linear 8-bit map) and any block's last VW - 1
+ * elements take the block path of storage.h, which gives the same bits:
+ * the same operations on the same values, the conversions being the same
+ * functions (storage_conv.h).
  *
  * 8-bit state is decoded in registers; its new values go to a float32
  * buffer of the block (1 KiB, in L1), which is encoded once the block's
@@ -31,24 +32,26 @@
 #ifndef RMSFUSE_ISA_STORAGE_FUSED_H
 #define RMSFUSE_ISA_STORAGE_FUSED_H
 
-/* The class: param (bits 0-2), grad (bit 3), state (bits 4-5). */
-enum { TXP_F32, TXP_BF16, TXP_BF16_SR, TXP_MASTER, TXP_MASTER_SR, TXP_SPLIT, TXP_N };
-enum { TXG_F32, TXG_BF16, TXG_N };
+/* The class: the param's kind (bits 0-1) and the state's type (bits 2-3). */
+enum { TXP_F32, TXP_BF16, TXP_MASTER, TXP_SPLIT, TXP_N };
+enum { TXG_F32, TXG_BF16 };
 enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
-#define TX_CLASS(p, g, s) ((p) | (g) << 3 | (s) << 4)
-#define TX_NCLASS (TX_CLASS(TXP_N - 1, TXG_N - 1, TXS_N - 1) + 1)
+#define TX_CLASS(p, s) ((p) | (s) << 2)
+#define TX_NCLASS 12
 
 /*
- * The body's V: the variant (bits 0-7, run time), the class (bits 8-13)
- * and the rule's non-negative slots (bits 16-21), both constants.  The
- * rules read only their variant's bits.
+ * The body's V: the variant (bits 0-7, run time), the class (bits 8-11, a
+ * constant), a bf16 gradient (bit 12) and stochastic rounding (bit 14),
+ * both at run time, and the rule's non-negative slots (bits 16-21, a
+ * constant).  The rules read only their variant's bits.
  */
-#define TX_P(V)          (((V) >> 8) & 7u)
-#define TX_G(V)          (((V) >> 11) & 1u)
-#define TX_S(V)          (((V) >> 12) & 3u)
+#define TX_P(V)          (((V) >> 8) & 3u)
+#define TX_S(V)          (((V) >> 10) & 3u)
+#define TX_G(V)          (((V) >> 12) & 1u)
+#define TX_SR(V)         (((V) >> 14) & 1u)
 #define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
 
-/* a[] of the typed body: each slot's array at the block's first element,
+/* a[] of the typed body: each slot's array at the element TX_I0,
  * then these. */
 enum {
     TX_EXTRA = RMSFUSE_MAX_SLOTS + 1,        /* master (float32) or trail (bf16), at the block */
@@ -79,27 +82,17 @@ static RMSFUSE_ALWAYS_INLINE float tx_float(const char *bits)
     return f;
 }
 
-/* Bytes per element of slot s in class C. */
-static RMSFUSE_ALWAYS_INLINE size_t tx_bytes(const unsigned C, const unsigned s)
-{
-    if (s == RMSFUSE_SLOT_PARAM)
-        return (C & 7u) == TXP_F32 ? 4u : 2u;
-    if (s == RMSFUSE_SLOT_GRAD)
-        return ((C >> 3) & 1u) == TXG_F32 ? 4u : 2u;
-    return ((C >> 4) & 3u) == TXS_F32 ? 4u : ((C >> 4) & 3u) == TXS_BF16 ? 2u : 1u;
-}
-
 /* The class of a job's storage, or -1 where the block path runs it. */
 static int tx_class_of(const rmsfuse_typed_job *J)
 {
-    const unsigned master = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0, sr = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) != 0;
-    unsigned p, g = TXG_F32, s = TXS_F32;
+    const unsigned master = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
+    unsigned p, st = TXS_F32;
     switch (J->type[RMSFUSE_SLOT_PARAM]) {
     case RMSFUSE_F32:
         p = TXP_F32;
         break;
     case RMSFUSE_BF16:
-        p = master ? (sr ? TXP_MASTER_SR : TXP_MASTER) : (sr ? TXP_BF16_SR : TXP_BF16);
+        p = master ? TXP_MASTER : TXP_BF16;
         break;
     case RMSFUSE_SPLIT_BF16:
         p = TXP_SPLIT;
@@ -107,22 +100,19 @@ static int tx_class_of(const rmsfuse_typed_job *J)
     default:
         return -1;
     }
-    if (J->used & (1u << RMSFUSE_SLOT_GRAD)) {
-        if (J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_BF16)
-            g = TXG_BF16;
-        else if (J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_F32)
-            return -1;
-    }
+    if ((J->used & (1u << RMSFUSE_SLOT_GRAD)) && J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_F32 &&
+        J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_BF16)
+        return -1;
     for (unsigned sl = 2; sl < RMSFUSE_MAX_SLOTS; sl++)
         if (J->used & (1u << sl)) {
-            if (J->type[sl] == RMSFUSE_BF16)
-                s = TXS_BF16;
-            else if (J->type[sl] == RMSFUSE_Q8)
-                s = TXS_Q8;
+            if (J->type[sl] == RMSFUSE_Q8)
+                st = TXS_Q8;
+            else if (J->type[sl] == RMSFUSE_BF16)
+                st = TXS_BF16;
             else if (J->type[sl] != RMSFUSE_F32)
                 return -1;
         }
-    return (int)TX_CLASS(p, g, s);
+    return (int)TX_CLASS(p, st);
 }
 
 /* Large ranges prefetch their 16- and 8-bit arrays this many blocks ahead:
@@ -136,18 +126,13 @@ static int tx_class_of(const rmsfuse_typed_job *J)
 typedef void (*tx_fn)(rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J,
                       size_t begin, size_t end);
 
-/* The classes, X(r, p, g, s) each: every one but all-float32 (which the
- * plain kernel runs), and those with a store rounded to nearest even to
- * bf16 (the ones hardware conversions change). */
-#define TX_S_(X, r, p, g) X(r, p, g, 0) X(r, p, g, 1) X(r, p, g, 2)
-#define TX_G_(X, r, p) TX_S_(X, r, p, 0) TX_S_(X, r, p, 1)
-#define TX_ALL_(X, r)                                                                                      \
-    X(r, 0, 0, 1) X(r, 0, 0, 2) TX_S_(X, r, 0, 1) TX_G_(X, r, 1) TX_G_(X, r, 2) TX_G_(X, r, 3)            \
-        TX_G_(X, r, 4) TX_G_(X, r, 5)
-#define TX_RNE_(X, r)                                                                                      \
-    X(r, 0, 0, 1) X(r, 0, 1, 1) TX_G_(X, r, 1) X(r, 2, 0, 1) X(r, 2, 1, 1) TX_G_(X, r, 3) X(r, 4, 0, 1)   \
-        X(r, 4, 1, 1) X(r, 5, 0, 1) X(r, 5, 1, 1)
-_Static_assert(TXP_N == 6 && TXG_N == 2 && TXS_N == 3, "TX_ALL_ lists every class");
+/* The classes, X(r, p, s) each (param p, state s): every one, and those
+ * with a bf16 store rounded to nearest even (the ones the hardware
+ * conversion changes). */
+#define TX_S_(X, r, p) X(r, p, 0) X(r, p, 1) X(r, p, 2)
+#define TX_ALL_(X, r) TX_S_(X, r, 0) TX_S_(X, r, 1) TX_S_(X, r, 2) TX_S_(X, r, 3)
+#define TX_RNE_(X, r) X(r, 0, 1) TX_S_(X, r, 1) TX_S_(X, r, 2) X(r, 3, 1)
+_Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every class");
 
 static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
                         size_t i0, size_t m);
@@ -183,10 +168,8 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
     if (s == RMSFUSE_SLOT_PARAM) {
         switch (TX_P(V)) {
         case TXP_BF16:
-        case TXP_BF16_SR:
             return tx_vf(flt_cw(ld_u16_cw(a[s] + i * 2) << 16));
         case TXP_MASTER:
-        case TXP_MASTER_SR:
             return VLOAD(a[TX_EXTRA] + i * 4);
         case TXP_SPLIT:
             return tx_vf(flt_cw((ld_u16_cw(a[s] + i * 2) << 16) | ld_u16_cw(a[TX_EXTRA] + i * 2)));
@@ -216,19 +199,17 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
 {
     if (s == RMSFUSE_SLOT_PARAM) {
         const unsigned P = TX_P(V);
-        const int sr = P == TXP_BF16_SR || P == TXP_MASTER_SR;
+        const int sr = (int)TX_SR(V);
         const uint64_t i0 = (uint64_t)(uintptr_t)a[TX_I0] + i;
         const u_t_cw r = sr ? sr_random_cw((uint64_t)(uintptr_t)a[TX_KEY], i0) : splat_cw(0u);
         switch (P) {
         case TXP_BF16:
-        case TXP_BF16_SR:
             if (sr)
                 st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
             else
                 TXN(st_bf16)(a[s] + i * 2, x);
             return;
         case TXP_MASTER:
-        case TXP_MASTER_SR:
             VSTORE(a[TX_EXTRA] + i * 4, x);
             if (sr)
                 st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
@@ -273,8 +254,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
 static RMSFUSE_ALWAYS_INLINE void TXN(prefetch)(const unsigned C, const rmsfuse_typed_job *J, size_t j)
 {
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-        if (J->a[s] && tx_bytes(C, s) < 4) {
-            const size_t eb = tx_bytes(C, s);
+        if (J->a[s] && rmsfuse_type_bytes(J->type[s]) < 4) {
+            const size_t eb = rmsfuse_type_bytes(J->type[s]);
             const uintptr_t q = (uintptr_t)J->a[s] + j * eb;
             for (size_t o = 0; o < eb * QB; o += 64) {
                 if (s == RMSFUSE_SLOT_GRAD)
@@ -283,7 +264,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(prefetch)(const unsigned C, const rmsfuse_
                     __builtin_prefetch((const void *)(q + o), 1);
             }
         }
-    if (J->extra && (C & 7u) == TXP_SPLIT) {
+    if (J->extra && (C & 3u) == TXP_SPLIT) {
         const size_t eb = 2u;
         const uintptr_t q = (uintptr_t)J->extra + j * eb;
         for (size_t o = 0; o < eb * QB; o += 64)
@@ -295,9 +276,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(prefetch)(const unsigned C, const rmsfuse_
 static RMSFUSE_ALWAYS_INLINE void TXN(at)(const unsigned C, const rmsfuse_typed_job *J, size_t j, char **a)
 {
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-        a[s] = J->a[s] ? J->a[s] + j * tx_bytes(C, s) : NULL;
-    const unsigned P = C & 7u;
-    a[TX_EXTRA] = P == TXP_SPLIT ? J->extra + j * 2 : P == TXP_MASTER || P == TXP_MASTER_SR ? J->extra + j * 4 : NULL;
+        a[s] = J->a[s] ? J->a[s] + j * rmsfuse_type_bytes(J->type[s]) : NULL;
+    const unsigned P = C & 3u;
+    a[TX_EXTRA] = P == TXP_SPLIT ? J->extra + j * 2 : P == TXP_MASTER ? J->extra + j * 4 : NULL;
     a[TX_I0] = (char *)(uintptr_t)j;
 }
 
@@ -364,7 +345,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
                                            const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin,
                                            size_t end)
 {
-    const int q8 = ((C >> 4) & 3u) == TXS_Q8;
+    const int q8 = ((C >> 2) & 3u) == TXS_Q8;
     const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N;
     float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));
     char *a[TX_COUNT];
@@ -374,7 +355,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
     }
     a[RMSFUSE_MAX_SLOTS] = NULL;
     a[TX_KEY] = (char *)(uintptr_t)J->key;
-    const unsigned V = (variant & 0xFFu) | C << 8 | nonneg << 16;
+    const unsigned sr = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) != 0;
+    const unsigned gbf16 = J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_BF16;
+    const unsigned V = (variant & 0xFFu) | C << 8 | gbf16 << 12 | sr << 14 | nonneg << 16;
     switch (R) {
         RMSFUSE_RULES(RMSFUSE_TX_CASE_)
     default:
@@ -384,14 +367,14 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
 
 /* One function per rule and class (not the all-float32 class, which the
  * plain kernel runs), and their table. */
-#define TX_FN_(r, p, g, s)                                                                                 \
-    static __attribute__((noinline)) void RMSFUSE_CAT(tx_##r##_##p##_##g##_##s, TX_SUFFIX)(               \
+#define TX_FN_(r, p, q)                                                                                    \
+    static __attribute__((noinline)) void RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX)(                      \
         rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
         size_t end)                                                                                        \
     {                                                                                                      \
-        TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, g, s), RMSFUSE_NONNEG_##r, kernel, kp, variant, J, begin, end); \
+        TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, q), RMSFUSE_NONNEG_##r, kernel, kp, variant, J, begin, end); \
     }
-#define TX_ENTRY_(r, p, g, s) [RMSFUSE_RULE_##r][TX_CLASS(p, g, s)] = RMSFUSE_CAT(tx_##r##_##p##_##g##_##s, TX_SUFFIX),
+#define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
 #define TX_RULE_FNS_(r) TX_CLASSES(TX_FN_, r)
 RMSFUSE_RULES(TX_RULE_FNS_)
 
