@@ -190,7 +190,7 @@ stage_fuzz() {
     mkdir -p "$work" build/fuzz/artifacts
     cp tests/fuzz/corpus/* "$work"/
     local rc=0
-    build/fuzz/tests/fuzz/fuzz_rules -max_total_time="${RMSFUSE_FUZZ_SECONDS:-60}" -max_len=4096 -timeout=30 \
+    build/fuzz/tests/fuzz/fuzz_rules -max_total_time="${RMSFUSE_FUZZ_SECONDS:-45}" -max_len=4096 -timeout=30 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" \
         >build/fuzz/fuzz.log 2>&1 || rc=$?
     grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::|Done )' build/fuzz/fuzz.log || true

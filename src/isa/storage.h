@@ -240,7 +240,11 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 
 /* ---- the typed run ----------------------------------------------------------------- */
 
-#if RMSFUSE_CONV_WIDE
+/* The fused loops: every fixed-width ISA but SSE2 alone (x86-64's
+ * baseline, which AVX2 CPUs never dispatch: it keeps the block path, the
+ * same bits, and CI's builds the compile time). */
+#if RMSFUSE_CONV_WIDE && !(defined(__SSE2__) && !defined(__AVX2__))
+#define RMSFUSE_TX_BUILT 1
 #define TX_SUFFIX _sw
 #define TX_HW 0
 #define TX_CLASSES TX_ALL_
@@ -273,7 +277,7 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 #pragma GCC pop_options
 #endif
 #endif
-#endif /* RMSFUSE_CONV_WIDE */
+#endif /* RMSFUSE_TX_BUILT */
 
 /* Elements [i0, i0 + m) of a typed tensor, within one block of QB. */
 static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
@@ -337,7 +341,7 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
             kernel(k, variant, a, end - begin);
         return;
     }
-#if RMSFUSE_CONV_WIDE
+#ifdef RMSFUSE_TX_BUILT
     const int c = tx_class_of(J);
 #ifdef RMSFUSE_TX_HW_BUILT
     if (hw && c >= 0 && tx_table_hw[J->rule][c]) {
