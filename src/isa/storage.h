@@ -240,22 +240,19 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 
 /* ---- the typed run ----------------------------------------------------------------- */
 
-/* The fused loops: every fixed-width ISA but SSE2 alone (x86-64's
- * baseline, which AVX2 CPUs never dispatch: it keeps the block path, the
- * same bits, and CI's builds the compile time). */
-#if RMSFUSE_CONV_WIDE && !(defined(__SSE2__) && !defined(__AVX2__))
+/*
+ * The fused loops (storage_fused.h): AVX2 and NEON with integer
+ * conversions; AVX-512 for CPUs with AVX512_BF16 (every CPU detection gives
+ * AVX-512: AMD Zen 4 and later), with vcvtneps2bf16 for the bf16 stores
+ * rounded to nearest even.  The scalar path, SSE2 alone (x86-64's
+ * baseline, which no AVX2 CPU dispatches) and AVX-512 forced on a CPU
+ * without AVX512_BF16 (or with RMSFUSE_CONVERSIONS=software) take the block
+ * path: the same bits, and one instantiation per ISA keeps CI's many
+ * builds within their time.
+ */
+#if RMSFUSE_CONV_WIDE && VW == 16 && defined(__x86_64__) && \
+    (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
 #define RMSFUSE_TX_BUILT 1
-#define TX_SUFFIX _sw
-#define TX_HW 0
-#define TX_CLASSES TX_ALL_
-#include "storage_fused.h"
-#undef TX_SUFFIX
-#undef TX_HW
-#undef TX_CLASSES
-
-/* AVX-512 with AVX-512 BF16's rounding to bf16 (vcvtneps2bf16): the
- * classes with such a store again, for CPUs that have it. */
-#if VW == 16 && defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
 #define RMSFUSE_TX_HW_BUILT 1
 #define RMSFUSE_TX_HW_TARGET __attribute__((target("avx512bf16,avx512dq,avx512bw,avx512vl")))
 #if defined(__clang__)
@@ -266,18 +263,22 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 #endif
 #define TX_SUFFIX _hw
 #define TX_HW 1
-#define TX_CLASSES TX_RNE_
 #include "storage_fused.h"
 #undef TX_SUFFIX
 #undef TX_HW
-#undef TX_CLASSES
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
 #endif
+#elif RMSFUSE_CONV_WIDE && !(defined(__SSE2__) && !defined(__AVX2__))
+#define RMSFUSE_TX_BUILT 1
+#define TX_SUFFIX _sw
+#define TX_HW 0
+#include "storage_fused.h"
+#undef TX_SUFFIX
+#undef TX_HW
 #endif
-#endif /* RMSFUSE_TX_BUILT */
 
 /* Elements [i0, i0 + m) of a typed tensor, within one block of QB. */
 static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
@@ -348,11 +349,12 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
         tx_table_hw[J->rule][c](kernel, k, variant, J, begin, end);
         return;
     }
-#endif
+#else
     if (c >= 0 && tx_table_sw[J->rule][c]) {
         tx_table_sw[J->rule][c](kernel, k, variant, J, begin, end);
         return;
     }
+#endif
 #endif
     (void)hw;
     size_t i = begin;

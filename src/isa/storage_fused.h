@@ -2,8 +2,7 @@
  * Fused typed steps for one fixed-width ISA (docs/math.md, "Storage
  * types"): the rule's own element math (src/rules/<rule>.h) instantiated a
  * third time, with loads and stores that convert in registers.  Included by
- * src/isa/storage.h for ISAs whose conversions have the ISA's width (not
- * SSE2 alone).
+ * src/isa/storage.h for AVX2, AVX-512 and NEON.
  *
  * The common storage choices:
  *   param  float32 | bf16 | bf16 with a float32 master | split bf16
@@ -23,11 +22,11 @@
  * largest magnitude is known.
  *
  * The first part (classes, layout) is read once; the second is an
- * instantiation, which storage.h includes once per ISA (TX_SUFFIX _sw,
- * integer conversions, every class) and, on AVX-512, again under the
- * target of AVX-512 BF16 (_hw: vcvtneps2bf16 for the bf16 stores rounded
- * to nearest even, the classes that have one), the latter chosen at run
- * time (rmsfuse_cpu_has_bf16_convert, docs/dispatch.md).
+ * instantiation, which storage.h includes once for AVX2 and NEON (TX_SUFFIX
+ * _sw, integer conversions) and for AVX-512 under the target of AVX-512
+ * BF16 (_hw: vcvtneps2bf16 for the bf16 stores rounded to nearest even),
+ * the latter run where the CPU has it (rmsfuse_cpu_has_bf16_convert,
+ * docs/dispatch.md).
  */
 
 #ifndef RMSFUSE_ISA_STORAGE_FUSED_H
@@ -127,12 +126,9 @@ static int tx_class_of(const rmsfuse_typed_job *J)
 typedef void (*tx_fn)(rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J,
                       size_t begin, size_t end);
 
-/* The classes, X(r, p, s) each (param p, state s): every one, and those
- * with a bf16 store rounded to nearest even (the ones the hardware
- * conversion changes; not with 8-bit state, whose cost is its codes'). */
+/* The classes, X(r, p, s) each (param p, state s). */
 #define TX_S_(X, r, p) X(r, p, 0) X(r, p, 1) X(r, p, 2)
 #define TX_ALL_(X, r) TX_S_(X, r, 0) TX_S_(X, r, 1) TX_S_(X, r, 2) TX_S_(X, r, 3)
-#define TX_RNE_(X, r) X(r, 0, 1) X(r, 1, 0) X(r, 1, 1) X(r, 2, 0) X(r, 2, 1) X(r, 3, 1)
 _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every class");
 
 static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
@@ -140,7 +136,7 @@ static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, 
 #endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
 
 /* ==== one instantiation: TX_SUFFIX names it, TX_HW 1 for the bf16 stores
- * of AVX-512 BF16, TX_CLASSES(X, r) lists its classes ==================== */
+ * of AVX-512 BF16 ========================================================= */
 #define TXN(name) RMSFUSE_CAT(RMSFUSE_CAT(tx_, name), TX_SUFFIX)
 
 /* VW values to bf16 at p, rounded to nearest even. */
@@ -376,10 +372,10 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
         TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, q), RMSFUSE_NONNEG_##r, kernel, kp, variant, J, begin, end); \
     }
 #define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
-#define TX_RULE_FNS_(r) TX_CLASSES(TX_FN_, r)
+#define TX_RULE_FNS_(r) TX_ALL_(TX_FN_, r)
 RMSFUSE_RULES(TX_RULE_FNS_)
 
-#define TX_RULE_ENTRIES_(r) TX_CLASSES(TX_ENTRY_, r)
+#define TX_RULE_ENTRIES_(r) TX_ALL_(TX_ENTRY_, r)
 static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RULE_ENTRIES_)};
 
 
