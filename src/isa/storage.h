@@ -250,8 +250,9 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
  * path: the same bits, and one instantiation per ISA keeps CI's many
  * builds within their time.
  */
-#if RMSFUSE_CONV_WIDE && VW == 16 && defined(__x86_64__) && \
-    (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
+#if !RMSFUSE_CONV_WIDE
+/* the scalar path and SVE (VW not a preprocessor constant): the block path */
+#elif VW == 16 && defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
 #define RMSFUSE_TX_BUILT 1
 #define RMSFUSE_TX_HW_BUILT 1
 #define RMSFUSE_TX_HW_TARGET __attribute__((target("avx512bf16,avx512dq,avx512bw,avx512vl")))
@@ -271,7 +272,7 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 #else
 #pragma GCC pop_options
 #endif
-#elif RMSFUSE_CONV_WIDE && !(defined(__SSE2__) && !defined(__AVX2__))
+#elif !(defined(__SSE2__) && !defined(__AVX2__))
 #define RMSFUSE_TX_BUILT 1
 #define TX_SUFFIX _sw
 #define TX_HW 0
