@@ -47,6 +47,10 @@ const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 #define LD(s)    VLOAD(a[s] + i * sizeof(float))
 #define ST(s, x) VSTORE(a[s] + i * sizeof(float), (x))
 #define FLUSH_IF(cond, x) ((cond) ? VFLUSH(x) : (x))
+/* The gradient as the step reads it (docs/math.md): x * gs clamped to
+ * [-gc, gc], NaN kept (VMIN_C, VMAX_C), in the operations of the width in
+ * scope where it is expanded. */
+#define GRAD_IN(x, gs, gc) VMAX_C(VSET1(-(gc)), VMIN_C(VSET1(gc), VMUL((x), VSET1(gs))))
 
 /* ---- width 1 --------------------------------------------------------------- */
 #include "ops_scalar.h"
@@ -57,7 +61,7 @@ const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 /* The gradient transform of one element (see grad_transform below). */
 static RMSFUSE_ALWAYS_INLINE float grad_in_w1(float x, float gs, float gc)
 {
-    return VMAX_C(-gc, VMIN_C(gc, VMUL(x, gs)));
+    return GRAD_IN(x, gs, gc);
 }
 
 /* ---- storage types at width 1 (src/isa/storage_conv.h, storage.h) ---------- */
@@ -256,11 +260,11 @@ static void grad_transform(float *dst, const char *src, size_t n, float gs, floa
 #if defined(VLA)
     for (; i < n; i += VW)
         VSTOREP(VPRED(i, n), (char *)dst + i * sizeof(float),
-                VMAX_C(VSET1(-gc), VMIN_C(VSET1(gc), VMUL(VLOADP(VPRED(i, n), src + i * sizeof(float)), VSET1(gs)))));
+                GRAD_IN(VLOADP(VPRED(i, n), src + i * sizeof(float)), gs, gc));
 #elif RMSFUSE_WIDE
     for (; i + VW <= n; i += VW)
         VSTORE((char *)dst + i * sizeof(float),
-               VMAX_C(VSET1(-gc), VMIN_C(VSET1(gc), VMUL(VLOAD(src + i * sizeof(float)), VSET1(gs)))));
+               GRAD_IN(VLOAD(src + i * sizeof(float)), gs, gc));
 #endif
     for (; i < n; i++) {
         float x;

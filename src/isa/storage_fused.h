@@ -178,8 +178,7 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
         const VF g = TX_G(V) == TXG_BF16 ? tx_vf(flt_cw(ld_u16_cw(a[s] + i * 2) << 16)) : VLOAD(a[s] + i * 4);
         if (in->gs == 1.0f && in->gc == INFINITY)
             return g;
-        /* the gradient's scale and clip, as grad_transform (src/isa/kernels.c) */
-        return VMAX_C(VSET1(-in->gc), VMIN_C(VSET1(in->gc), VMUL(g, VSET1(in->gs))));
+        return GRAD_IN(g, in->gs, in->gc); /* src/isa/kernels.c */
     }
     switch (TX_S(V)) {
     case TXS_BF16:
