@@ -2,7 +2,8 @@
  * Fused typed steps for one fixed-width ISA (docs/math.md, "Storage
  * types"): the rule's own element math (src/rules/<rule>.h) instantiated a
  * third time, with loads and stores that convert in registers.  Included by
- * src/isa/storage.h for AVX2, AVX-512 and NEON.
+ * src/isa/storage.h for AVX2 (float32 state only: TX_F32_STATE), AVX-512 and
+ * NEON.
  *
  * The common storage choices:
  *   param  float32 | bf16 | bf16 with a float32 master | split bf16
@@ -470,10 +471,17 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
         TXN(run)(RMSFUSE_RULE_##r, TX_CLASS(p, q), RMSFUSE_NONNEG_##r, kernel, kp, variant, J, begin, end); \
     }
 #define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
-#define TX_RULE_FNS_(r) TX_ALL_(TX_FN_, r)
+/* The classes of this instantiation (the others take the block path):
+ * with TX_F32_STATE, float32 state beside a float32 or split param. */
+#if TX_F32_STATE
+#define TX_LIST_(X, r) X(r, 0, 0) X(r, 3, 0)
+#else
+#define TX_LIST_(X, r) TX_ALL_(X, r)
+#endif
+#define TX_RULE_FNS_(r) TX_LIST_(TX_FN_, r)
 RMSFUSE_RULES(TX_RULE_FNS_)
 
-#define TX_RULE_ENTRIES_(r) TX_ALL_(TX_ENTRY_, r)
+#define TX_RULE_ENTRIES_(r) TX_LIST_(TX_ENTRY_, r)
 static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RULE_ENTRIES_)};
 
 
@@ -482,4 +490,5 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 #undef TX_ENTRY_
 #undef TX_RULE_FNS_
 #undef TX_RULE_ENTRIES_
+#undef TX_LIST_
 #undef TXN
