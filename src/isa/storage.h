@@ -80,27 +80,30 @@ static float block_amax(const float *x, size_t n, int *finite)
     uint32_t m = 0, all = 0;
     size_t i = 0;
 #if RMSFUSE_CONV_WIDE
-    u_t_cw acc = splat_cw(0u), raw = splat_cw(0u);
-    for (; i + VW <= n; i += VW) {
-        u_t_cw u = bits_cw(ld_f32_cw((const char *)(x + i))) & 0x7FFFFFFFu;
-        raw = sel_gt_cw(u, raw, u, raw);
-        u = sel_gt_cw(u, splat_cw(0x7F800000u), splat_cw(0u), u);
-        acc = sel_gt_cw(u, acc, u, acc);
-    }
-    for (unsigned l = 0; l < VW; l++) {
-        m = acc[l] > m ? acc[l] : m;
+    u_t_cw raw = splat_cw(0u);
+    for (; i + VW <= n; i += VW)
+        raw = smax_cw(raw, bits_cw(ld_f32_cw((const char *)(x + i))) & 0x7FFFFFFFu);
+    for (unsigned l = 0; l < VW; l++)
         all = raw[l] > all ? raw[l] : all;
-    }
 #endif
     for (; i < n; i++) {
         uint32_t u;
         memcpy(&u, x + i, sizeof u);
         u &= 0x7FFFFFFFu;
         all = u > all ? u : all;
-        if (u <= 0x7F800000u && u > m)
-            m = u;
     }
     *finite = all < 0x7F800000u;
+    if (all <= 0x7F800000u) { /* no NaN: the largest of all */
+        m = all;
+    } else {
+        for (i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, sizeof u);
+            u &= 0x7FFFFFFFu;
+            if (u <= 0x7F800000u && u > m)
+                m = u;
+        }
+    }
     float a;
     memcpy(&a, &m, sizeof a);
     return a;

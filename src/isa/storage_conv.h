@@ -78,6 +78,31 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(umin)(CV(u_t) a, CV(u_t) b)
 {
     return CV(sel)(a < b, a, b);
 }
+/* the larger of a and b, both below 2^31 (one instruction on AVX2, AVX-512, NEON) */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(smax)(CV(u_t) a, CV(u_t) b)
+{
+#if CW == 16 && defined(__AVX512F__)
+    return CV(u512)(_mm512_max_epi32(CV(v512)(a), CV(v512)(b)));
+#elif CW == 8 && defined(__AVX2__)
+    __m256i A, B;
+    memcpy(&A, &a, sizeof A);
+    memcpy(&B, &b, sizeof B);
+    const __m256i R = _mm256_max_epi32(A, B);
+    CV(u_t) r;
+    memcpy(&r, &R, sizeof r);
+    return r;
+#elif CW == 4 && defined(__ARM_NEON)
+    uint32x4_t A, B;
+    memcpy(&A, &a, sizeof A);
+    memcpy(&B, &b, sizeof B);
+    const uint32x4_t R = vmaxq_u32(A, B);
+    CV(u_t) r;
+    memcpy(&r, &R, sizeof r);
+    return r;
+#else
+    return CV(sel)((CV(i_t))a > (CV(i_t))b, a, b);
+#endif
+}
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(splat)(uint32_t x)
 {
     return (CV(u_t)){0} + x;
@@ -309,26 +334,56 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_to)(CV(u_t) h)
 }
 
 /* ---- the 8-bit maps ---------------------------------------------------------- */
-/* The float-like code of |y| (bits a, |y| <= 1 or NaN): exponent bias B,
- * 3 fraction bits; NaN gives `nan`. */
+/* The float-like code of |y| (bits a, |y| <= 1 + 2^-22): exponent bias B,
+ * 3 fraction bits, rounded to nearest even (docs/math.md).  One float
+ * addition rounds |y| onto the code's grid: g = 2^(max(e, e1) + 20) for
+ * |y|'s exponent e and e1 that of the code's exponent 1 (2^(1-B)) is at
+ * least 2^20 times |y|, so |y| + g has the grid's step (2^(e-3), or
+ * 2^(-B-2) below 2^(1-B)) as its ulp and rounds to nearest even on it;
+ * its bits minus g's count the steps, and the steps below 2^e are
+ * 8 (max(e, e1) - e1).  A subnormal |y| (code 0) is taken as 0: no subnormal
+ * float enters an operation.  The same codes as the integer rounding of
+ * docs/math.md for every such |y| (compared over all 2^30 of them once;
+ * tests/python/test_storage_numpy.py checks every rounding pattern). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code_finite)(CV(u_t) a, unsigned B)
 {
-    const CV(u_t) e = a >> 23;
-    const CV(u_t) cn = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - ((127u - B) << 3);
-    const CV(u_t) small = CV(sel_ge)(e, CV(splat)(128u - B), CV(splat)(0u), a);
-    const CV(u_t) cs = CV(rne_small)(small, B == 15u ? 0x1p17f : 0x1p33f); /* |y| / 2^(-B-2) */
-    return CV(sel_ge)(e, CV(splat)(128u - B), cn, cs);
+    const uint32_t e1 = 128u - B;
+    const CV(u_t) ec = CV(smax)(a >> 23, CV(splat)(e1));
+    const CV(u_t) t = ec << 23;
+    const CV(f_t) g = CV(flt)(t + (20u << 23));
+    const CV(f_t) y = CV(flt)(CV(sel_lt)(a, CV(splat)(0x00800000u), CV(splat)(0u), a));
+    return CV(bits)(y + g) - t + (ec << 3) - ((20u << 23) + (e1 << 3));
 }
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned nan)
 {
     return CV(sel_gt)(a, CV(splat)(0x7F800000u), CV(splat)(nan), CV(q8_code_finite)(a, B));
 }
+/* The value of magnitude code c (below the NaN code): 2^(E-B) (1 + M/8)
+ * for E = c >> 3 >= 1, whose bits are (c << 20) + (127 - B) << 23; M 2^(-B-2)
+ * for E = 0 (M = c < 8: on AVX2 and AVX-512 a permute of a table of the 8,
+ * exact either way). */
 static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(q8_value)(CV(u_t) c, unsigned B)
 {
-    const CV(u_t) E = c >> 3, M = c & 7u;
     const float step = B == 15u ? 0x1p-17f : 0x1p-33f; /* 2^(-B-2) */
-    const CV(u_t) sub = CV(bits)(__builtin_convertvector((CV(i_t))M, CV(f_t)) * step);
-    return CV(flt)(CV(sel_eq)(E, CV(splat)(0u), sub, ((E + 127u - B) << 23) | (M << 20)));
+    const CV(u_t) n = (c << 20) + ((127u - B) << 23);
+#if CW == 16 && defined(__AVX512F__)
+    const __m512 tab = _mm512_set_ps(7 * step, 6 * step, 5 * step, 4 * step, 3 * step, 2 * step, step, 0.0f,
+                                     7 * step, 6 * step, 5 * step, 4 * step, 3 * step, 2 * step, step, 0.0f);
+    const __m512i v = CV(v512)(c);
+    return _mm512_mask_permutexvar_ps(_mm512_castsi512_ps(CV(v512)(n)),
+                                      _mm512_cmp_epi32_mask(v, _mm512_set1_epi32(8), _MM_CMPINT_LT), v, tab);
+#elif CW == 8 && defined(__AVX2__)
+    const __m256 tab = _mm256_set_ps(7 * step, 6 * step, 5 * step, 4 * step, 3 * step, 2 * step, step, 0.0f);
+    __m256i v;
+    memcpy(&v, &c, sizeof v);
+    const __m256 sub = _mm256_permutevar8x32_ps(tab, v);
+    CV(u_t) su;
+    memcpy(&su, &sub, sizeof su);
+    return CV(flt)(CV(sel_lt)(c, CV(splat)(8u), su, n));
+#else
+    const CV(u_t) sub = CV(bits)(__builtin_convertvector((CV(i_t))c, CV(f_t)) * step);
+    return CV(flt)(CV(sel_lt)(c, CV(splat)(8u), sub, n));
+#endif
 }
 
 /* The codes of CW values x of a block whose encoding multiplier is q.

@@ -882,6 +882,23 @@ class TestConvert(_PerIsa):
                     xs = data[(False, linear)][:5000]
                     self.check_q8(isa, xs, nonneg, linear, " (negative inputs: sign dropped)")
 
+    def test_q8_codes_of_every_rounding_pattern(self):
+        # Every |y| <= 1 whose low 12 bits are 0, 1, 0x800 or 0xFFF (all of bits 12-30: every tie, near-tie
+        # and sticky pattern of the code map's rounding, whose tie bit is 19 or above), in blocks whose
+        # largest element is 1 (scale 1, y = x exactly); the signed map with alternating signs.
+        hi = np.arange(0x3F801, dtype=np.uint32) << U32(12)
+        mags = (hi[:, None] | np.array([0, 1, 0x800, 0xFFF], dtype=np.uint32)).reshape(-1)
+        mags = mags[mags <= U32(0x3F800000)]
+        nb = -(-mags.size // (Q8_BLOCK - 1))
+        u = np.full((nb, Q8_BLOCK - 1), 0x3F800000, dtype=np.uint32).reshape(-1)
+        u[:mags.size] = mags
+        u = np.concatenate([np.full((nb, 1), 0x3F800000, dtype=np.uint32), u.reshape(nb, -1)], axis=1).reshape(-1)
+        signs = (np.arange(u.size, dtype=np.uint32) & U32(1)) << U32(31)
+        for isa in self.each_isa():
+            with self.subTest(isa=isa):
+                for nonneg in (False, True):
+                    self.check_q8(isa, bits_f32(u if nonneg else u | signs), nonneg, False, " (rounding patterns)")
+
     def test_q8_signed_nan_code_of_infinity(self):
         # docs/math.md: a NaN y gets the NaN code 0x7F, which has no sign, and every conversion "gives the
         # same bits on every ISA".  For +-Inf in a block of scale Inf, y = x * q = Inf * 0 is a NaN made by an
