@@ -299,6 +299,9 @@ int rmsfuse_cpu_prefers_prefetch(void);
  * CPU has AVX512_BF16, DQ, BW and VL, and RMSFUSE_CONVERSIONS is not
  * "software"). */
 int rmsfuse_cpu_has_bf16_convert(void);
+/* Whether the AVX2 and AVX-512 storage conversions of f16 use F16C (the CPU
+ * has AVX2 and F16C, and RMSFUSE_CONVERSIONS is not "software"). */
+int rmsfuse_cpu_has_f16_convert(void);
 /* AArch64 (src/core/cpu_arm.c; 0 elsewhere): SVE usable, and whether
  * detection should take it over NEON. */
 int rmsfuse_cpu_has_sve(void);

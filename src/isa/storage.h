@@ -44,6 +44,30 @@ static RMSFUSE_ALWAYS_INLINE void conv_to_t(const unsigned type, const int nonne
         st_f32_c1((char *)(dst + i), load_c1(type, nonneg, src + i * bytes, scale));
 }
 
+/*
+ * f16 by F16C on x86 (the AVX2 and AVX-512 builds; run where
+ * rmsfuse_cpu_has_f16_convert()).  vcvtps2ph rounding to nearest even gives
+ * the integer rule's bits for every float32 input (compared over all 2^32;
+ * a float32 subnormal becomes a signed zero either way), vcvtph2ps for every
+ * f16 except a signalling NaN, which it quiets: a vector with a NaN lane is
+ * converted again by the integer rule (docs/math.md).
+ */
+#if RMSFUSE_CONV_WIDE && defined(__x86_64__) && (VW == 8 || VW == 16)
+#define RMSFUSE_F16C_BUILT 1
+static __attribute__((target("f16c"))) void f16_to_f32_hw(const char *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i * 2)));
+        if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0, 0))
+            conv_to_t(RMSFUSE_F16, 0, src + i * 2, 0.0f, dst + i, 8);
+        else
+            _mm256_storeu_ps(dst + i, v);
+    }
+    conv_to_t(RMSFUSE_F16, 0, src + i * 2, 0.0f, dst + i, n - i);
+}
+#endif
+
 /* n elements of `type` at src (8-bit: at most one block, with its scale) into dst. */
 static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale, float *dst, size_t n)
 {
@@ -52,6 +76,12 @@ static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale,
         conv_to_t(RMSFUSE_BF16, 0, src, scale, dst, n);
         break;
     case RMSFUSE_F16:
+#ifdef RMSFUSE_F16C_BUILT
+        if (rmsfuse_cpu_has_f16_convert()) {
+            f16_to_f32_hw(src, dst, n);
+            break;
+        }
+#endif
         conv_to_t(RMSFUSE_F16, 0, src, scale, dst, n);
         break;
     case RMSFUSE_Q8:
@@ -147,6 +177,17 @@ static RMSFUSE_ALWAYS_INLINE void conv_16_t(const unsigned type, const int sr, c
         store_c1(type, dst + i * 2, ld_f32_c1((const char *)(src + i)), sr, key, i0 + i);
 }
 
+#ifdef RMSFUSE_F16C_BUILT
+static __attribute__((target("f16c"))) void f16_from_f32_hw(const float *src, char *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(dst + i * 2),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    conv_16_t(RMSFUSE_F16, 0, src + i, dst + i * 2, n - i, 0, 0);
+}
+#endif
+
 /* n float32 at src into dst of `type`: BF16, F16 rounded to nearest even
  * or, with sr, stochastically (element i0 first); 8-bit: at most one
  * block, its scale into *scale. */
@@ -163,6 +204,10 @@ static void conv_from_f32(unsigned type, int nonneg, const float *src, char *dst
     case RMSFUSE_F16:
         if (sr)
             conv_16_t(RMSFUSE_F16, 1, src, dst, n, key, i0);
+#ifdef RMSFUSE_F16C_BUILT
+        else if (rmsfuse_cpu_has_f16_convert())
+            f16_from_f32_hw(src, dst, n);
+#endif
         else
             conv_16_t(RMSFUSE_F16, 0, src, dst, n, key, i0);
         break;
