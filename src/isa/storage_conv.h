@@ -7,8 +7,8 @@
  * ISA's width, whose flags turn the operations into its own instructions;
  * CV(name) gives each inclusion its own names.  No include guard.
  *
- * The one hardware conversion used, AVX-512 BF16's vcvtneps2bf16, is in
- * storage_fused.h (with what makes it agree on subnormal inputs); F16C and
+ * The hardware conversions used are elsewhere, with what makes them agree:
+ * AVX-512 BF16's vcvtneps2bf16 in storage_fused.h, F16C's in storage.h;
  * NEON's conversions are not used.
  */
 
