@@ -52,7 +52,8 @@ static RMSFUSE_ALWAYS_INLINE void conv_to_t(const unsigned type, const int nonne
  * f16 except a signalling NaN, which it quiets: a vector with a NaN lane is
  * converted again by the integer rule (docs/math.md).
  */
-#if RMSFUSE_CONV_WIDE && defined(__x86_64__) && (VW == 8 || VW == 16)
+#if RMSFUSE_CONV_WIDE && defined(__x86_64__) /* (not SVE, whose VW is not a preprocessor constant) */
+#if VW == 8 || VW == 16
 #define RMSFUSE_F16C_BUILT 1
 static __attribute__((target("f16c"))) void f16_to_f32_hw(const char *src, float *dst, size_t n)
 {
@@ -66,6 +67,7 @@ static __attribute__((target("f16c"))) void f16_to_f32_hw(const char *src, float
     }
     conv_to_t(RMSFUSE_F16, 0, src + i * 2, 0.0f, dst + i, n - i);
 }
+#endif
 #endif
 
 /* n elements of `type` at src (8-bit: at most one block, with its scale) into dst. */
