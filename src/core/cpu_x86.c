@@ -109,13 +109,13 @@ static unsigned detect(void)
      * environment asks for the integer conversions (the same bits). */
     const unsigned bf16_bits = CPUID7_AVX512DQ | CPUID7_AVX512BW | CPUID7_AVX512VL;
     const char *conv = getenv("RMSFUSE_CONVERSIONS");
-    if ((has & HAS_AVX512) && (c.ebx7 & bf16_bits) == bf16_bits && (c.eax7_1 & CPUID7_1_AVX512BF16) &&
-        !(conv && strcmp(conv, "software") == 0))
+    const int software = conv && strcmp(conv, "software") == 0;
+    if ((has & HAS_AVX512) && (c.ebx7 & bf16_bits) == bf16_bits && (c.eax7_1 & CPUID7_1_AVX512BF16) && !software)
         has |= HAS_BF16_CONVERT;
     /* f16 conversions by F16C (vcvtps2ph, vcvtph2ps; src/isa/storage.h) on
      * CPUs with AVX (ymm state saved) and F16C, unless the environment asks
      * for the integer ones (the same bits). */
-    if ((has & HAS_AVX2) && (c.ecx1 & bit_F16C) && !(conv && strcmp(conv, "software") == 0))
+    if ((has & HAS_AVX2) && (c.ecx1 & bit_F16C) && !software)
         has |= HAS_F16_CONVERT;
     /* Software prefetching of large arrays (src/isa/kernels.c): on Intel
      * (Sapphire Rapids class) it took the steps from 0.94-0.97 to 1.01-1.03 x

@@ -292,9 +292,9 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 
 /*
  * The fused loops (storage_fused.h): NEON with integer conversions, AVX2
- * the same for float32 state only (below); AVX-512 for CPUs with AVX512_BF16 (every CPU detection gives
- * AVX-512: AMD Zen 4 and later), with vcvtneps2bf16 for the bf16 stores
- * rounded to nearest even.  The scalar path, SSE2 alone (x86-64's
+ * the same for float32 state only (below); AVX-512 for CPUs with
+ * AVX512_BF16 (every CPU detection gives AVX-512: AMD Zen 4 and later),
+ * with vcvtneps2bf16 for the bf16 stores rounded to nearest even.  The scalar path, SSE2 alone (x86-64's
  * baseline, which no AVX2 CPU dispatches) and AVX-512 forced on a CPU
  * without AVX512_BF16 (or with RMSFUSE_CONVERSIONS=software) take the block
  * path: the same bits, and one instantiation per ISA keeps CI's many
