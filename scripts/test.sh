@@ -87,7 +87,7 @@ stage_valgrind() {
     local expect=sse2
     grep -qw avx2 /proc/cpuinfo && expect=avx2
     CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=$expect \
-        ctest --test-dir build/valgrind -j "$jobs" --output-on-failure
+        ctest --test-dir build/valgrind -j "$jobs" --output-on-failure -LE software
 }
 
 stage_qemu_x86() {
@@ -95,10 +95,10 @@ stage_qemu_x86() {
     # Check forks each test by default; forked children hang under qemu-user.
     # An SSE2-only CPU (qemu64 without SSE3/CX16): detection must pick sse2.
     QEMU_CPU=qemu64,-pni,-cx16 CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=sse2 \
-        ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure
+        ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure -LE software
     # Haswell (AVX2, no AVX-512): detection must pick avx2, avx512 must skip.
     QEMU_CPU=Haswell-noTSX CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_EXPECT_ISA=avx2 \
-        ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure
+        ctest --test-dir build/qemu-x86 -j "$jobs" --output-on-failure -LE software
 }
 
 stage_aarch64() {
