@@ -294,7 +294,9 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
  * The fused loops (storage_fused.h): NEON with integer conversions, AVX2
  * the same for float32 state only (below); AVX-512 for CPUs with
  * AVX512_BF16 (every CPU detection gives AVX-512: AMD Zen 4 and later),
- * with vcvtneps2bf16 for the bf16 stores rounded to nearest even.  The scalar path, SSE2 alone (x86-64's
+ * with vcvtneps2bf16 for the bf16 stores rounded to nearest even and, where
+ * the CPU has F16C, f16 params and gradients by vcvtph2ps and vcvtps2ph.
+ * The scalar path, SSE2 alone (x86-64's
  * baseline, which no AVX2 CPU dispatches) and AVX-512 forced on a CPU
  * without AVX512_BF16 (or with RMSFUSE_CONVERSIONS=software) take the block
  * path: the same bits, and one instantiation per ISA keeps CI's many
@@ -407,13 +409,14 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
         return;
     }
 #ifdef RMSFUSE_TX_BUILT
-    const int c = tx_class_of(J);
 #ifdef RMSFUSE_TX_HW_BUILT
+    const int c = tx_class_of(J, hw && rmsfuse_cpu_has_f16_convert());
     if (hw && c >= 0 && tx_table_hw[J->rule][c]) {
         tx_table_hw[J->rule][c](kernel, k, variant, J, begin, end);
         return;
     }
 #else
+    const int c = tx_class_of(J, 0);
     if (c >= 0 && tx_table_sw[J->rule][c]) {
         tx_table_sw[J->rule][c](kernel, k, variant, J, begin, end);
         return;

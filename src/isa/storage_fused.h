@@ -9,11 +9,13 @@
  *   param  float32 | bf16 | bf16 with a float32 master | split bf16
  *   grad   float32 | bf16
  *   state  float32 | bf16 | 8-bit (RMSFUSE_Q8)
- * bf16 rounded to nearest even, or stochastically.  The param's kind and
- * the state's type make the "class", a constant of each loop (12 loops per
- * rule); the gradient's type, the rounding and the rule's variant are
+ * bf16 rounded to nearest even, or stochastically; with TX_HW, where the
+ * CPU has F16C, also f16 for bf16 in the param (with or without a master)
+ * and the gradient.  The param's kind and the state's type make the
+ * "class", a constant of each loop (12 loops per rule); the gradient's
+ * type, the param's 16-bit type, the rounding and the rule's variant are
  * run-time choices, branches on loop invariants.
- * The rest (fp16, the linear 8-bit map) and any block's last VW - 1
+ * The rest (the linear 8-bit map; f16 elsewhere) and any block's last VW - 1
  * elements take the block path of storage.h, which gives the same bits:
  * the same operations on the same values, the conversions being the same
  * functions (storage_conv.h).
@@ -44,14 +46,17 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
 
 /*
  * The body's V: the variant (bits 0-7, run time), the class (bits 8-11, a
- * constant), a bf16 gradient (bit 12) and stochastic rounding (bit 14),
- * both at run time, and the rule's non-negative slots (bits 16-21, a
- * constant).  The rules read only their variant's bits.
+ * constant), a bf16 gradient (bit 12), an f16 gradient (bit 13),
+ * stochastic rounding (bit 14) and an f16 param (bit 15: f16 where the
+ * class says bf16), all at run time, and the rule's non-negative slots
+ * (bits 16-21, a constant).  The rules read only their variant's bits.
  */
 #define TX_P(V)          (((V) >> 8) & 3u)
 #define TX_S(V)          (((V) >> 10) & 3u)
 #define TX_G(V)          (((V) >> 12) & 1u)
+#define TX_GF16(V)       (((V) >> 13) & 1u)
 #define TX_SR(V)         (((V) >> 14) & 1u)
+#define TX_PF16(V)       (((V) >> 15) & 1u)
 #define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
 
 /* a[] of the typed body: each slot's array at the element TX_I0,
@@ -85,14 +90,20 @@ static RMSFUSE_ALWAYS_INLINE float tx_float(const char *bits)
     return f;
 }
 
-/* The class of a job's storage, or -1 where the block path runs it. */
-static int tx_class_of(const rmsfuse_typed_job *J)
+/* The class of a job's storage, or -1 where the block path runs it; f16:
+ * f16 params and gradients are the fused loops' (TX_HW on a CPU with F16C). */
+static int tx_class_of(const rmsfuse_typed_job *J, int f16)
 {
     const unsigned master = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
     unsigned p, st = TXS_F32;
     switch (J->type[RMSFUSE_SLOT_PARAM]) {
     case RMSFUSE_F32:
         p = TXP_F32;
+        break;
+    case RMSFUSE_F16:
+        if (!f16)
+            return -1;
+        p = master ? TXP_MASTER : TXP_BF16;
         break;
     case RMSFUSE_BF16:
         p = master ? TXP_MASTER : TXP_BF16;
@@ -104,7 +115,7 @@ static int tx_class_of(const rmsfuse_typed_job *J)
         return -1;
     }
     if ((J->used & (1u << RMSFUSE_SLOT_GRAD)) && J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_F32 &&
-        J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_BF16)
+        J->type[RMSFUSE_SLOT_GRAD] != RMSFUSE_BF16 && !(f16 && J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_F16))
         return -1;
     for (unsigned sl = 2; sl < RMSFUSE_MAX_SLOTS; sl++)
         if (J->used & (1u << sl)) {
@@ -251,6 +262,29 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_split)(const char *hi, const char *lo)
 #endif
 }
 
+/* VW f16 values at p as float32, and VW values to f16 at p rounded to
+ * nearest even: with TX_HW AVX-512F's vcvtph2ps and vcvtps2ph, which give
+ * the integer rule's bits except that vcvtph2ps quiets a signalling NaN:
+ * still a NaN, and a step promises NaN results their NaN-ness only
+ * (docs/math.md).  (The conversion calls, exact for NaN payloads too,
+ * take f16_to_f32_hw in storage.h, which falls back on NaNs.) */
+static RMSFUSE_ALWAYS_INLINE VF TXN(ld_f16)(const char *p)
+{
+#if TX_HW
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+#else
+    return tx_vf(flt_cw(f16_to_cw(ld_u16_cw(p))));
+#endif
+}
+static RMSFUSE_ALWAYS_INLINE void TXN(st_f16)(char *p, VF x)
+{
+#if TX_HW
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#else
+    st_u16_cw(p, f16_of_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
+#endif
+}
+
 /* VW values of slot s at element i of the block. */
 static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, char *const *a, size_t i,
                                         const rmsfuse_grad_k *in)
@@ -258,7 +292,7 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
     if (s == RMSFUSE_SLOT_PARAM) {
         switch (TX_P(V)) {
         case TXP_BF16:
-            return TXN(ld_bf16)(a[s] + i * 2);
+            return TX_PF16(V) ? TXN(ld_f16)(a[s] + i * 2) : TXN(ld_bf16)(a[s] + i * 2);
         case TXP_MASTER:
             return VLOAD(a[TX_EXTRA] + i * 4);
         case TXP_SPLIT:
@@ -268,7 +302,9 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
         }
     }
     if (s == RMSFUSE_SLOT_GRAD) {
-        const VF g = TX_G(V) == TXG_BF16 ? TXN(ld_bf16)(a[s] + i * 2) : VLOAD(a[s] + i * 4);
+        const VF g = TX_G(V) == TXG_BF16 ? TXN(ld_bf16)(a[s] + i * 2)
+                     : TX_GF16(V)        ? TXN(ld_f16)(a[s] + i * 2)
+                                         : VLOAD(a[s] + i * 4);
         if (in->gs == 1.0f && in->gc == INFINITY)
             return g;
         return GRAD_IN(g, in->gs, in->gc); /* src/isa/kernels.c */
@@ -293,17 +329,19 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
         const u_t_cw r = sr ? sr_random_cw((uint64_t)(uintptr_t)a[TX_KEY], i0) : splat_cw(0u);
         switch (P) {
         case TXP_BF16:
-            if (sr)
-                st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
-            else
-                TXN(st_bf16_at)(s, a, i, x);
-            return;
         case TXP_MASTER:
-            VSTORE(a[TX_EXTRA] + i * 4, x);
-            if (sr)
+            if (P == TXP_MASTER)
+                VSTORE(a[TX_EXTRA] + i * 4, x);
+            if (TX_PF16(V)) {
+                if (sr)
+                    st_u16_cw(a[s] + i * 2, f16_of_cw(bits_cw(tx_cw(x)), 1, r));
+                else
+                    TXN(st_f16)(a[s] + i * 2, x);
+            } else if (sr) {
                 st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
-            else
+            } else {
                 TXN(st_bf16_at)(s, a, i, x);
+            }
             return;
         case TXP_SPLIT: {
             const u_t_cw u = bits_cw(tx_cw(x));
@@ -453,7 +491,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(run)(const int R, const unsigned C, const 
 #endif
     const unsigned sr = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) != 0;
     const unsigned gbf16 = J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_BF16;
-    const unsigned V = (variant & 0xFFu) | C << 8 | gbf16 << 12 | sr << 14 | nonneg << 16;
+    const unsigned gf16 = J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_F16;
+    const unsigned pf16 = J->type[RMSFUSE_SLOT_PARAM] == RMSFUSE_F16;
+    const unsigned V = (variant & 0xFFu) | C << 8 | gbf16 << 12 | gf16 << 13 | sr << 14 | pf16 << 15 | nonneg << 16;
     switch (R) {
         RMSFUSE_RULES(RMSFUSE_TX_CASE_)
     default:
