@@ -41,6 +41,12 @@ static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
 
 #endif
 
+/* Each rule file also defines RMSFUSE_NONNEG_<rule>, its state slots that
+ * are never negative, and RMSFUSE_FLUSHED_<rule>, its variant bit under
+ * which every state value its body stores has gone through FLUSH_IF (no
+ * subnormal: the fused typed loops store such values to bf16 without their
+ * subnormal fix-up, src/isa/storage_fused.h; test_storage's flush variants
+ * with subnormal values check it). */
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"
