@@ -84,7 +84,7 @@ native_build() { # launcher, then more cmake args
 
 stage_native() {
     native_build ""
-    # The Python tests are the python stage's (the same tests, its own build).
+    # The Python tests are the python stage's (the same build, run there).
     ctest --test-dir build/test -j "$jobs" --output-on-failure -LE python
 }
 

@@ -105,11 +105,10 @@ static int tx_class_of(const rmsfuse_typed_job *J, int f16)
     case RMSFUSE_F32:
         p = TXP_F32;
         break;
-    case RMSFUSE_F16:
+    case RMSFUSE_F16: /* where f16, the bf16 kinds (TX_PF16) */
         if (!f16)
             return -1;
-        p = master ? TXP_MASTER : TXP_BF16;
-        break;
+        /* fall through */
     case RMSFUSE_BF16:
         p = master ? TXP_MASTER : TXP_BF16;
         break;
