@@ -75,8 +75,8 @@ configure_build() { # dir, cmake args...
 }
 
 # The native build, build/test, with the test programs run through a launcher
-# ($1, a ;-list, or empty): the valgrind, qemu-x86, mpi and python stages
-# reuse its objects (only the tests' commands change), which saves CI a
+# ($1, a ;-list, or empty): the valgrind, qemu-x86, bench, mpi and python
+# stages reuse its objects (only the tests' commands change), which saves CI a
 # build each.
 native_build() { # launcher, then more cmake args
     configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMSFUSE_BUILD_POOL=ON "-DRMSFUSE_TEST_LAUNCHER=$1" "${@:2}"
@@ -132,16 +132,18 @@ stage_sve() {
 }
 
 stage_bench() {
-    cmake -S . -B build/bench-smoke -DCMAKE_BUILD_TYPE=Release -DRMSFUSE_BUILD_BENCH=ON -DRMSFUSE_BUILD_TESTS=OFF \
-        >build/bench-smoke.configure.log 2>&1 || { cat build/bench-smoke.configure.log; return 1; }
-    cmake --build build/bench-smoke -j "$jobs"
-    # Every benchmark kind, at small sizes, briefly: this checks that it
-    # runs and reports, not how fast (scripts/bench.sh measures).
-    build/bench-smoke/bench/rmsfuse_bench --rmsfuse_sweep=0 --rmsfuse_max_ws=1M --benchmark_min_time=0.001 \
-        --benchmark_out=build/bench-smoke/bench.json --benchmark_out_format=json >/dev/null
-    /usr/bin/python3 bench/report.py build/bench-smoke/bench.json build/bench-smoke/report \
+    # The native build with the benchmarks added (RelWithDebInfo: this run
+    # checks that they build, run and report, not how fast; scripts/bench.sh
+    # measures, in its own Release build).
+    native_build "" -DRMSFUSE_BUILD_BENCH=ON
+    local out=build/test/bench-smoke
+    mkdir -p "$out"
+    # Every benchmark kind, at small sizes, briefly.
+    build/test/bench/rmsfuse_bench --rmsfuse_sweep=0 --rmsfuse_max_ws=1M --benchmark_min_time=0.001 \
+        --benchmark_out="$out/bench.json" --benchmark_out_format=json >/dev/null
+    /usr/bin/python3 bench/report.py "$out/bench.json" "$out/report" \
         --command "scripts/test.sh bench (smoke run)" >/dev/null
-    ls build/bench-smoke/report/*.png
+    ls "$out"/report/*.png
 }
 
 stage_mpi() {
