@@ -85,7 +85,9 @@ native_build() { # launcher, then more cmake args
 stage_native() {
     native_build ""
     # The Python tests are the python stage's (the same build, run there).
-    ctest --test-dir build/test -j "$jobs" --output-on-failure -LE python
+    # CK_FORK=no, as in every other stage: Check's fork per test cost about
+    # 11 ms on the Zen 5 VM (test_golden's 401 tests: 4.7 s -> 0.3 s).
+    CK_FORK=no ctest --test-dir build/test -j "$jobs" --output-on-failure -LE python
 }
 
 stage_valgrind() {
