@@ -92,13 +92,23 @@ static double bf16_mag(unsigned c, int arg)
     return c >= 0x7F80u ? 0x1p128 : (double)u2f((uint32_t)c << 16);
 }
 
+/* 2^n, exact, for -1022 <= n <= 1023 (ldexp's value; a multiplication by it
+ * is exact here, and much cheaper than libm's ldexp under valgrind and qemu). */
+static double pow2i(int n)
+{
+    const uint64_t b = (uint64_t)(1023 + n) << 52;
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
 static double f16_mag(unsigned c, int arg)
 {
     (void)arg;
     if (c >= 0x7C00u)
         return 65536.0;
     const unsigned E = c >> 10, M = c & 0x3FFu;
-    return E ? ldexp(1.0 + M / 1024.0, (int)E - 15) : ldexp((double)M, -24);
+    return E ? (1.0 + M / 1024.0) * pow2i((int)E - 15) : (double)M * pow2i(-24);
 }
 
 /* The float-like 8-bit code's magnitude (docs/math.md's table, without the scale). */
@@ -106,7 +116,7 @@ static double q8_mag(unsigned c, int nonneg)
 {
     const int B = nonneg ? 31 : 15;
     const unsigned E = c >> 3, M = c & 7u;
-    return E ? ldexp(1.0 + M / 8.0, (int)E - B) : ldexp((double)M, -(B + 2));
+    return E ? (1.0 + M / 8.0) * pow2i((int)E - B) : (double)M * pow2i(-(B + 2));
 }
 
 /* Round to nearest, ties to the even code, of a >= 0 on the grid 0..top. */
