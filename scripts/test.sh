@@ -156,7 +156,7 @@ stage_mpi() {
 stage_python() {
     # The Python tests (the native stage leaves them here), which must run, not skip.
     native_build ""
-    ctest --test-dir build/test -L python --output-on-failure --no-tests=error | tee build/test/ctest-python.log
+    ctest --test-dir build/test -j "$jobs" -L python --output-on-failure --no-tests=error | tee build/test/ctest-python.log
     ! grep -q "Not Run\|Skipped" build/test/ctest-python.log
 }
 
