@@ -104,31 +104,18 @@ static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale,
     }
 }
 
-/* The largest |x| of n floats, NaNs ignored: on the bits, where the order
- * of non-negative floats is the integers' order; *finite: none is an
+/* The largest |x| of n floats x, NaNs ignored, given `all`, the largest
+ * of their magnitudes' bits (NaNs included: on the bits, the order of
+ * non-negative floats is the integers' order); *finite: none is an
  * infinity or a NaN. */
-static float block_amax(const float *x, size_t n, int *finite)
+static float q8_amax_of(uint32_t all, const float *x, size_t n, int *finite)
 {
-    uint32_t m = 0, all = 0;
-    size_t i = 0;
-#if RMSFUSE_CONV_WIDE
-    u_t_cw raw = splat_cw(0u);
-    for (; i + VW <= n; i += VW)
-        raw = smax_cw(raw, bits_cw(ld_f32_cw((const char *)(x + i))) & 0x7FFFFFFFu);
-    for (unsigned l = 0; l < VW; l++)
-        all = raw[l] > all ? raw[l] : all;
-#endif
-    for (; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, sizeof u);
-        u &= 0x7FFFFFFFu;
-        all = u > all ? u : all;
-    }
+    uint32_t m = 0;
     *finite = all < 0x7F800000u;
     if (all <= 0x7F800000u) { /* no NaN: the largest of all */
         m = all;
     } else {
-        for (i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
             uint32_t u;
             memcpy(&u, x + i, sizeof u);
             u &= 0x7FFFFFFFu;
@@ -139,6 +126,43 @@ static float block_amax(const float *x, size_t n, int *finite)
     float a;
     memcpy(&a, &m, sizeof a);
     return a;
+}
+
+#if RMSFUSE_CONV_WIDE
+/* The largest lane of x. */
+static RMSFUSE_ALWAYS_INLINE uint32_t hmax_cw(u_t_cw x)
+{
+#if VW == 16 && defined(__AVX512F__)
+    __m512i v;
+    memcpy(&v, &x, sizeof v);
+    return (uint32_t)_mm512_reduce_max_epu32(v);
+#else
+    uint32_t all = 0;
+    for (unsigned l = 0; l < VW; l++)
+        all = x[l] > all ? x[l] : all;
+    return all;
+#endif
+}
+#endif
+
+/* The largest |x| of n floats, NaNs ignored; *finite as q8_amax_of. */
+static float block_amax(const float *x, size_t n, int *finite)
+{
+    uint32_t all = 0;
+    size_t i = 0;
+#if RMSFUSE_CONV_WIDE
+    u_t_cw raw = splat_cw(0u);
+    for (; i + VW <= n; i += VW)
+        raw = smax_cw(raw, bits_cw(ld_f32_cw((const char *)(x + i))) & 0x7FFFFFFFu);
+    all = hmax_cw(raw);
+#endif
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        u &= 0x7FFFFFFFu;
+        all = u > all ? u : all;
+    }
+    return q8_amax_of(all, x, n, finite);
 }
 
 static RMSFUSE_ALWAYS_INLINE void conv_q8_run(const unsigned type, const int nonneg, const int finite, const float *src,
@@ -153,11 +177,11 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_run(const unsigned type, const int non
         st_u8_c1(dst + i, q8_encode_c1(type, nonneg, finite, ld_f32_c1((const char *)(src + i)), q));
 }
 
-static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonneg, const float *src, char *dst,
-                                            char *scale, size_t n)
+/* A block of n float32 values at src encoded into dst and its scale, whose
+ * largest magnitude amax (NaNs ignored) and finiteness are known. */
+static RMSFUSE_ALWAYS_INLINE void conv_q8_amax(const unsigned type, const int nonneg, const float *src, char *dst,
+                                               char *scale, size_t n, const float amax, const int finite)
 {
-    int finite;
-    const float amax = block_amax(src, n, &finite);
     const float s = amax >= FLT_MIN ? amax : 0.0f;
     const float q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
     memcpy(scale, &s, sizeof s);
@@ -165,6 +189,14 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonne
         conv_q8_run(type, nonneg, 1, src, dst, q, n);
     else
         conv_q8_run(type, nonneg, 0, src, dst, q, n);
+}
+
+static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonneg, const float *src, char *dst,
+                                            char *scale, size_t n)
+{
+    int finite;
+    const float amax = block_amax(src, n, &finite);
+    conv_q8_amax(type, nonneg, src, dst, scale, n, amax, finite);
 }
 
 static RMSFUSE_ALWAYS_INLINE void conv_16_t(const unsigned type, const int sr, const float *src, char *dst, size_t n,

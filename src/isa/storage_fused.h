@@ -21,8 +21,9 @@
  * functions (storage_conv.h).
  *
  * 8-bit state is decoded in registers; its new values go to a float32
- * buffer of the block (1 KiB, in L1), which is encoded once the block's
- * largest magnitude is known.
+ * buffer of the block (1 KiB, in L1), and their largest magnitude is kept
+ * in a register as they are stored; the buffer is encoded once the block
+ * is done.
  *
  * The first part (classes, layout) is read once; the second is an
  * instantiation, which storage.h includes once for AVX2 and NEON (TX_SUFFIX
@@ -211,6 +212,7 @@ struct TXN(ctx) {
 #if TX_HW
     struct TXN(pend) p;
 #endif
+    u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
 };
 
 /* VW values of slot s to bf16 at element i, rounded to nearest even. */
@@ -377,9 +379,15 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
         else
             TXN(st_bf16_at)(s, a, i, x);
         return;
-    case TXS_Q8:
+    case TXS_Q8: {
+        /* the block's largest magnitude as its values are stored: no pass
+         * over the buffer before it is encoded (on Zen 5, AdamW with 8-bit
+         * state in L2: 0.66 -> 0.61 ns per element) */
+        u_t_cw *const mx = ((struct TXN(ctx) *)(void *)a)->mx;
         VSTORE(a[TX_BUF + s] + i * 4, x);
+        mx[s] = smax_cw(mx[s], bits_cw(tx_cw(x)) & 0x7FFFFFFFu);
         return;
+    }
     default:
         VSTORE(a[s] + i * 4, x);
         return;
@@ -473,16 +481,21 @@ static RMSFUSE_ALWAYS_INLINE void TXN(at)(const unsigned C, const rmsfuse_typed_
                     memcpy(&sc, J->scale[s] + i0 / QB * 4, sizeof sc);                                      \
                 a[TX_SCALE + s] = (char *)(uintptr_t)sc;                                                    \
             }                                                                                               \
+            for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                \
+                ctx.mx[s] = splat_cw(0u);                                                                   \
             for (size_t i = 0; i < m; i += VW) {                                                            \
                 RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                                \
                 TXN(st_fix)(a, i);                                                                          \
             }                                                                                               \
             for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                \
                 if (J->used & (1u << s)) {                                                                  \
+                    int fin;                                                                                \
+                    const float amax = q8_amax_of(hmax_cw(ctx.mx[s]), buf[s], m, &fin);                     \
+                    char *const sc = J->scale[s] + i0 / QB * 4;                                             \
                     if ((nonneg >> s) & 1u)                                                                 \
-                        conv_q8_t(RMSFUSE_Q8, 1, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);       \
+                        conv_q8_amax(RMSFUSE_Q8, 1, buf[s], J->a[s] + i0, sc, m, amax, fin);                \
                     else                                                                                    \
-                        conv_q8_t(RMSFUSE_Q8, 0, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m);       \
+                        conv_q8_amax(RMSFUSE_Q8, 0, buf[s], J->a[s] + i0, sc, m, amax, fin);                \
                 }                                                                                           \
             i0 += m;                                                                                        \
         }                                                                                                   \
