@@ -558,6 +558,19 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * function would copy every rule's body into each of these before the
  * switch is folded.  The flush variant is one bit of the variant (asserted),
  * so that the flush loops know the whole bit. */
+/* The loops of rule r at V, and, where the rule names a variant bit that
+ * changes its slots (RMSFUSE_TXSPLIT_<rule>), one loop for each value of it
+ * (not beside 8-bit state, whose block coding takes most of its time). */
+#define TX_LOOPS_AT_(r, W) RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, (W), kernel, kp, variant, J, begin, end)
+#define TX_LOOPS_SPLIT_(r, W)                                                                              \
+    do {                                                                                                   \
+        if (((C >> 2) & 3u) == TXS_Q8)                                                                     \
+            TX_LOOPS_AT_(r, (W));                                                                          \
+        else if (variant & RMSFUSE_TXSPLIT_##r)                                                            \
+            TX_LOOPS_AT_(r, (W) | RMSFUSE_TXSPLIT_##r);                                                    \
+        else                                                                                               \
+            TX_LOOPS_AT_(r, (W) & ~RMSFUSE_TXSPLIT_##r);                                                   \
+    } while (0)
 #define TX_FN_(r, p, q)                                                                                    \
     static __attribute__((noinline)) void RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX)(                      \
         rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
@@ -567,15 +580,13 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         _Static_assert((RMSFUSE_FLUSHED_##r & (RMSFUSE_FLUSHED_##r - 1u)) == 0, "one flush bit");          \
         const unsigned V = TXN(v_of)(C, RMSFUSE_NONNEG_##r, F, variant, J);                                \
         if (TX_SR(V))                                                                                      \
-            RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, V | 1u << 14, kernel, kp, variant, J, begin, end);     \
+            TX_LOOPS_AT_(r, V | 1u << 14);                                                                 \
         else if ((q) == TXS_BF16 && TX_SFLUSHED(V))                                                        \
-            RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, (V | F | 1u << 22) & ~(1u << 14), kernel, kp, variant, J, \
-                                                 begin, end);                                              \
+            TX_LOOPS_SPLIT_(r, (V | F | 1u << 22) & ~(1u << 14));                                          \
         else if ((q) == TXS_BF16)                                                                          \
-            RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, V & ~(F | 1u << 22 | 1u << 14), kernel, kp, variant, J, \
-                                                 begin, end);                                              \
+            TX_LOOPS_SPLIT_(r, V & ~(F | 1u << 22 | 1u << 14));                                            \
         else                                                                                               \
-            RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, V & ~(1u << 14), kernel, kp, variant, J, begin, end);  \
+            TX_LOOPS_SPLIT_(r, V & ~(1u << 14));                                                           \
     }
 #define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
 /* The classes of this instantiation (the others take the block path):
@@ -594,6 +605,8 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 
 #undef RMSFUSE_TX_LOOPS_
 #undef TX_FN_
+#undef TX_LOOPS_AT_
+#undef TX_LOOPS_SPLIT_
 #undef TX_ENTRY_
 #undef TX_RULE_FNS_
 #undef TX_RULE_ENTRIES_

@@ -46,7 +46,9 @@ static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
  * which every state value its body stores has gone through FLUSH_IF (no
  * subnormal: the fused typed loops store such values to bf16 without their
  * subnormal fix-up, src/isa/storage_fused.h; test_storage's flush variants
- * with subnormal values check it). */
+ * with subnormal values check it), and RMSFUSE_TXSPLIT_<rule>, a variant bit
+ * that changes which state slots the body uses (momentum), or 0: the fused
+ * typed loops have one loop for each of its values. */
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"

@@ -28,6 +28,7 @@ typedef struct rmsfuse_rmsprop_k {
 #define RMSPROP_V_DECOUPLED 64u /* decoupled weight decay */
 #define RMSPROP_V_FLUSH     128u /* FLUSH_SUBNORMAL: state below FLT_MIN becomes +0 */
 #define RMSFUSE_FLUSHED_rmsprop RMSPROP_V_FLUSH
+#define RMSFUSE_TXSPLIT_rmsprop RMSPROP_V_MOM
 #define RMSFUSE_NVAR_rmsprop 256u
 
 /* The variants the API can produce (120 of 256): the lr placement and
