@@ -194,10 +194,10 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_normal)(char *p, VF x)
 }
 
 #if TX_HW
-/* The bf16 stores of one vector of elements: vcvtneps2bf16 stores each at
- * once, and its subnormal inputs (read as zero) are fixed after the body,
- * where `d` tells whether there are any (one branch per vector of elements,
- * not one per store). */
+/* The bf16 state stores of one vector of elements (the param's is checked
+ * at its store): vcvtneps2bf16 stores each at once, and its subnormal
+ * inputs (read as zero) are fixed after the body, where `d` tells whether
+ * there are any (one branch per vector of elements, not one per store). */
 struct TXN(pend) {
     VF x[RMSFUSE_MAX_SLOTS]; /* the values slot s stored */
     unsigned sl;             /* the slots stored */
@@ -215,7 +215,8 @@ struct TXN(ctx) {
     u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
 };
 
-/* VW values of slot s to bf16 at element i, rounded to nearest even. */
+/* VW values of state slot s to bf16 at element i, rounded to nearest even
+ * (pending until TXN(st_fix) with TX_HW). */
 static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_at)(const unsigned s, char *const *a, size_t i, VF x)
 {
 #if TX_HW
