@@ -341,18 +341,18 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_to)(CV(u_t) h)
  * least 2^20 times |y|, so |y| + g has the grid's step (2^(e-3), or
  * 2^(-B-2) below 2^(1-B)) as its ulp and rounds to nearest even on it;
  * its bits minus g's count the steps, and the steps below 2^e are
- * 8 (max(e, e1) - e1).  A subnormal |y| (code 0) is taken as 0: no subnormal
- * float enters an operation.  The same codes as the integer rounding of
- * docs/math.md for every such |y| (compared over all 2^30 of them once;
- * tests/python/test_storage_numpy.py checks every rounding pattern). */
+ * 8 (max(e, e1) - e1).  The bits of max(e, e1) << 23 are those of
+ * max(a, e1 << 23) with the fraction cleared.  A subnormal |y| (code 0)
+ * adds to g as 0 does, with the CPU's DAZ set or not: |y| + g rounds to g.
+ * The same codes as the integer rounding of docs/math.md for every such
+ * |y| (compared over all 2^30 of them once; tests/python/test_storage_numpy.py
+ * checks every rounding pattern). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code_finite)(CV(u_t) a, unsigned B)
 {
-    const uint32_t e1 = 128u - B;
-    const CV(u_t) ec = CV(smax)(a >> 23, CV(splat)(e1));
-    const CV(u_t) t = ec << 23;
-    const CV(f_t) g = CV(flt)(t + (20u << 23));
-    const CV(f_t) y = CV(flt)(CV(sel_lt)(a, CV(splat)(0x00800000u), CV(splat)(0u), a));
-    return CV(bits)(y + g) - t + (ec << 3) - ((20u << 23) + (e1 << 3));
+    const uint32_t t1 = (128u - B) << 23;
+    const CV(u_t) t = CV(smax)(a, CV(splat)(t1)) & 0x7F800000u;
+    const CV(u_t) g = t + (20u << 23);
+    return (CV(bits)(CV(flt)(a) + CV(flt)(g)) - g) + ((t - t1) >> 20);
 }
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned nan)
 {
