@@ -295,6 +295,8 @@ int rmsfuse_cpu_has_avx512(void);
 int rmsfuse_cpu_prefers_avx512(void);
 /* Whether the kernels prefetch large arrays in software on this CPU. */
 int rmsfuse_cpu_prefers_prefetch(void);
+/* Whether the typed steps' fused loops prefetch their 16- and 8-bit arrays. */
+int rmsfuse_cpu_prefers_typed_prefetch(void);
 /* Whether the AVX-512 storage steps use AVX-512 BF16's vcvtneps2bf16 (the
  * CPU has AVX512_BF16, DQ, BW and VL, and RMSFUSE_CONVERSIONS is not
  * "software"). */

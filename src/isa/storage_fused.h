@@ -134,12 +134,15 @@ static int tx_class_of(const rmsfuse_typed_job *J, int f16)
     return (int)TX_CLASS(p, st);
 }
 
-/* Large ranges prefetch their 16- and 8-bit arrays this many blocks ahead:
- * on the Zen 4 VM, at DRAM size, all-bf16 RMSProp with momentum measured
- * 0.74-0.78 ns per element with it and 0.84-0.90 without; prefetching the
- * float32 arrays too made a bf16 gradient beside float32 state 0.67 ->
- * 0.80-0.92 ns slower (the float32 kernels leave them to the hardware
- * prefetchers on AMD as well: src/isa/kernels.c). */
+/* Large ranges prefetch their 16- and 8-bit arrays this many blocks ahead,
+ * on CPUs where that measured faster (rmsfuse_cpu_prefers_typed_prefetch,
+ * src/core/cpu_x86.c): on the Zen 4 VM, at DRAM size, all-bf16 RMSProp with
+ * momentum measured 0.74-0.78 ns per element with it and 0.84-0.90
+ * without; prefetching the float32 arrays too made a bf16 gradient beside
+ * float32 state 0.67 -> 0.80-0.92 ns slower (the float32 kernels leave
+ * them to the hardware prefetchers on AMD as well: src/isa/kernels.c).  On
+ * Zen 5, 1, 4 and 8 blocks ahead measured no better than 2, and none
+ * better still. */
 #define TX_PF_BLOCKS 2
 
 typedef void (*tx_fn)(rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J,
@@ -474,7 +477,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
     {                                                                                                              \
         const unsigned nonneg = RMSFUSE_NONNEG_##r;                                                                \
         const int q8 = ((C >> 2) & 3u) == TXS_Q8;                                                                  \
-        const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N;                                                      \
+        const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N && rmsfuse_cpu_prefers_typed_prefetch();                                                      \
         float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));                                    \
         struct TXN(ctx) ctx;                                                                                       \
         char **const a = ctx.a;                                                                                    \
