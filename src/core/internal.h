@@ -132,6 +132,11 @@ static inline uint64_t rmsfuse_sr_mix64(uint64_t z)
     z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
     return z ^ (z >> 31);
 }
+/* K2 of element i (docs/math.md): the same for every element of one 2^32 range. */
+static inline uint64_t rmsfuse_sr_k2(uint64_t key, uint64_t i)
+{
+    return rmsfuse_sr_mix64(key ^ (i >> 32));
+}
 
 /* Bytes per element of a storage type (8-bit: the codes alone). */
 static inline size_t rmsfuse_type_bytes(unsigned type)

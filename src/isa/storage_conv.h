@@ -246,22 +246,40 @@ static RMSFUSE_ALWAYS_INLINE void CV(st_u8)(char *p, CV(u_t) u)
 }
 
 /* ---- stochastic rounding's random numbers r(i), ..., r(i + CW - 1) ----------- */
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32)(CV(u_t) x)
+/* mix32 (docs/math.md) but for its last step, x ^ (x >> 16), which leaves
+ * the high half as it is: the high half of mix32(x) is mix32_pre(x) >> 16. */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32_pre)(CV(u_t) x)
 {
     x ^= x >> 16;
     x *= 0x7FEB352Du;
     x ^= x >> 15;
-    x *= 0x846CA68Bu;
-    return x ^ (x >> 16);
+    return x * 0x846CA68Bu;
 }
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t key, uint64_t i)
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32)(CV(u_t) x)
 {
-    const uint64_t k2 = rmsfuse_sr_mix64(key ^ (i >> 32)); /* the lanes are in one 2^32 range */
+    const CV(u_t) y = CV(mix32_pre)(x);
+    return y ^ (y >> 16);
+}
+/* r(i), ..., r(i + CW - 1) before mix32's last step, for elements of one
+ * 2^32 range, whose K2 is k2 (rmsfuse_sr_k2) */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_pre)(uint64_t k2, uint64_t i)
+{
     CV(u_t) idx;
     for (unsigned l = 0; l < CW; l++) /* a constant */
         idx[l] = l;
     idx += (uint32_t)i;
-    return CV(mix32)(CV(mix32)(idx ^ (uint32_t)k2) ^ (uint32_t)(k2 >> 32));
+    return CV(mix32_pre)(CV(mix32)(idx ^ (uint32_t)k2) ^ (uint32_t)(k2 >> 32));
+}
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t k2, uint64_t i)
+{
+    const CV(u_t) y = CV(sr_pre)(k2, i);
+    return y ^ (y >> 16);
+}
+/* r(i) >> 16, ...: all that bf16's stochastic rounding uses, one shift and
+ * one xor fewer than sr_random (>> 16) */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random_hi)(uint64_t k2, uint64_t i)
+{
+    return CV(sr_pre)(k2, i) >> 16;
 }
 
 /* ---- bf16 ------------------------------------------------------------------- */
@@ -276,10 +294,12 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sel_nan)(CV(u_t) u, CV(u_t) x, CV(u_t) y
     return CV(sel)((CV(i_t))(f != f), x, y);
 #endif
 }
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) r)
+/* bf16 bits of float bits u, rounded to nearest even or, with sr,
+ * stochastically with rh = r >> 16 (sr_random_hi). */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) rh)
 {
     const CV(u_t) s = u >> 16;
-    const CV(u_t) b = sr ? r >> 16 : 0x7FFFu + (s & 1u);
+    const CV(u_t) b = sr ? rh : 0x7FFFu + (s & 1u);
     return CV(sel_nan)(u, s | 0x40u, (u + b) >> 16);
 }
 
@@ -448,16 +468,19 @@ static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(load)(unsigned type, int nonneg, const c
     }
 }
 /* Stores CW float32 values x as `type` (F32, BF16 or F16) at p, rounded to
- * nearest even or, when sr, stochastically with element i0 first. */
+ * nearest even or, when sr, stochastically with element i0 first (the CW
+ * elements in one 2^32 range: the block path's vectors lie in one block). */
 static RMSFUSE_ALWAYS_INLINE void CV(store)(unsigned type, char *p, CV(f_t) x, int sr, uint64_t key, uint64_t i0)
 {
-    const CV(u_t) r = sr ? CV(sr_random)(key, i0) : CV(splat)(0u);
+    const uint64_t k2 = sr ? rmsfuse_sr_k2(key, i0) : 0u;
     switch (type) {
     case RMSFUSE_BF16:
-        CV(st_u16)(p, sr ? CV(bf16_of)(CV(bits)(x), 1, r) : CV(bf16_of)(CV(bits)(x), 0, r));
+        CV(st_u16)(p, sr ? CV(bf16_of)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0))
+                         : CV(bf16_of)(CV(bits)(x), 0, CV(splat)(0u)));
         break;
     case RMSFUSE_F16:
-        CV(st_u16)(p, sr ? CV(f16_of)(CV(bits)(x), 1, r) : CV(f16_of)(CV(bits)(x), 0, r));
+        CV(st_u16)(p, sr ? CV(f16_of)(CV(bits)(x), 1, CV(sr_random)(k2, i0))
+                         : CV(f16_of)(CV(bits)(x), 0, CV(splat)(0u)));
         break;
     default:
         CV(st_f32)(p, x);

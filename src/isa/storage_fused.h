@@ -69,7 +69,7 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
  * then these. */
 enum {
     TX_EXTRA = RMSFUSE_MAX_SLOTS + 1,        /* master (float32) or trail (bf16), at the block */
-    TX_KEY,                                   /* stochastic rounding: the key */
+    TX_KEY,                                   /* stochastic rounding: K2 of the range's elements */
     TX_I0,                                    /* the element of the tensor the arrays start at */
     TX_BUF,                                   /* 8-bit slots: the block's new float32 values */
     TX_SCALE = TX_BUF + RMSFUSE_MAX_SLOTS,    /* 8-bit slots: the block's scale, its bits */
@@ -182,6 +182,23 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
     _mm256_storeu_si256((__m256i *)(void *)p, _mm256_mask_sub_epi16(hy, d, hy, _mm256_set1_epi16(0x80)));
 #else
     st_u16_cw(p, bf16_of_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
+#endif
+}
+
+/* VW values to bf16 at p, rounded stochastically with rh = r >> 16
+ * (bf16_of_cw with sr).  With TX_HW: the sum's or the quieted NaN's high
+ * halves taken by one word permute, not three shifts and a narrowing. */
+static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_sr)(char *p, VF x, u_t_cw rh)
+{
+#if TX_HW
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i w = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_add_epi32(u, v512_cw(rh)),
+                                              _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+    const __m512i hi = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1, 31, 29, 27, 25, 23,
+                                        21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(_mm512_permutexvar_epi16(hi, w)));
+#else
+    st_u16_cw(p, bf16_of_cw(bits_cw(tx_cw(x)), 1, rh));
 #endif
 }
 
@@ -348,7 +365,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
         const unsigned P = TX_P(V);
         const int sr = (int)TX_SR(V);
         const uint64_t i0 = (uint64_t)(uintptr_t)a[TX_I0] + i;
-        const u_t_cw r = sr ? sr_random_cw((uint64_t)(uintptr_t)a[TX_KEY], i0) : splat_cw(0u);
+        const uint64_t k2 = (uint64_t)(uintptr_t)a[TX_KEY];
         switch (P) {
         case TXP_BF16:
         case TXP_MASTER:
@@ -356,11 +373,11 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
                 VSTORE(a[TX_EXTRA] + i * 4, x);
             if (TX_PF16(V)) {
                 if (sr)
-                    st_u16_cw(a[s] + i * 2, f16_of_cw(bits_cw(tx_cw(x)), 1, r));
+                    st_u16_cw(a[s] + i * 2, f16_of_cw(bits_cw(tx_cw(x)), 1, sr_random_cw(k2, i0)));
                 else
                     TXN(st_f16)(a[s] + i * 2, x);
             } else if (sr) {
-                st_u16_cw(a[s] + i * 2, bf16_of_cw(bits_cw(tx_cw(x)), 1, r));
+                TXN(st_bf16_sr)(a[s] + i * 2, x, sr_random_hi_cw(k2, i0));
             } else {
                 /* checked at once: one branch per vector of elements
                  * either way, without the pending stores' bookkeeping
@@ -444,9 +461,11 @@ static RMSFUSE_ALWAYS_INLINE void TXN(at)(const unsigned C, const rmsfuse_typed_
     a[TX_I0] = (char *)(uintptr_t)j;
 }
 
-/* The body's a[] and the pending stores, before the loops; buf: the 8-bit
- * slots' block buffers (QB floats per slot), or NULL. */
-static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[QB], const rmsfuse_typed_job *J)
+/* The body's a[] and the pending stores, before the loops over elements
+ * from `begin` on; buf: the 8-bit slots' block buffers (QB floats per
+ * slot), or NULL. */
+static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[QB], const rmsfuse_typed_job *J,
+                                        size_t begin)
 {
     char **const a = ctx->a;
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
@@ -454,7 +473,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
         a[TX_SCALE + s] = NULL;
     }
     a[RMSFUSE_MAX_SLOTS] = NULL;
-    a[TX_KEY] = (char *)(uintptr_t)J->key;
+    a[TX_KEY] = (char *)(uintptr_t)rmsfuse_sr_k2(J->key, begin); /* the range is in one 2^32 range (TX_FN_) */
 #if TX_HW
     memset(&ctx->p, 0, sizeof ctx->p);
 #endif
@@ -481,7 +500,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
         float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));                                    \
         struct TXN(ctx) ctx;                                                                                       \
         char **const a = ctx.a;                                                                                    \
-        TXN(init)(&ctx, q8 ? buf : NULL, J);                                                                       \
+        TXN(init)(&ctx, q8 ? buf : NULL, J, begin);                                                                \
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp; /* in registers */                                \
         if (!q8) {                                                                                                 \
             TXN(at)(C, J, begin, a);                                                                               \
@@ -583,9 +602,13 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         const unsigned C = TX_CLASS(p, q), F = RMSFUSE_FLUSHED_##r;                                        \
         _Static_assert((RMSFUSE_FLUSHED_##r & (RMSFUSE_FLUSHED_##r - 1u)) == 0, "one flush bit");          \
         const unsigned V = TXN(v_of)(C, RMSFUSE_NONNEG_##r, F, variant, J);                                \
-        if (TX_SR(V))                                                                                      \
-            TX_LOOPS_AT_(r, V | 1u << 14);                                                                 \
-        else if ((q) == TXS_BF16 && TX_SFLUSHED(V))                                                        \
+        if (TX_SR(V)) { /* in pieces within one 2^32 range: one K2 each (docs/math.md) */                  \
+            for (size_t b = begin, e; b < end; b = e) {                                                    \
+                const uint64_t next = (((uint64_t)b >> 32) + 1u) << 32;                                    \
+                e = (uint64_t)end < next ? end : (size_t)next;                                             \
+                RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, V | 1u << 14, kernel, kp, variant, J, b, e);       \
+            }                                                                                              \
+        } else if ((q) == TXS_BF16 && TX_SFLUSHED(V))                                                      \
             TX_LOOPS_SPLIT_(r, (V | F | 1u << 22) & ~(1u << 14));                                          \
         else if ((q) == TXS_BF16)                                                                          \
             TX_LOOPS_SPLIT_(r, V & ~(F | 1u << 22 | 1u << 14));                                            \
