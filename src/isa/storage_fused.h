@@ -496,7 +496,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
     {                                                                                                              \
         const unsigned nonneg = RMSFUSE_NONNEG_##r;                                                                \
         const int q8 = ((C >> 2) & 3u) == TXS_Q8;                                                                  \
-        const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N && rmsfuse_cpu_prefers_typed_prefetch();                                                      \
+        const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N && rmsfuse_cpu_prefers_typed_prefetch();             \
         float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));                                    \
         struct TXN(ctx) ctx;                                                                                       \
         char **const a = ctx.a;                                                                                    \
