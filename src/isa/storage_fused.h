@@ -473,7 +473,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
         a[TX_SCALE + s] = NULL;
     }
     a[RMSFUSE_MAX_SLOTS] = NULL;
-    a[TX_KEY] = (char *)(uintptr_t)rmsfuse_sr_k2(J->key, begin); /* the range is in one 2^32 range (TX_FN_) */
+    /* stochastic rounding: the range is in one 2^32 range (TX_FN_) */
+    a[TX_KEY] = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) ? (char *)(uintptr_t)rmsfuse_sr_k2(J->key, begin) : NULL;
 #if TX_HW
     memset(&ctx->p, 0, sizeof ctx->p);
 #endif
