@@ -26,12 +26,12 @@
 #   packages  the Debian packages (CPack) and pip install ./python: built,
 #             lintian-clean, installed, used from /usr and from a fresh venv,
 #             purged (scripts/check_packages.sh; root)
-#   sanitize  the whole suite built with ASan + UBSan (gcc, preset sanitize),
-#             every ISA forced in turn (docs/reliability.md)
+#   sanitize  the whole suite built with ASan + UBSan (clang-14, preset
+#             sanitize), every ISA forced in turn (docs/reliability.md)
 #   tsan      the threaded tests (test_isa, test_pool, test_concurrency)
 #             under ThreadSanitizer, every ISA forced in turn
-#   fuzz      the libFuzzer target (clang-14, ASan + UBSan) for a bounded
-#             time from the seed corpus; any crash or failed check fails
+#   fuzz      the libFuzzer target (the sanitize stage's build) for a
+#             bounded time from the seed corpus; any crash or failed check fails
 # As root it installs the Debian packages it needs when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,8 +50,8 @@ case " $stages " in *" bench "*) pkgs+=(g++ libbenchmark-dev python3-matplotlib)
 case " $stages " in *" mpi "*) pkgs+=(openmpi-bin libopenmpi-dev) ;; esac
 case " $stages " in *" python "*) pkgs+=(python3-torch python3-sklearn python3-matplotlib) ;; esac
 case " $stages " in *" packages "*) pkgs+=(dpkg-dev file lintian python3-venv python3-pip python3-setuptools python3-wheel python3-torch) ;; esac
-# ASan, UBSan and TSan come with gcc (libasan8, libubsan1, libtsan2).
-case " $stages " in *" fuzz "*) pkgs+=(clang-14 libclang-rt-14-dev) ;; esac
+# TSan comes with gcc (libtsan2); ASan, UBSan and libFuzzer with clang's runtime.
+case " $stages " in *" sanitize "* | *" fuzz "*) pkgs+=(clang-14 libclang-rt-14-dev) ;; esac
 rmsfuse_need_packages "${pkgs[@]}"
 
 summary=()
@@ -168,8 +168,10 @@ stage_packages() {
 
 # ---- hardening (docs/reliability.md) ----
 stage_sanitize() {
+    # One clang build for this stage and for fuzz: the whole suite runs on
+    # the instrumented library that the fuzzer explores (docs/reliability.md).
     mkdir -p build
-    cmake --preset sanitize -DRMSFUSE_BUILD_POOL=ON >build/sanitize.configure.log 2>&1 ||
+    cmake --preset sanitize >build/sanitize.configure.log 2>&1 ||
         { cat build/sanitize.configure.log; return 1; }
     cmake --build --preset sanitize -j "$jobs"
     ctest --preset sanitize -j "$jobs"
@@ -184,23 +186,27 @@ stage_tsan() {
 }
 
 stage_fuzz() {
+    # The sanitize stage's build (preset sanitize), when it ran first: only
+    # the fuzz target is built here, and only if it is not already.
     mkdir -p build
-    cmake --preset fuzz >build/fuzz.configure.log 2>&1 || { cat build/fuzz.configure.log; return 1; }
-    cmake --build build/fuzz -j "$jobs" --target fuzz_rules
+    cmake --preset sanitize >build/sanitize.configure.log 2>&1 ||
+        { cat build/sanitize.configure.log; return 1; }
+    cmake --build build/sanitize -j "$jobs" --target fuzz_rules
     # New inputs go to a scratch copy; the committed seeds stay as they are.
-    local work=build/fuzz/corpus
-    rm -rf "$work" build/fuzz/artifacts
-    mkdir -p "$work" build/fuzz/artifacts
+    local dir=build/sanitize/fuzz
+    local work=$dir/corpus
+    rm -rf "$work" "$dir/artifacts"
+    mkdir -p "$work" "$dir/artifacts"
     cp tests/fuzz/corpus/* "$work"/
     local rc=0
-    build/fuzz/tests/fuzz/fuzz_rules -max_total_time="${RMSFUSE_FUZZ_SECONDS:-45}" -max_len=4096 -timeout=30 \
-        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$work" \
-        >build/fuzz/fuzz.log 2>&1 || rc=$?
-    grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::|Done )' build/fuzz/fuzz.log || true
-    echo "corpus after the run: $(find "$work" -type f | wc -l) inputs (build/fuzz/fuzz.log has the whole log)"
-    if [ "$rc" -ne 0 ] || [ -n "$(ls build/fuzz/artifacts)" ]; then
-        tail -n 60 build/fuzz/fuzz.log
-        echo "fuzz: failed (exit $rc); reproduce with build/fuzz/tests/fuzz/fuzz_rules build/fuzz/artifacts/<file>"
+    build/sanitize/tests/fuzz/fuzz_rules -max_total_time="${RMSFUSE_FUZZ_SECONDS:-45}" -max_len=4096 -timeout=30 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" "$work" \
+        >"$dir/fuzz.log" 2>&1 || rc=$?
+    grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::|Done )' "$dir/fuzz.log" || true
+    echo "corpus after the run: $(find "$work" -type f | wc -l) inputs ($dir/fuzz.log has the whole log)"
+    if [ "$rc" -ne 0 ] || [ -n "$(ls "$dir/artifacts")" ]; then
+        tail -n 60 "$dir/fuzz.log"
+        echo "fuzz: failed (exit $rc); reproduce with build/sanitize/tests/fuzz/fuzz_rules $dir/artifacts/<file>"
         return 1
     fi
     return 0

@@ -284,8 +284,14 @@ static void grad_transform(float *dst, const char *src, size_t n, float gs, floa
  * every float-aligned array, so each block's loop has the head the whole
  * loop would have had.  Not inlined or cloned: a copy per rule could
  * inline the kernel it calls back, every variant a second time. */
-static __attribute__((noinline, noclone)) void run_transformed(rmsfuse_kernel kernel, const void *kp, size_t ksize,
-                                                               unsigned variant, char *const *a, size_t n)
+#if defined(__clang__)
+#define RMSFUSE_NOCLONE /* noclone is gcc's attribute only */
+#else
+#define RMSFUSE_NOCLONE , noclone
+#endif
+static __attribute__((noinline RMSFUSE_NOCLONE)) void run_transformed(rmsfuse_kernel kernel, const void *kp,
+                                                                      size_t ksize, unsigned variant, char *const *a,
+                                                                      size_t n)
 {
     union {
         rmsfuse_grad_k in;
