@@ -186,8 +186,8 @@ stage_tsan() {
 }
 
 stage_fuzz() {
-    # The sanitize stage's build (preset sanitize), when it ran first: only
-    # the fuzz target is built here, and only if it is not already.
+    # The sanitize preset's build: after the sanitize stage it has the
+    # target already and nothing is compiled here.
     mkdir -p build
     cmake --preset sanitize >build/sanitize.configure.log 2>&1 ||
         { cat build/sanitize.configure.log; return 1; }
