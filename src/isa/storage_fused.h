@@ -69,7 +69,8 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
  * then these. */
 enum {
     TX_EXTRA = RMSFUSE_MAX_SLOTS + 1,        /* master (float32) or trail (bf16), at the block */
-    TX_KEY,                                   /* stochastic rounding: K2 of the range's elements */
+    TX_KEY,                                   /* stochastic rounding: K2 of the range's elements, */
+    TX_KEY_HI,                                /* its low and high 32 bits (a pointer may have 32) */
     TX_I0,                                    /* the element of the tensor the arrays start at */
     TX_BUF,                                   /* 8-bit slots: the block's new float32 values */
     TX_SCALE = TX_BUF + RMSFUSE_MAX_SLOTS,    /* 8-bit slots: the block's scale, its bits */
@@ -365,7 +366,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
         const unsigned P = TX_P(V);
         const int sr = (int)TX_SR(V);
         const uint64_t i0 = (uint64_t)(uintptr_t)a[TX_I0] + i;
-        const uint64_t k2 = (uint64_t)(uintptr_t)a[TX_KEY];
+        const uint64_t k2 = (uint64_t)(uintptr_t)a[TX_KEY] | (uint64_t)(uintptr_t)a[TX_KEY_HI] << 32;
         switch (P) {
         case TXP_BF16:
         case TXP_MASTER:
@@ -474,7 +475,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
     }
     a[RMSFUSE_MAX_SLOTS] = NULL;
     /* stochastic rounding: the range is in one 2^32 range (TX_FN_) */
-    a[TX_KEY] = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) ? (char *)(uintptr_t)rmsfuse_sr_k2(J->key, begin) : NULL;
+    const uint64_t k2 = (J->flags & RMSFUSE_STOCHASTIC_ROUNDING) ? rmsfuse_sr_k2(J->key, begin) : 0u;
+    a[TX_KEY] = (char *)(uintptr_t)(uint32_t)k2;
+    a[TX_KEY_HI] = (char *)(uintptr_t)(uint32_t)(k2 >> 32);
 #if TX_HW
     memset(&ctx->p, 0, sizeof ctx->p);
 #endif
