@@ -40,8 +40,9 @@ Storage types (storage/<rule>/<flags>/<combo>/<impl>/ws:<bytes>): per flag
 set, each storage combination (param / gradient / state types) next to the
 float32 step ("plain"): bytes per element, memory per parameter, its rate
 against the roofline of exactly its traffic and against float32 (with the
-ratio of bytes, what memory alone would give), per size class and ISA; and
-storage_types.png.
+ratio of bytes, what memory alone would give), per size class and ISA, and
+at the largest size on every core (impl pool_t<k> against roofline_t<k>);
+and storage_types.png.
 """
 import argparse
 import json
@@ -639,6 +640,18 @@ def storage_largest(d, fs, classes):
     return max(cls) if cls else (max(sizes) if sizes else None)
 
 
+STORAGE_CORES_RE = re.compile(r"^(pool|roofline)_t(\d+)$")
+
+
+def storage_cores(bi, ws):
+    """A combination's results on the pool of every core at size ws: (threads, pool, roofline), or None."""
+    ts = {int(m.group(2)) for m in (STORAGE_CORES_RE.match(i) for i in bi) if m and ws in bi[m.group(0)]}
+    if not ts:
+        return None
+    t = max(ts)
+    return t, bi.get(f"pool_t{t}", {}).get(ws), bi.get(f"roofline_t{t}", {}).get(ws)
+
+
 def storage_markdown(ctx, stats, primary, classes, pngs, isas):
     d = stats[primary]
     fss, combos = storage_order(d, ctx)
@@ -680,7 +693,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             w(f"| `{combo}`: {storage_title(ctx, combo)} | {mem['param']:.3g} | {mem['extra']:.3g} | "
               f"{mem['grad']:.3g} | " + " | ".join(cells) + " |")
     w("")
-    met_all, n_all = 0, 0
+    met_all, n_all, met_cores, n_cores = 0, 0, 0, 0
     for fs in fss:
         by = d.storage[fs]
         big = storage_largest(d, fs, classes)
@@ -694,9 +707,21 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
         isa_cols = [i for i in isas if any(big in by[c].get(i, {}) for c in by)]
         flo = d.floors.get(active)
         div = next((r["divider"] for bi in by.values() for x in bi.values() for r in x.values()), 1)
+        # every core: the typed plans on the pool, against the roofline on the same workers and the
+        # float32 typed combination (the first) on the pool
+        cores = {c: storage_cores(bi, big) for c, bi in by.items()}
+        tcores = max((x[0] for x in cores.values() if x), default=0)
+        ref_cn = next((c for c in combos if c != STORAGE_PLAIN and cores.get(c)), None)
+        ref_c = cores[ref_cn][1] if ref_cn else None
+        ccols = [f"{tcores} cores: ns/elem", "/ roofline", "/ float32"] if tcores else []
+        # the step's traffic rate where memory does not limit it (the L2 size): the most bandwidth one core can use
+        l2 = classes.get("L2") if classes.get("L2") != big else None
+        gcols = ["roofline GB/s", "GB/s at L2"] if l2 and any(l2 in bi.get("dispatched", {}) for bi in by.values()) \
+            else []
         w("| storage | B/elem | ns/elem | roofline ns/elem | / roofline | limit ns/elem | / limit | / float32 | "
-          "f32 bytes / bytes | roofline / f32 roofline | " + " | ".join(f"{i} / roofline" for i in isa_cols) + " |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(isa_cols))
+          "f32 bytes / bytes | roofline / f32 roofline | "
+          + " | ".join(gcols + ccols + [f"{i} / roofline" for i in isa_cols]) + " |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(gcols) + len(ccols) + len(isa_cols)))
         for combo in combos:
             bi = by.get(combo)
             if not bi:
@@ -720,6 +745,17 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                      fr(fr_roof), f"{lim[0]:.3f} ({lim[1]})" if lim[0] else "–", fr(of_lim),
                      fr(ratio(rd and rd["gelem"], ref_d and ref_d["gelem"])), fr(ratio(bref, b)),
                      fr(ratio(rr and rr["gelem"], ref_r and ref_r["gelem"]))]
+            if gcols:
+                r2 = bi.get("dispatched", {}).get(l2)
+                cells += [fr(rr and rr["gbs"], 1), fr(r2 and r2["gbs"], 1)]
+            if tcores:
+                x = cores.get(combo)
+                pc, rc = (x[1], x[2]) if x else (None, None)
+                of_c = ratio(pc and pc["gelem"], rc and rc["gelem"])
+                if of_c is not None:
+                    n_cores += 1
+                    met_cores += of_c >= ROOFLINE_TARGET
+                cells += [fr(pc and 1 / pc["gelem"], 3), fr(of_c), fr(ratio(pc and pc["gelem"], ref_c and ref_c["gelem"]))]
             for i in isa_cols:
                 ri = bi.get(i, {}).get(big)
                 cells.append(fr(ratio(ri and ri["gelem"], rr and rr["gelem"])))
@@ -728,7 +764,13 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
         w(f"(limit: the slower of the roofline and the sqrt + div floor at {active} width"
           + (f", {1 / flo:.3f} ns/elem" if flo and div else ", none for this rule" if not div else ", not measured")
           + "; / limit: the limit's time over the step's; / float32: the rate over the float32 step's, against "
-          "f32 bytes / bytes, what the traffic alone would give.)\n")
+          "f32 bytes / bytes, what the traffic alone would give"
+          + ("; GB/s at L2: the step's traffic rate at the L2 size, where memory does not limit it: the most "
+             "memory bandwidth one core can use for it, so at this size it can reach its roofline only where that is "
+             "above the roofline's GB/s" if gcols else "")
+          + (f"; {tcores} cores: the typed plan run by rmsfuse_pool_run_plan on {tcores} workers, against the "
+             f"roofline run by the same workers over the same split, and against `{ref_cn}` "
+             "on the pool" if tcores else "") + ".)\n")
         # Every class size: ns per element and the fraction of the roofline.
         cols = [c for c in CLASSES if c in classes and any(classes[c] in bi.get("dispatched", {})
                                                          for bi in by.values())]
@@ -758,7 +800,9 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
     if n_all:
         w(f"Target: a typed step at ≥ {ROOFLINE_TARGET} × its limit (the roofline of its own traffic, or the "
           f"sqrt + div floor where that is slower) at the largest size: met by {met_all} of {n_all} "
-          "combinations (every flag set).\n")
+          "combinations (every flag set)"
+          + (f"; on every core (the pool, against the roofline on the same workers), by {met_cores} of "
+             f"{n_cores}" if n_cores else "") + ".\n")
     noisy = sorted(((r["cv"], f"{fs}/{c}/{i}/{fmt_size(t)}") for fs in fss for c, bi in d.storage[fs].items()
                     for i, bt in bi.items() for t, r in bt.items() if r.get("cv") is not None and r["cv"] > 0.05),
                    reverse=True)
@@ -1464,15 +1508,24 @@ def plot(ctx, d, classes, outdir, errors):
             ax.set_title(f"{fs}: speed-up over float32 at {where}", fontsize=10)
             ax.grid(True, axis="x", alpha=0.3)
             ax = axes[1][k]
-            wdt = 0.8 / max(len(cols), 1)
-            for j, c in enumerate(cols):
-                t = classes[c]
+            # the classes on one core, then the largest size on every core (the pool) where measured
+            cores = {cb: storage_cores(by.get(cb, {}), big) for cb in typed}
+            tcores = max((x[0] for x in cores.values() if x), default=0)
+            bars = [(c, classes[c]) for c in cols] + ([("cores", big)] if tcores else [])
+            wdt = 0.8 / max(len(bars), 1)
+            for j, (c, t) in enumerate(bars):
                 vals = []
                 for cb in typed:
-                    rd, rr = by.get(cb, {}).get("dispatched", {}).get(t), by.get(cb, {}).get("roofline", {}).get(t)
+                    if c == "cores":
+                        x = cores[cb]
+                        rd, rr = (x[1], x[2]) if x else (None, None)
+                    else:
+                        rd, rr = by.get(cb, {}).get("dispatched", {}).get(t), by.get(cb, {}).get("roofline", {}).get(t)
                     vals.append(ratio(rd and rd["gelem"], rr and rr["gelem"]) or 0)
-                ax.barh([y + (j - (len(cols) - 1) / 2) * wdt for y in ys], vals, height=wdt,
-                        color=ccolors.get(c), label=f"{c} ({fmt_size(t)})")
+                where = next((n for n in CLASSES if classes.get(n) == big), fmt_size(big))
+                ax.barh([y + (j - (len(bars) - 1) / 2) * wdt for y in ys], vals, height=wdt,
+                        color=ccolors.get(c, "#8c564b"),
+                        label=f"{where}, {tcores} cores (pool)" if c == "cores" else f"{c} ({fmt_size(t)})")
             ax.axvline(ROOFLINE_TARGET, color="black", linewidth=0.9, linestyle=":", label=f"{ROOFLINE_TARGET}")
             ax.axvline(1.0, color="0.4", linewidth=0.8)
             ax.set_yticks(ys)
@@ -1485,11 +1538,12 @@ def plot(ctx, d, classes, outdir, errors):
         for ax in axes.flat:
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(lab, h)
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 8), fontsize=9,
-                   frameon=False)
-        fig.suptitle(f"storage types (p<param>_g<grad>_s<state>; m: master weights, sr: stochastic rounding): "
-                     f"{cpu}, one core, dispatched = {active}; {est}", fontsize=11)
-        fig.tight_layout(rect=(0, 0.7 / fig.get_figheight(), 1, 1 - 0.35 / fig.get_figheight()))
+        ncol = min(len(handles), 5)
+        rows = -(-len(handles) // ncol)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=9, frameon=False)
+        fig.suptitle(f"storage types (p<param>_g<grad>_s<state>; m: master weights, sr: stochastic rounding)\n"
+                     f"{cpu}, one core unless marked, dispatched = {active}; {est}", fontsize=11)
+        fig.tight_layout(rect=(0, (0.25 + 0.3 * rows) / fig.get_figheight(), 1, 1 - 0.6 / fig.get_figheight()))
         save(fig, "storage_types.png")
     return names
 

@@ -32,7 +32,10 @@
  *                                       float32 step): dispatched and roofline
  *                                       (exactly its traffic, each array in its
  *                                       width) at the class sizes, every ISA at
- *                                       the largest; <bytes>: the float32
+ *                                       the largest, and there on every core
+ *                                       too: pool_t<k> (the typed plan on
+ *                                       rmsfuse_pool) and roofline_t<k> (on
+ *                                       the same k workers); <bytes>: the float32
  *                                       working set of the same n elements
  *                                       (see "storage types" below)
  *
@@ -464,8 +467,9 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 
 /* ---- the benchmarks ------------------------------------------------------- */
 enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
-            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_MULTI, K_MULTI_LOOP,
-            K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE, K_TRAIN_NORM };
+            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_STORAGE_POOL,
+            K_STORAGE_POOL_ROOFLINE, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE,
+            K_TRAIN_NORM };
 
 typedef struct bench_case {
     enum kind kind;
@@ -769,7 +773,12 @@ static void bench_sparse(rmsfuse_bench_state *st, void *arg)
  * rounding of the param; "split": RMSFUSE_SPLIT_BF16), or "plain": the
  * float32 step of the plain API (rmsfuse_<rule>_step), the reference.
  * <impl>: dispatched and roofline at every class size; every ISA at the
- * largest class size run (DRAM, unless --rmsfuse_max_ws caps it).
+ * largest class size run (DRAM, unless --rmsfuse_max_ws caps it), and there
+ * on all k cores where there are several: pool_t<k>, the typed plan run by
+ * rmsfuse_pool_run_plan (made per step, as threads/... does), and
+ * roofline_t<k>, the same streams run by the same k workers over the same
+ * split (the memory system shared by k cores is the limit users meet when
+ * they run the step on every core).
  * <bytes>: the class size, the float32 working set of the flag set's
  * arrays: every combination of a flag set runs over the same n elements
  * (the same model), so their rates compare as they would for one model;
@@ -997,7 +1006,25 @@ static inline int lib_step_typed(const flagset *f, const rmsfuse_storage *st, co
     return RMSFUSE_E_NULL_CONFIG;
 }
 
+static inline int lib_plan_typed(const flagset *f, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t,
+                                 rmsfuse_plan **plan)
+{
+    const bench_config *c = &f->cfg;
+    switch (f->rule) {
+    case R_rmsprop:
+        return rmsfuse_rmsprop_plan_typed(&c->rmsprop, st, t, 1, plan);
+    case R_adagrad:
+        return rmsfuse_adagrad_plan_typed(&c->adagrad, st, t, 1, plan);
+    case R_sgd:
+        return rmsfuse_sgd_plan_typed(&c->sgd, st, t, 1, plan);
+    case R_adam:
+        return rmsfuse_adam_plan_typed(&c->adam, st, t, 1, plan);
+    }
+    return RMSFUSE_E_NULL_CONFIG;
+}
+
 static volatile uint32_t roofline_sink;
+static void storage_counters(rmsfuse_bench_state *st, const flagset *f, const storage_combo *c, size_t n);
 
 static void bench_storage(rmsfuse_bench_state *st, void *arg)
 {
@@ -1060,6 +1087,12 @@ static void bench_storage(rmsfuse_bench_state *st, void *arg)
         roofline_sink = acc;
     }
     rmsfuse_bench_clobber_memory();
+    storage_counters(st, f, c, n);
+}
+
+/* The rates and counters of a storage/... benchmark over n elements. */
+static void storage_counters(rmsfuse_bench_state *st, const flagset *f, const storage_combo *c, size_t n)
+{
     const double bytes = combo_stream_bytes(f, c);
     const combo_memory mem = combo_memory_of(f, c);
     const int64_t it = rmsfuse_bench_iterations(st);
@@ -1165,6 +1198,106 @@ static void bench_threads(rmsfuse_bench_state *st, void *arg)
     rmsfuse_bench_clobber_memory();
     set_rates(st, bc, n);
     rmsfuse_bench_set_counter(st, "ws_bytes", (double)bc->ws, 0);
+    rmsfuse_bench_set_counter(st, "threads", (double)bc->threads, 0);
+}
+
+/* ---- storage types on many cores: a typed plan on rmsfuse_pool against the
+ * same-traffic roofline run by the same workers over the same split ---------- */
+typedef struct storage_roofline_job {
+    const rmsfuse_plan *plan; /* whose cuts split the elements, as the pool's */
+    roofline_stream rs[ROOFLINE_MAX_STREAMS];
+    int k;
+    size_t n;
+    uint32_t acc[65];
+} storage_roofline_job;
+
+/* The pool's default cut (rmsfuse_pool_set_chunk, rmsfuse_pool.h): one
+ * piece per worker, none under this many elements. */
+#define POOL_MIN_PIECE 16384u
+
+/* Worker w of nw: the streams over the range rmsfuse_pool_run_plan gives
+ * it, [cut(n w / p), cut(n (w + 1) / p)) of p pieces (a cut of a plan with
+ * 8-bit state is a block boundary, so every stream's part starts on an
+ * element of its own). */
+static void storage_roofline_worker(void *arg, int w, int nw)
+{
+    storage_roofline_job *J = arg;
+    const size_t most = J->n / POOL_MIN_PIECE, p = most < 1 ? 1 : most < (size_t)nw ? most : (size_t)nw;
+    if ((size_t)w >= p)
+        return;
+    const size_t lo = rmsfuse_plan_cut(J->plan, J->n / p * (size_t)w + J->n % p * (size_t)w / p);
+    const size_t hi = rmsfuse_plan_cut(J->plan, J->n / p * (size_t)(w + 1) + J->n % p * (size_t)(w + 1) / p);
+    if (hi <= lo)
+        return;
+    roofline_stream rs[ROOFLINE_MAX_STREAMS];
+    for (int j = 0; j < J->k; j++) {
+        rs[j] = J->rs[j];
+        rs[j].p = (char *)rs[j].p + lo / rs[j].per * (size_t)rs[j].width;
+    }
+    J->acc[w] ^= roofline_mixed(rs, J->k, hi - lo, 1u);
+}
+
+/* A step on the pool, its plan made per step (as pool_step's). */
+static inline int pool_step_typed(rmsfuse_pool *pool, const flagset *f, const rmsfuse_storage *sto,
+                                  const rmsfuse_typed_tensor *t)
+{
+    rmsfuse_plan *plan;
+    int s = lib_plan_typed(f, sto, t, &plan);
+    if (s == RMSFUSE_OK)
+        s = rmsfuse_pool_run_plan(pool, plan);
+    rmsfuse_plan_free(plan);
+    return s;
+}
+
+static void bench_storage_threads(rmsfuse_bench_state *st, void *arg)
+{
+    const bench_case *bc = arg;
+    const flagset *f = bc->fs;
+    const storage_combo *c = &COMBOS[bc->combo];
+    const size_t n = bc->n;
+    char msg[160];
+    rmsfuse_pool *pool = pool_for(bc->threads);
+    if (!pool) {
+        rmsfuse_bench_skip(st, "rmsfuse_pool_create failed");
+        return;
+    }
+    rmsfuse_set_isa("auto");
+    storage_fill(bc, f, c, n);
+    rmsfuse_storage sto = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
+    const rmsfuse_typed_tensor t = typed_tensor(f, c, n);
+    rmsfuse_plan *plan = NULL;
+    int s = lib_plan_typed(f, &sto, &t, &plan);
+    if (s == RMSFUSE_OK && bc->kind == K_STORAGE_POOL)
+        s = pool_step_typed(pool, f, &sto, &t); /* warm-up, and check */
+    if (s != RMSFUSE_OK) {
+        snprintf(msg, sizeof msg, "rmsfuse_%s_plan_typed + rmsfuse_pool_run_plan: %s", f->rule_name,
+                 rmsfuse_strerror(s));
+        rmsfuse_bench_skip(st, msg);
+        rmsfuse_plan_free(plan);
+        return;
+    }
+    if (bc->kind == K_STORAGE_POOL) {
+        while (rmsfuse_bench_keep_running(st)) {
+            sto.step++; /* stochastic rounding: new bits each step */
+            pool_step_typed(pool, f, &sto, &t);
+        }
+    } else {
+        storage_roofline_job J;
+        memset(&J, 0, sizeof J);
+        J.plan = plan;
+        J.k = combo_streams(f, c, J.rs);
+        J.n = n;
+        rmsfuse_pool_run(pool, storage_roofline_worker, &J); /* warm-up */
+        while (rmsfuse_bench_keep_running(st))
+            rmsfuse_pool_run(pool, storage_roofline_worker, &J);
+        uint32_t acc = 0;
+        for (int w = 0; w < 65; w++)
+            acc ^= J.acc[w];
+        roofline_sink = acc;
+    }
+    rmsfuse_plan_free(plan);
+    rmsfuse_bench_clobber_memory();
+    storage_counters(st, f, c, n);
     rmsfuse_bench_set_counter(st, "threads", (double)bc->threads, 0);
 }
 
@@ -1519,6 +1652,8 @@ static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t
         fn = bench_sparse;
     else if (kind == K_STORAGE || kind == K_STORAGE_ROOFLINE)
         fn = bench_storage;
+    else if (kind == K_STORAGE_POOL || kind == K_STORAGE_POOL_ROOFLINE)
+        fn = bench_storage_threads;
     else if (kind >= K_MULTI)
         fn = bench_multi;
     rmsfuse_bench_register(name, fn, bc);
@@ -1903,6 +2038,16 @@ int main(int argc, char **argv)
                     add(K_STORAGE, NULL, f, n, buf)->combo = ci;
                     snprintf(buf, sizeof buf, "storage/%s/%s/roofline/ws:%zu", f->id, cname, sizes[i]);
                     add(K_STORAGE_ROOFLINE, NULL, f, n, buf)->combo = ci;
+                    /* all cores, at that size too: the typed plans on the
+                     * pool (not the float32 step: threads/... has it) */
+                    if (sizes[i] == storage_isa_ws && ci >= 0 && cores > 1)
+                        for (int r = 0; r < 2; r++) {
+                            snprintf(buf, sizeof buf, "storage/%s/%s/%s_t%d/ws:%zu", f->id, cname,
+                                     r ? "roofline" : "pool", cores > 64 ? 64 : cores, sizes[i]);
+                            bench_case *bp = add(r ? K_STORAGE_POOL_ROOFLINE : K_STORAGE_POOL, NULL, f, n, buf);
+                            bp->combo = ci;
+                            bp->threads = cores > 64 ? 64 : cores;
+                        }
                     if (sizes[i] == storage_isa_ws)
                         for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++) {
                             if (!rmsfuse_isa_supported(*nm))
