@@ -167,20 +167,26 @@ stage_packages() {
 }
 
 # ---- hardening (docs/reliability.md) ----
+# Configures CMake preset $1 (more cache options after it), its log shown
+# only on failure.
+configure_preset() {
+    local preset=$1
+    shift
+    mkdir -p build
+    cmake --preset "$preset" "$@" >"build/$preset.configure.log" 2>&1 ||
+        { cat "build/$preset.configure.log"; return 1; }
+}
+
 stage_sanitize() {
     # One clang build for this stage and for fuzz: the whole suite runs on
     # the instrumented library that the fuzzer explores (docs/reliability.md).
-    mkdir -p build
-    cmake --preset sanitize >build/sanitize.configure.log 2>&1 ||
-        { cat build/sanitize.configure.log; return 1; }
+    configure_preset sanitize || return 1
     cmake --build --preset sanitize -j "$jobs"
     ctest --preset sanitize -j "$jobs"
 }
 
 stage_tsan() {
-    mkdir -p build
-    cmake --preset tsan -DRMSFUSE_BUILD_POOL=ON >build/tsan.configure.log 2>&1 ||
-        { cat build/tsan.configure.log; return 1; }
+    configure_preset tsan -DRMSFUSE_BUILD_POOL=ON || return 1
     cmake --build --preset tsan -j "$jobs" --target test_isa test_pool test_concurrency
     ctest --preset tsan -j "$jobs" -R '^(test_isa|test_pool|test_concurrency)(\.|$)'
 }
@@ -188,9 +194,7 @@ stage_tsan() {
 stage_fuzz() {
     # The sanitize preset's build: after the sanitize stage it has the
     # target already and nothing is compiled here.
-    mkdir -p build
-    cmake --preset sanitize >build/sanitize.configure.log 2>&1 ||
-        { cat build/sanitize.configure.log; return 1; }
+    configure_preset sanitize || return 1
     cmake --build build/sanitize -j "$jobs" --target fuzz_rules
     # New inputs go to a scratch copy; the committed seeds stay as they are.
     local dir=build/sanitize/fuzz
