@@ -1142,17 +1142,24 @@ static void roofline_worker(void *arg, int w, int nw)
     }
 }
 
-/* A step on the pool: a plan of the one tensor (validated and prepared per
- * step, as a caller whose hyperparameters or step number change does, and
- * as rmsfuse_pool_rmsprop_step does), run by rmsfuse_pool_run_plan. */
-static inline int pool_step(rmsfuse_pool *pool, const flagset *f, const void *tensors, size_t count)
+/* A step on the pool: a plan (validated and prepared per step, as a caller
+ * whose hyperparameters or step number change does, and as
+ * rmsfuse_pool_rmsprop_step does) run by rmsfuse_pool_run_plan and freed;
+ * s: what making it returned. */
+static inline int pool_run_new_plan(rmsfuse_pool *pool, int s, rmsfuse_plan *plan)
 {
-    rmsfuse_plan *plan;
-    int s = lib_plan(f, tensors, count, &plan);
     if (s == RMSFUSE_OK)
         s = rmsfuse_pool_run_plan(pool, plan);
     rmsfuse_plan_free(plan);
     return s;
+}
+
+/* A step on the pool over float32 tensors. */
+static inline int pool_step(rmsfuse_pool *pool, const flagset *f, const void *tensors, size_t count)
+{
+    rmsfuse_plan *plan;
+    const int s = lib_plan(f, tensors, count, &plan);
+    return pool_run_new_plan(pool, s, plan);
 }
 
 static void bench_threads(rmsfuse_bench_state *st, void *arg)
@@ -1237,16 +1244,13 @@ static void storage_roofline_worker(void *arg, int w, int nw)
     J->acc[w] ^= roofline_mixed(rs, J->k, hi - lo, 1u);
 }
 
-/* A step on the pool, its plan made per step (as pool_step's). */
+/* A typed step on the pool (as pool_step's). */
 static inline int pool_step_typed(rmsfuse_pool *pool, const flagset *f, const rmsfuse_storage *sto,
                                   const rmsfuse_typed_tensor *t)
 {
     rmsfuse_plan *plan;
-    int s = lib_plan_typed(f, sto, t, &plan);
-    if (s == RMSFUSE_OK)
-        s = rmsfuse_pool_run_plan(pool, plan);
-    rmsfuse_plan_free(plan);
-    return s;
+    const int s = lib_plan_typed(f, sto, t, &plan);
+    return pool_run_new_plan(pool, s, plan);
 }
 
 static void bench_storage_threads(rmsfuse_bench_state *st, void *arg)
