@@ -1928,7 +1928,8 @@ int main(int argc, char **argv)
         rmsfuse_bench_add_context("storage_combos", buf);
         rmsfuse_bench_add_context("storage_impls",
                                   "dispatched and roofline (the combination's exact traffic, bench/roofline.c, "
-                                  "-O3 -march=native) at every class size; every ISA at the largest; ws: the "
+                                  "-O3 -march=native) at every class size; every ISA at the largest, and there "
+                                  "pool_t<k> and roofline_t<k> on all k cores (rmsfuse_pool); ws: the "
                                   "float32 working set of the same n elements (counter ws_bytes: the "
                                   "combination's own)");
     }
