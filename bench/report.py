@@ -1538,7 +1538,7 @@ def plot(ctx, d, classes, outdir, errors):
         for ax in axes.flat:
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(lab, h)
-        ncol = min(len(handles), 5)
+        ncol = max(1, min(len(handles), 5))
         rows = -(-len(handles) // ncol)
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=9, frameon=False)
         fig.suptitle(f"storage types (p<param>_g<grad>_s<state>; m: master weights, sr: stochastic rounding)\n"
