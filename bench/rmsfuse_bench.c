@@ -1272,7 +1272,7 @@ static void bench_storage_threads(rmsfuse_bench_state *st, void *arg)
     rmsfuse_plan *plan = NULL;
     int s = lib_plan_typed(f, &sto, &t, &plan);
     if (s == RMSFUSE_OK && bc->kind == K_STORAGE_POOL)
-        s = pool_step_typed(pool, f, &sto, &t); /* warm-up, and check */
+        s = rmsfuse_pool_run_plan(pool, plan); /* warm-up, and check */
     if (s != RMSFUSE_OK) {
         snprintf(msg, sizeof msg, "rmsfuse_%s_plan_typed + rmsfuse_pool_run_plan: %s", f->rule_name,
                  rmsfuse_strerror(s));
