@@ -53,14 +53,20 @@
 #include "test_rules.h"
 #include "test_tensors.h"
 
+/* L's gradients times gscale. */
+static void grad_scale(list *L, float gscale)
+{
+    for (size_t i = 0; i < L->count; i++)
+        for (size_t e = 0; e < L->t[i].n; e++)
+            L->t[i].a[SLOT_GRAD][e] *= gscale;
+}
+
 /* count tensors of n[i] elements of `rule` (test_tensors.h), the gradients
  * times gscale. */
 static void grad_list(list *L, int rule, const size_t *n, size_t count, test_rng *r, float gscale)
 {
     list_make_sizes(L, rule_infos[rule].narr, n, count, r, INTERLEAVED);
-    for (size_t i = 0; i < count; i++)
-        for (size_t e = 0; e < n[i]; e++)
-            L->t[i].a[SLOT_GRAD][e] *= gscale;
+    grad_scale(L, gscale);
 }
 
 /* A copy of L's block, its tensors pointing into the copy (no snapshot
@@ -80,9 +86,7 @@ static void grad_copy(list *D, const list *L)
 static void grad_list_like(list *L, const list *T, float gscale)
 {
     grad_copy(L, T);
-    for (size_t i = 0; i < L->count; i++)
-        for (size_t e = 0; e < L->t[i].n; e++)
-            L->t[i].a[SLOT_GRAD][e] *= gscale;
+    grad_scale(L, gscale);
 }
 
 /* Every float of A's and B's blocks alike, bit for bit (any NaN alike). */
@@ -320,7 +324,7 @@ START_TEST(test_nonfinite)
             const float v = bad[(p + q) % 4];
             for (int skip = 0; skip <= 1; skip++) {
                 list L;
-                grad_list_like(&L, &T, 1.0f);
+                grad_copy(&L, &T);
                 L.t[places[p].tensor].a[SLOT_GRAD][places[p].elem] = v;
                 const double scale = v == 1e38f ? 100.0 : 1.0;
                 const rmsfuse_grad_options o =
