@@ -1229,11 +1229,13 @@ typedef struct storage_roofline_job {
 static void storage_roofline_worker(void *arg, int w, int nw)
 {
     storage_roofline_job *J = arg;
-    const size_t most = J->n / POOL_MIN_PIECE, p = most < 1 ? 1 : most < (size_t)nw ? most : (size_t)nw;
+    const size_t n = J->n, most = n / POOL_MIN_PIECE, p = most < 1 ? 1 : most < (size_t)nw ? most : (size_t)nw;
     if ((size_t)w >= p)
         return;
-    const size_t lo = rmsfuse_plan_cut(J->plan, J->n / p * (size_t)w + J->n % p * (size_t)w / p);
-    const size_t hi = rmsfuse_plan_cut(J->plan, J->n / p * (size_t)(w + 1) + J->n % p * (size_t)(w + 1) / p);
+    /* piece k starts at n k / p (without overflow, p <= 64), then moves to a cut */
+#define PIECE_START(k) rmsfuse_plan_cut(J->plan, n / p * (k) + n % p * (k) / p)
+    const size_t lo = PIECE_START((size_t)w), hi = PIECE_START((size_t)w + 1);
+#undef PIECE_START
     if (hi <= lo)
         return;
     roofline_stream rs[ROOFLINE_MAX_STREAMS];
