@@ -59,6 +59,10 @@ typedef struct roofline_stream {
 uint32_t roofline_mixed(const roofline_stream *s, int count, size_t n, uint32_t c);
 /* The STREAM bytes per element of the step: width per read or write, per `per`. */
 double roofline_stream_bytes(const roofline_stream *s, int count);
+/* A split bf16 param's halves (hi, lo) joined into n float32 bits, and
+ * parted again: the unfused storage benchmark's casts. */
+void split_join(const uint16_t *hi, const uint16_t *lo, uint32_t *dst, size_t n);
+void split_part(const uint32_t *src, uint16_t *hi, uint16_t *lo, size_t n);
 
 /* ---- the sqrt + div floor (floor.c) --------------------------------------- */
 /* `reps` rounds of FLOOR_LANES independent vector sqrts and FLOOR_LANES

@@ -714,14 +714,18 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
         ref_cn = next((c for c in combos if c != STORAGE_PLAIN and cores.get(c)), None)
         ref_c = cores[ref_cn][1] if ref_cn else None
         ccols = [f"{tcores} cores: ns/elem", "/ roofline", "/ float32"] if tcores else []
+        # the unfused step (convert to float32 copies, the float32 step, convert back) at this size
+        ucols = ["unfused ns/elem", "typed speed-up over unfused"] \
+            if any(big in bi.get("unfused", {}) for bi in by.values()) else []
         # the step's traffic rate where memory does not limit it (the L2 size): the most bandwidth one core can use
         l2 = classes.get("L2") if classes.get("L2") != big else None
         gcols = ["roofline GB/s", "GB/s at L2"] if l2 and any(l2 in bi.get("dispatched", {}) for bi in by.values()) \
             else []
         w("| storage | B/elem | ns/elem | roofline ns/elem | / roofline | limit ns/elem | / limit | / float32 | "
           "f32 bytes / bytes | roofline / f32 roofline | "
-          + " | ".join(gcols + ccols + [f"{i} / roofline" for i in isa_cols]) + " |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(gcols) + len(ccols) + len(isa_cols)))
+          + " | ".join(ucols + gcols + ccols + [f"{i} / roofline" for i in isa_cols]) + " |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+          + "---:|" * (len(ucols) + len(gcols) + len(ccols) + len(isa_cols)))
         for combo in combos:
             bi = by.get(combo)
             if not bi:
@@ -745,6 +749,9 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                      fr(fr_roof), f"{lim[0]:.3f} ({lim[1]})" if lim[0] else "–", fr(of_lim),
                      fr(ratio(rd and rd["gelem"], ref_d and ref_d["gelem"])), fr(ratio(bref, b)),
                      fr(ratio(rr and rr["gelem"], ref_r and ref_r["gelem"]))]
+            if ucols:
+                ru = bi.get("unfused", {}).get(big)
+                cells += [fr(ru and 1 / ru["gelem"], 3), fr(ratio(rd and rd["gelem"], ru and ru["gelem"]))]
             if gcols:
                 r2 = bi.get("dispatched", {}).get(l2)
                 cells += [fr(rr and rr["gbs"], 1), fr(r2 and r2["gbs"], 1)]
@@ -765,6 +772,13 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
           + (f", {1 / flo:.3f} ns/elem" if flo and div else ", none for this rule" if not div else ", not measured")
           + "; / limit: the limit's time over the step's; / float32: the rate over the float32 step's, against "
           "f32 bytes / bytes, what the traffic alone would give"
+          + ("; unfused: each array not in float32 converted into a float32 copy of the tensor "
+             "(rmsfuse_convert_to_f32), the float32 step over the copies, and what it wrote converted back "
+             "(rmsfuse_convert_from_f32), the same bits in three passes over memory, as a framework without "
+             "typed steps does it (bitsandbytes' CPU path for 8-bit state; same bits as the typed step: "
+             + (lambda b: b if b.startswith(("yes", "?")) else f"**{b}**")(
+                 ctx.get("storage_unfused_bitexact_with_typed", "?"))
+             + "); typed speed-up: its time over the typed step's" if ucols else "")
           + ("; GB/s at L2: the step's traffic rate at the L2 size, where memory does not limit it: the most "
              "memory bandwidth one core can use for it, so at this size it can reach its roofline only where that is "
              "above the roofline's GB/s" if gcols else "")

@@ -32,7 +32,9 @@
  *                                       float32 step): dispatched and roofline
  *                                       (exactly its traffic, each array in its
  *                                       width) at the class sizes, every ISA at
- *                                       the largest, and there on every core
+ *                                       the largest, unfused there (float32
+ *                                       copies, the float32 step, converted
+ *                                       back), and there on every core
  *                                       too: pool_t<k> (the typed plan on
  *                                       rmsfuse_pool) and roofline_t<k> (on
  *                                       the same k workers); <bytes>: the float32
@@ -467,7 +469,7 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 
 /* ---- the benchmarks ------------------------------------------------------- */
 enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
-            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_STORAGE_POOL,
+            K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_STORAGE_UNFUSED, K_STORAGE_POOL,
             K_STORAGE_POOL_ROOFLINE, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE,
             K_TRAIN_NORM };
 
@@ -774,7 +776,9 @@ static void bench_sparse(rmsfuse_bench_state *st, void *arg)
  * float32 step of the plain API (rmsfuse_<rule>_step), the reference.
  * <impl>: dispatched and roofline at every class size; every ISA at the
  * largest class size run (DRAM, unless --rmsfuse_max_ws caps it), and there
- * on all k cores where there are several: pool_t<k>, the typed plan run by
+ * unfused (unfused_step: converted to float32 copies, the float32 step,
+ * converted back; the same bits in three passes: what the typed step saves)
+ * and, on all k cores where there are several: pool_t<k>, the typed plan run by
  * rmsfuse_pool_run_plan (made per step, as threads/... does), and
  * roofline_t<k>, the same streams run by the same k workers over the same
  * split (the memory system shared by k cores is the limit users meet when
@@ -946,48 +950,59 @@ static combo_memory combo_memory_of(const flagset *f, const storage_combo *c)
     return m;
 }
 
-/* The fill pattern in every array of the combination (each value rounded
- * to its type: the library's own conversions), when another benchmark ran
- * since this one last filled. */
+/* The fill pattern in every array of typed tensor t of flag set f in
+ * combination c (each value rounded to its type: the library's own
+ * conversions). */
+static void fill_typed(const flagset *f, const storage_combo *c, const rmsfuse_typed_tensor *t)
+{
+    const unsigned nonneg = nonneg_slots(f->rule);
+    char *const dsts[BENCH_SLOTS] = {(char *)t->param, (char *)t->grad, (char *)t->state[0], (char *)t->state[1],
+                                     (char *)t->state[2]};
+    for (size_t i = 0; i < t->n; i += FILL_PERIOD) {
+        const size_t m = t->n - i < FILL_PERIOD ? t->n - i : FILL_PERIOD; /* i: a multiple of the 8-bit block */
+        for (int s = 0; s < BENCH_SLOTS; s++) {
+            if (!dsts[s])
+                continue;
+            const unsigned ty = s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
+            char *dst = dsts[s] + i * type_bytes(ty);
+            char *const extra = t->param_extra;
+            if (s == SLOT_PARAM && ty == RMSFUSE_SPLIT_BF16) {
+                for (size_t j = 0; j < m; j++) {
+                    uint32_t u;
+                    memcpy(&u, &pattern[s][j], sizeof u);
+                    const uint16_t hi = (uint16_t)(u >> 16), lo = (uint16_t)u;
+                    memcpy(dst + 2 * j, &hi, 2);
+                    memcpy(extra + 2 * (i + j), &lo, 2);
+                }
+                continue;
+            }
+            if (s == SLOT_PARAM && (c->flags & RMSFUSE_MASTER_WEIGHTS))
+                memcpy(extra + 4 * i, pattern[s], m * sizeof(float));
+            if (ty == RMSFUSE_F32)
+                memcpy(dst, pattern[s], m * sizeof(float));
+            else
+                rmsfuse_convert_from_f32(ty, (nonneg >> s) & 1u, pattern[s], dst,
+                                         type_is_q8(ty) ? t->scale[s - 2] + i / RMSFUSE_Q8_BLOCK : NULL, m);
+        }
+    }
+}
+
+/* The fill pattern in every array of the combination, when another
+ * benchmark ran since this one last filled. */
 static void storage_fill(const bench_case *bc, const flagset *f, const storage_combo *c, size_t n)
 {
     if (filled_by == bc)
         return;
     filled_by = bc;
     steps_since_fill = 0;
-    float *a[BENCH_SLOTS];
-    arrays_of(f, a);
     if (!c) {
+        float *a[BENCH_SLOTS];
+        arrays_of(f, a);
         fill_slots(a, n);
         return;
     }
-    const unsigned nonneg = nonneg_slots(f->rule);
-    for (size_t i = 0; i < n; i += FILL_PERIOD) {
-        const size_t m = n - i < FILL_PERIOD ? n - i : FILL_PERIOD; /* i: a multiple of the 8-bit block */
-        for (int s = 0; s < BENCH_SLOTS; s++) {
-            if (!a[s])
-                continue;
-            const unsigned t = s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
-            char *dst = (char *)a[s] + i * type_bytes(t);
-            if (s == SLOT_PARAM && t == RMSFUSE_SPLIT_BF16) {
-                for (size_t j = 0; j < m; j++) {
-                    uint32_t u;
-                    memcpy(&u, &pattern[s][j], sizeof u);
-                    const uint16_t hi = (uint16_t)(u >> 16), lo = (uint16_t)u;
-                    memcpy(dst + 2 * j, &hi, 2);
-                    memcpy(extra_array + 2 * (i + j), &lo, 2);
-                }
-                continue;
-            }
-            if (s == SLOT_PARAM && (c->flags & RMSFUSE_MASTER_WEIGHTS))
-                memcpy(extra_array + 4 * i, pattern[s], m * sizeof(float));
-            if (t == RMSFUSE_F32)
-                memcpy(dst, pattern[s], m * sizeof(float));
-            else
-                rmsfuse_convert_from_f32(t, (nonneg >> s) & 1u, pattern[s], dst,
-                                         type_is_q8(t) ? scale_arrays[s] + i / RMSFUSE_Q8_BLOCK : NULL, m);
-        }
-    }
+    const rmsfuse_typed_tensor t = typed_tensor(f, c, n);
+    fill_typed(f, c, &t);
 }
 
 static inline int lib_step_typed(const flagset *f, const rmsfuse_storage *st, const rmsfuse_typed_tensor *t)
@@ -1021,6 +1036,134 @@ static inline int lib_plan_typed(const flagset *f, const rmsfuse_storage *st, co
         return rmsfuse_adam_plan_typed(&c->adam, st, t, 1, plan);
     }
     return RMSFUSE_E_NULL_CONFIG;
+}
+
+/* The unfused step, what a framework without typed steps does: every
+ * array not in float32 converted into a float32 copy of the whole tensor
+ * (rmsfuse_convert_to_f32; a split param's halves joined), the float32 step
+ * (rmsfuse_<rule>_step) over the copies (over the master itself where there
+ * is one), and what it wrote converted back (rmsfuse_convert_from_f32: the
+ * param from its master, the state with new block scales).  bitsandbytes'
+ * CPU path for 8-bit state works this way, as does a float32 master copy
+ * cast to bf16 after the step.  Three passes over memory where the typed
+ * step makes one, with the same bits (check_unfused); w: a float32 array
+ * of t->n elements per slot.  Round to nearest even only (the conversion
+ * calls have no stochastic rounding); a split param's casts are
+ * bench/roofline.c's, vectorised for this CPU. */
+static int unfused_step(const flagset *f, const storage_combo *c, const rmsfuse_typed_tensor *t, float *const *w)
+{
+    const unsigned nonneg = nonneg_slots(f->rule);
+    const size_t n = t->n;
+    char *const src[BENCH_SLOTS] = {(char *)t->param, (char *)t->grad, (char *)t->state[0], (char *)t->state[1],
+                                    (char *)t->state[2]};
+    const int master = (c->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
+    float *x[BENCH_SLOTS];
+    int rc = RMSFUSE_OK;
+    for (int s = 0; s < BENCH_SLOTS; s++) {
+        const unsigned ty = s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
+        x[s] = w[s];
+        if (!src[s])
+            x[s] = NULL;
+        else if (s == SLOT_PARAM && master)
+            x[s] = (float *)t->param_extra;
+        else if (ty == RMSFUSE_F32)
+            x[s] = (float *)src[s];
+        else if (ty == RMSFUSE_SPLIT_BF16)
+            split_join((const uint16_t *)(void *)src[s], (const uint16_t *)t->param_extra, (uint32_t *)(void *)w[s], n);
+        else if (rc == RMSFUSE_OK)
+            rc = rmsfuse_convert_to_f32(ty, (nonneg >> s) & 1u, src[s], s >= 2 ? t->scale[s - 2] : NULL, w[s], n);
+    }
+    if (rc == RMSFUSE_OK)
+        rc = lib_step(f, x, n);
+    for (int s = 0; s < BENCH_SLOTS && rc == RMSFUSE_OK; s++) {
+        const unsigned ty = s == SLOT_PARAM ? c->param : c->state;
+        if (s == SLOT_GRAD || !src[s] || ty == RMSFUSE_F32)
+            continue;
+        if (ty == RMSFUSE_SPLIT_BF16)
+            split_part((const uint32_t *)(void *)w[s], (uint16_t *)(void *)src[s], (uint16_t *)t->param_extra, n);
+        else
+            rc = rmsfuse_convert_from_f32(ty, (nonneg >> s) & 1u, x[s], src[s], s >= 2 ? t->scale[s - 2] : NULL, n);
+    }
+    return rc;
+}
+
+/* Whether combination c has the unfused benchmark (round to nearest even). */
+static int has_unfused(const storage_combo *c)
+{
+    return c && !(c->flags & RMSFUSE_STOCHASTIC_ROUNDING);
+}
+
+/* The unfused step must do the typed step's work: the same bytes in every
+ * array after a few steps from the fill, for every storage flag set and
+ * combination that has it, over a length that ends in a partial 8-bit
+ * block. */
+static const char *check_unfused(void)
+{
+    enum { N = 1003, STEPS = 3, B = N * sizeof(float) };
+    static char mem[2][BENCH_SLOTS + 1][B];
+    static float sc[2][BENCH_SLOTS][N / RMSFUSE_Q8_BLOCK + 1], w[BENCH_SLOTS][N];
+    static char msg[192];
+    float *const wp[BENCH_SLOTS] = {w[0], w[1], w[2], w[3], w[4]};
+    for (size_t i = 0; i < N_FLAGSETS; i++) {
+        const flagset *f = &FSETS[i];
+        if (!f->selected || !is_storage_flagset(f))
+            continue;
+        for (size_t ci = 0; ci < N_COMBOS; ci++) {
+            const storage_combo *c = &COMBOS[ci];
+            if (!has_unfused(c))
+                continue;
+            memset(mem, 0, sizeof mem);
+            memset(sc, 0, sizeof sc);
+            rmsfuse_typed_tensor t[2];
+            for (int r = 0; r < 2; r++) {
+                memset(&t[r], 0, sizeof t[r]);
+                t[r].param = mem[r][SLOT_PARAM];
+                t[r].grad = mem[r][SLOT_GRAD];
+                t[r].param_extra = mem[r][BENCH_SLOTS];
+                for (int s = 2; s < BENCH_SLOTS; s++)
+                    if (f->used & (1u << s)) {
+                        t[r].state[s - 2] = mem[r][s];
+                        t[r].scale[s - 2] = sc[r][s];
+                    }
+                t[r].n = N;
+                fill_typed(f, c, &t[r]);
+            }
+            const rmsfuse_storage sto = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
+            for (int k = 0; k < STEPS; k++)
+                if (lib_step_typed(f, &sto, &t[0]) != RMSFUSE_OK || unfused_step(f, c, &t[1], wp) != RMSFUSE_OK) {
+                    snprintf(msg, sizeof msg, "NO: %s %s refused", f->id, c->name);
+                    return msg;
+                }
+            if (memcmp(mem[0], mem[1], sizeof mem[0]) || memcmp(sc[0], sc[1], sizeof sc[0])) {
+                snprintf(msg, sizeof msg, "NO: the unfused step differs from the typed step in %s %s", f->id,
+                         c->name);
+                return msg;
+            }
+        }
+    }
+    return "yes";
+}
+
+/* The float32 copies of the unfused benchmark (n floats per slot, made at
+ * its first run: only runs that include it take the memory). */
+static float *unfused_w[BENCH_SLOTS];
+static size_t unfused_n;
+
+static int unfused_arrays(size_t n)
+{
+    if (unfused_n >= n)
+        return 0;
+    for (int s = 0; s < BENCH_SLOTS; s++) {
+        free(unfused_w[s]);
+        unfused_w[s] = NULL;
+        void *p = NULL;
+        if (posix_memalign(&p, ARRAY_ALIGN, n * sizeof(float)) != 0)
+            return -1;
+        memset(p, 0, n * sizeof(float));
+        unfused_w[s] = p;
+    }
+    unfused_n = n;
+    return 0;
 }
 
 static volatile uint32_t roofline_sink;
@@ -1068,6 +1211,21 @@ static void bench_storage(rmsfuse_bench_state *st, void *arg)
             while (rmsfuse_bench_keep_running(st))
                 lib_step(f, a, n);
         rmsfuse_set_isa("auto");
+    } else if (bc->kind == K_STORAGE_UNFUSED) {
+        if (unfused_arrays(n) != 0) {
+            rmsfuse_bench_skip(st, "cannot allocate the float32 copies");
+            return;
+        }
+        storage_fill(bc, f, c, n);
+        const rmsfuse_typed_tensor t = typed_tensor(f, c, n);
+        const int s = unfused_step(f, c, &t, unfused_w); /* warm-up, and check */
+        if (s != RMSFUSE_OK) {
+            snprintf(msg, sizeof msg, "unfused: %s", rmsfuse_strerror(s));
+            rmsfuse_bench_skip(st, msg);
+            return;
+        }
+        while (rmsfuse_bench_keep_running(st))
+            unfused_step(f, c, &t, unfused_w);
     } else if (!c) {
         float *x[BENCH_SLOTS];
         for (int j = 0; j < f->ninplace; j++)
@@ -1656,7 +1814,7 @@ static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t
         fn = bench_threads;
     else if (kind == K_SPARSE || kind == K_SPARSE_PEER)
         fn = bench_sparse;
-    else if (kind == K_STORAGE || kind == K_STORAGE_ROOFLINE)
+    else if (kind == K_STORAGE || kind == K_STORAGE_ROOFLINE || kind == K_STORAGE_UNFUSED)
         fn = bench_storage;
     else if (kind == K_STORAGE_POOL || kind == K_STORAGE_POOL_ROOFLINE)
         fn = bench_storage_threads;
@@ -1928,9 +2086,12 @@ int main(int argc, char **argv)
         for (size_t ci = 0; ci < N_COMBOS; ci++)
             join(buf, sizeof buf, COMBOS[ci].name);
         rmsfuse_bench_add_context("storage_combos", buf);
+        rmsfuse_bench_add_context("storage_unfused_bitexact_with_typed", check_unfused());
         rmsfuse_bench_add_context("storage_impls",
                                   "dispatched and roofline (the combination's exact traffic, bench/roofline.c, "
                                   "-O3 -march=native) at every class size; every ISA at the largest, and there "
+                                  "unfused (each array converted into a float32 copy, the float32 step, "
+                                  "converted back: three passes; not with stochastic rounding) and "
                                   "pool_t<k> and roofline_t<k> on all k cores (rmsfuse_pool); ws: the "
                                   "float32 working set of the same n elements (counter ws_bytes: the "
                                   "combination's own)");
@@ -2055,6 +2216,11 @@ int main(int argc, char **argv)
                             bp->combo = ci;
                             bp->threads = cores > 64 ? 64 : cores;
                         }
+                    /* the unfused step, at that size too */
+                    if (sizes[i] == storage_isa_ws && ci >= 0 && has_unfused(&COMBOS[ci])) {
+                        snprintf(buf, sizeof buf, "storage/%s/%s/unfused/ws:%zu", f->id, cname, sizes[i]);
+                        add(K_STORAGE_UNFUSED, NULL, f, n, buf)->combo = ci;
+                    }
                     if (sizes[i] == storage_isa_ws)
                         for (const char *const *nm = rmsfuse_isa_names(); *nm; nm++) {
                             if (!rmsfuse_isa_supported(*nm))

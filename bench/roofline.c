@@ -145,3 +145,20 @@ uint32_t roofline_mixed(const roofline_stream *s, int count, size_t n, uint32_t 
     }
     return acc;
 }
+
+/* A split bf16 param's halves joined into float32 bits and parted again
+ * (the unfused storage benchmark's cast of a split param): one vectorised
+ * pass each, at this file's flags, as a framework's own cast would be. */
+void split_join(const uint16_t *hi, const uint16_t *lo, uint32_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (uint32_t)hi[i] << 16 | lo[i];
+}
+
+void split_part(const uint32_t *src, uint16_t *hi, uint16_t *lo, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        hi[i] = (uint16_t)(src[i] >> 16);
+        lo[i] = (uint16_t)src[i];
+    }
+}

@@ -143,6 +143,9 @@ stage_bench() {
     # Every benchmark kind, at small sizes, briefly.
     build/test/bench/rmsfuse_bench --rmsfuse_sweep=0 --rmsfuse_max_ws=1M --benchmark_min_time=0.001 \
         --benchmark_out="$out/bench.json" --benchmark_out_format=json >/dev/null
+    # the start-up checks: the peers and the unfused storage step give the library's bits
+    grep -q '"peers_bitexact_with_library": "yes"' "$out/bench.json"
+    grep -q '"storage_unfused_bitexact_with_typed": "yes"' "$out/bench.json"
     /usr/bin/python3 bench/report.py "$out/bench.json" "$out/report" \
         --command "scripts/test.sh bench (smoke run)" >/dev/null
     ls "$out"/report/*.png
