@@ -1502,10 +1502,12 @@ def plot(ctx, d, classes, outdir, errors):
             ref = by.get(STORAGE_PLAIN, {})
             rd0, rr0 = ref.get("dispatched", {}).get(big), ref.get("roofline", {}).get(big)
             ax = axes[0][k]
-            sp, bts, roofs = [], [], []
+            sp, bts, roofs, unf = [], [], [], []
             for c in typed:
                 rd, rr = by.get(c, {}).get("dispatched", {}).get(big), by.get(c, {}).get("roofline", {}).get(big)
+                ru = by.get(c, {}).get("unfused", {}).get(big)
                 sp.append(ratio(rd and rd["gelem"], rd0 and rd0["gelem"]) or 0)
+                unf.append(ratio(ru and ru["gelem"], rd0 and rd0["gelem"]))
                 b, b0 = (rd or rr or {}).get("bytes"), (rd0 or rr0 or {}).get("bytes")
                 bts.append(ratio(b0, b))
                 roofs.append(ratio(rr and rr["gelem"], rr0 and rr0["gelem"]))
@@ -1514,6 +1516,10 @@ def plot(ctx, d, classes, outdir, errors):
                     color="black", label="f32 bytes / bytes (memory alone)")
             ax.plot([r for r in roofs], ys, linestyle="", marker="o", markerfacecolor="none", color="0.35",
                     label="roofline / f32 roofline")
+            if any(u is not None for u in unf):
+                ax.plot([u if u is not None else float("nan") for u in unf], ys, linestyle="", marker="X",
+                        markersize=9, markeredgewidth=0.8, color="#1f3a93", markeredgecolor="white",
+                        label="unfused / float32 step (float32 copies, converted back)")
             ax.axvline(1.0, color="0.4", linewidth=0.8)
             ax.set_yticks(ys)
             ax.set_yticklabels(typed if k == 0 else [], fontsize=8.5)

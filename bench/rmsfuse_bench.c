@@ -1144,25 +1144,27 @@ static const char *check_unfused(void)
     return "yes";
 }
 
-/* The float32 copies of the unfused benchmark (n floats per slot, made at
- * its first run: only runs that include it take the memory). */
+/* The float32 copies of the unfused benchmark: n floats for each slot a
+ * flag set uses, made at the first run that needs them (runs without it
+ * take no memory for them). */
 static float *unfused_w[BENCH_SLOTS];
-static size_t unfused_n;
+static size_t unfused_n[BENCH_SLOTS];
 
-static int unfused_arrays(size_t n)
+static int unfused_arrays(const flagset *f, size_t n)
 {
-    if (unfused_n >= n)
-        return 0;
     for (int s = 0; s < BENCH_SLOTS; s++) {
+        if (!(f->used & (1u << s)) || unfused_n[s] >= n)
+            continue;
         free(unfused_w[s]);
         unfused_w[s] = NULL;
+        unfused_n[s] = 0;
         void *p = NULL;
         if (posix_memalign(&p, ARRAY_ALIGN, n * sizeof(float)) != 0)
             return -1;
         memset(p, 0, n * sizeof(float));
         unfused_w[s] = p;
+        unfused_n[s] = n;
     }
-    unfused_n = n;
     return 0;
 }
 
@@ -1212,7 +1214,7 @@ static void bench_storage(rmsfuse_bench_state *st, void *arg)
                 lib_step(f, a, n);
         rmsfuse_set_isa("auto");
     } else if (bc->kind == K_STORAGE_UNFUSED) {
-        if (unfused_arrays(n) != 0) {
+        if (unfused_arrays(f, n) != 0) {
             rmsfuse_bench_skip(st, "cannot allocate the float32 copies");
             return;
         }
