@@ -2,7 +2,8 @@
 """Seconds per optimizer step: every rmsfuse.torch drop-in against its torch.optim class.
 
 usage: python_bench.py [--out DIR] [--model resnet50|gpt2|both] [--rounds R] [--steps K] [--quick]
-                       [--configs NAME,...] [--train] [--train-only] [--sparse] [--sparse-only]
+                       [--configs NAME,...] [--train] [--train-only] [--storage] [--storage-only]
+                       [--storage-configs NAME,...] [--sparse] [--sparse-only]
                        [--sparse-configs NAME,...] [--sparse-zeros PCT,...] [--sparse-steps N]
 
 The parameters are the tensor shapes of a real model (hard-coded below, with
@@ -34,6 +35,13 @@ clip_grad_norm_, skip when the norm is not finite, opt.step()) against
 opt.step(grad_scale=) with max_grad_norm= (the norm's pass, then the fused
 step) and against the drop-in's plain step, with the traffic bounds
 (train_markdown).
+
+--storage adds the bf16-model benchmark (--storage-only runs it alone): the model's parameters and
+gradients in bf16, the drop-in with bf16 state, with float32 master weights, and with float32 master
+weights and 8-bit state, against torch 1.13's optimizers over the bf16 parameters (loop and foreach;
+its state is bf16 too) and against its usual mixed-precision loop over float32 master copies
+(TorchMaster), at one thread and all threads, with each optimizer's state bytes per parameter
+(storage_markdown; --storage-configs, default rmsprop momentum and adamw wd).
 
 --sparse adds the sparse-gradients benchmark (--sparse-only runs it alone):
 the steady state of a step when a fixed share of the gradient entries is
@@ -313,6 +321,138 @@ def train_markdown(ctx, results):
     return lines
 
 
+# ---- bf16 parameters: the drop-ins' storage choices against torch ------------------------------
+# A bf16 model (every parameter and gradient bf16), three storage choices of the drop-in against what
+# torch 1.13 offers for the same model: its optimizers over the bf16 parameters (state in bf16, each
+# operation rounded to bf16: not the same arithmetic as rmsfuse's, which rounds once per stored
+# value), and the usual mixed-precision loop over float32 master copies (TorchMaster).  8-bit state has
+# no torch counterpart; it is compared with the float32 master loop it replaces.
+STORAGE_DEFAULT_CONFIGS = "rmsprop momentum,adamw wd"
+STORAGE_DROPINS = {"rmsfuse bf16": (None, torch.bfloat16), "rmsfuse fp32 master": ("fp32", torch.float32),
+                   "rmsfuse fp32 master + q8": ("fp32", "q8")}
+STORAGE_IMPLS = ["rmsfuse bf16", "torch bf16 loop", "torch bf16 foreach", "rmsfuse fp32 master",
+                 "torch fp32 master", "rmsfuse fp32 master + q8"]
+# (drop-in, torch): the speed-ups the table gives
+STORAGE_PAIRS = [("rmsfuse bf16", "torch bf16 loop"), ("rmsfuse bf16", "torch bf16 foreach"),
+                 ("rmsfuse fp32 master", "torch fp32 master"), ("rmsfuse fp32 master + q8", "torch fp32 master")]
+
+
+class TorchMaster:
+    """torch.optim.<Class> over float32 master copies of bf16 parameters, as a training loop
+    without fused types writes it: each step the bf16 gradients copied into the masters'
+    gradients, the step over the masters, the masters copied (rounded to nearest even) into the
+    bf16 parameters.  The for-loop step (foreach=False), torch 1.13's default (foreach=None
+    means False in torch/optim/<rule>.py): this loop with foreach=True took 264 ms per step at one
+    thread for RMSprop with momentum over ResNet-50's shapes on the Zen 5 VM (45 at two threads)."""
+
+    def __init__(self, cls, params, kw):
+        self.params = list(params)
+        self.master = [p.detach().float() for p in self.params]
+        for m in self.master:
+            m.grad = torch.zeros_like(m)
+        self.opt = getattr(torch.optim, cls)(self.master, lr=LR, foreach=False, **kw)
+        self.state = {}  # the masters and their gradients are the optimizer's memory too (state_bytes)
+        for p, m in zip(self.params, self.master):
+            self.state[p] = {"master": m, "master_grad": m.grad}
+
+    def step(self):
+        with torch.no_grad():
+            for p, m in zip(self.params, self.master):
+                m.grad.copy_(p.grad)
+        self.opt.step()
+        with torch.no_grad():
+            for p, m in zip(self.params, self.master):
+                p.copy_(m)
+
+
+def make_storage_optimizer(cname, impl, params, threads):
+    cls, kw, _ = CONFIGS[cname]
+    if impl in STORAGE_DROPINS:
+        mw, sd = STORAGE_DROPINS[impl]
+        return getattr(rmsfuse.torch, cls)(params, lr=LR, threads=(0 if threads > 1 else None), master_weights=mw,
+                                          state_dtype=sd, **kw)
+    if impl == "torch fp32 master":
+        return TorchMaster(cls, params, kw)
+    return getattr(torch.optim, cls)(params, lr=LR, foreach=(impl == "torch bf16 foreach"), **kw)
+
+
+def state_bytes(opt):
+    """Bytes of the tensors an optimizer keeps beside the model (its state; TorchMaster's masters,
+    their gradients and the inner optimizer's state)."""
+    states = list(opt.state.values()) + (list(opt.opt.state.values()) if isinstance(opt, TorchMaster) else [])
+    return sum(v.numel() * v.element_size() for st in states for v in st.values()
+               if torch.is_tensor(v) and v.dim() > 0)
+
+
+def run_storage(models, configs, rounds, steps, quick):
+    cores = os.cpu_count() or 1
+    thread_counts = [1] if cores == 1 or not rmsfuse.pool_available() else [1, cores]
+    results = []
+    for key in models:
+        title, fn, _, _ = MODELS[key]
+        shapes = fn()[:20] if quick else fn()
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.randn(s, generator=gen).to(torch.bfloat16).requires_grad_() for s in shapes]
+        for p in params:
+            p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(torch.bfloat16)
+        n = sum(p.numel() for p in params)
+        for cname in configs:
+            for threads in thread_counts:
+                opts = {i: make_storage_optimizer(cname, i, params, threads) for i in STORAGE_IMPLS}
+                torch.set_num_threads(threads)
+                for opt in opts.values():  # warm-up: state allocated, pages touched
+                    for _ in range(2):
+                        opt.step()
+                t = timed_rounds(opts, lambda impl, opt: opt.step(), rounds, steps)
+                mem = {i: state_bytes(o) / n for i, o in opts.items()}
+                for opt in opts.values():
+                    if hasattr(opt, "close"):
+                        opt.close()
+                med = {i: statistics.median(v) for i, v in t.items()}
+                best = {i: min(v) for i, v in t.items()}
+                speedup = {f"{a} vs {b}": statistics.median(x / y for x, y in zip(t[b], t[a])) for a, b in STORAGE_PAIRS}
+                results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
+                                "config": cname, "optimizer": CONFIGS[cname][0], "kwargs": CONFIGS[cname][1],
+                                "threads": threads, "seconds": t, "median": med, "best": best,
+                                "speedup": speedup, "state_bytes_per_param": mem})
+                print(f"python_bench: storage {key} {cname} threads={threads}: "
+                      + ", ".join(f"{i} {med[i] * 1e3:.2f} ms" for i in STORAGE_IMPLS), file=sys.stderr)
+        del params
+    return results
+
+
+def storage_markdown(ctx, results):
+    if not results:
+        return []
+    lines = ["", "## PyTorch drop-ins: a bf16 model", "",
+             "One `opt.step()` over every parameter of the model, parameters and gradients bf16 (CPU). "
+             "`rmsfuse bf16`: the drop-in with `master_weights=None, state_dtype=torch.bfloat16` (the "
+             "parameters rounded each step, bf16 state), against `torch.optim.<Class>` over the bf16 "
+             "parameters (`foreach=False` and `True`; its state is bf16 too, but every operation rounds to "
+             "bf16: not the same arithmetic). `rmsfuse fp32 master`: `master_weights=\"fp32\"` (a float32 "
+             "copy in the state; the default), against `torch fp32 master`: `torch.optim.<Class>` (the for-loop, "
+             "torch's default on the CPU) over float32 master copies, the bf16 gradients copied into theirs before the step and the masters "
+             "copied into the bf16 parameters after it, as a mixed-precision loop without fused types does it. "
+             "`+ q8`: the same drop-in with `state_dtype=\"q8\"` (8-bit block-quantised state), against the same "
+             "torch loop (torch has no 8-bit state). State: bytes per parameter the optimizer keeps beside the "
+             f"model. Median (best) of {ctx['rounds']} rounds of {ctx['steps']} steps, shuffled order; "
+             "speed-ups are medians of per-round ratios.", "",
+             "| model | config | threads | " + " | ".join(f"{i} ms" for i in STORAGE_IMPLS) + " | "
+             + " | ".join(f"{a} vs {b}" for a, b in STORAGE_PAIRS) + " |",
+             "| --- | --- | --- |" + " --- |" * (len(STORAGE_IMPLS) + len(STORAGE_PAIRS))]
+    for r in results:
+        ms = lambda i: f"{r['median'][i] * 1e3:.2f} ({r['best'][i] * 1e3:.2f})"  # noqa: E731
+        lines.append(f"| {r['title']}: {r['tensors']} tensors, {r['elements'] / 1e6:.1f} M | {r['config']} | "
+                     f"{r['threads']} | " + " | ".join(ms(i) for i in STORAGE_IMPLS) + " | "
+                     + " | ".join(f"{r['speedup'][f'{a} vs {b}']:.2f}x" for a, b in STORAGE_PAIRS) + " |")
+    lines += ["", "Optimizer state, bytes per parameter (beside the bf16 model's 2 + 2 for its gradient):", "",
+              "| config | " + " | ".join(STORAGE_IMPLS) + " |", "| --- |" + " --- |" * len(STORAGE_IMPLS)]
+    for cname in dict.fromkeys(r["config"] for r in results):
+        r = next(x for x in results if x["config"] == cname)
+        lines.append(f"| {cname} | " + " | ".join(f"{r['state_bytes_per_param'][i]:.3g}" for i in STORAGE_IMPLS) + " |")
+    return lines
+
+
 # ---- sparse gradients: the steady state with a share of exactly-zero gradient entries ----------
 # The configurations of the C benchmark's sparse flag sets (bench/rmsfuse_bench.c, docs/performance.md
 # "Sparse gradients"): torch's defaults, RMSprop with momentum 0.9 as in the issue.  AdaGrad's sum never
@@ -548,10 +688,13 @@ def sparse_markdown(ctx, records):
     return lines
 
 
-def markdown(ctx, results, command, sparse=(), train=()):
+def markdown(ctx, results, command, sparse=(), train=(), storage=()):
     head = [f"`{command}`: {ctx.get('cpu', '?')}, {ctx['cores']} cores; "
             f"torch {ctx['torch']}, rmsfuse {ctx['rmsfuse']} ({ctx['isa']}); load average "
             f"{ctx['load_start']:.2f} at the start, {ctx['load_end']:.2f} at the end."]
+    if not results and storage:
+        return "\n".join(["## PyTorch drop-ins: a bf16 model", ""] + head + storage_markdown(ctx, storage)[3:]
+                         + train_markdown(ctx, train) + sparse_markdown(ctx, sparse))
     if not results and train:
         return "\n".join(["## PyTorch drop-ins: the training step", ""] + head + train_markdown(ctx, train)[3:]
                          + sparse_markdown(ctx, sparse))
@@ -596,7 +739,7 @@ def markdown(ctx, results, command, sparse=(), train=()):
                           f"faster than both torch variants: worst {worst:.2f}x: "
                           f"**{'met' if worst >= TARGET else 'not met'}** (the traffic bound is "
                       + " / ".join(f"{r['bound']:.2f}x" for r in rms) + ")."]
-    return "\n".join(lines + train_markdown(ctx, train) + sparse_markdown(ctx, sparse))
+    return "\n".join(lines + storage_markdown(ctx, storage) + train_markdown(ctx, train) + sparse_markdown(ctx, sparse))
 
 
 def main():
@@ -615,6 +758,11 @@ def main():
     ap.add_argument("--train", action="store_true",
                     help="also the training-step benchmark (unscale, found-inf, clip by global norm, update)")
     ap.add_argument("--train-only", action="store_true", help="only the training-step benchmark")
+    ap.add_argument("--storage", action="store_true",
+                    help="also the bf16-model benchmark (the drop-ins' storage choices against torch)")
+    ap.add_argument("--storage-only", action="store_true", help="only the bf16-model benchmark")
+    ap.add_argument("--storage-configs", default=STORAGE_DEFAULT_CONFIGS,
+                    help="comma-separated subset of " + ", ".join(CONFIGS) + " for --storage")
     ap.add_argument("--sparse-configs", default=SPARSE_DEFAULT_CONFIGS,
                     help="comma-separated subset of " + ", ".join(SPARSE_CONFIGS))
     ap.add_argument("--sparse-zeros", default="0,10,50,90", help="percentages of zero gradient entries (0 first: "
@@ -644,17 +792,25 @@ def main():
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         ap.error(f"unknown configs {unknown}; choose from {list(CONFIGS)}")
-    results = [] if a.sparse_only or a.train_only else run(models, configs, a.rounds, a.steps, a.quick)
+    storage_configs = [c for c in a.storage_configs.split(",") if c]
+    bad = [c for c in storage_configs if c not in CONFIGS]
+    if bad:
+        ap.error(f"unknown storage configs {bad}; choose from {list(CONFIGS)}")
+    only = a.sparse_only or a.train_only or a.storage_only
+    results = [] if only else run(models, configs, a.rounds, a.steps, a.quick)
+    storage = run_storage(models, storage_configs, a.rounds, a.steps, a.quick) \
+        if a.storage_only or (a.storage and not only) else []
     train = run_train(models, configs, a.rounds, a.steps, a.quick) \
-        if (a.train or a.train_only) and not a.sparse_only else []
+        if a.train_only or (a.train and not only) else []
     sparse = run_sparse(sparse_configs, zeros, a.sparse_steps, a.rounds, a.quick, a.l3_mb << 20) \
-        if a.sparse or a.sparse_only else []
+        if a.sparse_only or (a.sparse and not only) else []
     ctx["load_end"] = os.getloadavg()[0]
     command = a.command or "bench/python_bench.py " + " ".join(sys.argv[1:])
-    md = markdown(ctx, results, command, sparse, train)
+    md = markdown(ctx, results, command, sparse, train, storage)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "python_bench.json"), "w") as f:
-        json.dump({"context": ctx, "results": results, "sparse": sparse, "train": train}, f, indent=1)
+        json.dump({"context": ctx, "results": results, "sparse": sparse, "train": train, "storage": storage}, f,
+                  indent=1)
     with open(os.path.join(a.out, "python.md"), "w") as f:
         f.write(md + "\n")
     print(md)

@@ -38,7 +38,9 @@
 # (dispatched_exact, 44 benchmarks) ~30 s; the storage-type part (540
 # benchmarks, 2700 runs; --storage runs only it) about 5 minutes.  The Python benchmark's sparse
 # part (python_bench.py --sparse) takes ~2.5 minutes, its training-step part
-# (--train: unscale, clip by norm and update against torch's sequence) ~2.
+# (--train: unscale, clip by norm and update against torch's sequence) ~2,
+# its bf16-model part (--storage: the drop-ins' storage choices against
+# torch over a bf16 ResNet-50) about half a minute.
 # The benchmark prints a progress line (runs done, time elapsed and left)
 # every 15 s (--rmsfuse_progress=SECONDS changes that).
 # environment: REPETITIONS (default 5), MIN_TIME (seconds per repetition,
@@ -53,8 +55,8 @@ MIN_TIME="${MIN_TIME:-0.05}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 ORIG_ARGS="$*"
 EXTRA=()
-# the Python benchmark's sparse-gradient and training-step rows (torch and the drop-ins)
-PY_SPARSE=(--sparse --train)
+# the Python benchmark's sparse-gradient, training-step and bf16-model rows (torch and the drop-ins)
+PY_SPARSE=(--sparse --train --storage)
 PY_RUN=1
 for a in "$@"; do
     case "$a" in

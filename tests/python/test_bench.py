@@ -1,6 +1,7 @@
 """bench/python_bench.py runs every drop-in (--quick: the first 20 tensors of ResNet-50) and writes its report;
-its sparse-gradients mode runs too (--quick --sparse-only, one configuration), and its training-step
-mode (--quick --train-only, two configurations).
+its sparse-gradients mode runs too (--quick --sparse-only, one configuration), its training-step
+mode (--quick --train-only, two configurations) and its bf16-model mode (--quick --storage-only, two
+configurations).
 
 It checks that the benchmark works, not how fast anything is (scripts/bench.sh measures).
 """
@@ -71,6 +72,32 @@ class TestBench(unittest.TestCase):
         self.assertRegex(md, r"^## PyTorch drop-ins: sparse gradients\n")
         self.assertIn("| quick, larger: 2 × 16,384 | rmsprop momentum (`RMSprop(momentum=0.9)`) | 50% |", md)
         self.assertIn(md.strip(), r.stdout)
+    def test_quick_storage_run(self):
+        # The bf16-model mode (--storage-only; scripts/bench.sh passes --storage): two configurations,
+        # every implementation timed at each thread count, the speed-ups and each optimizer's state
+        # bytes per parameter (bf16 state 2 per array; float32 master 4 plus 4 per array; 8-bit
+        # state 1 + 4/256 per array; torch's master loop also keeps the masters' float32 gradients).
+        r, data, md = self.run_bench("--storage-only", "--storage-configs", "rmsprop momentum,adamw wd")
+        self.assertEqual(data["results"], [])
+        rows = data["storage"]
+        self.assertEqual({x["config"] for x in rows}, {"rmsprop momentum", "adamw wd"})
+        impls = {"rmsfuse bf16", "torch bf16 loop", "torch bf16 foreach", "rmsfuse fp32 master",
+                 "torch fp32 master", "rmsfuse fp32 master + q8"}
+        for x in rows:
+            self.assertEqual(set(x["median"]), impls)
+            self.assertTrue(all(t > 0 for t in x["median"].values()))
+            self.assertEqual(len(x["speedup"]), 4)
+            mem = x["state_bytes_per_param"]
+            self.assertAlmostEqual(mem["rmsfuse bf16"], 4.0)
+            self.assertAlmostEqual(mem["torch bf16 loop"], 4.0)
+            self.assertAlmostEqual(mem["rmsfuse fp32 master"], 12.0)
+            self.assertAlmostEqual(mem["torch fp32 master"], 16.0)
+            self.assertGreater(mem["rmsfuse fp32 master + q8"], 6.0)
+            self.assertLess(mem["rmsfuse fp32 master + q8"], 6.1)
+        self.assertRegex(md, r"^## PyTorch drop-ins: a bf16 model\n")
+        self.assertIn("| ResNet-50 (torchvision): 20 tensors", md)
+        self.assertIn(md.strip(), r.stdout)
+
     def test_quick_train_run(self):
         # The training-step mode (--train-only; scripts/bench.sh passes --train): two configurations,
         # every implementation timed, the traffic bounds (torch's sequence adds 20 bytes per element,
