@@ -132,6 +132,25 @@ def numel(shape):
     return n
 
 
+def thread_counts():
+    """The thread counts timed: 1, and every core where there are several and the pool is there."""
+    cores = os.cpu_count() or 1
+    return [1] if cores == 1 or not rmsfuse.pool_available() else [1, cores]
+
+
+def model_shapes(key, quick):
+    """A model's title and parameter shapes (checked against its published counts); --quick: the first 20."""
+    title, fn, count, total = MODELS[key]
+    shapes = fn()
+    assert len(shapes) == count and sum(numel(s) for s in shapes) == total, (key, len(shapes))
+    return title, shapes[:20] if quick else shapes
+
+
+def med_best(t):
+    """{impl: median seconds}, {impl: best seconds} of timed_rounds' lists."""
+    return {i: statistics.median(v) for i, v in t.items()}, {i: min(v) for i, v in t.items()}
+
+
 def cpu_context():
     ctx = {"machine": platform.machine(), "cores": os.cpu_count()}
     try:
@@ -166,15 +185,9 @@ def measure(cname, params, threads, rounds, steps):
 
 
 def run(models, configs, rounds, steps, quick):
-    cores = os.cpu_count() or 1
-    thread_counts = [1] if cores == 1 or not rmsfuse.pool_available() else [1, cores]
     results = []
     for key in models:
-        title, fn, count, total = MODELS[key]
-        shapes = fn()
-        assert len(shapes) == count and sum(numel(s) for s in shapes) == total, (key, len(shapes))
-        if quick:  # the smoke test: the same code on the model's first tensors
-            shapes = shapes[:20]
+        title, shapes = model_shapes(key, quick)
         gen = torch.Generator().manual_seed(0)
         params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
         for p in params:
@@ -182,10 +195,9 @@ def run(models, configs, rounds, steps, quick):
         n = sum(p.numel() for p in params)
         for cname in configs:
             fb, tb = fused_bytes(cname), torch_bytes(cname)
-            for threads in thread_counts:
+            for threads in thread_counts():
                 t = measure(cname, params, threads, rounds, steps)
-                med = {i: statistics.median(v) for i, v in t.items()}
-                best = {i: min(v) for i, v in t.items()}
+                med, best = med_best(t)
                 speedup = {i: statistics.median(a / b for a, b in zip(t[i], t["rmsfuse"]))
                            for i in IMPLS if i != "rmsfuse"}
                 results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
@@ -262,12 +274,9 @@ def measure_train(cname, params, threads, rounds, steps):
 
 
 def run_train(models, configs, rounds, steps, quick):
-    cores = os.cpu_count() or 1
-    thread_counts = [1] if cores == 1 or not rmsfuse.pool_available() else [1, cores]
     results = []
     for key in models:
-        title, fn, count, total = MODELS[key]
-        shapes = fn()[:20] if quick else fn()
+        title, shapes = model_shapes(key, quick)
         gen = torch.Generator().manual_seed(0)
         params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
         n = sum(p.numel() for p in params)
@@ -275,10 +284,9 @@ def run_train(models, configs, rounds, steps, quick):
             for p in params:  # every configuration starts from the same gradients
                 p.grad = torch.randn(p.shape, generator=gen) * 1e-2
             fb, tb = fused_bytes(cname), torch_bytes(cname)
-            for threads in thread_counts:
+            for threads in thread_counts():
                 t = measure_train(cname, params, threads, rounds, steps)
-                med = {i: statistics.median(v) for i, v in t.items()}
-                best = {i: min(v) for i, v in t.items()}
+                med, best = med_best(t)
                 ratio = {i: statistics.median(a / b for a, b in zip(t[i], t["rmsfuse train"]))
                          for i in TRAIN_IMPLS if i != "rmsfuse train"}
                 results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
@@ -385,19 +393,16 @@ def state_bytes(opt):
 
 
 def run_storage(models, configs, rounds, steps, quick):
-    cores = os.cpu_count() or 1
-    thread_counts = [1] if cores == 1 or not rmsfuse.pool_available() else [1, cores]
     results = []
     for key in models:
-        title, fn, _, _ = MODELS[key]
-        shapes = fn()[:20] if quick else fn()
+        title, shapes = model_shapes(key, quick)
         gen = torch.Generator().manual_seed(0)
         params = [torch.randn(s, generator=gen).to(torch.bfloat16).requires_grad_() for s in shapes]
         for p in params:
             p.grad = (torch.randn(p.shape, generator=gen) * 1e-2).to(torch.bfloat16)
         n = sum(p.numel() for p in params)
         for cname in configs:
-            for threads in thread_counts:
+            for threads in thread_counts():
                 opts = {i: make_storage_optimizer(cname, i, params, threads) for i in STORAGE_IMPLS}
                 torch.set_num_threads(threads)
                 for opt in opts.values():  # warm-up: state allocated, pages touched
@@ -408,8 +413,7 @@ def run_storage(models, configs, rounds, steps, quick):
                 for opt in opts.values():
                     if hasattr(opt, "close"):
                         opt.close()
-                med = {i: statistics.median(v) for i, v in t.items()}
-                best = {i: min(v) for i, v in t.items()}
+                med, best = med_best(t)
                 speedup = {f"{a} vs {b}": statistics.median(x / y for x, y in zip(t[b], t[a])) for a, b in STORAGE_PAIRS}
                 results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
                                 "config": cname, "optimizer": CONFIGS[cname][0], "kwargs": CONFIGS[cname][1],
