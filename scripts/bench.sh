@@ -26,8 +26,10 @@
 #   --storage      only the storage-type benchmarks (storage/...: typed steps
 #                  of bf16/f16/8-bit arrays against their own roofline and the
 #                  float32 step, four flag sets, the class sizes; every ISA at
-#                  the DRAM size) and the sqrt + div floors; no Python benchmark
-#   --no-storage   without them
+#                  the DRAM size) and the sqrt + div floors, and the Python
+#                  benchmark's bf16-model part alone (the drop-ins' storage
+#                  choices against torch)
+#   --no-storage   without them (in C and in Python)
 # The default run (all 11 flag sets, 5 repetitions, the whole sweep) makes
 # about 8300 benchmark runs of ~0.1 s: 12-15 minutes of benchmarks on a
 # 2-core machine, plus the build and the Python benchmark; each flag set
@@ -55,9 +57,9 @@ MIN_TIME="${MIN_TIME:-0.05}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 ORIG_ARGS="$*"
 EXTRA=()
-# the Python benchmark's sparse-gradient, training-step and bf16-model rows (torch and the drop-ins)
-PY_SPARSE=(--sparse --train --storage)
-PY_RUN=1
+# the Python benchmark's parts beside the drop-ins' float32 rows (torch and the drop-ins):
+# sparse gradients, the training step and the bf16 model; PY_ONLY: one part alone
+PY_SPARSE=1 PY_STORAGE=1 PY_ONLY=
 for a in "$@"; do
     case "$a" in
     --quick)
@@ -68,17 +70,20 @@ for a in "$@"; do
     --classes) EXTRA+=(--rmsfuse_sweep=0) ;;
     --sparse)
         EXTRA+=(--benchmark_filter='^sparse/')
-        PY_SPARSE=(--sparse-only)
+        PY_ONLY=--sparse-only
         ;;
     --no-sparse)
         EXTRA+=(--rmsfuse_sparse=0)
-        PY_SPARSE=(--train)
+        PY_SPARSE=0
         ;;
     --storage)
         EXTRA+=(--benchmark_filter='^(storage/|floor/sqrt_div)' --rmsfuse_sparse=0)
-        PY_RUN=0
+        PY_ONLY=--storage-only
         ;;
-    --no-storage) EXTRA+=(--rmsfuse_storage=0) ;;
+    --no-storage)
+        EXTRA+=(--rmsfuse_storage=0)
+        PY_STORAGE=0
+        ;;
     *) EXTRA+=("$a") ;;
     esac
 done
@@ -114,10 +119,14 @@ BENCH_ARGS=(--benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 # Needs Debian python3-torch (installed above when running as root):
 # without it the step is skipped.  Writes python_bench.json and python.md, and
 # appends python.md to report.md.
-if [ "$PY_RUN" = 0 ]; then
-    echo "bench.sh: --storage: no Python benchmark" >&2
-elif "$PY" -c "import torch" 2>/dev/null; then
-    PY_BENCH=("${PY_SPARSE[@]}")
+if "$PY" -c "import torch" 2>/dev/null; then
+    if [ -n "$PY_ONLY" ]; then
+        PY_BENCH=("$PY_ONLY")
+    else
+        PY_BENCH=(--train)
+        [ "$PY_SPARSE" = 1 ] && PY_BENCH+=(--sparse)
+        [ "$PY_STORAGE" = 1 ] && PY_BENCH+=(--storage)
+    fi
     [[ "$REPETITIONS" == 1 ]] && PY_BENCH+=(--rounds 1 --steps 2)
     # The L3 size given to the C benchmark is the one the Python target uses.
     for a in "${EXTRA[@]}"; do
