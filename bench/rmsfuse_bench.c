@@ -950,20 +950,35 @@ static combo_memory combo_memory_of(const flagset *f, const storage_combo *c)
     return m;
 }
 
+/* The storage type of slot s in combination c. */
+static unsigned slot_type(const storage_combo *c, int s)
+{
+    return s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
+}
+
+/* Each slot's array of typed tensor t, in slot order (NULL where unused). */
+static void typed_slots(const rmsfuse_typed_tensor *t, char **a)
+{
+    a[SLOT_PARAM] = (char *)t->param;
+    a[SLOT_GRAD] = (char *)t->grad;
+    for (int s = 2; s < BENCH_SLOTS; s++)
+        a[s] = (char *)t->state[s - 2];
+}
+
 /* The fill pattern in every array of typed tensor t of flag set f in
  * combination c (each value rounded to its type: the library's own
  * conversions). */
 static void fill_typed(const flagset *f, const storage_combo *c, const rmsfuse_typed_tensor *t)
 {
     const unsigned nonneg = nonneg_slots(f->rule);
-    char *const dsts[BENCH_SLOTS] = {(char *)t->param, (char *)t->grad, (char *)t->state[0], (char *)t->state[1],
-                                     (char *)t->state[2]};
+    char *dsts[BENCH_SLOTS];
+    typed_slots(t, dsts);
     for (size_t i = 0; i < t->n; i += FILL_PERIOD) {
         const size_t m = t->n - i < FILL_PERIOD ? t->n - i : FILL_PERIOD; /* i: a multiple of the 8-bit block */
         for (int s = 0; s < BENCH_SLOTS; s++) {
             if (!dsts[s])
                 continue;
-            const unsigned ty = s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
+            const unsigned ty = slot_type(c, s);
             char *dst = dsts[s] + i * type_bytes(ty);
             char *const extra = t->param_extra;
             if (s == SLOT_PARAM && ty == RMSFUSE_SPLIT_BF16) {
@@ -1054,13 +1069,13 @@ static int unfused_step(const flagset *f, const storage_combo *c, const rmsfuse_
 {
     const unsigned nonneg = nonneg_slots(f->rule);
     const size_t n = t->n;
-    char *const src[BENCH_SLOTS] = {(char *)t->param, (char *)t->grad, (char *)t->state[0], (char *)t->state[1],
-                                    (char *)t->state[2]};
+    char *src[BENCH_SLOTS];
+    typed_slots(t, src);
     const int master = (c->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
     float *x[BENCH_SLOTS];
     int rc = RMSFUSE_OK;
     for (int s = 0; s < BENCH_SLOTS; s++) {
-        const unsigned ty = s == SLOT_PARAM ? c->param : s == SLOT_GRAD ? c->grad : c->state;
+        const unsigned ty = slot_type(c, s);
         x[s] = w[s];
         if (!src[s])
             x[s] = NULL;
@@ -1076,7 +1091,7 @@ static int unfused_step(const flagset *f, const storage_combo *c, const rmsfuse_
     if (rc == RMSFUSE_OK)
         rc = lib_step(f, x, n);
     for (int s = 0; s < BENCH_SLOTS && rc == RMSFUSE_OK; s++) {
-        const unsigned ty = s == SLOT_PARAM ? c->param : c->state;
+        const unsigned ty = slot_type(c, s);
         if (s == SLOT_GRAD || !src[s] || ty == RMSFUSE_F32)
             continue;
         if (ty == RMSFUSE_SPLIT_BF16)
