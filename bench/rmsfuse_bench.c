@@ -878,22 +878,35 @@ static int alloc_storage_arrays(void)
     return 0;
 }
 
-/* The typed tensor of flag set f in combination c over n elements. */
-static rmsfuse_typed_tensor typed_tensor(const flagset *f, const storage_combo *c, size_t n)
+/* The typed tensor of flag set f in combination c over n elements of
+ * the slot arrays a[], the param's extra array and the state's block
+ * scales scale[] (each slot's). */
+static rmsfuse_typed_tensor typed_tensor_at(const flagset *f, const storage_combo *c, size_t n, void *const *a,
+                                            void *extra, float *const *scale)
 {
     rmsfuse_typed_tensor t;
     memset(&t, 0, sizeof t);
-    t.param = arrays[SLOT_PARAM];
-    t.grad = arrays[SLOT_GRAD];
+    t.param = a[SLOT_PARAM];
+    t.grad = a[SLOT_GRAD];
     if (c->param == RMSFUSE_SPLIT_BF16 || (c->flags & RMSFUSE_MASTER_WEIGHTS))
-        t.param_extra = extra_array;
+        t.param_extra = extra;
     for (int s = 2; s < BENCH_SLOTS; s++)
         if (f->used & (1u << s)) {
-            t.state[s - 2] = arrays[s];
-            t.scale[s - 2] = type_is_q8(c->state) ? scale_arrays[s] : NULL;
+            t.state[s - 2] = a[s];
+            t.scale[s - 2] = type_is_q8(c->state) ? scale[s] : NULL;
         }
     t.n = n;
     return t;
+}
+
+/* The typed tensor of flag set f in combination c over n elements of the
+ * benchmark's arrays. */
+static rmsfuse_typed_tensor typed_tensor(const flagset *f, const storage_combo *c, size_t n)
+{
+    void *a[BENCH_SLOTS];
+    for (int s = 0; s < BENCH_SLOTS; s++)
+        a[s] = arrays[s];
+    return typed_tensor_at(f, c, n, a, extra_array, scale_arrays);
 }
 
 /* The streams of flag set f's typed step in combination c (the traffic
@@ -1131,16 +1144,13 @@ static const char *check_unfused(void)
             memset(sc, 0, sizeof sc);
             rmsfuse_typed_tensor t[2];
             for (int r = 0; r < 2; r++) {
-                memset(&t[r], 0, sizeof t[r]);
-                t[r].param = mem[r][SLOT_PARAM];
-                t[r].grad = mem[r][SLOT_GRAD];
-                t[r].param_extra = mem[r][BENCH_SLOTS];
-                for (int s = 2; s < BENCH_SLOTS; s++)
-                    if (f->used & (1u << s)) {
-                        t[r].state[s - 2] = mem[r][s];
-                        t[r].scale[s - 2] = sc[r][s];
-                    }
-                t[r].n = N;
+                void *a[BENCH_SLOTS];
+                float *scale[BENCH_SLOTS];
+                for (int s = 0; s < BENCH_SLOTS; s++) {
+                    a[s] = mem[r][s];
+                    scale[s] = sc[r][s];
+                }
+                t[r] = typed_tensor_at(f, c, N, a, mem[r][BENCH_SLOTS], scale);
                 fill_typed(f, c, &t[r]);
             }
             const rmsfuse_storage sto = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
