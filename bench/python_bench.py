@@ -171,16 +171,27 @@ def make_optimizer(cname, impl, params, threads):
     return getattr(torch.optim, cls)(params, lr=LR, foreach=(impl == "torch foreach"), **kw)
 
 
-def measure(cname, params, threads, rounds, steps):
-    opts = {impl: make_optimizer(cname, impl, params, threads) for impl in IMPLS}
+def time_steps(opts, threads, rounds, steps):
+    """Seconds per opt.step() of each optimizer {name: optimizer} at `threads` threads: two
+    warm-up steps each (state allocated, pages touched), then timed_rounds."""
     torch.set_num_threads(threads)
-    for opt in opts.values():  # warm-up: state allocated, pages touched
+    for opt in opts.values():
         for _ in range(2):
             opt.step()
-    times = timed_rounds(opts, lambda impl, opt: opt.step(), rounds, steps)
+    return timed_rounds(opts, lambda impl, opt: opt.step(), rounds, steps)
+
+
+def close_all(opts):
+    """Stops the drop-ins' thread pools (the optimizers that have one)."""
     for opt in opts.values():
         if hasattr(opt, "close"):
             opt.close()
+
+
+def measure(cname, params, threads, rounds, steps):
+    opts = {impl: make_optimizer(cname, impl, params, threads) for impl in IMPLS}
+    times = time_steps(opts, threads, rounds, steps)
+    close_all(opts)
     return times
 
 
@@ -267,9 +278,7 @@ def measure_train(cname, params, threads, rounds, steps):
         k += 1
 
     times = timed_rounds(opts, one, rounds, 2 * steps, seed=2)  # whole pairs of scales
-    for opt in opts.values():
-        if hasattr(opt, "close"):
-            opt.close()
+    close_all(opts)
     return times
 
 
@@ -359,9 +368,12 @@ class TorchMaster:
         for m in self.master:
             m.grad = torch.zeros_like(m)
         self.opt = getattr(torch.optim, cls)(self.master, lr=LR, foreach=False, **kw)
-        self.state = {}  # the masters and their gradients are the optimizer's memory too (state_bytes)
-        for p, m in zip(self.params, self.master):
-            self.state[p] = {"master": m, "master_grad": m.grad}
+
+    @property
+    def state(self):
+        """Per parameter, what this loop keeps beside the model (as torch.optim's state): its master,
+        the master's gradient and the inner optimizer's state of the master."""
+        return {p: {"master": m, "master_grad": m.grad, **self.opt.state[m]} for p, m in zip(self.params, self.master)}
 
     def step(self):
         with torch.no_grad():
@@ -385,10 +397,8 @@ def make_storage_optimizer(cname, impl, params, threads):
 
 
 def state_bytes(opt):
-    """Bytes of the tensors an optimizer keeps beside the model (its state; TorchMaster's masters,
-    their gradients and the inner optimizer's state)."""
-    states = list(opt.state.values()) + (list(opt.opt.state.values()) if isinstance(opt, TorchMaster) else [])
-    return sum(v.numel() * v.element_size() for st in states for v in st.values()
+    """Bytes of the tensors an optimizer keeps beside the model: those of its state (not 0-dim step counts)."""
+    return sum(v.numel() * v.element_size() for st in opt.state.values() for v in st.values()
                if torch.is_tensor(v) and v.dim() > 0)
 
 
@@ -404,15 +414,9 @@ def run_storage(models, configs, rounds, steps, quick):
         for cname in configs:
             for threads in thread_counts():
                 opts = {i: make_storage_optimizer(cname, i, params, threads) for i in STORAGE_IMPLS}
-                torch.set_num_threads(threads)
-                for opt in opts.values():  # warm-up: state allocated, pages touched
-                    for _ in range(2):
-                        opt.step()
-                t = timed_rounds(opts, lambda impl, opt: opt.step(), rounds, steps)
+                t = time_steps(opts, threads, rounds, steps)
                 mem = {i: state_bytes(o) / n for i, o in opts.items()}
-                for opt in opts.values():
-                    if hasattr(opt, "close"):
-                        opt.close()
+                close_all(opts)
                 med, best = med_best(t)
                 speedup = {f"{a} vs {b}": statistics.median(x / y for x, y in zip(t[b], t[a])) for a, b in STORAGE_PAIRS}
                 results.append({"model": key, "title": title, "tensors": len(shapes), "elements": n,
