@@ -390,6 +390,11 @@ static const unsigned storages[][4] = {
     {RMSFUSE_BF16, RMSFUSE_F16, RMSFUSE_Q8, SR},
     {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_F32, SR},
     {RMSFUSE_BF16, RMSFUSE_F32, RMSFUSE_BF16, MW | SR},
+    /* a 16-bit param beside bf16 state: the AVX-512 BF16 loops for a bf16
+     * and for an f16 param and gradient, and the one for other pairs */
+    {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, 0},
+    {RMSFUSE_F16, RMSFUSE_F16, RMSFUSE_BF16, 0},
+    {RMSFUSE_F16, RMSFUSE_BF16, RMSFUSE_BF16, 0},
 };
 enum { N_STORAGES = sizeof storages / sizeof storages[0] };
 
