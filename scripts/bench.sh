@@ -32,7 +32,9 @@
 #   --no-storage   without them (in C and in Python)
 # The default run (all 11 flag sets, 5 repetitions, the whole sweep) makes
 # about 8300 benchmark runs of ~0.1 s: 12-15 minutes of benchmarks on a
-# 2-core machine, plus the build and the Python benchmark; each flag set
+# 2-core machine with a 32 MiB L3, plus the build and the Python benchmark
+# (where the L3 is reported as 508 MiB: 14,360 runs, 55 minutes; see
+# docs/performance.md, or cap the sizes with --rmsfuse_max_ws=300M); each flag set
 # adds ~80 s (--rules=adagrad: 1.5 minutes, adam or sgd ~4, rmsprop ~5.5).
 # The sparse-gradient part (96 benchmarks, 480 runs, their warm-ups
 # included) adds about a minute (1:04 on the 2-core development machine
