@@ -58,12 +58,13 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
  */
 #define TX_P(V)          (((V) >> 8) & 3u)
 #define TX_S(V)          (((V) >> 10) & 3u)
-#define TX_G(V)          (((V) >> 12) & 1u)
-#define TX_GF16(V)       (((V) >> 13) & 1u)
-#define TX_SR(V)         (((V) >> 14) & 1u)
-#define TX_PF16(V)       (((V) >> 15) & 1u)
+enum { TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22 }; /* the run-time bits' positions */
+#define TX_G(V)          (((V) >> TXV_G) & 1u)
+#define TX_GF16(V)       (((V) >> TXV_GF16) & 1u)
+#define TX_SR(V)         (((V) >> TXV_SR) & 1u)
+#define TX_PF16(V)       (((V) >> TXV_PF16) & 1u)
 #define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
-#define TX_SFLUSHED(V)   (((V) >> 22) & 1u)
+#define TX_SFLUSHED(V)   (((V) >> TXV_SFL) & 1u)
 
 /* a[] of the typed body: each slot's array at the element TX_I0,
  * then these. */
@@ -571,7 +572,8 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
     const unsigned gf16 = J->type[RMSFUSE_SLOT_GRAD] == RMSFUSE_F16;
     const unsigned pf16 = J->type[RMSFUSE_SLOT_PARAM] == RMSFUSE_F16;
     const unsigned sfl = (variant & flushed) != 0;
-    return (variant & 0xFFu) | C << 8 | gbf16 << 12 | gf16 << 13 | sr << 14 | pf16 << 15 | nonneg << 16 | sfl << 22;
+    return (variant & 0xFFu) | C << 8 | gbf16 << TXV_G | gf16 << TXV_GF16 | sr << TXV_SR | pf16 << TXV_PF16 | nonneg << 16 |
+           sfl << TXV_SFL;
 }
 
 /* One function per rule and class (not the all-float32 class, which the
@@ -602,8 +604,8 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 /* With TX_HW, a bf16 or f16 param beside bf16 state (all-bf16; f16 with
  * bf16 state) without stochastic rounding: one loop for a bf16 param and
  * gradient and one for an f16 param and gradient, the types constants
- * (V's bits 12, 13 and 15); other pairs take the loop that reads them at
- * run time.  With the types read in the loop GCC put the bf16 loads and
+ * (V's bits TXV_G, TXV_GF16 and TXV_PF16); other pairs take the loop that
+ * reads them at run time.  With the types read in the loop GCC put the bf16 loads and
  * stores out of line, 10 or 11 taken branches per vector in RMSProp's
  * loop (Zen 5, in L2, ns per element: all-bf16 RMSProp 0.25 -> 0.19, with
  * momentum 0.34 -> 0.29, AdamW unchanged).  Only this class: the same for
@@ -615,9 +617,9 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #define TX_LOOPS_TYPES_(r, p, W)                                                                           \
     do {                                                                                                   \
         if (TX_HW && (p) == TXP_BF16 && TX_PF16(W) && TX_GF16(W))                                          \
-            TX_LOOPS_SPLIT_(r, ((W) | 1u << 15 | 1u << 13) & ~(1u << 12));                                \
+            TX_LOOPS_SPLIT_(r, ((W) | 1u << TXV_PF16 | 1u << TXV_GF16) & ~(1u << TXV_G));                 \
         else if (TX_HW && (p) == TXP_BF16 && !TX_PF16(W) && TX_G(W))                                       \
-            TX_LOOPS_SPLIT_(r, ((W) | 1u << 12) & ~(1u << 13 | 1u << 15));                                \
+            TX_LOOPS_SPLIT_(r, ((W) | 1u << TXV_G) & ~(1u << TXV_GF16 | 1u << TXV_PF16));                 \
         else                                                                                               \
             TX_LOOPS_SPLIT_(r, (W));                                                                       \
     } while (0)
@@ -633,14 +635,14 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
             for (size_t b = begin, e; b < end; b = e) {                                                    \
                 const uint64_t next = (((uint64_t)b >> 32) + 1u) << 32;                                    \
                 e = (uint64_t)end < next ? end : (size_t)next;                                             \
-                RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, V | 1u << 14, kernel, kp, variant, J, b, e);       \
+                RMSFUSE_CAT(tx_loops_##r, TX_SUFFIX)(C, V | 1u << TXV_SR, kernel, kp, variant, J, b, e);   \
             }                                                                                              \
         } else if ((q) == TXS_BF16 && TX_SFLUSHED(V))                                                      \
-            TX_LOOPS_TYPES_(r, p, (V | F | 1u << 22) & ~(1u << 14));                                       \
+            TX_LOOPS_TYPES_(r, p, (V | F | 1u << TXV_SFL) & ~(1u << TXV_SR));                              \
         else if ((q) == TXS_BF16)                                                                          \
-            TX_LOOPS_TYPES_(r, p, V & ~(F | 1u << 22 | 1u << 14));                                         \
+            TX_LOOPS_TYPES_(r, p, V & ~(F | 1u << TXV_SFL | 1u << TXV_SR));                                \
         else                                                                                               \
-            TX_LOOPS_SPLIT_(r, V & ~(1u << 14));                                                           \
+            TX_LOOPS_SPLIT_(r, V & ~(1u << TXV_SR));                                                       \
     }
 #define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
 /* The classes of this instantiation (the others take the block path):
