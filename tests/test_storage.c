@@ -34,7 +34,7 @@
  *                    0, zero codes with the sign of x where the map has one
  *   equivalence      every rule, representative variants (plain, momentum,
  *                    centered, Nesterov, both weight decays, AMSGrad, the
- *                    flush ...), 17 storages (each type of each array, master
+ *                    flush ...), 21 storages (each type of each array, master
  *                    weights, split, 8-bit state, stochastic rounding, mixes):
  *                    step_typed over 75 tensors of 1..70, 255, 256, 257, 1000
  *                    and 4097 elements (quick: fewer) == the float32 step
@@ -381,6 +381,7 @@ static const unsigned storages[][4] = {
     {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_F32, MW},
     {RMSFUSE_F16, RMSFUSE_F16, RMSFUSE_F32, MW},
     {RMSFUSE_SPLIT_BF16, RMSFUSE_BF16, RMSFUSE_F32, 0},
+    {RMSFUSE_SPLIT_BF16, RMSFUSE_F32, RMSFUSE_F32, 0},
     {RMSFUSE_F32, RMSFUSE_F32, RMSFUSE_BF16, 0},
     {RMSFUSE_F32, RMSFUSE_F32, RMSFUSE_Q8, 0},
     {RMSFUSE_F32, RMSFUSE_F32, RMSFUSE_Q8_LINEAR, 0},
@@ -414,12 +415,17 @@ static const combo variants_rmsprop[] = {
     {RMSFUSE_EPS_IN_SQRT | RMSFUSE_LR_IN_MOMENTUM, TOG_MOM},
     {RMSFUSE_DECOUPLED_DECAY | RMSFUSE_MAXIMIZE, TOG_WD},
     {RMSFUSE_CENTERED | RMSFUSE_FLUSH_SUBNORMAL, TOG_MOM | TOG_WD},
+    /* variants of RMSFUSE_TXHOT_<rule> (src/rules/registry.h): AVX2's loops
+     * with the variant a constant */
+    {RMSFUSE_FLUSH_SUBNORMAL, TOG_MOM | TOG_WD},
+    {RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL, TOG_WD},
 };
 static const combo variants_adagrad[] = {
     {0u, 0u},
     {RMSFUSE_EPS_IN_SQRT, TOG_WD},
     {RMSFUSE_DECOUPLED_DECAY, TOG_WD},
     {RMSFUSE_FLUSH_SUBNORMAL | RMSFUSE_MAXIMIZE, 0u},
+    {RMSFUSE_FLUSH_SUBNORMAL, TOG_WD},
 };
 static const combo variants_sgd[] = {
     {0u, 0u},
@@ -428,6 +434,7 @@ static const combo variants_sgd[] = {
     {RMSFUSE_INIT_MOMENTUM, TOG_MOM | TOG_DAMP},
     {RMSFUSE_LR_IN_MOMENTUM, TOG_MOM},
     {RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL, TOG_WD | TOG_MOM},
+    {RMSFUSE_FLUSH_SUBNORMAL, 0u},
 };
 static const combo variants_adam[] = {
     {0u, 0u},
@@ -435,6 +442,7 @@ static const combo variants_adam[] = {
     {RMSFUSE_DECOUPLED_DECAY, TOG_WD},
     {RMSFUSE_EPS_HAT | RMSFUSE_AMSGRAD | RMSFUSE_FLUSH_SUBNORMAL, 0u},
     {RMSFUSE_MAXIMIZE, 0u},
+    {RMSFUSE_DECOUPLED_DECAY | RMSFUSE_FLUSH_SUBNORMAL, TOG_WD},
 };
 
 static const combo *variants_of(int rule, unsigned *count)

@@ -20,6 +20,7 @@ typedef struct rmsfuse_adagrad_k {
 #define ADAGRAD_V_FLUSH     8u
 #define RMSFUSE_FLUSHED_adagrad ADAGRAD_V_FLUSH
 #define RMSFUSE_TXSPLIT_adagrad 0u
+#define RMSFUSE_TXHOT_adagrad (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED | ADAGRAD_V_FLUSH)
 #define RMSFUSE_NVAR_adagrad 16u
 
 static inline int rmsfuse_adagrad_valid(unsigned V)

@@ -22,6 +22,7 @@ typedef struct rmsfuse_adam_k {
 #define ADAM_V_FLUSH     8u
 #define RMSFUSE_FLUSHED_adam ADAM_V_FLUSH
 #define RMSFUSE_TXSPLIT_adam 0u
+#define RMSFUSE_TXHOT_adam (ADAM_V_WD | ADAM_V_DECOUPLED | ADAM_V_FLUSH)
 #define RMSFUSE_NVAR_adam 16u
 
 static inline int rmsfuse_adam_valid(unsigned V)
