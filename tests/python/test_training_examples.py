@@ -11,12 +11,16 @@ Checked here, for each rule:
   * the curves agree: the loss of every step and every evaluated point
     (digits: loss on the training set and test accuracy per epoch, 69 steps;
     charlm: training and validation bits per character, 60 steps) within
-    LOSS_RTOL = 2e-4 relative.  Each optimizer step differs from torch's by a
+    LOSS_RTOL = 5e-3 relative.  Each optimizer step differs from torch's by a
     few ulps (test_torch.py's header says why) and training amplifies the
-    differences step after step; measured worst over these short runs (AMD
-    EPYC Zen 4 VM, torch 1.13.1): 4.6e-6 (digits, Adam), most below 1e-6;
-    so the bound is 40x the worst.  (Over the full runs the differences keep
-    growing, to ~1e-3 relative at the end: docs/examples.md.)
+    differences step after step, by how much depends on torch's kernels for
+    the CPU; measured worst over these short runs (torch 1.13.1): on an AMD
+    EPYC Zen 4 VM 4.6e-6 (digits, Adam), most below 1e-6; on a Zen 3 VM
+    (AVX2) 1.5e-3 (digits, RMSprop, from step 24 on; the same with the
+    library before and after the AVX2 typed-loop change of d397d36), the
+    others below 1.1e-6; so the bound is 3x the worst.  (Over the full runs
+    the differences keep growing, to ~1e-3 relative at the end:
+    docs/examples.md.)
   * the model learned: digits, final training loss below 40% of the initial
     and test accuracy above 80%; charlm, final training and validation
     bits per character below 75% of the initial (~60% measured).
@@ -38,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 EXAMPLES = os.path.join(REPO, "examples")
 RULES = ["RMSprop", "RMSprop + momentum", "Adagrad", "SGD + momentum", "Adam", "AdamW"]
-LOSS_RTOL = 2e-4
+LOSS_RTOL = 5e-3
 
 
 def run_example(script, out):
