@@ -76,6 +76,9 @@ message(STATUS "rmsfuse: ISA paths built: ${RMSFUSE_ISA_LIST}")
 # inlined into a baseline caller by link-time optimisation.
 # -fno-tree-vectorize: the scalar reference stays scalar (so benchmarks
 # compare real scalar code), and the SIMD heads and tails stay small.
+# RMSFUSE_ISA_EXTRA_FLAGS: more options for these objects only (the
+# sanitize preset: -fno-sanitize=pointer-overflow, see CMakePresets.json).
+set(RMSFUSE_ISA_EXTRA_FLAGS "" CACHE STRING "Extra compiler options for the per-ISA kernel objects only")
 function(rmsfuse_add_isa_objects out)
   set(targets "")
   foreach(isa IN LISTS RMSFUSE_ISA_ALL)
@@ -100,6 +103,10 @@ function(rmsfuse_add_isa_objects out)
     # only variables inside optimised kernels are more often "optimized out".
     if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
       target_compile_options(${t} PRIVATE -fno-var-tracking-assignments)
+    endif()
+    if(RMSFUSE_ISA_EXTRA_FLAGS)
+      separate_arguments(_extra UNIX_COMMAND "${RMSFUSE_ISA_EXTRA_FLAGS}")
+      target_compile_options(${t} PRIVATE ${_extra})
     endif()
     set_target_properties(${t} PROPERTIES
       POSITION_INDEPENDENT_CODE ON
