@@ -14,6 +14,12 @@
  * (for SVE, a width known only at run time, with predicated tails).  The loop
  * below is written once for every rule and ISA; each kernel is a switch
  * over the rule's variants, so the inner loops have no per-element branches.
+ *
+ * The file has two parts, RMSFUSE_KPART: 1, the float32 kernel table and
+ * the norm's block sum; 2, the storage types (src/isa/storage.h), which
+ * call the float32 kernels through pointers only.  CMake compiles each part
+ * of each ISA as its own object (cmake/RmsfuseIsa.cmake), so the two halves
+ * of an ISA's code build in parallel; undefined or 0: both parts.
  */
 #include "../core/internal.h"
 
@@ -21,10 +27,16 @@
 #  error "compile src/isa/kernels.c with -DRMSFUSE_ISA=<name> (CMake does)"
 #endif
 #define RMSFUSE_KTABLE RMSFUSE_CAT(rmsfuse_kernels_, RMSFUSE_ISA)
+#ifndef RMSFUSE_KPART
+#  define RMSFUSE_KPART 0
+#endif
+#define RMSFUSE_KPART_F32 (RMSFUSE_KPART != 2)
+#define RMSFUSE_KPART_STORAGE (RMSFUSE_KPART != 1)
 
 #ifndef RMSFUSE_ISA_OPS
 
 /* This ISA is not built here (other architecture, or compiler without it). */
+#if RMSFUSE_KPART_F32
 const rmsfuse_kernel *RMSFUSE_KTABLE(void)
 {
     return NULL;
@@ -34,11 +46,14 @@ rmsfuse_block_sumsq_fn RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)(void)
 {
     return NULL;
 }
+#endif
 
+#if RMSFUSE_KPART_STORAGE
 const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 {
     return NULL;
 }
+#endif
 
 #else
 
@@ -240,6 +255,54 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
     RMSFUSE_V32_(X, r, b) RMSFUSE_V32_(X, r, b + 32) RMSFUSE_V32_(X, r, b + 64) RMSFUSE_V32_(X, r, b + 96)
 #define RMSFUSE_FOR_EACH_VARIANT(X, r) RMSFUSE_V128_(X, r, 0) RMSFUSE_V128_(X, r, 128)
 
+/* ---- the global norm's block sum (docs/math.md, "The gradient as the step reads it") ---- */
+/*
+ * The sum of (double)(g[i] * s)^2 over elements [0, n) of one block (n at
+ * most RMSFUSE_NORM_BLOCK): element i goes to lane i % 16, each lane adds its
+ * squares in increasing i, then the lanes are added pairwise (lane j + lane
+ * j + 8, then j + 4, j + 2, j + 1).  g * s is a float product; its square is
+ * exact in double.  Each lane's operations are the same IEEE operations on
+ * every ISA, so the bits are too; written once with the compiler's vector
+ * extension, which each ISA's flags turn into its own instructions (two,
+ * four or eight doubles per operation; no FMA: -ffp-contract=off).
+ */
+typedef float rmsfuse_v8f_ __attribute__((vector_size(8 * sizeof(float))));
+typedef double rmsfuse_v8d_ __attribute__((vector_size(8 * sizeof(double))));
+/* Both parts: the float32 step's norm (part 1) and the typed one (storage.h). */
+static double block_sumsq(const char *g, size_t n, float s)
+{
+    _Static_assert(RMSFUSE_NORM_LANES == 16, "two vectors of 8 lanes");
+    rmsfuse_v8d_ acc0 = {0}, acc1 = {0};
+    size_t i = 0;
+    for (; i + RMSFUSE_NORM_LANES <= n; i += RMSFUSE_NORM_LANES) {
+        rmsfuse_v8f_ x0, x1;
+        memcpy(&x0, g + i * sizeof(float), sizeof x0);
+        memcpy(&x1, g + (i + 8) * sizeof(float), sizeof x1);
+        x0 *= s;
+        x1 *= s;
+        const rmsfuse_v8d_ d0 = __builtin_convertvector(x0, rmsfuse_v8d_);
+        const rmsfuse_v8d_ d1 = __builtin_convertvector(x1, rmsfuse_v8d_);
+        acc0 += d0 * d0;
+        acc1 += d1 * d1;
+    }
+    double lane[RMSFUSE_NORM_LANES];
+    memcpy(lane, &acc0, sizeof acc0);
+    memcpy(lane + 8, &acc1, sizeof acc1);
+    for (unsigned j = 0; i < n; i++, j++) {
+        float x;
+        memcpy(&x, g + i * sizeof(float), sizeof x);
+        x *= s;
+        lane[j] += (double)x * (double)x;
+    }
+    for (unsigned w = RMSFUSE_NORM_LANES / 2; w >= 1; w /= 2)
+        for (unsigned j = 0; j < w; j++)
+            lane[j] += lane[j + w];
+    return lane[0];
+}
+
+/* ---- part 1: the float32 kernels ------------------------------------------- */
+#if RMSFUSE_KPART_F32
+
 /* One specialised loop per variant the rule can produce; codes beyond the
  * rule's count, or that its API never produces, compile to nothing. */
 #define RMSFUSE_VARIANT_CASE_(r, v)                                                      \
@@ -347,63 +410,20 @@ const rmsfuse_kernel *RMSFUSE_KTABLE(void)
     return table;
 }
 
-/* ---- the global norm's block sum (docs/math.md, "The gradient as the step reads it") ---- */
-/*
- * The sum of (double)(g[i] * s)^2 over elements [0, n) of one block (n at
- * most RMSFUSE_NORM_BLOCK): element i goes to lane i % 16, each lane adds its
- * squares in increasing i, then the lanes are added pairwise (lane j + lane
- * j + 8, then j + 4, j + 2, j + 1).  g * s is a float product; its square is
- * exact in double.  Each lane's operations are the same IEEE operations on
- * every ISA, so the bits are too; written once with the compiler's vector
- * extension, which each ISA's flags turn into its own instructions (two,
- * four or eight doubles per operation; no FMA: -ffp-contract=off).
- */
-typedef float rmsfuse_v8f_ __attribute__((vector_size(8 * sizeof(float))));
-typedef double rmsfuse_v8d_ __attribute__((vector_size(8 * sizeof(double))));
-#define RMSFUSE_SUMSQ_FN RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)
-
-static double block_sumsq(const char *g, size_t n, float s)
-{
-    _Static_assert(RMSFUSE_NORM_LANES == 16, "two vectors of 8 lanes");
-    rmsfuse_v8d_ acc0 = {0}, acc1 = {0};
-    size_t i = 0;
-    for (; i + RMSFUSE_NORM_LANES <= n; i += RMSFUSE_NORM_LANES) {
-        rmsfuse_v8f_ x0, x1;
-        memcpy(&x0, g + i * sizeof(float), sizeof x0);
-        memcpy(&x1, g + (i + 8) * sizeof(float), sizeof x1);
-        x0 *= s;
-        x1 *= s;
-        const rmsfuse_v8d_ d0 = __builtin_convertvector(x0, rmsfuse_v8d_);
-        const rmsfuse_v8d_ d1 = __builtin_convertvector(x1, rmsfuse_v8d_);
-        acc0 += d0 * d0;
-        acc1 += d1 * d1;
-    }
-    double lane[RMSFUSE_NORM_LANES];
-    memcpy(lane, &acc0, sizeof acc0);
-    memcpy(lane + 8, &acc1, sizeof acc1);
-    for (unsigned j = 0; i < n; i++, j++) {
-        float x;
-        memcpy(&x, g + i * sizeof(float), sizeof x);
-        x *= s;
-        lane[j] += (double)x * (double)x;
-    }
-    for (unsigned w = RMSFUSE_NORM_LANES / 2; w >= 1; w /= 2)
-        for (unsigned j = 0; j < w; j++)
-            lane[j] += lane[j + w];
-    return lane[0];
-}
-
-rmsfuse_block_sumsq_fn RMSFUSE_SUMSQ_FN(void)
+rmsfuse_block_sumsq_fn RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)(void)
 {
     return block_sumsq;
 }
+#endif /* RMSFUSE_KPART_F32 */
 
-/* ---- storage types (docs/math.md, "Storage types") ---- */
+/* ---- part 2: storage types (docs/math.md, "Storage types") ---------------- */
+#if RMSFUSE_KPART_STORAGE
 #include "storage.h"
 
 const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 {
     return storage_ops_active();
 }
+#endif /* RMSFUSE_KPART_STORAGE */
 
 #endif /* RMSFUSE_ISA_OPS */
