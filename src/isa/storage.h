@@ -348,11 +348,11 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 #endif
 #define TX_SUFFIX _hw
 #define TX_HW 1
-#define TX_F32_STATE 0
+#define TX_FEW_CLASSES 0
 #include "storage_fused.h"
 #undef TX_SUFFIX
 #undef TX_HW
-#undef TX_F32_STATE
+#undef TX_FEW_CLASSES
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -367,15 +367,18 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
  * loops rebuilt constants in every iteration and ran slower than the block
  * path (Zen 4, AdamW in L2, ns per element fused / block: all-bf16 1.13 /
  * 0.88, master weights 0.67 / 0.56, 8-bit state 1.66 / 1.56; a bf16
- * gradient beside float32 state 0.38 / 0.47, split 0.57 / 0.58) */
-#define TX_F32_STATE 1
+ * gradient beside float32 state 0.38 / 0.47, split 0.57 / 0.58).  So only
+ * a few classes get fused loops here: float32 state beside a float32 or
+ * split param, and all-bf16 in the common variants with their bits
+ * constants (storage_fused.h, TX_FEW_BF16_). */
+#define TX_FEW_CLASSES 1
 #else
-#define TX_F32_STATE 0
+#define TX_FEW_CLASSES 0
 #endif
 #include "storage_fused.h"
 #undef TX_SUFFIX
 #undef TX_HW
-#undef TX_F32_STATE
+#undef TX_FEW_CLASSES
 #endif
 
 /* Elements [i0, i0 + m) of a typed tensor, within one block of QB. */

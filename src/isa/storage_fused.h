@@ -2,7 +2,7 @@
  * Fused typed steps for one fixed-width ISA (docs/math.md, "Storage
  * types"): the rule's own element math (src/rules/<rule>.h) instantiated a
  * third time, with loads and stores that convert in registers.  Included by
- * src/isa/storage.h for AVX2 (float32 state only: TX_F32_STATE), AVX-512 and
+ * src/isa/storage.h for AVX2 (a few classes: TX_FEW_CLASSES), AVX-512 and
  * NEON.
  *
  * The common storage choices:
@@ -505,7 +505,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
     {                                                                                                              \
         const unsigned nonneg = RMSFUSE_NONNEG_##r;                                                                \
         const int q8 = ((C >> 2) & 3u) == TXS_Q8;                                                                  \
-        const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N && rmsfuse_cpu_prefers_typed_prefetch();             \
+        const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N && rmsfuse_cpu_prefers_typed_prefetch();              \
         float buf[q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));                                    \
         struct TXN(ctx) ctx;                                                                                       \
         char **const a = ctx.a;                                                                                    \
@@ -621,13 +621,13 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #define TX_LOOPS_TYPES_(r, p, W)                                                                           \
     do {                                                                                                   \
         if (TX_HW && (p) == TXP_BF16 && TX_PF16(W) && TX_GF16(W))                                          \
-            TX_LOOPS_SPLIT_(r, ((W) | 1u << TXV_PF16 | 1u << TXV_GF16) & ~(1u << TXV_G));                 \
+            TX_LOOPS_SPLIT_(r, ((W) | 1u << TXV_PF16 | 1u << TXV_GF16) & ~(1u << TXV_G));                  \
         else if (TX_HW && (p) == TXP_BF16 && !TX_PF16(W) && TX_G(W))                                       \
-            TX_LOOPS_SPLIT_(r, ((W) | 1u << TXV_G) & ~(1u << TXV_GF16 | 1u << TXV_PF16));                 \
+            TX_LOOPS_SPLIT_(r, ((W) | 1u << TXV_G) & ~(1u << TXV_GF16 | 1u << TXV_PF16));                  \
         else                                                                                               \
             TX_LOOPS_SPLIT_(r, (W));                                                                       \
     } while (0)
-/* AVX2 (TX_F32_STATE), a bf16 gradient beside float32 state (a float32 or
+/* AVX2 (TX_FEW_CLASSES), a bf16 gradient beside float32 state (a float32 or
  * split param): the loop of variant v with every bit of V a constant, for
  * the variants of RMSFUSE_TXHOT_<rule> (src/rules/registry.h) on a gradient
  * read as it is; each case returns.  With the variant read in the loop,
@@ -640,13 +640,48 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * time from 28 to 171 s; these, to 37 s). */
 #define TX_VCASE_(r, v)                                                                                    \
     case (v):                                                                                              \
-        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u) {       \
+        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u) {        \
             TX_LOOPS_AT_(r, ((V | 1u << TXV_G | 1u << TXV_GPLAIN) &                                        \
-                             ~(0xFFu | 1u << TXV_SR | 1u << TXV_GF16 | 1u << TXV_PF16 | 1u << TXV_SFL)) |   \
+                             ~(0xFFu | 1u << TXV_SR | 1u << TXV_GF16 | 1u << TXV_PF16 | 1u << TXV_SFL)) |  \
                                 (v) | (((v) & RMSFUSE_FLUSHED_##r) ? 1u << TXV_SFL : 0u));                 \
             return;                                                                                        \
         }                                                                                                  \
         break;
+/* AVX2 (TX_FEW_CLASSES), a bf16 param beside bf16 state (all-bf16, no
+ * master): on a bf16 gradient read as it is, without stochastic rounding,
+ * the constant loop of a variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_);
+ * everything else the block path, as before this class had loops (with
+ * the variant and the types read in the loop it measured slower than the
+ * blocks: the comment in storage.h).  AMD Zen 3 VM, ns per element,
+ * blocks -> constant loops, in L2: RMSProp 1.08 -> 0.88, with momentum
+ * 1.45 -> 1.43, SGD with momentum 0.81 -> 0.59, AdamW 1.35 -> 1.26; at
+ * DRAM size 1.15 -> 0.94, 1.55 -> 1.57, 0.91 -> 0.72, 1.48 -> 1.43 (the
+ * step is compute-bound there too on AVX2).  Storing each
+ * bf16 param after the next vector's body gained 0.07 more in three of the
+ * four but made the other classes' loops 3-8% slower (a larger frame): not
+ * kept.  The AVX2 storage object's compile at -O3: 16 -> 22 s (the float32
+ * one, built beside it, takes 32). */
+#if TX_FEW_CLASSES
+#define TX_FEW_BF16_(r, q)                                                                                 \
+        if ((q) == TXS_BF16) {                                                                             \
+            const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                   \
+            if (!TX_SR(V) && TX_G(V) && (variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f &&           \
+                in.gc == INFINITY)                                                                         \
+                switch (variant) {                                                                         \
+                    RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                 \
+                default:                                                                                   \
+                    break;                                                                                 \
+                }                                                                                          \
+            for (size_t i = begin; i < end;) {                                                             \
+                const size_t next = (i / QB + 1) * QB, m = (next < end ? next : end) - i;                  \
+                typed_block(kernel, kp, variant, J, i, m);                                                 \
+                i += m;                                                                                    \
+            }                                                                                              \
+            return;                                                                                        \
+        }
+#else
+#define TX_FEW_BF16_(r, q)
+#endif
 #define TX_FN_(r, p, q)                                                                                    \
     static __attribute__((noinline, aligned(64))) void RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX)(         \
         rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
@@ -655,6 +690,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         const unsigned C = TX_CLASS(p, q), F = RMSFUSE_FLUSHED_##r;                                        \
         _Static_assert((RMSFUSE_FLUSHED_##r & (RMSFUSE_FLUSHED_##r - 1u)) == 0, "one flush bit");          \
         const unsigned V = TXN(v_of)(C, RMSFUSE_NONNEG_##r, F, variant, J);                                \
+        TX_FEW_BF16_(r, q)                                                                                 \
         if (TX_SR(V)) { /* in pieces within one 2^32 range: one K2 each (docs/math.md) */                  \
             for (size_t b = begin, e; b < end; b = e) {                                                    \
                 const uint64_t next = (((uint64_t)b >> 32) + 1u) << 32;                                    \
@@ -665,7 +701,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
             TX_LOOPS_TYPES_(r, p, (V | F | 1u << TXV_SFL) & ~(1u << TXV_SR));                              \
         else if ((q) == TXS_BF16)                                                                          \
             TX_LOOPS_TYPES_(r, p, V & ~(F | 1u << TXV_SFL | 1u << TXV_SR));                                \
-        else if (TX_F32_STATE && TX_G(V)) {                                                                \
+        else if (TX_FEW_CLASSES && TX_G(V)) {                                                              \
             const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                   \
             if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                \
                 switch (variant) {                                                                         \
@@ -680,9 +716,10 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
     }
 #define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
 /* The classes of this instantiation (the others take the block path):
- * with TX_F32_STATE, float32 state beside a float32 or split param. */
-#if TX_F32_STATE
-#define TX_LIST_(X, r) X(r, 0, 0) X(r, 3, 0)
+ * with TX_FEW_CLASSES, float32 state beside a float32 or split param, and
+ * all-bf16 (TX_FEW_BF16_). */
+#if TX_FEW_CLASSES
+#define TX_LIST_(X, r) X(r, 0, 0) X(r, 3, 0) X(r, 1, 1)
 #else
 #define TX_LIST_(X, r) TX_ALL_(X, r)
 #endif

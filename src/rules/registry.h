@@ -50,9 +50,10 @@ static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
  * that changes which state slots the body uses (momentum), or 0: the fused
  * typed loops have one loop for each of its values, and RMSFUSE_TXHOT_<rule>,
  * the variant bits of the common configurations (momentum, either weight
- * decay, the flush): on AVX2 a bf16 gradient beside float32 state has a
- * loop of its own for each valid variant made of these bits alone, the
- * variant a constant (src/isa/storage_fused.h, TX_VCASE_). */
+ * decay, the flush): on AVX2 a bf16 gradient beside float32 state, or
+ * beside a bf16 param and bf16 state, has a loop of its own for each valid
+ * variant made of these bits alone, the variant a constant
+ * (src/isa/storage_fused.h, TX_VCASE_). */
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"
