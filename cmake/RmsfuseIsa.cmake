@@ -77,8 +77,9 @@ message(STATUS "rmsfuse: ISA paths built: ${RMSFUSE_ISA_LIST}")
 # because the largest ISA objects (AVX2, AVX-512) dominate every build: as
 # one file each, a 2-core build waited on the AVX-512 object alone (Zen 3
 # VM, RelWithDebInfo: sse2 45 s, avx2 71 s, avx512 90 s, the library at
-# 136 s); the heaviest objects are created first, so make starts them first.  -fno-lto: an ISA's code must never be
-# inlined into a baseline caller by link-time optimisation.
+# 136 s); the heaviest objects are created first, so make starts them first.
+# -fno-lto: an ISA's code must never be inlined into a baseline caller by
+# link-time optimisation.
 # -fno-tree-vectorize: the scalar reference stays scalar (so benchmarks
 # compare real scalar code), and the SIMD heads and tails stay small.
 # RMSFUSE_ISA_EXTRA_FLAGS: more options for these objects only (the

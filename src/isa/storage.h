@@ -322,9 +322,26 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
 
 /* ---- the typed run ----------------------------------------------------------------- */
 
+static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
+                        size_t i0, size_t m);
+
+/* Elements [begin, end) of a typed tensor through the block path, in blocks
+ * from the tensor's element 0. */
+static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void *k, unsigned variant,
+                                               const rmsfuse_typed_job *J, size_t begin, size_t end)
+{
+    size_t i = begin;
+    while (i < end) {
+        const size_t next = (i / QB + 1) * QB;
+        const size_t m = (next < end ? next : end) - i;
+        typed_block(kernel, k, variant, J, i, m);
+        i += m;
+    }
+}
+
 /*
  * The fused loops (storage_fused.h): NEON with integer conversions, AVX2
- * the same for float32 state only (below); AVX-512 for CPUs with
+ * the same for a few classes (below); AVX-512 for CPUs with
  * AVX512_BF16 (every CPU detection gives AVX-512: AMD Zen 4 and later),
  * with vcvtneps2bf16 for the bf16 stores rounded to nearest even and, where
  * the CPU has F16C, f16 params and gradients by vcvtph2ps and vcvtps2ph.
@@ -459,13 +476,7 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
 #endif
 #endif
     (void)hw;
-    size_t i = begin;
-    while (i < end) {
-        const size_t next = (i / QB + 1) * QB;
-        const size_t m = (next < end ? next : end) - i;
-        typed_block(kernel, k, variant, J, i, m);
-        i += m;
-    }
+    typed_blocks(kernel, k, variant, J, begin, end);
 }
 
 static void typed_run(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,

@@ -158,9 +158,6 @@ typedef void (*tx_fn)(rmsfuse_kernel kernel, const void *kp, unsigned variant, c
 #define TX_S_(X, r, p) X(r, p, 0) X(r, p, 1) X(r, p, 2)
 #define TX_ALL_(X, r) TX_S_(X, r, 0) TX_S_(X, r, 1) TX_S_(X, r, 2) TX_S_(X, r, 3)
 _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every class");
-
-static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
-                        size_t i0, size_t m);
 #endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
 
 /* ==== one instantiation: TX_SUFFIX names it, TX_HW 1 for the bf16 stores
@@ -520,11 +517,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
                 RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                                       \
                 TXN(st_fix)(a, i);                                                                                 \
             }                                                                                                      \
-            for (size_t i = begin + mv; i < end;) { /* the tail, within each block */                              \
-                const size_t next = (i / QB + 1) * QB, m = (next < end ? next : end) - i;                          \
-                typed_block(kernel, kp, variant, J, i, m);                                                         \
-                i += m;                                                                                            \
-            }                                                                                                      \
+            typed_blocks(kernel, kp, variant, J, begin + mv, end); /* the tail, within each block */               \
             return;                                                                                                \
         }                                                                                                          \
         for (size_t i0 = begin; i0 < end;) {                                                                       \
@@ -647,6 +640,18 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
             return;                                                                                        \
         }                                                                                                  \
         break;
+/* On a gradient read as it is, in a variant of RMSFUSE_TXHOT_<rule>: that
+ * variant's constant loop, which returns; else nothing. */
+#define TX_HOT_(r)                                                                                         \
+    do {                                                                                                   \
+        const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                       \
+        if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                    \
+            switch (variant) {                                                                             \
+                RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                     \
+            default:                                                                                       \
+                break;                                                                                     \
+            }                                                                                              \
+    } while (0)
 /* AVX2 (TX_FEW_CLASSES), a bf16 param beside bf16 state (all-bf16, no
  * master): on a bf16 gradient read as it is, without stochastic rounding,
  * the constant loop of a variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_);
@@ -664,19 +669,9 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #if TX_FEW_CLASSES
 #define TX_FEW_BF16_(r, q)                                                                                 \
         if ((q) == TXS_BF16) {                                                                             \
-            const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                   \
-            if (!TX_SR(V) && TX_G(V) && (variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f &&           \
-                in.gc == INFINITY)                                                                         \
-                switch (variant) {                                                                         \
-                    RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                 \
-                default:                                                                                   \
-                    break;                                                                                 \
-                }                                                                                          \
-            for (size_t i = begin; i < end;) {                                                             \
-                const size_t next = (i / QB + 1) * QB, m = (next < end ? next : end) - i;                  \
-                typed_block(kernel, kp, variant, J, i, m);                                                 \
-                i += m;                                                                                    \
-            }                                                                                              \
+            if (!TX_SR(V) && TX_G(V))                                                                      \
+                TX_HOT_(r);                                                                                \
+            typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
         }
 #else
@@ -702,13 +697,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         else if ((q) == TXS_BF16)                                                                          \
             TX_LOOPS_TYPES_(r, p, V & ~(F | 1u << TXV_SFL | 1u << TXV_SR));                                \
         else if (TX_FEW_CLASSES && TX_G(V)) {                                                              \
-            const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                   \
-            if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                \
-                switch (variant) {                                                                         \
-                    RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                 \
-                default:                                                                                   \
-                    break;                                                                                 \
-                }                                                                                          \
+            TX_HOT_(r);                                                                                    \
             TX_LOOPS_SPLIT_(r, (V | 1u << TXV_G) & ~(1u << TXV_SR | 1u << TXV_GF16 | 1u << TXV_PF16));     \
         }                                                                                                  \
         else                                                                                               \
@@ -732,6 +721,9 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 
 #undef RMSFUSE_TX_LOOPS_
 #undef TX_FN_
+#undef TX_HOT_
+#undef TX_FEW_BF16_
+#undef TX_VCASE_
 #undef TX_LOOPS_AT_
 #undef TX_LOOPS_SPLIT_
 #undef TX_LOOPS_TYPES_
