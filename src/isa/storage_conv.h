@@ -295,12 +295,17 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sel_nan)(CV(u_t) u, CV(u_t) x, CV(u_t) y
 #endif
 }
 /* bf16 bits of float bits u, rounded to nearest even or, with sr,
- * stochastically with rh = r >> 16 (sr_random_hi). */
+ * stochastically with rh = r >> 16 (sr_random_hi), in the lanes' high
+ * halves (the low halves are not zero). */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi)(CV(u_t) u, int sr, CV(u_t) rh)
+{
+    const CV(u_t) b = sr ? rh : 0x7FFFu + ((u >> 16) & 1u);
+    return CV(sel_nan)(u, u | 0x00400000u, u + b);
+}
+/* The same in the lanes' low halves, the high halves zero. */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) rh)
 {
-    const CV(u_t) s = u >> 16;
-    const CV(u_t) b = sr ? rh : 0x7FFFu + (s & 1u);
-    return CV(sel_nan)(u, s | 0x40u, (u + b) >> 16);
+    return CV(bf16_hi)(u, sr, rh) >> 16;
 }
 
 /* ---- m / 2^sh rounded to nearest even (or stochastically with r), sh >= 1 ---- */

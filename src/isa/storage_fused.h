@@ -55,20 +55,39 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
  * stochastic rounding (bit 14) and an f16 param (bit 15: f16 where the
  * class says bf16), all at run time, the rule's non-negative slots
  * (bits 16-21, a constant) and whether the variant stores flushed state
- * (bit 22, run time: RMSFUSE_FLUSHED_<rule>, src/rules/registry.h) and
+ * (bit 22, run time: RMSFUSE_FLUSHED_<rule>, src/rules/registry.h),
  * that the gradient is read as it is (bit 23: no scale or clip value, set
- * by the loops whose variant is a constant, TX_VCASE_).  The rules read
- * only their variant's bits.
+ * by the loops whose variant is a constant, TX_VCASE_) and, in the loops of
+ * pairs (below), that the body runs over the odd elements (bit 24).  The
+ * rules read only their variant's bits.
  */
 #define TX_P(V)          (((V) >> 8) & 3u)
 #define TX_S(V)          (((V) >> 10) & 3u)
-enum { TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22, TXV_GPLAIN = 23 }; /* the run-time bits' positions */
+enum { TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22, TXV_GPLAIN = 23, TXV_ODD = 24 }; /* the run-time bits' positions */
 #define TX_G(V)          (((V) >> TXV_G) & 1u)
 #define TX_GF16(V)       (((V) >> TXV_GF16) & 1u)
 #define TX_SR(V)         (((V) >> TXV_SR) & 1u)
 #define TX_PF16(V)       (((V) >> TXV_PF16) & 1u)
 #define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
 #define TX_SFLUSHED(V)   (((V) >> TXV_SFL) & 1u)
+/*
+ * Pairs (TX_FEW_CLASSES: AVX2's all-bf16 loops of constant variants, a bf16
+ * param, gradient and state, no stochastic rounding, the gradient read as
+ * it is): every array is 16-bit, so the loop takes 2 * VW elements at a
+ * time, one load of VW 32-bit words per array, and runs the body twice:
+ * over the words' low halves (the elements of even index) and, with bit
+ * TXV_ODD, over their high halves (odd index).  A bf16 in a word's high
+ * half is already float32 bits once the low half is cleared, so a load is
+ * one shift or one and, not a widening and a shift; and the two halves'
+ * new values make one store of VW words, not two narrowings (x86: little
+ * endian, element 2j in word j's low half).  Element-wise math on the
+ * elements in another order: the same bits.  AMD Zen 3 VM, in L2, ns per
+ * element, one vector at a time -> pairs: docs/performance.md.
+ */
+#define TX_PAIRS(V)                                                                                        \
+    (TX_FEW_CLASSES && TX_P(V) == TXP_BF16 && TX_S(V) == TXS_BF16 && TX_G(V) && !TX_SR(V) && !TX_PF16(V) && \
+     !TX_GF16(V) && (((V) >> TXV_GPLAIN) & 1u))
+#define TX_ODD(V)        (((V) >> TXV_ODD) & 1u)
 
 /* a[] of the typed body: each slot's array at the element TX_I0,
  * then these. */
@@ -235,8 +254,46 @@ struct TXN(ctx) {
 #if TX_HW
     struct TXN(pend) p;
 #endif
-    u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
+    union { /* the loops of pairs have no 8-bit state: one frame for both */
+        u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
+        u_t_cw ev[RMSFUSE_MAX_SLOTS]; /* pairs: the even elements' new bf16 (high halves), until the odd ones' */
+    };
 };
+
+/* Pairs (TX_PAIRS): the even elements of the 2 * VW bf16 at p, or with
+ * TX_ODD the odd ones, as float32. */
+static RMSFUSE_ALWAYS_INLINE VF TXN(ld_pair)(const unsigned V, const char *p)
+{
+    u_t_cw u;
+    memcpy(&u, p, sizeof u);
+    return tx_vf(flt_cw(TX_ODD(V) ? u & 0xFFFF0000u : u << 16));
+}
+
+/* Pairs: VW new values of slot s, rounded to nearest even: the even
+ * elements' kept, the odd ones' stored with them at element i. */
+static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned s, char *const *a, size_t i, VF x)
+{
+#if TX_FEW_CLASSES
+    u_t_cw *const ev = ((struct TXN(ctx) *)(void *)a)->ev;
+    const u_t_cw h = bf16_hi_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u));
+    if (!TX_ODD(V)) {
+        ev[s] = h;
+        return;
+    }
+    const u_t_cw e = ev[s] >> 16;
+#if defined(__AVX2__) && VW == 8
+    __m256i E, O;
+    memcpy(&E, &e, sizeof E);
+    memcpy(&O, &h, sizeof O);
+    _mm256_storeu_si256((__m256i *)(void *)(a[s] + i * 2), _mm256_blend_epi16(E, O, 0xAA));
+#else
+    const u_t_cw w = e | (h & 0xFFFF0000u);
+    memcpy(a[s] + i * 2, &w, sizeof w);
+#endif
+#else
+    (void)V, (void)s, (void)a, (void)i, (void)x;
+#endif
+}
 
 /* VW values of state slot s to bf16 at element i, rounded to nearest even
  * (pending until TXN(st_fix) with TX_HW). */
@@ -334,6 +391,8 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
     if (s == RMSFUSE_SLOT_PARAM) {
         switch (TX_P(V)) {
         case TXP_BF16:
+            if (TX_PAIRS(V))
+                return TXN(ld_pair)(V, a[s] + i * 2);
             return TX_PF16(V) ? TXN(ld_f16)(a[s] + i * 2) : TXN(ld_bf16)(a[s] + i * 2);
         case TXP_MASTER:
             return VLOAD(a[TX_EXTRA] + i * 4);
@@ -344,6 +403,8 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
         }
     }
     if (s == RMSFUSE_SLOT_GRAD) {
+        if (TX_PAIRS(V))
+            return TXN(ld_pair)(V, a[s] + i * 2);
         const VF g = TX_G(V) == TXG_BF16 ? TXN(ld_bf16)(a[s] + i * 2)
                      : TX_GF16(V)        ? TXN(ld_f16)(a[s] + i * 2)
                                          : VLOAD(a[s] + i * 4);
@@ -353,6 +414,8 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
     }
     switch (TX_S(V)) {
     case TXS_BF16:
+        if (TX_PAIRS(V))
+            return TXN(ld_pair)(V, a[s] + i * 2);
         return TXN(ld_bf16)(a[s] + i * 2);
     case TXS_Q8:
         return tx_vf(q8_decode_cw(RMSFUSE_Q8, (int)TX_NONNEG(V, s), ld_u8_cw(a[s] + i), tx_float(a[TX_SCALE + s])));
@@ -369,6 +432,10 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
         const int sr = (int)TX_SR(V);
         const uint64_t i0 = (uint64_t)(uintptr_t)a[TX_I0] + i;
         const uint64_t k2 = (uint64_t)(uintptr_t)a[TX_KEY] | (uint64_t)(uintptr_t)a[TX_KEY_HI] << 32;
+        if (TX_PAIRS(V)) {
+            TXN(st_pair)(V, s, a, i, x);
+            return;
+        }
         switch (P) {
         case TXP_BF16:
         case TXP_MASTER:
@@ -402,7 +469,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
     }
     switch (TX_S(V)) {
     case TXS_BF16:
-        if (TX_SFLUSHED(V)) /* no subnormal in x */
+        if (TX_PAIRS(V))
+            TXN(st_pair)(V, s, a, i, x);
+        else if (TX_SFLUSHED(V)) /* no subnormal in x */
             TXN(st_bf16_normal)(a[s] + i * 2, x);
         else
             TXN(st_bf16_at)(s, a, i, x);
@@ -510,11 +579,13 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp; /* in registers */                                \
         if (!q8) {                                                                                                 \
             TXN(at)(C, J, begin, a);                                                                               \
-            const size_t mv = (end - begin) / VW * VW;                                                             \
-            for (size_t i = 0; i < mv; i += VW) {                                                                  \
+            const size_t st = TX_PAIRS(V) ? 2 * VW : VW, mv = (end - begin) / st * st;                             \
+            for (size_t i = 0; i < mv; i += st) {                                                                  \
                 if (pf && i % QB == 0)                                                                             \
                     TXN(prefetch)(C, J, begin + i + TX_PF_BLOCKS * QB);                                            \
                 RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                                       \
+                if (TX_PAIRS(V))                                                                                   \
+                    RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V | 1u << TXV_ODD, a, i);                   \
                 TXN(st_fix)(a, i);                                                                                 \
             }                                                                                                      \
             typed_blocks(kernel, kp, variant, J, begin + mv, end); /* the tail, within each block */               \
