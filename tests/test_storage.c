@@ -34,7 +34,7 @@
  *                    0, zero codes with the sign of x where the map has one
  *   equivalence      every rule, representative variants (plain, momentum,
  *                    centered, Nesterov, both weight decays, AMSGrad, the
- *                    flush ...), 21 storages (each type of each array, master
+ *                    flush ...), 22 storages (each type of each array, master
  *                    weights, split, 8-bit state, stochastic rounding, mixes):
  *                    step_typed over 75 tensors of 1..70, 255, 256, 257, 1000
  *                    and 4097 elements (quick: fewer) == the float32 step
@@ -396,6 +396,9 @@ static const unsigned storages[][4] = {
     {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, 0},
     {RMSFUSE_F16, RMSFUSE_F16, RMSFUSE_BF16, 0},
     {RMSFUSE_F16, RMSFUSE_BF16, RMSFUSE_BF16, 0},
+    /* all-bf16 rounded stochastically: AVX2's loops of pairs (elements
+     * i + 2l and i + 2l + 1, each with its own random number) */
+    {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, SR},
 };
 enum { N_STORAGES = sizeof storages / sizeof storages[0] };
 

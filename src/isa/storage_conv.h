@@ -260,26 +260,27 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32)(CV(u_t) x)
     const CV(u_t) y = CV(mix32_pre)(x);
     return y ^ (y >> 16);
 }
-/* r(i), ..., r(i + CW - 1) before mix32's last step, for elements of one
- * 2^32 range, whose K2 is k2 (rmsfuse_sr_k2) */
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_pre)(uint64_t k2, uint64_t i)
+/* r(i), r(i + st), ..., r(i + (CW - 1) st) before mix32's last step, for
+ * elements of one 2^32 range, whose K2 is k2 (rmsfuse_sr_k2); st 1, or 2
+ * in the fused loops of pairs (storage_fused.h, TX_PAIRS) */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_pre)(uint64_t k2, uint64_t i, unsigned st)
 {
     CV(u_t) idx;
     for (unsigned l = 0; l < CW; l++) /* a constant */
-        idx[l] = l;
+        idx[l] = l * st;
     idx += (uint32_t)i;
     return CV(mix32_pre)(CV(mix32)(idx ^ (uint32_t)k2) ^ (uint32_t)(k2 >> 32));
 }
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t k2, uint64_t i)
 {
-    const CV(u_t) y = CV(sr_pre)(k2, i);
+    const CV(u_t) y = CV(sr_pre)(k2, i, 1u);
     return y ^ (y >> 16);
 }
-/* r(i) >> 16, ...: all that bf16's stochastic rounding uses, one shift and
- * one xor fewer than sr_random (>> 16) */
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random_hi)(uint64_t k2, uint64_t i)
+/* r(i) >> 16, r(i + st) >> 16, ...: all that bf16's stochastic rounding
+ * uses, one shift and one xor fewer than sr_random (>> 16) */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random_hi)(uint64_t k2, uint64_t i, unsigned st)
 {
-    return CV(sr_pre)(k2, i) >> 16;
+    return CV(sr_pre)(k2, i, st) >> 16;
 }
 
 /* ---- bf16 ------------------------------------------------------------------- */
@@ -480,7 +481,7 @@ static RMSFUSE_ALWAYS_INLINE void CV(store)(unsigned type, char *p, CV(f_t) x, i
     const uint64_t k2 = sr ? rmsfuse_sr_k2(key, i0) : 0u;
     switch (type) {
     case RMSFUSE_BF16:
-        CV(st_u16)(p, sr ? CV(bf16_of)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0))
+        CV(st_u16)(p, sr ? CV(bf16_of)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0, 1u))
                          : CV(bf16_of)(CV(bits)(x), 0, CV(splat)(0u)));
         break;
     case RMSFUSE_F16:

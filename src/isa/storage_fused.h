@@ -72,8 +72,7 @@ enum { TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22, TXV_
 #define TX_SFLUSHED(V)   (((V) >> TXV_SFL) & 1u)
 /*
  * Pairs (TX_FEW_CLASSES: AVX2's all-bf16 loops of constant variants, a bf16
- * param, gradient and state, no stochastic rounding, the gradient read as
- * it is): every array is 16-bit, so the loop takes 2 * VW elements at a
+ * param, gradient and state, the gradient read as it is): every array is 16-bit, so the loop takes 2 * VW elements at a
  * time, one load of VW 32-bit words per array, and runs the body twice:
  * over the words' low halves (the elements of even index) and, with bit
  * TXV_ODD, over their high halves (odd index).  A bf16 in a word's high
@@ -85,8 +84,8 @@ enum { TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22, TXV_
  * element, one vector at a time -> pairs: docs/performance.md.
  */
 #define TX_PAIRS(V)                                                                                        \
-    (TX_FEW_CLASSES && TX_P(V) == TXP_BF16 && TX_S(V) == TXS_BF16 && TX_G(V) && !TX_SR(V) && !TX_PF16(V) && \
-     !TX_GF16(V) && (((V) >> TXV_GPLAIN) & 1u))
+    (TX_FEW_CLASSES && TX_P(V) == TXP_BF16 && TX_S(V) == TXS_BF16 && TX_G(V) && !TX_PF16(V) && !TX_GF16(V) && \
+     (((V) >> TXV_GPLAIN) & 1u))
 #define TX_ODD(V)        (((V) >> TXV_ODD) & 1u)
 
 /* a[] of the typed body: each slot's array at the element TX_I0,
@@ -269,13 +268,15 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_pair)(const unsigned V, const char *p)
     return tx_vf(flt_cw(TX_ODD(V) ? u & 0xFFFF0000u : u << 16));
 }
 
-/* Pairs: VW new values of slot s, rounded to nearest even: the even
+/* Pairs: VW new values of slot s, rounded to nearest even or, with sr,
+ * stochastically (bf16_hi_cw's rh: the elements' r >> 16): the even
  * elements' kept, the odd ones' stored with them at element i. */
-static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned s, char *const *a, size_t i, VF x)
+static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned s, char *const *a, size_t i, VF x,
+                                             const int sr, const u_t_cw rh)
 {
 #if TX_FEW_CLASSES
     u_t_cw *const ev = ((struct TXN(ctx) *)(void *)a)->ev;
-    const u_t_cw h = bf16_hi_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u));
+    const u_t_cw h = bf16_hi_cw(bits_cw(tx_cw(x)), sr, rh);
     if (!TX_ODD(V)) {
         ev[s] = h;
         return;
@@ -291,7 +292,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
     memcpy(a[s] + i * 2, &w, sizeof w);
 #endif
 #else
-    (void)V, (void)s, (void)a, (void)i, (void)x;
+    (void)V, (void)s, (void)a, (void)i, (void)x, (void)sr, (void)rh;
 #endif
 }
 
@@ -432,8 +433,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
         const int sr = (int)TX_SR(V);
         const uint64_t i0 = (uint64_t)(uintptr_t)a[TX_I0] + i;
         const uint64_t k2 = (uint64_t)(uintptr_t)a[TX_KEY] | (uint64_t)(uintptr_t)a[TX_KEY_HI] << 32;
-        if (TX_PAIRS(V)) {
-            TXN(st_pair)(V, s, a, i, x);
+        if (TX_PAIRS(V)) { /* elements i0 + 2l, or i0 + 2l + 1 */
+            TXN(st_pair)(V, s, a, i, x, sr, sr ? sr_random_hi_cw(k2, i0 + TX_ODD(V), 2u) : splat_cw(0u));
             return;
         }
         switch (P) {
@@ -447,7 +448,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
                 else
                     TXN(st_f16)(a[s] + i * 2, x);
             } else if (sr) {
-                TXN(st_bf16_sr)(a[s] + i * 2, x, sr_random_hi_cw(k2, i0));
+                TXN(st_bf16_sr)(a[s] + i * 2, x, sr_random_hi_cw(k2, i0, 1u));
             } else {
                 /* checked at once: one branch per vector of elements
                  * either way, without the pending stores' bookkeeping
@@ -470,7 +471,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
     switch (TX_S(V)) {
     case TXS_BF16:
         if (TX_PAIRS(V))
-            TXN(st_pair)(V, s, a, i, x);
+            TXN(st_pair)(V, s, a, i, x, 0, splat_cw(0u));
         else if (TX_SFLUSHED(V)) /* no subnormal in x */
             TXN(st_bf16_normal)(a[s] + i * 2, x);
         else
@@ -705,16 +706,18 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #define TX_VCASE_(r, v)                                                                                    \
     case (v):                                                                                              \
         if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u) {        \
-            TX_LOOPS_AT_(r, ((V | 1u << TXV_G | 1u << TXV_GPLAIN) &                                        \
-                             ~(0xFFu | 1u << TXV_SR | 1u << TXV_GF16 | 1u << TXV_PF16 | 1u << TXV_SFL)) |  \
+            TX_LOOPS_AT_(r, ((VH | 1u << TXV_G | 1u << TXV_GPLAIN) &                                       \
+                             ~(0xFFu | 1u << TXV_GF16 | 1u << TXV_PF16 | 1u << TXV_SFL)) |                 \
                                 (v) | (((v) & RMSFUSE_FLUSHED_##r) ? 1u << TXV_SFL : 0u));                 \
             return;                                                                                        \
         }                                                                                                  \
         break;
 /* On a gradient read as it is, in a variant of RMSFUSE_TXHOT_<rule>: that
- * variant's constant loop, which returns; else nothing. */
-#define TX_HOT_(r)                                                                                         \
+ * variant's constant loop, which returns; else nothing.  W: the body's V
+ * but for the bits TX_VCASE_ sets, stochastic rounding a constant in it. */
+#define TX_HOT_(r, W)                                                                                      \
     do {                                                                                                   \
+        const unsigned VH = (W);                                                                           \
         const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                       \
         if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                    \
             switch (variant) {                                                                             \
@@ -724,9 +727,11 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
             }                                                                                              \
     } while (0)
 /* AVX2 (TX_FEW_CLASSES), a bf16 param beside bf16 state (all-bf16, no
- * master): on a bf16 gradient read as it is, without stochastic rounding,
- * the constant loop of a variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_);
- * everything else the block path, as before this class had loops (with
+ * master): on a bf16 gradient read as it is, the constant loop of a
+ * variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_, pairs: TX_PAIRS), one with
+ * stochastic rounding and one without, the former where the range is in
+ * one 2^32 range of elements (one K2, docs/math.md; any tensor of fewer
+ * elements); everything else the block path, as before this class had loops (with
  * the variant and the types read in the loop it measured slower than the
  * blocks: the comment in storage.h).  AMD Zen 3 VM, ns per element,
  * blocks -> constant loops, in L2: RMSProp 1.08 -> 0.88, with momentum
@@ -740,8 +745,10 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #if TX_FEW_CLASSES
 #define TX_FEW_BF16_(r, q)                                                                                 \
         if ((q) == TXS_BF16) {                                                                             \
-            if (!TX_SR(V) && TX_G(V))                                                                      \
-                TX_HOT_(r);                                                                                \
+            if (TX_G(V) && !TX_SR(V))                                                                      \
+                TX_HOT_(r, V & ~(1u << TXV_SR));                                                           \
+            else if (TX_G(V) && (uint64_t)begin >> 32 == ((uint64_t)end - 1u) >> 32)                       \
+                TX_HOT_(r, V | 1u << TXV_SR);                                                              \
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
         }
@@ -768,7 +775,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         else if ((q) == TXS_BF16)                                                                          \
             TX_LOOPS_TYPES_(r, p, V & ~(F | 1u << TXV_SFL | 1u << TXV_SR));                                \
         else if (TX_FEW_CLASSES && TX_G(V)) {                                                              \
-            TX_HOT_(r);                                                                                    \
+            TX_HOT_(r, V & ~(1u << TXV_SR));                                                               \
             TX_LOOPS_SPLIT_(r, (V | 1u << TXV_G) & ~(1u << TXV_SR | 1u << TXV_GF16 | 1u << TXV_PF16));     \
         }                                                                                                  \
         else                                                                                               \
