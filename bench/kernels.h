@@ -55,7 +55,8 @@ typedef struct roofline_stream {
 } roofline_stream;
 #define ROOFLINE_MAX_STREAMS 12
 /* Reads, and reads and writes (x += c), and writes every stream once over
- * n elements of the step, block by block; returns a value of the reads. */
+ * n elements of the step, all streams in one loop (fused loops for the
+ * benchmark's lists, roofline.c); returns a value of the reads. */
 uint32_t roofline_mixed(const roofline_stream *s, int count, size_t n, uint32_t c);
 /* The STREAM bytes per element of the step: width per read or write, per `per`. */
 double roofline_stream_bytes(const roofline_stream *s, int count);
