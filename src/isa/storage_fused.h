@@ -71,17 +71,19 @@ enum { TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22, TXV_
 #define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
 #define TX_SFLUSHED(V)   (((V) >> TXV_SFL) & 1u)
 /*
- * Pairs (TX_FEW_CLASSES: AVX2's all-bf16 loops of constant variants, a bf16
- * param, gradient and state, the gradient read as it is): every array is 16-bit, so the loop takes 2 * VW elements at a
- * time, one load of VW 32-bit words per array, and runs the body twice:
- * over the words' low halves (the elements of even index) and, with bit
- * TXV_ODD, over their high halves (odd index).  A bf16 in a word's high
- * half is already float32 bits once the low half is cleared, so a load is
- * one shift or one and, not a widening and a shift; and the two halves'
- * new values make one store of VW words, not two narrowings (x86: little
- * endian, element 2j in word j's low half).  Element-wise math on the
- * elements in another order: the same bits.  AMD Zen 3 VM, in L2, ns per
- * element, one vector at a time -> pairs: docs/performance.md.
+ * Pairs (TX_FEW_CLASSES: AVX2's all-bf16 loops of constant variants, a
+ * bf16 param, gradient and state, the gradient read as it is): every array
+ * is 16-bit, so the loop takes 2 * VW elements at a time, one load of VW
+ * 32-bit words per array, and runs the body twice: over the words' low
+ * halves (the elements of even index) and, with bit TXV_ODD, over their
+ * high halves (odd index).  A bf16 in a word's high half is already
+ * float32 bits once the low half is cleared, so a load is one shift or one
+ * and, not a widening and a shift; and the two halves' new values make one
+ * store of VW words, not two narrowings (x86: little endian, element 2j in
+ * word j's low half).  Element-wise math on the elements in another order:
+ * the same bits; stochastic rounding takes each element's own random
+ * number.  AMD Zen 3 VM, ns per element, one vector at a time -> pairs:
+ * TX_FEW_BF16_ below.
  */
 #define TX_PAIRS(V)                                                                                        \
     (TX_FEW_CLASSES && TX_P(V) == TXP_BF16 && TX_S(V) == TXS_BF16 && TX_G(V) && !TX_PF16(V) && !TX_GF16(V) && \
@@ -728,20 +730,24 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
     } while (0)
 /* AVX2 (TX_FEW_CLASSES), a bf16 param beside bf16 state (all-bf16, no
  * master): on a bf16 gradient read as it is, the constant loop of a
- * variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_, pairs: TX_PAIRS), one with
- * stochastic rounding and one without, the former where the range is in
- * one 2^32 range of elements (one K2, docs/math.md; any tensor of fewer
- * elements); everything else the block path, as before this class had loops (with
- * the variant and the types read in the loop it measured slower than the
- * blocks: the comment in storage.h).  AMD Zen 3 VM, ns per element,
- * blocks -> constant loops, in L2: RMSProp 1.08 -> 0.88, with momentum
- * 1.45 -> 1.43, SGD with momentum 0.81 -> 0.59, AdamW 1.35 -> 1.26; at
- * DRAM size 1.15 -> 0.94, 1.55 -> 1.57, 0.91 -> 0.72, 1.48 -> 1.43 (the
- * step is compute-bound there too on AVX2).  Storing each
- * bf16 param after the next vector's body gained 0.07 more in three of the
- * four but made the other classes' loops 3-8% slower (a larger frame): not
- * kept.  The AVX2 storage object's compile at -O3: 16 -> 22 s (the float32
- * one, built beside it, takes 32). */
+ * variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_), in pairs (TX_PAIRS), one
+ * with stochastic rounding and one without, the former where the range is
+ * in one 2^32 range of elements (one K2, docs/math.md: every tensor of
+ * fewer elements); everything else the block path, as before this class
+ * had loops (with the variant and the types read in the loop it measured
+ * slower than the blocks: the comment in storage.h).  AMD Zen 3 VM, ns per
+ * element, blocks -> constant loops, in L2: RMSProp 1.08 -> 0.88, with
+ * momentum 1.45 -> 1.43, SGD with momentum 0.81 -> 0.59, AdamW 1.35 ->
+ * 1.26; at DRAM size 1.15 -> 0.94, 1.55 -> 1.57, 0.91 -> 0.72, 1.48 ->
+ * 1.43 (the step is compute-bound there too on AVX2).  Then, in a slower
+ * spell of the VM, one vector at a time -> pairs, in L2: 1.05 -> 0.76,
+ * 1.58 -> 1.13, 0.76 -> 0.49, 1.25 -> 1.07; stochastic rounding, blocks ->
+ * pairs: 2.48 -> 1.18, 3.20 -> 1.56, 1.79 -> 0.79, 2.81 -> 1.28.  Storing
+ * each bf16 param after the next vector's body gained 0.07 more in three
+ * of the four but made the other classes' loops 3-8% slower (a larger
+ * frame): not kept.  The AVX2 storage object's compile at -O3: 16 -> 22 s
+ * (constant loops) -> 31 s (pairs, with stochastic rounding), beside the
+ * float32 one's 32 s. */
 #if TX_FEW_CLASSES
 #define TX_FEW_BF16_(r, q)                                                                                 \
         if ((q) == TXS_BF16) {                                                                             \
