@@ -270,6 +270,21 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_pair)(const unsigned V, const char *p)
     return tx_vf(flt_cw(TX_ODD(V) ? u & 0xFFFF0000u : u << 16));
 }
 
+/* Whether a lane of x or of y is a NaN. */
+static RMSFUSE_ALWAYS_INLINE int TXN(any_nan)(VF x, VF y)
+{
+#if defined(__AVX2__) && VW == 8
+    return _mm256_movemask_ps(_mm256_cmp_ps(x, y, _CMP_UNORD_Q)) != 0;
+#else
+    const f_t_cw a = tx_cw(x), b = tx_cw(y);
+    const i_t_cw n = (a != a) | (b != b);
+    int any = 0;
+    for (unsigned l = 0; l < VW; l++)
+        any |= n[l] != 0;
+    return any;
+#endif
+}
+
 /* Pairs: VW new values of slot s, rounded to nearest even or, with sr,
  * stochastically (bf16_hi_cw's rh: the elements' r >> 16): the even
  * elements' kept, the odd ones' stored with them at element i. */
@@ -278,12 +293,34 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
 {
 #if TX_FEW_CLASSES
     u_t_cw *const ev = ((struct TXN(ctx) *)(void *)a)->ev;
-    const u_t_cw h = bf16_hi_cw(bits_cw(tx_cw(x)), sr, rh);
-    if (!TX_ODD(V)) {
-        ev[s] = h;
-        return;
+    const u_t_cw u = bits_cw(tx_cw(x));
+    u_t_cw h, e;
+    if (!sr) {
+        /* rounded to nearest even: both halves at the odd one's store, the
+         * NaN case by one comparison of both and a branch, not a blend each
+         * (same bits: bf16_hi_cw; AMD Zen 3 VM, in L2, ns per element:
+         * all-bf16 RMSProp 0.80 -> 0.59, with momentum 1.16 -> 0.91, SGD
+         * with momentum 0.50 -> 0.38, AdamW 1.06 -> 0.88) */
+        if (!TX_ODD(V)) {
+            ev[s] = u;
+            return;
+        }
+        const u_t_cw ue = ev[s];
+        if (__builtin_expect(TXN(any_nan)(tx_vf(flt_cw(ue)), x), 0)) {
+            e = bf16_hi_cw(ue, 0, rh) >> 16;
+            h = bf16_hi_cw(u, 0, rh);
+        } else {
+            e = (ue + 0x7FFFu + ((ue >> 16) & 1u)) >> 16;
+            h = u + 0x7FFFu + ((u >> 16) & 1u);
+        }
+    } else {
+        h = bf16_hi_cw(u, sr, rh);
+        if (!TX_ODD(V)) {
+            ev[s] = h;
+            return;
+        }
+        e = ev[s] >> 16;
     }
-    const u_t_cw e = ev[s] >> 16;
 #if defined(__AVX2__) && VW == 8
     __m256i E, O;
     memcpy(&E, &e, sizeof E);
