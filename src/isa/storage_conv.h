@@ -295,13 +295,18 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sel_nan)(CV(u_t) u, CV(u_t) x, CV(u_t) y
     return CV(sel)((CV(i_t))(f != f), x, y);
 #endif
 }
+/* The bf16 of float bits u that is not a NaN, rounded to nearest even, in
+ * the lanes' high halves (the low halves are not zero). */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi_rne)(CV(u_t) u)
+{
+    return u + (0x7FFFu + ((u >> 16) & 1u));
+}
 /* bf16 bits of float bits u, rounded to nearest even or, with sr,
  * stochastically with rh = r >> 16 (sr_random_hi), in the lanes' high
  * halves (the low halves are not zero). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi)(CV(u_t) u, int sr, CV(u_t) rh)
 {
-    const CV(u_t) b = sr ? rh : 0x7FFFu + ((u >> 16) & 1u);
-    return CV(sel_nan)(u, u | 0x00400000u, u + b);
+    return CV(sel_nan)(u, u | 0x00400000u, sr ? u + rh : CV(bf16_hi_rne)(u));
 }
 /* The same in the lanes' low halves, the high halves zero. */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) rh)

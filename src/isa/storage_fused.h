@@ -310,8 +310,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
             e = bf16_hi_cw(ue, 0, rh) >> 16;
             h = bf16_hi_cw(u, 0, rh);
         } else {
-            e = (ue + 0x7FFFu + ((ue >> 16) & 1u)) >> 16;
-            h = u + 0x7FFFu + ((u >> 16) & 1u);
+            e = bf16_hi_rne_cw(ue) >> 16;
+            h = bf16_hi_rne_cw(u);
         }
     } else {
         h = bf16_hi_cw(u, sr, rh);
