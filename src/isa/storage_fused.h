@@ -270,20 +270,13 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_pair)(const unsigned V, const char *p)
     return tx_vf(flt_cw(TX_ODD(V) ? u & 0xFFFF0000u : u << 16));
 }
 
+#if TX_FEW_CLASSES /* AVX2's alone (storage.h) */
 /* Whether a lane of x or of y is a NaN. */
 static RMSFUSE_ALWAYS_INLINE int TXN(any_nan)(VF x, VF y)
 {
-#if defined(__AVX2__) && VW == 8
     return _mm256_movemask_ps(_mm256_cmp_ps(x, y, _CMP_UNORD_Q)) != 0;
-#else
-    const f_t_cw a = tx_cw(x), b = tx_cw(y);
-    const i_t_cw n = (a != a) | (b != b);
-    int any = 0;
-    for (unsigned l = 0; l < VW; l++)
-        any |= n[l] != 0;
-    return any;
-#endif
 }
+#endif
 
 /* Pairs: VW new values of slot s, rounded to nearest even or, with sr,
  * stochastically (bf16_hi_cw's rh: the elements' r >> 16): the even
@@ -321,15 +314,10 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
         }
         e = ev[s] >> 16;
     }
-#if defined(__AVX2__) && VW == 8
-    __m256i E, O;
+    __m256i E, O; /* the even words' low halves, the odd ones' high halves */
     memcpy(&E, &e, sizeof E);
     memcpy(&O, &h, sizeof O);
     _mm256_storeu_si256((__m256i *)(void *)(a[s] + i * 2), _mm256_blend_epi16(E, O, 0xAA));
-#else
-    const u_t_cw w = e | (h & 0xFFFF0000u);
-    memcpy(a[s] + i * 2, &w, sizeof w);
-#endif
 #else
     (void)V, (void)s, (void)a, (void)i, (void)x, (void)sr, (void)rh;
 #endif
@@ -428,11 +416,11 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_f16)(char *p, VF x)
 static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, char *const *a, size_t i,
                                         const rmsfuse_grad_k *in)
 {
+    if (TX_PAIRS(V)) /* every slot bf16, the gradient read as it is */
+        return TXN(ld_pair)(V, a[s] + i * 2);
     if (s == RMSFUSE_SLOT_PARAM) {
         switch (TX_P(V)) {
         case TXP_BF16:
-            if (TX_PAIRS(V))
-                return TXN(ld_pair)(V, a[s] + i * 2);
             return TX_PF16(V) ? TXN(ld_f16)(a[s] + i * 2) : TXN(ld_bf16)(a[s] + i * 2);
         case TXP_MASTER:
             return VLOAD(a[TX_EXTRA] + i * 4);
@@ -443,8 +431,6 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
         }
     }
     if (s == RMSFUSE_SLOT_GRAD) {
-        if (TX_PAIRS(V))
-            return TXN(ld_pair)(V, a[s] + i * 2);
         const VF g = TX_G(V) == TXG_BF16 ? TXN(ld_bf16)(a[s] + i * 2)
                      : TX_GF16(V)        ? TXN(ld_f16)(a[s] + i * 2)
                                          : VLOAD(a[s] + i * 4);
@@ -454,8 +440,6 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
     }
     switch (TX_S(V)) {
     case TXS_BF16:
-        if (TX_PAIRS(V))
-            return TXN(ld_pair)(V, a[s] + i * 2);
         return TXN(ld_bf16)(a[s] + i * 2);
     case TXS_Q8:
         return tx_vf(q8_decode_cw(RMSFUSE_Q8, (int)TX_NONNEG(V, s), ld_u8_cw(a[s] + i), tx_float(a[TX_SCALE + s])));
