@@ -14,11 +14,14 @@ static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_max_nan(__m256 a, __m256 b)
     return _mm256_blendv_ps(r, b, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
 }
 
-/* +0 where the exponent field is 0 (zero or subnormal): |x| < FLT_MIN. */
+/* +0 where the exponent field is 0 (zero or subnormal): |x| < FLT_MIN.
+ * vpsignd keeps x where its exponent field e (never negative as an
+ * integer) is above 0 and gives 0 where it is 0: two operations, not an
+ * AND, a compare and an ANDN. */
 static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_flush(__m256 x)
 {
-    const __m256i e = _mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x7f800000));
-    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(e, _mm256_setzero_si256())), x);
+    const __m256i u = _mm256_castps_si256(x);
+    return _mm256_castsi256_ps(_mm256_sign_epi32(u, _mm256_and_si256(u, _mm256_set1_epi32(0x7f800000))));
 }
 #endif
 
