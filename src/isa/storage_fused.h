@@ -384,8 +384,32 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_split)(const char *hi, const char *lo)
     const __m512i l = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)lo));
     const __m512i h = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)hi));
     return _mm512_castsi512_ps(_mm512_permutex2var_epi16(l, idx, h));
+#elif TX_FEW_CLASSES /* AVX2 (storage.h): the words interleaved, not two widenings, a shift and an or */
+    const __m128i l = _mm_loadu_si128((const __m128i *)(const void *)lo);
+    const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)hi);
+    return _mm256_castsi256_ps(_mm256_set_m128i(_mm_unpackhi_epi16(l, h), _mm_unpacklo_epi16(l, h)));
 #else
     return tx_vf(flt_cw((ld_u16_cw(hi) << 16) | ld_u16_cw(lo)));
+#endif
+}
+
+/* VW values as split bf16: the high halves to hi, the trails to lo. */
+static RMSFUSE_ALWAYS_INLINE void TXN(st_split)(char *hi, char *lo, VF x)
+{
+#if TX_FEW_CLASSES
+    /* AVX2: each 128-bit lane's low words, then its high words (one byte
+     * shuffle), the lanes' halves paired (one qword permute), then two
+     * 16-byte stores; not a shift, an and and two narrowings */
+    const __m256i w = _mm256_shuffle_epi8(_mm256_castps_si256(x),
+                                          _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0,
+                                                           1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+    const __m256i q = _mm256_permute4x64_epi64(w, 0xD8);
+    _mm_storeu_si128((__m128i *)(void *)lo, _mm256_castsi256_si128(q));
+    _mm_storeu_si128((__m128i *)(void *)hi, _mm256_extracti128_si256(q, 1));
+#else
+    const u_t_cw u = bits_cw(tx_cw(x));
+    st_u16_cw(hi, u >> 16);
+    st_u16_cw(lo, u & 0xFFFFu);
 #endif
 }
 
@@ -480,12 +504,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
                 TXN(st_bf16)(a[s] + i * 2, x);
             }
             return;
-        case TXP_SPLIT: {
-            const u_t_cw u = bits_cw(tx_cw(x));
-            st_u16_cw(a[s] + i * 2, u >> 16);
-            st_u16_cw(a[TX_EXTRA] + i * 2, u & 0xFFFFu);
+        case TXP_SPLIT:
+            TXN(st_split)(a[s] + i * 2, a[TX_EXTRA] + i * 2, x);
             return;
-        }
         default:
             VSTORE(a[s] + i * 4, x);
             return;
