@@ -178,6 +178,37 @@ static RMSFUSE_ALWAYS_INLINE void CV(st_u16)(char *p, CV(u_t) u)
     memcpy(p, &h, sizeof h);
 #endif
 }
+/* 16-bit elements to and from the 32-bit lanes' high halves (bf16 and
+ * float32 bits).  AVX2: a load broadcast to both 128-bit lanes and one
+ * byte shuffle, not a widening and a shift; a store of one byte shuffle
+ * and one qword permute, not a shift, an extract and a narrowing. */
+static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(ld_hi16)(const char *p)
+{
+#if CW == 8 && defined(__AVX2__)
+    CV(u_t) u;
+    const __m256i v = _mm256_shuffle_epi8(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p)),
+        _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1, 8, 9, -1, -1, 10, 11, -1, -1,
+                         12, 13, -1, -1, 14, 15));
+    memcpy(&u, &v, sizeof u);
+    return u;
+#else
+    return CV(ld_u16)(p) << 16;
+#endif
+}
+static RMSFUSE_ALWAYS_INLINE void CV(st_hi16)(char *p, CV(u_t) u)
+{
+#if CW == 8 && defined(__AVX2__)
+    __m256i v;
+    memcpy(&v, &u, sizeof v);
+    const __m256i w = _mm256_shuffle_epi8(v, _mm256_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1,
+                                                              -1, 2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1,
+                                                              -1, -1, -1));
+    _mm_storeu_si128((__m128i *)(void *)p, _mm256_castsi256_si128(_mm256_permute4x64_epi64(w, 0x08)));
+#else
+    CV(st_u16)(p, u >> 16);
+#endif
+}
 /* Bytes to and from 32-bit lanes: GCC 12 turns __builtin_convertvector
  * between 8-bit and 32-bit lanes into one instruction per lane, so the ISA's
  * own widening and narrowing instructions are used where this width is the
@@ -307,11 +338,6 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi_rne)(CV(u_t) u)
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi)(CV(u_t) u, int sr, CV(u_t) rh)
 {
     return CV(sel_nan)(u, u | 0x00400000u, sr ? u + rh : CV(bf16_hi_rne)(u));
-}
-/* The same in the lanes' low halves, the high halves zero. */
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_of)(CV(u_t) u, int sr, CV(u_t) rh)
-{
-    return CV(bf16_hi)(u, sr, rh) >> 16;
 }
 
 /* ---- m / 2^sh rounded to nearest even (or stochastically with r), sh >= 1 ---- */
@@ -468,7 +494,7 @@ static RMSFUSE_ALWAYS_INLINE CV(f_t) CV(load)(unsigned type, int nonneg, const c
 {
     switch (type) {
     case RMSFUSE_BF16:
-        return CV(flt)(CV(ld_u16)(p) << 16);
+        return CV(flt)(CV(ld_hi16)(p));
     case RMSFUSE_F16:
         return CV(flt)(CV(f16_to)(CV(ld_u16)(p)));
     case RMSFUSE_Q8:
@@ -486,8 +512,8 @@ static RMSFUSE_ALWAYS_INLINE void CV(store)(unsigned type, char *p, CV(f_t) x, i
     const uint64_t k2 = sr ? rmsfuse_sr_k2(key, i0) : 0u;
     switch (type) {
     case RMSFUSE_BF16:
-        CV(st_u16)(p, sr ? CV(bf16_of)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0, 1u))
-                         : CV(bf16_of)(CV(bits)(x), 0, CV(splat)(0u)));
+        CV(st_hi16)(p, sr ? CV(bf16_hi)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0, 1u))
+                          : CV(bf16_hi)(CV(bits)(x), 0, CV(splat)(0u)));
         break;
     case RMSFUSE_F16:
         CV(st_u16)(p, sr ? CV(f16_of)(CV(bits)(x), 1, CV(sr_random)(k2, i0))

@@ -204,12 +204,12 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
     const __m256i hy = (__m256i)_mm512_cvtneps_pbh(y);
     _mm256_storeu_si256((__m256i *)(void *)p, _mm256_mask_sub_epi16(hy, d, hy, _mm256_set1_epi16(0x80)));
 #else
-    st_u16_cw(p, bf16_of_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
+    st_hi16_cw(p, bf16_hi_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
 #endif
 }
 
 /* VW values to bf16 at p, rounded stochastically with rh = r >> 16
- * (bf16_of_cw with sr).  With TX_HW: the sum's or the quieted NaN's high
+ * (bf16_hi_cw with sr).  With TX_HW: the sum's or the quieted NaN's high
  * halves taken by one word permute, not three shifts and a narrowing. */
 static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_sr)(char *p, VF x, u_t_cw rh)
 {
@@ -221,7 +221,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_sr)(char *p, VF x, u_t_cw rh)
                                         21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(_mm512_permutexvar_epi16(hi, w)));
 #else
-    st_u16_cw(p, bf16_of_cw(bits_cw(tx_cw(x)), 1, rh));
+    st_hi16_cw(p, bf16_hi_cw(bits_cw(tx_cw(x)), 1, rh));
 #endif
 }
 
@@ -370,7 +370,7 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_bf16)(const char *p)
     const __m512i w = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)p));
     return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, idx, w));
 #else
-    return tx_vf(flt_cw(ld_u16_cw(p) << 16));
+    return tx_vf(flt_cw(ld_hi16_cw(p)));
 #endif
 }
 
