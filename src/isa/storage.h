@@ -365,10 +365,12 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
 #endif
 #define TX_SUFFIX _hw
 #define TX_HW 1
+#define TX_F16C 0
 #define TX_FEW_CLASSES 0
 #include "storage_fused.h"
 #undef TX_SUFFIX
 #undef TX_HW
+#undef TX_F16C
 #undef TX_FEW_CLASSES
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -386,15 +388,44 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
  * 0.88, master weights 0.67 / 0.56, 8-bit state 1.66 / 1.56; a bf16
  * gradient beside float32 state 0.38 / 0.47, split 0.57 / 0.58).  So only
  * a few classes get fused loops here: float32 state beside a float32 or
- * split param, and all-bf16 in the common variants with their bits
- * constants (storage_fused.h, TX_FEW_BF16_). */
+ * split param, all-bf16 in the common variants with their bits
+ * constants (storage_fused.h, TX_FEW_BF16_), and (below, TX_F16C) f16
+ * params and gradients beside bf16 state in the same variants. */
 #define TX_FEW_CLASSES 1
 #else
 #define TX_FEW_CLASSES 0
 #endif
+#define TX_F16C 0
 #include "storage_fused.h"
 #undef TX_SUFFIX
 #undef TX_HW
+#undef TX_F16C
+#if defined(__AVX2__) && defined(__x86_64__)
+/* And f16 params and gradients beside bf16 state (storage_fused.h,
+ * TX_F16C): their constant loops under the target of F16C, run where the
+ * CPU has it (rmsfuse_cpu_has_f16_convert), f16 by vcvtph2ps and
+ * vcvtps2ph, which give the block path's bits (the comment on F16C
+ * above; a signalling NaN comes out quiet, still a NaN: docs/math.md). */
+#define RMSFUSE_TX_F16C_BUILT 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("f16c")
+#endif
+#define TX_SUFFIX _f16c
+#define TX_HW 0
+#define TX_F16C 1
+#include "storage_fused.h"
+#undef TX_SUFFIX
+#undef TX_HW
+#undef TX_F16C
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
 #undef TX_FEW_CLASSES
 #endif
 
@@ -468,6 +499,15 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
         return;
     }
 #else
+#ifdef RMSFUSE_TX_F16C_BUILT
+    if (J->type[RMSFUSE_SLOT_PARAM] == RMSFUSE_F16 && rmsfuse_cpu_has_f16_convert()) {
+        const int c16 = tx_class_of(J, 1);
+        if (c16 >= 0 && tx_table_f16c[J->rule][c16]) {
+            tx_table_f16c[J->rule][c16](kernel, k, variant, J, begin, end);
+            return;
+        }
+    }
+#endif
     const int c = tx_class_of(J, 0);
     if (c >= 0 && tx_table_sw[J->rule][c]) {
         tx_table_sw[J->rule][c](kernel, k, variant, J, begin, end);

@@ -29,10 +29,12 @@
  *
  * The first part (classes, layout) is read once; the second is an
  * instantiation, which storage.h includes once for AVX2 and NEON (TX_SUFFIX
- * _sw, integer conversions) and for AVX-512 under the target of AVX-512
+ * _sw, integer conversions), for AVX-512 under the target of AVX-512
  * BF16 (_hw: vcvtneps2bf16 for the bf16 stores rounded to nearest even),
  * the latter run where the CPU has it (rmsfuse_cpu_has_bf16_convert,
- * docs/dispatch.md).  There the bf16 stores are checked for subnormal
+ * docs/dispatch.md), and for AVX2 again under the target of F16C (_f16c,
+ * TX_F16C: f16 params and gradients beside bf16 state alone), run where
+ * the CPU has that (rmsfuse_cpu_has_f16_convert).  There the bf16 stores are checked for subnormal
  * inputs: the param's at once, the state's once per vector of elements,
  * after the body (TXN(st_fix)), except the state of the variants that
  * flush it (none is subnormal; on Zen 5, AdamW all-bf16 in L2: 0.39 -> 0.30
@@ -423,6 +425,8 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_f16)(const char *p)
 {
 #if TX_HW
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+#elif TX_F16C /* AVX2 with F16C: the same instructions at 8 lanes */
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 #else
     return tx_vf(flt_cw(f16_to_cw(ld_u16_cw(p))));
 #endif
@@ -431,6 +435,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_f16)(char *p, VF x)
 {
 #if TX_HW
     _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif TX_F16C
+    _mm_storeu_si128((__m128i *)(void *)p, _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #else
     st_u16_cw(p, f16_of_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
 #endif
@@ -747,11 +753,17 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * split param 0.52 -> 0.35 in SGD).  The other variants keep the loop that
  * reads them (every valid variant a constant took the AVX2 object's compile
  * time from 28 to 171 s; these, to 37 s). */
+#if TX_F16C
+#define TX_HOT_TYPES (1u << TXV_GF16 | 1u << TXV_PF16) /* an f16 param and gradient */
+#else
+#define TX_HOT_TYPES (1u << TXV_G) /* a bf16 gradient */
+#endif
 #define TX_VCASE_(r, v)                                                                                    \
     case (v):                                                                                              \
         if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u) {        \
-            TX_LOOPS_AT_(r, ((VH | 1u << TXV_G | 1u << TXV_GPLAIN) &                                       \
-                             ~(0xFFu | 1u << TXV_GF16 | 1u << TXV_PF16 | 1u << TXV_SFL)) |                 \
+            TX_LOOPS_AT_(r, ((VH | TX_HOT_TYPES | 1u << TXV_GPLAIN) &                                      \
+                             ~(0xFFu | ((1u << TXV_G | 1u << TXV_GF16 | 1u << TXV_PF16) & ~TX_HOT_TYPES) | \
+                               1u << TXV_SFL)) |                                                           \
                                 (v) | (((v) & RMSFUSE_FLUSHED_##r) ? 1u << TXV_SFL : 0u));                 \
             return;                                                                                        \
         }                                                                                                  \
@@ -790,7 +802,20 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * frame): not kept.  The AVX2 storage object's compile at -O3: 16 -> 22 s
  * (constant loops) -> 31 s (pairs, with stochastic rounding), beside the
  * float32 one's 32 s. */
-#if TX_FEW_CLASSES
+#if TX_F16C
+/* AVX2 with F16C (TX_F16C, storage.h): an f16 param and gradient beside
+ * bf16 state, rounded to nearest even, the gradient read as it is: the
+ * constant loop of a variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_), one
+ * vector at a time, f16 by vcvtph2ps and vcvtps2ph; everything else the
+ * block path. */
+#define TX_FEW_BF16_(r, q)                                                                                 \
+        if ((q) == TXS_BF16) {                                                                             \
+            if (TX_PF16(V) && TX_GF16(V) && !TX_SR(V))                                                     \
+                TX_HOT_(r, V & ~(1u << TXV_SR));                                                           \
+            typed_blocks(kernel, kp, variant, J, begin, end);                                              \
+            return;                                                                                        \
+        }
+#elif TX_FEW_CLASSES
 #define TX_FEW_BF16_(r, q)                                                                                 \
         if ((q) == TXS_BF16) {                                                                             \
             if (TX_G(V) && !TX_SR(V))                                                                      \
@@ -833,7 +858,9 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 /* The classes of this instantiation (the others take the block path):
  * with TX_FEW_CLASSES, float32 state beside a float32 or split param, and
  * all-bf16 (TX_FEW_BF16_). */
-#if TX_FEW_CLASSES
+#if TX_F16C
+#define TX_LIST_(X, r) X(r, 1, 1)
+#elif TX_FEW_CLASSES
 #define TX_LIST_(X, r) X(r, 0, 0) X(r, 3, 0) X(r, 1, 1)
 #else
 #define TX_LIST_(X, r) TX_ALL_(X, r)
@@ -850,6 +877,7 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 #undef TX_HOT_
 #undef TX_FEW_BF16_
 #undef TX_VCASE_
+#undef TX_HOT_TYPES
 #undef TX_LOOPS_AT_
 #undef TX_LOOPS_SPLIT_
 #undef TX_LOOPS_TYPES_
