@@ -340,6 +340,22 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi)(CV(u_t) u, int sr, CV(u_t) rh)
     return CV(sel_nan)(u, u | 0x00400000u, sr ? u + rh : CV(bf16_hi_rne)(u));
 }
 
+/* CW float bits u to bf16 at p, rounded to nearest even.  AVX2: a vector
+ * with a NaN is found by one comparison and a branch, not a comparison and
+ * a blend on every store (the same bits: bf16_hi). */
+static RMSFUSE_ALWAYS_INLINE void CV(st_bf16_rne)(char *p, CV(u_t) u)
+{
+#if CW == 8 && defined(__AVX2__)
+    __m256 f;
+    memcpy(&f, &u, sizeof f);
+    if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)) == 0, 1)) {
+        CV(st_hi16)(p, CV(bf16_hi_rne)(u));
+        return;
+    }
+#endif
+    CV(st_hi16)(p, CV(bf16_hi)(u, 0, CV(splat)(0u)));
+}
+
 /* ---- m / 2^sh rounded to nearest even (or stochastically with r), sh >= 1 ---- */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(round_shift)(CV(u_t) m, CV(u_t) sh, int sr, CV(u_t) r)
 {
@@ -512,8 +528,10 @@ static RMSFUSE_ALWAYS_INLINE void CV(store)(unsigned type, char *p, CV(f_t) x, i
     const uint64_t k2 = sr ? rmsfuse_sr_k2(key, i0) : 0u;
     switch (type) {
     case RMSFUSE_BF16:
-        CV(st_hi16)(p, sr ? CV(bf16_hi)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0, 1u))
-                          : CV(bf16_hi)(CV(bits)(x), 0, CV(splat)(0u)));
+        if (sr)
+            CV(st_hi16)(p, CV(bf16_hi)(CV(bits)(x), 1, CV(sr_random_hi)(k2, i0, 1u)));
+        else
+            CV(st_bf16_rne)(p, CV(bits)(x));
         break;
     case RMSFUSE_F16:
         CV(st_u16)(p, sr ? CV(f16_of)(CV(bits)(x), 1, CV(sr_random)(k2, i0))

@@ -213,20 +213,12 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
     const __m512 y = _mm512_castsi512_ps(_mm512_mask_or_epi32(u, d, u, _mm512_set1_epi32(0x00800000)));
     const __m256i hy = (__m256i)_mm512_cvtneps_pbh(y);
     _mm256_storeu_si256((__m256i *)(void *)p, _mm256_mask_sub_epi16(hy, d, hy, _mm256_set1_epi16(0x80)));
-#elif TX_FEW_CLASSES
-    /* AVX2 (the bf16 state beside f16 params, TX_F16C): a vector with a
-     * NaN found by one comparison and a branch, as in the loops of pairs
-     * (TXN(st_pair)), not a comparison and a blend on every store (the same
-     * bits: bf16_hi_cw; AMD Zen 3, in L2, ns per element: RMSProp 0.548 ->
-     * 0.499, with momentum 0.924 -> 0.873, SGD with momentum 0.349 ->
-     * 0.319, AdamW 0.850 -> 0.769) */
-    const u_t_cw u = bits_cw(tx_cw(x));
-    if (__builtin_expect(TXN(any_nan)(x, x), 0))
-        st_hi16_cw(p, bf16_hi_cw(u, 0, splat_cw(0u)));
-    else
-        st_hi16_cw(p, bf16_hi_rne_cw(u));
 #else
-    st_hi16_cw(p, bf16_hi_cw(bits_cw(tx_cw(x)), 0, splat_cw(0u)));
+    /* AVX2: NaNs by a branch (st_bf16_rne; beside f16 params, TX_F16C, AMD
+     * Zen 3, in L2, ns per element, a blend on every store -> the branch:
+     * RMSProp 0.548 -> 0.499, with momentum 0.924 -> 0.873, SGD with
+     * momentum 0.349 -> 0.319, AdamW 0.850 -> 0.769) */
+    st_bf16_rne_cw(p, bits_cw(tx_cw(x)));
 #endif
 }
 
