@@ -314,7 +314,15 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
             h = bf16_hi_rne_cw(u);
         }
     } else {
-        h = bf16_hi_cw(u, sr, rh);
+        /* rounded stochastically: each half's NaNs by a comparison and a
+         * branch, not a blend (the same bits: bf16_hi_cw; AMD Zen 3 VM, in
+         * L2, ns per element: all-bf16 RMSProp 0.840 -> 0.818, with
+         * momentum 1.165 -> 1.109, SGD with momentum 0.673 -> 0.613, AdamW
+         * 1.090 -> 1.027) */
+        if (__builtin_expect(TXN(any_nan)(x, x), 0))
+            h = bf16_hi_cw(u, sr, rh);
+        else
+            h = u + rh;
         if (!TX_ODD(V)) {
             ev[s] = h;
             return;
