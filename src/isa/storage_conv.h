@@ -340,15 +340,25 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(bf16_hi)(CV(u_t) u, int sr, CV(u_t) rh)
     return CV(sel_nan)(u, u | 0x00400000u, sr ? u + rh : CV(bf16_hi_rne)(u));
 }
 
+#if CW == 8 && defined(__AVX2__)
+/* Whether a lane of the floats of bits x or of bits y is a NaN (AVX2: one
+ * comparison and a movemask, for a branch where a blend would be). */
+static RMSFUSE_ALWAYS_INLINE int CV(any_nan)(CV(u_t) x, CV(u_t) y)
+{
+    __m256 f, g;
+    memcpy(&f, &x, sizeof f);
+    memcpy(&g, &y, sizeof g);
+    return _mm256_movemask_ps(_mm256_cmp_ps(f, g, _CMP_UNORD_Q)) != 0;
+}
+#endif
+
 /* CW float bits u to bf16 at p, rounded to nearest even.  AVX2: a vector
  * with a NaN is found by one comparison and a branch, not a comparison and
  * a blend on every store (the same bits: bf16_hi). */
 static RMSFUSE_ALWAYS_INLINE void CV(st_bf16_rne)(char *p, CV(u_t) u)
 {
 #if CW == 8 && defined(__AVX2__)
-    __m256 f;
-    memcpy(&f, &u, sizeof f);
-    if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(f, f, _CMP_UNORD_Q)) == 0, 1)) {
+    if (__builtin_expect(!CV(any_nan)(u, u), 1)) {
         CV(st_hi16)(p, CV(bf16_hi_rne)(u));
         return;
     }

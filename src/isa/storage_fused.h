@@ -34,8 +34,8 @@
  * the latter run where the CPU has it (rmsfuse_cpu_has_bf16_convert,
  * docs/dispatch.md), and for AVX2 again under the target of F16C (_f16c,
  * TX_F16C: f16 params and gradients beside bf16 state alone), run where
- * the CPU has that (rmsfuse_cpu_has_f16_convert).  There the bf16 stores are checked for subnormal
- * inputs: the param's at once, the state's once per vector of elements,
+ * the CPU has F16C (rmsfuse_cpu_has_f16_convert).  With AVX-512 BF16 the
+ * bf16 stores are checked for subnormal inputs: the param's at once, the state's once per vector of elements,
  * after the body (TXN(st_fix)), except the state of the variants that
  * flush it (none is subnormal; on Zen 5, AdamW all-bf16 in L2: 0.39 -> 0.30
  * ns per element), and bf16 loads are one word permute.
@@ -186,14 +186,6 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
  * of AVX-512 BF16 ========================================================= */
 #define TXN(name) RMSFUSE_CAT(RMSFUSE_CAT(tx_, name), TX_SUFFIX)
 
-#if TX_FEW_CLASSES /* AVX2's alone (storage.h) */
-/* Whether a lane of x or of y is a NaN. */
-static RMSFUSE_ALWAYS_INLINE int TXN(any_nan)(VF x, VF y)
-{
-    return _mm256_movemask_ps(_mm256_cmp_ps(x, y, _CMP_UNORD_Q)) != 0;
-}
-#endif
-
 /* VW values to bf16 at p, rounded to nearest even. */
 static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
 {
@@ -284,7 +276,6 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_pair)(const unsigned V, const char *p)
     return tx_vf(flt_cw(TX_ODD(V) ? u & 0xFFFF0000u : u << 16));
 }
 
-
 /* Pairs: VW new values of slot s, rounded to nearest even or, with sr,
  * stochastically (bf16_hi_cw's rh: the elements' r >> 16): the even
  * elements' kept, the odd ones' stored with them at element i. */
@@ -306,7 +297,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
             return;
         }
         const u_t_cw ue = ev[s];
-        if (__builtin_expect(TXN(any_nan)(tx_vf(flt_cw(ue)), x), 0)) {
+        if (__builtin_expect(any_nan_cw(ue, u), 0)) {
             e = bf16_hi_cw(ue, 0, rh) >> 16;
             h = bf16_hi_cw(u, 0, rh);
         } else {
@@ -319,7 +310,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_pair)(const unsigned V, const unsigned 
          * L2, ns per element: all-bf16 RMSProp 0.840 -> 0.818, with
          * momentum 1.165 -> 1.109, SGD with momentum 0.673 -> 0.613, AdamW
          * 1.090 -> 1.027) */
-        if (__builtin_expect(TXN(any_nan)(x, x), 0))
+        if (__builtin_expect(any_nan_cw(u, u), 0))
             h = bf16_hi_cw(u, sr, rh);
         else
             h = u + rh;
