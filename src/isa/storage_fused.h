@@ -35,7 +35,8 @@
  * docs/dispatch.md), and for AVX2 again under the target of F16C (_f16c,
  * TX_F16C: f16 params and gradients beside bf16 state alone), run where
  * the CPU has F16C (rmsfuse_cpu_has_f16_convert).  With AVX-512 BF16 the
- * bf16 stores are checked for subnormal inputs: the param's at once, the state's once per vector of elements,
+ * bf16 stores are checked for subnormal inputs: the param's at once, the
+ * state's once per vector of elements,
  * after the body (TXN(st_fix)), except the state of the variants that
  * flush it (none is subnormal; on Zen 5, AdamW all-bf16 in L2: 0.39 -> 0.30
  * ns per element), and bf16 loads are one word permute.
@@ -420,7 +421,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_split)(char *hi, char *lo, VF x)
 }
 
 /* VW f16 values at p as float32, and VW values to f16 at p rounded to
- * nearest even: with TX_HW AVX-512F's vcvtph2ps and vcvtps2ph, which give
+ * nearest even: with TX_HW AVX-512F's vcvtph2ps and vcvtps2ph (with
+ * TX_F16C, AVX2's F16C: the same instructions at 8 lanes), which give
  * the integer rule's bits except that vcvtph2ps quiets a signalling NaN:
  * still a NaN, and a step promises NaN results their NaN-ness only
  * (docs/math.md).  (The conversion calls, exact for NaN payloads too,
@@ -429,7 +431,7 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(ld_f16)(const char *p)
 {
 #if TX_HW
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
-#elif TX_F16C /* AVX2 with F16C: the same instructions at 8 lanes */
+#elif TX_F16C
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 #else
     return tx_vf(flt_cw(f16_to_cw(ld_u16_cw(p))));
