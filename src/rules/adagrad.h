@@ -21,6 +21,7 @@ typedef struct rmsfuse_adagrad_k {
 #define RMSFUSE_FLUSHED_adagrad ADAGRAD_V_FLUSH
 #define RMSFUSE_TXSPLIT_adagrad 0u
 #define RMSFUSE_TXHOT_adagrad (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED | ADAGRAD_V_FLUSH)
+#define RMSFUSE_PIPED_adagrad 1u
 #define RMSFUSE_NVAR_adagrad 16u
 
 static inline int rmsfuse_adagrad_valid(unsigned V)
@@ -79,7 +80,8 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adagrad)(const rmsfuse_adagrad_k 
 
     const VF sum = FLUSH_IF(V & ADAGRAD_V_FLUSH, VADD(LD(ADAGRAD_SUM), VMUL(g, g)));
     ST(ADAGRAD_SUM, sum);
-    const VF d = (V & ADAGRAD_V_EPS_IN) ? VSQRT(VADD(sum, VSET1(k->e))) : VADD(VSQRT(sum), VSET1(k->e));
+    VF d = (V & ADAGRAD_V_EPS_IN) ? VSQRT(VADD(sum, VSET1(k->e))) : VADD(VSQRT(sum), VSET1(k->e));
+    RMSFUSE_PIPE(g, p, d);
     ST(ADAGRAD_PARAM, VADD(p, VDIV(VMUL(VSET1(k->ncl), g), d)));
 }
 #endif /* RMSFUSE_BODY */

@@ -23,6 +23,7 @@ typedef struct rmsfuse_adam_k {
 #define RMSFUSE_FLUSHED_adam ADAM_V_FLUSH
 #define RMSFUSE_TXSPLIT_adam 0u
 #define RMSFUSE_TXHOT_adam (ADAM_V_WD | ADAM_V_DECOUPLED | ADAM_V_FLUSH)
+#define RMSFUSE_PIPED_adam 1u
 #define RMSFUSE_NVAR_adam 16u
 
 static inline int rmsfuse_adam_valid(unsigned V)
@@ -79,7 +80,7 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adam)(const rmsfuse_adam_k *k, co
     if (V & ADAM_V_DECOUPLED)
         p = VMUL(p, VSET1(k->dk));
 
-    const VF m = FLUSH_IF(V & ADAM_V_FLUSH, VADD(VMUL(LD(ADAM_M), VSET1(k->b1)), VMUL(VSET1(k->c1), g)));
+    VF m = FLUSH_IF(V & ADAM_V_FLUSH, VADD(VMUL(LD(ADAM_M), VSET1(k->b1)), VMUL(VSET1(k->c1), g)));
     ST(ADAM_M, m);
     VF r = FLUSH_IF(V & ADAM_V_FLUSH, VADD(VMUL(LD(ADAM_V), VSET1(k->b2)), VMUL(VMUL(VSET1(k->c2), g), g)));
     ST(ADAM_V, r);
@@ -87,7 +88,8 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adam)(const rmsfuse_adam_k *k, co
         r = FLUSH_IF(V & ADAM_V_FLUSH, VMAX_NAN(LD(ADAM_VMAX), r));
         ST(ADAM_VMAX, r);
     }
-    const VF d = VADD(VSQRT(r), VSET1(k->e));
+    VF d = VADD(VSQRT(r), VSET1(k->e));
+    RMSFUSE_PIPE(m, p, d);
     ST(ADAM_PARAM, VADD(p, VDIV(VMUL(VSET1(k->ns), m), d)));
 }
 #endif /* RMSFUSE_BODY */

@@ -18,6 +18,14 @@
 #define RMSFUSE_SIGN_MASK(flags) (((flags) & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u)
 #endif
 
+#ifndef RMSFUSE_PIPE
+/* A rule body's stage point (x, y and the denominator d, what the rest of
+ * the body reads of what came before, with a and i): nothing, but in the
+ * fused typed loops that run the bodies software-pipelined
+ * (src/isa/storage_fused.h, TXN(pipe)). */
+#define RMSFUSE_PIPE(x, y, d) ((void)0)
+#endif
+
 #ifndef RMSFUSE_GRAD_K_DEFINED
 #define RMSFUSE_GRAD_K_DEFINED
 /* How every rule reads its gradient (docs/math.md, "The gradient as the
@@ -53,7 +61,8 @@ static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
  * decay, the flush): on AVX2 a bf16 gradient beside float32 state, or
  * beside a bf16 param and bf16 state, has a loop of its own for each valid
  * variant made of these bits alone, the variant a constant
- * (src/isa/storage_fused.h, TX_VCASE_). */
+ * (src/isa/storage_fused.h, TX_VCASE_), and RMSFUSE_PIPED_<rule>, 1 where
+ * its body has a stage point (RMSFUSE_PIPE) after its square root. */
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"

@@ -30,6 +30,7 @@ typedef struct rmsfuse_rmsprop_k {
 #define RMSFUSE_FLUSHED_rmsprop RMSPROP_V_FLUSH
 #define RMSFUSE_TXSPLIT_rmsprop RMSPROP_V_MOM
 #define RMSFUSE_TXHOT_rmsprop (RMSPROP_V_MOM | RMSPROP_V_WD | RMSPROP_V_DECOUPLED | RMSPROP_V_FLUSH)
+#define RMSFUSE_PIPED_rmsprop 1u
 #define RMSFUSE_NVAR_rmsprop 256u
 
 /* The variants the API can produce (120 of 256): the lr placement and
@@ -103,7 +104,8 @@ static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k 
         s = FLUSH_IF(V & RMSPROP_V_FLUSH, VSUB(v, VMUL(ga, ga)));
     }
 
-    const VF d = (V & RMSPROP_V_EPS_IN) ? VSQRT(VADD(s, VSET1(k->e))) : VADD(VSQRT(s), VSET1(k->e));
+    VF d = (V & RMSPROP_V_EPS_IN) ? VSQRT(VADD(s, VSET1(k->e))) : VADD(VSQRT(s), VSET1(k->e));
+    RMSFUSE_PIPE(g, p, d);
 
     if (!(V & RMSPROP_V_MOM)) {
         p = VADD(p, VDIV(VMUL(VSET1(k->nl), g), d));

@@ -24,6 +24,7 @@ typedef struct rmsfuse_sgd_k {
 #define RMSFUSE_FLUSHED_sgd SGD_V_FLUSH
 #define RMSFUSE_TXSPLIT_sgd SGD_V_MOM
 #define RMSFUSE_TXHOT_sgd (SGD_V_MOM | SGD_V_WD | SGD_V_DECOUPLED | SGD_V_FLUSH)
+#define RMSFUSE_PIPED_sgd 0u
 #define RMSFUSE_NVAR_sgd 128u
 
 /* 42 of 128: the momentum forms only with momentum, Keras' velocity never
