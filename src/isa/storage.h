@@ -389,8 +389,11 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
  * gradient beside float32 state 0.38 / 0.47, split 0.57 / 0.58).  So only
  * a few classes get fused loops here: float32 state beside a float32 or
  * split param, all-bf16 in the common variants with their bits
- * constants (storage_fused.h, TX_FEW_BF16_), and (below, TX_F16C) f16
- * params and gradients beside bf16 state in the same variants. */
+ * constants (storage_fused.h, TX_FEW_BF16_), master weights in the same
+ * variants (TX_FEW_MASTER_: faster than the blocks on Zen 3 once the
+ * loops were software-pipelined, TX_PIPED; not measured since on Zen 4),
+ * and (below, TX_F16C) f16 params and gradients beside bf16 state in the
+ * same variants. */
 #define TX_FEW_CLASSES 1
 #else
 #define TX_FEW_CLASSES 0
