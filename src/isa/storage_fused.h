@@ -121,7 +121,8 @@ enum { /* the run-time bits' positions */
  * 0.615 -> 0.548; a bf16 gradient 0.342 -> 0.340, 0.426 -> 0.400, 0.409 ->
  * 0.388.  Only the loops of constant variants, and the drain out of line:
  * the AVX2 storage object's compile went from 17 to 30 s with both in
- * every loop and inlined, 22 s so.
+ * every loop and inlined, 22 s so, 33 s with the gate's second loop
+ * (TX_PIPE_MIN_N).
  */
 #define TX_PIPED(V)      (((V) >> TXV_PIPE) & 1u)
 #ifndef TX_PIPE_MIN_N
