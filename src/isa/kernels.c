@@ -144,24 +144,35 @@ struct f32_ctx {
     size_t pi;     /* its i, or SIZE_MAX before the first */
     char *ra[RMSFUSE_MAX_SLOTS]; /* draining: the arrays of the second stage */
 };
-/* The body's stage point: as TXN(pipe) in src/isa/storage_fused.h. */
-static RMSFUSE_ALWAYS_INLINE int f32_pipe(const unsigned V, char *const *a, size_t *pi, VF *x, VF *y, VF *d)
+/* A stage point's exchange (here and in src/isa/storage_fused.h, TXN(pipe)):
+ * keeps the body's x, y, d and, with keep_i, its i in the kept ones (k*)
+ * and gives the body those of the pass before; draining, the arrays of the
+ * second stage (ra) back into a.  0 where there is no pass before. */
+static RMSFUSE_ALWAYS_INLINE int rmsfuse_pipe_swap(VF *kx, VF *ky, VF *kd, size_t *ki, const int keep_i,
+                                                   VF *x, VF *y, VF *d, size_t *pi, const int drain,
+                                                   char **a, char *const *ra)
 {
-    struct f32_ctx *const X = (struct f32_ctx *)(void *)a;
-    const VF tx = X->px, ty = X->py, td = X->pd;
-    const size_t ti = X->pi;
-    X->px = *x;
-    X->py = *y;
-    X->pd = *d;
-    X->pi = *pi;
+    const VF tx = *kx, ty = *ky, td = *kd;
+    const size_t ti = *ki;
+    *kx = *x;
+    *ky = *y;
+    *kd = *d;
+    if (keep_i)
+        *ki = *pi;
     *x = tx;
     *y = ty;
     *d = td;
     *pi = ti;
-    if (V & F32_DRAIN)
+    if (drain)
         for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-            X->a[s] = X->ra[s];
+            a[s] = ra[s];
     return ti != SIZE_MAX;
+}
+/* The float32 bodies' stage point. */
+static RMSFUSE_ALWAYS_INLINE int f32_pipe(const unsigned V, char *const *a, size_t *pi, VF *x, VF *y, VF *d)
+{
+    struct f32_ctx *const X = (struct f32_ctx *)(void *)a;
+    return rmsfuse_pipe_swap(&X->px, &X->py, &X->pd, &X->pi, 1, x, y, d, pi, (V & F32_DRAIN) != 0, X->a, X->ra);
 }
 #    undef RMSFUSE_PIPE
 #    define RMSFUSE_PIPE(x, y, d)                                                                      \

@@ -604,22 +604,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
 static RMSFUSE_ALWAYS_INLINE int TXN(pipe)(const unsigned V, char *const *a, size_t *pi, VF *x, VF *y, VF *d)
 {
     struct TXN(ctx) *const X = (struct TXN(ctx) *)(void *)a;
-    const unsigned h = TX_ODD(V);
-    const VF tx = X->px[h], ty = X->py[h], td = X->pd[h];
-    const size_t ti = X->pi;
-    X->px[h] = *x;
-    X->py[h] = *y;
-    X->pd[h] = *d;
-    if (h || !TX_PAIRS(V))
-        X->pi = *pi;
-    *x = tx;
-    *y = ty;
-    *d = td;
-    *pi = ti;
-    if (TX_DRAIN(V))
-        for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-            X->a[s] = X->ra[s];
-    return ti != SIZE_MAX;
+    const unsigned h = TX_ODD(V); /* pairs: each half its own; the odd one keeps i */
+    return rmsfuse_pipe_swap(&X->px[h], &X->py[h], &X->pd[h], &X->pi, h || !TX_PAIRS(V), x, y, d, pi,
+                             (int)TX_DRAIN(V), X->a, X->ra);
 }
 #endif
 
