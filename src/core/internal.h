@@ -181,6 +181,7 @@ typedef struct rmsfuse_span {
 } rmsfuse_span;
 /* Sorts s[0, m) and says whether any written range overlaps another range. */
 int rmsfuse_spans_overlap(rmsfuse_span *s, size_t m);
+int rmsfuse_spans_overlap_kinds(rmsfuse_span *s, size_t m, size_t k);
 
 /* ---- the core (src/core/run.h, run.c) -------------------------------------- */
 /* Checks, then makes a plan (*out NULL on error). */
