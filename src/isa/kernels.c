@@ -307,11 +307,7 @@ static __attribute__((noinline)) void f32_drain(const int R, const void *k, cons
 #define F32_DRAIN_CALL(R, k, VP, a) f32_drain((R), (k), (VP), *(const struct f32_ctx *)(const void *)(a))
 #else
 #define F32_PIPE 0u
-static RMSFUSE_ALWAYS_INLINE int piped(const int R, const unsigned V)
-{
-    (void)R, (void)V;
-    return 0;
-}
+#define piped(R, V) 0
 #define F32_DRAIN_CALL(R, k, VP, a) ((void)0)
 #endif
 
