@@ -168,6 +168,15 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_pipe_swap(VF *kx, VF *ky, VF *kd, size_
             a[s] = ra[s];
     return ti != SIZE_MAX;
 }
+/* A drain's first stage over the scratch vector zs: the arrays into ra,
+ * zs in their place (the stage point gives them back). */
+static RMSFUSE_ALWAYS_INLINE void rmsfuse_pipe_scratch(char **a, char **ra, char *zs)
+{
+    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
+        ra[s] = a[s];
+        a[s] = zs;
+    }
+}
 /* The float32 bodies' stage point. */
 static RMSFUSE_ALWAYS_INLINE int f32_pipe(const unsigned V, char *const *a, size_t *pi, VF *x, VF *y, VF *d)
 {
@@ -298,10 +307,7 @@ static RMSFUSE_ALWAYS_INLINE int piped(const int R, const unsigned V)
 static __attribute__((noinline)) void f32_drain(const int R, const void *k, const unsigned VP, struct f32_ctx z)
 {
     float zs[VW] __attribute__((aligned(32))) = {0};
-    for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
-        z.ra[s] = z.a[s];
-        z.a[s] = (char *)zs;
-    }
+    rmsfuse_pipe_scratch(z.a, z.ra, (char *)zs);
     body_wv(R, k, VP | F32_DRAIN, z.a, 0);
 }
 #define F32_DRAIN_CALL(R, k, VP, a) f32_drain((R), (k), (VP), *(const struct f32_ctx *)(const void *)(a))

@@ -598,6 +598,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
 }
 
 #if TX_FEW_CLASSES
+#if !defined(VPIPE)
+#error "TX_FEW_CLASSES's loops are software-pipelined: the ISA's ops must define VPIPE (src/isa/kernels.c)"
+#endif
 /* The body's stage point (TX_PIPED): keeps this pass's x, y, d and i for
  * the next and gives the body the pass before's; 0 where there is none
  * (the first pass).  Draining, the second stage takes the arrays. */
@@ -697,14 +700,10 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
     {                                                                                                              \
         struct TXN(ctx) z = *ctx;                                                                                  \
         u_t_cw zs[2] = {splat_cw(0u), splat_cw(0u)};                                                               \
-        for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {                                                         \
-            z.ra[s] = z.a[s];                                                                                      \
-            z.a[s] = (char *)zs;                                                                                   \
-        }                                                                                                          \
+        rmsfuse_pipe_scratch(z.a, z.ra, (char *)zs);                                                               \
         RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(kc, VP | 1u << TXV_DRAIN, z.a, 0);                           \
         if (TX_PAIRS(VP)) {                                                                                        \
-            for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) /* the body gave them back */                         \
-                z.a[s] = (char *)zs;                                                                               \
+            rmsfuse_pipe_scratch(z.a, z.ra, (char *)zs); /* the body gave them back */                             \
             RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(kc, VP | 1u << TXV_DRAIN | 1u << TXV_ODD, z.a, 0);       \
         }                                                                                                          \
     }
