@@ -723,13 +723,9 @@ RMSFUSE_RULES(RMSFUSE_TX_DRAIN_)
         TXN(st_fix)(a, i);                                                                                         \
     }
 #if TX_FEW_CLASSES
-#define TX_DRAIN_CALL_(r, VP, mv)                                                                                  \
-    do {                                                                                                           \
-        if (TX_PIPED(VP) && (mv))                                                                                  \
-            RMSFUSE_CAT(tx_drain_##r, TX_SUFFIX)((VP), &kc, &ctx);                                                 \
-    } while (0)
+#define TX_DRAIN_CALL_(r, VP) RMSFUSE_CAT(tx_drain_##r, TX_SUFFIX)((VP), &kc, &ctx)
 #else
-#define TX_DRAIN_CALL_(r, VP, mv) ((void)0)
+#define TX_DRAIN_CALL_(r, VP) ((void)0)
 #endif
 /*
  * Elements [begin, end) of a typed tensor of class C, rule r, with the
@@ -761,7 +757,7 @@ RMSFUSE_RULES(RMSFUSE_TX_DRAIN_)
                                          ? 1u << TXV_PIPE : 0u);                                                   \
             if (TX_PIPED(VP) && mv >= TX_PIPE_MIN_N) {                                                             \
                 TX_MAIN_(r, VP);                                                                                   \
-                TX_DRAIN_CALL_(r, VP, mv); /* the last pass's second stage */                                      \
+                TX_DRAIN_CALL_(r, VP); /* the last pass's second stage */                                          \
             } else {                                                                                               \
                 TX_MAIN_(r, V);                                                                                    \
             }                                                                                                      \
