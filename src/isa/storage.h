@@ -191,6 +191,21 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_amax(const unsigned type, const int no
         conv_q8_run(type, nonneg, 0, src, dst, q, n);
 }
 
+/* A block's n new values at src (the fused loops' buffer, storage_fused.h)
+ * encoded as RMSFUSE_Q8 into dst and its scale; all: the largest of their
+ * magnitudes' bits, as q8_amax_of takes it.  Out of line: one call per
+ * block, its code once per object, not once per loop. */
+static __attribute__((noinline, unused)) void q8_encode_block(const int nonneg, const float *src, char *dst,
+                                                              char *scale, size_t n, uint32_t all)
+{
+    int fin;
+    const float amax = q8_amax_of(all, src, n, &fin);
+    if (nonneg)
+        conv_q8_amax(RMSFUSE_Q8, 1, src, dst, scale, n, amax, fin);
+    else
+        conv_q8_amax(RMSFUSE_Q8, 0, src, dst, scale, n, amax, fin);
+}
+
 static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonneg, const float *src, char *dst,
                                             char *scale, size_t n)
 {
@@ -392,8 +407,9 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
  * constants (storage_fused.h, TX_FEW_BF16_), master weights in the same
  * variants (TX_FEW_MASTER_: faster than the blocks on Zen 3 once the
  * loops were software-pipelined, TX_PIPED; not measured since on Zen 4),
- * and (below, TX_F16C) f16 params and gradients beside bf16 state in the
- * same variants. */
+ * 8-bit state beside a float32 or bf16 param in the same variants where
+ * they have one state slot (TX_FEW_Q8_), and (below, TX_F16C) f16 params
+ * and gradients beside bf16 state in the same variants. */
 #define TX_FEW_CLASSES 1
 #else
 #define TX_FEW_CLASSES 0

@@ -29,10 +29,13 @@ static inline int rmsfuse_adagrad_valid(unsigned V)
     return (V & (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED)) != (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED);
 }
 
+/* The slots a variant reads or writes (a constant expression where V is
+ * one: storage_fused.h's TX_VCASE_). */
+#define RMSFUSE_USED_adagrad(V) (1u << ADAGRAD_PARAM | 1u << ADAGRAD_GRAD | 1u << ADAGRAD_SUM)
 static inline unsigned rmsfuse_adagrad_used(unsigned V)
 {
     (void)V;
-    return 1u << ADAGRAD_PARAM | 1u << ADAGRAD_GRAD | 1u << ADAGRAD_SUM;
+    return RMSFUSE_USED_adagrad(V);
 }
 
 /* The learning rate of this step (docs/math.md), in double. */

@@ -36,9 +36,12 @@ static inline int rmsfuse_sgd_valid(unsigned V)
            (V & (SGD_V_WD | SGD_V_DECOUPLED)) != (SGD_V_WD | SGD_V_DECOUPLED);
 }
 
+/* The slots a variant reads or writes (a constant expression where V is
+ * one: storage_fused.h's TX_VCASE_). */
+#define RMSFUSE_USED_sgd(V) (1u << SGD_PARAM | 1u << SGD_GRAD | (((V) & SGD_V_MOM) ? 1u << SGD_MOM : 0u))
 static inline unsigned rmsfuse_sgd_used(unsigned V)
 {
-    return 1u << SGD_PARAM | 1u << SGD_GRAD | ((V & SGD_V_MOM) ? 1u << SGD_MOM : 0u);
+    return RMSFUSE_USED_sgd(V);
 }
 
 /* docs/math.md's constant table: each derived in double, rounded once. */
