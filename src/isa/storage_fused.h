@@ -977,15 +977,16 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * gradient read as it is, its block's codes encoded out of line
  * (q8_encode_block); everything else the block path.  AMD Zen 3 VM, ns per
  * element, 4 alternations, block path -> fused, in L2 / at DRAM size:
- * RMSProp float32 0.961 -> 0.804 / 0.951 -> 0.860, bf16 1.147 -> 1.043 /
- * 1.172 -> 1.061; SGD with momentum float32 0.760 -> 0.680 / 0.871 ->
- * 0.779, bf16 0.979 -> 0.907 / 0.987 -> 0.930.  With two 8-bit slots
+ * RMSProp float32 0.911 -> 0.803 / 0.942 -> 0.843, bf16 1.152 -> 1.034 /
+ * 1.147 -> 1.036; SGD with momentum float32 0.768 -> 0.702 / 0.838 ->
+ * 0.773, bf16 0.990 -> 0.897 / 0.999 -> 0.914; AdaGrad float32 0.925 ->
+ * 0.701 / 1.008 -> 0.897 (docs/performance.md).  With two 8-bit slots
  * (momentum, Adam's moments) the fused loops were no faster than the
  * blocks (AdamW, bf16: 1.75 -> 1.84 in L2), nor were they pipelined
  * within each block (TX_PIPED, a drain per block: RMSProp with momentum
  * 1.74 -> 1.88) or with the variant read in the loop (SGD 0.74 -> 1.16);
  * and every hot variant's loop took the AVX2 storage object's compile
- * from 50 to 98 s, these from 50 to 77. */
+ * from 50 to 98 s on this VM, these from 50 to 74. */
 #define TX_FEW_Q8_(r, p, q)                                                                                \
         if (TX_FEW_CLASSES && !TX_F16C && (q) == TXS_Q8) {                                                 \
             if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                   \
