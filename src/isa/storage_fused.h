@@ -988,7 +988,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * and every hot variant's loop took the AVX2 storage object's compile
  * from 50 to 98 s on this VM, these from 50 to 74. */
 #define TX_FEW_Q8_(r, p, q)                                                                                \
-        if (TX_FEW_CLASSES && !TX_F16C && (q) == TXS_Q8) {                                                 \
+        if (TX_FEW_CLASSES && (q) == TXS_Q8) {                                                             \
             if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                   \
                 TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u, TX_VCASE1_);         \
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
