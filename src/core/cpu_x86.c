@@ -144,7 +144,7 @@ static unsigned detect(void)
      * 0.804, AdamW 0.860 / 0.781, split AdamW 0.795 / 0.737).  So of AMD's
      * CPUs only family 25 with AVX-512 (Zen 4) prefetches; earlier AMD
      * CPUs, not measured, are left to their hardware prefetchers as Zen 3
-     * is.  docs/performance.md.  Bits are unaffected. */
+     * is.  docs/performance-storage-log.md.  Bits are unaffected. */
     if (!c.amd || (c.family == 0x19u && (has & HAS_AVX512)))
         has |= PREFER_TYPED_PREFETCH;
     return has;

@@ -980,7 +980,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * RMSProp float32 0.911 -> 0.803 / 0.942 -> 0.843, bf16 1.152 -> 1.034 /
  * 1.147 -> 1.036; SGD with momentum float32 0.768 -> 0.702 / 0.838 ->
  * 0.773, bf16 0.990 -> 0.897 / 0.999 -> 0.914; AdaGrad float32 0.925 ->
- * 0.701 / 1.008 -> 0.897 (docs/performance.md).  With two 8-bit slots
+ * 0.701 / 1.008 -> 0.897 (docs/performance-storage-log.md).  With two 8-bit slots
  * (momentum, Adam's moments) the fused loops were no faster than the
  * blocks (AdamW, bf16: 1.75 -> 1.84 in L2), nor were they pipelined
  * within each block (TX_PIPED, a drain per block: RMSProp with momentum
