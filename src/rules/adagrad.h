@@ -74,7 +74,7 @@ static inline unsigned rmsfuse_adagrad_variant(const rmsfuse_adagrad_config *cfg
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adagrad)(const rmsfuse_adagrad_k *k, const unsigned V,
                                                          char *const *a, size_t i)
 {
-    VF g = VXOR_BITS(LD(ADAGRAD_GRAD), k->in.sgn);
+    VF g = RMSFUSE_GSIGN(LD(ADAGRAD_GRAD), k->in.sgn);
     VF p = LD(ADAGRAD_PARAM);
     if (V & ADAGRAD_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

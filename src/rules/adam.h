@@ -76,7 +76,7 @@ static inline unsigned rmsfuse_adam_variant(const rmsfuse_adam_config *cfg)
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(adam)(const rmsfuse_adam_k *k, const unsigned V, char *const *a,
                                                       size_t i)
 {
-    VF g = VXOR_BITS(LD(ADAM_GRAD), k->in.sgn);
+    VF g = RMSFUSE_GSIGN(LD(ADAM_GRAD), k->in.sgn);
     VF p = LD(ADAM_PARAM);
     if (V & ADAM_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

@@ -18,6 +18,13 @@
 #define RMSFUSE_SIGN_MASK(flags) (((flags) & RMSFUSE_MAXIMIZE) ? UINT32_C(0x80000000) : 0u)
 #endif
 
+#ifndef RMSFUSE_GSIGN
+/* A rule body's gradient g with the sign flip sgn (RMSFUSE_SIGN_MASK)
+ * applied: one XOR, but in AVX2's fused typed loops of the common variants
+ * (src/isa/storage_fused.h, TXN(gsign)), a branch. */
+#define RMSFUSE_GSIGN(g, sgn) VXOR_BITS((g), (sgn))
+#endif
+
 #ifndef RMSFUSE_PIPE
 /* A rule body's stage point (x, y and the denominator d, what the rest of
  * the body reads of what came before, with a and i): nothing, but in the

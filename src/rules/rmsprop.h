@@ -88,7 +88,7 @@ static inline unsigned rmsfuse_rmsprop_variant(const rmsfuse_rmsprop_config *cfg
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(rmsprop)(const rmsfuse_rmsprop_k *k, const unsigned V,
                                                          char *const *a, size_t i)
 {
-    VF g = VXOR_BITS(LD(RMSPROP_GRAD), k->in.sgn);
+    VF g = RMSFUSE_GSIGN(LD(RMSPROP_GRAD), k->in.sgn);
     VF p = LD(RMSPROP_PARAM);
     if (V & RMSPROP_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));

@@ -77,7 +77,7 @@ static inline unsigned rmsfuse_sgd_variant(const rmsfuse_sgd_config *cfg)
 static RMSFUSE_ALWAYS_INLINE void RMSFUSE_BODY(sgd)(const rmsfuse_sgd_k *k, const unsigned V, char *const *a,
                                                      size_t i)
 {
-    VF g = VXOR_BITS(LD(SGD_GRAD), k->in.sgn);
+    VF g = RMSFUSE_GSIGN(LD(SGD_GRAD), k->in.sgn);
     VF p = LD(SGD_PARAM);
     if (V & SGD_V_WD)
         g = VADD(g, VMUL(VSET1(k->w), p));
