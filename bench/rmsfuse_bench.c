@@ -797,7 +797,7 @@ static void bench_sparse(rmsfuse_bench_state *st, void *arg)
  * written once per 256 elements (8 / 256).  The roofline
  * (bench/roofline.c, roofline_mixed) moves exactly those streams, each in
  * its own width; its bytes per element are the rate's. */
-static const char *const STORAGE_FLAGSETS[] = {"rmsprop/plain", "rmsprop/momentum", "adam/adamw", "sgd/momentum"};
+static const char *const STORAGE_FLAGSETS[] = {"rmsprop/plain", "rmsprop/momentum", "adagrad/torch", "adam/adamw", "sgd/momentum"};
 
 typedef struct storage_combo {
     const char *name;
