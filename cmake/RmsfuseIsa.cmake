@@ -70,14 +70,19 @@ rmsfuse_probe_isa(sve aarch64 RMSFUSE_ENABLE_SVE "-march=armv8-a+sve" "#include 
 
 message(STATUS "rmsfuse: ISA paths built: ${RMSFUSE_ISA_LIST}")
 
-# rmsfuse_add_isa_objects(<out var> <options...>): two object libraries per
+# rmsfuse_add_isa_objects(<out var> <options...>): object libraries per
 # ISA of the registry, compiled with <options>: rmsfuse_isa_<isa> (the
-# float32 kernels, kernels.c's part 1) and rmsfuse_isa_<isa>_storage (the
-# storage types, part 2); the list of them goes to <out var>.  Two parts
-# because the largest ISA objects (AVX2, AVX-512) dominate every build: as
-# one file each, a 2-core build waited on the AVX-512 object alone (Zen 3
-# VM, RelWithDebInfo: sse2 45 s, avx2 71 s, avx512 90 s, the library at
-# 136 s); the heaviest objects are created first, so make starts them first.
+# float32 kernels, kernels.c's part 1), rmsfuse_isa_<isa>_storage (the
+# storage types, part 2) and, for an ISA that is built, one
+# rmsfuse_isa_<isa>_tx_<rule> per rule (part 3: that rule's fused storage
+# loops, src/isa/storage_fused.h; empty on ISAs without them); the list of
+# them goes to <out var>.  Parts because the largest ISA objects dominate
+# every build: as one file each, a 2-core build waited on the AVX-512
+# object alone (Zen 3 VM, RelWithDebInfo: sse2 45 s, avx2 71 s, avx512
+# 90 s, the library at 136 s); later, with every rule's fused loops, on the
+# AVX2 storage object alone (202 s at -O2 -g, where the four rules' parts
+# take 16 to 64 s each: the time of GCC 12's garbage collector grows faster than
+# linearly with the size of a file).
 # -fno-lto: an ISA's code must never be inlined into a baseline caller by
 # link-time optimisation.
 # -fno-tree-vectorize: the scalar reference stays scalar (so benchmarks
@@ -85,18 +90,50 @@ message(STATUS "rmsfuse: ISA paths built: ${RMSFUSE_ISA_LIST}")
 # RMSFUSE_ISA_EXTRA_FLAGS: more options for these objects only (the
 # sanitize preset: -fno-sanitize=pointer-overflow, see CMakePresets.json).
 set(RMSFUSE_ISA_EXTRA_FLAGS "" CACHE STRING "Extra compiler options for the per-ISA kernel objects only")
+# The rules, in the order of the registry (src/rules/registry.h), read from it.
+set(_rmsfuse_registry ${PROJECT_SOURCE_DIR}/src/rules/registry.h)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_rmsfuse_registry})
+file(STRINGS ${_rmsfuse_registry} _rmsfuse_rules_line REGEX "^#define RMSFUSE_RULES\\(X\\) ")
+string(REGEX MATCHALL "X\\([a-z0-9_]+\\)" _rmsfuse_rules "${_rmsfuse_rules_line}")
+string(REGEX REPLACE "X\\(([a-z0-9_]+)\\)" "\\1" RMSFUSE_RULE_NAMES "${_rmsfuse_rules}")
+if(NOT RMSFUSE_RULE_NAMES)
+  message(FATAL_ERROR "rmsfuse: no rule list (#define RMSFUSE_RULES(X) ...) in ${_rmsfuse_registry}")
+endif()
+
 function(rmsfuse_add_isa_objects out)
   set(targets "")
   set(_isas ${RMSFUSE_ISA_ALL})
   list(REVERSE _isas) # the widest ISAs, the slowest to compile, first
+  # Every ISA's part 1 first, then the rules' parts and part 2, as make
+  # starts them in this order: part 1 of every vector ISA takes long (SSE2's
+  # 38 s at -O2 -g, 63 s with ASan on the Zen 3 VM), and started last it
+  # kept one core busy alone at the end.
+  set(_jobs "")
   foreach(isa IN LISTS _isas)
-  foreach(part 1 2)
+    list(APPEND _jobs "${isa}:1")
+  endforeach()
+  foreach(isa IN LISTS _isas)
+    if(isa IN_LIST RMSFUSE_ISA_LIST)
+      foreach(rule IN LISTS RMSFUSE_RULE_NAMES)
+        list(APPEND _jobs "${isa}:${rule}")
+      endforeach()
+    endif()
+    list(APPEND _jobs "${isa}:2")
+  endforeach()
+  foreach(job IN LISTS _jobs)
+    string(REPLACE ":" ";" job "${job}")
+    list(GET job 0 isa)
+    list(GET job 1 part)
     set(t rmsfuse_isa_${isa})
-    if(part EQUAL 2)
+    set(_defs RMSFUSE_KPART=${part})
+    if(part STREQUAL "2")
       set(t rmsfuse_isa_${isa}_storage)
+    elseif(NOT part STREQUAL "1")
+      set(t rmsfuse_isa_${isa}_tx_${part})
+      set(_defs RMSFUSE_KPART=3 RMSFUSE_TX_RULE=${part})
     endif()
     add_library(${t} OBJECT ${PROJECT_SOURCE_DIR}/src/isa/kernels.c)
-    target_compile_definitions(${t} PRIVATE RMSFUSE_BUILDING RMSFUSE_ISA=${isa} RMSFUSE_KPART=${part})
+    target_compile_definitions(${t} PRIVATE RMSFUSE_BUILDING RMSFUSE_ISA=${isa} ${_defs})
     target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/include)
     target_compile_options(${t} PRIVATE ${ARGN})
     if(isa IN_LIST RMSFUSE_ISA_LIST)
@@ -125,7 +162,6 @@ function(rmsfuse_add_isa_objects out)
       C_VISIBILITY_PRESET hidden
       INTERPROCEDURAL_OPTIMIZATION OFF)
     list(APPEND targets ${t})
-  endforeach()
   endforeach()
   set(${out} ${targets} PARENT_SCOPE)
 endfunction()

@@ -15,11 +15,14 @@
  * below is written once for every rule and ISA; each kernel is a switch
  * over the rule's variants, so the inner loops have no per-element branches.
  *
- * The file has two parts, RMSFUSE_KPART: 1, the float32 kernel table and
- * the norm's block sum; 2, the storage types (src/isa/storage.h), which
- * call the float32 kernels through pointers only.  CMake compiles each part
- * of each ISA as its own object (cmake/RmsfuseIsa.cmake), so the two halves
- * of an ISA's code build in parallel; undefined or 0: both parts.
+ * The file has three kinds of part, RMSFUSE_KPART: 1, the float32 kernel
+ * table and the norm's block sum; 2, the storage types (src/isa/storage.h),
+ * which call the float32 kernels through pointers only, less the fused
+ * loops of storage_fused.h; 3, with -DRMSFUSE_TX_RULE=<rule>, the fused
+ * loops of that rule (where the ISA has them; elsewhere nothing), which
+ * part 2's table names.  CMake compiles each part of each ISA as its own
+ * object (cmake/RmsfuseIsa.cmake), once per rule for part 3, so an ISA's
+ * code builds in parallel; undefined or 0: everything in one object.
  */
 #include "../core/internal.h"
 
@@ -30,8 +33,12 @@
 #ifndef RMSFUSE_KPART
 #  define RMSFUSE_KPART 0
 #endif
-#define RMSFUSE_KPART_F32 (RMSFUSE_KPART != 2)
-#define RMSFUSE_KPART_STORAGE (RMSFUSE_KPART != 1)
+#define RMSFUSE_KPART_F32 (RMSFUSE_KPART == 0 || RMSFUSE_KPART == 1)
+#define RMSFUSE_KPART_STORAGE (RMSFUSE_KPART != 1)           /* 0, 2 and 3: storage.h */
+#define RMSFUSE_KPART_STORAGE_OPS (RMSFUSE_KPART == 0 || RMSFUSE_KPART == 2)
+#if RMSFUSE_KPART == 3 && !defined(RMSFUSE_TX_RULE)
+#  error "part 3 of src/isa/kernels.c needs -DRMSFUSE_TX_RULE=<rule> (CMake gives it)"
+#endif
 
 #ifndef RMSFUSE_ISA_OPS
 
@@ -48,11 +55,14 @@ rmsfuse_block_sumsq_fn RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)(void)
 }
 #endif
 
-#if RMSFUSE_KPART_STORAGE
+#if RMSFUSE_KPART_STORAGE_OPS
 const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 {
     return NULL;
 }
+#endif
+#if RMSFUSE_KPART == 3
+typedef int rmsfuse_no_fused_loops_; /* nothing here (ISO C: a file is not empty) */
 #endif
 
 #else
@@ -73,8 +83,9 @@ const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 #include "../rules/registry.h"
 #undef RMSFUSE_BODY
 
-/* The gradient transform of one element (see grad_transform below). */
-static RMSFUSE_ALWAYS_INLINE float grad_in_w1(float x, float gs, float gc)
+/* The gradient transform of one element (see grad_transform below; part 1
+ * only, hence unused elsewhere). */
+static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) float grad_in_w1(float x, float gs, float gc)
 {
     return GRAD_IN(x, gs, gc);
 }
@@ -346,9 +357,9 @@ static RMSFUSE_ALWAYS_INLINE size_t vec_loops(const int R, const void *k, const 
  * faults), so the loads are in flight before the loop, held up by the
  * divider, reaches them; not on CPUs where that measured slower than the
  * hardware prefetchers alone (AMD Zen 4: rmsfuse_cpu_prefers_prefetch,
- * src/core/cpu_x86.c).
+ * src/core/cpu_x86.c).  Part 1's only (hence unused elsewhere).
  */
-static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const unsigned V, char *const *a, size_t n)
+static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) void rule_loop(const int R, const void *k, const unsigned V, char *const *a, size_t n)
 {
     size_t i = 0;
 #if defined(VLA)
@@ -398,7 +409,8 @@ static RMSFUSE_ALWAYS_INLINE void rule_loop(const int R, const void *k, const un
  */
 typedef float rmsfuse_v8f_ __attribute__((vector_size(8 * sizeof(float))));
 typedef double rmsfuse_v8d_ __attribute__((vector_size(8 * sizeof(double))));
-/* Both parts: the float32 step's norm (part 1) and the typed one (storage.h). */
+/* Parts 1 and 2: the float32 step's norm and the typed one (storage.h). */
+#if RMSFUSE_KPART != 3
 static double block_sumsq(const char *g, size_t n, float s)
 {
     _Static_assert(RMSFUSE_NORM_LANES == 16, "two vectors of 8 lanes");
@@ -429,6 +441,7 @@ static double block_sumsq(const char *g, size_t n, float s)
             lane[j] += lane[j + w];
     return lane[0];
 }
+#endif /* RMSFUSE_KPART != 3 */
 
 /* ---- part 1: the float32 kernels ------------------------------------------- */
 #if RMSFUSE_KPART_F32
@@ -558,11 +571,12 @@ rmsfuse_block_sumsq_fn RMSFUSE_CAT(rmsfuse_block_sumsq_, RMSFUSE_ISA)(void)
 /* ---- part 2: storage types (docs/math.md, "Storage types") ---------------- */
 #if RMSFUSE_KPART_STORAGE
 #include "storage.h"
-
+#endif
+#if RMSFUSE_KPART_STORAGE_OPS
 const rmsfuse_storage_ops *RMSFUSE_CAT(rmsfuse_storage_ops_, RMSFUSE_ISA)(void)
 {
     return storage_ops_active();
 }
-#endif /* RMSFUSE_KPART_STORAGE */
+#endif /* RMSFUSE_KPART_STORAGE_OPS */
 
 #endif /* RMSFUSE_ISA_OPS */

@@ -31,6 +31,24 @@
 #define RMSFUSE_CONV_WIDE 0 /* the scalar ISA, and SVE (a width known only at run time): width 1 */
 #endif
 
+/* Which fused loops (storage_fused.h) this ISA has: "the fused loops"
+ * below says why. */
+#if !RMSFUSE_CONV_WIDE
+/* the scalar path and SVE (VW not a preprocessor constant): the block path */
+#elif VW == 16 && defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
+#define RMSFUSE_TX_BUILT 1
+#define RMSFUSE_TX_HW_BUILT 1
+#elif !(defined(__SSE2__) && !defined(__AVX2__))
+#define RMSFUSE_TX_BUILT 1
+#if defined(__AVX2__) && defined(__x86_64__)
+#define RMSFUSE_TX_F16C_BUILT 1
+#endif
+#endif
+
+#if RMSFUSE_KPART == 3 && !defined(RMSFUSE_TX_BUILT)
+typedef int rmsfuse_no_fused_loops_; /* one rule's fused loops, on an ISA without them: nothing */
+#else
+
 static RMSFUSE_ALWAYS_INLINE void conv_to_t(const unsigned type, const int nonneg, const char *src, float scale,
                                             float *dst, size_t n)
 {
@@ -55,6 +73,7 @@ static RMSFUSE_ALWAYS_INLINE void conv_to_t(const unsigned type, const int nonne
 #if RMSFUSE_CONV_WIDE && defined(__x86_64__) /* (not SVE, whose VW is not a preprocessor constant) */
 #if VW == 8 || VW == 16
 #define RMSFUSE_F16C_BUILT 1
+#if RMSFUSE_KPART_STORAGE_OPS
 static __attribute__((target("f16c"))) void f16_to_f32_hw(const char *src, float *dst, size_t n)
 {
     size_t i = 0;
@@ -69,7 +88,13 @@ static __attribute__((target("f16c"))) void f16_to_f32_hw(const char *src, float
 }
 #endif
 #endif
+#endif
 
+/* The block conversions, the split weights' halves, the bulk conversions,
+ * the typed norm and the block path's block: part 2's (the fused loops call
+ * the block from there), less the 8-bit coding, which the fused loops
+ * share. */
+#if RMSFUSE_KPART_STORAGE_OPS
 /* n elements of `type` at src (8-bit: at most one block, with its scale) into dst. */
 static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale, float *dst, size_t n)
 {
@@ -103,6 +128,7 @@ static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale,
         break;
     }
 }
+#endif /* RMSFUSE_KPART_STORAGE_OPS */
 
 /* The largest |x| of n floats x, NaNs ignored, given `all`, the largest
  * of their magnitudes' bits (NaNs included: on the bits, the order of
@@ -226,6 +252,7 @@ static RMSFUSE_ALWAYS_INLINE void conv_16_t(const unsigned type, const int sr, c
         store_c1(type, dst + i * 2, ld_f32_c1((const char *)(src + i)), sr, key, i0 + i);
 }
 
+#if RMSFUSE_KPART_STORAGE_OPS
 #ifdef RMSFUSE_F16C_BUILT
 static __attribute__((target("f16c"))) void f16_from_f32_hw(const float *src, char *dst, size_t n)
 {
@@ -334,11 +361,14 @@ static void split_part(const float *src, char *hi, char *lo, size_t n)
         st_u16_c1(lo + 2 * i, u & 0xFFFFu);
     }
 }
+#endif /* RMSFUSE_KPART_STORAGE_OPS */
 
 /* ---- the typed run ----------------------------------------------------------------- */
 
-static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
-                        size_t i0, size_t m);
+/* (Shared by the ISA's objects: hidden, named after the ISA.) */
+#define typed_block RMSFUSE_CAT(rmsfuse_typed_block_, RMSFUSE_ISA)
+__attribute__((visibility("hidden"))) void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant,
+                                                       const rmsfuse_typed_job *J, size_t i0, size_t m);
 
 /* Elements [begin, end) of a typed tensor through the block path, in blocks
  * from the tensor's element 0. */
@@ -366,11 +396,7 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
  * path: the same bits, and one instantiation per ISA keeps CI's many
  * builds within their time.
  */
-#if !RMSFUSE_CONV_WIDE
-/* the scalar path and SVE (VW not a preprocessor constant): the block path */
-#elif VW == 16 && defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
-#define RMSFUSE_TX_BUILT 1
-#define RMSFUSE_TX_HW_BUILT 1
+#if defined(RMSFUSE_TX_HW_BUILT)
 #define RMSFUSE_TX_HW_TARGET __attribute__((target("avx512bf16,avx512dq,avx512bw,avx512vl")))
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512bf16,avx512dq,avx512bw,avx512vl"))), apply_to = function)
@@ -392,8 +418,7 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
 #else
 #pragma GCC pop_options
 #endif
-#elif !(defined(__SSE2__) && !defined(__AVX2__))
-#define RMSFUSE_TX_BUILT 1
+#elif defined(RMSFUSE_TX_BUILT)
 #define TX_SUFFIX _sw
 #define TX_HW 0
 #if defined(__AVX2__)
@@ -419,13 +444,12 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
 #undef TX_SUFFIX
 #undef TX_HW
 #undef TX_F16C
-#if defined(__AVX2__) && defined(__x86_64__)
+#if defined(RMSFUSE_TX_F16C_BUILT)
 /* And f16 params and gradients beside bf16 state (storage_fused.h,
  * TX_F16C): their constant loops under the target of F16C, run where the
  * CPU has it (rmsfuse_cpu_has_f16_convert), f16 by vcvtph2ps and
  * vcvtps2ph, which give the block path's bits (the comment on F16C
  * above; a signalling NaN comes out quiet, still a NaN: docs/math.md). */
-#define RMSFUSE_TX_F16C_BUILT 1
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("f16c"))), apply_to = function)
 #else
@@ -448,8 +472,9 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
 #undef TX_FEW_CLASSES
 #endif
 
+#if RMSFUSE_KPART_STORAGE_OPS
 /* Elements [i0, i0 + m) of a typed tensor, within one block of QB. */
-static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
+void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
                         size_t i0, size_t m)
 {
     float buf[RMSFUSE_MAX_SLOTS][QB] __attribute__((aligned(64)));
@@ -494,6 +519,7 @@ static void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, 
     }
 }
 
+/* The typed run and the operations' table. */
 /* Elements [begin, end) of a typed tensor through the rule's kernel, in
  * blocks from the tensor's element 0. */
 static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kernel, const void *k, unsigned variant,
@@ -579,7 +605,10 @@ static const rmsfuse_storage_ops *storage_ops_active(void)
 #endif
     return &storage_ops;
 }
+#endif /* RMSFUSE_KPART_STORAGE_OPS */
+#endif /* RMSFUSE_KPART == 3 && !RMSFUSE_TX_BUILT */
 
+#undef typed_block
 #undef RMSFUSE_CONV_WIDE
 #undef QB
 #endif /* RMSFUSE_ISA_STORAGE_H */

@@ -167,6 +167,7 @@ static RMSFUSE_ALWAYS_INLINE float tx_float(const char *bits)
     return f;
 }
 
+#if RMSFUSE_KPART_STORAGE_OPS
 /* The class of a job's storage, or -1 where the block path runs it; f16:
  * f16 params and gradients are the fused loops' (TX_HW on a CPU with F16C). */
 static int tx_class_of(const rmsfuse_typed_job *J, int f16)
@@ -204,6 +205,7 @@ static int tx_class_of(const rmsfuse_typed_job *J, int f16)
         }
     return (int)TX_CLASS(p, st);
 }
+#endif
 
 /* Large ranges prefetch their 16- and 8-bit arrays this many blocks ahead,
  * on CPUs where that measured faster (rmsfuse_cpu_prefers_typed_prefetch,
@@ -223,6 +225,18 @@ typedef void (*tx_fn)(rmsfuse_kernel kernel, const void *kp, unsigned variant, c
 #define TX_S_(X, r, p) X(r, p, 0) X(r, p, 1) X(r, p, 2)
 #define TX_ALL_(X, r) TX_S_(X, r, 0) TX_S_(X, r, 1) TX_S_(X, r, 2) TX_S_(X, r, 3)
 _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every class");
+
+/* The rules whose fused loops this object defines, X(rule) each: one in
+ * part 3 of src/isa/kernels.c (RMSFUSE_TX_RULE), none in part 2 (whose
+ * tables name the others' functions), every rule in one object (part 0). */
+#if RMSFUSE_KPART == 3
+#define TX_RULES_HERE_(X) TX_RULE_ONE_(X, RMSFUSE_TX_RULE)
+#define TX_RULE_ONE_(X, r) X(r)
+#elif RMSFUSE_KPART == 2
+#define TX_RULES_HERE_(X)
+#else
+#define TX_RULES_HERE_(X) RMSFUSE_RULES(X)
+#endif
 #endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
 
 /* ==== one instantiation: TX_SUFFIX names it, TX_HW 1 for the bf16 stores
@@ -717,7 +731,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
             RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(kc, VP | 1u << TXV_DRAIN | 1u << TXV_ODD, z.a, 0);       \
         }                                                                                                          \
     }
-RMSFUSE_RULES(RMSFUSE_TX_DRAIN_)
+TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
 #undef RMSFUSE_TX_DRAIN_
 #endif
 
@@ -803,7 +817,7 @@ RMSFUSE_RULES(RMSFUSE_TX_DRAIN_)
             i0 += m;                                                                                               \
         }                                                                                                          \
     }
-RMSFUSE_RULES(RMSFUSE_TX_LOOPS_)
+TX_RULES_HERE_(RMSFUSE_TX_LOOPS_)
 
 /* The body's V for class C: the variant, the class, the gradient's type, the
  * param's 16-bit type, the non-negative slots, stochastic rounding (bf16 and
@@ -1012,8 +1026,15 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
         }
+/* Rule r's loops of class (p, q): a function of its own, shared between
+ * the objects of one ISA (hidden: not exported), named after the ISA. */
+#define TX_FNAME_(r, p, q) RMSFUSE_CAT(RMSFUSE_CAT(RMSFUSE_CAT(rmsfuse_tx_, RMSFUSE_ISA), _##r##_##p##_##q), TX_SUFFIX)
+#define TX_DECL_(r, p, q)                                                                                  \
+    __attribute__((visibility("hidden"))) void TX_FNAME_(r, p, q)(                                         \
+        rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
+        size_t end);
 #define TX_FN_(r, p, q)                                                                                    \
-    static __attribute__((noinline, aligned(64))) void RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX)(         \
+    __attribute__((noinline, aligned(64))) void TX_FNAME_(r, p, q)(                                        \
         rmsfuse_kernel kernel, const void *kp, unsigned variant, const rmsfuse_typed_job *J, size_t begin, \
         size_t end)                                                                                        \
     {                                                                                                      \
@@ -1040,7 +1061,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         else                                                                                               \
             TX_LOOPS_SPLIT_(r, V & ~(1u << TXV_SR));                                                       \
     }
-#define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = RMSFUSE_CAT(tx_##r##_##p##_##q, TX_SUFFIX),
+#define TX_ENTRY_(r, p, q) [RMSFUSE_RULE_##r][TX_CLASS(p, q)] = TX_FNAME_(r, p, q),
 /* The classes of this instantiation (the others take the block path):
  * with TX_FEW_CLASSES, float32 state beside a float32, master-weight
  * (TX_FEW_MASTER_) or split param, and all-bf16 (TX_FEW_BF16_). */
@@ -1051,11 +1072,16 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #else
 #define TX_LIST_(X, r) TX_ALL_(X, r)
 #endif
+#define TX_RULE_DECLS_(r) TX_LIST_(TX_DECL_, r)
+RMSFUSE_RULES(TX_RULE_DECLS_)
 #define TX_RULE_FNS_(r) TX_LIST_(TX_FN_, r)
-RMSFUSE_RULES(TX_RULE_FNS_)
+TX_RULES_HERE_(TX_RULE_FNS_)
 
+#if RMSFUSE_KPART_STORAGE_OPS
 #define TX_RULE_ENTRIES_(r) TX_LIST_(TX_ENTRY_, r)
 static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RULE_ENTRIES_)};
+#undef TX_RULE_ENTRIES_
+#endif
 
 
 #undef RMSFUSE_TX_LOOPS_
@@ -1076,6 +1102,8 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 #undef TX_LOOPS_TYPES_
 #undef TX_ENTRY_
 #undef TX_RULE_FNS_
-#undef TX_RULE_ENTRIES_
+#undef TX_RULE_DECLS_
+#undef TX_DECL_
+#undef TX_FNAME_
 #undef TX_LIST_
 #undef TXN
