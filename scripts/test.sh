@@ -49,7 +49,7 @@ cd "$root"
 stages=${*:-native valgrind qemu-x86 aarch64 sve bench mpi python packages sanitize tsan fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev libeigen3-dev)
+pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev libeigen3-dev ccache)
 case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "* | *" sve "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
@@ -84,9 +84,21 @@ configure_build() { # dir, cmake args...
 # The native build, build/test, with the test programs run through a launcher
 # ($1, a ;-list, or empty): the valgrind, qemu-x86, bench, mpi and python
 # stages reuse its objects (only the tests' commands change), which saves CI a
-# build each.
+# build each.  Release, as the packages and scripts/bench.sh build: the tests
+# run the code that ships.  Through ccache, with its cache in build/ccache
+# (a clean checkout starts empty): the packages stage then compiles every
+# object with the same command, found in the cache.
+export CCACHE_DIR="$root/build/ccache"
+with_ccache() { # command...: CMake configures the compilers' launcher from these
+    if command -v ccache >/dev/null; then
+        CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache "$@"
+    else
+        "$@"
+    fi
+}
 native_build() { # launcher, then more cmake args
-    configure_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMSFUSE_BUILD_POOL=ON "-DRMSFUSE_TEST_LAUNCHER=$1" "${@:2}"
+    with_ccache configure_build build/test -DCMAKE_BUILD_TYPE=Release -DRMSFUSE_BUILD_POOL=ON \
+        "-DRMSFUSE_TEST_LAUNCHER=$1" "${@:2}"
 }
 
 stage_native() {
@@ -123,7 +135,7 @@ stage_qemu_x86() {
 }
 
 stage_aarch64() {
-    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=Release \
         --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
     # qemu-aarch64's default CPU ("max") has SVE: switched off here.
     # (As in valgrind, the golden vectors' generator is the native stage's.)
@@ -132,7 +144,7 @@ stage_aarch64() {
 }
 
 stage_sve() {
-    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=Release \
         --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
     local bytes expect
     for bytes in 64 16 32 256; do # vector length in bytes: 512 bits first (qemu's default)
@@ -150,9 +162,9 @@ stage_sve() {
 }
 
 stage_bench() {
-    # The native build with the benchmarks added (RelWithDebInfo: this run
-    # checks that they build, run and report, not how fast; scripts/bench.sh
-    # measures, in its own Release build).
+    # The native build with the benchmarks added (this run checks that they
+    # build, run and report, not how fast; scripts/bench.sh measures, in its
+    # own build).
     native_build "" -DRMSFUSE_BUILD_BENCH=ON
     local out=build/test/bench-smoke
     mkdir -p "$out"
@@ -182,7 +194,7 @@ stage_python() {
 stage_packages() {
     # Installs the .debs into this system, uses them, purges them: root only.
     [ "$(id -u)" -eq 0 ] || { echo "packages: needs root (it installs and purges Debian packages)"; return 1; }
-    scripts/check_packages.sh
+    with_ccache scripts/check_packages.sh
 }
 
 # ---- hardening (docs/reliability.md) ----
