@@ -49,7 +49,9 @@ cd "$root"
 stages=${*:-native valgrind qemu-x86 aarch64 sve bench mpi python packages sanitize tsan fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev libeigen3-dev ccache)
+pkgs=(build-essential cmake pkg-config check python3-numpy libhwloc-dev libeigen3-dev)
+# ccache only saves time (native_build below): installed as root, used where present.
+[ "$(id -u)" -ne 0 ] || pkgs+=(ccache)
 case " $stages " in *" valgrind "*) pkgs+=(valgrind) ;; esac
 case " $stages " in *" qemu-x86 "*) pkgs+=(qemu-user) ;; esac
 case " $stages " in *" aarch64 "* | *" sve "*) pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross check:arm64) ;; esac
