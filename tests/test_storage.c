@@ -1924,7 +1924,7 @@ START_TEST(test_overlaps)
                 const int both_grads = !a1[x].written && !a0[y].written;
                 /* two gradients: tensor 1's inside tensor 0's (it is shorter) */
                 *a1[x].ptr = (unsigned char *)*a0[y].ptr - (both_grads ? 0 : a1[x].bytes - 1);
-                char what[128];
+                char what[384]; /* storage_text: up to 159 characters, the names beside it */
                 snprintf(what, sizeof what, "%s: tensor 1's %s on tensor 0's %s", storage_text(&sts[s]), a1[x].name,
                          a0[y].name);
                 if (!both_grads)

@@ -474,8 +474,8 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
 
 #if RMSFUSE_KPART_STORAGE_OPS
 /* Elements [i0, i0 + m) of a typed tensor, within one block of QB. */
-void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J,
-                        size_t i0, size_t m)
+void typed_block(rmsfuse_kernel kernel, const void *k, unsigned variant, const rmsfuse_typed_job *J, size_t i0,
+                 size_t m)
 {
     float buf[RMSFUSE_MAX_SLOTS][QB] __attribute__((aligned(64)));
     char *b[RMSFUSE_MAX_SLOTS];
