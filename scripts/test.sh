@@ -136,9 +136,14 @@ stage_qemu_x86() {
         RMSFUSE_EXPECT_ISA=avx2 ctest --test-dir build/test -j "$jobs" --output-on-failure -LE '^(software|golden|scalar|sse2)$'
 }
 
+# The AArch64 cross build, build/aarch64, Release as the native one: the
+# aarch64 and sve stages run the same objects.
+aarch64_build() {
+    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=Release --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
+}
+
 stage_aarch64() {
-    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=Release \
-        --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
+    aarch64_build
     # qemu-aarch64's default CPU ("max") has SVE: switched off here.
     # (As in valgrind, the golden vectors' generator is the native stage's.)
     QEMU_CPU=max,sve=off CK_FORK=no RMSFUSE_TEST_QUICK=1 RMSFUSE_TEST_SKIP_DETECTED=1 RMSFUSE_EXPECT_ISA=neon \
@@ -146,8 +151,7 @@ stage_aarch64() {
 }
 
 stage_sve() {
-    configure_build build/aarch64 -DCMAKE_BUILD_TYPE=Release \
-        --toolchain cmake/toolchain-aarch64-linux-gnu.cmake
+    aarch64_build
     local bytes expect
     for bytes in 64 16 32 256; do # vector length in bytes: 512 bits first (qemu's default)
         expect=sve
