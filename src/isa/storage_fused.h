@@ -22,8 +22,9 @@
  * the same operations on the same values, the conversions being the same
  * functions (storage_conv.h).
  *
- * 8-bit state is decoded in registers; its new values go to a float32
- * buffer of the block (1 KiB, in L1), and their largest magnitude is kept
+ * 8-bit state is decoded in registers (on AVX2 a block at a time into a
+ * float32 buffer of the block, 1 KiB in L1, before its loop: tx_q8_pre);
+ * its new values go to that buffer, and their largest magnitude is kept
  * in a register as they are stored; the buffer is encoded once the block
  * is done.
  *
@@ -237,7 +238,36 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
 #else
 #define TX_RULES_HERE_(X) RMSFUSE_RULES(X)
 #endif
+
+/*
+ * 8-bit state on AVX2 (TX_Q8_PRE, below): the m codes of a block at c
+ * decoded into the block's float32 buffer before the loop, which then
+ * reads the state there, as float32 state, and writes its new values
+ * back in place (TXN(store)).  Decoded in the loop, each vector's chain
+ * from the codes' load through the rule to the stores was too long for
+ * AMD Zen 3's scheduler to keep enough vectors in flight: about 10 cycles
+ * per 8 elements for SGD's 27 instructions, where its pipes would take 6
+ * (llvm-mca -mcpu=znver3 agrees).  AMD Zen 3 VM, ns per element, decoded
+ * in the loop -> before it (with q8_value's subtraction), 5 alternations:
+ * in L2, RMSProp 0.825 -> 0.703, bf16 1.034 -> 0.907; SGD with momentum
+ * 0.684 -> 0.617, bf16 0.928 -> 0.780; AdaGrad 0.760 -> 0.699, bf16
+ * 1.055 -> 0.870; at DRAM size RMSProp 0.884 -> 0.844, SGD 0.800 ->
+ * 0.759, bf16 0.919 -> 0.817.  Beside the rules with two 8-bit slots
+ * this made the fused loops faster than the block path (TX_FEW_Q8_).
+ */
+static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned nonneg, const char *c, float scale, float *buf, size_t m)
+{
+    if (nonneg)
+        for (size_t i = 0; i < m; i += VW)
+            st_f32_cw((char *)(buf + i), q8_decode_cw(RMSFUSE_Q8, 1, ld_u8_cw(c + i), scale));
+    else
+        for (size_t i = 0; i < m; i += VW)
+            st_f32_cw((char *)(buf + i), q8_decode_cw(RMSFUSE_Q8, 0, ld_u8_cw(c + i), scale));
+}
 #endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
+
+/* whether 8-bit state is decoded block by block before the loop (tx_q8_pre) */
+#define TX_Q8_PRE TX_FEW_CLASSES
 
 /* ==== one instantiation: TX_SUFFIX names it, TX_HW 1 for the bf16 stores
  * of AVX-512 BF16 ========================================================= */
@@ -541,6 +571,8 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(load)(const unsigned V, const unsigned s, ch
     case TXS_BF16:
         return TXN(ld_bf16)(a[s] + i * 2);
     case TXS_Q8:
+        if (TX_Q8_PRE)
+            return VLOAD(a[TX_BUF + s] + i * 4);
         return tx_vf(q8_decode_cw(RMSFUSE_Q8, (int)TX_NONNEG(V, s), ld_u8_cw(a[s] + i), tx_float(a[TX_SCALE + s])));
     default:
         return VLOAD(a[s] + i * 4);
@@ -806,6 +838,10 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
             }                                                                                                      \
             for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                       \
                 ctx.mx[s] = splat_cw(0u);                                                                          \
+            if (TX_Q8_PRE)                                                                                         \
+                for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                   \
+                    if (J->used & (1u << s))                                                                       \
+                        tx_q8_pre((nonneg >> s) & 1u, J->a[s] + i0, tx_float(a[TX_SCALE + s]), buf[s], m);         \
             for (size_t i = 0; i < m; i += VW) {                                                                   \
                 RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, V, a, i);                                       \
                 TXN(st_fix)(a, i);                                                                                 \
@@ -898,12 +934,9 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #else
 #define TX_HOT_TYPES (1u << TXV_G) /* a bf16 gradient */
 #endif
-#define TX_VCASE_(r, v) TX_VCASE_IF_(r, v, 1)
-/* only the variants with one state slot (TX_FEW_Q8_; slots 0 and 1: the param and the gradient) */
-#define TX_VCASE1_(r, v) TX_VCASE_IF_(r, v, __builtin_popcount(RMSFUSE_USED_##r(v) >> 2) == 1)
-#define TX_VCASE_IF_(r, v, cond)                                                                           \
+#define TX_VCASE_(r, v)                                                                                    \
     case (v):                                                                                              \
-        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u && (cond)) { \
+        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u) {        \
             TX_LOOPS_AT_(r, ((VH | TH | 1u << TXV_GPLAIN) &                                                \
                              ~(0xFFu | ((1u << TXV_G | 1u << TXV_GF16 | 1u << TXV_PF16) & ~TH) |           \
                                1u << TXV_SFL)) |                                                           \
@@ -915,10 +948,9 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * variant's constant loop, which returns; else nothing.  W: the body's V
  * but for the bits TX_VCASE_ sets, stochastic rounding a constant in it;
  * T: the types' bits of the loops (TX_HOT_TYPES: a bf16 gradient, or
- * with F16C an f16 param and gradient; 0: float32); CASE: TX_VCASE_, or
- * TX_VCASE1_ for the variants with one state slot.  The cases' conditions
- * are constant expressions (RMSFUSE_USED_<rule>, not a function), so the
- * loops of the variants they leave out are never built.  In these loops
+ * with F16C an f16 param and gradient; 0: float32).  The cases' conditions
+ * fold to constants, so the loops of the variants they leave out are never
+ * built.  In these loops
  * the gradient's sign flip (RMSFUSE_GSIGN) is a branch on the invariant
  * sgn, not an XOR with 0 on every vector (AMD Zen 3 VM, in L2, 7
  * alternations, ns per element, XOR -> branch: all-bf16 RMSProp 0.477 ->
@@ -927,14 +959,14 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * master weights 0.315 -> 0.285); a branch, not the blocks: these loops'
  * all-bf16 AdamW with RMSFUSE_MAXIMIZE took 0.7-1.0 ns per element either
  * way, 1.4-2.1 in the blocks. */
-#define TX_HOT_(r, W) TX_HOT_T_(r, (W), TX_HOT_TYPES, TX_VCASE_)
-#define TX_HOT_T_(r, W, T, CASE)                                                                           \
+#define TX_HOT_(r, W) TX_HOT_T_(r, (W), TX_HOT_TYPES)
+#define TX_HOT_T_(r, W, T)                                                                                 \
     do {                                                                                                   \
         const unsigned VH = (W), TH = (T);                                                                 \
         const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                       \
         if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                    \
             switch (variant) {                                                                             \
-                RMSFUSE_FOR_EACH_VARIANT(CASE, r)                                                          \
+                RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                          \
             default:                                                                                       \
                 break;                                                                                     \
             }                                                                                              \
@@ -1004,25 +1036,27 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         }
 /* AVX2 (TX_FEW_CLASSES), 8-bit state beside a float32 param and gradient
  * or a bf16 param and gradient, rounded to nearest even: the constant
- * loop of a variant of RMSFUSE_TXHOT_<rule> with one state slot
- * (TX_VCASE1_: RMSProp without momentum, SGD with momentum, AdaGrad) on a
- * gradient read as it is, its block's codes encoded out of line
- * (q8_encode_block); everything else the block path.  AMD Zen 3 VM, ns per
- * element, 4 alternations, block path -> fused, in L2 / at DRAM size:
- * RMSProp float32 0.911 -> 0.803 / 0.942 -> 0.843, bf16 1.152 -> 1.034 /
- * 1.147 -> 1.036; SGD with momentum float32 0.768 -> 0.702 / 0.838 ->
- * 0.773, bf16 0.990 -> 0.897 / 0.999 -> 0.914; AdaGrad float32 0.925 ->
- * 0.701 / 1.008 -> 0.897 (docs/performance-storage-log.md).  With two 8-bit slots
- * (momentum, Adam's moments) the fused loops were no faster than the
- * blocks (AdamW, bf16: 1.75 -> 1.84 in L2), nor were they pipelined
- * within each block (TX_PIPED, a drain per block: RMSProp with momentum
- * 1.74 -> 1.88) or with the variant read in the loop (SGD 0.74 -> 1.16);
- * and every hot variant's loop took the AVX2 storage object's compile
- * from 50 to 98 s on this VM, these from 50 to 74. */
+ * loop of a variant of RMSFUSE_TXHOT_<rule> (TX_VCASE_) on a gradient read
+ * as it is, its block's codes decoded before the loop (tx_q8_pre) and
+ * encoded after it, out of line (q8_encode_block); everything else the
+ * block path.  AMD Zen 3 VM, ns per element, 4 alternations, block path ->
+ * fused, in L2 / at DRAM size: RMSProp float32 0.911 -> 0.803 / 0.942 ->
+ * 0.843, bf16 1.152 -> 1.034 / 1.147 -> 1.036; SGD with momentum float32
+ * 0.768 -> 0.702 / 0.838 -> 0.773, bf16 0.990 -> 0.897 / 0.999 -> 0.914;
+ * AdaGrad float32 0.925 -> 0.701 / 1.008 -> 0.897
+ * (docs/performance-storage-log.md).  With two 8-bit slots (momentum,
+ * Adam's moments) the fused loops were no faster than the blocks while
+ * they decoded in the loop (AdamW, bf16: 1.75 -> 1.84 in L2; nor
+ * software-pipelined, TX_PIPED with a drain per block: RMSProp with
+ * momentum 1.74 -> 1.88); with tx_q8_pre, 5 alternations, in L2 / at DRAM
+ * size: RMSProp with momentum float32 1.543 -> 1.343 / 1.575 -> 1.385,
+ * bf16 1.817 -> 1.723 / 1.866 -> 1.699; AdamW float32 1.442 -> 1.331 /
+ * 1.524 -> 1.409, bf16 1.705 -> 1.577 / 1.768 -> 1.592.  With the
+ * variant read in the loop they were slower (SGD 0.74 -> 1.16). */
 #define TX_FEW_Q8_(r, p, q)                                                                                \
         if (TX_FEW_CLASSES && (q) == TXS_Q8) {                                                             \
             if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                   \
-                TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u, TX_VCASE1_);         \
+                TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);                     \
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
         }
@@ -1085,6 +1119,7 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 
 
 #undef RMSFUSE_TX_LOOPS_
+#undef TX_Q8_PRE
 #undef TX_DRAIN_CALL_
 #undef TX_MAIN_
 #undef TX_FN_
@@ -1094,8 +1129,6 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 #undef TX_FEW_Q8_
 #undef TX_HOT_T_
 #undef TX_VCASE_
-#undef TX_VCASE1_
-#undef TX_VCASE_IF_
 #undef TX_HOT_TYPES
 #undef TX_LOOPS_AT_
 #undef TX_LOOPS_SPLIT_
