@@ -196,6 +196,8 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_run(const unsigned type, const int non
 {
     size_t i = 0;
 #if RMSFUSE_CONV_WIDE
+    for (; i + 4 * VW <= n; i += 4 * VW)
+        q8_encode_x4_cw(type, nonneg, finite, src + i, q, dst + i);
     for (; i + VW <= n; i += VW)
         st_u8_cw(dst + i, q8_encode_cw(type, nonneg, finite, ld_f32_cw((const char *)(src + i)), q));
 #endif
