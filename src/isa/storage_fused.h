@@ -946,15 +946,14 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         break;
 /* On a gradient read as it is, in a variant of RMSFUSE_TXHOT_<rule>: that
  * variant's constant loop, which returns; else nothing.  W: the body's V
- * but for the bits TX_VCASE_ sets, stochastic rounding a constant in it;
- * T: the types' bits of the loops (TX_HOT_TYPES: a bf16 gradient, or
- * with F16C an f16 param and gradient; 0: float32).  The cases' conditions
- * fold to constants, so the loops of the variants they leave out are never
- * built.  In these loops
- * the gradient's sign flip (RMSFUSE_GSIGN) is a branch on the invariant
- * sgn, not an XOR with 0 on every vector (AMD Zen 3 VM, in L2, 7
- * alternations, ns per element, XOR -> branch: all-bf16 RMSProp 0.477 ->
- * 0.454, split RMSProp 0.457 -> 0.423, master weights AdamW 0.584 ->
+ * but for the bits TX_VCASE_ sets, stochastic rounding a constant in it; T:
+ * the types' bits of the loops (TX_HOT_TYPES: a bf16 gradient, or with F16C
+ * an f16 param and gradient; 0: float32).  The cases' conditions fold to
+ * constants, so the loops of the variants they leave out are never built.
+ * In these loops the gradient's sign flip (RMSFUSE_GSIGN) is a branch on
+ * the invariant sgn, not an XOR with 0 on every vector (AMD Zen 3 VM, in
+ * L2, 7 alternations, ns per element, XOR -> branch: all-bf16 RMSProp 0.477
+ * -> 0.454, split RMSProp 0.457 -> 0.423, master weights AdamW 0.584 ->
  * 0.548; with SGD_V_DAMP too, SGD with momentum all-bf16 0.320 -> 0.286,
  * master weights 0.315 -> 0.285); a branch, not the blocks: these loops'
  * all-bf16 AdamW with RMSFUSE_MAXIMIZE took 0.7-1.0 ns per element either
@@ -966,7 +965,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                       \
         if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                    \
             switch (variant) {                                                                             \
-                RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                          \
+                RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                     \
             default:                                                                                       \
                 break;                                                                                     \
             }                                                                                              \

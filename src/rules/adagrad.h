@@ -29,13 +29,11 @@ static inline int rmsfuse_adagrad_valid(unsigned V)
     return (V & (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED)) != (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED);
 }
 
-/* The slots a variant reads or writes (a constant expression where V is
- * one: storage_fused.h's TX_VCASE_). */
-#define RMSFUSE_USED_adagrad(V) (1u << ADAGRAD_PARAM | 1u << ADAGRAD_GRAD | 1u << ADAGRAD_SUM)
+/* The slots a variant reads or writes. */
 static inline unsigned rmsfuse_adagrad_used(unsigned V)
 {
     (void)V;
-    return RMSFUSE_USED_adagrad(V);
+    return 1u << ADAGRAD_PARAM | 1u << ADAGRAD_GRAD | 1u << ADAGRAD_SUM;
 }
 
 /* The learning rate of this step (docs/math.md), in double. */

@@ -31,13 +31,11 @@ static inline int rmsfuse_adam_valid(unsigned V)
     return (V & (ADAM_V_WD | ADAM_V_DECOUPLED)) != (ADAM_V_WD | ADAM_V_DECOUPLED);
 }
 
-/* The slots a variant reads or writes (a constant expression where V is
- * one: storage_fused.h's TX_VCASE_). */
-#define RMSFUSE_USED_adam(V) \
-    (1u << ADAM_PARAM | 1u << ADAM_GRAD | 1u << ADAM_M | 1u << ADAM_V | (((V) & ADAM_V_AMSGRAD) ? 1u << ADAM_VMAX : 0u))
+/* The slots a variant reads or writes. */
 static inline unsigned rmsfuse_adam_used(unsigned V)
 {
-    return RMSFUSE_USED_adam(V);
+    return 1u << ADAM_PARAM | 1u << ADAM_GRAD | 1u << ADAM_M | 1u << ADAM_V |
+           ((V & ADAM_V_AMSGRAD) ? 1u << ADAM_VMAX : 0u);
 }
 
 /* docs/math.md's constant table: each derived in double, rounded once; the

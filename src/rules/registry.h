@@ -66,13 +66,11 @@ static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
  * typed loops have one loop for each of its values, and RMSFUSE_TXHOT_<rule>,
  * the variant bits of the common configurations (momentum, either weight
  * decay, the flush): on AVX2 a bf16 gradient beside float32 state, or
- * beside a bf16 param and bf16 state, has a loop of its own for each valid
- * variant made of these bits alone, the variant a constant
- * (src/isa/storage_fused.h, TX_VCASE_), RMSFUSE_PIPED_<rule>, 1 where
- * its body has a stage point (RMSFUSE_PIPE) after its square root, and
- * RMSFUSE_USED_<rule>(V), the slots variant V reads or writes as a
- * constant expression (rmsfuse_<rule>_used returns it; on AVX2, 8-bit state
- * has constant loops for the variants with one state slot alone). */
+ * beside a bf16 param and bf16 state, and 8-bit state beside float32 or
+ * bf16 params and gradients, has a loop of its own for each valid variant
+ * made of these bits alone, the variant a constant (src/isa/storage_fused.h,
+ * TX_VCASE_), and RMSFUSE_PIPED_<rule>, 1 where its body has a stage point
+ * (RMSFUSE_PIPE) after its square root. */
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"

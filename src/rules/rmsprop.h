@@ -41,14 +41,11 @@ static inline int rmsfuse_rmsprop_valid(unsigned V)
     return !(needs_mom && !(V & RMSPROP_V_MOM)) && (V & (RMSPROP_V_WD | RMSPROP_V_DECOUPLED)) != 0x60u;
 }
 
-/* The slots a variant reads or writes (a constant expression where V is
- * one: storage_fused.h's TX_VCASE_). */
-#define RMSFUSE_USED_rmsprop(V)                                                                      \
-    (1u << RMSPROP_PARAM | 1u << RMSPROP_GRAD | 1u << RMSPROP_SQ | (((V) & RMSPROP_V_MOM) ? 1u << RMSPROP_MOM : 0u) | \
-     (((V) & RMSPROP_V_CENTERED) ? 1u << RMSPROP_GA : 0u))
+/* The slots a variant reads or writes. */
 static inline unsigned rmsfuse_rmsprop_used(unsigned V)
 {
-    return RMSFUSE_USED_rmsprop(V);
+    return 1u << RMSPROP_PARAM | 1u << RMSPROP_GRAD | 1u << RMSPROP_SQ |
+           ((V & RMSPROP_V_MOM) ? 1u << RMSPROP_MOM : 0u) | ((V & RMSPROP_V_CENTERED) ? 1u << RMSPROP_GA : 0u);
 }
 
 /* docs/math.md's constant table: each derived in double, rounded once.

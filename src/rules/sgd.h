@@ -43,12 +43,10 @@ static inline int rmsfuse_sgd_valid(unsigned V)
            !((V & SGD_V_DAMP) && (V & (SGD_V_KERAS | SGD_V_NESTEROV | SGD_V_INIT)));
 }
 
-/* The slots a variant reads or writes (a constant expression where V is
- * one: storage_fused.h's TX_VCASE_). */
-#define RMSFUSE_USED_sgd(V) (1u << SGD_PARAM | 1u << SGD_GRAD | (((V) & SGD_V_MOM) ? 1u << SGD_MOM : 0u))
+/* The slots a variant reads or writes. */
 static inline unsigned rmsfuse_sgd_used(unsigned V)
 {
-    return RMSFUSE_USED_sgd(V);
+    return 1u << SGD_PARAM | 1u << SGD_GRAD | ((V & SGD_V_MOM) ? 1u << SGD_MOM : 0u);
 }
 
 /* docs/math.md's constant table: each derived in double, rounded once. */
