@@ -22,6 +22,7 @@ typedef struct rmsfuse_adagrad_k {
 #define RMSFUSE_TXSPLIT_adagrad 0u
 #define RMSFUSE_TXHOT_adagrad (ADAGRAD_V_WD | ADAGRAD_V_DECOUPLED | ADAGRAD_V_FLUSH)
 #define RMSFUSE_PIPED_adagrad 1u
+#define RMSFUSE_LATE_adagrad 0u
 #define RMSFUSE_NVAR_adagrad 16u
 
 static inline int rmsfuse_adagrad_valid(unsigned V)

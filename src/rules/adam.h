@@ -24,6 +24,7 @@ typedef struct rmsfuse_adam_k {
 #define RMSFUSE_TXSPLIT_adam 0u
 #define RMSFUSE_TXHOT_adam (ADAM_V_WD | ADAM_V_DECOUPLED | ADAM_V_FLUSH)
 #define RMSFUSE_PIPED_adam 1u
+#define RMSFUSE_LATE_adam 0u
 #define RMSFUSE_NVAR_adam 16u
 
 static inline int rmsfuse_adam_valid(unsigned V)

@@ -70,7 +70,12 @@ static inline rmsfuse_grad_k rmsfuse_grad_k_of(unsigned flags)
  * bf16 params and gradients, has a loop of its own for each valid variant
  * made of these bits alone, the variant a constant (src/isa/storage_fused.h,
  * TX_VCASE_), and RMSFUSE_PIPED_<rule>, 1 where its body has a stage point
- * (RMSFUSE_PIPE) after its square root. */
+ * (RMSFUSE_PIPE) after its square root, and RMSFUSE_LATE_<rule>, the variant
+ * bits under which its body loads or stores a state slot after that point
+ * (the momentum of RMSProp), or 0: AVX2's loops beside 8-bit state run the
+ * other variants software-pipelined across the blocks, each block encoded
+ * before its last pass's second stage (src/isa/storage_fused.h,
+ * TX_Q8_MAIN_; test_storage's 8-bit hot variants check it). */
 #include "rmsprop.h"
 #include "adagrad.h"
 #include "sgd.h"

@@ -31,6 +31,7 @@ typedef struct rmsfuse_rmsprop_k {
 #define RMSFUSE_TXSPLIT_rmsprop RMSPROP_V_MOM
 #define RMSFUSE_TXHOT_rmsprop (RMSPROP_V_MOM | RMSPROP_V_WD | RMSPROP_V_DECOUPLED | RMSPROP_V_FLUSH)
 #define RMSFUSE_PIPED_rmsprop 1u
+#define RMSFUSE_LATE_rmsprop RMSPROP_V_MOM
 #define RMSFUSE_NVAR_rmsprop 256u
 
 /* The variants the API can produce (120 of 256): the lr placement and

@@ -29,6 +29,7 @@ typedef struct rmsfuse_sgd_k {
 #define RMSFUSE_TXSPLIT_sgd SGD_V_MOM
 #define RMSFUSE_TXHOT_sgd (SGD_V_MOM | SGD_V_WD | SGD_V_DECOUPLED | SGD_V_FLUSH | SGD_V_DAMP)
 #define RMSFUSE_PIPED_sgd 0u
+#define RMSFUSE_LATE_sgd 0u
 #define RMSFUSE_NVAR_sgd 256u
 
 /* 48 of 256: the momentum forms only with momentum, Keras' velocity never
