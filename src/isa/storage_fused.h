@@ -786,9 +786,10 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
  * pass's second stage loads or stores no state slot (not in
  * RMSFUSE_LATE_<rule>): a block is complete at its loop's end, and its
  * last pass's second stage comes in the next block's first pass, one drain
- * after the last block.  (With a drain at each block's end before its
- * encoding, RMSProp with momentum was slower: AMD Zen 3 VM, in L2, ns per
- * element, 5 alternations, 1.189 -> 1.390, bf16 params 1.527 -> 1.622.) */
+ * after the last block.  (RMSProp with momentum, drained at each block's
+ * end before its encoding, measured no faster on the AMD Zen 3 VM: 0.94-1.14
+ * x the time, docs/performance-storage-log.md.)  The body's i counts from
+ * begin so that a pending second stage finds the arrays of its own block. */
 #define TX_Q8_MAIN_(r, VV)                                                                                         \
     for (size_t i0 = begin; i0 < end;) {                                                                           \
         const size_t next = (i0 / QB + 1) * QB, m = (next < end ? next : end) - i0, o = i0 - begin;                \
