@@ -851,11 +851,12 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         char **const a = ctx.a;                                                                                    \
         TXN(init)(&ctx, q8 ? buf : NULL, J, begin);                                                                \
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp; /* in registers */                                \
+        const unsigned VP = V | ((TX_FEW_CLASSES && RMSFUSE_PIPED_##r && (((V) >> TXV_GPLAIN) & 1u) &&             \
+                                  (!q8 || ((V) & RMSFUSE_LATE_##r) == 0u))                                         \
+                                     ? 1u << TXV_PIPE : 0u);                                                       \
+        TXN(at)(C, J, begin, a);                                                                                   \
         if (!q8) {                                                                                                 \
-            TXN(at)(C, J, begin, a);                                                                               \
             const size_t st = TX_PAIRS(V) ? 2 * VW : VW, mv = (end - begin) / st * st;                             \
-            const unsigned VP = V | ((TX_FEW_CLASSES && RMSFUSE_PIPED_##r && (((V) >> TXV_GPLAIN) & 1u))         \
-                                         ? 1u << TXV_PIPE : 0u);                                                   \
             if (TX_PIPED(VP) && mv >= TX_PIPE_MIN_N) {                                                             \
                 TX_MAIN_(r, VP);                                                                                   \
                 TX_DRAIN_CALL_(r, VP); /* the last pass's second stage */                                          \
@@ -865,13 +866,9 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
             typed_blocks(kernel, kp, variant, J, begin + mv, end); /* the tail, within each block */               \
             return;                                                                                                \
         }                                                                                                          \
-        TXN(at)(C, J, begin, a); /* 8-bit state: the blocks, TX_Q8_MAIN_ */                                        \
-        const unsigned VQ = V | ((TX_FEW_CLASSES && RMSFUSE_PIPED_##r && (((V) >> TXV_GPLAIN) & 1u) &&         \
-                                  ((V) & RMSFUSE_LATE_##r) == 0u)                                                  \
-                                     ? 1u << TXV_PIPE : 0u);                                                       \
-        if (TX_PIPED(VQ) && end - begin >= TX_PIPE_MIN_N) {                                                       \
-            TX_Q8_MAIN_(r, VQ);                                                                                    \
-            TX_DRAIN_CALL_(r, VQ); /* the last pass's second stage */                                              \
+        if (TX_PIPED(VP) && end - begin >= TX_PIPE_MIN_N) { /* 8-bit state: the blocks */                          \
+            TX_Q8_MAIN_(r, VP);                                                                                    \
+            TX_DRAIN_CALL_(r, VP); /* the last pass's second stage */                                              \
         } else {                                                                                                   \
             TX_Q8_MAIN_(r, V);                                                                                     \
         }                                                                                                          \
