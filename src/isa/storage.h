@@ -220,15 +220,21 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_amax(const unsigned type, const int no
 }
 
 /* A block's n new values at src (the fused loops' buffer, storage_fused.h)
- * encoded as RMSFUSE_Q8 into dst and its scale; all: the largest of their
- * magnitudes' bits, as q8_amax_of takes it.  Out of line: one call per
- * block, its code once per object, not once per loop. */
-static __attribute__((noinline, unused)) void q8_encode_block(const int nonneg, const float *src, char *dst,
-                                                              char *scale, size_t n, uint32_t all)
+ * encoded as `type` (RMSFUSE_Q8 or RMSFUSE_Q8_LINEAR) into dst and its
+ * scale; all: the largest of their magnitudes' bits, as q8_amax_of takes
+ * it.  Out of line: one call per block, its code once per object, not once
+ * per loop. */
+static __attribute__((noinline, unused)) void q8_encode_block(const unsigned type, const int nonneg, const float *src,
+                                                              char *dst, char *scale, size_t n, uint32_t all)
 {
     int fin;
     const float amax = q8_amax_of(all, src, n, &fin);
-    if (nonneg)
+    if (type == RMSFUSE_Q8_LINEAR) {
+        if (nonneg)
+            conv_q8_amax(RMSFUSE_Q8_LINEAR, 1, src, dst, scale, n, amax, fin);
+        else
+            conv_q8_amax(RMSFUSE_Q8_LINEAR, 0, src, dst, scale, n, amax, fin);
+    } else if (nonneg)
         conv_q8_amax(RMSFUSE_Q8, 1, src, dst, scale, n, amax, fin);
     else
         conv_q8_amax(RMSFUSE_Q8, 0, src, dst, scale, n, amax, fin);
@@ -438,8 +444,10 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
  * they have one state slot (TX_FEW_Q8_), and (below, TX_F16C) f16 params
  * and gradients beside bf16 state in the same variants. */
 #define TX_FEW_CLASSES 1
+#define TX_SW_Q8_PRE 1 /* and decode 8-bit state before the loop (TX_Q8_PRE): either map */
 #else
 #define TX_FEW_CLASSES 0
+#define TX_SW_Q8_PRE 0
 #endif
 #define TX_F16C 0
 #include "storage_fused.h"
@@ -540,7 +548,7 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
     }
 #ifdef RMSFUSE_TX_BUILT
 #ifdef RMSFUSE_TX_HW_BUILT
-    const int c = tx_class_of(J, hw && rmsfuse_cpu_has_f16_convert());
+    const int c = tx_class_of(J, hw && rmsfuse_cpu_has_f16_convert(), 0);
     if (hw && c >= 0 && tx_table_hw[J->rule][c]) {
         tx_table_hw[J->rule][c](kernel, k, variant, J, begin, end);
         return;
@@ -548,14 +556,14 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
 #else
 #ifdef RMSFUSE_TX_F16C_BUILT
     if (J->type[RMSFUSE_SLOT_PARAM] == RMSFUSE_F16 && rmsfuse_cpu_has_f16_convert()) {
-        const int c16 = tx_class_of(J, 1);
+        const int c16 = tx_class_of(J, 1, 0);
         if (c16 >= 0 && tx_table_f16c[J->rule][c16]) {
             tx_table_f16c[J->rule][c16](kernel, k, variant, J, begin, end);
             return;
         }
     }
 #endif
-    const int c = tx_class_of(J, 0);
+    const int c = tx_class_of(J, 0, TX_SW_Q8_PRE);
     if (c >= 0 && tx_table_sw[J->rule][c]) {
         tx_table_sw[J->rule][c](kernel, k, variant, J, begin, end);
         return;

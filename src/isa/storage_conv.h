@@ -497,20 +497,26 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_encode)(unsigned type, int nonneg, in
     return CV(sel_gt)(a, inf, CV(splat)(0x80u), CV(sel_eq)(sign, CV(splat)(0u), c, (0u - c) & 0xFFu));
 }
 /* The codes of the 4 CW values at src (of a block whose encoding
- * multiplier is q) into dst: q8_encode four times.  AVX2, the float-like
- * map of a finite block: the 32 codes narrowed by two instructions for
- * each 16, and the signs, each lane's from its product (x q has the sign
- * of x, q >= 0), by the same narrowing of the products (saturating: a
- * negative product or -0 gives a negative byte), not each vector's own
- * narrowing and sign; the values are read as lanes of 4 from src and
- * src + 16 so that the narrowed bytes come out in order without a
- * permute across the 128-bit lanes (which AMD Zen 3 runs as three
- * operations at one per two cycles). */
+ * multiplier is q) into dst: q8_encode four times.  AVX2, a finite block:
+ * the 32 codes narrowed by two instructions for each 16; the values are
+ * read as lanes of 4 from src and src + 16 so that the narrowed bytes come
+ * out in order without a permute across the 128-bit lanes (which AMD Zen 3
+ * runs as three operations at one per two cycles).  The float-like map:
+ * the signs, each lane's from its product (x q has the sign of x, q >= 0),
+ * by the same narrowing of the products (saturating: a negative product or
+ * -0 gives a negative byte), not each vector's own narrowing and sign.  The
+ * linear map: rne(|x q| 127) (254 unsigned) by vcvtps2dq, which rounds a
+ * non-negative value to an integer as adding 2^23 does (in every rounding
+ * mode, the CPU's DAZ flag read the same way by both), given the product's
+ * sign (vpsignd: its two's complement; 0 stays 0) and narrowed with
+ * signed saturation (unsigned: without sign, unsigned saturation), which
+ * codes of at most 127 (254) pass unchanged: the same bytes. */
 static RMSFUSE_ALWAYS_INLINE void CV(q8_encode_x4)(unsigned type, int nonneg, int finite, const float *src, float q,
                                                    char *dst)
 {
 #if CW == 8 && defined(__AVX2__)
-    if (type == RMSFUSE_Q8 && finite) {
+    if (finite) {
+        const int lin = type == RMSFUSE_Q8_LINEAR;
         __m256i c[2], y[2];
         for (int h = 0; h < 2; h++) { /* two at a time: fewer live registers */
             __m256i ch[2], yh[2];
@@ -520,16 +526,38 @@ static RMSFUSE_ALWAYS_INLINE void CV(q8_encode_x4)(unsigned type, int nonneg, in
                 CV(f_t) xv;
                 memcpy(&xv, &x, sizeof xv);
                 const CV(u_t) u = CV(bits)(xv * q);
-                const CV(u_t) code = CV(q8_code_finite)(u & 0x7FFFFFFFu, nonneg ? 31u : 15u);
-                memcpy(&ch[k], &code, sizeof ch[k]);
-                memcpy(&yh[k], &u, sizeof yh[k]);
+                if (lin) {
+                    const CV(f_t) v = CV(flt)(u & 0x7FFFFFFFu) * (nonneg ? 254.0f : 127.0f);
+                    __m256 vm;
+                    memcpy(&vm, &v, sizeof vm);
+                    ch[k] = _mm256_cvtps_epi32(vm);
+                    if (!nonneg) {
+                        __m256i um;
+                        memcpy(&um, &u, sizeof um);
+                        ch[k] = _mm256_sign_epi32(ch[k], um);
+                    }
+                } else {
+                    const CV(u_t) code = CV(q8_code_finite)(u & 0x7FFFFFFFu, nonneg ? 31u : 15u);
+                    memcpy(&ch[k], &code, sizeof ch[k]);
+                    memcpy(&yh[k], &u, sizeof yh[k]);
+                }
             }
-            c[h] = _mm256_packs_epi32(ch[0], ch[1]);
-            y[h] = _mm256_packs_epi32(yh[0], yh[1]);
+            if (lin && nonneg) {
+                c[h] = _mm256_packus_epi32(ch[0], ch[1]);
+            } else {
+                c[h] = _mm256_packs_epi32(ch[0], ch[1]);
+                if (!lin)
+                    y[h] = _mm256_packs_epi32(yh[0], yh[1]);
+            }
         }
-        __m256i w = _mm256_packus_epi16(c[0], c[1]);
-        if (!nonneg)
-            w = _mm256_or_si256(w, _mm256_and_si256(_mm256_packs_epi16(y[0], y[1]), _mm256_set1_epi8((char)0x80)));
+        __m256i w;
+        if (lin)
+            w = nonneg ? _mm256_packus_epi16(c[0], c[1]) : _mm256_packs_epi16(c[0], c[1]);
+        else {
+            w = _mm256_packus_epi16(c[0], c[1]);
+            if (!nonneg)
+                w = _mm256_or_si256(w, _mm256_and_si256(_mm256_packs_epi16(y[0], y[1]), _mm256_set1_epi8((char)0x80)));
+        }
         _mm256_storeu_si256((__m256i *)(void *)dst, w);
         return;
     }

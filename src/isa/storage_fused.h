@@ -8,7 +8,7 @@
  * The common storage choices:
  *   param  float32 | bf16 | bf16 with a float32 master | split bf16
  *   grad   float32 | bf16
- *   state  float32 | bf16 | 8-bit (RMSFUSE_Q8)
+ *   state  float32 | bf16 | 8-bit (RMSFUSE_Q8; on AVX2 RMSFUSE_Q8_LINEAR too)
  * bf16 rounded to nearest even, or stochastically; with TX_HW, where the
  * CPU has F16C, also f16 for bf16 in the param (with or without a master)
  * and the gradient.  The param's kind and the state's type make the
@@ -17,7 +17,7 @@
  * run-time choices, branches on loop invariants, but where a loop of its
  * own measured faster (TX_LOOPS_TYPES_ with AVX-512 BF16, TX_VCASE_ on
  * AVX2).
- * The rest (the linear 8-bit map; f16 elsewhere) and any block's last VW - 1
+ * The rest (the linear 8-bit map but on AVX2; f16 elsewhere) and any block's last VW - 1
  * elements take the block path of storage.h, which gives the same bits:
  * the same operations on the same values, the conversions being the same
  * functions (storage_conv.h).
@@ -170,8 +170,10 @@ static RMSFUSE_ALWAYS_INLINE float tx_float(const char *bits)
 
 #if RMSFUSE_KPART_STORAGE_OPS
 /* The class of a job's storage, or -1 where the block path runs it; f16:
- * f16 params and gradients are the fused loops' (TX_HW on a CPU with F16C). */
-static int tx_class_of(const rmsfuse_typed_job *J, int f16)
+ * f16 params and gradients are the fused loops' (TX_HW on a CPU with F16C);
+ * q8lin: the linear 8-bit map is theirs (TX_Q8_PRE: it is decoded and
+ * encoded out of the loop). */
+static int tx_class_of(const rmsfuse_typed_job *J, int f16, int q8lin)
 {
     const unsigned master = (J->flags & RMSFUSE_MASTER_WEIGHTS) != 0;
     unsigned p, st = TXS_F32;
@@ -197,7 +199,7 @@ static int tx_class_of(const rmsfuse_typed_job *J, int f16)
         return -1;
     for (unsigned sl = 2; sl < RMSFUSE_MAX_SLOTS; sl++)
         if (J->used & (1u << sl)) {
-            if (J->type[sl] == RMSFUSE_Q8)
+            if (J->type[sl] == RMSFUSE_Q8 || (q8lin && J->type[sl] == RMSFUSE_Q8_LINEAR))
                 st = TXS_Q8;
             else if (J->type[sl] == RMSFUSE_BF16)
                 st = TXS_BF16;
@@ -255,15 +257,30 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
  * 0.759, bf16 0.919 -> 0.817.  Beside the rules with two 8-bit slots
  * this made the fused loops faster than the block path (TX_FEW_Q8_).
  */
-static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned nonneg, const char *c, float scale, float *buf, size_t m)
+#define TX_Q8_PRE_(t, nn)                                                                                  \
+    for (size_t i = 0; i < m; i += VW)                                                                    \
+        st_f32_cw((char *)(buf + i), q8_decode_cw((t), (nn), ld_u8_cw(c + i), scale));
+/* The linear map's (RMSFUSE_Q8_LINEAR): out of line, the float-like map's
+ * loops alone in the fused loops' code. */
+static __attribute__((noinline, unused)) void tx_q8_pre_linear(const unsigned nonneg, const char *c, float scale,
+                                                               float *buf, size_t m)
 {
     if (nonneg)
-        for (size_t i = 0; i < m; i += VW)
-            st_f32_cw((char *)(buf + i), q8_decode_cw(RMSFUSE_Q8, 1, ld_u8_cw(c + i), scale));
+        TX_Q8_PRE_(RMSFUSE_Q8_LINEAR, 1)
     else
-        for (size_t i = 0; i < m; i += VW)
-            st_f32_cw((char *)(buf + i), q8_decode_cw(RMSFUSE_Q8, 0, ld_u8_cw(c + i), scale));
+        TX_Q8_PRE_(RMSFUSE_Q8_LINEAR, 0)
 }
+static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned nonneg, const char *c, float scale,
+                                            float *buf, size_t m)
+{
+    if (type == RMSFUSE_Q8_LINEAR)
+        tx_q8_pre_linear(nonneg, c, scale, buf, m);
+    else if (nonneg)
+        TX_Q8_PRE_(RMSFUSE_Q8, 1)
+    else
+        TX_Q8_PRE_(RMSFUSE_Q8, 0)
+}
+#undef TX_Q8_PRE_
 #endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
 
 /* whether 8-bit state is decoded block by block before the loop (tx_q8_pre) */
@@ -811,15 +828,15 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         if (TX_Q8_PRE)                                                                                             \
             for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                       \
                 if (J->used & (1u << s))                                                                           \
-                    tx_q8_pre((nonneg >> s) & 1u, J->a[s] + i0, tx_float(a[TX_SCALE + s]), buf[s], m);             \
+                    tx_q8_pre(J->type[s], (nonneg >> s) & 1u, J->a[s] + i0, tx_float(a[TX_SCALE + s]), buf[s], m); \
         for (size_t i = o; i < o + m; i += VW) {                                                                   \
             RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV), a, i);                                        \
             TXN(st_fix)(a, i);                                                                                     \
         }                                                                                                          \
         for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                           \
             if (J->used & (1u << s))                                                                               \
-                q8_encode_block((nonneg >> s) & 1u, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, m,            \
-                                hmax_cw(ctx.mx[s]));                                                               \
+                q8_encode_block(J->type[s], (nonneg >> s) & 1u, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, \
+                                m, hmax_cw(ctx.mx[s]));                                                            \
         i0 += m;                                                                                                   \
     }
 #if TX_FEW_CLASSES
@@ -1076,7 +1093,15 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * point and the variant no state after it (not RMSProp's momentum), 6
  * alternations, in L2 / at DRAM size: RMSProp bf16 0.956 -> 0.876 / 0.913
  * -> 0.877, AdaGrad bf16 0.862 -> 0.841 / 0.891 -> 0.808, AdamW float32
- * 1.228 -> 1.179 / 1.271 -> 1.213, bf16 1.507 -> 1.366 / 1.675 -> 1.461. */
+ * 1.228 -> 1.179 / 1.271 -> 1.213, bf16 1.507 -> 1.366 / 1.675 -> 1.461.
+ * The linear map too (RMSFUSE_Q8_LINEAR, tx_class_of's q8lin): the loops
+ * read and write float32 buffers whatever the map, which only the block's
+ * decoding and encoding know (its codes by vcvtps2dq, q8_encode_x4); bf16
+ * params, 5 alternations, block path -> fused, in L2 / at DRAM size:
+ * RMSProp 1.117 -> 0.898 / 1.175 -> 0.894, with momentum 1.712 -> 1.499 /
+ * 1.743 -> 1.396, AdaGrad 1.139 -> 0.781 / 1.121 -> 0.801, SGD with
+ * momentum 0.985 -> 0.632 / 1.034 -> 0.634, AdamW 1.565 -> 1.254 / 1.638
+ * -> 1.224. */
 #define TX_FEW_Q8_(r, p, q)                                                                                \
         if (TX_FEW_CLASSES && (q) == TXS_Q8) {                                                             \
             if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                   \
