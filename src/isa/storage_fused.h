@@ -64,15 +64,14 @@ enum { TXS_F32, TXS_BF16, TXS_Q8, TXS_N };
  * by the loops whose variant is a constant, TX_VCASE_) and, in the loops of
  * pairs (below), that the body runs over the odd elements (bit 24), and
  * in the software-pipelined loops (below) the pipelining (bit 25) and the
- * drain after the loop (bit 26), and the linear 8-bit map (bit 27, a
- * constant of AVX2's 8-bit loops).  The rules read only their variant's
+ * drain after the loop (bit 26).  The rules read only their variant's
  * bits.
  */
 #define TX_P(V)          (((V) >> 8) & 3u)
 #define TX_S(V)          (((V) >> 10) & 3u)
 enum { /* the run-time bits' positions */
     TXV_G = 12, TXV_GF16 = 13, TXV_SR = 14, TXV_PF16 = 15, TXV_SFL = 22, TXV_GPLAIN = 23, TXV_ODD = 24,
-    TXV_PIPE = 25, TXV_DRAIN = 26, TXV_QLIN = 27
+    TXV_PIPE = 25, TXV_DRAIN = 26
 };
 #define TX_G(V)          (((V) >> TXV_G) & 1u)
 #define TX_GF16(V)       (((V) >> TXV_GF16) & 1u)
@@ -80,9 +79,6 @@ enum { /* the run-time bits' positions */
 #define TX_PF16(V)       (((V) >> TXV_PF16) & 1u)
 #define TX_NONNEG(V, s)  (((V) >> 16 >> (s)) & 1u)
 #define TX_SFLUSHED(V)   (((V) >> TXV_SFL) & 1u)
-/* 8-bit state with the linear map (bit 27: AVX2's loops, TX_FEW_Q8_), its
- * type as the loops decode and encode it */
-#define TX_QTYPE(V)      ((((V) >> TXV_QLIN) & 1u) ? RMSFUSE_Q8_LINEAR : RMSFUSE_Q8)
 /*
  * Pairs (TX_FEW_CLASSES: AVX2's all-bf16 loops of constant variants, a
  * bf16 param, gradient and state, the gradient read as it is): every array
@@ -214,15 +210,6 @@ static int tx_class_of(const rmsfuse_typed_job *J, int f16, int q8lin)
 }
 #endif
 
-/* The state arrays' type (one for all of them), RMSFUSE_F32 with none. */
-static RMSFUSE_ALWAYS_INLINE unsigned tx_state_type(const rmsfuse_typed_job *J)
-{
-    for (unsigned sl = 2; sl < RMSFUSE_MAX_SLOTS; sl++)
-        if (J->used & (1u << sl))
-            return J->type[sl];
-    return RMSFUSE_F32;
-}
-
 /* Large ranges prefetch their 16- and 8-bit arrays this many blocks ahead,
  * on CPUs where that measured faster (rmsfuse_cpu_prefers_typed_prefetch,
  * src/core/cpu_x86.c): on the Zen 4 VM, at DRAM size, all-bf16 RMSProp with
@@ -270,16 +257,30 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
  * 0.759, bf16 0.919 -> 0.817.  Beside the rules with two 8-bit slots
  * this made the fused loops faster than the block path (TX_FEW_Q8_).
  */
+#define TX_Q8_PRE_(t, nn)                                                                                  \
+    for (size_t i = 0; i < m; i += VW)                                                                    \
+        st_f32_cw((char *)(buf + i), q8_decode_cw((t), (nn), ld_u8_cw(c + i), scale));
+/* The linear map's (RMSFUSE_Q8_LINEAR): out of line, the float-like map's
+ * loops alone in the fused loops' code. */
+static __attribute__((noinline, unused)) void tx_q8_pre_linear(const unsigned nonneg, const char *c, float scale,
+                                                               float *buf, size_t m)
+{
+    if (nonneg)
+        TX_Q8_PRE_(RMSFUSE_Q8_LINEAR, 1)
+    else
+        TX_Q8_PRE_(RMSFUSE_Q8_LINEAR, 0)
+}
 static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned nonneg, const char *c, float scale,
                                             float *buf, size_t m)
 {
-    if (nonneg)
-        for (size_t i = 0; i < m; i += VW)
-            st_f32_cw((char *)(buf + i), q8_decode_cw(type, 1, ld_u8_cw(c + i), scale));
+    if (type == RMSFUSE_Q8_LINEAR)
+        tx_q8_pre_linear(nonneg, c, scale, buf, m);
+    else if (nonneg)
+        TX_Q8_PRE_(RMSFUSE_Q8, 1)
     else
-        for (size_t i = 0; i < m; i += VW)
-            st_f32_cw((char *)(buf + i), q8_decode_cw(type, 0, ld_u8_cw(c + i), scale));
+        TX_Q8_PRE_(RMSFUSE_Q8, 0)
 }
+#undef TX_Q8_PRE_
 #endif /* RMSFUSE_ISA_STORAGE_FUSED_H */
 
 /* whether 8-bit state is decoded block by block before the loop (tx_q8_pre) */
@@ -827,14 +828,14 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         if (TX_Q8_PRE)                                                                                             \
             for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                       \
                 if (J->used & (1u << s))                                                                           \
-                    tx_q8_pre(TX_QTYPE(V), (nonneg >> s) & 1u, J->a[s] + i0, tx_float(a[TX_SCALE + s]), buf[s], m); \
+                    tx_q8_pre(J->type[s], (nonneg >> s) & 1u, J->a[s] + i0, tx_float(a[TX_SCALE + s]), buf[s], m); \
         for (size_t i = o; i < o + m; i += VW) {                                                                   \
             RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV), a, i);                                        \
             TXN(st_fix)(a, i);                                                                                     \
         }                                                                                                          \
         for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                           \
             if (J->used & (1u << s))                                                                               \
-                q8_encode_block(TX_QTYPE(V), (nonneg >> s) & 1u, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, \
+                q8_encode_block(J->type[s], (nonneg >> s) & 1u, buf[s], J->a[s] + i0, J->scale[s] + i0 / QB * 4, \
                                 m, hmax_cw(ctx.mx[s]));                                                            \
         i0 += m;                                                                                                   \
     }
@@ -1093,24 +1094,23 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * alternations, in L2 / at DRAM size: RMSProp bf16 0.956 -> 0.876 / 0.913
  * -> 0.877, AdaGrad bf16 0.862 -> 0.841 / 0.891 -> 0.808, AdamW float32
  * 1.228 -> 1.179 / 1.271 -> 1.213, bf16 1.507 -> 1.366 / 1.675 -> 1.461.
- * The linear map too (RMSFUSE_Q8_LINEAR, tx_class_of's q8lin), in loops
- * of its own (bit TXV_QLIN: the map a constant of the block's decoding and
- * encoding, the loops' body the same), its codes by vcvtps2dq
- * (q8_encode_x4); bf16 params, 5 alternations, block path -> fused, in L2
- * / at DRAM size: RMSProp 1.085 -> 0.830 / 1.158 -> 0.833, with momentum
- * 1.677 -> 1.392 / 1.668 -> 1.474, AdaGrad 1.119 -> 0.792 / 1.202 ->
- * 0.762, SGD with momentum 0.959 -> 0.643 / 0.986 -> 0.696, AdamW 1.679 ->
- * 1.120 / 1.804 -> 1.290.  (The float-like map's loops: the same 84
- * instructions per 8 elements in AdamW's, 19 more per block; 0.98-1.05 x
- * the time, the VM's noise.) */
+ * The linear map too (RMSFUSE_Q8_LINEAR, tx_class_of's q8lin): the loops
+ * read and write float32 buffers whatever the map, which only the block's
+ * decoding and encoding know (its codes by vcvtps2dq, q8_encode_x4); bf16
+ * params, 5 alternations, block path -> fused, in L2 / at DRAM size:
+ * RMSProp 1.117 -> 0.898 / 1.175 -> 0.894, with momentum 1.712 -> 1.499 /
+ * 1.743 -> 1.396, AdaGrad 1.139 -> 0.781 / 1.121 -> 0.801, SGD with
+ * momentum 0.985 -> 0.632 / 1.034 -> 0.634, AdamW 1.565 -> 1.254 / 1.638
+ * -> 1.224.  The map is read per block (J->type), a branch beside the
+ * block's decoding and encoding: the float-like map's hot loops keep their
+ * instructions (AdamW: 84 per 8 elements), 25 more per block.  Loops of
+ * their own for the linear map (the map a constant of V) saved 6 of those
+ * 25 and took the AVX2 RMSProp object's compile from 36 to 72 s: not
+ * kept. */
 #define TX_FEW_Q8_(r, p, q)                                                                                \
         if (TX_FEW_CLASSES && (q) == TXS_Q8) {                                                             \
-            if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16)) {                 \
-                if (tx_state_type(J) == RMSFUSE_Q8_LINEAR)                                                 \
-                    TX_HOT_T_(r, (V & ~(1u << TXV_SR)) | 1u << TXV_QLIN, (p) == TXP_BF16 ? 1u << TXV_G : 0u); \
-                else                                                                                       \
-                    TX_HOT_T_(r, V & ~(1u << TXV_SR | 1u << TXV_QLIN), (p) == TXP_BF16 ? 1u << TXV_G : 0u); \
-            }                                                                                              \
+            if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                   \
+                TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);                     \
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
         }
