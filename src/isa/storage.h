@@ -444,10 +444,8 @@ static RMSFUSE_ALWAYS_INLINE void typed_blocks(rmsfuse_kernel kernel, const void
  * they have one state slot (TX_FEW_Q8_), and (below, TX_F16C) f16 params
  * and gradients beside bf16 state in the same variants. */
 #define TX_FEW_CLASSES 1
-#define TX_SW_Q8_PRE 1 /* and decode 8-bit state before the loop (TX_Q8_PRE): either map */
 #else
 #define TX_FEW_CLASSES 0
-#define TX_SW_Q8_PRE 0
 #endif
 #define TX_F16C 0
 #include "storage_fused.h"
@@ -548,7 +546,7 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
     }
 #ifdef RMSFUSE_TX_BUILT
 #ifdef RMSFUSE_TX_HW_BUILT
-    const int c = tx_class_of(J, hw && rmsfuse_cpu_has_f16_convert(), 0);
+    const int c = tx_class_of(J, hw && rmsfuse_cpu_has_f16_convert(), tx_q8_pre_hw);
     if (hw && c >= 0 && tx_table_hw[J->rule][c]) {
         tx_table_hw[J->rule][c](kernel, k, variant, J, begin, end);
         return;
@@ -556,14 +554,14 @@ static RMSFUSE_ALWAYS_INLINE void typed_run_t(const int hw, rmsfuse_kernel kerne
 #else
 #ifdef RMSFUSE_TX_F16C_BUILT
     if (J->type[RMSFUSE_SLOT_PARAM] == RMSFUSE_F16 && rmsfuse_cpu_has_f16_convert()) {
-        const int c16 = tx_class_of(J, 1, 0);
+        const int c16 = tx_class_of(J, 1, tx_q8_pre_f16c);
         if (c16 >= 0 && tx_table_f16c[J->rule][c16]) {
             tx_table_f16c[J->rule][c16](kernel, k, variant, J, begin, end);
             return;
         }
     }
 #endif
-    const int c = tx_class_of(J, 0, TX_SW_Q8_PRE);
+    const int c = tx_class_of(J, 0, tx_q8_pre_sw);
     if (c >= 0 && tx_table_sw[J->rule][c]) {
         tx_table_sw[J->rule][c](kernel, k, variant, J, begin, end);
         return;

@@ -17,8 +17,9 @@
  * run-time choices, branches on loop invariants, but where a loop of its
  * own measured faster (TX_LOOPS_TYPES_ with AVX-512 BF16, TX_VCASE_ on
  * AVX2).
- * The rest (the linear 8-bit map but on AVX2; f16 elsewhere) and any block's last VW - 1
- * elements take the block path of storage.h, which gives the same bits:
+ * The rest (the linear 8-bit map but on AVX2; f16 elsewhere) and any
+ * block's last VW - 1 elements take the block path of storage.h, which
+ * gives the same bits:
  * the same operations on the same values, the conversions being the same
  * functions (storage_conv.h).
  *
@@ -289,6 +290,10 @@ static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned 
 /* ==== one instantiation: TX_SUFFIX names it, TX_HW 1 for the bf16 stores
  * of AVX-512 BF16 ========================================================= */
 #define TXN(name) RMSFUSE_CAT(RMSFUSE_CAT(tx_, name), TX_SUFFIX)
+
+/* TX_Q8_PRE for the caller of this instantiation's table (storage.h):
+ * tx_class_of's q8lin, the loops decode and encode either 8-bit map. */
+enum { TXN(q8_pre) = TX_Q8_PRE };
 
 /* VW values to bf16 at p, rounded to nearest even. */
 static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
