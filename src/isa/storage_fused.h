@@ -311,6 +311,41 @@ static __attribute__((noinline, unused, target("f16c"))) void tx_q8_signed_f16c(
         _mm256_store_ps(buf + i, _mm256_mul_ps(_mm256_cvtph_ps(h), sc));
     }
 }
+/*
+ * The unsigned float-like map by F16C likewise, for a block whose scale is
+ * at least 2^-110: its code (E 5 bits, bias 31) is the f16 c << 7 times
+ * 2^-16, but for E = 31 (codes 248-254; 255 is the NaN), an f16 infinity
+ * or NaN.  Those become E = 30 with the f16's sign set, which picks the
+ * factor -2^-15 for them (x 2 to undo the exponent's step, - to undo the
+ * sign) instead of 2^-16, each times the scale: exact products of powers
+ * of two for such a scale, so v x factor is the reference's value x scale.
+ * The NaN code becomes 0x7E00, the f16 of the integer decoding's NaN.
+ */
+static __attribute__((noinline, unused, target("f16c"))) void tx_q8_unsigned_f16c(const char *c, float scale,
+                                                                               float *buf, size_t m)
+{
+    const __m256 f0 = _mm256_set1_ps(scale * 0x1p-16f), f1 = _mm256_set1_ps(scale * -0x1p-15f);
+    const __m256i e31 = _mm256_set1_epi16(0x7BFF), nan = _mm256_set1_epi16(0x7F80),
+                  fix = _mm256_set1_epi16((short)0x8400), fixnan = _mm256_set1_epi16(0x0180);
+    size_t i = 0;
+    for (; i + 16 <= m; i += 16) {
+        const __m256i t = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c + i))), 7);
+        const __m256i x = _mm256_and_si256(_mm256_cmpgt_epi16(t, e31),
+                                           _mm256_blendv_epi8(fix, fixnan, _mm256_cmpeq_epi16(t, nan)));
+        const __m256i h = _mm256_xor_si256(t, x);
+        const __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+        _mm256_store_ps(buf + i, _mm256_mul_ps(lo, _mm256_blendv_ps(f0, f1, lo)));
+        _mm256_store_ps(buf + i + 8, _mm256_mul_ps(hi, _mm256_blendv_ps(f0, f1, hi)));
+    }
+    if (i < m) { /* 8 */
+        const __m128i t = _mm_slli_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(c + i))), 7);
+        const __m128i x = _mm_and_si128(_mm_cmpgt_epi16(t, _mm256_castsi256_si128(e31)),
+                                        _mm_blendv_epi8(_mm256_castsi256_si128(fix), _mm256_castsi256_si128(fixnan),
+                                                        _mm_cmpeq_epi16(t, _mm256_castsi256_si128(nan))));
+        const __m256 v = _mm256_cvtph_ps(_mm_xor_si128(t, x));
+        _mm256_store_ps(buf + i, _mm256_mul_ps(v, _mm256_blendv_ps(f0, f1, v)));
+    }
+}
 #define TX_Q8_F16C_BUILT 1
 #endif
 /* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_signed_f16c). */
@@ -323,6 +358,8 @@ static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned 
 #ifdef TX_Q8_F16C_BUILT
     else if (!nonneg && f16c)
         tx_q8_signed_f16c(c, scale, buf, m);
+    else if (f16c && scale >= 0x1p-110f)
+        tx_q8_unsigned_f16c(c, scale, buf, m);
 #endif
     else if (nonneg)
         TX_Q8_PRE_(RMSFUSE_Q8, 1)
