@@ -285,8 +285,7 @@ static __attribute__((noinline, unused)) void tx_q8_pre_linear(const unsigned no
  * (callgrind; AdamW's step, float32 params, 14.72 -> 13.46 per element).
  * The NaN codes (0x7F, 0xFF: magnitude 0x3F80 as f16) become s | 0x7E00,
  * the f16 of the integer decoding's NaN, 0x7FC00000 with the code's sign.
- * The unsigned map's E = 31 (its codes from 248, 1.0 among them) is an f16
- * infinity or NaN: it keeps the integer decoding.  m a multiple of 8.
+ * m a multiple of 8.
  */
 static __attribute__((noinline, unused, target("f16c"))) void tx_q8_signed_f16c(const char *c, float scale, float *buf,
                                                                              size_t m)
@@ -320,6 +319,8 @@ static __attribute__((noinline, unused, target("f16c"))) void tx_q8_signed_f16c(
  * sign) instead of 2^-16, each times the scale: exact products of powers
  * of two for such a scale, so v x factor is the reference's value x scale.
  * The NaN code becomes 0x7E00, the f16 of the integer decoding's NaN.
+ * 9.5 instructions per 8 codes in the loop instead of 14 (callgrind;
+ * RMSProp's step, float32 params, 8.48 -> 7.84 per element).
  */
 static __attribute__((noinline, unused, target("f16c"))) void tx_q8_unsigned_f16c(const char *c, float scale,
                                                                                float *buf, size_t m)
