@@ -349,7 +349,8 @@ static __attribute__((noinline, unused, target("f16c"))) void tx_q8_unsigned_f16
 }
 #define TX_Q8_F16C_BUILT 1
 #endif
-/* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_signed_f16c). */
+/* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_signed_f16c,
+ * tx_q8_unsigned_f16c). */
 static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned nonneg, const int f16c, const char *c,
                                             float scale, float *buf, size_t m)
 {
@@ -359,7 +360,7 @@ static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned 
 #ifdef TX_Q8_F16C_BUILT
     else if (!nonneg && f16c)
         tx_q8_signed_f16c(c, scale, buf, m);
-    else if (f16c && scale >= 0x1p-110f)
+    else if (nonneg && f16c && scale >= 0x1p-110f)
         tx_q8_unsigned_f16c(c, scale, buf, m);
 #endif
     else if (nonneg)
