@@ -273,87 +273,81 @@ static __attribute__((noinline, unused)) void tx_q8_pre_linear(const unsigned no
 }
 #if defined(__AVX2__) && defined(__x86_64__) && VW == 8
 /*
- * The signed float-like map (RMSFUSE_Q8) by F16C, where the CPU has it
- * (rmsfuse_cpu_has_f16_convert): its code, sign s, E (4 bits) and M (3
- * bits), is the f16 s | E << 10 | M << 7, whose value is the map's (docs/
- * math.md: bias 15, E = 0 an f16 subnormal, M x 2^-17), exactly, and
- * vcvtph2ps converts f16 subnormals exactly with MXCSR's DAZ set or not
- * (Intel's manual: DAZ is ignored; on AMD Zen 3 every f16 subnormal gave
- * its value with DAZ and FTZ set).  So a word's shift by 7 and the sign's
+ * The float-like map (RMSFUSE_Q8) by F16C, where the CPU has it
+ * (rmsfuse_cpu_has_f16_convert).  vcvtph2ps converts f16 subnormals
+ * exactly with MXCSR's DAZ set or not (Intel's manual: DAZ is ignored; on
+ * AMD Zen 3 every f16 subnormal gave its value with DAZ and FTZ set).
+ *
+ * Signed: the code, sign s, E (4 bits) and M (3 bits), is the f16 s | E <<
+ * 10 | M << 7, whose value is the map's (docs/math.md: bias 15, E = 0 an
+ * f16 subnormal, M x 2^-17), exactly: a word's shift by 7 and the sign's
  * bit put back replace the integer decoding's exponent and subnormal
- * arithmetic: 8.5 instructions per 8 codes in the loop instead of 19
+ * arithmetic, 8.5 instructions per 8 codes in the loop instead of 19
  * (callgrind; AdamW's step, float32 params, 14.72 -> 13.46 per element).
  * The NaN codes (0x7F, 0xFF: magnitude 0x3F80 as f16) become s | 0x7E00,
  * the f16 of the integer decoding's NaN, 0x7FC00000 with the code's sign.
- * m a multiple of 8.
+ *
+ * Unsigned, for a block whose scale is at least 2^-110: the code (E 5
+ * bits, bias 31) is the f16 c << 7 times 2^-16, but for E = 31 (codes
+ * 248-254; 255 is the NaN), an f16 infinity or NaN.  Those become E = 30
+ * with the f16's sign set, which picks the factor -2^-15 for them (x 2 to
+ * undo the exponent's step, - to undo the sign) instead of 2^-16, each
+ * times the scale: exact products of powers of two for such a scale, so
+ * v x factor is the reference's value x scale.  The NaN code becomes
+ * 0x7E00.  9.5 instructions per 8 codes in the loop instead of 14
+ * (callgrind; RMSProp's step, float32 params, 8.48 -> 7.84 per element).
  */
-/* The f16 of 16 signed codes, sign-extended to words. */
-static RMSFUSE_ALWAYS_INLINE __m256i tx_q8_signed_h(const __m256i w)
+/* The f16 of 16 codes, widened to words (sign-extended if signed). */
+static RMSFUSE_ALWAYS_INLINE __m256i tx_q8_h(const int nonneg, const __m128i codes)
 {
-    const __m256i t = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xBFFF));
-    const __m256i isnan = _mm256_cmpeq_epi16(_mm256_or_si256(w, _mm256_set1_epi16((short)0xFF80)), _mm256_set1_epi16(-1));
-    return _mm256_blendv_epi8(t, _mm256_add_epi16(t, _mm256_set1_epi16(0x3E80)), isnan);
-}
-static __attribute__((noinline, unused, target("f16c"))) void tx_q8_signed_f16c(const char *c, float scale, float *buf,
-                                                                             size_t m)
-{
-    const __m256 sc = _mm256_set1_ps(scale);
-    size_t i = 0;
-    for (; i + 16 <= m; i += 16) {
-        const __m256i h = tx_q8_signed_h(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c + i))));
-        _mm256_store_ps(buf + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), sc));
-        _mm256_store_ps(buf + i + 8, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), sc));
+    if (!nonneg) {
+        const __m256i w = _mm256_cvtepi8_epi16(codes);
+        const __m256i t = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xBFFF));
+        const __m256i isnan =
+            _mm256_cmpeq_epi16(_mm256_or_si256(w, _mm256_set1_epi16((short)0xFF80)), _mm256_set1_epi16(-1));
+        return _mm256_blendv_epi8(t, _mm256_add_epi16(t, _mm256_set1_epi16(0x3E80)), isnan);
     }
-    if (i < m) { /* 8 */
-        const __m256i h = tx_q8_signed_h(_mm256_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(c + i))));
-        _mm256_store_ps(buf + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), sc));
-    }
-}
-/*
- * The unsigned float-like map by F16C likewise, for a block whose scale is
- * at least 2^-110: its code (E 5 bits, bias 31) is the f16 c << 7 times
- * 2^-16, but for E = 31 (codes 248-254; 255 is the NaN), an f16 infinity
- * or NaN.  Those become E = 30 with the f16's sign set, which picks the
- * factor -2^-15 for them (x 2 to undo the exponent's step, - to undo the
- * sign) instead of 2^-16, each times the scale: exact products of powers
- * of two for such a scale, so v x factor is the reference's value x scale.
- * The NaN code becomes 0x7E00, the f16 of the integer decoding's NaN.
- * 9.5 instructions per 8 codes in the loop instead of 14 (callgrind;
- * RMSProp's step, float32 params, 8.48 -> 7.84 per element).
- */
-/* The f16 of 16 unsigned codes, zero-extended to words (E = 31 moved). */
-static RMSFUSE_ALWAYS_INLINE __m256i tx_q8_unsigned_h(const __m256i w)
-{
-    const __m256i t = _mm256_slli_epi16(w, 7);
+    const __m256i t = _mm256_slli_epi16(_mm256_cvtepu8_epi16(codes), 7);
     const __m256i fix = _mm256_blendv_epi8(_mm256_set1_epi16((short)0x8400), _mm256_set1_epi16(0x0180),
                                            _mm256_cmpeq_epi16(t, _mm256_set1_epi16(0x7F80)));
     return _mm256_xor_si256(t, _mm256_and_si256(_mm256_cmpgt_epi16(t, _mm256_set1_epi16(0x7BFF)), fix));
 }
-/* The value of 8 such f16 (as float32 v) times the scale: v x f0, or x f1
- * where the f16's sign is set. */
-static RMSFUSE_ALWAYS_INLINE __m256 tx_q8_unsigned_v(const __m256 v, const __m256 f0, const __m256 f1)
+/* 8 such f16, converted, times the scale (f0; unsigned: f1 where the
+ * f16's sign is set). */
+static RMSFUSE_ALWAYS_INLINE __attribute__((target("f16c"))) __m256 tx_q8_v(const int nonneg, const __m128i h,
+                                                                           const __m256 f0, const __m256 f1)
 {
-    return _mm256_mul_ps(v, _mm256_blendv_ps(f0, f1, v));
+    const __m256 v = _mm256_cvtph_ps(h);
+    return _mm256_mul_ps(v, nonneg ? _mm256_blendv_ps(f0, f1, v) : f0);
 }
-static __attribute__((noinline, unused, target("f16c"))) void tx_q8_unsigned_f16c(const char *c, float scale,
-                                                                               float *buf, size_t m)
+static RMSFUSE_ALWAYS_INLINE __attribute__((target("f16c"))) void tx_q8_f16c_t(const int nonneg, const char *c,
+                                                                              float scale, float *buf, size_t m)
 {
-    const __m256 f0 = _mm256_set1_ps(scale * 0x1p-16f), f1 = _mm256_set1_ps(scale * -0x1p-15f);
+    const __m256 f0 = _mm256_set1_ps(nonneg ? scale * 0x1p-16f : scale), f1 = _mm256_set1_ps(scale * -0x1p-15f);
     size_t i = 0;
     for (; i + 16 <= m; i += 16) {
-        const __m256i h = tx_q8_unsigned_h(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(c + i))));
-        _mm256_store_ps(buf + i, tx_q8_unsigned_v(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), f0, f1));
-        _mm256_store_ps(buf + i + 8, tx_q8_unsigned_v(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), f0, f1));
+        const __m256i h = tx_q8_h(nonneg, _mm_loadu_si128((const __m128i *)(const void *)(c + i)));
+        _mm256_store_ps(buf + i, tx_q8_v(nonneg, _mm256_castsi256_si128(h), f0, f1));
+        _mm256_store_ps(buf + i + 8, tx_q8_v(nonneg, _mm256_extracti128_si256(h, 1), f0, f1));
     }
-    if (i < m) { /* 8 */
-        const __m256i h = tx_q8_unsigned_h(_mm256_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(c + i))));
-        _mm256_store_ps(buf + i, tx_q8_unsigned_v(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), f0, f1));
-    }
+    if (i < m) /* 8 */
+        _mm256_store_ps(buf + i, tx_q8_v(nonneg,
+                                         _mm256_castsi256_si128(tx_q8_h(
+                                             nonneg, _mm_loadl_epi64((const __m128i *)(const void *)(c + i)))),
+                                         f0, f1));
+}
+/* m codes (m a multiple of 8) at c into buf; unsigned: scale >= 2^-110. */
+static __attribute__((noinline, unused, target("f16c"))) void tx_q8_f16c(const unsigned nonneg, const char *c,
+                                                                         float scale, float *buf, size_t m)
+{
+    if (nonneg)
+        tx_q8_f16c_t(1, c, scale, buf, m);
+    else
+        tx_q8_f16c_t(0, c, scale, buf, m);
 }
 #define TX_Q8_F16C_BUILT 1
 #endif
-/* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_signed_f16c,
- * tx_q8_unsigned_f16c). */
+/* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_f16c). */
 static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned nonneg, const int f16c, const char *c,
                                             float scale, float *buf, size_t m)
 {
@@ -361,10 +355,8 @@ static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned 
     if (type == RMSFUSE_Q8_LINEAR)
         tx_q8_pre_linear(nonneg, c, scale, buf, m);
 #ifdef TX_Q8_F16C_BUILT
-    else if (!nonneg && f16c)
-        tx_q8_signed_f16c(c, scale, buf, m);
-    else if (nonneg && f16c && scale >= 0x1p-110f)
-        tx_q8_unsigned_f16c(c, scale, buf, m);
+    else if (f16c && (!nonneg || scale >= 0x1p-110f))
+        tx_q8_f16c(nonneg, c, scale, buf, m);
 #endif
     else if (nonneg)
         TX_Q8_PRE_(RMSFUSE_Q8, 1)
