@@ -328,8 +328,9 @@ static RMSFUSE_ALWAYS_INLINE __attribute__((target("f16c"))) __m256 tx_q8_v(cons
     const __m256 v = _mm256_cvtph_ps(h);
     return _mm256_mul_ps(v, nonneg ? _mm256_blendv_ps(f0, f1, v) : f0);
 }
-static RMSFUSE_ALWAYS_INLINE __attribute__((target("f16c"))) void tx_q8_f16c_t(const int nonneg, const char *c,
-                                                                              float scale, float *buf, size_t m)
+/* m codes (m a multiple of 8) at c into buf; unsigned: scale >= 2^-110. */
+static RMSFUSE_ALWAYS_INLINE __attribute__((target("f16c"))) void tx_q8_f16_t(const int nonneg, const char *c,
+                                                                             float scale, float *buf, size_t m)
 {
     const __m256 f0 = _mm256_set1_ps(nonneg ? scale * 0x1p-16f : scale), f1 = _mm256_set1_ps(scale * -0x1p-15f);
     size_t i = 0;
@@ -344,21 +345,12 @@ static RMSFUSE_ALWAYS_INLINE __attribute__((target("f16c"))) void tx_q8_f16c_t(c
                                              nonneg, _mm_loadl_epi64((const __m128i *)(const void *)(c + i)))),
                                          f0, f1));
 }
-/* m codes (m a multiple of 8) at c into buf; unsigned: scale >= 2^-110. */
-static __attribute__((noinline, unused, target("f16c"))) void tx_q8_f16c(const unsigned nonneg, const char *c,
-                                                                         float scale, float *buf, size_t m)
-{
-    if (nonneg)
-        tx_q8_f16c_t(1, c, scale, buf, m);
-    else
-        tx_q8_f16c_t(0, c, scale, buf, m);
-}
-#define TX_Q8_F16C_BUILT 1
+#define TX_Q8_F16_TARGET __attribute__((target("f16c")))
 #endif
 #if defined(__AVX512F__) && defined(__x86_64__) && VW == 16 && defined(RMSFUSE_TX_HW_BUILT)
 /* AVX-512 (the fused loops' object, compiled for AVX512BW and VL beside
  * AVX512_BF16: storage.h): 16 codes of the float-like map (RMSFUSE_Q8) by
- * vcvtph2ps, which is AVX512F's, as tx_q8_f16c (above) on AVX2 with the
+ * vcvtph2ps, which is AVX512F's, as tx_q8_f16_t (above) on AVX2 with the
  * lanes' conditions in mask registers.  Signed: the f16 s | E << 10 | M <<
  * 7, the NaN codes s | 0x7E00, times f0 (the scale).  Unsigned, for a
  * block whose scale is at least 2^-110: the f16 c << 7, the E = 31 codes
@@ -383,36 +375,36 @@ static RMSFUSE_ALWAYS_INLINE __m512 tx_q8_f16x16(const int nonneg, const __m128i
     return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_mask_blend_ps(e31, f0, f1));
 }
 /* m codes (m a multiple of 16) at c into buf; unsigned: scale >= 2^-110. */
-static RMSFUSE_ALWAYS_INLINE void tx_q8_f16x16_t(const int nonneg, const char *c, float scale, float *buf, size_t m)
+static RMSFUSE_ALWAYS_INLINE void tx_q8_f16_t(const int nonneg, const char *c, float scale, float *buf, size_t m)
 {
     const __m512 f0 = _mm512_set1_ps(nonneg ? scale * 0x1p-16f : scale), f1 = _mm512_set1_ps(scale * 0x1p-15f);
     for (size_t i = 0; i < m; i += 16)
         _mm512_store_ps(buf + i, tx_q8_f16x16(nonneg, _mm_loadu_si128((const __m128i *)(const void *)(c + i)), f0, f1));
 }
-static __attribute__((noinline, unused)) void tx_q8_f16x16_pre(const unsigned nonneg, const char *c, float scale,
-                                                               float *buf, size_t m)
+#define TX_Q8_F16_TARGET /* vcvtph2ps on zmm: AVX512F */
+#endif
+#ifdef TX_Q8_F16_TARGET
+/* The float-like map's m codes (m a multiple of VW) at c into buf by
+ * vcvtph2ps (AVX2 with F16C, or AVX-512); unsigned: scale >= 2^-110. */
+static __attribute__((noinline, unused)) TX_Q8_F16_TARGET void tx_q8_f16(const unsigned nonneg, const char *c,
+                                                                         float scale, float *buf, size_t m)
 {
     if (nonneg)
-        tx_q8_f16x16_t(1, c, scale, buf, m);
+        tx_q8_f16_t(1, c, scale, buf, m);
     else
-        tx_q8_f16x16_t(0, c, scale, buf, m);
+        tx_q8_f16_t(0, c, scale, buf, m);
 }
-#define TX_Q8_F16X16_BUILT 1
 #endif
-/* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_f16c). */
+/* The m codes at c into buf; f16c: the CPU has F16C (tx_q8_f16). */
 static RMSFUSE_ALWAYS_INLINE void tx_q8_pre(const unsigned type, const unsigned nonneg, const int f16c, const char *c,
                                             float scale, float *buf, size_t m)
 {
     (void)f16c;
     if (type == RMSFUSE_Q8_LINEAR)
         tx_q8_pre_linear(nonneg, c, scale, buf, m);
-#ifdef TX_Q8_F16C_BUILT
+#ifdef TX_Q8_F16_TARGET
     else if (f16c && (!nonneg || scale >= 0x1p-110f))
-        tx_q8_f16c(nonneg, c, scale, buf, m);
-#endif
-#ifdef TX_Q8_F16X16_BUILT
-    else if (!nonneg || scale >= 0x1p-110f)
-        tx_q8_f16x16_pre(nonneg, c, scale, buf, m);
+        tx_q8_f16(nonneg, c, scale, buf, m);
 #endif
     else if (nonneg)
         TX_Q8_PRE_(RMSFUSE_Q8, 1)
