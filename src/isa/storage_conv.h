@@ -423,8 +423,8 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(f16_to)(CV(u_t) h)
  * |y|'s exponent e and e1 that of the code's exponent 1 (2^(1-B)) is at
  * least 2^20 times |y|, so |y| + g has the grid's step (2^(e-3), or
  * 2^(-B-2) below 2^(1-B)) as its ulp and rounds to nearest even on it;
- * its bits minus g's count the steps, and the steps below 2^e are
- * 8 (max(e, e1) - e1).  The bits of max(e, e1) << 23 are those of
+ * its bits minus g's count the steps n, and the steps below 2^e are
+ * 8 (max(e, e1) - e1) = (t - t1) >> 20.  The bits of max(e, e1) << 23 are those of
  * max(a, e1 << 23) with the fraction cleared.  A subnormal |y| (code 0)
  * adds to g as 0 does, with the CPU's DAZ set or not: |y| + g rounds to g.
  * The same codes as the integer rounding of docs/math.md for every such
@@ -434,8 +434,20 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code_finite)(CV(u_t) a, unsigned B)
 {
     const uint32_t t1 = (128u - B) << 23;
     const CV(u_t) t = CV(smax)(a, CV(splat)(t1)) & 0x7F800000u;
-    const CV(u_t) g = t + (20u << 23);
-    return (CV(bits)(CV(flt)(a) + CV(flt)(g)) - g) + ((t - t1) >> 20);
+    /* g's and t1's low 8 bits are 0, and only the code's low 8 bits
+     * matter: g carries K = -(t1 >> 20) mod 256 in its fraction instead,
+     * so |y| + g = g + (K + n) ulp for the n steps rounded to nearest, ties
+     * to even (K is even: n + K is even where n is), and the code is the
+     * low 8 bits of its bits + (t >> 20) (all 2^30 |y| compared with the
+     * form above once, DAZ and FTZ set or not).  CV(st_u8) truncates to
+     * them except where it packs with saturation (AVX2, SSE2). */
+    const CV(u_t) g = t + ((20u << 23) | ((0u - (t1 >> 20)) & 0xFFu));
+    const CV(u_t) c = CV(bits)(CV(flt)(a) + CV(flt)(g)) + (t >> 20);
+#if (CW == 8 && defined(__AVX2__)) || (CW == 4 && defined(__SSE2__) && !defined(__AVX2__))
+    return c & 0xFFu;
+#else
+    return c;
+#endif
 }
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(q8_code)(CV(u_t) a, unsigned B, unsigned nan)
 {
