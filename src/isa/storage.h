@@ -205,13 +205,21 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_run(const unsigned type, const int non
         st_u8_c1(dst + i, q8_encode_c1(type, nonneg, finite, ld_f32_c1((const char *)(src + i)), q));
 }
 
-/* A block of n float32 values at src encoded into dst and its scale, whose
- * largest magnitude amax (NaNs ignored) and finiteness are known. */
-static RMSFUSE_ALWAYS_INLINE void conv_q8_amax(const unsigned type, const int nonneg, const float *src, char *dst,
-                                               char *scale, size_t n, const float amax, const int finite)
+/* A block's scale (*s) and encoding multiplier (*q, 1 / amax) from its
+ * largest magnitude amax, NaNs ignored (docs/math.md: both 0 below
+ * FLT_MIN). */
+static RMSFUSE_ALWAYS_INLINE void q8_scale_of(const float amax, float *s, float *q)
 {
-    const float s = amax >= FLT_MIN ? amax : 0.0f;
-    const float q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
+    *s = amax >= FLT_MIN ? amax : 0.0f;
+    *q = amax >= FLT_MIN ? 1.0f / amax : 0.0f;
+}
+
+/* A block of n float32 values at src encoded into dst, with its scale s
+ * and multiplier q (q8_scale_of) and finite as q8_amax_of gives it; s
+ * stored at scale. */
+static RMSFUSE_ALWAYS_INLINE void conv_q8_sq(const unsigned type, const int nonneg, const float *src, char *dst,
+                                             char *scale, size_t n, const float s, const float q, const int finite)
+{
     memcpy(scale, &s, sizeof s);
     if (finite)
         conv_q8_run(type, nonneg, 1, src, dst, q, n);
@@ -221,31 +229,32 @@ static RMSFUSE_ALWAYS_INLINE void conv_q8_amax(const unsigned type, const int no
 
 /* A block's n new values at src (the fused loops' buffer, storage_fused.h)
  * encoded as `type` (RMSFUSE_Q8 or RMSFUSE_Q8_LINEAR) into dst and its
- * scale; all: the largest of their magnitudes' bits, as q8_amax_of takes
- * it.  Out of line: one call per block, its code once per object, not once
- * per loop. */
+ * scale, given s, q and finite (conv_q8_sq): the caller finds them as
+ * soon as the block's values are known, and calls this later, so that
+ * the division is done by then.  Out of line: one call per block, its code
+ * once per object, not once per loop. */
 static __attribute__((noinline, unused)) void q8_encode_block(const unsigned type, const int nonneg, const float *src,
-                                                              char *dst, char *scale, size_t n, uint32_t all)
+                                                              char *dst, char *scale, size_t n, float s, float q,
+                                                              int fin)
 {
-    int fin;
-    const float amax = q8_amax_of(all, src, n, &fin);
     if (type == RMSFUSE_Q8_LINEAR) {
         if (nonneg)
-            conv_q8_amax(RMSFUSE_Q8_LINEAR, 1, src, dst, scale, n, amax, fin);
+            conv_q8_sq(RMSFUSE_Q8_LINEAR, 1, src, dst, scale, n, s, q, fin);
         else
-            conv_q8_amax(RMSFUSE_Q8_LINEAR, 0, src, dst, scale, n, amax, fin);
+            conv_q8_sq(RMSFUSE_Q8_LINEAR, 0, src, dst, scale, n, s, q, fin);
     } else if (nonneg)
-        conv_q8_amax(RMSFUSE_Q8, 1, src, dst, scale, n, amax, fin);
+        conv_q8_sq(RMSFUSE_Q8, 1, src, dst, scale, n, s, q, fin);
     else
-        conv_q8_amax(RMSFUSE_Q8, 0, src, dst, scale, n, amax, fin);
+        conv_q8_sq(RMSFUSE_Q8, 0, src, dst, scale, n, s, q, fin);
 }
 
 static RMSFUSE_ALWAYS_INLINE void conv_q8_t(const unsigned type, const int nonneg, const float *src, char *dst,
                                             char *scale, size_t n)
 {
     int finite;
-    const float amax = block_amax(src, n, &finite);
-    conv_q8_amax(type, nonneg, src, dst, scale, n, amax, finite);
+    float s, q;
+    q8_scale_of(block_amax(src, n, &finite), &s, &q);
+    conv_q8_sq(type, nonneg, src, dst, scale, n, s, q, finite);
 }
 
 static RMSFUSE_ALWAYS_INLINE void conv_16_t(const unsigned type, const int sr, const float *src, char *dst, size_t n,
