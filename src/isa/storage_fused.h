@@ -939,7 +939,8 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
  * encoded after the next block's loop, from the other of two buffers: the
  * division's latency then hides behind a block's work, not in front of the
  * encoding (Zen 5, AVX-512, alternated, in L2 and at DRAM size: 0.84-0.98
- * x the time of every 8-bit step; no division: about the same gain).  Software-pipelined (TX_PIPED) where a
+ * x the time of every 8-bit step, about what a build that did not wait
+ * for the division at all gained, timed with wrong codes).  Software-pipelined (TX_PIPED) where a
  * pass's second stage loads or stores no state slot (not in
  * RMSFUSE_LATE_<rule>): a block is complete at its loop's end, and its
  * last pass's second stage comes in the next block's first pass, one drain
