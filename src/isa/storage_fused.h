@@ -940,11 +940,11 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
  * division's latency then hides behind a block's work, not in front of the
  * encoding (Zen 5, AVX-512, alternated, in L2 and at DRAM size: 0.84-0.98
  * x the time of every 8-bit step, about what a build that did not wait
- * for the division at all gained, timed with wrong codes).  Software-pipelined (TX_PIPED) where a
- * pass's second stage loads or stores no state slot (not in
- * RMSFUSE_LATE_<rule>): a block is complete at its loop's end, and its
- * last pass's second stage comes in the next block's first pass, one drain
- * after the last block.  (RMSProp with momentum, drained at each block's
+ * for the division at all gained, timed with wrong codes).
+ * Software-pipelined (TX_PIPED) where a pass's second stage loads or
+ * stores no state slot (not in RMSFUSE_LATE_<rule>): a block is complete
+ * at its loop's end, and its last pass's second stage comes in the next
+ * block's first pass, one drain after the last block.  (RMSProp with momentum, drained at each block's
  * end before its encoding, measured no faster on the AMD Zen 3 VM: 0.94-1.14
  * x the time, docs/performance-storage-log.md.)  The body's i counts from
  * begin so that a pending second stage finds the arrays of its own block. */
@@ -1024,7 +1024,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         float buf[q8 ? 2 : 1][q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));                        \
         struct TXN(ctx) ctx;                                                                                       \
         char **const a = ctx.a;                                                                                    \
-        TXN(init)(&ctx, q8 ? buf[0] : NULL, J, begin);                                                                \
+        TXN(init)(&ctx, q8 ? buf[0] : NULL, J, begin);                                                             \
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp; /* in registers */                                \
         const unsigned VP = V | ((TX_FEW_CLASSES && RMSFUSE_PIPED_##r && (((V) >> TXV_GPLAIN) & 1u) &&             \
                                   (!q8 || ((V) & RMSFUSE_LATE_##r) == 0u))                                         \
