@@ -130,25 +130,30 @@ static void conv_to_f32(unsigned type, int nonneg, const char *src, float scale,
 }
 #endif /* RMSFUSE_KPART_STORAGE_OPS */
 
+/* The largest of the magnitudes' bits of n floats x that are not NaNs:
+ * out of line, for the rare block with a NaN (q8_amax_of is inlined in
+ * each of the fused loops, storage_fused.h). */
+static __attribute__((noinline, unused)) uint32_t q8_amax_no_nan(const float *x, size_t n)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        u &= 0x7FFFFFFFu;
+        if (u <= 0x7F800000u && u > m)
+            m = u;
+    }
+    return m;
+}
+
 /* The largest |x| of n floats x, NaNs ignored, given `all`, the largest
  * of their magnitudes' bits (NaNs included: on the bits, the order of
  * non-negative floats is the integers' order); *finite: none is an
  * infinity or a NaN. */
-static float q8_amax_of(uint32_t all, const float *x, size_t n, int *finite)
+static RMSFUSE_ALWAYS_INLINE float q8_amax_of(uint32_t all, const float *x, size_t n, int *finite)
 {
-    uint32_t m = 0;
     *finite = all < 0x7F800000u;
-    if (all <= 0x7F800000u) { /* no NaN: the largest of all */
-        m = all;
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u;
-            memcpy(&u, x + i, sizeof u);
-            u &= 0x7FFFFFFFu;
-            if (u <= 0x7F800000u && u > m)
-                m = u;
-        }
-    }
+    const uint32_t m = all <= 0x7F800000u ? all : q8_amax_no_nan(x, n); /* no NaN: the largest of all */
     float a;
     memcpy(&a, &m, sizeof a);
     return a;
