@@ -840,12 +840,14 @@ static RMSFUSE_ALWAYS_INLINE VF TXN(gsign)(VF g, const uint32_t sgn)
 #undef RMSFUSE_PIPE
 #define RMSFUSE_PIPE(x, y, d) ((void)0)
 
-/* Prefetches the 16- and 8-bit arrays' elements [j, j + QB) (a hint: it never faults). */
-static RMSFUSE_ALWAYS_INLINE void TXN(prefetch)(const unsigned C, const rmsfuse_typed_job *J, size_t j)
+/* Prefetches the 16- and 8-bit arrays' elements [j, j + QB) (a hint: it never
+ * faults); q8u: the 8-bit slots (TX_Q8_MAIN_), else 0 (each slot's type read). */
+static RMSFUSE_ALWAYS_INLINE void TXN(prefetch)(const unsigned C, const rmsfuse_typed_job *J, size_t j,
+                                                 const unsigned q8u)
 {
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++)
-        if (J->a[s] && rmsfuse_type_bytes(J->type[s]) < 4) {
-            const size_t eb = rmsfuse_type_bytes(J->type[s]);
+        if (s >= 2 && q8u ? (q8u >> s) & 1u : J->a[s] && rmsfuse_type_bytes(J->type[s]) < 4) {
+            const size_t eb = s >= 2 && q8u ? 1u : rmsfuse_type_bytes(J->type[s]);
             const uintptr_t q = (uintptr_t)J->a[s] + j * eb;
             for (size_t o = 0; o < eb * QB; o += 64) {
                 if (s == RMSFUSE_SLOT_GRAD)
@@ -925,7 +927,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
 #define TX_MAIN_(r, VV)                                                                                            \
     for (size_t i = 0; i < mv; i += st) {                                                                          \
         if (pf && i % QB == 0)                                                                                     \
-            TXN(prefetch)(C, J, begin + i + TX_PF_BLOCKS * QB);                                                    \
+            TXN(prefetch)(C, J, begin + i + TX_PF_BLOCKS * QB, 0u);                                                \
         RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV), a, i);                                            \
         if (TX_PAIRS(V))                                                                                           \
             RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV) | 1u << TXV_ODD, a, i);                        \
@@ -962,10 +964,10 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
                 continue;                                                                                          \
             }                                                                                                      \
             if (pf)                                                                                                \
-                TXN(prefetch)(C, J, i0 + TX_PF_BLOCKS * QB);                                                       \
+                TXN(prefetch)(C, J, i0 + TX_PF_BLOCKS * QB, q8u);                                                  \
             for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++) {                                                     \
                 uint32_t sc = 0;                                                                                   \
-                if (J->used & (1u << s))                                                                           \
+                if (q8u & (1u << s))                                                                               \
                     memcpy(&sc, J->scale[s] + i0 / QB * 4, sizeof sc);                                             \
                 a[TX_SCALE + s] = (char *)(uintptr_t)sc;                                                           \
                 a[TX_BUF + s] = (char *)((uintptr_t)buf[k][s] - o * 4);                                            \
@@ -973,7 +975,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
             }                                                                                                      \
             if (TX_Q8_PRE)                                                                                         \
                 for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                   \
-                    if (J->used & (1u << s))                                                                       \
+                    if (q8u & (1u << s))                                                                           \
                         tx_q8_pre(J->type[s], (nonneg >> s) & 1u, q8f16c, J->a[s] + i0, tx_float(a[TX_SCALE + s]), \
                                   buf[k][s], m);                                                                   \
             for (size_t i = o; i < o + m; i += VW) {                                                               \
@@ -982,7 +984,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
             }                                                                                                      \
             TX_Q8_ENCODE_PENDING_;                                                                                 \
             for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                       \
-                if (J->used & (1u << s))                                                                           \
+                if (q8u & (1u << s))                                                                               \
                     q8_scale_of(q8_amax_of(hmax_cw(ctx.mx[s]), buf[k][s], m, &pfin[s]), &ps[s], &pq[s]);           \
             pi0 = i0;                                                                                              \
             pm = m;                                                                                                \
@@ -993,7 +995,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
     } while (0)
 #define TX_Q8_ENCODE_PENDING_                                                                                      \
     for (unsigned s = 2; s < RMSFUSE_MAX_SLOTS; s++)                                                               \
-        if (pm && (J->used & (1u << s)))                                                                           \
+        if (pm && (q8u & (1u << s)))                                                                               \
             q8_encode_block(J->type[s], (nonneg >> s) & 1u, buf[k ^ 1u][s], J->a[s] + pi0,                        \
                             J->scale[s] + pi0 / QB * 4, pm, ps[s], pq[s], pfin[s])
 #if TX_FEW_CLASSES
@@ -1021,6 +1023,10 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         const int q8 = ((C >> 2) & 3u) == TXS_Q8;                                                                  \
         const int pf = end - begin >= RMSFUSE_PREFETCH_MIN_N && rmsfuse_cpu_prefers_typed_prefetch();              \
         const int q8f16c = TX_Q8_PRE && q8 && rmsfuse_cpu_has_f16_convert();                                     \
+        /* the 8-bit slots: J->used's state slots, a constant in the loops of                                    \
+         * constant variants (TX_VCASE_), whose blocks' code then has none of                                    \
+         * the other slots' tests */                                                                             \
+        const unsigned q8u = rmsfuse_##r##_used(V & 0xFFu) & ~3u;                                                  \
         float buf[q8 ? 2 : 1][q8 ? RMSFUSE_MAX_SLOTS : 1][QB] __attribute__((aligned(64)));                        \
         struct TXN(ctx) ctx;                                                                                       \
         char **const a = ctx.a;                                                                                    \
