@@ -266,6 +266,13 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
  * 0.665 -> 0.555; the same decoding in the loop was no faster than the
  * integer one (0.93-1.12 x the time).
  */
+/* Whether the elements [begin, end) (end > begin) are in one 2^32 range
+ * of elements, whose stochastic rounding has one K2 (docs/math.md): the
+ * condition of the loops of stochastic rounding. */
+static RMSFUSE_ALWAYS_INLINE int tx_one_k2(size_t begin, size_t end)
+{
+    return (uint64_t)begin >> 32 == ((uint64_t)end - 1u) >> 32;
+}
 #define TX_Q8_PRE_(t, nn)                                                                                  \
     for (size_t i = 0; i < m; i += VW)                                                                    \
         st_f32_cw((char *)(buf + i), q8_decode_cw((t), (nn), ld_u8_cw(c + i), scale));
@@ -946,10 +953,11 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
  * Software-pipelined (TX_PIPED) where a pass's second stage loads or
  * stores no state slot (not in RMSFUSE_LATE_<rule>): a block is complete
  * at its loop's end, and its last pass's second stage comes in the next
- * block's first pass, one drain after the last block.  (RMSProp with momentum, drained at each block's
- * end before its encoding, measured no faster on the AMD Zen 3 VM: 0.94-1.14
- * x the time, docs/performance-storage-log.md.)  The body's i counts from
- * begin so that a pending second stage finds the arrays of its own block. */
+ * block's first pass, one drain after the last block.  (RMSProp with
+ * momentum, drained at each block's end before its encoding, measured no
+ * faster on the AMD Zen 3 VM: 0.94-1.14 x the time,
+ * docs/performance-storage-log.md.)  The body's i counts from begin so
+ * that a pending second stage finds the arrays of its own block. */
 #define TX_Q8_MAIN_(r, VV)                                                                                         \
     do {                                                                                                           \
         size_t pi0 = 0, pm = 0; /* the block whose encoding waits: pm elements from pi0, in buf[k ^ 1] */          \
@@ -1209,7 +1217,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         if ((q) == TXS_BF16) {                                                                             \
             if (TX_G(V) && !TX_SR(V))                                                                      \
                 TX_HOT_(r, V & ~(1u << TXV_SR));                                                           \
-            else if (TX_G(V) && (uint64_t)begin >> 32 == ((uint64_t)end - 1u) >> 32)                       \
+            else if (TX_G(V) && tx_one_k2(begin, end))                                                     \
                 TX_HOT_(r, V | 1u << TXV_SR);                                                              \
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
@@ -1315,7 +1323,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
             else if (!TX_PF16(V) && TX_G(V))                                                               \
                 TX_HOT_T_(r, V & ~(1u << TXV_SR), 1u << TXV_G);                                            \
         } else if (TX_HW && (q) == TXS_BF16 && (p) == TXP_BF16 && !TX_PF16(V) && TX_G(V) &&                \
-                   (uint64_t)begin >> 32 == ((uint64_t)end - 1u) >> 32)                                    \
+                   tx_one_k2(begin, end))                                                                  \
             TX_HOT_T_(r, V | 1u << TXV_SR, 1u << TXV_G);
 /* Rule r's loops of class (p, q): a function of its own, shared between
  * the objects of one ISA (hidden: not exported), named after the ISA. */
