@@ -244,6 +244,14 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
 #define TX_RULES_HERE_(X) RMSFUSE_RULES(X)
 #endif
 
+/* Whether the elements [begin, end) (end > begin) are in one 2^32 range
+ * of elements, whose stochastic rounding has one K2 (docs/math.md): the
+ * condition of the loops of stochastic rounding. */
+static RMSFUSE_ALWAYS_INLINE int tx_one_k2(size_t begin, size_t end)
+{
+    return (uint64_t)begin >> 32 == ((uint64_t)end - 1u) >> 32;
+}
+
 /*
  * 8-bit state on AVX2 (TX_Q8_PRE, below): the m codes of a block at c
  * decoded into the block's float32 buffer before the loop, which then
@@ -266,13 +274,6 @@ _Static_assert(TXP_N == 4 && TXS_N == 3 && TX_NCLASS == 12, "TX_ALL_ lists every
  * 0.665 -> 0.555; the same decoding in the loop was no faster than the
  * integer one (0.93-1.12 x the time).
  */
-/* Whether the elements [begin, end) (end > begin) are in one 2^32 range
- * of elements, whose stochastic rounding has one K2 (docs/math.md): the
- * condition of the loops of stochastic rounding. */
-static RMSFUSE_ALWAYS_INLINE int tx_one_k2(size_t begin, size_t end)
-{
-    return (uint64_t)begin >> 32 == ((uint64_t)end - 1u) >> 32;
-}
 #define TX_Q8_PRE_(t, nn)                                                                                  \
     for (size_t i = 0; i < m; i += VW)                                                                    \
         st_f32_cw((char *)(buf + i), q8_decode_cw((t), (nn), ld_u8_cw(c + i), scale));
