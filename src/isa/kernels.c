@@ -124,7 +124,7 @@ static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) float grad_in_w1(float x, f
 #    define ST(s, x) VSTOREP(RMSFUSE_PG(i), a[s] + i * sizeof(float), (x))
 #  endif
 /*
- * Software pipelining (ISAs whose ops define VPIPE: AVX2), as in the fused
+ * Software pipelining (ISAs whose ops define VPIPE 1: AVX2), as in the fused
  * typed loops (src/isa/storage_fused.h, TX_PIPED): in the flush variants
  * of the rules with a stage point (RMSFUSE_PIPED_<rule>) over at least
  * RMSFUSE_PIPE_MIN_N elements, each pass of the vector loop runs the
@@ -141,20 +141,12 @@ static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) float grad_in_w1(float x, f
  * already (without the flush's two operations twice on the chain through
  * the division), and slower on small arrays.
  */
-#  if defined(VPIPE)
+#  if defined(VPIPE) && VPIPE == 1
 #    define RMSFUSE_F32_PIPE 1
 #  else
 #    define RMSFUSE_F32_PIPE 0
 #  endif
-#  if RMSFUSE_F32_PIPE
-enum { F32_PIPE = 1u << 8, F32_DRAIN = 1u << 9 }; /* V's bits above every rule's variant */
-/* The kernel's array addresses (the bodies' a) and the pipeline's state. */
-struct f32_ctx {
-    char *a[RMSFUSE_MAX_SLOTS + 1];
-    VF px, py, pd; /* the vector before's stage-point values */
-    size_t pi;     /* its i, or SIZE_MAX before the first */
-    char *ra[RMSFUSE_MAX_SLOTS]; /* draining: the arrays of the second stage */
-};
+#  if defined(VPIPE)
 /* A stage point's exchange (here and in src/isa/storage_fused.h, TXN(pipe)):
  * keeps the body's x, y, d and, with keep_i, its i in the kept ones (k*)
  * and gives the body those of the pass before; draining, the arrays of the
@@ -188,6 +180,16 @@ static RMSFUSE_ALWAYS_INLINE void rmsfuse_pipe_scratch(char **a, char **ra, char
         a[s] = zs;
     }
 }
+#  endif
+#  if RMSFUSE_F32_PIPE
+enum { F32_PIPE = 1u << 8, F32_DRAIN = 1u << 9 }; /* V's bits above every rule's variant */
+/* The kernel's array addresses (the bodies' a) and the pipeline's state. */
+struct f32_ctx {
+    char *a[RMSFUSE_MAX_SLOTS + 1];
+    VF px, py, pd; /* the vector before's stage-point values */
+    size_t pi;     /* its i, or SIZE_MAX before the first */
+    char *ra[RMSFUSE_MAX_SLOTS]; /* draining: the arrays of the second stage */
+};
 /* The float32 bodies' stage point. */
 static RMSFUSE_ALWAYS_INLINE int f32_pipe(const unsigned V, char *const *a, size_t *pi, VF *x, VF *y, VF *d)
 {

@@ -27,7 +27,8 @@ static RMSFUSE_ALWAYS_INLINE __m256 rmsfuse_avx2_flush(__m256 x)
 
 #define VF              __m256
 #define VW              8
-#define VPIPE           1 /* src/isa/kernels.c: software-pipelined float32 loops (RMSFUSE_F32_PIPE) */
+#define VPIPE           1 /* software pipelining: the float32 loops (src/isa/kernels.c, RMSFUSE_F32_PIPE) and
+                                     the typed ones (src/isa/storage_fused.h, TX_PIPED) */
 #define VLOAD(p)        _mm256_loadu_ps((const float *)(const void *)(p))
 #define VSTORE(p, x)    _mm256_storeu_ps((float *)(void *)(p), (x))
 #define VSET1(f)        _mm256_set1_ps(f)

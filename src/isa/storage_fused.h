@@ -102,12 +102,13 @@ enum { /* the run-time bits' positions */
      (((V) >> TXV_GPLAIN) & 1u))
 #define TX_ODD(V)        (((V) >> TXV_ODD) & 1u)
 /*
- * Software pipelining (bit TXV_PIPE: AVX2's loops of constant variants, for
- * a rule whose body has a stage point, RMSFUSE_PIPE after its square root;
- * RMSFUSE_PIPED_<rule>): each pass runs the body's first stage (loads,
- * state, square root) over the elements at i and its second (division,
- * momentum, param) over those of the pass before, whose stage-point values
- * (x, y, d, each half of pairs its own) and i the context kept.  The
+ * Software pipelining (bit TXV_PIPE: AVX2's and AVX-512's loops of
+ * constant variants, for a rule whose body has a stage point, RMSFUSE_PIPE
+ * after its square root; RMSFUSE_PIPED_<rule>): each pass runs the body's
+ * first stage (loads, state, square root) over the elements at i and its
+ * second (division, momentum, param) over those of the pass before, whose
+ * stage-point values (x, y, d, each half of pairs its own) and i the
+ * context kept.  The
  * division's inputs are then ready when it issues, so the operations that
  * wait for it no longer fill the scheduler while the next elements' square
  * roots could start: the loop is not held up by the latency of the chain
@@ -127,8 +128,29 @@ enum { /* the run-time bits' positions */
  * the AVX2 storage object's compile went from 17 to 30 s with both in
  * every loop and inlined, 22 s so, 33 s with the gate's second loop
  * (TX_PIPE_MIN_N).
+ * AVX-512 pipelines only the variants whose second stage loads and stores
+ * state of its own (RMSFUSE_LATE_<rule>: RMSProp with momentum), beside
+ * 16-bit or float32 state (ops_avx512.h's VPIPE 2).  AMD Zen 5 VM, in L2,
+ * 5 alternations, ns per element, RMSProp with momentum not pipelined ->
+ * pipelined: all-bf16 0.290 -> 0.262, f16 params with bf16 state 0.264 ->
+ * 0.249, rounded stochastically 0.433 -> 0.408, split 0.310 -> 0.283; the
+ * other rules and plain RMSProp pipelined too measured 0.98-1.06 x the
+ * time (plain RMSProp rounded stochastically 1.08 x), so they are not.
+ * A piped pass stores at two i (each stage at its own), so its bf16 state
+ * stores are checked for subnormal inputs at once, not left pending
+ * (TXN(pend)).
  */
 #define TX_PIPED(V)      (((V) >> TXV_PIPE) & 1u)
+/* Whether this instantiation's loops pipeline (AVX2's and AVX-512's), and
+ * which variants: every one where a pass's second stage loads or stores no
+ * 8-bit state slot (VPIPE 1, AVX2), or only those whose second stage has
+ * state traffic of its own, without 8-bit state (VPIPE 2, AVX-512). */
+#define TX_PIPE_OK       (TX_FEW_CLASSES || TX_HW)
+#if defined(VPIPE) && VPIPE == 2
+#define TX_PIPE_LATE_ONLY 1
+#else
+#define TX_PIPE_LATE_ONLY 0
+#endif
 #ifndef TX_PIPE_MIN_N
 /* Elements: a range of fewer takes the loop without pipelining, whose
  * drain costs more than it gains (Zen 3 VM, all-bf16 RMSProp with
@@ -512,9 +534,16 @@ struct TXN(ctx) {
     union { /* the loops of pairs have no 8-bit state: one frame for both */
         u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
         u_t_cw ev[RMSFUSE_MAX_SLOTS]; /* pairs: the even elements' new bf16 (high halves), until the odd ones' */
+#if TX_PIPE_LATE_ONLY
+        struct { /* piped, AVX-512: no pairs, no 8-bit state (the frame of the loops not piped unchanged) */
+            VF px[1], py[1], pd[1];
+        };
+#endif
     };
-#if TX_FEW_CLASSES
+#if TX_PIPE_OK
+#if !TX_PIPE_LATE_ONLY
     VF px[2], py[2], pd[2];      /* piped: the pass before's stage-point values (pairs: even, odd) */
+#endif
     size_t pi;                   /* piped: its i, or SIZE_MAX before the first pass */
     char *ra[RMSFUSE_MAX_SLOTS]; /* piped, draining: the arrays of the second stage */
 #endif
@@ -784,6 +813,8 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
             TXN(st_pair)(V, s, a, i, x, 0, splat_cw(0u));
         else if (TX_SFLUSHED(V)) /* no subnormal in x */
             TXN(st_bf16_normal)(a[s] + i * 2, x);
+        else if (TX_PIPED(V)) /* a pass stores at two i: checked at once */
+            TXN(st_bf16)(a[s] + i * 2, x);
         else
             TXN(st_bf16_at)(s, a, i, x);
         return;
@@ -802,9 +833,9 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
     }
 }
 
-#if TX_FEW_CLASSES
+#if TX_PIPE_OK
 #if !defined(VPIPE)
-#error "TX_FEW_CLASSES's loops are software-pipelined: the ISA's ops must define VPIPE (src/isa/kernels.c)"
+#error "AVX2's and AVX-512's typed loops are software-pipelined: the ISA's ops must define VPIPE (src/isa/kernels.c)"
 #endif
 /* The body's stage point (TX_PIPED): keeps this pass's x, y, d and i for
  * the next and gives the body the pass before's; 0 where there is none
@@ -820,7 +851,7 @@ static RMSFUSE_ALWAYS_INLINE int TXN(pipe)(const unsigned V, char *const *a, siz
 
 #undef LD
 #undef ST
-#if TX_FEW_CLASSES
+#if TX_PIPE_OK
 #undef RMSFUSE_PIPE
 #define RMSFUSE_PIPE(x, y, d)                                                                              \
     do {                                                                                                   \
@@ -894,7 +925,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
         a[TX_SCALE + s] = NULL;
     }
     a[RMSFUSE_MAX_SLOTS] = NULL;
-#if TX_FEW_CLASSES
+#if TX_PIPE_OK
     ctx->pi = SIZE_MAX;
 #endif
     /* stochastic rounding: the range is in one 2^32 range (TX_FN_) */
@@ -906,7 +937,7 @@ static RMSFUSE_ALWAYS_INLINE void TXN(init)(struct TXN(ctx) *ctx, float (*buf)[Q
 #endif
 }
 
-#if TX_FEW_CLASSES
+#if TX_PIPE_OK
 /* The software-pipelined loops' last pass (TX_PIPED): the first stage over
  * a scratch vector (pairs: each half; 8-bit state: in place of the
  * block's buffers too), the second over the loop's last elements.  Out of
@@ -1007,7 +1038,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         if (pm && (q8u & (1u << s)))                                                                               \
             q8_encode_block(J->type[s], (nonneg >> s) & 1u, buf[k ^ 1u][s], J->a[s] + pi0,                        \
                             J->scale[s] + pi0 / QB * 4, pm, ps[s], pq[s], pfin[s])
-#if TX_FEW_CLASSES
+#if TX_PIPE_OK
 #define TX_DRAIN_CALL_(r, VP) RMSFUSE_CAT(tx_drain_##r, TX_SUFFIX)((VP), &kc, &ctx)
 #else
 #define TX_DRAIN_CALL_(r, VP) ((void)0)
@@ -1041,8 +1072,9 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         char **const a = ctx.a;                                                                                    \
         TXN(init)(&ctx, q8 ? buf[0] : NULL, J, begin);                                                             \
         const rmsfuse_##r##_k kc = *(const rmsfuse_##r##_k *)kp; /* in registers */                                \
-        const unsigned VP = V | ((TX_FEW_CLASSES && RMSFUSE_PIPED_##r && (((V) >> TXV_GPLAIN) & 1u) &&             \
-                                  (!q8 || ((V) & RMSFUSE_LATE_##r) == 0u))                                         \
+        const int late = ((V) & RMSFUSE_LATE_##r) != 0u;                                                           \
+        const unsigned VP = V | ((TX_PIPE_OK && RMSFUSE_PIPED_##r && (((V) >> TXV_GPLAIN) & 1u) &&                 \
+                                  (TX_PIPE_LATE_ONLY ? !q8 && late : !q8 || !late))                                \
                                      ? 1u << TXV_PIPE : 0u);                                                       \
         TXN(at)(C, J, begin, a);                                                                                   \
         if (!q8) {                                                                                                 \
