@@ -108,11 +108,11 @@ enum { /* the run-time bits' positions */
  * first stage (loads, state, square root) over the elements at i and its
  * second (division, momentum, param) over those of the pass before, whose
  * stage-point values (x, y, d, each half of pairs its own) and i the
- * context kept.  The
- * division's inputs are then ready when it issues, so the operations that
- * wait for it no longer fill the scheduler while the next elements' square
- * roots could start: the loop is not held up by the latency of the chain
- * from the loads through the square root and the division to the stores.
+ * context kept.  The division's inputs are then ready when it issues, so
+ * the operations that wait for it no longer fill the scheduler while the
+ * next elements' square roots could start: the loop is not held up by the
+ * latency of the chain from the loads through the square root and the
+ * division to the stores.
  * Each element still takes the body's operations in the body's order: the
  * same bits.  The first pass has no pass before (i kept as SIZE_MAX: the
  * body returns at its stage point); after the loop, tx_drain_<rule> runs
