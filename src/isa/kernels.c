@@ -147,13 +147,16 @@ static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) float grad_in_w1(float x, f
 #    define RMSFUSE_F32_PIPE 0
 #  endif
 #  if defined(VPIPE)
-/* A stage point's exchange (here and in src/isa/storage_fused.h, TXN(pipe)):
- * keeps the body's x, y, d and, with keep_i, its i in the kept ones (k*)
- * and gives the body those of the pass before; draining, the arrays of the
- * second stage (ra) back into a.  0 where there is no pass before. */
-static RMSFUSE_ALWAYS_INLINE int rmsfuse_pipe_swap(VF *kx, VF *ky, VF *kd, size_t *ki, const int keep_i,
-                                                   VF *x, VF *y, VF *d, size_t *pi, const int drain,
-                                                   char **a, char *const *ra)
+/* A stage point's exchange (here and in src/isa/storage_fused.h, TXN(pipe);
+ * unused, hence the attribute, in an object with no pipelined loop, as
+ * AVX-512's without the typed ones): keeps the body's x, y, d and, with
+ * keep_i, its i in the kept ones (k*) and gives the body those of the pass
+ * before; draining, the arrays of the second stage (ra) back into a.  0
+ * where there is no pass before. */
+static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) int rmsfuse_pipe_swap(VF *kx, VF *ky, VF *kd, size_t *ki,
+                                                                           const int keep_i, VF *x, VF *y, VF *d,
+                                                                           size_t *pi, const int drain, char **a,
+                                                                           char *const *ra)
 {
     const VF tx = *kx, ty = *ky, td = *kd;
     const size_t ti = *ki;
@@ -173,7 +176,7 @@ static RMSFUSE_ALWAYS_INLINE int rmsfuse_pipe_swap(VF *kx, VF *ky, VF *kd, size_
 }
 /* A drain's first stage over the scratch vector zs: the arrays into ra,
  * zs in their place (the stage point gives them back). */
-static RMSFUSE_ALWAYS_INLINE void rmsfuse_pipe_scratch(char **a, char **ra, char *zs)
+static RMSFUSE_ALWAYS_INLINE __attribute__((unused)) void rmsfuse_pipe_scratch(char **a, char **ra, char *zs)
 {
     for (unsigned s = 0; s < RMSFUSE_MAX_SLOTS; s++) {
         ra[s] = a[s];
