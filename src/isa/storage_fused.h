@@ -534,16 +534,9 @@ struct TXN(ctx) {
     union { /* the loops of pairs have no 8-bit state: one frame for both */
         u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
         u_t_cw ev[RMSFUSE_MAX_SLOTS]; /* pairs: the even elements' new bf16 (high halves), until the odd ones' */
-#if TX_PIPE_LATE_ONLY
-        struct { /* piped, AVX-512: no pairs, no 8-bit state (the frame of the loops not piped unchanged) */
-            VF px[1], py[1], pd[1];
-        };
-#endif
     };
 #if TX_PIPE_OK
-#if !TX_PIPE_LATE_ONLY
     VF px[2], py[2], pd[2];      /* piped: the pass before's stage-point values (pairs: even, odd) */
-#endif
     size_t pi;                   /* piped: its i, or SIZE_MAX before the first pass */
     char *ra[RMSFUSE_MAX_SLOTS]; /* piped, draining: the arrays of the second stage */
 #endif
