@@ -27,7 +27,8 @@ static RMSFUSE_ALWAYS_INLINE __m512 rmsfuse_avx512_flush(__m512 x)
 #define VF              __m512
 #define VW              16
 #define VPIPE           2 /* software pipelining: only the typed loops of the variants whose second stage
-                                     has state traffic (src/isa/storage_fused.h, TX_PIPED) */
+                                     has state traffic, where there are no halves (src/isa/storage_fused.h,
+                                     TX_PIPED, TX_HALVES) */
 #define VLOAD(p)        _mm512_loadu_ps((const void *)(p))
 #define VSTORE(p, x)    _mm512_storeu_ps((void *)(p), (x))
 #define VSET1(f)        _mm512_set1_ps(f)
