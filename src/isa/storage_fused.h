@@ -119,6 +119,9 @@ enum { /* the run-time bits' positions */
  * 0.148; f16 params with bf16 state 0.171 -> 0.157, 0.211 -> 0.197,
  * 0.096 -> 0.092, 0.165 -> 0.151; stochastic rounding (the state alone)
  * 0.305 -> 0.283, 0.372 -> 0.345, 0.275 -> 0.246, 0.314 -> 0.286.
+ * A param rounded stochastically beside them: both halves' words put
+ * together by one two-table word permute (TXN(st_half_sr): 0.95-0.98 x
+ * the time of those steps).
  * (Without the param's subnormal check, wrong bits, measured 0.77-0.95 x
  * the time before: the check, not the branch, is what costs; keeping the
  * values of 16 vectors and checking once per 256 elements was no faster,
@@ -519,15 +522,22 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
 /* VW values to bf16 at p, rounded stochastically with rh = r >> 16
  * (bf16_hi_cw with sr).  With TX_HW: the sum's or the quieted NaN's high
  * halves taken by one word permute, not three shifts and a narrowing. */
+#if TX_HW
+/* The words whose high halves are x's bf16 rounded stochastically: x's
+ * bits + rh, a NaN's quieted (a masked or). */
+static RMSFUSE_ALWAYS_INLINE __m512i TXN(sr_words)(VF x, u_t_cw rh)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    return _mm512_mask_or_epi32(_mm512_add_epi32(u, v512_cw(rh)), _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u,
+                                _mm512_set1_epi32(0x00400000));
+}
+#endif
 static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_sr)(char *p, VF x, u_t_cw rh)
 {
 #if TX_HW
-    const __m512i u = _mm512_castps_si512(x);
-    const __m512i w = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_add_epi32(u, v512_cw(rh)),
-                                              _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
     const __m512i hi = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1, 31, 29, 27, 25, 23,
                                         21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(_mm512_permutexvar_epi16(hi, w)));
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(_mm512_permutexvar_epi16(hi, TXN(sr_words)(x, rh))));
 #else
     st_hi16_cw(p, bf16_hi_cw(bits_cw(tx_cw(x)), 1, rh));
 #endif
@@ -697,6 +707,28 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_half)(const unsigned V, const unsigned 
 #endif
 }
 
+/* Halves: VW new param values at element i rounded stochastically (rh as
+ * st_bf16_sr's): the first half's words kept, the second's high halves
+ * stored with them (at i - VW) by one two-table word permute. */
+static RMSFUSE_ALWAYS_INLINE void TXN(st_half_sr)(const unsigned V, const unsigned s, char *const *a, size_t i, VF x,
+                                                u_t_cw rh)
+{
+#if TX_HW
+    struct TXN(ctx) *const X = (struct TXN(ctx) *)(void *)a;
+    const __m512i w = TXN(sr_words)(x, rh);
+    if (!TX_ODD(V)) {
+        X->hv[s] = _mm512_castsi512_ps(w);
+        return;
+    }
+    const __m512i hi = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25,
+                                        23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    _mm512_storeu_si512((void *)(a[s] + (i - VW) * 2),
+                        _mm512_permutex2var_epi16(_mm512_castps_si512(X->hv[s]), hi, w));
+#else
+    (void)V, (void)s, (void)a, (void)i, (void)x, (void)rh;
+#endif
+}
+
 /* VW bf16 values at p as float32 (the bits << 16). */
 static RMSFUSE_ALWAYS_INLINE VF TXN(ld_bf16)(const char *p)
 {
@@ -841,7 +873,10 @@ static RMSFUSE_ALWAYS_INLINE void TXN(store)(const unsigned V, const unsigned s,
                 else
                     TXN(st_f16)(a[s] + i * 2, x);
             } else if (sr) {
-                TXN(st_bf16_sr)(a[s] + i * 2, x, sr_random_hi_cw(k2, i0, 1u));
+                if (TX_HALVES(V))
+                    TXN(st_half_sr)(V, s, a, i, x, sr_random_hi_cw(k2, i0, 1u));
+                else
+                    TXN(st_bf16_sr)(a[s] + i * 2, x, sr_random_hi_cw(k2, i0, 1u));
             } else if (TX_HALVES(V)) {
                 TXN(st_half)(V, s, a, i, x, 0);
             } else {
