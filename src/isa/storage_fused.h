@@ -125,7 +125,7 @@ enum { /* the run-time bits' positions */
  * (Without the param's subnormal check, wrong bits, measured 0.77-0.95 x
  * the time before: the check, not the branch, is what costs; keeping the
  * values of 16 vectors and checking once per 256 elements was no faster,
- * 0.99-1.07 x.)  RMSProp with momentum, pipelined before (below):
+ * 0.99-1.08 x.)  RMSProp with momentum, pipelined before (below):
  * 0.88-0.96 x the time so, in L2 and at DRAM size, so halves take
  * precedence over pipelining on AVX-512.
  */
