@@ -519,9 +519,6 @@ static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16)(char *p, VF x)
 #endif
 }
 
-/* VW values to bf16 at p, rounded stochastically with rh = r >> 16
- * (bf16_hi_cw with sr).  With TX_HW: the sum's or the quieted NaN's high
- * halves taken by one word permute, not three shifts and a narrowing. */
 #if TX_HW
 /* The words whose high halves are x's bf16 rounded stochastically: x's
  * bits + rh, a NaN's quieted (a masked or). */
@@ -532,12 +529,16 @@ static RMSFUSE_ALWAYS_INLINE __m512i TXN(sr_words)(VF x, u_t_cw rh)
                                 _mm512_set1_epi32(0x00400000));
 }
 #endif
+/* VW values to bf16 at p, rounded stochastically with rh = r >> 16
+ * (bf16_hi_cw with sr).  With TX_HW: the sum's or the quieted NaN's high
+ * halves taken by one word permute, not three shifts and a narrowing. */
 static RMSFUSE_ALWAYS_INLINE void TXN(st_bf16_sr)(char *p, VF x, u_t_cw rh)
 {
 #if TX_HW
     const __m512i hi = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1, 31, 29, 27, 25, 23,
                                         21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(_mm512_permutexvar_epi16(hi, TXN(sr_words)(x, rh))));
+    const __m512i w = TXN(sr_words)(x, rh);
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(_mm512_permutexvar_epi16(hi, w)));
 #else
     st_hi16_cw(p, bf16_hi_cw(bits_cw(tx_cw(x)), 1, rh));
 #endif
