@@ -1053,9 +1053,10 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
 #endif
 
 /* The loop over whole vectors (pairs, halves) of elements [begin, begin +
- * mv), the body at VV. */
+ * mv), st at a time, the body at VV (a pipelined VV never has halves: its
+ * class has none, TX_HALVES_CLASS in the gate, so st fits either). */
 #define TX_MAIN_(r, VV)                                                                                            \
-    for (size_t i = 0; i < mv; i += (TX_PAIRS(V) || TX_HALVES(VV)) ? 2 * VW : VW) {                               \
+    for (size_t i = 0; i < mv; i += st) {                                                                          \
         if (pf && i % QB == 0)                                                                                     \
             TXN(prefetch)(C, J, begin + i + TX_PF_BLOCKS * QB, 0u);                                                \
         RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV), a, i);                                            \
