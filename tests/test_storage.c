@@ -251,7 +251,7 @@ static uint32_t sr_random(uint64_t seed, uint64_t step, uint64_t stream, uint64_
 {
     const uint64_t K = sr_mix64(sr_mix64(sr_mix64(seed) ^ step) ^ stream);
     const uint64_t K2 = sr_mix64(K ^ (i >> 32));
-    return sr_mix32(sr_mix32((uint32_t)i ^ (uint32_t)K2) ^ (uint32_t)(K2 >> 32));
+    return sr_mix32((uint32_t)(i + K2));
 }
 
 static uint16_t bf16_write_sr(float x, uint32_t r)

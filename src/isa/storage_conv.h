@@ -286,21 +286,18 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32_pre)(CV(u_t) x)
     x ^= x >> 15;
     return x * 0x846CA68Bu;
 }
-static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32)(CV(u_t) x)
-{
-    const CV(u_t) y = CV(mix32_pre)(x);
-    return y ^ (y >> 16);
-}
 /* r(i), r(i + st), ..., r(i + (CW - 1) st) before mix32's last step, for
  * elements of one 2^32 range, whose K2 is k2 (rmsfuse_sr_k2); st 1, or 2
- * in the fused loops of pairs (storage_fused.h, TX_PAIRS) */
+ * in the fused loops of pairs (storage_fused.h, TX_PAIRS).  One round of
+ * mix32 per element, of i + K2 (docs/math.md): with the two rounds of
+ * (i xor K2) defined before, the steps rounding stochastically took
+ * 1.2-1.35 x the time on AMD Zen 5 in L2 (docs/performance-storage-log.md). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_pre)(uint64_t k2, uint64_t i, unsigned st)
 {
     CV(u_t) idx;
     for (unsigned l = 0; l < CW; l++) /* a constant */
         idx[l] = l * st;
-    idx += (uint32_t)i;
-    return CV(mix32_pre)(CV(mix32)(idx ^ (uint32_t)k2) ^ (uint32_t)(k2 >> 32));
+    return CV(mix32_pre)(idx + (uint32_t)(i + k2)); /* one broadcast and one add */
 }
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_random)(uint64_t k2, uint64_t i)
 {

@@ -2265,7 +2265,7 @@ static uint64_t sr_mix64(uint64_t z)
 static uint32_t sr_r(uint64_t seed, uint64_t step, uint64_t stream, uint64_t i)
 {
     const uint64_t K = sr_mix64(sr_mix64(sr_mix64(seed) ^ step) ^ stream), K2 = sr_mix64(K ^ (i >> 32));
-    return mix32(mix32((uint32_t)i ^ (uint32_t)K2) ^ (uint32_t)(K2 >> 32));
+    return mix32((uint32_t)(i + K2));
 }
 
 static uint16_t to_bf16(float x, int sr, uint32_t r)
