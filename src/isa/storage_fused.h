@@ -103,9 +103,10 @@ enum { /* the run-time bits' positions */
 #define TX_ODD(V)        (((V) >> TXV_ODD) & 1u)
 /*
  * Halves (TX_HW: AVX-512's loops of constant variants with a bf16 array
- * rounded to nearest even, the param or 16-bit state, and no 8-bit
- * state): the loop takes 2 * VW elements at a time and runs the body over
- * the first VW and, with bit TXV_ODD, over the next VW (loads as ever).
+ * rounded to nearest even, the param or 16-bit state): the loop takes
+ * 2 * VW elements at a time and runs the body over the first VW and, with
+ * bit TXV_ODD, over the next VW (loads as ever; 8-bit state: each block's
+ * loop so, a block of another length through the block path).
  * The first keeps each such array's new values (ctx.hv); the second
  * rounds both vectors with one vcvtne2ps2bf16 and stores the 2 * VW bf16
  * at once, checking both for subnormal inputs with one branch (the param
@@ -121,7 +122,8 @@ enum { /* the run-time bits' positions */
  * 0.305 -> 0.283, 0.372 -> 0.345, 0.275 -> 0.246, 0.314 -> 0.286.
  * A param rounded stochastically beside them: both halves' words put
  * together by one two-table word permute (TXN(st_half_sr): 0.95-0.98 x
- * the time of those steps).
+ * the time of those steps).  A bf16 param or master weights beside 8-bit
+ * state (2026-12-05, 4 alternations, in L2): 0.89-0.94 x the time.
  * (Without the param's subnormal check, wrong bits, measured 0.77-0.95 x
  * the time before: the check, not the branch, is what costs; keeping the
  * values of 16 vectors and checking once per 256 elements was no faster,
@@ -130,7 +132,7 @@ enum { /* the run-time bits' positions */
  * precedence over pipelining on AVX-512.
  */
 #define TX_HALVES_CLASS(V)                                                                                 \
-    (TX_HW && (((V) >> TXV_GPLAIN) & 1u) && TX_S(V) != TXS_Q8 &&                                           \
+    (TX_HW && (((V) >> TXV_GPLAIN) & 1u) &&                                                                \
      (TX_S(V) == TXS_BF16 || ((TX_P(V) == TXP_BF16 || TX_P(V) == TXP_MASTER) && !TX_PF16(V) && !TX_SR(V))))
 #define TX_HALVES(V)     (TX_HALVES_CLASS(V) && !TX_PIPED(V))
 /*
@@ -574,7 +576,7 @@ struct TXN(ctx) {
 #if TX_HW
     struct TXN(pend) p;
 #endif
-    union { /* the loops of pairs and of halves have no 8-bit state: one frame for all */
+    union { /* one frame: pairs have no 8-bit state, and halves beside it keep the param's (slot 0) alone */
         u_t_cw mx[RMSFUSE_MAX_SLOTS]; /* 8-bit slots: the block's largest magnitudes' bits so far, per lane */
         u_t_cw ev[RMSFUSE_MAX_SLOTS]; /* pairs: the even elements' new bf16 (high halves), until the odd ones' */
         VF hv[RMSFUSE_MAX_SLOTS];     /* halves: the first half's new values, until the second's */
@@ -1092,7 +1094,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
         unsigned k = 0;                                                                                            \
         for (size_t i0 = begin; i0 < end;) {                                                                       \
             const size_t next = (i0 / QB + 1) * QB, m = (next < end ? next : end) - i0, o = i0 - begin;            \
-            if (m % VW) {                                                                                          \
+            if (m % (TX_HALVES(VV) ? 2 * VW : VW)) {                                                               \
                 typed_block(kernel, kp, variant, J, i0, m);                                                        \
                 i0 += m;                                                                                           \
                 continue;                                                                                          \
@@ -1112,8 +1114,10 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
                     if (q8u & (1u << s))                                                                           \
                         tx_q8_pre(J->type[s], (nonneg >> s) & 1u, q8f16c, J->a[s] + i0, tx_float(a[TX_SCALE + s]), \
                                   buf[k][s], m);                                                                   \
-            for (size_t i = o; i < o + m; i += VW) {                                                               \
+            for (size_t i = o; i < o + m; i += TX_HALVES(VV) ? 2 * VW : VW) {                                      \
                 RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV), a, i);                                    \
+                if (TX_HALVES(VV))                                                                                 \
+                    RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV) | 1u << TXV_ODD, a, i + VW);           \
                 TXN(st_fix)(a, i);                                                                                 \
             }                                                                                                      \
             TX_Q8_ENCODE_PENDING_;                                                                                 \
