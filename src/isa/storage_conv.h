@@ -291,7 +291,7 @@ static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(mix32_pre)(CV(u_t) x)
  * in the fused loops of pairs (storage_fused.h, TX_PAIRS).  One round of
  * mix32 per element, of i + K2 (docs/math.md): with the two rounds of
  * (i xor K2) defined before, the steps rounding stochastically took
- * 1.2-1.35 x the time on AMD Zen 5 in L2 (docs/performance-storage-log.md). */
+ * 1.2-1.4 x the time on AMD Zen 5 in L2 (docs/performance-storage-log.md). */
 static RMSFUSE_ALWAYS_INLINE CV(u_t) CV(sr_pre)(uint64_t k2, uint64_t i, unsigned st)
 {
     CV(u_t) idx;
