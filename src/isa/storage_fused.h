@@ -1089,12 +1089,13 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
 #define TX_Q8_MAIN_(r, VV)                                                                                         \
     do {                                                                                                           \
         size_t pi0 = 0, pm = 0; /* the block whose encoding waits: pm elements from pi0, in buf[k ^ 1] */          \
+        const size_t qst = TX_HALVES(VV) ? 2 * VW : VW; /* a block's loop's step */                                \
         float ps[RMSFUSE_MAX_SLOTS] = {0}, pq[RMSFUSE_MAX_SLOTS] = {0};                                            \
         int pfin[RMSFUSE_MAX_SLOTS] = {0};                                                                         \
         unsigned k = 0;                                                                                            \
         for (size_t i0 = begin; i0 < end;) {                                                                       \
             const size_t next = (i0 / QB + 1) * QB, m = (next < end ? next : end) - i0, o = i0 - begin;            \
-            if (m % (TX_HALVES(VV) ? 2 * VW : VW)) {                                                               \
+            if (m % qst) {                                                                                         \
                 typed_block(kernel, kp, variant, J, i0, m);                                                        \
                 i0 += m;                                                                                           \
                 continue;                                                                                          \
@@ -1114,7 +1115,7 @@ TX_RULES_HERE_(RMSFUSE_TX_DRAIN_)
                     if (q8u & (1u << s))                                                                           \
                         tx_q8_pre(J->type[s], (nonneg >> s) & 1u, q8f16c, J->a[s] + i0, tx_float(a[TX_SCALE + s]), \
                                   buf[k][s], m);                                                                   \
-            for (size_t i = o; i < o + m; i += TX_HALVES(VV) ? 2 * VW : VW) {                                      \
+            for (size_t i = o; i < o + m; i += qst) {                                                              \
                 RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV), a, i);                                    \
                 if (TX_HALVES(VV))                                                                                 \
                     RMSFUSE_CAT(rmsfuse_##r##_body_tx, TX_SUFFIX)(&kc, (VV) | 1u << TXV_ODD, a, i + VW);           \
