@@ -400,6 +400,9 @@ static const unsigned storages[][4] = {
     /* all-bf16 rounded stochastically: AVX2's loops of pairs (elements
      * i + 2l and i + 2l + 1, each with its own random number) */
     {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, SR},
+    /* the fewest bytes, a bf16 param rounded stochastically beside 8-bit
+     * state: AVX-512's constant loops for it */
+    {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8, SR},
 };
 enum { N_STORAGES = sizeof storages / sizeof storages[0] };
 

@@ -1423,11 +1423,21 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * instructions (AdamW: 84 per 8 elements), 25 more per block.  Loops of
  * their own for the linear map (the map a constant of V) saved 6 of those
  * 25 and took the AVX2 RMSProp object's compile from 36 to 72 s: not
- * kept. */
+ * kept.  A bf16 param rounded stochastically beside them (the fewest
+ * bytes), where the range is in one 2^32 range of elements (one K2, as
+ * TX_FEW_BF16_): the same constant loops, one vector at a time (no pairs
+ * beside 8-bit state); before 2026-12-05 the block path.  AMD Zen 5 VM,
+ * AVX2 forced, at DRAM size, 3 alternations, ns per element, block path
+ * -> fused: RMSProp 0.936 -> 0.676, with momentum 1.405 -> 1.085, SGD with
+ * momentum 0.865 -> 0.543, AdamW 1.366 -> 0.969, AdaGrad 0.950 -> 0.653
+ * (rounded to nearest even: 0.593, 1.021, 0.453, 0.886, 0.574); the AVX2
+ * rule objects' compile 57 -> 84 s of CPU time (gcc 12). */
 #define TX_FEW_Q8_(r, p, q)                                                                                \
         if (TX_FEW_CLASSES && (q) == TXS_Q8) {                                                             \
             if (!TX_SR(V) && !TX_PF16(V) && !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                   \
                 TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);                     \
+            else if ((p) == TXP_BF16 && TX_SR(V) && !TX_PF16(V) && TX_G(V) && tx_one_k2(begin, end))      \
+                TX_HOT_T_(r, V, 1u << TXV_G);                                                              \
             typed_blocks(kernel, kp, variant, J, begin, end);                                              \
             return;                                                                                        \
         }
@@ -1442,11 +1452,21 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * decoded before the loop -> constant loops: RMSProp 0.363 -> 0.280, bf16
  * 0.429 -> 0.339; with momentum 0.581 -> 0.503; SGD with momentum 0.330 ->
  * 0.237, bf16 0.385 -> 0.278; AdamW 0.501 -> 0.486, bf16 0.562 -> 0.536.
- * The library's build after a change to this file: 42 -> 57 s at -j2. */
+ * The library's build after a change to this file: 42 -> 57 s at -j2.
+ * And a bf16 param rounded stochastically beside them, as on AVX2 (no
+ * halves: TX_HALVES_CLASS), where before 2026-12-05 the loop that reads
+ * the variant ran: Zen 5 VM, 3 alternations, ns per element in L2 (at
+ * DRAM size 0.83-0.95 x the time too): RMSProp 0.424 -> 0.363, with
+ * momentum 0.636 -> 0.567, SGD with momentum 0.352 -> 0.293, AdamW 0.562
+ * -> 0.525, AdaGrad 0.374 -> 0.356; the library's compile 181 -> 193 s of
+ * CPU time. */
 #define TX_HW_Q8_(r, p, q)                                                                                 \
         if (TX_HW && (q) == TXS_Q8 && ((p) == TXP_F32 || (p) == TXP_BF16) && !TX_SR(V) && !TX_PF16(V) &&   \
             !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                                                   \
-            TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);
+            TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);                         \
+        else if (TX_HW && (q) == TXS_Q8 && (p) == TXP_BF16 && TX_SR(V) && !TX_PF16(V) && TX_G(V) &&        \
+                 tx_one_k2(begin, end))                                                                    \
+            TX_HOT_T_(r, V, 1u << TXV_G);
 /* AVX-512 (TX_HW), a bf16 param and gradient or an f16 param and gradient
  * beside bf16 state, rounded to nearest even: likewise the constant loop
  * of a variant of RMSFUSE_TXHOT_<rule> on a gradient read as it is, the
