@@ -814,6 +814,7 @@ static const storage_combo COMBOS[] = {
     {"pf16_gf16_sbf16", RMSFUSE_F16, RMSFUSE_F16, RMSFUSE_BF16, 0u},
     {"pbf16_gbf16_sq8", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8, 0u},
     {"pbf16_gbf16_sq8lin", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8_LINEAR, 0u},
+    {"pbf16sr_gbf16_sq8", RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8, RMSFUSE_STOCHASTIC_ROUNDING},
 };
 #define N_COMBOS (sizeof COMBOS / sizeof COMBOS[0])
 
