@@ -40,7 +40,9 @@ Storage types (storage/<rule>/<flags>/<combo>/<impl>/ws:<bytes>): per flag
 set, each storage combination (param / gradient / state types) next to the
 float32 step ("plain"): bytes per element, memory per parameter, its rate
 against the roofline of exactly its traffic and against float32 (with the
-ratio of bytes, what memory alone would give), per size class and ISA, and
+ratio of bytes, what memory alone would give), against one core's bound (the
+slower of the roofline, or sqrt + div floor, and its own time at the L2
+size, where memory does not limit it), per size class and ISA, and
 at the largest size on every core (impl pool_t<k> against roofline_t<k>);
 and storage_types.png.
 """
@@ -693,7 +695,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             w(f"| `{combo}`: {storage_title(ctx, combo)} | {mem['param']:.3g} | {mem['extra']:.3g} | "
               f"{mem['grad']:.3g} | " + " | ".join(cells) + " |")
     w("")
-    met_all, n_all, met_cores, n_cores = 0, 0, 0, 0
+    met_all, n_all, met_cores, n_cores, met_bound, n_bound = 0, 0, 0, 0, 0, 0
     for fs in fss:
         by = d.storage[fs]
         big = storage_largest(d, fs, classes)
@@ -719,8 +721,8 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             if any(big in bi.get("unfused", {}) for bi in by.values()) else []
         # the step's traffic rate where memory does not limit it (the L2 size): the most bandwidth one core can use
         l2 = classes.get("L2") if classes.get("L2") != big else None
-        gcols = ["roofline GB/s", "GB/s at L2"] if l2 and any(l2 in bi.get("dispatched", {}) for bi in by.values()) \
-            else []
+        gcols = ["roofline GB/s", "GB/s at L2", "one-core bound ns/elem", "/ bound"] \
+            if l2 and any(l2 in bi.get("dispatched", {}) for bi in by.values()) else []
         w("| storage | B/elem | ns/elem | roofline ns/elem | / roofline | limit ns/elem | / limit | / float32 | "
           "f32 bytes / bytes | roofline / f32 roofline | "
           + " | ".join(ucols + gcols + ccols + [f"{i} / roofline" for i in isa_cols]) + " |")
@@ -753,8 +755,17 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                 ru = bi.get("unfused", {}).get(big)
                 cells += [fr(ru and 1 / ru["gelem"], 3), fr(ratio(rd and rd["gelem"], ru and ru["gelem"]))]
             if gcols:
+                # one core's bound: the slower of the limit and the step's own time at the L2 size, where
+                # memory does not limit it (its arithmetic on one core)
                 r2 = bi.get("dispatched", {}).get(l2)
-                cells += [fr(rr and rr["gbs"], 1), fr(r2 and r2["gbs"], 1)]
+                bound = max(lim[0] or 0, r2 and 1 / r2["gelem"] or 0) or None
+                of_bound = ratio(bound, rd and 1 / rd["gelem"])
+                if of_bound is not None and combo != STORAGE_PLAIN:
+                    n_bound += 1
+                    met_bound += of_bound >= ROOFLINE_TARGET
+                cells += [fr(rr and rr["gbs"], 1), fr(r2 and r2["gbs"], 1),
+                          f"{bound:.3f} ({'in L2' if r2 and bound > (lim[0] or 0) else lim[1]})" if bound else "–",
+                          fr(of_bound)]
             if tcores:
                 x = cores.get(combo)
                 pc, rc = (x[1], x[2]) if x else (None, None)
@@ -781,7 +792,9 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
              + "); typed speed-up: its time over the typed step's" if ucols else "")
           + ("; GB/s at L2: the step's traffic rate at the L2 size, where memory does not limit it: the most "
              "memory bandwidth one core can use for it, so at this size it can reach its roofline only where that is "
-             "above the roofline's GB/s" if gcols else "")
+             "above the roofline's GB/s; one-core bound: the slower of the limit and the step's own time at the L2 "
+             "size (in L2: its arithmetic on one core, slower than memory, so that one core cannot reach the "
+             "roofline with this code), / bound: the bound's time over the step's" if gcols else "")
           + (f"; {tcores} cores: the typed plan run by rmsfuse_pool_run_plan on {tcores} workers, against the "
              f"roofline run by the same workers over the same split, and against `{ref_cn}` "
              "on the pool" if tcores else "") + ".)\n")
@@ -816,7 +829,9 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
           f"sqrt + div floor where that is slower) at the largest size: met by {met_all} of {n_all} "
           "combinations (every flag set)"
           + (f"; on every core (the pool, against the roofline on the same workers), by {met_cores} of "
-             f"{n_cores}" if n_cores else "") + ".\n")
+             f"{n_cores}" if n_cores else "")
+          + (f"; on one core against its one-core bound (the slower of the limit and the step's own time at the "
+             f"L2 size), by {met_bound} of {n_bound}" if n_bound else "") + ".\n")
     noisy = sorted(((r["cv"], f"{fs}/{c}/{i}/{fmt_size(t)}") for fs in fss for c, bi in d.storage[fs].items()
                     for i, bt in bi.items() for t, r in bt.items() if r.get("cv") is not None and r["cv"] > 0.05),
                    reverse=True)
@@ -1546,6 +1561,18 @@ def plot(ctx, d, classes, outdir, errors):
                 ax.barh([y + (j - (len(bars) - 1) / 2) * wdt for y in ys], vals, height=wdt,
                         color=ccolors.get(c, "#8c564b"),
                         label=f"{where}, {tcores} cores (pool)" if c == "cores" else f"{c} ({fmt_size(t)})")
+            # one core's bound at the largest size: the roofline's time over the step's own time in L2
+            # (memory not limiting), beside that size's bar; at the plot's edge where above it
+            l2 = classes.get("L2")
+            jb = next((j for j, (c, t) in enumerate(bars) if c != "cores" and t == big), None)
+            if l2 and l2 != big and jb is not None:
+                most = [ratio(by.get(cb, {}).get("dispatched", {}).get(l2, {}).get("gelem"),
+                              by.get(cb, {}).get("roofline", {}).get(big, {}).get("gelem")) for cb in typed]
+                if any(m is not None for m in most):
+                    ax.plot([min(m, 1.22) if m is not None else float("nan") for m in most],
+                            [y + (jb - (len(bars) - 1) / 2) * wdt for y in ys], linestyle="", marker="D",
+                            markersize=5, color="black",
+                            label="one core's bound at the largest size: roofline's time / its time in L2")
             ax.axvline(ROOFLINE_TARGET, color="black", linewidth=0.9, linestyle=":", label=f"{ROOFLINE_TARGET}")
             ax.axvline(1.0, color="0.4", linewidth=0.8)
             ax.set_yticks(ys)
