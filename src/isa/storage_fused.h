@@ -123,7 +123,9 @@ enum { /* the run-time bits' positions */
  * A param rounded stochastically beside them: both halves' words put
  * together by one two-table word permute (TXN(st_half_sr): 0.95-0.98 x
  * the time of those steps).  A bf16 param or master weights beside 8-bit
- * state (2026-12-05, 4 alternations, in L2): 0.89-0.94 x the time.
+ * state (2026-12-05, 4 alternations, in L2): 0.89-0.94 x the time; the
+ * param rounded stochastically there, once it had constant loops
+ * (TX_HW_Q8_; 3 alternations, in L2 and at DRAM size): 0.93-0.98 x.
  * (Without the param's subnormal check, wrong bits, measured 0.77-0.95 x
  * the time before: the check, not the branch, is what costs; keeping the
  * values of 16 vectors and checking once per 256 elements was no faster,
@@ -133,7 +135,7 @@ enum { /* the run-time bits' positions */
  */
 #define TX_HALVES_CLASS(V)                                                                                 \
     (TX_HW && (((V) >> TXV_GPLAIN) & 1u) &&                                                                \
-     (TX_S(V) == TXS_BF16 || ((TX_P(V) == TXP_BF16 || TX_P(V) == TXP_MASTER) && !TX_PF16(V) && !TX_SR(V))))
+     (TX_S(V) == TXS_BF16 || ((TX_P(V) == TXP_BF16 || TX_P(V) == TXP_MASTER) && !TX_PF16(V))))
 #define TX_HALVES(V)     (TX_HALVES_CLASS(V) && !TX_PIPED(V))
 /*
  * Software pipelining (bit TXV_PIPE: AVX2's and AVX-512's loops of
@@ -1453,9 +1455,9 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * 0.429 -> 0.339; with momentum 0.581 -> 0.503; SGD with momentum 0.330 ->
  * 0.237, bf16 0.385 -> 0.278; AdamW 0.501 -> 0.486, bf16 0.562 -> 0.536.
  * The library's build after a change to this file: 42 -> 57 s at -j2.
- * And a bf16 param rounded stochastically beside them, as on AVX2 (no
- * halves: TX_HALVES_CLASS), where before 2026-12-05 the loop that reads
- * the variant ran: Zen 5 VM, 3 alternations, ns per element in L2 (at
+ * And a bf16 param rounded stochastically beside them, as on AVX2 (then
+ * in halves too: TX_HALVES_CLASS), where before 2026-12-05 the loop that
+ * reads the variant ran: Zen 5 VM, 3 alternations, ns per element in L2 (at
  * DRAM size 0.83-0.95 x the time too): RMSProp 0.424 -> 0.363, with
  * momentum 0.636 -> 0.567, SGD with momentum 0.352 -> 0.293, AdamW 0.562
  * -> 0.525, AdaGrad 0.374 -> 0.356; the library's compile 181 -> 193 s of
