@@ -401,7 +401,8 @@ static const unsigned storages[][4] = {
      * i + 2l and i + 2l + 1, each with its own random number) */
     {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_BF16, SR},
     /* the fewest bytes, a bf16 param rounded stochastically beside 8-bit
-     * state: AVX-512's constant loops for it */
+     * state: AVX2's and AVX-512's constant loops for it (and AVX-512's
+     * beside float32 state: {BF16, BF16, F32, SR} above) */
     {RMSFUSE_BF16, RMSFUSE_BF16, RMSFUSE_Q8, SR},
 };
 enum { N_STORAGES = sizeof storages / sizeof storages[0] };
