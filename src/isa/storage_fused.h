@@ -1277,9 +1277,23 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 #else
 #define TX_HOT_TYPES (1u << TXV_G) /* a bf16 gradient */
 #endif
+/* The variants that get constant loops: RMSFUSE_TXHOT_<rule>; with
+ * -DRMSFUSE_TX_HOT_FEW (the sanitizer presets, CMakePresets.json), only
+ * those of its bits that change the loops' structure (the split bit, the
+ * late stage's, the state's flushing): 12 of the 48 valid variants.  The
+ * others' constant loops are the same source with other bits of the
+ * body's arithmetic (weight decay, dampening); under ASan and UBSan they
+ * made most of the sanitize preset's build (Zen 5 VM, -j2: 328-376 s with
+ * every variant, 201 s with these; docs/reliability.md).  Not in a
+ * library that ships: only the presets' RMSFUSE_ISA_EXTRA_FLAGS set it. */
+#ifdef RMSFUSE_TX_HOT_FEW
+#define TX_HOTSET_(r) (RMSFUSE_TXHOT_##r & (RMSFUSE_TXSPLIT_##r | RMSFUSE_LATE_##r | RMSFUSE_FLUSHED_##r))
+#else
+#define TX_HOTSET_(r) RMSFUSE_TXHOT_##r
+#endif
 #define TX_VCASE_(r, v)                                                                                    \
     case (v):                                                                                              \
-        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~RMSFUSE_TXHOT_##r) == 0u) {        \
+        if ((v) < RMSFUSE_NVAR_##r && rmsfuse_##r##_valid(v) && ((v) & ~TX_HOTSET_(r)) == 0u) {            \
             TX_LOOPS_AT_(r, ((VH | TH | 1u << TXV_GPLAIN) &                                                \
                              ~(0xFFu | ((1u << TXV_G | 1u << TXV_GF16 | 1u << TXV_PF16) & ~TH) |           \
                                1u << TXV_SFL)) |                                                           \
@@ -1319,7 +1333,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
     do {                                                                                                   \
         const unsigned VH = (W), TH = (T);                                                                 \
         const rmsfuse_grad_k in = ((const rmsfuse_##r##_k *)kp)->in;                                       \
-        if ((variant & ~RMSFUSE_TXHOT_##r) == 0u && in.gs == 1.0f && in.gc == INFINITY)                    \
+        if ((variant & ~TX_HOTSET_(r)) == 0u && in.gs == 1.0f && in.gc == INFINITY)                        \
             switch (variant) {                                                                             \
                 RMSFUSE_FOR_EACH_VARIANT(TX_VCASE_, r)                                                     \
             default:                                                                                       \
