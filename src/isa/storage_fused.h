@@ -1469,11 +1469,20 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * 0.429 -> 0.339; with momentum 0.581 -> 0.503; SGD with momentum 0.330 ->
  * 0.237, bf16 0.385 -> 0.278; AdamW 0.501 -> 0.486, bf16 0.562 -> 0.536.
  * The library's build after a change to this file: 42 -> 57 s at -j2.
- * A bf16 param rounded stochastically beside them: TX_HW_SR_. */
+ * And a bf16 param rounded stochastically beside them, as on AVX2 (then
+ * in halves too: TX_HALVES_CLASS), where before 2026-12-05 the loop that
+ * reads the variant ran: Zen 5 VM, 3 alternations, ns per element in L2 (at
+ * DRAM size 0.83-0.95 x the time too): RMSProp 0.424 -> 0.363, with
+ * momentum 0.636 -> 0.567, SGD with momentum 0.352 -> 0.293, AdamW 0.562
+ * -> 0.525, AdaGrad 0.374 -> 0.356; the library's compile 181 -> 193 s of
+ * CPU time. */
 #define TX_HW_Q8_(r, p, q)                                                                                 \
         if (TX_HW && (q) == TXS_Q8 && ((p) == TXP_F32 || (p) == TXP_BF16) && !TX_SR(V) && !TX_PF16(V) &&   \
             !TX_GF16(V) && TX_G(V) == ((p) == TXP_BF16))                                                   \
-            TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);
+            TX_HOT_T_(r, V & ~(1u << TXV_SR), (p) == TXP_BF16 ? 1u << TXV_G : 0u);                         \
+        else if (TX_HW && (q) == TXS_Q8 && (p) == TXP_BF16 && TX_SR(V) && !TX_PF16(V) && TX_G(V) &&        \
+                 tx_one_k2(begin, end))                                                                    \
+            TX_HOT_T_(r, V, 1u << TXV_G);
 /* AVX-512 (TX_HW), a bf16 param and gradient or an f16 param and gradient
  * beside bf16 state, rounded to nearest even: likewise the constant loop
  * of a variant of RMSFUSE_TXHOT_<rule> on a gradient read as it is, the
@@ -1482,40 +1491,35 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
  * L2: all-bf16 RMSProp 0.184 -> 0.175, with momentum 0.284 -> 0.276, SGD
  * with momentum 0.148 -> 0.120, AdamW 0.232 -> 0.224; f16 params 0.172
  * -> 0.164, 0.279 -> 0.255, 0.150 -> 0.097, 0.222 -> 0.206; at DRAM size
- * 0.90-0.98 x the time.  The library's build: 57 -> 66 s at -j2.
- * Rounded stochastically: TX_HW_SR_. */
+ * 0.90-0.98 x the time.  The library's build: 57 -> 66 s at -j2.  And
+ * all-bf16 rounded stochastically where the range is in one 2^32 range
+ * of elements (one K2, as TX_FEW_BF16_ on AVX2), best of 4 alternations,
+ * in L2: RMSProp 0.350 -> 0.296, with momentum 0.479 -> 0.416, SGD with
+ * momentum 0.317 -> 0.271, AdamW 0.410 -> 0.373; at DRAM size 0.84-0.90
+ * x the time; the build 65 -> 79 s. */
 #define TX_HW_BF16_(r, p, q)                                                                               \
         if (TX_HW && (q) == TXS_BF16 && (p) == TXP_BF16 && !TX_SR(V)) {                                    \
             if (TX_PF16(V) && TX_GF16(V))                                                                  \
                 TX_HOT_T_(r, V & ~(1u << TXV_SR), 1u << TXV_PF16 | 1u << TXV_GF16);                        \
             else if (!TX_PF16(V) && TX_G(V))                                                               \
                 TX_HOT_T_(r, V & ~(1u << TXV_SR), 1u << TXV_G);                                            \
-        }
-/* AVX-512 (TX_HW), a bf16 param rounded stochastically (no master
- * weights) on a bf16 gradient, beside any state (float32 or none, bf16,
- * 8-bit), where the range is in one 2^32 range of elements (one K2, as
- * TX_FEW_BF16_ and TX_FEW_Q8_ on AVX2): the constant loop of a variant of
- * RMSFUSE_TXHOT_<rule> on the gradient read as it is, in halves
- * (TX_HALVES_CLASS); before, the loop that reads the variant.  Zen 5 VM,
- * ns per element in L2, variant read in the loop -> constant:
- * - beside bf16 state, best of 4 alternations: RMSProp 0.350 -> 0.296,
- *   with momentum 0.479 -> 0.416, SGD with momentum 0.317 -> 0.271, AdamW
- *   0.410 -> 0.373; at DRAM size 0.84-0.90 x the time; the library's build
- *   65 -> 79 s at -j2;
- * - beside 8-bit state (2026-12-05), 3 alternations: RMSProp 0.424 ->
- *   0.363, with momentum 0.636 -> 0.567, SGD with momentum 0.352 -> 0.293,
- *   AdamW 0.562 -> 0.525, AdaGrad 0.374 -> 0.356; at DRAM size 0.83-0.95 x
- *   the time; the library's compile 181 -> 193 s of CPU time;
- * - beside float32 state (2026-12-05), 3 alternations: RMSProp 0.269 ->
- *   0.196, with momentum 0.358 -> 0.263, SGD with momentum 0.212 -> 0.155,
- *   AdamW 0.302 -> 0.235, AdaGrad 0.257 -> 0.192; at DRAM size 0.82-0.95 x
- *   the time (AdamW 1.04 x in a memory spell that moved its roofline as
- *   much); the AVX-512 rule objects' compile 158 -> 170 s of CPU time
- *   (gcc 12).
- * One branch for the three state classes since 2026-12-05 (three before,
- * alike but for the state's test). */
-#define TX_HW_SR_(r, p)                                                                                    \
-        if (TX_HW && (p) == TXP_BF16 && TX_SR(V) && !TX_PF16(V) && TX_G(V) && tx_one_k2(begin, end))       \
+        } else if (TX_HW && (q) == TXS_BF16 && (p) == TXP_BF16 && !TX_PF16(V) && TX_G(V) &&                \
+                   tx_one_k2(begin, end))                                                                  \
+            TX_HOT_T_(r, V | 1u << TXV_SR, 1u << TXV_G);
+/* AVX-512 (TX_HW), a bf16 param rounded stochastically beside float32
+ * state (or none), the param's float32 value not kept (no master weights):
+ * the constant loop of a variant of RMSFUSE_TXHOT_<rule> on a bf16
+ * gradient read as it is, where the range is in one 2^32 range of elements
+ * (one K2), in halves (TX_HALVES_CLASS), as beside bf16 and 8-bit state;
+ * before 2026-12-05 the loop that reads the variant.  AMD Zen 5 VM, 3
+ * alternations, ns per element in L2 (at DRAM size 0.82-0.95 x the time,
+ * AdamW 1.04 x in a memory spell that moved its roofline as much):
+ * RMSProp 0.269 -> 0.196, with momentum 0.358 -> 0.263, SGD with momentum
+ * 0.212 -> 0.155, AdamW 0.302 -> 0.235, AdaGrad 0.257 -> 0.192; the AVX-512
+ * rule objects' compile 158 -> 170 s of CPU time (gcc 12). */
+#define TX_HW_SR32_(r, p, q)                                                                               \
+        if (TX_HW && (q) == TXS_F32 && (p) == TXP_BF16 && TX_SR(V) && !TX_PF16(V) && TX_G(V) &&            \
+            tx_one_k2(begin, end))                                                                         \
             TX_HOT_T_(r, V, 1u << TXV_G);
 /* Rule r's loops of class (p, q): a function of its own, shared between
  * the objects of one ISA (hidden: not exported), named after the ISA. */
@@ -1537,7 +1541,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
         TX_FEW_Q8_(r, p, q)                                                                                \
         TX_HW_Q8_(r, p, q)                                                                                 \
         TX_HW_BF16_(r, p, q)                                                                               \
-        TX_HW_SR_(r, p)                                                                                    \
+        TX_HW_SR32_(r, p, q)                                                                               \
         if (TX_SR(V)) { /* in pieces within one 2^32 range: one K2 each (docs/math.md) */                  \
             for (size_t b = begin, e; b < end; b = e) {                                                    \
                 const uint64_t next = (((uint64_t)b >> 32) + 1u) << 32;                                    \
@@ -1590,7 +1594,6 @@ static const tx_fn TXN(table)[RMSFUSE_N_RULES][TX_NCLASS] = {RMSFUSE_RULES(TX_RU
 #undef TX_FEW_Q8_
 #undef TX_HW_Q8_
 #undef TX_HW_BF16_
-#undef TX_HW_SR_
 #undef TX_HOT_T_
 #undef TX_VCASE_
 #undef TX_HOT_TYPES
