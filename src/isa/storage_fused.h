@@ -1280,7 +1280,7 @@ static RMSFUSE_ALWAYS_INLINE unsigned TXN(v_of)(const unsigned C, const unsigned
 /* The variants that get constant loops: RMSFUSE_TXHOT_<rule>; with
  * -DRMSFUSE_TX_HOT_FEW (the sanitizer presets, CMakePresets.json), only
  * those of its bits that change the loops' structure (the split bit, the
- * late stage's, the state's flushing): 12 of the 48 valid variants.  The
+ * late stage's, the state's flushing): 12 of the 42 valid variants.  The
  * others' constant loops are the same source with other bits of the
  * body's arithmetic (weight decay, dampening); under ASan and UBSan they
  * made most of the sanitize preset's build (Zen 5 VM, -j2: 328-376 s with
