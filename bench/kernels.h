@@ -58,6 +58,10 @@ typedef struct roofline_stream {
  * n elements of the step, all streams in one loop (fused loops for the
  * benchmark's lists, roofline.c); returns a value of the reads. */
 uint32_t roofline_mixed(const roofline_stream *s, int count, size_t n, uint32_t c);
+/* The same, with float arithmetic on registers interleaved, `work` eighths
+ * of a unit per 64 elements (roofline.c's rf_work): the roofline of a step
+ * whose own arithmetic takes as long as that work. */
+uint32_t roofline_mixed_work(const roofline_stream *s, int count, size_t n, uint32_t c, unsigned work);
 /* The STREAM bytes per element of the step: width per read or write, per `per`. */
 double roofline_stream_bytes(const roofline_stream *s, int count);
 /* A split bf16 param's halves (hi, lo) joined into n float32 bits, and

@@ -42,7 +42,9 @@ float32 step ("plain"): bytes per element, memory per parameter, its rate
 against the roofline of exactly its traffic and against float32 (with the
 ratio of bytes, what memory alone would give), against one core's bound (the
 slower of the roofline, or sqrt + div floor, and its own time at the L2
-size, where memory does not limit it), per size class and ISA, and
+size, where memory does not limit it) and against the roofline with as
+much arithmetic as the step's at the L2 size (impl roofline_work), per
+size class and ISA, and
 at the largest size on every core (impl pool_t<k> against roofline_t<k>);
 and storage_types.png.
 """
@@ -695,7 +697,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             w(f"| `{combo}`: {storage_title(ctx, combo)} | {mem['param']:.3g} | {mem['extra']:.3g} | "
               f"{mem['grad']:.3g} | " + " | ".join(cells) + " |")
     w("")
-    met_all, n_all, met_cores, n_cores, met_bound, n_bound = 0, 0, 0, 0, 0, 0
+    met_all, n_all, met_cores, n_cores, met_bound, n_bound, met_work, n_work = 0, 0, 0, 0, 0, 0, 0, 0
     for fs in fss:
         by = d.storage[fs]
         big = storage_largest(d, fs, classes)
@@ -723,11 +725,15 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
         l2 = classes.get("L2") if classes.get("L2") != big else None
         gcols = ["roofline GB/s", "GB/s at L2", "one-core bound ns/elem", "/ bound"] \
             if l2 and any(l2 in bi.get("dispatched", {}) for bi in by.values()) else []
+        # the roofline with the step's own arithmetic (roofline_work): what one core gives for its traffic
+        # and as much arithmetic as the step does at the L2 size
+        wcols = ["same-work roofline ns/elem", "/ same-work"] \
+            if any(big in bi.get("roofline_work", {}) for bi in by.values()) else []
         w("| storage | B/elem | ns/elem | roofline ns/elem | / roofline | limit ns/elem | / limit | / float32 | "
           "f32 bytes / bytes | roofline / f32 roofline | "
-          + " | ".join(ucols + gcols + ccols + [f"{i} / roofline" for i in isa_cols]) + " |")
+          + " | ".join(ucols + gcols + wcols + ccols + [f"{i} / roofline" for i in isa_cols]) + " |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-          + "---:|" * (len(ucols) + len(gcols) + len(ccols) + len(isa_cols)))
+          + "---:|" * (len(ucols) + len(gcols) + len(wcols) + len(ccols) + len(isa_cols)))
         for combo in combos:
             bi = by.get(combo)
             if not bi:
@@ -766,6 +772,13 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                 cells += [fr(rr and rr["gbs"], 1), fr(r2 and r2["gbs"], 1),
                           f"{bound:.3f} ({'in L2' if r2 and bound > (lim[0] or 0) else lim[1]})" if bound else "–",
                           fr(of_bound)]
+            if wcols:
+                rw = bi.get("roofline_work", {}).get(big)
+                of_work = ratio(rd and rd["gelem"], rw and rw["gelem"])
+                if of_work is not None:
+                    n_work += 1
+                    met_work += of_work >= ROOFLINE_TARGET
+                cells += [fr(rw and 1 / rw["gelem"], 3), fr(of_work)]
             if tcores:
                 x = cores.get(combo)
                 pc, rc = (x[1], x[2]) if x else (None, None)
@@ -795,6 +808,10 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
              "above the roofline's GB/s; one-core bound: the slower of the limit and the step's own time at the L2 "
              "size (in L2: its arithmetic on one core, slower than memory, so that one core cannot reach the "
              "roofline with this code), / bound: the bound's time over the step's" if gcols else "")
+          + ("; same-work roofline: the roofline's streams with float arithmetic interleaved, as much as makes "
+             "it take the step's own time at the L2 size (found by timing in this run): what one core and this "
+             "memory give for the step's traffic and as much arithmetic, where the one-core bound assumes they "
+             "overlap fully; / same-work: its time over the step's" if wcols else "")
           + (f"; {tcores} cores: the typed plan run by rmsfuse_pool_run_plan on {tcores} workers, against the "
              f"roofline run by the same workers over the same split, and against `{ref_cn}` "
              "on the pool" if tcores else "") + ".)\n")
@@ -831,7 +848,9 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
           + (f"; on every core (the pool, against the roofline on the same workers), by {met_cores} of "
              f"{n_cores}" if n_cores else "")
           + (f"; on one core against its one-core bound (the slower of the limit and the step's own time at the "
-             f"L2 size), by {met_bound} of {n_bound}" if n_bound else "") + ".\n")
+             f"L2 size), by {met_bound} of {n_bound}" if n_bound else "")
+          + (f"; on one core against the roofline with its own arithmetic (same-work), by {met_work} of {n_work}"
+             if n_work else "") + ".\n")
     noisy = sorted(((r["cv"], f"{fs}/{c}/{i}/{fmt_size(t)}") for fs in fss for c, bi in d.storage[fs].items()
                     for i, bt in bi.items() for t, r in bt.items() if r.get("cv") is not None and r["cv"] > 0.05),
                    reverse=True)
@@ -1573,6 +1592,16 @@ def plot(ctx, d, classes, outdir, errors):
                             [y + (jb - (len(bars) - 1) / 2) * wdt for y in ys], linestyle="", marker="D",
                             markersize=5, color="black",
                             label="one core's bound at the largest size: roofline's time / its time in L2")
+            # the roofline with the step's own arithmetic (roofline_work) at the largest size: what one core
+            # reaches with that traffic and that much arithmetic, as a fraction of the roofline
+            if jb is not None:
+                same = [ratio(by.get(cb, {}).get("roofline_work", {}).get(big, {}).get("gelem"),
+                              by.get(cb, {}).get("roofline", {}).get(big, {}).get("gelem")) for cb in typed]
+                if any(m is not None for m in same):
+                    ax.plot([min(m, 1.22) if m is not None else float("nan") for m in same],
+                            [y + (jb - (len(bars) - 1) / 2) * wdt for y in ys], linestyle="", marker="D",
+                            markersize=7, markerfacecolor="none", markeredgewidth=1.3, color="#d62728",
+                            label="the roofline with as much arithmetic as the step's (same-work) / the roofline")
             ax.axvline(ROOFLINE_TARGET, color="black", linewidth=0.9, linestyle=":", label=f"{ROOFLINE_TARGET}")
             ax.axvline(1.0, color="0.4", linewidth=0.8)
             ax.set_yticks(ys)

@@ -34,7 +34,10 @@
  *                                       width) at the class sizes, every ISA at
  *                                       the largest, unfused there (float32
  *                                       copies, the float32 step, converted
- *                                       back), and there on every core
+ *                                       back), roofline_work there (the
+ *                                       roofline with as much arithmetic as
+ *                                       the step's own at the L2 size), and
+ *                                       there on every core
  *                                       too: pool_t<k> (the typed plan on
  *                                       rmsfuse_pool) and roofline_t<k> (on
  *                                       the same k workers); <bytes>: the float32
@@ -470,7 +473,7 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 /* ---- the benchmarks ------------------------------------------------------- */
 enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
             K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_STORAGE_UNFUSED, K_STORAGE_POOL,
-            K_STORAGE_POOL_ROOFLINE, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE,
+            K_STORAGE_POOL_ROOFLINE, K_STORAGE_WORK, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE,
             K_TRAIN_NORM };
 
 typedef struct bench_case {
@@ -486,6 +489,7 @@ typedef struct bench_case {
     size_t zi;    /* and whether the library runs it with the flag cleared */
     int exact;    /* (K_SPARSE_PEER: always) */
     int combo;    /* K_STORAGE*: index into COMBOS, or -1: the float32 step (the plain API) */
+    size_t cal_n; /* K_STORAGE_WORK: the elements at the L2 size, where its work is found */
 } bench_case;
 
 static void set_rates(rmsfuse_bench_state *st, const bench_case *bc, size_t elems)
@@ -777,8 +781,10 @@ static void bench_sparse(rmsfuse_bench_state *st, void *arg)
  * <impl>: dispatched and roofline at every class size; every ISA at the
  * largest class size run (DRAM, unless --rmsfuse_max_ws caps it), and there
  * unfused (unfused_step: converted to float32 copies, the float32 step,
- * converted back; the same bits in three passes: what the typed step saves)
- * and, on all k cores where there are several: pool_t<k>, the typed plan run by
+ * converted back; the same bits in three passes: what the typed step saves),
+ * roofline_work (the roofline with as much arithmetic as the step's own at
+ * the L2 size, find_work: what one core gives for that traffic and that
+ * arithmetic together) and, on all k cores where there are several: pool_t<k>, the typed plan run by
  * rmsfuse_pool_run_plan (made per step, as threads/... does), and
  * roofline_t<k>, the same streams run by the same k workers over the same
  * split (the memory system shared by k cores is the limit users meet when
@@ -1196,6 +1202,95 @@ static int unfused_arrays(const flagset *f, size_t n)
 }
 
 static volatile uint32_t roofline_sink;
+
+/*
+ * The roofline with a step's own work (storage/.../roofline_work): the
+ * step's streams (roofline_mixed) with arithmetic on registers
+ * interleaved (roofline_mixed_work), as much as makes the roofline
+ * take the step's own time at the L2 size, where memory does not limit
+ * either.  At the largest size it is then what this core and memory give
+ * for the step's traffic and as much arithmetic: where the step's
+ * arithmetic takes about as long as its traffic, one core overlaps the two
+ * only in part, and the slower of the two (the one-core bound of the
+ * report) is more than it can reach.  Found by timing in the benchmark's
+ * own run: the best of WORK_TRIES batches of WORK_BATCH calls for each
+ * count tried, over the first cal_n elements of the arrays.
+ */
+enum { WORK_TRIES = 15, WORK_BATCH = 8, WORK_MAX = 1u << 14 };
+typedef struct work_cal {
+    unsigned work;  /* eighths of a unit per 64 elements (roofline_mixed_work) */
+    double step_ns; /* ns per element at the L2 size: the typed step, */
+    double work_ns; /* the roofline with that work, */
+    double plain_ns; /* and without */
+} work_cal;
+
+static double work_time(const roofline_stream *rs, int k, size_t n, unsigned work)
+{
+    double best = 1e30;
+    uint32_t acc = roofline_mixed_work(rs, k, n, 1u, work);
+    for (int t = 0; t < WORK_TRIES; t++) {
+        const double t0 = now_s();
+        for (int j = 0; j < WORK_BATCH; j++)
+            acc ^= roofline_mixed_work(rs, k, n, 1u, work);
+        const double dt = (now_s() - t0) / WORK_BATCH;
+        best = dt < best ? dt : best;
+    }
+    roofline_sink = acc;
+    return best * 1e9 / (double)n;
+}
+
+static const char *find_work(const flagset *f, const storage_combo *c, const roofline_stream *rs, int k,
+                             size_t cal_n, work_cal *wc)
+{
+    const rmsfuse_storage base = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
+    rmsfuse_storage sto = base;
+    const rmsfuse_typed_tensor t = typed_tensor(f, c, cal_n);
+    if (cal_n == 0 || lib_step_typed(f, &sto, &t) != RMSFUSE_OK)
+        return "the step at the L2 size failed";
+    double best = 1e30;
+    for (int r = 0; r < WORK_TRIES; r++) {
+        const double t0 = now_s();
+        for (int j = 0; j < WORK_BATCH; j++) {
+            sto.step++;
+            lib_step_typed(f, &sto, &t);
+        }
+        const double dt = (now_s() - t0) / WORK_BATCH;
+        best = dt < best ? dt : best;
+    }
+    wc->step_ns = best * 1e9 / (double)cal_n;
+    /* each calibration pass wrote the first cal_n elements: filled again
+     * before the timed runs */
+    filled_by = NULL;
+    /* the least work whose roofline takes the step's time: doubling, then
+     * halving the interval (the time grows with the work) */
+    wc->plain_ns = work_time(rs, k, cal_n, 0u);
+    unsigned lo = 0, hi = 1;
+    double thi = work_time(rs, k, cal_n, hi);
+    if (wc->plain_ns >= wc->step_ns) {
+        wc->work = 0;
+        wc->work_ns = wc->plain_ns;
+        return NULL;
+    }
+    while (thi < wc->step_ns && hi < WORK_MAX) {
+        lo = hi;
+        hi *= 2;
+        thi = work_time(rs, k, cal_n, hi);
+    }
+    while (hi - lo > 1) {
+        const unsigned mid = lo + (hi - lo) / 2;
+        const double tm = work_time(rs, k, cal_n, mid);
+        if (tm < wc->step_ns)
+            lo = mid;
+        else {
+            hi = mid;
+            thi = tm;
+        }
+    }
+    wc->work = hi;
+    wc->work_ns = thi;
+    return NULL;
+}
+
 static void storage_counters(rmsfuse_bench_state *st, const flagset *f, const storage_combo *c, size_t n);
 
 static void bench_storage(rmsfuse_bench_state *st, void *arg)
@@ -1255,6 +1350,25 @@ static void bench_storage(rmsfuse_bench_state *st, void *arg)
         }
         while (rmsfuse_bench_keep_running(st))
             unfused_step(f, c, &t, unfused_w);
+    } else if (bc->kind == K_STORAGE_WORK) {
+        roofline_stream rs[ROOFLINE_MAX_STREAMS];
+        const int k = combo_streams(f, c, rs);
+        storage_fill(bc, f, c, n);
+        work_cal wc;
+        const char *why = find_work(f, c, rs, k, bc->cal_n, &wc);
+        if (why) {
+            rmsfuse_bench_skip(st, why);
+            return;
+        }
+        uint32_t acc = roofline_mixed_work(rs, k, n, 1u, wc.work); /* warm-up */
+        while (rmsfuse_bench_keep_running(st))
+            acc ^= roofline_mixed_work(rs, k, n, 1u, wc.work);
+        roofline_sink = acc;
+        rmsfuse_bench_set_counter(st, "work_eighths", (double)wc.work, 0);
+        rmsfuse_bench_set_counter(st, "work_cal_n", (double)bc->cal_n, 0);
+        rmsfuse_bench_set_counter(st, "work_step_ns_per_elem", wc.step_ns, 0);
+        rmsfuse_bench_set_counter(st, "work_roofline_ns_per_elem", wc.work_ns, 0);
+        rmsfuse_bench_set_counter(st, "work_plain_ns_per_elem", wc.plain_ns, 0);
     } else if (!c) {
         float *x[BENCH_SLOTS];
         for (int j = 0; j < f->ninplace; j++)
@@ -1843,7 +1957,7 @@ static bench_case *add(enum kind kind, const char *isa, const flagset *f, size_t
         fn = bench_threads;
     else if (kind == K_SPARSE || kind == K_SPARSE_PEER)
         fn = bench_sparse;
-    else if (kind == K_STORAGE || kind == K_STORAGE_ROOFLINE || kind == K_STORAGE_UNFUSED)
+    else if (kind == K_STORAGE || kind == K_STORAGE_ROOFLINE || kind == K_STORAGE_UNFUSED || kind == K_STORAGE_WORK)
         fn = bench_storage;
     else if (kind == K_STORAGE_POOL || kind == K_STORAGE_POOL_ROOFLINE)
         fn = bench_storage_threads;
@@ -2245,6 +2359,14 @@ int main(int argc, char **argv)
                             bp->combo = ci;
                             bp->threads = cores > 64 ? 64 : cores;
                         }
+                    /* the roofline with the step's own work, at that size
+                     * too (its work found at the L2 size) */
+                    if (sizes[i] == storage_isa_ws && ci >= 0 && m.cache[2] / 2 <= sizes[i]) {
+                        snprintf(buf, sizeof buf, "storage/%s/%s/roofline_work/ws:%zu", f->id, cname, sizes[i]);
+                        bench_case *bw = add(K_STORAGE_WORK, NULL, f, n, buf);
+                        bw->combo = ci;
+                        bw->cal_n = elements_for(f, m.cache[2] / 2);
+                    }
                     /* the unfused step, at that size too */
                     if (sizes[i] == storage_isa_ws && ci >= 0 && has_unfused(&COMBOS[ci])) {
                         snprintf(buf, sizeof buf, "storage/%s/%s/unfused/ws:%zu", f->id, cname, sizes[i]);

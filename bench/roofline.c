@@ -144,7 +144,38 @@ static void roof_one(const roofline_stream *s, size_t i, uint32_t c, uint32_t *a
     }
 }
 
-static uint32_t roofline_any(const roofline_stream *s, int count, size_t n, uint32_t c)
+/*
+ * The work of roofline_mixed_work: after each RF_SUB elements of the
+ * streams, units of float arithmetic on registers, seeded by those
+ * elements' gradient (so that they wait for its loads, as a step's
+ * arithmetic does) and independent of the other elements' work, so that
+ * the work is interleaved with the loads and stores as a step's is (after
+ * each block of 256 instead, one core overlapped nothing: the roofline's
+ * time plus the work's at DRAM size, AMD Zen 5 VM).  `work` counts eighths
+ * of a unit per RF_SUB elements: each run of RF_SUB gets work / 8 units,
+ * rounded up in (work % 8) of every 8 runs.  A unit is x = x / 2 + 1
+ * (which stays in [1, 3)) on 8 vectors of 8 floats.  The benchmark finds
+ * `work` by timing (bench/rmsfuse_bench.c).
+ */
+#define RF_BLOCK 256u /* RMSFUSE_Q8_BLOCK */
+#define RF_SUB   64u /* ROOF_E */
+typedef float rf_wv __attribute__((vector_size(32)));
+static inline __attribute__((always_inline)) uint32_t rf_work(unsigned work, uint32_t seed)
+{
+    const float s0 = 1.0f + (float)(seed & 0xFFFFu) * 0x1p-17f;
+    rf_wv x[8];
+    for (int j = 0; j < 8; j++)
+        x[j] = (rf_wv){0} + (s0 + 0.125f * (float)j);
+    for (unsigned k = 0; k < work; k++)
+        for (int j = 0; j < 8; j++)
+            x[j] = x[j] * 0.5f + 1.0f;
+    const rf_wv t = ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    return u;
+}
+
+static uint32_t roofline_any(const roofline_stream *s, int count, size_t n, uint32_t c, unsigned work)
 {
     /* the streams of one element per element, their bytes per iteration */
     char *p[ROOFLINE_MAX_STREAMS];
@@ -174,6 +205,8 @@ static uint32_t roofline_any(const roofline_stream *s, int count, size_t n, uint
                 for (unsigned o = 0; o < bytes[k]; o += ROOF_VB)
                     roof_st(q + o, cv);
         }
+        if (work)
+            acc1 ^= rf_work((work + (unsigned)(it % 8u)) / 8u, (uint32_t)acc[0]);
         if (m < count) {
             const size_t i = it * ROOF_E;
             for (int k = 0; k < count; k++)
@@ -201,32 +234,53 @@ static uint32_t roofline_any(const roofline_stream *s, int count, size_t n, uint
  * scale each where S is 1 (8-bit), moved after each block of RF_BLOCK
  * elements.
  */
-#define RF_BLOCK 256u /* RMSFUSE_Q8_BLOCK */
 enum { RF_RW2, RF_RW4, RF_WR2, RF_NP0 };
 #define RF_FN_(G, P0, P1, S, NS)                                                                                    \
     static __attribute__((noinline)) uint32_t rf_##G##_##P0##_##P1##_##S##_##NS(char *const *a, size_t n,          \
-                                                                                 uint32_t c)                       \
+                                                                                 uint32_t c, unsigned work)        \
     {                                                                                                               \
         return rf_loop_##G##_##P0##_##P1##_##S##_##NS(                                                              \
             (const RF_T##G *)a[0], (RF_TP0_##P0 *)a[1], (RF_T##P1 *)a[2], (RF_T##S *)a[3], (RF_T##S *)a[4],         \
-            (uint32_t *)a[5], (uint32_t *)a[6], n, c);                                                              \
+            (uint32_t *)a[5], (uint32_t *)a[6], n, c, 0u * work);                                                   \
+    }                                                                                                               \
+    static __attribute__((noinline)) uint32_t rfw_##G##_##P0##_##P1##_##S##_##NS(char *const *a, size_t n,         \
+                                                                                  uint32_t c, unsigned work)       \
+    {                                                                                                               \
+        return rf_loop_##G##_##P0##_##P1##_##S##_##NS(                                                              \
+            (const RF_T##G *)a[0], (RF_TP0_##P0 *)a[1], (RF_T##P1 *)a[2], (RF_T##S *)a[3], (RF_T##S *)a[4],         \
+            (uint32_t *)a[5], (uint32_t *)a[6], n, c, work);                                                        \
     }
+#define RF_ELEM_(i, G, P0, P1, S, NS)                                                                                               \
+    do {                                                                                                            \
+        bacc ^= g[i];                                                                                               \
+        p0[i] = (RF_TP0_##P0)((P0) == RF_WR2 ? c ^ (uint32_t)(i) : p0[i] + c);                                      \
+        if ((P1) != 0)                                                                                              \
+            p1[i] = (RF_T##P1)(p1[i] + c);                                                                          \
+        s0[i] = (RF_T##S)(s0[i] + c);                                                                               \
+        if ((NS) > 1)                                                                                               \
+            s1[i] = (RF_T##S)(s1[i] + c);                                                                           \
+    } while (0)
 #define RF_LOOP_(G, P0, P1, S, NS)                                                                                  \
     static inline __attribute__((always_inline)) uint32_t rf_loop_##G##_##P0##_##P1##_##S##_##NS(                  \
         const RF_T##G *restrict g, RF_TP0_##P0 *restrict p0, RF_T##P1 *restrict p1, RF_T##S *restrict s0,          \
-        RF_T##S *restrict s1, uint32_t *restrict q0, uint32_t *restrict q1, size_t n, uint32_t c)                  \
+        RF_T##S *restrict s1, uint32_t *restrict q0, uint32_t *restrict q1, size_t n, uint32_t c, unsigned work)   \
     {                                                                                                               \
         RF_T##G acc = 0;                                                                                            \
+        uint32_t wacc = 0;                                                                                          \
         for (size_t b = 0; b < n; b += RF_BLOCK) {                                                                  \
             const size_t e = n - b < RF_BLOCK ? n : b + RF_BLOCK;                                                   \
-            for (size_t i = b; i < e; i++) {                                                                        \
-                acc ^= g[i];                                                                                        \
-                p0[i] = (RF_TP0_##P0)((P0) == RF_WR2 ? c ^ (uint32_t)i : p0[i] + c);                                \
-                if ((P1) != 0)                                                                                      \
-                    p1[i] = (RF_T##P1)(p1[i] + c);                                                                  \
-                s0[i] = (RF_T##S)(s0[i] + c);                                                                       \
-                if ((NS) > 1)                                                                                       \
-                    s1[i] = (RF_T##S)(s1[i] + c);                                                                   \
+            for (size_t sb = b, se; sb < e; sb = se) { /* without work: the block at once */                        \
+                se = work && e - sb > RF_SUB ? sb + RF_SUB : e;                                                     \
+                RF_T##G bacc = 0;                                                                                   \
+                if (work && se - sb == RF_SUB)                                                                      \
+                    for (size_t i = sb; i < sb + RF_SUB; i++)                                                       \
+                        RF_ELEM_(i, G, P0, P1, S, NS);                                                                              \
+                else                                                                                                \
+                    for (size_t i = sb; i < se; i++)                                                                \
+                        RF_ELEM_(i, G, P0, P1, S, NS);                                                                              \
+                acc ^= bacc;                                                                                        \
+                if (work) /* work / 8 units on average over 8 runs of RF_SUB */                                   \
+                    wacc ^= rf_work((work + (unsigned)(sb / RF_SUB % 8u)) / 8u, bacc);                              \
             }                                                                                                       \
             if ((S) == 1) {                                                                                         \
                 q0[b / RF_BLOCK] += c;                                                                              \
@@ -234,7 +288,7 @@ enum { RF_RW2, RF_RW4, RF_WR2, RF_NP0 };
                     q1[b / RF_BLOCK] += c;                                                                          \
             }                                                                                                       \
         }                                                                                                           \
-        return acc;                                                                                                 \
+        return acc ^ wacc;                                                                                          \
     }
 typedef uint8_t RF_T0; /* no stream (never written) */
 typedef uint8_t RF_T1;
@@ -254,18 +308,18 @@ _Static_assert(RF_RW2 == 0 && RF_RW4 == 1 && RF_WR2 == 2, "RF_TP0_<P0>");
 RF_ALL_(RF_LOOP_)
 RF_ALL_(RF_FN_)
 
-typedef uint32_t (*rf_fn)(char *const *a, size_t n, uint32_t c);
+typedef uint32_t (*rf_fn)(char *const *a, size_t n, uint32_t c, unsigned work);
 #define RF_CASE_(G, P0, P1, S, NS)                                                                                  \
     if (g == (G) && p0 == (P0) && p1 == (P1) && sw == (S) && ns == (NS))                                            \
-        return rf_##G##_##P0##_##P1##_##S##_##NS;
-static rf_fn rf_find(int g, int p0, int p1, int sw, int ns)
+        return work ? rfw_##G##_##P0##_##P1##_##S##_##NS : rf_##G##_##P0##_##P1##_##S##_##NS;
+static rf_fn rf_find(int g, int p0, int p1, int sw, int ns, unsigned work)
 {
     RF_ALL_(RF_CASE_)
     return NULL;
 }
 
 /* The fused loop for streams s and their pointers in a[] (rf_fn's), or NULL. */
-static rf_fn rf_match(const roofline_stream *s, int count, char **a)
+static rf_fn rf_match(const roofline_stream *s, int count, char **a, unsigned work)
 {
     if (count < 3 || s[0].mode != ROOF_READ || s[0].per != 1 || s[1].per != 1)
         return NULL;
@@ -302,7 +356,7 @@ static rf_fn rf_match(const roofline_stream *s, int count, char **a)
     const int ns = nr - first, sw = ns > 0 ? r[first]->width : 0;
     if (ns < 1 || ns > 2 || (ns == 2 && r[first + 1]->width != sw) || (p1 == 1) || nq != (sw == 1 ? ns : 0))
         return NULL;
-    const rf_fn f = rf_find(s[0].width, p0, p1, sw, ns);
+    const rf_fn f = rf_find(s[0].width, p0, p1, sw, ns, work);
     if (!f)
         return NULL;
     a[0] = s[0].p;
@@ -317,9 +371,14 @@ static rf_fn rf_match(const roofline_stream *s, int count, char **a)
 
 uint32_t roofline_mixed(const roofline_stream *s, int count, size_t n, uint32_t c)
 {
+    return roofline_mixed_work(s, count, n, c, 0u);
+}
+
+uint32_t roofline_mixed_work(const roofline_stream *s, int count, size_t n, uint32_t c, unsigned work)
+{
     char *a[7];
-    const rf_fn f = rf_match(s, count, a);
-    return f ? f(a, n, c) : roofline_any(s, count, n, c);
+    const rf_fn f = rf_match(s, count, a, work);
+    return f ? f(a, n, c, work) : roofline_any(s, count, n, c, work);
 }
 
 /* A split bf16 param's halves joined into float32 bits and parted again

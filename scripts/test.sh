@@ -180,6 +180,7 @@ stage_bench() {
     # the start-up checks: the peers and the unfused storage step give the library's bits
     grep -q '"peers_bitexact_with_library": "yes"' "$out/bench.json"
     grep -q '"storage_unfused_bitexact_with_typed": "yes"' "$out/bench.json"
+    grep -q '"work_eighths"' "$out/bench.json" # the same-work roofline found its work
     /usr/bin/python3 bench/report.py "$out/bench.json" "$out/report" \
         --command "scripts/test.sh bench (smoke run)" >/dev/null
     ls "$out"/report/*.png
