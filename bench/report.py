@@ -101,7 +101,7 @@ class Data:
     """One statistic of one run: results[fs][impl][target_ws], floors[isa], ...
     fs is a flag set's id, "<rule>/<name>"."""
 
-    def __init__(self, entries, cv, stat, worst=None, best=None):
+    def __init__(self, entries, cv, stat, worst=None, best=None, median=None):
         self.stat = stat
         self.results = defaultdict(lambda: defaultdict(dict))
         self.floors = {}  # isa -> Gelem/s, the faster order
@@ -151,7 +151,10 @@ class Data:
                     "bytes": b.get("stream_bytes_per_elem"), "ws_bytes": b.get("ws_bytes"),
                     "divider": int(b.get("sqrt_div_per_elem", 1)),
                     "mem": {k: b.get(f"mem_{k}_bytes") for k in ("param", "extra", "grad", "state")},
-                    "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1)}
+                    "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1),
+                    # roofline_work: the step's time over the roofline's in each repetition, run just before
+                    # it (the median over the repetitions, whatever the statistic: a ratio of paired times)
+                    "pair": ((median or {}).get(name) or b).get("pair_of_same_work")}
                 continue
             m = SPARSE_RE.match(name)
             if m:
@@ -248,7 +251,7 @@ def load(path):
             if name not in entries:
                 runs = sorted(runs, key=lambda r: r.get("items_per_second", 0.0))
                 entries[name] = runs[-1] if stat == "best" else runs[len(runs) // 2]
-        stats[stat] = Data(entries, agg.get("cv", {}), stat, agg.get("min"), agg.get("max"))
+        stats[stat] = Data(entries, agg.get("cv", {}), stat, agg.get("min"), agg.get("max"), agg.get("median"))
     classes = {}
     for part in ctx.get("size_classes_ws", "").split(","):
         if "=" in part:
@@ -774,7 +777,8 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                           fr(of_bound)]
             if wcols:
                 rw = bi.get("roofline_work", {}).get(big)
-                of_work = ratio(rd and rd["gelem"], rw and rw["gelem"])
+                # paired: the step timed just before the roofline in each repetition (else the two benchmarks)
+                of_work = (rw or {}).get("pair") or ratio(rd and rd["gelem"], rw and rw["gelem"])
                 if of_work is not None:
                     n_work += 1
                     met_work += of_work >= ROOFLINE_TARGET
@@ -811,7 +815,8 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
           + ("; same-work roofline: the roofline's streams with float arithmetic interleaved, as much as makes "
              "it take the step's own time at the L2 size (found by timing in this run): what one core and this "
              "memory give for the step's traffic and as much arithmetic, where the one-core bound assumes they "
-             "overlap fully; / same-work: its time over the step's" if wcols else "")
+             "overlap fully; / same-work: its time over the step's, the step timed just before it in each "
+             "repetition, the median over the repetitions" if wcols else "")
           + (f"; {tcores} cores: the typed plan run by rmsfuse_pool_run_plan on {tcores} workers, against the "
              f"roofline run by the same workers over the same split, and against `{ref_cn}` "
              "on the pool" if tcores else "") + ".)\n")

@@ -174,6 +174,10 @@ void rmsfuse_bench_skip(rmsfuse_bench_state *st, const char *reason) { S(st).Ski
 
 void rmsfuse_bench_add_context(const char *key, const char *value) { benchmark::AddCustomContext(key, value); }
 
+void rmsfuse_bench_pause(rmsfuse_bench_state *st) { S(st).PauseTiming(); }
+
+void rmsfuse_bench_resume(rmsfuse_bench_state *st) { S(st).ResumeTiming(); }
+
 void rmsfuse_bench_clobber_memory(void) { benchmark::ClobberMemory(); }
 
 void rmsfuse_bench_set_progress(double seconds) { progress.every = seconds; }

@@ -48,6 +48,11 @@ void rmsfuse_bench_skip(rmsfuse_bench_state *st, const char *reason);
 /* A key/value pair for the "context" of the JSON output (call before main). */
 void rmsfuse_bench_add_context(const char *key, const char *value);
 
+/* Stops and restarts the timer inside the timed loop: what runs between is
+ * not the benchmark's time. */
+void rmsfuse_bench_pause(rmsfuse_bench_state *st);
+void rmsfuse_bench_resume(rmsfuse_bench_state *st);
+
 /* A compiler barrier: memory may have been read and written. */
 void rmsfuse_bench_clobber_memory(void);
 
