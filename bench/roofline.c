@@ -205,8 +205,9 @@ static uint32_t roofline_any(const roofline_stream *s, int count, size_t n, uint
                 for (unsigned o = 0; o < bytes[k]; o += ROOF_VB)
                     roof_st(q + o, cv);
         }
-        if (work)
-            acc1 ^= rf_work((work + (unsigned)(it % 8u)) / 8u, (uint32_t)acc[0]);
+        const unsigned u = (work + (unsigned)(it % 8u)) / 8u; /* work / 8 on average */
+        if (u)
+            acc1 ^= rf_work(u, (uint32_t)acc[0]);
         if (m < count) {
             const size_t i = it * ROOF_E;
             for (int k = 0; k < count; k++)
@@ -279,8 +280,9 @@ enum { RF_RW2, RF_RW4, RF_WR2, RF_NP0 };
                     for (size_t i = sb; i < se; i++)                                                                \
                         RF_ELEM_(i, G, P0, P1, S, NS);                                                                              \
                 acc ^= bacc;                                                                                        \
-                if (work) /* work / 8 units on average over 8 runs of RF_SUB */                                   \
-                    wacc ^= rf_work((work + (unsigned)(sb / RF_SUB % 8u)) / 8u, bacc);                              \
+                const unsigned u = (work + (unsigned)(sb / RF_SUB % 8u)) / 8u; /* work / 8 on average */          \
+                if (u)                                                                                              \
+                    wacc ^= rf_work(u, bacc);                                                                       \
             }                                                                                                       \
             if ((S) == 1) {                                                                                         \
                 q0[b / RF_BLOCK] += c;                                                                              \
