@@ -154,7 +154,8 @@ class Data:
                     "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1),
                     # roofline_work: the step's time over the roofline's in each repetition, run just before
                     # it (the median over the repetitions, whatever the statistic: a ratio of paired times)
-                    "pair": ((median or {}).get(name) or b).get("pair_of_same_work")}
+                    "pair": ((median or {}).get(name) or b).get("pair_of_same_work"),
+                    "pair_roof": ((median or {}).get(name) or b).get("pair_of_roofline")}
                 continue
             m = SPARSE_RE.match(name)
             if m:
@@ -744,7 +745,10 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             rd, rr = bi.get("dispatched", {}).get(big), bi.get("roofline", {}).get(big)
             b = (rd or rr or {}).get("bytes")
             bref = (ref_d or ref_r or {}).get("bytes")
-            fr_roof = ratio(rd and rd["gelem"], rr and rr["gelem"])
+            # paired where measured (roofline_work: the step and the roofline timed one after the other in
+            # each repetition, the median of the ratios), else the two benchmarks' rates
+            pair_roof = bi.get("roofline_work", {}).get(big, {}).get("pair_roof")
+            fr_roof = pair_roof or ratio(rd and rd["gelem"], rr and rr["gelem"])
             # the limit: the slower of the roofline and the sqrt + div floor (rules with a divider)
             lim = []
             if rr:
@@ -752,7 +756,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             if flo and div:
                 lim.append((1 / flo, "sqrt+div"))
             lim = max(lim) if lim else (None, None)
-            of_lim = ratio(lim[0], rd and 1 / rd["gelem"])
+            of_lim = fr_roof if pair_roof and lim[1] == "roofline" else ratio(lim[0], rd and 1 / rd["gelem"])
             if of_lim is not None and combo != STORAGE_PLAIN:
                 n_all += 1
                 met_all += of_lim >= ROOFLINE_TARGET
@@ -768,7 +772,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                 # memory does not limit it (its arithmetic on one core)
                 r2 = bi.get("dispatched", {}).get(l2)
                 bound = max(lim[0] or 0, r2 and 1 / r2["gelem"] or 0) or None
-                of_bound = ratio(bound, rd and 1 / rd["gelem"])
+                of_bound = of_lim if bound and bound == lim[0] else ratio(bound, rd and 1 / rd["gelem"])
                 if of_bound is not None and combo != STORAGE_PLAIN:
                     n_bound += 1
                     met_bound += of_bound >= ROOFLINE_TARGET
@@ -796,7 +800,11 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
                 cells.append(fr(ratio(ri and ri["gelem"], rr and rr["gelem"])))
             w(f"| `{combo}` | " + " | ".join(cells) + " |")
         w("")
-        w(f"(limit: the slower of the roofline and the sqrt + div floor at {active} width"
+        w(f"(/ roofline: the roofline's time over the step's"
+          + (", the two timed one after the other in each repetition (in `roofline_work`), the median of "
+             "those ratios over the repetitions, so that the machine's changes of memory speed cancel"
+             if any(bi.get("roofline_work", {}).get(big, {}).get("pair_roof") for bi in by.values()) else "")
+          + f"; limit: the slower of the roofline and the sqrt + div floor at {active} width"
           + (f", {1 / flo:.3f} ns/elem" if flo and div else ", none for this rule" if not div else ", not measured")
           + "; / limit: the limit's time over the step's; / float32: the rate over the float32 step's, against "
           "f32 bytes / bytes, what the traffic alone would give"
