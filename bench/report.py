@@ -1588,6 +1588,11 @@ def plot(ctx, d, classes, outdir, errors):
                         rd, rr = (x[1], x[2]) if x else (None, None)
                     else:
                         rd, rr = by.get(cb, {}).get("dispatched", {}).get(t), by.get(cb, {}).get("roofline", {}).get(t)
+                        # paired at the largest size where measured (as in the tables)
+                        pr = by.get(cb, {}).get("roofline_work", {}).get(t, {}).get("pair_roof")
+                        if pr:
+                            vals.append(pr)
+                            continue
                     vals.append(ratio(rd and rd["gelem"], rr and rr["gelem"]) or 0)
                 where = next((n for n in CLASSES if classes.get(n) == big), fmt_size(big))
                 ax.barh([y + (j - (len(bars) - 1) / 2) * wdt for y in ys], vals, height=wdt,
@@ -1608,8 +1613,12 @@ def plot(ctx, d, classes, outdir, errors):
             # the roofline with the step's own arithmetic (roofline_work) at the largest size: what one core
             # reaches with that traffic and that much arithmetic, as a fraction of the roofline
             if jb is not None:
-                same = [ratio(by.get(cb, {}).get("roofline_work", {}).get(big, {}).get("gelem"),
-                              by.get(cb, {}).get("roofline", {}).get(big, {}).get("gelem")) for cb in typed]
+                def same_of(cb):
+                    rw = by.get(cb, {}).get("roofline_work", {}).get(big, {})
+                    if rw.get("pair") and rw.get("pair_roof"):  # paired: the roofline's time over its own
+                        return rw["pair_roof"] / rw["pair"]
+                    return ratio(rw.get("gelem"), by.get(cb, {}).get("roofline", {}).get(big, {}).get("gelem"))
+                same = [same_of(cb) for cb in typed]
                 if any(m is not None for m in same):
                     ax.plot([min(m, 1.22) if m is not None else float("nan") for m in same],
                             [y + (jb - (len(bars) - 1) / 2) * wdt for y in ys], linestyle="", marker="D",
