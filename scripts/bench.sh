@@ -39,8 +39,9 @@
 # The sparse-gradient part (96 benchmarks, 480 runs, their warm-ups
 # included) adds about a minute (1:04 on the 2-core development machine
 # under load; --sparse runs only it); the exact-IEEE rows at the class sizes
-# (dispatched_exact, 44 benchmarks) ~30 s; the storage-type part (540
-# benchmarks, 2700 runs; --storage runs only it) about 5 minutes.  The Python benchmark's sparse
+# (dispatched_exact, 44 benchmarks) ~30 s; the storage-type part (1005
+# benchmarks on 2 cores, 5025 runs; --storage runs only it) about 10 minutes
+# (20 with 10 repetitions on the Zen 5 VM, 2026-12-05).  The Python benchmark's sparse
 # part (python_bench.py --sparse) takes ~2.5 minutes, its training-step part
 # (--train: unscale, clip by norm and update against torch's sequence) ~2,
 # its bf16-model part (--storage: the drop-ins' storage choices against
