@@ -473,8 +473,8 @@ static inline void refresh(const flagset *f, float *const *a, size_t n)
 /* ---- the benchmarks ------------------------------------------------------- */
 enum kind { K_ISA, K_DISPATCHED, K_DISPATCHED_EXACT, K_ROOFLINE, K_PEER_O2, K_PEER_NATIVE, K_FLOOR, K_POOL,
             K_POOL_ROOFLINE, K_SPARSE, K_SPARSE_PEER, K_STORAGE, K_STORAGE_ROOFLINE, K_STORAGE_UNFUSED, K_STORAGE_POOL,
-            K_STORAGE_POOL_ROOFLINE, K_STORAGE_WORK, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT, K_TRAIN_SCALE,
-            K_TRAIN_NORM };
+            K_STORAGE_POOL_ROOFLINE, K_STORAGE_WORK, K_MULTI, K_MULTI_LOOP, K_MULTI_PLAN, K_MULTI_POOL, K_MULTI_FLAT,
+            K_TRAIN_SCALE, K_TRAIN_NORM };
 
 typedef struct bench_case {
     enum kind kind;
@@ -1402,7 +1402,8 @@ static void bench_storage(rmsfuse_bench_state *st, void *arg)
             tw += t4 - t3;
         }
         roofline_sink = acc;
-        rmsfuse_bench_set_counter(st, "pair_step_ns_per_elem", ts * 1e9 / ((double)rmsfuse_bench_iterations(st) * (double)n), 0);
+        const double its = (double)rmsfuse_bench_iterations(st);
+        rmsfuse_bench_set_counter(st, "pair_step_ns_per_elem", ts * 1e9 / (its * (double)n), 0);
         rmsfuse_bench_set_counter(st, "pair_of_roofline", ts > 0.0 ? tr / ts : 0.0, 0);
         rmsfuse_bench_set_counter(st, "pair_of_same_work", ts > 0.0 ? tw / ts : 0.0, 0);
         rmsfuse_bench_set_counter(st, "work_eighths", (double)wc.work, 0);

@@ -242,7 +242,7 @@ enum { RF_RW2, RF_RW4, RF_WR2, RF_NP0 };
     {                                                                                                               \
         return rf_loop_##G##_##P0##_##P1##_##S##_##NS(                                                              \
             (const RF_T##G *)a[0], (RF_TP0_##P0 *)a[1], (RF_T##P1 *)a[2], (RF_T##S *)a[3], (RF_T##S *)a[4],         \
-            (uint32_t *)a[5], (uint32_t *)a[6], n, c, 0u * work);                                                   \
+            (uint32_t *)a[5], (uint32_t *)a[6], n, c, 0u * work); /* without work: a constant 0 */                  \
     }                                                                                                               \
     static __attribute__((noinline)) uint32_t rfw_##G##_##P0##_##P1##_##S##_##NS(char *const *a, size_t n,         \
                                                                                   uint32_t c, unsigned work)       \
@@ -251,7 +251,7 @@ enum { RF_RW2, RF_RW4, RF_WR2, RF_NP0 };
             (const RF_T##G *)a[0], (RF_TP0_##P0 *)a[1], (RF_T##P1 *)a[2], (RF_T##S *)a[3], (RF_T##S *)a[4],         \
             (uint32_t *)a[5], (uint32_t *)a[6], n, c, work);                                                        \
     }
-#define RF_ELEM_(i, G, P0, P1, S, NS)                                                                                               \
+#define RF_ELEM_(i, G, P0, P1, S, NS)                                                                               \
     do {                                                                                                            \
         bacc ^= g[i];                                                                                               \
         p0[i] = (RF_TP0_##P0)((P0) == RF_WR2 ? c ^ (uint32_t)(i) : p0[i] + c);                                      \
@@ -275,10 +275,10 @@ enum { RF_RW2, RF_RW4, RF_WR2, RF_NP0 };
                 RF_T##G bacc = 0;                                                                                   \
                 if (work && se - sb == RF_SUB)                                                                      \
                     for (size_t i = sb; i < sb + RF_SUB; i++)                                                       \
-                        RF_ELEM_(i, G, P0, P1, S, NS);                                                                              \
+                        RF_ELEM_(i, G, P0, P1, S, NS);                                                              \
                 else                                                                                                \
                     for (size_t i = sb; i < se; i++)                                                                \
-                        RF_ELEM_(i, G, P0, P1, S, NS);                                                                              \
+                        RF_ELEM_(i, G, P0, P1, S, NS);                                                              \
                 acc ^= bacc;                                                                                        \
                 const unsigned u = (work + (unsigned)(sb / RF_SUB % 8u)) / 8u; /* work / 8 on average */          \
                 if (u)                                                                                              \
