@@ -152,8 +152,9 @@ class Data:
                     "divider": int(b.get("sqrt_div_per_elem", 1)),
                     "mem": {k: b.get(f"mem_{k}_bytes") for k in ("param", "extra", "grad", "state")},
                     "cv": cv.get(name, {}).get("items_per_second"), "reps": b.get("repetitions", 1),
-                    # roofline_work: the step's time over the roofline's in each repetition, run just before
-                    # it (the median over the repetitions, whatever the statistic: a ratio of paired times)
+                    # roofline_work: its time and the roofline's over the step's, the step and the roofline
+                    # timed just before it in each repetition (the median over the repetitions, whatever the
+                    # statistic: ratios of paired times); storage_paired reads them
                     "pair": ((median or {}).get(name) or b).get("pair_of_same_work"),
                     "pair_roof": ((median or {}).get(name) or b).get("pair_of_roofline")}
                 continue
@@ -660,6 +661,14 @@ def storage_cores(bi, ws):
     return t, bi.get(f"pool_t{t}", {}).get(ws), bi.get(f"roofline_t{t}", {}).get(ws)
 
 
+def storage_paired(bi, ws):
+    """A combination's paired fractions at size ws (roofline_work: the step, the roofline and the roofline
+    with the step's own arithmetic timed one after the other): (roofline's time / the step's, same-work
+    roofline's time / the step's), each None where not measured."""
+    rw = bi.get("roofline_work", {}).get(ws, {})
+    return rw.get("pair_roof"), rw.get("pair")
+
+
 def storage_markdown(ctx, stats, primary, classes, pngs, isas):
     d = stats[primary]
     fss, combos = storage_order(d, ctx)
@@ -750,7 +759,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             bref = (ref_d or ref_r or {}).get("bytes")
             # paired where measured (roofline_work: the step and the roofline timed one after the other in
             # each repetition, the median of the ratios), else the two benchmarks' rates
-            pair_roof = bi.get("roofline_work", {}).get(big, {}).get("pair_roof")
+            pair_roof, pair_work = storage_paired(bi, big)
             fr_roof = pair_roof or ratio(rd and rd["gelem"], rr and rr["gelem"])
             # the limit: the slower of the roofline and the sqrt + div floor (rules with a divider)
             lim = []
@@ -785,7 +794,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
             if wcols:
                 rw = bi.get("roofline_work", {}).get(big)
                 # paired: the step timed just before the roofline in each repetition (else the two benchmarks)
-                of_work = (rw or {}).get("pair") or ratio(rd and rd["gelem"], rw and rw["gelem"])
+                of_work = pair_work or ratio(rd and rd["gelem"], rw and rw["gelem"])
                 if of_work is not None:
                     n_work += 1
                     met_work += of_work >= ROOFLINE_TARGET
@@ -806,7 +815,7 @@ def storage_markdown(ctx, stats, primary, classes, pngs, isas):
         w(f"(/ roofline: the roofline's time over the step's"
           + (", the two timed one after the other in each repetition (in `roofline_work`), the median of "
              "those ratios over the repetitions, so that the machine's changes of memory speed cancel"
-             if any(bi.get("roofline_work", {}).get(big, {}).get("pair_roof") for bi in by.values()) else "")
+             if any(storage_paired(bi, big)[0] for bi in by.values()) else "")
           + f"; limit: the slower of the roofline and the sqrt + div floor at {active} width"
           + (f", {1 / flo:.3f} ns/elem" if flo and div else ", none for this rule" if not div else ", not measured")
           + "; / limit: the limit's time over the step's; / float32: the rate over the float32 step's, against "
@@ -1592,7 +1601,7 @@ def plot(ctx, d, classes, outdir, errors):
                     else:
                         rd, rr = by.get(cb, {}).get("dispatched", {}).get(t), by.get(cb, {}).get("roofline", {}).get(t)
                         # paired at the largest size where measured (as in the tables)
-                        pr = by.get(cb, {}).get("roofline_work", {}).get(t, {}).get("pair_roof")
+                        pr = storage_paired(by.get(cb, {}), t)[0]
                         if pr:
                             vals.append(pr)
                             continue
@@ -1617,10 +1626,11 @@ def plot(ctx, d, classes, outdir, errors):
             # reaches with that traffic and that much arithmetic, as a fraction of the roofline
             if jb is not None:
                 def same_of(cb):
-                    rw = by.get(cb, {}).get("roofline_work", {}).get(big, {})
-                    if rw.get("pair") and rw.get("pair_roof"):  # paired: the roofline's time over its own
-                        return rw["pair_roof"] / rw["pair"]
-                    return ratio(rw.get("gelem"), by.get(cb, {}).get("roofline", {}).get(big, {}).get("gelem"))
+                    pr, pw = storage_paired(by.get(cb, {}), big)
+                    if pr and pw:  # paired: the roofline's time over the same-work roofline's
+                        return pr / pw
+                    return ratio(by.get(cb, {}).get("roofline_work", {}).get(big, {}).get("gelem"),
+                                 by.get(cb, {}).get("roofline", {}).get(big, {}).get("gelem"))
                 same = [same_of(cb) for cb in typed]
                 if any(m is not None for m in same):
                     ax.plot([min(m, 1.22) if m is not None else float("nan") for m in same],

@@ -1216,9 +1216,10 @@ static volatile uint32_t roofline_sink;
  * own run: the best of WORK_TRIES batches of WORK_BATCH calls for each
  * count tried, over the first cal_n elements of the arrays.  The roofline
  * runs with c = 0 here (x += 0: the same loads and stores, the values kept),
- * so that the step timed beside it finds the values it was filled with:
- * with c = 1 the 8-bit codes and scales moved at every call, and the
- * linear map's step took 5 x its time (AMD Zen 5 VM).
+ * so that the step timed beside it finds only its own steps' values, as
+ * the dispatched benchmark's steps do (no fill again after the
+ * calibration): with c = 1 the 8-bit codes and scales moved at every call,
+ * and the linear map's step took 5 x its time (AMD Zen 5 VM).
  */
 enum { WORK_TRIES = 15, WORK_BATCH = 8, WORK_MAX = 1u << 14 };
 typedef struct work_cal {
@@ -1246,8 +1247,7 @@ static double work_time(const roofline_stream *rs, int k, size_t n, unsigned wor
 static const char *find_work(const flagset *f, const storage_combo *c, const roofline_stream *rs, int k,
                              size_t cal_n, work_cal *wc)
 {
-    const rmsfuse_storage base = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
-    rmsfuse_storage sto = base;
+    rmsfuse_storage sto = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
     const rmsfuse_typed_tensor t = typed_tensor(f, c, cal_n);
     if (cal_n == 0 || lib_step_typed(f, &sto, &t) != RMSFUSE_OK)
         return "the step at the L2 size failed";
@@ -1262,19 +1262,16 @@ static const char *find_work(const flagset *f, const storage_combo *c, const roo
         best = dt < best ? dt : best;
     }
     wc->step_ns = best * 1e9 / (double)cal_n;
-    /* the steps wrote the first cal_n elements: filled again before the
-     * timed runs */
-    filled_by = NULL;
     /* the work whose roofline takes the step's time: doubling, then halving
      * the interval (the time grows with the work) */
     wc->plain_ns = work_time(rs, k, cal_n, 0u);
-    unsigned lo = 0, hi = 1;
-    double thi = work_time(rs, k, cal_n, hi);
     if (wc->plain_ns >= wc->step_ns) {
         wc->work = 0;
         wc->work_ns = wc->plain_ns;
         return NULL;
     }
+    unsigned lo = 0, hi = 1;
+    double thi = work_time(rs, k, cal_n, hi);
     while (thi < wc->step_ns && hi < WORK_MAX) {
         lo = hi;
         hi *= 2;
@@ -1378,7 +1375,6 @@ static void bench_storage(rmsfuse_bench_state *st, void *arg)
          * the machine, whose memory changes speed by up to 2 x within
          * minutes (a ratio of separate benchmarks, run minutes apart, moved
          * by +-10% and more between runs) */
-        storage_fill(bc, f, c, n);
         rmsfuse_storage sto = {c->param, c->grad, c->state, c->flags, 0x5eedull, 0ull};
         const rmsfuse_typed_tensor t = typed_tensor(f, c, n);
         lib_step_typed(f, &sto, &t);
